@@ -1,0 +1,107 @@
+"""Augmentation of a whole batch at once, on tensors, on whatever device the batch is on.
+
+Random numbers come from a CPU `torch.Generator` and only the small parameter tensors move to the
+batch's device, so the same seed gives the same batch on CPU and CUDA. Every transform is off by default.
+Images are floats in [0, 1] with a black (0) background, shape (N, C, H, W): augment before normalising,
+so that pixels moved in from outside the frame are background.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator, dtype=torch.float64).mul_(high - low).add_(low)
+
+
+def random_affine(images: torch.Tensor, generator: torch.Generator, *, rotation: float = 0.0,
+                  translate: float = 0.0, scale: tuple[float, float] = (1.0, 1.0), shear: float = 0.0) -> torch.Tensor:
+    """One random affine map per image: rotation in ±`rotation` degrees, shift up to ±`translate` of the
+    image size along each axis, zoom in `scale`, x-shear in ±`shear` degrees. Bilinear, zero fill."""
+    if rotation == 0 and translate == 0 and tuple(scale) == (1.0, 1.0) and shear == 0:
+        return images
+    n = images.shape[0]
+    angle = torch.deg2rad(_uniform(n, -rotation, rotation, generator))
+    shear_angle = torch.deg2rad(_uniform(n, -shear, shear, generator))
+    zoom = _uniform(n, scale[0], scale[1], generator)
+    # Normalised coordinates span [-1, 1], i.e. 2 units per image, so a shift of f images is 2f units.
+    shift = _uniform(2 * n, -translate, translate, generator).view(n, 2) * 2
+
+    cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear_angle)
+    # Forward map of the content: rotate · shear · zoom, then shift.
+    forward = torch.zeros(n, 2, 2, dtype=torch.float64)
+    forward[:, 0, 0] = cos * zoom
+    forward[:, 0, 1] = (cos * tan - sin) * zoom
+    forward[:, 1, 0] = sin * zoom
+    forward[:, 1, 1] = (sin * tan + cos) * zoom
+    # affine_grid wants the inverse: for each output pixel, where to read in the input.
+    inverse = torch.linalg.inv(forward)
+    theta = torch.cat([inverse, -(inverse @ shift.unsqueeze(2))], dim=2)
+    theta = theta.to(device=images.device, dtype=images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_erasing(images: torch.Tensor, generator: torch.Generator, *, p: float = 0.0,
+                   area: tuple[float, float] = (0.02, 0.1), ratio: tuple[float, float] = (0.3, 3.3),
+                   value: float = 0.0) -> torch.Tensor:
+    """With probability `p` per image, set one random rectangle (a fraction `area` of the image, aspect
+    ratio in `ratio`) to `value`. Returns a new tensor."""
+    if p == 0:
+        return images
+    n, _, height, width = images.shape
+    erase = torch.rand(n, generator=generator) < p
+    fraction = _uniform(n, area[0], area[1], generator)
+    aspect = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator))
+    h = (fraction * height * width * aspect).sqrt().round().clamp(1, height).long()
+    w = (fraction * height * width / aspect).sqrt().round().clamp(1, width).long()
+    top = (torch.rand(n, generator=generator) * (height - h + 1)).long()
+    left = (torch.rand(n, generator=generator) * (width - w + 1)).long()
+
+    rows = torch.arange(height).view(1, height, 1)
+    cols = torch.arange(width).view(1, 1, width)
+    inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + h).view(n, 1, 1))
+              & (cols >= left.view(n, 1, 1)) & (cols < (left + w).view(n, 1, 1)))
+    mask = (inside & erase.view(n, 1, 1)).unsqueeze(1).to(images.device)
+    return images.masked_fill(mask, value)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """A recipe of batch augmentations; all off by default. Call it on a float batch in [0, 1]."""
+
+    rotation: float = 0.0  # max degrees either way
+    translate: float = 0.0  # max shift, as a fraction of the image size, per axis
+    scale: tuple[float, float] = (1.0, 1.0)
+    shear: float = 0.0  # max degrees either way
+    erase_p: float = 0.0  # probability of erasing one rectangle per image
+    erase_area: tuple[float, float] = (0.02, 0.1)
+    erase_ratio: tuple[float, float] = (0.3, 3.3)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        images = random_affine(images, generator, rotation=self.rotation, translate=self.translate,
+                               scale=self.scale, shear=self.shear)
+        return random_erasing(images, generator, p=self.erase_p, area=self.erase_area, ratio=self.erase_ratio)
+
+    @property
+    def enabled(self) -> bool:
+        return self != Augment()
+
+    def describe(self) -> str:
+        """A short human-readable summary, e.g. 'rotation ±7°, shift ±10%'."""
+        parts = []
+        if self.rotation:
+            parts.append(f"rotation ±{self.rotation:g}°")
+        if self.translate:
+            parts.append(f"shift ±{self.translate:.0%}")
+        if tuple(self.scale) != (1.0, 1.0):
+            parts.append(f"scale {self.scale[0]:g}–{self.scale[1]:g}")
+        if self.shear:
+            parts.append(f"shear ±{self.shear:g}°")
+        if self.erase_p:
+            parts.append(f"erasing p={self.erase_p:g}")
+        return ", ".join(parts) or "none"

@@ -1,0 +1,76 @@
+"""An in-memory batch iterator: the whole split lives as uint8 on the device; each batch is gathered,
+augmented and normalised there. No DataLoader, no workers, no per-image Python."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .augment import Augment
+from .data import MNIST_MEAN, MNIST_STD, ImageSet
+
+
+class Batches:
+    """Iterate over `data` in batches of (images, labels) on `device`.
+
+    Images come out as float (N, 1, H, W), normalised with `mean`/`std`, optionally augmented (before
+    normalising) and resized to `size` pixels. With `shuffle`, each pass draws a new order from a
+    generator seeded with `seed`; the same seed gives the same sequence of batches, pass after pass.
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device | str = "cpu",
+                 shuffle: bool = False, seed: int = 0, augment: Augment | None = None,
+                 mean: float = MNIST_MEAN, std: float = MNIST_STD, size: int | None = None,
+                 drop_last: bool = False, channels_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(data) == 0:
+            raise ValueError("cannot make batches of an empty ImageSet")
+        self.device = torch.device(device)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.mean, self.std = mean, std
+        self.size = size
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.labels)
+
+    def reseed(self, seed: int) -> None:
+        """Start the shuffling and augmentation stream again from `seed`."""
+        self.seed = seed
+        self.generator.manual_seed(seed)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W) on the device → the float batch a model sees (no augmentation)."""
+        x = images.unsqueeze(1).float().div_(255)
+        return self._finish(x)
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is not None and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = x.sub_(self.mean).div_(self.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def __iter__(self):
+        n = len(self.labels)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for batch in range(len(self)):
+            index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            x = self.images[index].unsqueeze(1).float().div_(255)
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield self._finish(x), self.labels[index]
