@@ -158,12 +158,13 @@ def read_idx(path: Path) -> torch.Tensor:
     data = Path(path).read_bytes()
     magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else -1
     if magic not in (2049, 2051):
-        raise MNISTDataError(f"{path} is not an IDX file of bytes (magic {magic}). {_fix_hint(Path(path).parents[2])}")
+        raise MNISTDataError(f"{path} is not an IDX file of bytes (magic {magic}). Run `make data` to fetch it again.")
     ndim = magic - 2048
     shape = tuple(np.frombuffer(data, dtype=">u4", count=ndim, offset=4).tolist())
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(shape)):
-        raise MNISTDataError(f"{path}: header says {shape} but the file holds {len(data) - offset} bytes.")
+        raise MNISTDataError(f"{path}: header says {shape} but the file holds {len(data) - offset} bytes. "
+                             "Run `make data` to fetch it again.")
     array = np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
     return torch.from_numpy(array.copy())
 

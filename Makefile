@@ -1,0 +1,52 @@
+# Two commands do everything: `make notebooks` (reports/) and `make test`. Both set up what they need.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+KERNEL  := mnist-notebooks
+PROFILE ?= full
+NB      ?=
+
+.PHONY: help setup data notebooks test bench lab clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv with every dependency and the Jupyter kernel (quick when done)
+
+# Re-install only when the dependency list changes. pip's notes about local index folders are noise.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed, found " + sys.version'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing dependencies into $(VENV) (torch is large: a few minutes the first time) ..."
+	@$(PY) -m pip install --quiet --progress-bar off -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
+	@touch $(STAMP)
+	@echo "Environment ready: $(VENV) (kernel '$(KERNEL)')."
+
+data: setup  ## fetch MNIST and verify its checksums (data/MNIST/raw)
+	@$(PY) -m mnist_utils.data
+
+notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass)
+	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.run $(NB)
+	@echo "Open reports/index.html"
+
+test: data  ## unit tests plus every notebook in the smoke profile
+	@$(PY) -m pytest
+
+bench: data  ## training speed: this project's pipeline against a conventional one
+	@$(PY) -m mnist_utils.bench
+
+lab: data  ## open JupyterLab on the notebooks with the project's kernel
+	@$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean:  ## remove generated reports and caches (keeps .venv and data)
+	rm -rf reports .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+distclean: clean  ## also remove the environment and the downloaded data
+	rm -rf $(VENV) data *.egg-info

@@ -1,0 +1,302 @@
+"""Targets, results and checked claims for a notebook, rendered as Markdown and saved as JSON.
+
+A notebook declares its targets up front, records what its run measured, and shows Result and
+Analysis blocks built from those numbers: nothing in them is typed by hand. Every change is written
+at once (atomically) to ``reports/results/<notebook>.json``, which the index page and leaderboard read.
+
+    report = Report("01_step1_skeleton", "Step 1: the skeleton", seed=1)
+    report.target("params", "<", 8000, "Parameters")
+    report.show_targets()
+    ...
+    report.record(params=7_412, test_acc=99.1, epochs=15)
+    report.show_result()
+    report.check("The model overfits", gap > 0.5, f"largest train–test gap {gap:.2f} points")
+    report.show_analysis("Why the next step is what it is: ...")
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import operator
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from .config import get_device, get_profile, reports_dir
+from .data import write_atomic
+
+OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+@dataclass
+class Target:
+    """A measurable goal: `metric` `op` `threshold`, e.g. params < 8000."""
+
+    metric: str
+    op: str
+    threshold: float
+    label: str
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            raise ValueError(f"Unknown comparison {self.op!r}: use one of {' '.join(OPERATORS)}")
+
+    def evaluate(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        actual = metrics.get(self.metric)
+        met = actual is not None and bool(OPERATORS[self.op](actual, self.threshold))
+        return {**asdict(self), "actual": actual, "met": met}
+
+
+@dataclass
+class Check:
+    """A claim made in an Analysis, with whether the run's numbers bear it out."""
+
+    claim: str
+    met: bool
+    evidence: str = ""
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types for what notebooks record (tensors, numpy scalars, tuples, paths)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "__dataclass_fields__"):
+        return _jsonable(asdict(value))
+    return str(value)
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    """A number as people read it: thousands separated, two decimals for fractions."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        text = f"{value:,}"
+    elif isinstance(value, float):
+        text = f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
+    else:
+        text = str(value)
+    return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+                   units: dict[str, str] | None = None) -> str:
+    """A Markdown table of `rows` (dicts); `columns` picks and orders the keys."""
+    if not rows:
+        return "_(no rows)_"
+    columns = list(columns or rows[0].keys())
+    units = units or {}
+    header = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join(" --- " for _ in columns) + "|"
+    body = ["| " + " | ".join(fmt(row.get(c), units.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join([header, rule, *body])
+
+
+def mark(met: bool) -> str:
+    return "✅ met" if met else "❌ not met"
+
+
+def hardware() -> str:
+    """The processor and thread count, e.g. 'AMD EPYC, 2 CPU threads'."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{name}, {torch.get_num_threads()} CPU threads"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def _display_markdown(text: str) -> None:
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:  # plain Python: print it
+        print(text)
+        return
+    display(Markdown(text))
+
+
+@dataclass
+class Report:
+    """The Target / Result / Analysis record of one notebook run."""
+
+    notebook: str
+    title: str
+    seed: int | None = None
+    targets: list[Target] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    runs: dict[str, Any] = field(default_factory=dict)
+    headline_metric: tuple[str, str, str] | None = None  # (metric, label, unit)
+    analysis: list[str] = field(default_factory=list)
+    output_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.started = time.perf_counter()
+        self.profile = get_profile()
+        self.device = get_device()
+        self.output_dir = Path(self.output_dir or reports_dir() / "results")
+
+    # ------------------------------------------------------------------ declaring
+
+    def target(self, metric: str, op: str, threshold: float, label: str, unit: str = "") -> Target:
+        """Declare a target on a metric that the run will record."""
+        goal = Target(metric, op, threshold, label, unit)
+        self.targets.append(goal)
+        self.save()
+        return goal
+
+    def headline(self, metric: str, label: str, unit: str = "") -> None:
+        """Which recorded metric the index page shows for this notebook, and how to call it."""
+        self.headline_metric = (metric, label, unit)
+        self.save()
+
+    # ------------------------------------------------------------------ recording
+
+    def record(self, **metrics: Any) -> None:
+        """Record measured metrics (numbers, lists, small dicts)."""
+        self.metrics.update(_jsonable(metrics))
+        self.save()
+
+    def add_run(self, name: str, **details: Any) -> None:
+        """Keep a run's details (history per epoch, settings) under `name`."""
+        self.runs[name] = _jsonable(details)
+        self.save()
+
+    def add_model(self, name: str, *, params: int, test_acc: float, seconds: float, **extra: Any) -> None:
+        """A trained model for the leaderboard: name, parameters, test accuracy (%), training seconds."""
+        entry = {"name": name, "params": int(params), "test_acc": float(test_acc), "seconds": float(seconds),
+                 **_jsonable(extra)}
+        self.models = [m for m in self.models if m["name"] != name] + [entry]
+        self.save()
+
+    def check(self, claim: str, met: bool, evidence: str = "") -> Check:
+        """A claim the Analysis makes, with whether the measured numbers support it."""
+        result = Check(claim, bool(met), evidence)
+        self.checks.append(result)
+        self.save()
+        return result
+
+    # ------------------------------------------------------------------ reading
+
+    def evaluated_targets(self) -> list[dict[str, Any]]:
+        return [goal.evaluate(self.metrics) for goal in self.targets]
+
+    @property
+    def all_targets_met(self) -> bool:
+        return all(t["met"] for t in self.evaluated_targets())
+
+    # ------------------------------------------------------------------ rendering
+
+    def targets_markdown(self) -> str:
+        lines = ["**Targets**", ""]
+        lines += [f"- {t.label}: {t.op} {fmt(t.threshold, t.unit)}" for t in self.targets]
+        return "\n".join(lines)
+
+    def result_markdown(self, metrics: Iterable[str] | None = None) -> str:
+        header = (f"**Result** ({self.profile.name} profile, seed {self.seed}, {self.device.type}, "
+                  f"torch {torch.__version__.split('+')[0]})")
+        lines = [header, ""]
+        if self.targets:
+            lines += ["| Target | Wanted | Measured | |", "| --- | --- | --- | --- |"]
+            for t in self.evaluated_targets():
+                lines.append(f"| {t['label']} | {t['op']} {fmt(t['threshold'], t['unit'])} | "
+                             f"{fmt(t['actual'], t['unit'])} | {mark(t['met'])} |")
+            lines.append("")
+        shown = [m for m in (metrics or []) if m in self.metrics]
+        if shown:
+            lines += [markdown_table([{"metric": m, "value": self.metrics[m]} for m in shown]), ""]
+        if self.profile.is_smoke:
+            lines.append("_Smoke profile: a small subset and one epoch, to check that the notebook runs; "
+                         "the numbers are not meaningful. Run with `MNIST_PROFILE=full` for real results._")
+        return "\n".join(lines).rstrip()
+
+    def analysis_markdown(self, *paragraphs: str) -> str:
+        lines = ["**Analysis**", ""]
+        for paragraph in paragraphs:
+            lines += [paragraph, ""]
+        if self.checks:
+            lines += ["| Claim | Evidence from this run | |", "| --- | --- | --- |"]
+            lines += [f"| {c.claim} | {c.evidence} | {mark(c.met)} |" for c in self.checks]
+        return "\n".join(lines).rstrip()
+
+    def show_targets(self) -> None:
+        _display_markdown(self.targets_markdown())
+
+    def show_result(self, metrics: Iterable[str] | None = None) -> None:
+        """Display the Result block: each target as met / not met, then any `metrics` named."""
+        self.save()
+        _display_markdown(self.result_markdown(metrics))
+
+    def show_analysis(self, *paragraphs: str) -> None:
+        """Display the Analysis block: `paragraphs` (built from measured numbers) and every check."""
+        self.analysis = list(paragraphs)
+        self.save()
+        _display_markdown(self.analysis_markdown(*paragraphs))
+
+    # ------------------------------------------------------------------ saving
+
+    @property
+    def path(self) -> Path:
+        return self.output_dir / f"{self.notebook}.json"
+
+    def to_dict(self) -> dict[str, Any]:
+        headline = None
+        if self.headline_metric:
+            metric, label, unit = self.headline_metric
+            headline = {"metric": metric, "label": label, "unit": unit, "value": self.metrics.get(metric)}
+        return {
+            "notebook": self.notebook,
+            "title": self.title,
+            "headline": headline,
+            "targets": self.evaluated_targets(),
+            "all_targets_met": self.all_targets_met,
+            "metrics": self.metrics,
+            "checks": [asdict(c) for c in self.checks],
+            "analysis": self.analysis,
+            "models": self.models,
+            "runs": self.runs,
+            "seed": self.seed,
+            "profile": self.profile.name,
+            "device": str(self.device),
+            "hardware": hardware(),
+            "torch": torch.__version__,
+            "seconds": round(time.perf_counter() - self.started, 2),
+            "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self) -> Path:
+        """Write the results JSON atomically (a reader never sees half a file)."""
+        write_atomic(self.path, json.dumps(_jsonable(self.to_dict()), indent=2).encode())
+        return self.path
+
+
+def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
+    """Every notebook's results JSON in `directory` (default reports/results), in notebook order."""
+    directory = Path(directory or reports_dir() / "results")
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from mnist_utils.augment import Augment, random_affine, random_erasing
+
+
+def digits(mnist, n=64):
+    return mnist.test.images[:n].unsqueeze(1).float() / 255
+
+
+def centre_of_mass(images):
+    """(row, col) centre of mass of each image, in pixels."""
+    h, w = images.shape[-2:]
+    mass = images.sum(dim=(-1, -2)).squeeze(1)
+    rows = (images.sum(dim=-1).squeeze(1) * torch.arange(h)).sum(1) / mass
+    cols = (images.sum(dim=-2).squeeze(1) * torch.arange(w)).sum(1) / mass
+    return torch.stack([rows, cols], dim=1)
+
+
+def test_identity_parameters_return_the_input(mnist):
+    x = digits(mnist)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(Augment()(x, g), x)
+    assert torch.equal(random_affine(x, g), x)
+    assert torch.equal(random_erasing(x, g, p=0.0), x)
+    # The full resampling path with a zero-range transform is also the identity (up to rounding).
+    assert torch.allclose(random_affine(x, g, scale=(1.0, 1.0 + 1e-9)), x, atol=1e-5)
+
+
+def test_rotation_keeps_the_centre_of_mass_near_the_centre(mnist):
+    x = digits(mnist)
+    rotated = random_affine(x, torch.Generator().manual_seed(1), rotation=30)
+    assert not torch.allclose(rotated, x), "30° rotations must change the images"
+    # MNIST digits are centred by centre of mass; rotating about the image centre keeps it there.
+    centre = torch.tensor([13.5, 13.5])
+    before = (centre_of_mass(x) - centre).norm(dim=1)
+    after = (centre_of_mass(rotated) - centre).norm(dim=1)
+    assert after.max() < 1.5 and (after - before).abs().max() < 1.0
+    assert rotated.sum().item() == pytest.approx(x.sum().item(), rel=0.03), "rotation keeps the ink"
+
+
+def test_translation_moves_digits_by_at_most_the_allowed_shift(mnist):
+    x = digits(mnist)
+    shifted = random_affine(x, torch.Generator().manual_seed(2), translate=0.1)
+    moved = (centre_of_mass(shifted) - centre_of_mass(x)).abs()
+    assert moved.max() <= 0.1 * 28 + 0.5
+    assert moved.max() > 1.0, "some digits must move by more than a pixel"
+
+
+def test_same_seed_same_batch_other_seed_other_batch(mnist):
+    x = digits(mnist)
+    recipe = Augment(rotation=10, translate=0.1, scale=(0.9, 1.1), shear=10, erase_p=0.5)
+    a = recipe(x, torch.Generator().manual_seed(7))
+    b = recipe(x, torch.Generator().manual_seed(7))
+    c = recipe(x, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == x.shape and a.dtype == x.dtype
+
+
+def test_erasing_blanks_one_rectangle_of_the_asked_size():
+    x = torch.ones(200, 1, 28, 28)
+    erased = random_erasing(x, torch.Generator().manual_seed(3), p=1.0, area=(0.05, 0.1))
+    blank_fraction = (erased == 0).float().mean(dim=(1, 2, 3))
+    assert (blank_fraction > 0).all(), "p=1 erases every image"
+    assert blank_fraction.min() >= 0.03 and blank_fraction.max() <= 0.13
+    untouched = random_erasing(x, torch.Generator().manual_seed(3), p=0.5)
+    assert 40 < ((untouched == 0).flatten(1).any(1)).sum() < 160, "p=0.5 erases about half"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_same_result_on_cuda(mnist):
+    x = digits(mnist)
+    recipe = Augment(rotation=10, translate=0.1, erase_p=0.5)
+    on_cpu = recipe(x, torch.Generator().manual_seed(5))
+    on_gpu = recipe(x.cuda(), torch.Generator().manual_seed(5)).cpu()
+    assert torch.allclose(on_cpu, on_gpu, atol=1e-4)
+
+
+def test_describe_names_what_is_on():
+    assert Augment().describe() == "none" and not Augment().enabled
+    assert Augment(rotation=7, translate=0.1).describe() == "rotation ±7°, shift ±10%"

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from mnist_utils.augment import Augment
+from mnist_utils.batches import Batches
+from mnist_utils.data import MNIST_MEAN, MNIST_STD, ImageSet
+
+
+@pytest.fixture
+def numbered():
+    """100 images whose pixel values and labels name their index."""
+    idx = torch.arange(100)
+    return ImageSet(idx.to(torch.uint8).view(100, 1, 1).expand(100, 28, 28).contiguous(), idx)
+
+
+def test_one_pass_covers_every_image_once(numbered):
+    batches = Batches(numbered, 32, shuffle=True, seed=0)
+    labels = torch.cat([y for _, y in batches])
+    assert len(batches) == 4
+    assert sorted(labels.tolist()) == list(range(100))
+    assert labels.tolist() != list(range(100)), "shuffled"
+
+
+def test_images_stay_paired_with_labels_and_are_normalised(numbered):
+    for x, y in Batches(numbered, 16, shuffle=True, seed=1):
+        expected = (y.float() / 255 - MNIST_MEAN) / MNIST_STD
+        assert x.shape[1:] == (1, 28, 28) and x.dtype == torch.float32
+        assert torch.allclose(x[:, 0, 0, 0], expected)
+
+
+def test_same_seed_same_batches_every_pass(numbered):
+    recipe = Augment(rotation=10, erase_p=0.5)
+    a, b = Batches(numbered, 10, shuffle=True, seed=4, augment=recipe), Batches(numbered, 10, shuffle=True, seed=4, augment=recipe)
+    for _ in range(2):  # two epochs: the second pass differs from the first but matches its twin
+        for (xa, ya), (xb, yb) in zip(a, b):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    first = torch.cat([y for _, y in Batches(numbered, 10, shuffle=True, seed=4)])
+    other = torch.cat([y for _, y in Batches(numbered, 10, shuffle=True, seed=5)])
+    assert not torch.equal(first, other)
+
+
+def test_unshuffled_order_drop_last_and_resize(numbered):
+    batches = Batches(numbered, 30, drop_last=True, size=32)
+    assert len(batches) == 3
+    labels = torch.cat([y for _, y in batches])
+    assert labels.tolist() == list(range(90))
+    x, _ = next(iter(batches))
+    assert x.shape == (30, 1, 32, 32)
+
+
+def test_bad_arguments_are_refused(numbered):
+    with pytest.raises(ValueError, match="batch_size"):
+        Batches(numbered, 0)
+    with pytest.raises(ValueError, match="empty"):
+        Batches(numbered.head(0), 8)

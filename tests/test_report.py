@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from mnist_utils.report import Report, Target, load_results, markdown_table
+
+
+@pytest.fixture
+def report(tmp_path):
+    return Report("01_demo", "Demo", seed=3, output_dir=tmp_path)
+
+
+def test_targets_are_judged_from_recorded_metrics(report):
+    report.target("params", "<", 8000, "Parameters")
+    report.target("acc", ">=", 99.4, "Accuracy", "%")
+    report.target("epochs", "<=", 15, "Epochs")
+    report.record(params=7999, acc=99.39)
+    judged = {t["metric"]: t for t in report.evaluated_targets()}
+    assert judged["params"]["met"] and not judged["acc"]["met"]
+    assert judged["epochs"]["actual"] is None and not judged["epochs"]["met"], "unmeasured is not met"
+    assert not report.all_targets_met
+    text = report.result_markdown()
+    assert "| Parameters | < 8,000 | 7,999 | ✅ met |" in text
+    assert "| Accuracy | >= 99.40% | 99.39% | ❌ not met |" in text
+
+
+def test_unknown_comparison_is_refused():
+    with pytest.raises(ValueError, match="Unknown comparison"):
+        Target("x", "=>", 1, "x")
+
+
+def test_results_json_holds_what_the_index_needs(report, tmp_path):
+    report.target("acc", ">", 50, "Accuracy", "%")
+    report.headline("acc", "Test accuracy", "%")
+    report.record(acc=99.5, history=[{"epoch": 1, "test_acc": 99.5}])
+    report.add_model("Model_1", params=100, test_acc=99.5, seconds=1.5)
+    report.check("It works", True, "acc 99.5")
+    saved = json.loads((tmp_path / "01_demo.json").read_text())
+    assert saved["headline"] == {"metric": "acc", "label": "Test accuracy", "unit": "%", "value": 99.5}
+    assert saved["targets"][0]["met"] and saved["all_targets_met"]
+    assert saved["models"][0]["name"] == "Model_1" and saved["checks"][0]["met"]
+    for key in ("seed", "device", "torch", "profile", "seconds", "hardware", "metrics"):
+        assert key in saved
+    assert load_results(tmp_path)[0]["notebook"] == "01_demo"
+    assert not list(tmp_path.glob("*.part")), "no temporary files left"
+
+
+def test_analysis_shows_each_check(report):
+    report.check("Overfits", False, "gap 0.1 points")
+    text = report.analysis_markdown("Because.")
+    assert "Because." in text and "| Overfits | gap 0.1 points | ❌ not met |" in text
+
+
+def test_markdown_table_formats_numbers():
+    table = markdown_table([{"seed": 1, "acc": 99.456}], units={"acc": "%"})
+    assert table.splitlines()[-1] == "| 1 | 99.46% |"
