@@ -1,0 +1,570 @@
+"""Train, test, fit, evaluate, plot and summarise: the helpers every notebook calls.
+
+Helpers take what they work on as arguments (model, batches, optimizer, device), in the manner of
+PyTorch's own MNIST example; nothing here keeps global state. The data machinery lives in
+`mnist_utils` and is re-exported here so that a notebook imports from one place.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchsummary
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
+
+from mnist_utils.augment import Augment
+from mnist_utils.batches import Batches
+from mnist_utils.config import Profile, get_device, get_profile
+from mnist_utils.data import CLASSES, MNIST, MNIST_MEAN, MNIST_STD, ImageSet, load_mnist, normalization_stats, train_val_split
+from mnist_utils.report import Report, fmt, markdown_table, show_markdown, show_table
+
+__all__ = [
+    # re-exported machinery
+    "Augment", "Batches", "CLASSES", "ImageSet", "MNIST", "MNIST_MEAN", "MNIST_STD", "Profile", "Report",
+    "fmt", "get_device", "get_profile", "load_mnist", "markdown_table", "normalization_stats", "show_markdown",
+    "show_table", "train_val_split",
+    # data exploration
+    "class_counts", "count_repeats", "exact_duplicates",
+    # set-up
+    "seed_everything", "load_data", "progress_bar",
+    # training
+    "EpochStats", "History", "count_correct", "train", "test", "fit",
+    "make_optimizer", "make_scheduler", "make_loss",
+    # evaluation
+    "Predictions", "predict", "confusion_matrix", "per_class_metrics", "top_confusions",
+    # model inspection
+    "count_parameters", "summary", "receptive_field",
+    # plots
+    "plot_class_counts", "plot_samples", "plot_mean_images", "plot_pixel_histogram", "plot_history",
+    "plot_lr", "plot_confusion", "plot_misclassified", "plot_per_class",
+]
+
+
+# ============================================================================ set-up
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (the weight initialisation). Data order and augmentation are
+    seeded separately, by `Batches(seed=...)`."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_data(profile: Profile | None = None) -> MNIST:
+    """MNIST as tensors, cut to the profile's sizes (the smoke profile uses small subsets)."""
+    profile = profile or get_profile()
+    data = load_mnist()
+    return MNIST(train=data.train.head(profile.subset(len(data.train), "train")),
+                 test=data.test.head(profile.subset(len(data.test), "test")))
+
+
+def progress_bar(iterable: Iterable | None = None, **kwargs: Any):
+    """A tqdm bar: a widget in Jupyter, a text bar in terminals and headless runs (MNIST_HEADLESS=1,
+    set by the runner), where the runner keeps only each bar's final line."""
+    if os.environ.get("MNIST_HEADLESS"):
+        return text_tqdm(iterable, file=sys.stdout, mininterval=2.0, ascii=" ▏▎▍▌▋▊▉█", **kwargs)
+    return auto_tqdm(iterable, **kwargs)
+
+
+# ============================================================================ data exploration
+
+
+def class_counts(labels: torch.Tensor) -> list[int]:
+    """Images per digit, 0 to 9."""
+    return torch.bincount(labels, minlength=len(CLASSES)).tolist()
+
+
+def _image_keys(images: torch.Tensor) -> np.ndarray:
+    """One opaque 784-byte value per image, so NumPy can sort and compare whole images at once."""
+    flat = np.ascontiguousarray(images.cpu().numpy().reshape(len(images), -1))
+    return flat.view(np.dtype((np.void, flat.shape[1]))).ravel()
+
+
+def exact_duplicates(reference: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Indices of the `queries` images that are byte-for-byte equal to some `reference` image."""
+    return torch.from_numpy(np.flatnonzero(np.isin(_image_keys(queries), _image_keys(reference))))
+
+
+def count_repeats(images: torch.Tensor) -> int:
+    """How many images are byte-for-byte copies of another image in the same set."""
+    return len(images) - len(np.unique(_image_keys(images)))
+
+
+# ============================================================================ training
+
+
+@dataclass
+class EpochStats:
+    """Mean loss and accuracy (%) over one pass, with its size and duration."""
+
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else float("nan")
+
+
+@dataclass
+class History:
+    """One row per epoch: train/test (and validation) loss and accuracy, learning rate, seconds."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, column: str) -> list[float]:
+        return [row.get(column) for row in self.rows]
+
+    def last(self, column: str, n: int = 1) -> list[float]:
+        return self[column][-n:]
+
+    def best(self, column: str, mode: str = "max") -> tuple[int, float]:
+        """(epoch, value) of the best value of `column`."""
+        values = self[column]
+        pick = max if mode == "max" else min
+        index = pick(range(len(values)), key=values.__getitem__)
+        return self.rows[index]["epoch"], values[index]
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self["seconds"]))
+
+
+def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many rows of `logits` have their largest value at the true label."""
+    return int((logits.argmax(dim=1) == labels).sum())
+
+
+def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, device: torch.device, *,
+          scheduler: Any = None, loss_fn: Callable = F.cross_entropy, bar: Any = None) -> EpochStats:
+    """One epoch of training. `scheduler`, if given, is stepped after every batch (e.g. OneCycleLR)."""
+    model.train()
+    start = time.perf_counter()
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    for images, labels in batches:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        logits = model(images)
+        loss = loss_fn(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        # Accumulate on the device: no host sync per batch.
+        total_loss += loss.detach() * len(labels)
+        correct += (logits.detach().argmax(dim=1) == labels).sum()
+        seen += len(labels)
+        if bar is not None:
+            bar.update(1)
+    return EpochStats(total_loss.item() / seen, 100.0 * correct.item() / seen, seen, time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def test(model: nn.Module, batches: Iterable, device: torch.device, *,
+         loss_fn: Callable = F.cross_entropy) -> EpochStats:
+    """Mean loss and accuracy (%) of `model` on `batches`, in eval mode, without gradients."""
+    model.eval()
+    start = time.perf_counter()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, labels in batches:
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        total_loss += loss_fn(logits, labels, reduction="sum").item()
+        correct += count_correct(logits, labels)
+        seen += len(labels)
+    return EpochStats(total_loss / seen, 100.0 * correct / seen, seen, time.perf_counter() - start)
+
+
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+
+
+def _scheduler_step_kind(scheduler: Any) -> str | None:
+    if scheduler is None:
+        return None
+    if isinstance(scheduler, PER_BATCH_SCHEDULERS):
+        return "batch"
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        return "plateau"
+    return "epoch"
+
+
+def fit(model: nn.Module, train_batches: Batches, test_batches: Batches | None, optimizer: torch.optim.Optimizer,
+        device: torch.device, *, epochs: int, scheduler: Any = None, loss_fn: Callable = F.cross_entropy,
+        val_batches: Batches | None = None, patience: int | None = None, monitor: str = "val_loss",
+        keep_best: bool = False, progress: str | None = "batches", desc: str = "") -> History:
+    """Train for up to `epochs` epochs and return the history.
+
+    Schedulers are stepped where they belong: OneCycleLR/CyclicLR per batch, ReduceLROnPlateau per epoch
+    on the monitored metric, others per epoch. With `patience`, training stops once `monitor`
+    (e.g. 'val_loss', 'val_acc') has not improved for that many epochs; with `keep_best`, the model ends
+    with the weights of its best epoch. `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for
+    the run) or None.
+    """
+    if (patience is not None or keep_best) and monitor.startswith("val_") and val_batches is None:
+        raise ValueError(f"monitoring {monitor!r} needs val_batches")
+    if monitor.startswith("test_") and test_batches is None:
+        raise ValueError(f"monitoring {monitor!r} needs test_batches")
+    maximise = monitor.endswith("acc")
+    step_kind = _scheduler_step_kind(scheduler)
+    history = History()
+    best_value, best_state, stale = None, None, 0
+    run_bar = progress_bar(total=epochs, desc=desc or "epochs", unit="epoch") if progress == "epochs" else None
+
+    for epoch in range(1, epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        bar = None
+        if progress == "batches":
+            bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(), unit="batch")
+        stats = train(model, train_batches, optimizer, device,
+                      scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
+        row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_acc": stats.accuracy,
+               "seconds": stats.seconds, "images_per_s": stats.images_per_second}
+        if val_batches is not None:
+            val = test(model, val_batches, device, loss_fn=loss_fn)
+            row.update(val_loss=val.loss, val_acc=val.accuracy)
+        if test_batches is not None:
+            tested = test(model, test_batches, device, loss_fn=loss_fn)
+            row.update(test_loss=tested.loss, test_acc=tested.accuracy)
+        history.rows.append(row)
+
+        if step_kind == "epoch":
+            scheduler.step()
+        elif step_kind == "plateau":
+            scheduler.step(row[monitor] if monitor in row else row["train_loss"])
+
+        shown = {k: row[k] for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in row}
+        postfix = ", ".join(f"{k}={v:.4f}" if "loss" in k else f"{k}={v:.2f}" for k, v in shown.items())
+        if bar is not None:
+            bar.set_postfix_str(postfix)
+            bar.close()
+        if run_bar is not None:
+            run_bar.set_postfix_str(postfix)
+            run_bar.update(1)
+
+        if monitor in row:
+            value = row[monitor]
+            improved = best_value is None or (value > best_value if maximise else value < best_value)
+            if improved:
+                best_value, stale = value, 0
+                if keep_best:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            if patience is not None and stale >= patience:
+                break
+    if run_bar is not None:
+        run_bar.close()
+    if keep_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("onecycle", "step", "plateau", "none")
+
+
+def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 0.9, nesterov: bool = True,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """'sgd' (momentum, Nesterov by default), 'adam' or 'adamw'."""
+    name = name.lower()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+                               weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}.")
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
+                   max_lr: float | None = None, pct_start: float = 0.25, step_size: int = 5, gamma: float = 0.1,
+                   factor: float = 0.5, patience: int = 2) -> Any:
+    """'onecycle' (per batch, peaks at `max_lr`), 'step' (×`gamma` every `step_size` epochs),
+    'plateau' (×`factor` after `patience` epochs without improvement) or 'none' (returns None)."""
+    name = name.lower()
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr or optimizer.param_groups[0]["lr"], epochs=epochs,
+            steps_per_epoch=steps_per_epoch, pct_start=pct_start)
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=factor, patience=patience)
+    if name == "none":
+        return None
+    raise ValueError(f"Unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}.")
+
+
+def make_loss(label_smoothing: float = 0.0) -> nn.CrossEntropyLoss:
+    """Cross-entropy on raw logits, with optional label smoothing."""
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+# ============================================================================ evaluation
+
+
+@dataclass
+class Predictions:
+    """A model's verdict on every image of an (unshuffled) set, in order."""
+
+    labels: torch.Tensor  # (N,) true class
+    predicted: torch.Tensor  # (N,) arg-max class
+    probabilities: torch.Tensor  # (N, 10) softmax
+
+    @property
+    def correct(self) -> torch.Tensor:
+        return self.predicted == self.labels
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct.float().mean().item()
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        return self.probabilities.max(dim=1).values
+
+    @property
+    def wrong(self) -> torch.Tensor:
+        """Indices of the misclassified images, most confident mistakes first."""
+        wrong = torch.nonzero(~self.correct).flatten()
+        return wrong[self.confidence[wrong].argsort(descending=True)]
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, batches: Batches, device: torch.device) -> Predictions:
+    """Predictions and probabilities for every image of `batches` (which must not shuffle)."""
+    if batches.shuffle:
+        raise ValueError("predict needs batches in a fixed order: make them with shuffle=False")
+    model.eval()
+    labels, probabilities = [], []
+    for images, targets in batches:
+        probabilities.append(F.softmax(model(images.to(device)).float(), dim=1).cpu())
+        labels.append(targets.cpu())
+    probabilities = torch.cat(probabilities)
+    return Predictions(torch.cat(labels), probabilities.argmax(dim=1), probabilities)
+
+
+def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """counts[true, predicted]."""
+    index = labels.long() * num_classes + predicted.long()
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def per_class_metrics(confusion: torch.Tensor) -> list[dict[str, float]]:
+    """Precision, recall, F1 (%) and support per class, then a 'macro' row averaging the classes."""
+    confusion = confusion.double()
+    true_positive = confusion.diag()
+    precision = true_positive / confusion.sum(dim=0).clamp(min=1)
+    recall = true_positive / confusion.sum(dim=1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    rows = [{"class": c, "precision": 100 * precision[c].item(), "recall": 100 * recall[c].item(),
+             "f1": 100 * f1[c].item(), "support": int(confusion[c].sum())} for c in range(len(confusion))]
+    rows.append({"class": "macro", "precision": 100 * precision.mean().item(), "recall": 100 * recall.mean().item(),
+                 "f1": 100 * f1.mean().item(), "support": int(confusion.sum())})
+    return rows
+
+
+def top_confusions(confusion: torch.Tensor, k: int = 5) -> list[tuple[int, int, int]]:
+    """The `k` most frequent mistakes as (true, predicted, count), most frequent first."""
+    errors = confusion.clone()
+    errors.fill_diagonal_(0)
+    counts, flat = errors.flatten().sort(descending=True)
+    n = len(confusion)
+    return [(int(i) // n, int(i) % n, int(c)) for c, i in zip(counts[:k], flat[:k]) if c > 0]
+
+
+# ============================================================================ model inspection
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
+    """torchsummary's layer table, computed on a CPU copy so that the model's BatchNorm statistics,
+    its device and the global random state are left exactly as they were."""
+    probe = copy.deepcopy(model).cpu()
+    buffer = io.StringIO()
+    with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(buffer):
+        torchsummary.summary(probe, input_size, device="cpu")
+    return buffer.getvalue()
+
+
+def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, Any]]:
+    """Per spatial layer, in definition order (the order these sequential CNNs run in): output size,
+    jump (input pixels between neighbouring outputs) and receptive field, in input pixels."""
+    size, jump, rf = input_size, 1, 1
+    rows = [{"layer": "input", "kernel": "", "stride": "", "padding": "", "size": size, "jump": jump, "rf": rf}]
+    for name, module in model.named_modules():
+        if isinstance(module, nn.AdaptiveAvgPool2d):  # global pooling sees every remaining position
+            kernel, stride, padding = size, 1, 0
+        elif isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            kernel, stride, padding, dilation = (v[0] if isinstance(v, tuple) else v for v in (
+                module.kernel_size, module.stride, module.padding, getattr(module, "dilation", 1)))
+            kernel = dilation * (kernel - 1) + 1
+        else:
+            continue
+        size = (size + 2 * padding - kernel) // stride + 1
+        rf += (kernel - 1) * jump
+        jump *= stride
+        rows.append({"layer": f"{name} ({type(module).__name__})", "kernel": kernel, "stride": stride,
+                     "padding": padding, "size": size, "jump": jump, "rf": rf})
+    return rows
+
+
+# ============================================================================ plots
+# Each returns its figure, closed: Jupyter shows it once as the cell's value, scripts can save it.
+
+
+def _finish(fig: plt.Figure) -> plt.Figure:
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> plt.Figure:
+    """Bars of images per class for train and test, with the share of the largest and smallest class."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    for ax, labels, name in zip(axes, (train_labels, test_labels), ("train", "test")):
+        counts = np.array(class_counts(labels))
+        sns.barplot(x=list(CLASSES), y=counts, ax=ax, color="#4c72b0")
+        ax.axhline(counts.mean(), color="0.3", ls="--", lw=1, label=f"mean {counts.mean():,.0f}")
+        ax.set(title=f"{name}: {counts.sum():,} images", xlabel="digit", ylabel="images")
+        ax.legend(loc="lower right")
+    return _finish(fig)
+
+
+def plot_samples(images: torch.Tensor, labels: torch.Tensor, per_class: int = 8, seed: int = 0) -> plt.Figure:
+    """A grid: one row per digit, `per_class` random examples each."""
+    generator = torch.Generator().manual_seed(seed)
+    fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.9, 10 * 0.9))
+    for digit in CLASSES:
+        pool = torch.nonzero(labels == digit).flatten()
+        chosen = pool[torch.randperm(len(pool), generator=generator)[:per_class]]
+        for column, ax in enumerate(axes[digit]):
+            ax.axis("off")
+            if column < len(chosen):
+                ax.imshow(images[chosen[column]].cpu().numpy(), cmap="gray_r")
+        axes[digit][0].set_title(str(digit), loc="left", fontsize=9)
+    return _finish(fig)
+
+
+def plot_mean_images(images: torch.Tensor, labels: torch.Tensor) -> plt.Figure:
+    """The average image of each digit."""
+    fig, axes = plt.subplots(1, 10, figsize=(12, 1.6))
+    for digit, ax in zip(CLASSES, axes):
+        ax.imshow(images[labels == digit].float().mean(dim=0).cpu().numpy(), cmap="magma")
+        ax.set_title(str(digit))
+        ax.axis("off")
+    return _finish(fig)
+
+
+def plot_pixel_histogram(images: torch.Tensor) -> plt.Figure:
+    """How often each of the 256 pixel values occurs (log scale: most pixels are background)."""
+    counts = torch.bincount(images.flatten(), minlength=256).numpy()
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.bar(np.arange(256), counts, width=1.0, color="#4c72b0")
+    ax.set(yscale="log", xlabel="pixel value (0 = background, 255 = ink)", ylabel="pixels",
+           title=f"{counts[0] / counts.sum():.1%} of pixels are 0, {counts[255] / counts.sum():.1%} are 255")
+    return _finish(fig)
+
+
+def plot_history(histories: History | dict[str, History], title: str = "") -> plt.Figure:
+    """Loss and accuracy per epoch, train (dashed) and test or validation (solid), for one run or several."""
+    if isinstance(histories, History):
+        histories = {"": histories}
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
+    palette = sns.color_palette("tab10", len(histories))
+    for colour, (name, history) in zip(palette, histories.items()):
+        epochs = history["epoch"]
+        held_out = "test" if history.rows and "test_acc" in history.rows[0] else "val"
+        prefix = f"{name} " if name else ""
+        loss_ax.plot(epochs, history["train_loss"], ls="--", color=colour, label=f"{prefix}train")
+        loss_ax.plot(epochs, history[f"{held_out}_loss"], color=colour, label=f"{prefix}{held_out}")
+        acc_ax.plot(epochs, history["train_acc"], ls="--", color=colour, label=f"{prefix}train")
+        acc_ax.plot(epochs, history[f"{held_out}_acc"], color=colour, marker="o", ms=3, label=f"{prefix}{held_out}")
+    loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig)
+
+
+def plot_lr(history: History) -> plt.Figure:
+    """The learning rate at the start of each epoch."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(history["epoch"], history["lr"], marker="o")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="learning rate", title="learning-rate schedule")
+    ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def plot_confusion(confusion: torch.Tensor, title: str = "") -> plt.Figure:
+    """Heatmap of mistakes only (the diagonal is left blank so errors stand out), with counts."""
+    errors = confusion.clone().numpy().astype(float)
+    np.fill_diagonal(errors, np.nan)
+    labels = np.where(errors > 0, np.nan_to_num(errors).astype(int).astype(str), "")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sns.heatmap(errors, annot=labels, fmt="", cmap="Reds", cbar=False, ax=ax, linewidths=0.5, linecolor="0.9")
+    ax.set(xlabel="predicted", ylabel="true",
+           title=title or f"{int(confusion.sum() - confusion.trace())} errors of {int(confusion.sum()):,}")
+    return _finish(fig)
+
+
+def plot_misclassified(images: torch.Tensor, predictions: Predictions, n: int = 24, columns: int = 8) -> plt.Figure:
+    """The most confident mistakes: image, true → predicted, confidence."""
+    wrong = predictions.wrong[:n]
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong.tolist()):
+        ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
+        ax.set_title(f"{predictions.labels[index]}→{predictions.predicted[index]} "
+                     f"{predictions.confidence[index]:.0%}", fontsize=8, color="#b00")
+    fig.suptitle(f"{len(predictions.wrong)} misclassified; the {len(wrong)} most confident (true→predicted)")
+    return _finish(fig)
+
+
+def plot_per_class(metrics: Sequence[dict[str, float]], title: str = "") -> plt.Figure:
+    """Precision, recall and F1 per digit, zoomed to where they differ."""
+    rows = [r for r in metrics if r["class"] != "macro"]
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    width = 0.27
+    x = np.arange(len(rows))
+    for offset, key in zip((-width, 0, width), ("precision", "recall", "f1")):
+        ax.bar(x + offset, [r[key] for r in rows], width, label=key)
+    low = min(min(r[k] for r in rows) for k in ("precision", "recall", "f1"))
+    ax.set(xticks=x, xticklabels=[str(r["class"]) for r in rows], ylim=(max(0, low - 1), 100.2),
+           xlabel="digit", ylabel="%", title=title or "per-class precision, recall and F1")
+    ax.legend(ncol=3, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig)

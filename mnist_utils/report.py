@@ -23,7 +23,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -84,7 +84,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def fmt(value: Any, unit: str = "") -> str:
-    """A number as people read it: thousands separated, two decimals for fractions."""
+    """A number as people read it: thousands separated; two decimals from 1 up (99.45), four
+    significant digits below 1 (0.1307, 0.02134)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -92,7 +93,7 @@ def fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, int):
         text = f"{value:,}"
     elif isinstance(value, float):
-        text = f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
+        text = f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
     else:
         text = str(value)
     return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
@@ -109,6 +110,12 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
     body = ["| " + " | ".join(fmt(row.get(c), units.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
+
+
+def show_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+               units: dict[str, str] | None = None) -> None:
+    """Display `rows` as a Markdown table."""
+    show_markdown(markdown_table(rows, columns, units))
 
 
 def mark(met: bool) -> str:
@@ -131,7 +138,8 @@ def hardware() -> str:
     return text
 
 
-def _display_markdown(text: str) -> None:
+def show_markdown(text: str) -> None:
+    """Display Markdown in Jupyter (print it elsewhere)."""
     try:
         from IPython.display import Markdown, display
     except ImportError:  # plain Python: print it
@@ -218,8 +226,9 @@ class Report:
         lines += [f"- {t.label}: {t.op} {fmt(t.threshold, t.unit)}" for t in self.targets]
         return "\n".join(lines)
 
-    def result_markdown(self, metrics: Iterable[str] | None = None) -> str:
-        header = (f"**Result** ({self.profile.name} profile, seed {self.seed}, {self.device.type}, "
+    def result_markdown(self, metrics: dict[str, str] | None = None) -> str:
+        seed = f", seed {self.seed}" if self.seed is not None else ""
+        header = (f"**Result** ({self.profile.name} profile{seed}, {self.device.type}, "
                   f"torch {torch.__version__.split('+')[0]})")
         lines = [header, ""]
         if self.targets:
@@ -228,9 +237,10 @@ class Report:
                 lines.append(f"| {t['label']} | {t['op']} {fmt(t['threshold'], t['unit'])} | "
                              f"{fmt(t['actual'], t['unit'])} | {mark(t['met'])} |")
             lines.append("")
-        shown = [m for m in (metrics or []) if m in self.metrics]
+        shown = [{"measured": label, "value": self.metrics[key]} for key, label in (metrics or {}).items()
+                 if key in self.metrics]
         if shown:
-            lines += [markdown_table([{"metric": m, "value": self.metrics[m]} for m in shown]), ""]
+            lines += [markdown_table(shown), ""]
         if self.profile.is_smoke:
             lines.append("_Smoke profile: a small subset and one epoch, to check that the notebook runs; "
                          "the numbers are not meaningful. Run with `MNIST_PROFILE=full` for real results._")
@@ -246,18 +256,19 @@ class Report:
         return "\n".join(lines).rstrip()
 
     def show_targets(self) -> None:
-        _display_markdown(self.targets_markdown())
+        show_markdown(self.targets_markdown())
 
-    def show_result(self, metrics: Iterable[str] | None = None) -> None:
-        """Display the Result block: each target as met / not met, then any `metrics` named."""
+    def show_result(self, metrics: dict[str, str] | None = None) -> None:
+        """Display the Result block: each target as met / not met, then the recorded `metrics`
+        named as {key: label}."""
         self.save()
-        _display_markdown(self.result_markdown(metrics))
+        show_markdown(self.result_markdown(metrics))
 
     def show_analysis(self, *paragraphs: str) -> None:
         """Display the Analysis block: `paragraphs` (built from measured numbers) and every check."""
         self.analysis = list(paragraphs)
         self.save()
-        _display_markdown(self.analysis_markdown(*paragraphs))
+        show_markdown(self.analysis_markdown(*paragraphs))
 
     # ------------------------------------------------------------------ saving
 
