@@ -1,0 +1,372 @@
+"""Run the notebooks headless and publish them: ``python -m mnist_utils.run [SELECTOR ...]``.
+
+Each notebook runs top to bottom in a fresh kernel, in its own folder, under one profile and one
+time limit. Its executed copy and an HTML rendering land in the reports folder even when it fails,
+``runs.json`` keeps how each notebook's last run went, and ``index.html`` links everything together
+with the headline numbers and targets that the notebooks' ``Report`` wrote to ``results/``.
+
+    python -m mnist_utils.run                     # every notebooks/NN_*.ipynb, in number order
+    python -m mnist_utils.run 00 3 --profile smoke
+    python -m mnist_utils.run 01_step1_skeleton --timeout 900 --reports /tmp/reports
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import html
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import nbformat
+import zmq
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, DeadKernelError
+from nbconvert import HTMLExporter
+from traitlets.config import Config
+
+from .config import PROFILES, PROJECT_ROOT, get_profile, reports_dir as default_reports_dir
+from .data import write_atomic
+from .report import fmt, load_results, mark
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
+FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
+DEFAULT_TIMEOUT = {"full": 1800, "smoke": 600}  # seconds per notebook, whole notebook
+
+# nbclient logs its own line for every timeout or dead kernel; the runner reports those itself,
+# and stray log lines would break the one-line-per-notebook progress output.
+_NBCLIENT_LOG = logging.getLogger("mnist_utils.run.nbclient")
+_NBCLIENT_LOG.setLevel(logging.CRITICAL)
+
+# Encrypt the kernel's local TCP sockets where pyzmq can (CurveZMQ); without it ipykernel prints a
+# plain-text warning to our stderr at every kernel start.
+_KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
+
+
+# ----------------------------------------------------------------------------- choosing notebooks
+
+
+def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequence[str] = ()) -> list[Path]:
+    """The notebooks that `selectors` name (all when none), in number order.
+
+    A selector is a number (`00`, `3` for `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too).
+    An unknown selector raises ValueError listing the notebooks there are.
+    """
+    available = sorted(Path(notebooks_dir).glob(NOTEBOOK_GLOB))
+    if not selectors:
+        return available
+    chosen: set[Path] = set()
+    for selector in selectors:
+        name = Path(selector).name.removesuffix(".ipynb")
+        if name.isdigit():
+            matches = [p for p in available if int(p.name[:2]) == int(name)]
+        else:
+            matches = [p for p in available if p.stem == name]
+        if not matches:
+            listing = ", ".join(p.stem for p in available) or f"none: no {NOTEBOOK_GLOB} in {notebooks_dir}"
+            raise ValueError(f"No notebook matches {selector!r}. Available: {listing}")
+        chosen.update(matches)
+    # Number order whatever order the selectors came in: later notebooks read earlier ones' results.
+    return sorted(chosen)
+
+
+# ----------------------------------------------------------------------------- running one notebook
+
+
+def project_kernel() -> str:
+    """`mnist-notebooks` when that kernelspec is installed, else this interpreter's `python3`."""
+    return PROJECT_KERNEL if PROJECT_KERNEL in KernelSpecManager().find_kernel_specs() else FALLBACK_KERNEL
+
+
+def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
+    """The kernel's environment: ours, plus the profile and where the notebook's Report writes."""
+    env = dict(os.environ)
+    env["MNIST_PROFILE"] = profile
+    env["MNIST_REPORTS_DIR"] = str(Path(reports_dir).resolve())
+    env["MNIST_HEADLESS"] = "1"  # progress bars as text lines, which coalescing folds to their final state
+    # The kernel runs in notebooks/, so make the project importable even without `pip install -e .`.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    # A headless shell often sets MPLBACKEND=Agg; ipykernel only picks its inline backend (figures
+    # embedded in the report) when the variable is unset.
+    env.pop("MPLBACKEND", None)
+    # debugpy's "frozen modules" warning goes to our stderr in the middle of a progress line.
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    return env
+
+
+def _first_line(text: Any, limit: int = 200) -> str:
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _cell_label(cell: Any, index: int | None) -> str:
+    """How a reader finds the cell in the HTML: its [n] prompt, else its position."""
+    if cell is not None and cell.get("execution_count"):
+        return f"cell [{cell['execution_count']}]"
+    return f"cell {index + 1}" if index is not None else "kernel start"
+
+
+def _mark_failure(cell: Any, ename: str, message: str) -> None:
+    """Show a failure nbclient doesn't record (timeout, dead kernel) as an error output under its cell."""
+    if cell is not None and cell.get("cell_type") == "code":
+        cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
+
+
+def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
+                     kernel_name: str | None = None) -> dict[str, Any]:
+    """Run one notebook; write REPORTS/<stem>.ipynb and .html; return its runs.json entry.
+
+    Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
+    the executed copy and HTML, and the entry says status error or timeout with a short reason.
+    """
+    path, reports_dir = Path(path).resolve(), Path(reports_dir).resolve()
+    # Drop an earlier run's results so the index never shows old numbers as this run's.
+    (reports_dir / "results" / f"{path.stem}.json").unlink(missing_ok=True)
+
+    current: dict[str, Any] = {"cell": None, "index": None}
+    deadline = [math.inf]
+
+    def start_clock(**_: Any) -> None:  # kernel is up: the notebook's time starts now
+        deadline[0] = time.monotonic() + timeout
+
+    def before_cell(cell: Any, cell_index: int, **_: Any) -> None:
+        current.update(cell=cell, index=cell_index)
+        # Out of time: stop here, rather than hand each remaining cell time_left's 1 s minimum.
+        if time.monotonic() >= deadline[0]:
+            raise TimeoutError("out of time before this cell started")
+
+    def time_left(cell: Any) -> int:
+        # The limit is for the whole notebook: each cell may use only what the ones before it left.
+        # At least 1 s, because nbclient reads 0 as "no timeout".
+        return max(1, math.ceil(deadline[0] - time.monotonic()))
+
+    nb = None
+    status, error = "ok", None
+    started = time.monotonic()
+    try:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:  # cells that never run this time must not show an earlier run's output
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        client = NotebookClient(
+            nb, kernel_name=kernel_name or project_kernel(),
+            timeout=max(1, math.ceil(timeout)), timeout_func=time_left,  # `timeout` covers non-cell waits
+            resources={"metadata": {"path": str(path.parent)}},
+            on_notebook_start=start_clock, on_cell_execute=before_cell,
+            coalesce_streams=True,  # a progress bar's carriage-return updates collapse to its last line
+            shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
+            log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
+        )
+        client.execute(env=kernel_env(profile, reports_dir))
+    except CellExecutionError as exc:  # nbclient already put the traceback under the cell
+        status, error = "error", f"{exc.ename}: {_first_line(exc.evalue)} ({_cell_label(current['cell'], current['index'])})"
+    except TimeoutError:  # nbclient's CellTimeoutError is one too
+        status = "timeout"
+        error = f"notebook exceeded its {timeout:g} s limit ({_cell_label(current['cell'], current['index'])})"
+        _mark_failure(current["cell"], "TimeoutError", error)
+    except DeadKernelError:
+        status, error = "error", f"kernel died ({_cell_label(current['cell'], current['index'])})"
+        _mark_failure(current["cell"], "DeadKernelError", error + "; out of memory, or a crash in native code?")
+    except Exception as exc:  # unreadable notebook, kernel that won't start: report it, go on with the rest
+        status, error = "error", f"{type(exc).__name__}: {_first_line(exc)}"
+    seconds = time.monotonic() - started
+
+    if nb is not None:
+        write_atomic(reports_dir / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
+        exporter = HTMLExporter(template_name="lab", embed_images=True)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        write_atomic(reports_dir / f"{path.stem}.html", body.encode())
+
+    return {"status": status, "seconds": round(seconds, 1), "profile": profile,
+            "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
+
+
+# ----------------------------------------------------------------------------- runs.json
+
+
+def read_runs(reports_dir: Path | str) -> dict[str, dict[str, Any]]:
+    path = Path(reports_dir) / "runs.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Path:
+    """Merge one notebook's entry into REPORTS/runs.json, keeping the other notebooks' entries."""
+    runs = read_runs(reports_dir)
+    runs[stem] = entry
+    path = Path(reports_dir) / "runs.json"
+    write_atomic(path, json.dumps(dict(sorted(runs.items())), indent=2, ensure_ascii=False).encode())
+    return path
+
+
+# ----------------------------------------------------------------------------- presenting
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """3.2s, 3m12s, 1h05m."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _results_by_stem(reports_dir: Path) -> dict[str, dict[str, Any]]:
+    return {r["notebook"]: r for r in load_results(Path(reports_dir) / "results")}
+
+
+def _headline_text(results: dict[str, Any] | None) -> str | None:
+    headline = (results or {}).get("headline")
+    if not headline:
+        return None
+    return f"{headline['label']} {fmt(headline.get('value'), headline.get('unit', ''))}"
+
+
+def progress_suffix(entry: dict[str, Any], results: dict[str, Any] | None) -> str:
+    """`ok in 3m12s · Test accuracy 99.32% · targets 2/3 met`."""
+    parts = [f"{entry['status']} in {fmt_duration(entry['seconds'])}"]
+    if entry.get("error"):
+        parts.append(entry["error"])
+    if _headline_text(results):
+        parts.append(_headline_text(results))
+    targets = (results or {}).get("targets") or []
+    if targets:
+        parts.append(f"targets {sum(t['met'] for t in targets)}/{len(targets)} met")
+    return " · ".join(parts)
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1150px;padding:0 1rem;color:#222}
+h1{font-size:1.5rem;margin-bottom:.3rem}.meta{color:#666;font-size:.9rem;margin:.2rem 0}
+table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{border-bottom:1px solid #ddd;padding:.5rem .6rem;text-align:left;vertical-align:top}
+th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padding-left:1rem}
+.stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
+.why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, reports_dir: Path) -> str:
+    results = results or {}
+    notebook = f"<b>{_e(stem[:2])}</b> " + (
+        f"{_e(results['title'])}<div class='stem'>{_e(stem)}</div>" if results.get("title") else _e(stem))
+    targets = results.get("targets") or []
+    target_items = "".join(
+        f"<li>{_e(t['label'])} {_e(t['op'])} {_e(fmt(t['threshold'], t.get('unit', '')))}: "
+        f"{_e(fmt(t.get('actual'), t.get('unit', '')))} {_e(mark(t['met']))}</li>" for t in targets)
+    status = run.get("status", "—")
+    status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
+    if run.get("error"):
+        status_cell += f"<div class='why'>{_e(run['error'])}</div>"
+    seconds = run.get("seconds", results.get("seconds"))
+    link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
+    cells = [notebook, _e(_headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
+             status_cell, _e(run.get("profile") or results.get("profile") or "—"),
+             _e(fmt_duration(seconds)), link]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def write_index(reports_dir: Path | str) -> Path:
+    """Write REPORTS/index.html: one row per notebook known from runs.json or results/."""
+    reports_dir = Path(reports_dir)
+    runs, results = read_runs(reports_dir), _results_by_stem(reports_dir)
+    stems = sorted(set(runs) | set(results))
+    rows = "\n".join(_index_row(s, runs.get(s, {}), results.get(s), reports_dir) for s in stems)
+    if not rows:
+        rows = "<tr><td colspan='7'>No notebook has run yet: <code>make notebooks</code>.</td></tr>"
+
+    extras = [f"<a href='{name}'>Leaderboard ({name.rsplit('.', 1)[1].upper()})</a>"
+              for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
+    hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})
+    torch_versions = sorted({r["torch"] for r in results.values() if r.get("torch")})
+    generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    title = "MNIST notebook series — reports"
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{_e(title)}</title><style>{_CSS}</style></head><body>
+<h1>{_e(title)}</h1>
+{f'<p class="links">{"".join(extras)}</p>' if extras else ''}
+<p class="meta">Hardware: {_e('; '.join(hardware) or '—')} · torch {_e(', '.join(torch_versions) or '—')}</p>
+<p class="meta">Generated {_e(generated)}</p>
+<table>
+<thead><tr><th>Notebook</th><th>Headline</th><th>Targets</th><th>Status</th><th>Profile</th><th>Run time</th><th>Report</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+    path = reports_dir / "index.html"
+    write_atomic(path, page.encode())
+    return path
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float,
+                  kernel_name: str | None = None) -> dict[str, dict[str, Any]]:
+    """Run `paths` in order, printing one line each; keep runs.json and index.html current after each."""
+    reports_dir = Path(reports_dir).resolve()
+    entries: dict[str, dict[str, Any]] = {}
+    for number, path in enumerate(paths, 1):
+        print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
+        entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name)
+        record_run(reports_dir, path.stem, entry)
+        write_index(reports_dir)  # after each notebook, so an interrupted series still has a page
+        print(progress_suffix(entry, _results_by_stem(reports_dir).get(path.stem)), flush=True)
+        entries[path.stem] = entry
+    return entries
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mnist_utils.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("selectors", nargs="*", metavar="SELECTOR",
+                        help="notebook number (00, 3) or stem (00_eda); none: all, in number order")
+    parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")
+    parser.add_argument("--timeout", type=float,
+                        help="seconds per notebook (default: " + ", ".join(f"{s} {p}" for p, s in DEFAULT_TIMEOUT.items()) + ")")
+    parser.add_argument("--reports", type=Path, help="output folder (default: $MNIST_REPORTS_DIR, else reports/)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+
+    try:
+        profile = get_profile(args.profile).name
+        paths = find_notebooks(args.notebooks, args.selectors)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
+        return 2
+    timeout = args.timeout or DEFAULT_TIMEOUT[profile]
+    reports = (args.reports or default_reports_dir()).resolve()
+
+    started = time.monotonic()
+    entries = run_notebooks(paths, reports, profile, timeout)
+    failed = [stem for stem, e in entries.items() if e["status"] != "ok"]
+    summary = f"{len(entries) - len(failed)}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
+    if failed:
+        summary += f"; failed: {', '.join(failed)}"
+    print(f"{summary} → {reports / 'index.html'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Every notebook runs end to end in the smoke profile, and source notebooks are committed clean."""
+import json
+
+import nbformat
+import pytest
+
+from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.run import execute_notebook, find_notebooks
+
+NOTEBOOKS = find_notebooks(PROJECT_ROOT / "notebooks", [])
+
+
+def test_the_series_is_numbered_and_starts_with_the_eda():
+    assert NOTEBOOKS and NOTEBOOKS[0].name == "00_eda.ipynb"
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == sorted(set(numbers)), "one notebook per number, in order"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_source_notebook_holds_no_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear outputs before committing"
+    assert notebook.metadata.kernelspec.name == "mnist-notebooks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_the_smoke_profile(path, tmp_path):
+    outcome = execute_notebook(path, tmp_path, "smoke", 600)
+    assert outcome["status"] == "ok", outcome.get("error")
+    assert (tmp_path / f"{path.stem}.html").stat().st_size > 10_000
+    results = json.loads((tmp_path / "results" / f"{path.stem}.json").read_text())
+    assert results["notebook"] == path.stem, "the notebook's Report is named after its file"
+    assert results["profile"] == "smoke"
+    assert results["targets"], "every notebook declares its targets"
+    assert results["analysis"], "every notebook shows an Analysis block"

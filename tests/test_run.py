@@ -1,0 +1,197 @@
+"""The headless runner: choosing notebooks, running them in a real kernel, runs.json and index.html.
+
+Every notebook here is a tiny throw-away one built in tmp_path; each kernel start costs a second or
+two, so the kernel tests are few and each checks several things about one run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from mnist_utils import run
+from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.report import Report
+
+
+def make_notebook(folder: Path, stem: str, *sources: str) -> Path:
+    nb = new_notebook(cells=[new_markdown_cell(f"# {stem}"), *(new_code_cell(s) for s in sources)])
+    path = folder / f"{stem}.ipynb"
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def text_outputs(nb_path: Path) -> str:
+    nb = nbformat.read(nb_path, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+# ----------------------------------------------------------------------------- selectors (no kernel)
+
+
+@pytest.fixture
+def series(tmp_path: Path) -> Path:
+    folder = tmp_path / "notebooks"
+    for stem in ("10_last", "03_third", "00_eda", "01_first"):
+        make_notebook(folder, stem, "pass")
+    make_notebook(folder, "scratch", "pass")  # not NN_*: never picked
+    make_notebook(folder, "7_one_digit", "pass")
+    return folder
+
+
+def test_no_selector_means_every_numbered_notebook_in_number_order(series: Path) -> None:
+    assert [p.stem for p in run.find_notebooks(series)] == ["00_eda", "01_first", "03_third", "10_last"]
+
+
+def test_selectors_by_number_or_stem_come_back_in_number_order_once(series: Path) -> None:
+    assert [p.stem for p in run.find_notebooks(series, ["00"])] == ["00_eda"]
+    assert [p.stem for p in run.find_notebooks(series, ["10", "3", "00_eda"])] == ["00_eda", "03_third", "10_last"]
+    assert [p.stem for p in run.find_notebooks(series, ["1", "01_first.ipynb"])] == ["01_first"]
+
+
+def test_unknown_selector_is_an_error_naming_the_available_notebooks(series: Path, capsys) -> None:
+    with pytest.raises(ValueError, match="No notebook matches '2'") as caught:
+        run.find_notebooks(series, ["2"])
+    for stem in ("00_eda", "01_first", "03_third", "10_last"):
+        assert stem in str(caught.value)
+    assert run.main(["04_missing", "--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
+    assert "00_eda" in capsys.readouterr().err
+
+
+def test_kernel_choice_and_environment(monkeypatch, tmp_path: Path) -> None:
+    specs = {"python3": "/somewhere"}
+    monkeypatch.setattr(run.KernelSpecManager, "find_kernel_specs", lambda self: specs)
+    assert run.project_kernel() == "python3"
+    specs["mnist-notebooks"] = "/elsewhere"
+    assert run.project_kernel() == "mnist-notebooks"
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(tmp_path)
+    env = run.kernel_env("smoke", "rel/reports")
+    assert env["MNIST_PROFILE"] == "smoke"
+    assert env["MNIST_REPORTS_DIR"] == str(tmp_path / "rel" / "reports")  # absolute: the kernel runs elsewhere
+    assert env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
+    assert "MPLBACKEND" not in env  # else figures would not be embedded in the report
+
+
+def test_fmt_duration() -> None:
+    assert [run.fmt_duration(s) for s in (3.21, 192, 3725, None)] == ["3.2s", "3m12s", "1h02m", "—"]
+
+
+# ----------------------------------------------------------------------------- running (real kernels)
+
+
+def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, monkeypatch, capsys) -> None:
+    notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
+    boom = make_notebook(notebooks, "01_boom", "print('before')", "raise ValueError('boom')", "print('after')")
+    # The source carries an output from some earlier run: the executed copy must not show it.
+    nb = nbformat.read(boom, as_version=4)
+    nb.cells[3].outputs = [new_output("stream", name="stdout", text="STALE OUTPUT\n")]
+    nbformat.write(nb, boom)
+    make_notebook(
+        notebooks, "02_ok",
+        "import os\nprint(os.environ['MNIST_PROFILE'], os.environ['MNIST_REPORTS_DIR'], os.getcwd(), sep='\\n')",
+        "from mnist_utils.report import Report\n"
+        "report = Report('02_ok', 'Tiny but fine')\n"
+        "report.target('acc', '>', 50, 'Accuracy', '%')\n"
+        "report.target('params', '<', 10, 'Parameters')\n"
+        "report.headline('acc', 'Test accuracy', '%')\n"
+        "report.record(acc=99.32, params=100)",
+    )
+    # Another notebook's entry from an earlier run, and stale results for the failing one.
+    old_entry = {"status": "ok", "seconds": 5.0, "profile": "full", "finished": "2024-01-01T00:00:00+00:00", "error": None}
+    reports.mkdir()
+    (reports / "runs.json").write_text(json.dumps({"00_old": old_entry}))
+    (reports / "results").mkdir()
+    (reports / "results" / "01_boom.json").write_text(json.dumps({"notebook": "01_boom", "title": "Old numbers"}))
+    monkeypatch.setenv("MNIST_PROFILE", "full")  # --profile wins over the environment
+
+    code = run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke", "--timeout", "120"])
+
+    assert code != 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[0]
+    assert out[1].startswith("[2/2] 02_ok … ok in ") and out[1].endswith("· Test accuracy 99.32% · targets 1/2 met")
+    assert out[2].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[2]
+
+    runs = json.loads((reports / "runs.json").read_text())
+    assert runs["00_old"] == old_entry  # merged, not replaced
+    assert runs["01_boom"]["status"] == "error" and runs["01_boom"]["error"].startswith("ValueError: boom")
+    assert runs["02_ok"]["status"] == "ok" and runs["02_ok"]["error"] is None
+    assert {runs[s]["profile"] for s in ("01_boom", "02_ok")} == {"smoke"}
+    assert runs["02_ok"]["seconds"] > 0 and runs["02_ok"]["finished"]
+
+    for stem in ("01_boom", "02_ok"):
+        assert (reports / f"{stem}.ipynb").exists() and (reports / f"{stem}.html").exists()
+    page = (reports / "01_boom.html").read_text()
+    assert "boom" in page and "before" in page and "STALE OUTPUT" not in page
+    assert not (reports / "results" / "01_boom.json").exists()  # its old numbers went
+
+    # The kernel ran in the notebook's folder with the runner's profile and reports folder.
+    assert text_outputs(reports / "02_ok.ipynb").split() == ["smoke", str(reports.resolve()), str(notebooks.resolve())]
+    results = json.loads((reports / "results" / "02_ok.json").read_text())
+    assert results["profile"] == "smoke" and results["headline"]["value"] == 99.32
+
+    index = (reports / "index.html").read_text()
+    for stem in ("00_old", "01_boom", "02_ok"):
+        assert stem in index
+    assert "href='01_boom.html'" in index and "href='02_ok.html'" in index
+    assert "Old numbers" not in index and "Tiny but fine" in index
+
+
+def test_the_timeout_is_for_the_whole_notebook(tmp_path: Path) -> None:
+    # Each sleep(3) fits in a 5 s limit on its own; together they do not, so a whole-notebook limit
+    # stops the second one, long before the sleep(30).
+    path = make_notebook(tmp_path / "nb", "05_slow", "import time\ntime.sleep(3)", "time.sleep(3)", "time.sleep(30)")
+    entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=5)
+
+    assert entry["status"] == "timeout"
+    assert "cell [2]" in entry["error"]
+    assert entry["seconds"] < 20
+    executed = nbformat.read(tmp_path / "reports" / "05_slow.ipynb", as_version=4)
+    assert executed.cells[3].execution_count is None  # the sleep(30) never started
+    assert "exceeded its 5 s limit" in (tmp_path / "reports" / "05_slow.html").read_text()
+
+
+def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = make_notebook(tmp_path / "nb", "06_dies", "print('alive')", "import os\nos._exit(1)", "print('never')")
+    entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=60)
+
+    assert entry["status"] == "error" and entry["error"].startswith("kernel died")
+    page = (tmp_path / "reports" / "06_dies.html").read_text()
+    assert "alive" in page and "kernel died" in page
+
+
+# ----------------------------------------------------------------------------- index page (no kernel)
+
+
+def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    report = Report("01_step1", "Step 1 <the skeleton>", output_dir=tmp_path / "results")
+    report.target("test_acc", ">=", 99.4, "Test accuracy", "%")
+    report.target("params", "<", 8000, "Parameters")
+    report.headline("test_acc", "Test accuracy", "%")
+    report.record(test_acc=99.1, params=7412)
+    (tmp_path / "01_step1.html").write_text("<html></html>")
+    (tmp_path / "leaderboard.png").write_bytes(b"png")
+    run.record_run(tmp_path, "01_step1", {"status": "ok", "seconds": 192.0, "profile": "smoke",
+                                          "finished": "2024-01-01T00:00:00+00:00", "error": None})
+    run.record_run(tmp_path, "02_failed", {"status": "error", "seconds": 4.0, "profile": "smoke",
+                                           "finished": "2024-01-01T00:00:00+00:00", "error": "ValueError: <oops>"})
+
+    page = run.write_index(tmp_path).read_text()
+
+    assert "<title>MNIST notebook series — reports</title>" in page
+    assert "Step 1 &lt;the skeleton&gt;" in page and "<the skeleton>" not in page  # escaped
+    assert "href='01_step1.html'" in page and "Test accuracy 99.10%" in page
+    assert "Test accuracy &gt;= 99.40%: 99.10% ❌ not met" in page
+    assert "Parameters &lt; 8,000: 7,412 ✅ met" in page
+    assert "3m12s" in page and "ValueError: &lt;oops&gt;" in page
+    assert "02_failed" in page and "href='02_failed.html'" not in page  # no results, no HTML: still a row
+    assert "href='leaderboard.png'" in page and "leaderboard.html" not in page
+    assert "torch " in page and "CPU threads" in page  # hardware and torch version from the results
+    assert "http" not in page  # self-contained: no external assets
