@@ -11,7 +11,7 @@ KERNEL  := mnist-notebooks
 PROFILE ?= full
 NB      ?=
 
-.PHONY: help setup data notebooks test bench lab clean distclean
+.PHONY: help setup data notebooks readme test bench lab clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ data: setup  ## fetch MNIST and verify its checksums (data/MNIST/raw)
 notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass)
 	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.run $(NB)
 	@echo "Open reports/index.html"
+
+readme: setup  ## regenerate the README's results section from reports/results (full-profile runs only)
+	@$(PY) -m mnist_utils.report
 
 test: data  ## unit tests plus every notebook in the smoke profile
 	@$(PY) -m pytest

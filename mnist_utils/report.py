@@ -162,6 +162,7 @@ class Report:
     runs: dict[str, Any] = field(default_factory=dict)
     headline_metric: tuple[str, str, str] | None = None  # (metric, label, unit)
     analysis: list[str] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
     output_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -202,6 +203,16 @@ class Report:
                  **_jsonable(extra)}
         self.models = [m for m in self.models if m["name"] != name] + [entry]
         self.save()
+
+    def publish_table(self, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+                      units: dict[str, str] | None = None) -> None:
+        """Show a table here and keep it in the results file, from which the README's results section
+        is generated (so the README repeats this run's numbers, never hand-copied ones)."""
+        table = {"title": title, "rows": _jsonable(list(rows)), "columns": list(columns or rows[0].keys()),
+                 "units": units or {}}
+        self.tables = [t for t in self.tables if t["title"] != title] + [table]
+        self.save()
+        show_table(table["rows"], table["columns"], table["units"])
 
     def check(self, claim: str, met: bool, evidence: str = "") -> Check:
         """A claim the Analysis makes, with whether the measured numbers support it."""
@@ -291,6 +302,7 @@ class Report:
             "checks": [asdict(c) for c in self.checks],
             "analysis": self.analysis,
             "models": self.models,
+            "tables": self.tables,
             "runs": self.runs,
             "seed": self.seed,
             "profile": self.profile.name,
@@ -311,3 +323,69 @@ def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
     """Every notebook's results JSON in `directory` (default reports/results), in notebook order."""
     directory = Path(directory or reports_dir() / "results")
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+
+
+# ----------------------------------------------------------------------------- the README's results section
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every model any notebook trained, best test accuracy first."""
+    rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"], "test accuracy": m["test_acc"],
+             "training time (s)": m["seconds"]} for r in results for m in r.get("models", [])]
+    return sorted(rows, key=lambda row: -row["test accuracy"])
+
+
+def results_markdown(results: Sequence[dict[str, Any]]) -> str:
+    """The README's results section, built only from full-profile results files."""
+    results = [r for r in results if r.get("profile") == "full"]
+    if not results:
+        raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
+    hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
+    versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
+    total = sum(r["seconds"] for r in results)
+    lines = [
+        "## Results", "",
+        f"Generated from the results files of full-profile runs (`make notebooks`, then `make readme`) on "
+        f"{hardware_used}, torch {versions}; the notebooks took {total / 60:.1f} minutes in all.", "",
+        markdown_table([{
+            "notebook": f"{r['notebook']}: {r['title']}",
+            "headline": (f"{r['headline']['label']}: {fmt(r['headline']['value'], r['headline']['unit'])}"
+                         if r.get("headline") else "—"),
+            "targets met": f"{sum(t['met'] for t in r['targets'])}/{len(r['targets'])}",
+            "run time (min)": r["seconds"] / 60,
+            "run on": r["saved"][:10],
+        } for r in results]),
+    ]
+    for r in results:
+        for table in r.get("tables", []):
+            lines += ["", f"### {table['title']} ({r['notebook']})", "",
+                      markdown_table(table["rows"], table["columns"], table["units"])]
+    leaderboard = leaderboard_rows(results)
+    if leaderboard:
+        lines += ["", "### Every model of the series", "",
+                  markdown_table(leaderboard, units={"test accuracy": "%"})]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: Sequence[dict[str, Any]]) -> None:
+    """Replace the text between the results markers in `readme` (atomically)."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    write_atomic(readme, f"{head}{README_START}\n{results_markdown(results)}\n{README_END}{tail}".encode())
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .config import PROJECT_ROOT
+
+    try:
+        update_readme(PROJECT_ROOT / "README.md", load_results())
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print("README.md results section regenerated from reports/results/*.json")

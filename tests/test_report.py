@@ -54,3 +54,26 @@ def test_analysis_shows_each_check(report):
 def test_markdown_table_formats_numbers():
     table = markdown_table([{"seed": 1, "acc": 99.456}], units={"acc": "%"})
     assert table.splitlines()[-1] == "| 1 | 99.46% |"
+
+
+def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
+    from mnist_utils.report import README_END, README_START, results_markdown, update_readme
+
+    report.target("acc", ">=", 99.4, "Accuracy", "%")
+    report.headline("acc", "Test accuracy", "%")
+    report.record(acc=99.51)
+    report.add_model("Model_3", params=5000, test_acc=99.51, seconds=100.0)
+    report.publish_table("Seeds", [{"seed": 1, "min last 3": 99.47}], units={"min last 3": "%"})
+    full = report.to_dict()
+    smoke = {**full, "notebook": "02_smoke", "profile": "smoke"}
+    with pytest.raises(ValueError, match="make notebooks"):
+        results_markdown([smoke])
+    text = results_markdown([full, smoke])
+    assert "Test accuracy: 99.51%" in text and "| 1 | 99.47% |" in text and "02_smoke" not in text
+    assert "| Model_3 | 01_demo | 5,000 | 99.51% |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\nrest\n")
+    update_readme(readme, [full])
+    updated = readme.read_text()
+    assert updated.startswith("intro\n") and updated.endswith("rest\n") and "old" not in updated
+    assert "Test accuracy: 99.51%" in updated
