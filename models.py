@@ -1,0 +1,156 @@
+"""Every architecture of the series, nothing else."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ============================================================================ 04: one-block VGG and ResNet
+
+
+class ConvBNReLU(nn.Sequential):
+    """3×3 convolution (padding 1), BatchNorm if asked, ReLU: 9·c_in·c_out + c_out parameters (+ c_out with BatchNorm)."""
+
+    def __init__(self, c_in: int, c_out: int, batchnorm: bool, stride: int = 1):
+        layers = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=not batchnorm)]
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(c_out))  # its shift replaces the convolution's bias
+        super().__init__(*layers, nn.ReLU(inplace=True))
+
+
+class OneBlockVGG(nn.Module):
+    """One VGG block (two 3×3 convolutions, 2×2 max-pool) and a linear classifier: 33,850 parameters, 33,882 with BatchNorm."""
+
+    def __init__(self, batchnorm: bool = False, width: int = 16):
+        super().__init__()
+        self.block = nn.Sequential(
+            ConvBNReLU(1, width, batchnorm),      # 1×28×28 → w×28×28, receptive field 3
+            ConvBNReLU(width, width, batchnorm),  # w×28×28, receptive field 5
+            nn.MaxPool2d(2),                      # w×14×14, receptive field 6
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(width * 14 * 14, 10))  # every position, own weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.block(x))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3×3 convolutions added to a shortcut, a 1×1 projection when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, batchnorm: bool = True):
+        super().__init__()
+        norm = nn.BatchNorm2d if batchnorm else (lambda channels: nn.Identity())
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=not batchnorm)
+        self.bn1 = norm(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=not batchnorm)
+        self.bn2 = norm(c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=not batchnorm), norm(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class OneBlockResNet(nn.Module):
+    """Stem convolution, one residual basic block, global average pooling, linear head: 33,130 parameters, 33,298 with BatchNorm."""
+
+    def __init__(self, batchnorm: bool = True, width: int = 24):
+        super().__init__()
+        self.stem = nn.Sequential(ConvBNReLU(1, width, batchnorm), nn.MaxPool2d(2))  # w×14×14, receptive field 4
+        self.block = BasicBlock(width, 2 * width, stride=2, batchnorm=batchnorm)    # 2w×7×7, receptive field 16
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(self.stem(x)))
+
+
+# ============================================================================ 06: classic CNNs compared
+# "Same" padding throughout, so each 2×2 max-pool halves the map: 28 → 14 → 7 (→ 3 in MiniVGG).
+
+
+class SimpleCNN(nn.Module):
+    """conv 32 → max-pool → conv 64 → max-pool → dense 128 → 10 (3×3 kernels, ReLU): 421,642 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 7 * 7, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # 32×14×14
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # 64×7×7
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class DeeperCNN(nn.Module):
+    """2 × conv 32 → max-pool → 2 × conv 64 → max-pool → dense 256 → 10 (3×3 kernels, ReLU): 870,634 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.conv4 = nn.Conv2d(64, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 7 * 7, 256)
+        self.fc2 = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # 32×14×14
+        x = F.relu(self.conv3(x))
+        x = F.max_pool2d(F.relu(self.conv4(x)), 2)  # 64×7×7
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class MiniVGG(nn.Module):
+    """Three VGG blocks (2 × conv 64, 2 × conv 128, 3 × conv 256; BatchNorm after every convolution; max-pool
+    after each block), dense 512 → dropout → 10: 2,920,778 parameters."""
+
+    def __init__(self, dropout: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(
+            ConvBNReLU(1, 64, batchnorm=True), ConvBNReLU(64, 64, batchnorm=True),
+            nn.MaxPool2d(2),  # 64×14×14
+            ConvBNReLU(64, 128, batchnorm=True), ConvBNReLU(128, 128, batchnorm=True),
+            nn.MaxPool2d(2),  # 128×7×7
+            ConvBNReLU(128, 256, batchnorm=True), ConvBNReLU(256, 256, batchnorm=True), ConvBNReLU(256, 256, batchnorm=True),
+            nn.MaxPool2d(2),  # 256×3×3 (the 7th row and column, the image's border, are dropped)
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(256 * 3 * 3, 512), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(512, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class TwoBranchCNN(nn.Module):
+    """conv 32 at 28×28, then two parallel branches, 3×3 and 5×5 kernels, each conv 64 at 14×14 and conv 256 at
+    7×7, concatenated to 512×7×7; dense 1000 → 500 → 10 with dropout: 26,222,158 parameters."""
+
+    def __init__(self, dropout: float = 0.5):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 32, 3, padding=1)
+        self.branch3 = self.branch(kernel=3)
+        self.branch5 = self.branch(kernel=5)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(512 * 7 * 7, 1000), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(1000, 500), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(500, 10),
+        )
+
+    @staticmethod
+    def branch(kernel: int) -> nn.Sequential:
+        """32×14×14 → conv 64 → max-pool → conv 256 → 256×7×7, with `kernel`×`kernel` convolutions."""
+        return nn.Sequential(
+            nn.Conv2d(32, 64, kernel, padding=kernel // 2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(64, 256, kernel, padding=kernel // 2), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.stem(x)), 2)  # 32×14×14
+        x = torch.cat([self.branch3(x), self.branch5(x)], dim=1)  # 512×7×7
+        return self.classifier(x)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import html
 import io
+import itertools
+import math
 import os
 import random
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import matplotlib.pyplot as plt
@@ -28,9 +32,13 @@ from tqdm.auto import tqdm as auto_tqdm
 
 from mnist_utils.augment import Augment
 from mnist_utils.batches import Batches
-from mnist_utils.config import Profile, get_device, get_profile
-from mnist_utils.data import CLASSES, MNIST, MNIST_MEAN, MNIST_STD, ImageSet, load_mnist, normalization_stats, train_val_split
-from mnist_utils.report import Report, fmt, markdown_table, show_markdown, show_table
+from mnist_utils.config import Profile, get_device, get_profile, reports_dir
+from mnist_utils.data import (CLASSES, MNIST, MNIST_MEAN, MNIST_STD, ImageSet, load_mnist, normalization_stats,
+                              train_val_split, write_atomic)
+from mnist_utils.pretrained import (PretrainedNet, pretrained_for_mnist, resnet18_weights_available,
+                                    stem_conversion_error)
+from mnist_utils.report import (Report, fmt, leaderboard_rows, load_results, markdown_table, show_markdown,
+                                show_table)
 
 __all__ = [
     # re-exported machinery
@@ -51,6 +59,12 @@ __all__ = [
     # plots
     "plot_class_counts", "plot_samples", "plot_mean_images", "plot_pixel_histogram", "plot_history",
     "plot_lr", "plot_confusion", "plot_misclassified", "plot_per_class",
+    # comparing models (06)
+    "ShortEpochs", "training_speed", "ensemble", "shared_errors", "wrong_by_all", "mcnemar", "confused_pairs",
+    "plot_shared_errors", "plot_hard_images", "plot_leaderboard", "write_leaderboard", "leaderboard_rows", "load_results",
+    # recipes and frozen features (04, 05)
+    "fit_one_cycle", "plot_augmentation", "extract_features", "FeatureBatches", "fit_head", "feature_map_size",
+    "linear_probe", "PretrainedNet", "pretrained_for_mnist", "resnet18_weights_available", "stem_conversion_error",
 ]
 
 
@@ -567,4 +581,336 @@ def plot_per_class(metrics: Sequence[dict[str, float]], title: str = "") -> plt.
            xlabel="digit", ylabel="%", title=title or "per-class precision, recall and F1")
     ax.legend(ncol=3, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return _finish(fig)
+
+
+# ============================================================================ comparing models (06)
+
+
+class ShortEpochs:
+    """`batches` as one endless stream, cut into epochs of `batches_per_epoch` batches each.
+
+    For models that can afford only a pass or two over the training set: `fit` still validates,
+    early-stops and steps its schedule once per (short) epoch, and every image is still used. Each pass
+    over the data is shuffled anew from the batches' seed; a pass may straddle two epochs.
+    """
+
+    def __init__(self, batches: Batches, batches_per_epoch: int):
+        if batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch must be at least 1, got {batches_per_epoch}")
+        self.batches = batches
+        self.batches_per_epoch = batches_per_epoch
+        self._stream = itertools.chain.from_iterable(itertools.repeat(batches))  # a new pass when one ends
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self):
+        return itertools.islice(self._stream, self.batches_per_epoch)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device, *,
+                   steps: int = 2, repeats: int = 1, warmup: int = 1, channels_last: bool = False,
+                   autocast_dtype: torch.dtype | None = None) -> float:
+    """Training images per second of `model` on one batch: full Adam steps (forward, backward, update) on a
+    copy, `warmup` untimed, then `repeats` timings of `steps` steps, of which the best counts (the one
+    least disturbed by other work on the machine). With `channels_last`, model and batch use that memory
+    layout; with `autocast_dtype` (e.g. torch.bfloat16), the forward pass runs under autocast. The model
+    and the random state are left exactly as they were."""
+    if steps < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need steps ≥ 1, repeats ≥ 1 and warmup ≥ 0, got {steps}, {repeats}, {warmup}")
+    probe = copy.deepcopy(model).to(device).train()
+    x, y = images.to(device), labels.to(device)
+    if channels_last:
+        probe, x = probe.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(probe.parameters())
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = F.cross_entropy(probe(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    best = 0.0
+    cuda_devices = range(torch.cuda.device_count()) if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):  # dropout draws here must not shift seeded runs
+        for _ in range(warmup):
+            step()
+        for _ in range(repeats):
+            _synchronize(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            _synchronize(device)
+            best = max(best, steps * len(y) / (time.perf_counter() - start))
+    return best
+
+
+def _same_images(predictions: Sequence[Predictions]) -> None:
+    if not predictions:
+        raise ValueError("need at least one model's predictions")
+    if any(not torch.equal(p.labels, predictions[0].labels) for p in predictions[1:]):
+        raise ValueError("predictions must be on the same images in the same order: predict every model "
+                         "with the same unshuffled batches")
+
+
+def ensemble(predictions: Sequence[Predictions]) -> Predictions:
+    """Several models' predictions combined by averaging their softmax outputs."""
+    _same_images(predictions)
+    probabilities = torch.stack([p.probabilities for p in predictions]).mean(dim=0)
+    return Predictions(predictions[0].labels, probabilities.argmax(dim=1), probabilities)
+
+
+def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
+    """counts[i, j]: images that models i and j both get wrong; the diagonal holds each model's errors."""
+    _same_images(predictions)
+    wrong = torch.stack([~p.correct for p in predictions]).double()
+    return (wrong @ wrong.T).long()
+
+
+def wrong_by_all(predictions: Sequence[Predictions]) -> torch.Tensor:
+    """Indices of the images that every one of the models gets wrong."""
+    _same_images(predictions)
+    return torch.nonzero(torch.stack([~p.correct for p in predictions]).all(dim=0)).flatten()
+
+
+def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
+    """Paired comparison of two models on the same images: how many images only `a` gets right, how many
+    only `b`, and the exact two-sided McNemar p-value, the chance of a split at least this lopsided if
+    both were equally good (a binomial test on the images where they disagree)."""
+    _same_images([a, b])
+    only_a, only_b = int((a.correct & ~b.correct).sum()), int((~a.correct & b.correct).sum())
+    n = only_a + only_b
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1))
+    return {"only_a": only_a, "only_b": only_b, "p_value": min(1.0, 2 * tail / 2**n)}
+
+
+def confused_pairs(confusion: torch.Tensor, k: int = 5) -> list[tuple[int, int, int]]:
+    """The `k` pairs of digits most often mistaken for each other, either way round: (a, b, count), a < b."""
+    return top_confusions((confusion + confusion.T).triu(diagonal=1), k)
+
+
+def plot_shared_errors(counts: torch.Tensor, names: Sequence[str]) -> plt.Figure:
+    """Heatmap of `shared_errors`: images each pair of models both get wrong, each model's errors on the diagonal."""
+    size = 1.2 * len(names) + 2
+    fig, ax = plt.subplots(figsize=(size + 0.5, size - 0.5))
+    sns.heatmap(counts.numpy(), annot=True, fmt="d", cmap="Purples", cbar=False, xticklabels=names,
+                yticklabels=names, ax=ax, linewidths=0.5, linecolor="0.9")
+    ax.set_title("test images both models get wrong\n(diagonal: each model's own errors)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    return _finish(fig)
+
+
+def plot_hard_images(images: torch.Tensor, indices: torch.Tensor, predictions: dict[str, Predictions],
+                     n: int = 32, columns: int = 8) -> plt.Figure:
+    """The first `n` images at `indices`, each titled with its true label and every model's answer, in model order."""
+    total, indices = len(indices), indices[:n].tolist()
+    if not indices:
+        fig, ax = plt.subplots(figsize=(6, 0.8))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no image is misclassified by every model", ha="center", va="center")
+        return _finish(fig)
+    rows = -(-len(indices) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    labels = next(iter(predictions.values())).labels
+    for ax, index in zip(axes.flat, indices):
+        ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
+        answers = "".join(str(int(p.predicted[index])) for p in predictions.values())
+        ax.set_title(f"{int(labels[index])} → {answers}", fontsize=8, color="#b00")
+    shown = f"{total} images" if total == len(indices) else f"{len(indices)} of {total} images"
+    fig.suptitle(f"{shown}; title: true → answers of {', '.join(predictions)}", fontsize=9)
+    return _finish(fig)
+
+
+LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "test accuracy", "training time (s)")
+
+
+def plot_leaderboard(rows: Sequence[dict[str, Any]], highlight: str | None = None) -> plt.Figure:
+    """Test accuracy against parameters (log scale) for rows of `leaderboard_rows`, one colour per
+    notebook, each point labelled with its model and training time; `highlight` rings one notebook's models."""
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    notebooks = sorted({row["notebook"] for row in rows})
+    palette = dict(zip(notebooks, sns.color_palette("tab10", max(1, len(notebooks)))))
+    for notebook in notebooks:
+        mine = [row for row in rows if row["notebook"] == notebook]
+        ax.scatter([r["parameters"] for r in mine], [r["test accuracy"] for r in mine], s=60, label=notebook,
+                   color=palette[notebook], edgecolor="black" if notebook == highlight else "white", linewidth=1.2, zorder=3)
+        for r in mine:
+            ax.annotate(f"{r['model']} · {r['training time (s)']:,.0f} s", (r["parameters"], r["test accuracy"]),
+                        xytext=(5, 4), textcoords="offset points", fontsize=7)
+    if not rows:
+        ax.text(0.5, 0.5, "no results files yet: run the notebooks", ha="center", transform=ax.transAxes)
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)",
+           title="every model of the series: accuracy against size (label: model · training time)")
+    ax.grid(alpha=0.3, which="both")
+    if rows:
+        ax.legend(title="notebook", fontsize=8, loc="lower right")
+    return _finish(fig)
+
+
+def write_leaderboard(rows: Sequence[dict[str, Any]], figure: plt.Figure, directory: Path | str | None = None, *,
+                      note: str = "") -> tuple[Path, Path]:
+    """Write `figure` (from `plot_leaderboard(rows)`) as `leaderboard.png`, and a page with it and the table
+    of `rows` as `leaderboard.html`, to `directory` (default: the reports folder, whose index page links
+    them), each atomically. Returns both paths."""
+    directory = Path(directory or reports_dir())
+    png, page = directory / "leaderboard.png", directory / "leaderboard.html"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    write_atomic(png, buffer.getvalue())
+    cells = "".join(
+        "<tr>" + f"<td>{rank}</td>" + "".join(f"<td>{html.escape(fmt(row[c], '%' if c == 'test accuracy' else ''))}</td>"
+                                             for c in LEADERBOARD_COLUMNS) + "</tr>\n"
+        for rank, row in enumerate(rows, 1))
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in ("rank", *LEADERBOARD_COLUMNS))
+    write_atomic(page, f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>MNIST series leaderboard</title>
+<style>body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse;width:100%}}th,td{{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left}}
+th{{background:#f5f5f7}}img{{max-width:100%}}.meta{{color:#666}}</style></head><body>
+<h1>Every model of the series</h1>
+<p class="meta">{html.escape(note)}</p>
+<img src="{png.name}" alt="test accuracy against parameters">
+<table><thead><tr>{header}</tr></thead><tbody>
+{cells or '<tr><td colspan="6">No results yet: run the notebooks.</td></tr>'}</tbody></table>
+</body></html>
+""".encode())
+    return png, page
+
+
+# ============================================================================ recipes and frozen features (04, 05)
+
+
+def fit_one_cycle(model: nn.Module, train_batches: Any, test_batches: Any, device: torch.device, *, epochs: int,
+                  max_lr: float, optimizer: str = "adam", weight_decay: float = 0.0, **fit_kwargs: Any) -> History:
+    """`fit` with one optimizer over all of `model`'s parameters and a one-cycle learning rate peaking at
+    `max_lr`: warm-up for the first quarter (at least one step), then annealing to almost zero. A cycle
+    needs a step up and a step down, so a run of fewer than 3 steps (smoke-sized) keeps `max_lr` constant."""
+    opt = make_optimizer(optimizer, model.parameters(), lr=max_lr, weight_decay=weight_decay)
+    steps = epochs * len(train_batches)
+    scheduler = None
+    if steps >= 3:
+        scheduler = make_scheduler("onecycle", opt, epochs=epochs, steps_per_epoch=len(train_batches),
+                                   max_lr=max_lr, pct_start=min(0.5, max(0.25, 2 / steps)))
+    return fit(model, train_batches, test_batches, opt, device, epochs=epochs, scheduler=scheduler, **fit_kwargs)
+
+
+@torch.no_grad()  # not inference_mode: a head is trained on these tensors afterwards, and autograd must accept them
+def extract_features(backbone: nn.Module, batches: Iterable, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of `backbone` over `batches` in eval mode: (features (N, D), labels (N,)) on `device`.
+    Computed once, they serve every epoch of training a head on a frozen backbone."""
+    backbone.eval()
+    features, labels = [], []
+    for images, targets in batches:
+        features.append(backbone(images.to(device)).flatten(1).float())
+        labels.append(targets.to(device))
+    return torch.cat(features), torch.cat(labels)
+
+
+class FeatureBatches:
+    """Batches of precomputed (features, labels), reshuffled each pass from `seed` like `Batches`."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0):
+        if len(features) != len(labels) or len(labels) == 0:
+            raise ValueError(f"need as many labels as feature rows, and at least one: got {len(features)} "
+                             f"rows and {len(labels)} labels")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.features, self.labels = features, labels
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.labels.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield self.features[index], self.labels[index]
+
+
+def fit_head(model: nn.Module, train_batches: Iterable, device: torch.device, *, epochs: int, max_lr: float,
+             batch_size: int = 64, seed: int = 0, val_batches: Iterable | None = None,
+             **fit_kwargs: Any) -> tuple[History, float]:
+    """Train only `model.head` on the features of the frozen `model.backbone`, computed once in eval mode
+    (one pass over `train_batches`, and one over `val_batches` if given) and reused at every epoch.
+    Returns the history and the seconds the pass over the training images took."""
+    if not (hasattr(model, "backbone") and hasattr(model, "head")):
+        raise ValueError(f"fit_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
+                         f"got {type(model).__name__}")
+    start = time.perf_counter()
+    features = extract_features(model.backbone, train_batches, device)
+    seconds = time.perf_counter() - start
+    val = None if val_batches is None else FeatureBatches(*extract_features(model.backbone, val_batches, device), 1000)
+    history = fit_one_cycle(model.head, FeatureBatches(*features, batch_size, shuffle=True, seed=seed), None, device,
+                            epochs=epochs, max_lr=max_lr, val_batches=val, **fit_kwargs)
+    return history, seconds
+
+
+@torch.no_grad()
+def feature_map_size(model: nn.Module, image_size: int, channels: int = 1) -> tuple[int, int]:
+    """(height, width) of the map that `model`'s global average pooling receives for an `image_size`-pixel
+    square input: how much spatial detail survives to the last layer."""
+    pool = next((m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)), None)
+    if pool is None:
+        raise ValueError(f"{type(model).__name__} has no nn.AdaptiveAvgPool2d to measure the feature map at")
+    seen: list[tuple[int, int]] = []
+    handle = pool.register_forward_pre_hook(lambda module, inputs: seen.append(tuple(inputs[0].shape[-2:])))
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        model.eval()  # eval: a probe must not move BatchNorm's running statistics
+        model(torch.zeros(1, channels, image_size, image_size, device=device))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return seen[0]
+
+
+def linear_probe(backbone: nn.Module, train_batches: Iterable, test_batches: Iterable, device: torch.device, *,
+                 num_classes: int = 10, epochs: int = 30, lr: float = 1e-3, batch_size: int = 100,
+                 seed: int = 0) -> dict[str, float]:
+    """How well a linear classifier separates `backbone`'s frozen features: features of both sets computed
+    once, a fresh linear head trained on them with Adam. Returns test accuracy (%) and the backbone's
+    images per second (both sets, feature extraction only)."""
+    start = time.perf_counter()
+    train_x, train_y = extract_features(backbone, train_batches, device)
+    test_x, test_y = extract_features(backbone, test_batches, device)
+    seconds = time.perf_counter() - start
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(train_x.shape[1], num_classes).to(device)
+    history = fit_one_cycle(head, FeatureBatches(train_x, train_y, batch_size, shuffle=True, seed=seed), None,
+                            device, epochs=epochs, max_lr=lr, progress=None)
+    accuracy = test(head, FeatureBatches(test_x, test_y, 1000), device).accuracy
+    return {"accuracy": accuracy, "train_accuracy": history["train_acc"][-1],
+            "images_per_s": (len(train_y) + len(test_y)) / seconds}
+
+
+def plot_augmentation(images: torch.Tensor, augment: Augment, n: int = 8, copies: int = 4, seed: int = 0) -> plt.Figure:
+    """`n` training images (columns): the original on top, then `copies` random augmentations of it."""
+    generator = torch.Generator().manual_seed(seed)
+    originals = images[:n].unsqueeze(1).float().div(255)
+    rows = [originals] + [augment(originals, generator) for _ in range(copies)]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.05), squeeze=False)
+    for r, batch in enumerate(rows):
+        for c in range(n):
+            axes[r][c].imshow(batch[c, 0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+        axes[r][0].set_ylabel("original" if r == 0 else f"random {r}", fontsize=8)
+    fig.suptitle(f"augmentation: {augment.describe()}", fontsize=10)
     return _finish(fig)

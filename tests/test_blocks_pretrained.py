@@ -1,0 +1,243 @@
+"""One-block VGG/ResNet models (04) and the pretrained-network machinery (05): one-channel stems, weight
+loading and provenance, frozen features."""
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import models
+import utils
+from mnist_utils import pretrained
+from mnist_utils.data import sha256_of
+from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
+
+
+# ----------------------------------------------------------------------------- 04: the models
+
+
+def stated_counts(cls) -> list[int]:
+    """The parameter counts a model's docstring states, e.g. '33,850 parameters, 33,882 with BatchNorm'."""
+    return [int(n.replace(",", "")) for n in re.findall(r"(\d[\d,]*) (?:parameters|with BatchNorm)", cls.__doc__)]
+
+
+@pytest.mark.parametrize("cls", [models.OneBlockVGG, models.OneBlockResNet])
+def test_docstring_states_the_exact_parameter_count_without_and_with_batchnorm(cls):
+    counts = [utils.count_parameters(cls(batchnorm=False)), utils.count_parameters(cls(batchnorm=True))]
+    assert stated_counts(cls) == counts
+
+
+def test_the_two_networks_have_comparable_budgets_and_classify_mnist_shaped_input():
+    vgg, resnet = models.OneBlockVGG(batchnorm=True), models.OneBlockResNet(batchnorm=True)
+    assert abs(utils.count_parameters(vgg) / utils.count_parameters(resnet) - 1) < 0.05
+    for model in (vgg, resnet):
+        assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in models.OneBlockVGG(batchnorm=False).modules())
+
+
+def test_basic_block_projects_the_shortcut_only_when_the_shape_changes():
+    assert isinstance(models.BasicBlock(8, 8).shortcut, nn.Identity)
+    block = models.BasicBlock(8, 16, stride=2)
+    assert isinstance(block.shortcut[0], nn.Conv2d) and block.shortcut[0].kernel_size == (1, 1)
+    assert block(torch.randn(2, 8, 14, 14)).shape == (2, 16, 7, 7)
+
+
+def test_residual_block_adds_its_input_when_the_branch_is_silenced():
+    block = models.BasicBlock(4, 4, batchnorm=True).eval()
+    nn.init.zeros_(block.bn2.weight)  # the residual branch now outputs zero
+    x = torch.randn(2, 4, 7, 7)
+    assert torch.equal(block(x), torch.relu(x))
+
+
+# ----------------------------------------------------------------------------- one-channel stems
+
+
+def test_gray_conv_sums_the_rgb_kernels_and_matches_the_rgb_conv_on_a_gray_image():
+    torch.manual_seed(0)
+    rgb = nn.Conv2d(3, 8, 7, stride=2, padding=3, bias=False)
+    gray = rgb_to_gray_conv(rgb)
+    assert gray.in_channels == 1 and gray.weight.shape == (8, 1, 7, 7)
+    assert torch.equal(gray.weight, rgb.weight.sum(dim=1, keepdim=True))
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(gray(x), rgb(x.expand(-1, 3, -1, -1)), rtol=1e-5, atol=1e-5)
+    assert rgb.weight.shape == (8, 3, 7, 7), "the original convolution is left alone"
+
+
+def test_gray_conv_refuses_what_it_cannot_convert():
+    with pytest.raises(ValueError, match="3 channels"):
+        rgb_to_gray_conv(nn.Conv2d(1, 8, 3))
+
+
+# ----------------------------------------------------------------------------- ResNet-18: torchvision's loading path, offline
+
+
+@pytest.fixture
+def stand_in_resnet18(tmp_path, monkeypatch):
+    """A random ResNet-18 state dict where torchvision's weights API looks first: $TORCH_HOME/hub/checkpoints.
+    The network is never asked (a probe would fail the test)."""
+    from torchvision.models import resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(pretrained, "_reachable", lambda *args: pytest.fail("no network access expected"))
+    torch.manual_seed(0)
+    state = resnet18().state_dict()
+    path = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    return path, state
+
+
+def test_resnet18_loads_through_the_torch_hub_cache_and_sums_conv1(stand_in_resnet18):
+    path, state = stand_in_resnet18
+    assert pretrained.resnet18_weights_path() == path
+    assert pretrained.resnet18_weights_available()
+    net = pretrained.resnet18_for_mnist(check_hash=False)  # the stand-in is not the published file
+    backbone = net.model.backbone
+    assert torch.equal(backbone.conv1.weight, state["conv1.weight"].sum(dim=1, keepdim=True))
+    assert torch.equal(backbone.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
+    assert isinstance(backbone.fc, nn.Identity) and net.model.head.out_features == 10 and net.feature_dim == 512
+    assert pretrained.stem_conversion_error(net) == 0.0
+    assert net.provenance() == {"backbone": "resnet18", "pretrained": True,
+                                "weights_source": net.source, "weights_file": "resnet18-f37072fd.pth",
+                                "weights_sha256": sha256_of(path)}
+    assert net.model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_one_channel_resnet18_computes_what_the_rgb_network_computes_on_a_gray_image(stand_in_resnet18):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    net = pretrained.resnet18_for_mnist(check_hash=False).model.eval()
+    rgb = resnet18(weights=ResNet18_Weights.IMAGENET1K_V1).eval()
+    rgb.fc = nn.Identity()
+    x = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(net.backbone(x), rgb(x.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-4)
+
+
+def test_a_cached_file_that_is_not_the_published_one_is_refused_with_the_fix(stand_in_resnet18):
+    with pytest.raises(WeightsError, match="not the published file.*Delete it"):
+        pretrained.resnet18_for_mnist()
+
+
+def test_offline_without_cached_weights_resnet18_is_reported_unavailable_quickly(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    asked = []
+    monkeypatch.setattr(pretrained, "_reachable", lambda address, timeout: asked.append(address) or False)
+    assert not pretrained.resnet18_weights_available(timeout=0.5)
+    assert asked == [pretrained.TORCHVISION_WEIGHTS_HOST]
+
+
+def test_random_resnet18_has_no_weights_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    net = pretrained.resnet18_for_mnist(pretrained=False)
+    assert net.provenance()["weights_file"] is None and not net.pretrained
+    assert "random" in net.name and "random" in net.source
+    with pytest.raises(ValueError, match="no weights file"):
+        pretrained.stem_conversion_error(net)
+
+
+def test_unknown_family_names_the_known_ones():
+    with pytest.raises(ValueError, match="resnet18, efficientnet-lite0"):
+        pretrained.pretrained_for_mnist("vgg16", image_size=32)
+
+
+# ----------------------------------------------------------------------------- EfficientNet-Lite0: genuine ImageNet weights
+
+
+def test_efficientnet_lite0_weights_are_the_published_file_with_trained_batchnorm_statistics():
+    path = pretrained.efficientnet_lite0_weights_path()
+    digest, matches = pretrained.hash_prefix_matches(path)
+    assert matches and digest.startswith("57934424")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    running_var = torch.cat([v for k, v in state.items() if k.endswith("running_var")])
+    assert running_var.std() > 0.1, "trained BatchNorm statistics are far from their initial ones"
+
+
+def test_efficientnet_lite0_one_channel_stem_keeps_the_pretrained_filters():
+    net = pretrained.efficientnet_lite0_for_mnist(image_size=40)
+    assert pretrained.stem_conversion_error(net) == 0.0
+    assert net.provenance()["weights_file"] == "efficientnet-lite0-57934424.pth"
+    assert (net.mean, net.std) == (127 / 255, 128 / 255)
+    assert all(m.momentum == 0.1 for m in net.model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_efficientnet_lite0_through_the_mnist_adapter_recognises_a_photograph():
+    """Grace Hopper's portrait (shipped with matplotlib), turned grey, fed to the one-channel network with
+    its ImageNet classifier put back: she wears a naval uniform."""
+    cbook = pytest.importorskip("matplotlib.cbook")
+    image = pytest.importorskip("matplotlib.image")
+    from torchvision.models import ResNet18_Weights  # only for the ImageNet class names
+
+    try:
+        with cbook.get_sample_data("grace_hopper.jpg") as handle:
+            photo = image.imread(handle, format="jpg")
+    except (FileNotFoundError, ValueError):
+        pytest.skip("matplotlib's sample data is not installed")
+    net = pretrained.efficientnet_lite0_for_mnist(image_size=224, num_classes=1000)
+    state = torch.load(net.weights_path, map_location="cpu", weights_only=True)
+    net.model.head.load_state_dict({"weight": state["_fc.weight"], "bias": state["_fc.bias"]})
+    x = torch.from_numpy(np.array(photo)).permute(2, 0, 1).float().div(255).mean(dim=0, keepdim=True)
+    x = torch.nn.functional.interpolate(x[None], size=(224, 224), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        top5 = net.model.eval()((x - net.mean) / net.std).topk(5).indices[0].tolist()
+    names = [ResNet18_Weights.IMAGENET1K_V1.meta["categories"][i] for i in top5]
+    assert names[0] == "military uniform", names
+
+
+# ----------------------------------------------------------------------------- frozen features
+
+
+def test_extract_features_is_one_eval_pass_in_order(mnist):
+    batches = utils.Batches(mnist.test.head(300), 128)
+    backbone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1))
+    before = backbone[1].running_mean.clone()
+    features, labels = utils.extract_features(backbone, batches, torch.device("cpu"))
+    assert features.shape == (300, 4) and torch.equal(labels, mnist.test.labels[:300])
+    assert torch.equal(backbone[1].running_mean, before), "eval mode: BatchNorm statistics untouched"
+    assert not features.is_inference() and not features.requires_grad
+
+
+def test_feature_batches_cover_every_row_once_in_a_seeded_order():
+    features, labels = torch.arange(10.0).view(10, 1), torch.arange(10)
+    batches = utils.FeatureBatches(features, labels, 4, shuffle=True, seed=3)
+    first = [y for _, y in batches]
+    assert len(batches) == 3 and [len(y) for y in first] == [4, 4, 2]
+    assert sorted(torch.cat(first).tolist()) == list(range(10))
+    again = utils.FeatureBatches(features, labels, 4, shuffle=True, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(first, [y for _, y in again]))
+    assert [y.tolist() for _, y in utils.FeatureBatches(features, labels, 5)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    with pytest.raises(ValueError, match="as many labels"):
+        utils.FeatureBatches(features, labels[:5], 4)
+
+
+def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothing():
+    resnet = models.OneBlockResNet().train()
+    running_mean = resnet.stem[0][1].running_mean.clone()
+    assert utils.feature_map_size(resnet, 28) == (7, 7)
+    assert resnet.training and torch.equal(resnet.stem[0][1].running_mean, running_mean)
+    effnet = pretrained.efficientnet_lite0_for_mnist(pretrained=False, image_size=32).model
+    assert utils.feature_map_size(effnet, 32) == (1, 1)
+    with pytest.raises(ValueError, match="AdaptiveAvgPool2d"):
+        utils.feature_map_size(models.OneBlockVGG(), 28)
+
+
+def test_linear_probe_on_raw_pixels_separates_digits(mnist):
+    result = utils.linear_probe(nn.Flatten(), utils.Batches(mnist.train.head(1000), 250),
+                                utils.Batches(mnist.test.head(500), 250), torch.device("cpu"), epochs=5, lr=3e-3)
+    assert result["accuracy"] > 80 and result["images_per_s"] > 0
+
+
+def test_fit_one_cycle_peaks_at_max_lr(mnist):
+    model = models.OneBlockVGG(batchnorm=True)
+    batches = utils.Batches(mnist.train.head(256), 64, shuffle=True)
+    history = utils.fit_one_cycle(model, batches, None, torch.device("cpu"), epochs=3, max_lr=0.01, progress=None)
+    assert len(history) == 3 and max(history["lr"]) <= 0.01 and history["lr"][0] < history["lr"][1]
+
+
+@pytest.mark.parametrize("images", [64, 128, 192, 256])
+def test_fit_one_cycle_handles_runs_of_a_few_steps(mnist, images):
+    batches = utils.Batches(mnist.train.head(images), 64)
+    history = utils.fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), batches, None,
+                                  torch.device("cpu"), epochs=1, max_lr=0.01, progress=None)
+    assert len(history) == 1 and history["train_loss"][0] > 0
