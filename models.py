@@ -4,17 +4,78 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-# ============================================================================ 04: one-block VGG and ResNet
+# ============================================================================ 01-03: under 8,000 parameters
+# Comments give each layer's output (channels×height×width) and receptive field (RF, in input pixels).
 
 
 class ConvBNReLU(nn.Sequential):
-    """3×3 convolution (padding 1), BatchNorm if asked, ReLU: 9·c_in·c_out + c_out parameters (+ c_out with BatchNorm)."""
+    """Convolution, BatchNorm if asked, ReLU, dropout if asked; "same" padding unless given:
+    k²·c_in·c_out + c_out parameters (the bias, or BatchNorm's shift that replaces it), + c_out with BatchNorm."""
 
-    def __init__(self, c_in: int, c_out: int, batchnorm: bool, stride: int = 1):
-        layers = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=not batchnorm)]
+    def __init__(self, c_in: int, c_out: int, batchnorm: bool = True, stride: int = 1, *, kernel: int = 3,
+                 padding: int | None = None, dropout: float = 0.0):
+        padding = kernel // 2 if padding is None else padding
+        layers = [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=not batchnorm)]
         if batchnorm:
             layers.append(nn.BatchNorm2d(c_out))  # its shift replaces the convolution's bias
-        super().__init__(*layers, nn.ReLU(inplace=True))
+        layers.append(nn.ReLU(inplace=True))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        super().__init__(*layers)
+
+
+class Model_1(nn.Module):
+    """Step 1 skeleton: two 3×3 convolutions, max-pool, 1×1 transition, three 3×3 convolutions and a 6×6
+    kernel as classifier, BatchNorm throughout: 6,950 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            ConvBNReLU(1, 8, padding=0),    # 8×26×26, RF 3
+            ConvBNReLU(8, 8, padding=0),    # 8×24×24, RF 5
+            nn.MaxPool2d(2),                # 8×12×12, RF 6
+            ConvBNReLU(8, 8, kernel=1),     # 1×1 transition: mixes channels, RF unchanged
+            ConvBNReLU(8, 10, padding=0),   # 10×10×10, RF 10
+            ConvBNReLU(10, 10, padding=0),  # 10×8×8, RF 14
+            ConvBNReLU(10, 10, padding=0),  # 10×6×6, RF 18
+            nn.Conv2d(10, 10, 6),           # the big last kernel: 10×1×1, RF 28; 3,610 of the parameters
+            nn.Flatten(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Model_2(nn.Module):
+    """Step 2: a 5×5 first layer and early max-pool, four 3×3 convolutions, global average pooling and a
+    linear layer in place of the big kernel, dropout after every convolution: 7,146 parameters."""
+
+    def __init__(self, dropout: float = 0.05):
+        super().__init__()
+        self.net = nn.Sequential(
+            ConvBNReLU(1, 16, kernel=5, padding=0, dropout=dropout),  # 16×24×24, RF 5: edges and gradients
+            nn.MaxPool2d(2),                                          # 16×12×12, RF 6
+            ConvBNReLU(16, 12, padding=0, dropout=dropout),           # 12×10×10, RF 10
+            ConvBNReLU(12, 16, padding=0, dropout=dropout),           # 16×8×8, RF 14: parts of digits
+            nn.MaxPool2d(2),                                          # 16×4×4, RF 16
+            ConvBNReLU(16, 12, dropout=dropout),                      # 12×4×4, RF 24
+            ConvBNReLU(12, 12, padding=0, dropout=dropout),           # 12×2×2, RF 32: the whole digit
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),                    # 12: what was found, not where
+            nn.Linear(12, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Model_3(Model_2):
+    """Step 3: Model_2 without dropout, to be trained with augmentation instead: 7,146 parameters."""
+
+    def __init__(self):
+        super().__init__(dropout=0.0)
+
+
+# ============================================================================ 04: one-block VGG and ResNet
 
 
 class OneBlockVGG(nn.Module):

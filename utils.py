@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import html
 import io
 import itertools
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm as auto_tqdm
 from mnist_utils.augment import Augment
 from mnist_utils.batches import Batches
 from mnist_utils.config import Profile, get_device, get_profile, reports_dir
+from mnist_utils.packed import PackedModels, packed_loss
 from mnist_utils.data import (CLASSES, MNIST, MNIST_MEAN, MNIST_STD, ImageSet, load_mnist, normalization_stats,
                               train_val_split, write_atomic)
 from mnist_utils.pretrained import (PretrainedNet, pretrained_for_mnist, resnet18_weights_available,
@@ -50,15 +52,18 @@ __all__ = [
     # set-up
     "seed_everything", "load_data", "progress_bar",
     # training
-    "EpochStats", "History", "count_correct", "train", "test", "fit",
-    "make_optimizer", "make_scheduler", "make_loss",
+    "EpochStats", "History", "count_correct", "training_step", "train", "test", "fit",
+    "make_optimizer", "make_scheduler", "make_loss", "OneCycleThenHold",
+    # recipes (01-03)
+    "Recipe", "BASELINE_RECIPE", "STEP3_RECIPE", "train_recipe", "train_seeds", "fitting_diagnosis",
+    "last_epochs_summary", "seed_table",
     # evaluation
     "Predictions", "predict", "confusion_matrix", "per_class_metrics", "top_confusions",
     # model inspection
     "count_parameters", "summary", "receptive_field",
     # plots
     "plot_class_counts", "plot_samples", "plot_mean_images", "plot_pixel_histogram", "plot_history",
-    "plot_lr", "plot_confusion", "plot_misclassified", "plot_per_class",
+    "plot_lr", "plot_schedule", "plot_test_accuracy", "plot_confusion", "plot_misclassified", "plot_per_class",
     # comparing models (06)
     "ShortEpochs", "training_speed", "ensemble", "shared_errors", "wrong_by_all", "mcnemar", "confused_pairs",
     "plot_shared_errors", "plot_hard_images", "plot_leaderboard", "write_leaderboard", "leaderboard_rows", "load_results",
@@ -168,6 +173,20 @@ def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
     return int((logits.argmax(dim=1) == labels).sum())
 
 
+def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  scheduler: Any = None, loss_fn: Callable = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update: forward, loss, backward, optimizer step, then the per-batch scheduler if any.
+    Returns the logits and the loss (still attached to the graph)."""
+    logits = model(images)
+    loss = loss_fn(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return logits, loss
+
+
 def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, device: torch.device, *,
           scheduler: Any = None, loss_fn: Callable = F.cross_entropy, bar: Any = None) -> EpochStats:
     """One epoch of training. `scheduler`, if given, is stepped after every batch (e.g. OneCycleLR)."""
@@ -178,13 +197,7 @@ def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
     seen = 0
     for images, labels in batches:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits = model(images)
-        loss = loss_fn(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        logits, loss = training_step(model, images, labels, optimizer, scheduler, loss_fn)
         # Accumulate on the device: no host sync per batch.
         total_loss += loss.detach() * len(labels)
         correct += (logits.detach().argmax(dim=1) == labels).sum()
@@ -312,16 +325,32 @@ def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 
     raise ValueError(f"Unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}.")
 
 
+class OneCycleThenHold(torch.optim.lr_scheduler.OneCycleLR):
+    """OneCycleLR over its `total_steps`, then holding the final learning rate (and momentum) for every
+    step after: a run can anneal over its first epochs and train on at the lowest rate to the end."""
+
+    def step(self, epoch: int | None = None) -> None:
+        if self.last_epoch < self.total_steps - 1:
+            super().step(epoch)
+
+
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
-                   max_lr: float | None = None, pct_start: float = 0.25, step_size: int = 5, gamma: float = 0.1,
-                   factor: float = 0.5, patience: int = 2) -> Any:
-    """'onecycle' (per batch, peaks at `max_lr`), 'step' (×`gamma` every `step_size` epochs),
+                   max_lr: float | None = None, pct_start: float = 0.25, div_factor: float = 25.0,
+                   final_div_factor: float = 1e4, anneal_epochs: int | None = None, step_size: int = 5,
+                   gamma: float = 0.1, factor: float = 0.5, patience: int = 2) -> Any:
+    """'onecycle' (per batch: from max_lr/div_factor up to `max_lr` over the first `pct_start` of the
+    cycle, then down to max_lr/div_factor/final_div_factor; with `anneal_epochs`, the cycle lasts that
+    many epochs and the final rate holds after it), 'step' (×`gamma` every `step_size` epochs),
     'plateau' (×`factor` after `patience` epochs without improvement) or 'none' (returns None)."""
     name = name.lower()
     if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr or optimizer.param_groups[0]["lr"], epochs=epochs,
-            steps_per_epoch=steps_per_epoch, pct_start=pct_start)
+        settings = dict(max_lr=max_lr or optimizer.param_groups[0]["lr"], pct_start=pct_start,
+                        div_factor=div_factor, final_div_factor=final_div_factor)
+        if anneal_epochs is None:
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                                       **settings)
+        # + 1: the cycle's last step, at the final rate, is taken at the end of its last epoch
+        return OneCycleThenHold(optimizer, total_steps=anneal_epochs * steps_per_epoch + 1, **settings)
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
     if name == "plateau":
@@ -334,6 +363,191 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int =
 def make_loss(label_smoothing: float = 0.0) -> nn.CrossEntropyLoss:
     """Cross-entropy on raw logits, with optional label smoothing."""
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+# ============================================================================ recipes (01-03)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained, everything but the model and the seed: one object that the Step notebooks
+    and the benchmark share, so that what is measured is what is shown."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    optimizer: str = "sgd"  # with momentum and Nesterov
+    lr: float = 0.05  # the peak rate, with a one-cycle schedule
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    scheduler: str = "none"  # or "onecycle"
+    pct_start: float = 0.2  # one-cycle: share of the cycle spent warming up
+    div_factor: float = 10.0  # one-cycle: starts at lr / div_factor
+    final_div_factor: float = 100.0  # one-cycle: ends at lr / div_factor / final_div_factor
+    anneal_epochs: int | None = None  # one-cycle: the cycle's length in epochs (default: all of them)
+    augment: Augment = field(default_factory=Augment)
+    channels_last: bool = True  # measured faster for these convolutions on CPU
+
+    def describe(self) -> str:
+        schedule = "constant learning rate" if self.scheduler == "none" else (
+            f"one-cycle learning rate, peak {self.lr:g} over {self.anneal_epochs or self.epochs} epochs "
+            f"(warm-up {self.pct_start:.0%}, from {self.lr / self.div_factor:g} to "
+            f"{self.lr / self.div_factor / self.final_div_factor:g})")
+        optimizer = (f"SGD lr {self.lr:g}, Nesterov momentum {self.momentum:g}" if self.optimizer == "sgd"
+                     else f"{self.optimizer} lr {self.lr:g}")
+        return (f"{self.epochs} epochs, batches of {self.batch_size}, {optimizer}, {schedule}, "
+                f"augmentation: {self.augment.describe()}")
+
+    def with_epochs(self, epochs: int) -> "Recipe":
+        """The same recipe, cut to `epochs` (the smoke profile); a one-cycle schedule is cut with it."""
+        anneal = None if self.anneal_epochs is None else min(self.anneal_epochs, epochs)
+        return dataclasses.replace(self, epochs=epochs, anneal_epochs=anneal)
+
+    def train_batches(self, images: ImageSet, device: torch.device, seed: int) -> Batches:
+        """Shuffled, augmented training batches: `seed` fixes the order and the augmentation."""
+        return Batches(images, self.batch_size, device=device, shuffle=True, seed=seed, augment=self.augment,
+                       channels_last=self.channels_last)
+
+    def test_batches(self, images: ImageSet, device: torch.device) -> Batches:
+        return Batches(images, 1000, device=device, channels_last=self.channels_last)
+
+    def make_optimizer(self, params: Iterable) -> torch.optim.Optimizer:
+        return make_optimizer(self.optimizer, params, self.lr, momentum=self.momentum,
+                              weight_decay=self.weight_decay)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+        return make_scheduler(self.scheduler, optimizer, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+                              max_lr=self.lr, pct_start=self.pct_start, div_factor=self.div_factor,
+                              final_div_factor=self.final_div_factor,
+                              anneal_epochs=self.anneal_epochs or self.epochs)
+
+
+# The Step notebooks' recipes (the benchmark times STEP3_RECIPE). Steps 1 and 2 keep the learning rate
+# constant and the data as it is, so that what changes between them is the model; Step 3 changes the training.
+BASELINE_RECIPE = Recipe(epochs=15, batch_size=128, lr=0.05)
+STEP3_RECIPE = Recipe(epochs=15, batch_size=128, lr=0.1, scheduler="onecycle", augment=Augment(rotation=7, translate=0.08))
+
+
+def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
+                 progress: str | None = "batches", desc: str = "") -> History:
+    """Train `model` (already initialised, e.g. after `seed_everything(seed)`) on `data.train` with `recipe`,
+    testing on `data.test` after every epoch. `seed` fixes the data order and the augmentation."""
+    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    train_batches = recipe.train_batches(data.train, device, seed)
+    optimizer = recipe.make_optimizer(model.parameters())
+    scheduler = recipe.make_scheduler(optimizer, len(train_batches))
+    return fit(model, train_batches, recipe.test_batches(data.test, device), optimizer, device,
+               epochs=recipe.epochs, scheduler=scheduler, progress=progress, desc=desc)
+
+
+def train_seeds(build: Callable[[], nn.Module], seeds: Sequence[int], recipe: Recipe, data: MNIST,
+                device: torch.device, *, progress: bool = True) -> list[tuple[nn.Module, History]]:
+    """`recipe` run once per seed, each seed fixing its model's initialisation (`build()` after
+    `seed_everything(seed)`), data order and augmentation, exactly as `train_recipe` would; but all the
+    models train at once, packed side by side (mnist_utils.packed), which is faster on a CPU than one
+    after the other. Returns (trained model, history) per seed. Each history's `seconds` is the time of
+    the packed epoch, shared by all seeds."""
+    if not seeds:
+        raise ValueError("need at least one seed")
+    models = []
+    for seed in seeds:
+        seed_everything(seed)
+        models.append(build())
+    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    packed = PackedModels(models).to(device, memory_format=memory_format)
+    streams = [recipe.train_batches(data.train, device, seed) for seed in seeds]
+    test_batches = recipe.test_batches(data.test, device)
+    optimizer = recipe.make_optimizer(packed.parameters())
+    scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
+    histories = [History() for _ in seeds]
+    copies, n_train = len(seeds), streams[0].num_images
+    bar = progress_bar(total=recipe.epochs, desc=f"{copies} seeds at once", unit="epoch") if progress else None
+    for epoch in range(1, recipe.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        packed.train()
+        start = time.perf_counter()
+        train_loss = torch.zeros(copies, device=device)
+        train_correct = torch.zeros(copies, dtype=torch.long, device=device)
+        for group in zip(*streams):
+            # copy g reads channel g: its own seed's images, labels side by side
+            images = torch.cat([x for x, _ in group], dim=1).contiguous(memory_format=memory_format)
+            labels = torch.stack([y for _, y in group], dim=1)
+            logits, _ = training_step(packed, images, labels, optimizer, scheduler, packed_loss)
+            with torch.no_grad():
+                per_copy = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
+                train_loss += per_copy
+                train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)
+        seconds = time.perf_counter() - start
+        test_loss, test_correct = _test_packed(packed, test_batches, device)
+        for g, history in enumerate(histories):
+            history.rows.append({"epoch": epoch, "lr": lr, "train_loss": train_loss[g].item() / n_train,
+                                 "train_acc": 100.0 * train_correct[g].item() / n_train,
+                                 "test_loss": test_loss[g].item() / test_batches.num_images,
+                                 "test_acc": 100.0 * test_correct[g].item() / test_batches.num_images,
+                                 "seconds": seconds, "images_per_s": copies * n_train / seconds})
+        if bar is not None:
+            accuracies = [h["test_acc"][-1] for h in histories]
+            bar.set_postfix_str(f"test_acc min {min(accuracies):.2f}, max {max(accuracies):.2f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return [(packed.unpack(g).eval(), history) for g, history in enumerate(histories)]
+
+
+@torch.inference_mode()
+def _test_packed(packed: PackedModels, batches: Batches, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and correct count per copy on `batches`, every copy seeing the same images."""
+    packed.eval()
+    total_loss = torch.zeros(packed.copies, device=device)
+    correct = torch.zeros(packed.copies, dtype=torch.long, device=device)
+    for images, labels in batches:
+        images = images.to(device).expand(-1, packed.copies, -1, -1)
+        logits = packed(images.contiguous(memory_format=torch.channels_last) if images.is_contiguous(
+            memory_format=torch.channels_last) else images.contiguous())
+        labels = labels.to(device)[:, None].expand(-1, packed.copies)
+        total_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
+        correct += (logits.argmax(dim=2) == labels).sum(dim=0)
+    return total_loss, correct
+
+
+def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -> dict[str, Any]:
+    """Over- or under-fitting, from the train/test accuracy gap (points; train accuracy as measured during
+    each epoch, on the batches the model learned from) averaged over the `last` epochs: above +`tolerance`
+    the model does better on what it has seen than on new digits (it overfits); below −`tolerance` it does
+    better on test digits than on its own (harder: augmented or with dropout) training batches, so the
+    regularisation holds it back and it has room to fit more (it underfits); in between it fits well."""
+    gaps = [train - test for train, test in zip(history["train_acc"], history["test_acc"])]
+    mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
+    verdict = ("overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well")
+    return {"gaps": gaps, "mean_gap": mean_gap, "verdict": verdict, "last": min(last, len(gaps)),
+            "tolerance": tolerance}
+
+
+def last_epochs_summary(history: History, threshold: float, last: int = 3) -> dict[str, Any]:
+    """Test accuracy over the `last` epochs against `threshold` (%): the values, their minimum, whether
+    each meets it, and the best epoch of the whole run."""
+    values = history.last("test_acc", last)
+    best_epoch, best = history.best("test_acc")
+    return {"last": values, "min_last": min(values), "met": len(history) >= last and min(values) >= threshold,
+            "best": best, "best_epoch": best_epoch, "final": values[-1]}
+
+
+def seed_table(histories: dict[int, History], threshold: float, last: int = 3) -> tuple[list[dict], dict]:
+    """Per seed: the last `last` test accuracies, their minimum, the best and whether the target holds;
+    and over all seeds: final accuracy mean ± std, lowest last-`last` accuracy, seeds meeting the target."""
+    rows, summaries = [], {}
+    for seed, history in histories.items():
+        summary_ = summaries[seed] = last_epochs_summary(history, threshold, last)
+        epochs = history.last("epoch", last)
+        rows.append({"seed": seed, **{f"epoch {epoch}": v for epoch, v in zip(epochs, summary_["last"])},
+                     f"min of last {last}": summary_["min_last"], "best": summary_["best"],
+                     "best epoch": summary_["best_epoch"], f"≥ {threshold}% in each": "met" if summary_["met"] else "NOT met"})
+    finals = torch.tensor([s["final"] for s in summaries.values()], dtype=torch.float64)
+    overall = {"seeds": len(histories), "seeds_met": sum(s["met"] for s in summaries.values()),
+               "final_mean": finals.mean().item(), "final_std": finals.std().item() if len(finals) > 1 else 0.0,
+               "min_last": min(s["min_last"] for s in summaries.values()),
+               "best": max(s["best"] for s in summaries.values())}
+    return rows, overall
 
 
 # ============================================================================ evaluation
@@ -538,6 +752,62 @@ def plot_lr(history: History) -> plt.Figure:
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set(xlabel="epoch", ylabel="learning rate", title="learning-rate schedule")
     ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def plot_test_accuracy(histories: History | dict[str, History], target: float | None = None, last: int = 3,
+                       title: str = "") -> plt.Figure:
+    """Test accuracy per epoch, zoomed in near the top, with the target line and the last `last` epochs
+    shaded (where a target "in each of the last epochs" is judged); and the train − test gap per epoch."""
+    if isinstance(histories, History):
+        histories = {"": histories}
+    fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
+    palette = sns.color_palette("tab10", len(histories))
+    for colour, (name, history) in zip(palette, histories.items()):
+        acc_ax.plot(history["epoch"], history["test_acc"], marker="o", ms=3, color=colour, label=name or "test")
+        gaps = [a - b for a, b in zip(history["train_acc"], history["test_acc"])]
+        gap_ax.plot(history["epoch"], gaps, marker="o", ms=3, color=colour, label=name or "train − test")
+    epochs = max(len(h) for h in histories.values())
+    lows = [min(h["test_acc"][min(2, len(h) - 1):]) for h in histories.values()]  # zoom past the first epochs
+    top = max(max(h["test_acc"]) for h in histories.values())
+    if target is not None:
+        acc_ax.axhline(target, color="crimson", ls="--", lw=1, label=f"target {target}%")
+        top = max(top, target)
+    acc_ax.axvspan(epochs - last + 0.5, epochs + 0.5, color="0.9", zorder=0, label=f"last {last} epochs")
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy", ylim=(min(lows) - 0.1, top + 0.1))
+    gap_ax.axhline(0, color="0.3", lw=1)
+    gap_ax.set(xlabel="epoch", ylabel="points", title="train − test accuracy (> 0: better on seen data)")
+    for ax in (acc_ax, gap_ax):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig)
+
+
+def plot_schedule(recipe: Recipe, steps_per_epoch: int) -> plt.Figure:
+    """The learning rate and momentum `recipe` uses at every training step, worked out by running its own
+    optimizer and scheduler on a dummy parameter."""
+    dummy = nn.Parameter(torch.zeros(1))
+    optimizer = recipe.make_optimizer([dummy])
+    scheduler = recipe.make_scheduler(optimizer, steps_per_epoch)
+    rates, momenta = [], []
+    for _ in range(recipe.epochs * steps_per_epoch):
+        group = optimizer.param_groups[0]
+        rates.append(group["lr"])
+        momenta.append(group.get("momentum", group.get("betas", (0.0,))[0]))
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    epochs = [step / steps_per_epoch for step in range(len(rates))]
+    fig, (lr_ax, momentum_ax) = plt.subplots(1, 2, figsize=(12, 3.2))
+    lr_ax.plot(epochs, rates)
+    momentum_ax.plot(epochs, momenta, color="tab:orange")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate per step", yscale="log")
+    momentum_ax.set(xlabel="epoch", ylabel="momentum", title="momentum per step")
+    for ax in (lr_ax, momentum_ax):
+        ax.grid(alpha=0.3)
     return _finish(fig)
 
 

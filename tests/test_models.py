@@ -1,0 +1,129 @@
+"""Model_1..Model_3 (sizes, shapes, receptive fields), the shared recipe, and several seeds trained at once."""
+import pytest
+import torch
+import torch.nn as nn
+
+import models
+import utils
+from mnist_utils.data import MNIST
+from mnist_utils.packed import PackedModels
+from utils import Augment, Recipe
+
+PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 7_146}
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_parameter_count_is_under_8000_and_the_documented_one(name):
+    model = getattr(models, name)()
+    assert utils.count_parameters(model) == PARAMETERS[name] < 8000
+    assert f"{PARAMETERS[name]:,} parameters" in model.__doc__, "the docstring states the exact count"
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_ten_logits_per_image(name):
+    model = getattr(models, name)().eval()
+    assert model(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_the_last_layer_sees_the_whole_digit(name):
+    table = utils.receptive_field(getattr(models, name)())
+    assert table[-1]["rf"] >= 28
+
+
+def test_model_3_is_model_2_without_dropout():
+    assert any(isinstance(m, nn.Dropout) for m in models.Model_2().modules())
+    assert not any(isinstance(m, nn.Dropout) for m in models.Model_3().modules())
+
+
+def small(mnist, train=1024, test=512):
+    return MNIST(mnist.train.head(train), mnist.test.head(test))
+
+
+RECIPE = Recipe(epochs=2, batch_size=128, lr=0.1, scheduler="onecycle", augment=Augment(rotation=7, translate=0.08))
+
+
+def metrics(history):
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in history.rows]
+
+
+def run_recipe(mnist, seed, recipe=RECIPE):
+    utils.seed_everything(seed)
+    return utils.train_recipe(models.Model_3(), recipe, small(mnist), torch.device("cpu"), seed=seed, progress=None)
+
+
+def test_same_seed_twice_gives_identical_epoch_metrics_with_the_step_3_recipe(mnist):
+    first, second, other = run_recipe(mnist, 5), run_recipe(mnist, 5), run_recipe(mnist, 6)
+    assert metrics(first) == metrics(second)
+    assert metrics(first) != metrics(other)
+
+
+def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist):
+    packed = utils.train_seeds(models.Model_3, [1, 2], RECIPE, small(mnist), torch.device("cpu"), progress=False)
+    for seed, (model, history) in zip([1, 2], packed):
+        alone = run_recipe(mnist, seed)
+        assert history["lr"] == pytest.approx(alone["lr"])
+        # the same computation in another order of floating-point sums: equal up to rounding
+        assert history["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-3)
+        assert history["test_acc"] == pytest.approx(alone["test_acc"], abs=0.6)  # ≤ 3 of 512 test images
+    # the unpacked model is the packed copy: same test accuracy as recorded for its last epoch
+    model, history = packed[0]
+    assert utils.test(model, RECIPE.test_batches(small(mnist).test, torch.device("cpu")),
+                      torch.device("cpu")).accuracy == history["test_acc"][-1]
+
+
+def test_packing_keeps_each_model_and_refuses_mixed_architectures():
+    torch.manual_seed(0)
+    first, second = models.Model_1().eval(), models.Model_1().eval()
+    packed = PackedModels([first, second]).eval()
+    x = torch.randn(3, 2, 28, 28)
+    out = packed(x)
+    assert torch.allclose(out[:, 0], first(x[:, :1]), atol=1e-5)
+    assert torch.allclose(out[:, 1], second(x[:, 1:]), atol=1e-5)
+    assert torch.allclose(packed.unpack(1)(x[:, 1:]), second(x[:, 1:]), atol=1e-6)
+    with pytest.raises(ValueError, match="one architecture"):
+        PackedModels([models.Model_1(), models.Model_2()])
+
+
+def test_one_cycle_can_anneal_early_and_hold_the_final_rate():
+    parameter = nn.Parameter(torch.zeros(1))
+    recipe = Recipe(epochs=5, lr=0.1, scheduler="onecycle", anneal_epochs=3)
+    optimizer = recipe.make_optimizer([parameter])
+    scheduler = recipe.make_scheduler(optimizer, steps_per_epoch=10)
+    rates = []
+    for _ in range(50):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert max(rates) == pytest.approx(0.1, rel=0.01)  # the peak falls between two steps
+    assert rates[0] == pytest.approx(0.1 / recipe.div_factor)
+    final = 0.1 / recipe.div_factor / recipe.final_div_factor
+    assert rates[30:] == pytest.approx([final] * 20), "held after the cycle's 3 epochs"
+
+
+def test_recipe_cut_for_the_smoke_profile_keeps_its_schedule_valid():
+    recipe = Recipe(epochs=15, scheduler="onecycle", anneal_epochs=13).with_epochs(1)
+    assert (recipe.epochs, recipe.anneal_epochs) == (1, 1)
+
+
+def made_up(train, test):
+    return utils.History([{"epoch": i + 1, "train_acc": a, "test_acc": b} for i, (a, b) in enumerate(zip(train, test))])
+
+
+def test_fitting_diagnosis_reads_the_gap_of_the_last_epochs():
+    assert utils.fitting_diagnosis(made_up([99.0, 99.6, 99.8, 99.9], [99.0, 99.1, 99.2, 99.2]))["verdict"] == "overfits"
+    assert utils.fitting_diagnosis(made_up([98.0, 98.5, 98.9, 99.0], [99.0, 99.3, 99.4, 99.4]))["verdict"] == "underfits"
+    diagnosis = utils.fitting_diagnosis(made_up([99.0, 99.4, 99.45, 99.5], [99.2, 99.4, 99.4, 99.45]))
+    assert diagnosis["verdict"] == "fits well"
+    assert diagnosis["mean_gap"] == pytest.approx((0.0 + 0.05 + 0.05) / 3)
+
+
+def test_seed_table_meets_the_target_only_when_every_last_epoch_does():
+    histories = {1: made_up([99] * 5, [99.1, 99.5, 99.41, 99.45, 99.40]),
+                 2: made_up([99] * 5, [99.6, 99.5, 99.39, 99.45, 99.50])}
+    rows, overall = utils.seed_table(histories, threshold=99.4)
+    assert [row["≥ 99.4% in each"] for row in rows] == ["met", "NOT met"]
+    assert [rows[0][f"epoch {e}"] for e in (3, 4, 5)] == [99.41, 99.45, 99.40]
+    assert rows[1]["best"] == 99.6 and rows[1]["best epoch"] == 1
+    assert overall["seeds_met"] == 1 and overall["min_last"] == 99.39
+    assert overall["final_mean"] == pytest.approx(99.45)
