@@ -1,0 +1,398 @@
+"""`make bench`: how fast this project trains Model_3, measured against the way MNIST projects are usually written.
+
+    python -m mnist_utils.bench              # pipeline speed, then time to 99.4% (a few minutes on 2 CPU cores)
+    python -m mnist_utils.bench --knobs      # and the knobs table (torch.compile alone takes a minute or more)
+    python -m mnist_utils.bench --quick      # tiny sizes: checks that everything runs; its numbers mean nothing
+
+1. Pipeline speed: training images per second of Model_3 fed by this project's pipeline (STEP3_RECIPE's
+   batches: uint8 tensors in memory, augmented a whole batch at a time, channels_last) against a reference
+   pipeline (torchvision's MNIST, PIL transforms image by image, a DataLoader, NCHW) with num_workers 0 and 2.
+   Same model, batch size, optimizer and training step on both sides, so the difference is the pipeline's.
+2. Time to accuracy: Model_3 trained with the full STEP3_RECIPE, tested after every epoch: the wall time and
+   epoch at which test accuracy first reaches 99.0% and 99.4%. The run stops at the last threshold: the
+   epochs after it cannot change the answer.
+3. Knobs (--knobs): what a change to the training step does to the speed of the project's pipeline: memory
+   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one.
+
+Every figure printed is measured by the run, and all of them, with the machine's facts, are written to
+reports/bench.json (see --json).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from models import Model_3
+from utils import STEP3_RECIPE, Recipe, progress_bar, seed_everything, test, train, training_step
+
+from .config import data_root, get_device, reports_dir
+from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
+from .packed import PackedModels, packed_loss, side_by_side
+from .report import hardware, mark, markdown_table
+
+REFERENCE_WORKERS = (0, 2)  # DataLoader num_workers tried for the reference; the faster one is compared
+SPEED_GOAL = 3.0  # project / reference images per second
+ACCURACY_THRESHOLDS = (99.0, 99.4)  # test accuracy (%) whose time to reach is reported
+ACCURACY_GOAL_SECONDS = 120.0  # to the last threshold
+GOAL_CPU_CORES = 2  # the machine both goals are set for
+KNOB_MARGIN = 0.05  # a knob helps when it is at least this much faster than the baseline
+PACKED_COPIES = 5  # seeds trained at once in the packed knob
+SEED = 1
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much the bench measures."""
+
+    steps: int = 150  # timed training steps per repeat
+    warmup: int = 5  # untimed steps before timing: workers start, caches fill, a compiled model compiles
+    repeats: int = 3  # timings per measurement, of which the fastest counts
+    train_images: int | None = None  # the accuracy run's training images; None: all 60,000
+    test_images: int | None = None  # None: all 10,000
+    epochs: int | None = None  # the accuracy run's epochs; None: the recipe's
+
+
+QUICK = Sizes(steps=3, warmup=1, repeats=1, train_images=1024, test_images=512, epochs=1)
+
+
+# ----------------------------------------------------------------------------- timing training steps
+
+
+def endless(batches: Iterable) -> Iterator:
+    """Pass after pass over `batches` as one stream, so a measurement can run over an epoch's end."""
+    return itertools.chain.from_iterable(itertools.repeat(batches))
+
+
+def take_steps(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
+               steps: int, loss_fn: Callable = F.cross_entropy) -> int:
+    """`steps` training steps on the next batches of `batches`; returns the images used (one per label, so a
+    packed model counts every copy's). Returns once the device has finished them."""
+    seen, loss = 0, None
+    for images, labels in itertools.islice(batches, steps):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        _, loss = training_step(model, images, labels, optimizer, loss_fn=loss_fn)
+        seen += labels.numel()
+    if loss is not None:
+        loss.item()  # waits for the queued work: CUDA runs asynchronously
+    return seen
+
+
+def images_per_second(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
+                      sizes: Sizes, loss_fn: Callable = F.cross_entropy) -> float:
+    """Training images per second of `model` on the stream `batches`: `sizes.warmup` untimed steps, then
+    `sizes.repeats` timings of `sizes.steps` steps each, of which the fastest counts: other work on the
+    machine only ever slows a run down, so the fastest repeat is the one closest to the pipeline's own speed."""
+    model.train()
+    take_steps(model, batches, optimizer, device, sizes.warmup, loss_fn)
+    best = 0.0
+    for _ in range(sizes.repeats):
+        start = time.perf_counter()
+        seen = take_steps(model, batches, optimizer, device, sizes.steps, loss_fn)
+        best = max(best, seen / (time.perf_counter() - start))
+    return best
+
+
+def seeded_models(copies: int) -> list[nn.Module]:
+    """`copies` Model_3, initialised from seeds SEED, SEED + 1, …"""
+    models = []
+    for seed in range(SEED, SEED + copies):
+        seed_everything(seed)
+        models.append(Model_3())
+    return models
+
+
+# ----------------------------------------------------------------------------- 1. pipeline speed
+
+
+def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
+    """MNIST as most PyTorch projects feed it: torchvision's dataset decoding one PIL image at a time, the same
+    augmentation as `augment_like` done by PIL transforms image by image, a DataLoader collating the batches."""
+    augment = augment_like.augment
+    transform = transforms.Compose([
+        transforms.RandomRotation(augment.rotation),
+        transforms.RandomAffine(0, translate=(augment.translate, augment.translate)),
+        transforms.ToTensor(),
+        transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
+    ])
+    dataset = torchvision.datasets.MNIST(root=data_root(), train=True, download=False, transform=transform)
+    return DataLoader(dataset, batch_size=augment_like.batch_size, shuffle=True, num_workers=num_workers)
+
+
+def reference_speed(recipe: Recipe, num_workers: int, device: torch.device, sizes: Sizes) -> float:
+    """Images per second of Model_3, NCHW and float32 as it comes, fed by `reference_loader`."""
+    model = seeded_models(1)[0].to(device)
+    # One stream for warm-up and timing: the workers start during the warm-up, not in a timed repeat. A new
+    # pass over the loader (each epoch) starts them again; that cost stays in, as in real training.
+    return images_per_second(model, endless(reference_loader(recipe, num_workers)),
+                             recipe.make_optimizer(model.parameters()), device, sizes)
+
+
+def project_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes) -> float:
+    """Images per second of Model_3 fed by `recipe`'s own training batches, in its memory layout."""
+    model = seeded_models(1)[0].to(device, memory_format=recipe.memory_format)
+    return images_per_second(model, endless(recipe.train_batches(images, device, SEED)),
+                             recipe.make_optimizer(model.parameters()), device, sizes)
+
+
+def pipeline_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes) -> dict[str, Any]:
+    """The project's pipeline against the faster of the reference's settings; prints as it goes."""
+    print(f"\n1. Pipeline speed: Model_3 training steps (batches of {recipe.batch_size}, the recipe's optimizer), "
+          f"best of {sizes.repeats} × {sizes.steps} steps after {sizes.warmup} warm-up")
+    reference = {}
+    for workers in REFERENCE_WORKERS:
+        reference[workers] = reference_speed(recipe, workers, device, sizes)
+        print(f"  reference, num_workers={workers}: {reference[workers]:,.0f} images/s  "
+              f"(torchvision MNIST, PIL transforms, DataLoader, NCHW)")
+    best_workers = max(reference, key=reference.get)
+    project = project_speed(recipe, images, device, sizes)
+    print(f"  project: {project:,.0f} images/s  (tensors in memory, batched augmentation, "
+          f"{'channels_last' if recipe.channels_last else 'NCHW'})")
+    ratio = project / reference[best_workers]
+    met = ratio >= SPEED_GOAL
+    print(f"  project / reference = {ratio:.1f}×  (against the faster reference, num_workers={best_workers})")
+    print(f"  goal ≥ {SPEED_GOAL:g}× on {GOAL_CPU_CORES} CPU cores (this machine: {usable_cpus()} usable): {mark(met)}")
+    return {"reference_images_per_s": {str(w): v for w, v in reference.items()},
+            "reference_best_workers": best_workers, "reference_best_images_per_s": reference[best_workers],
+            "project_images_per_s": project, "ratio": ratio, "goal_ratio": SPEED_GOAL, "met": met}
+
+
+# ----------------------------------------------------------------------------- 2. time to accuracy
+
+
+def first_reaching(rows: Sequence[dict[str, float]], threshold: float) -> dict[str, float] | None:
+    """The first row (epoch) whose test accuracy is at least `threshold`, or None."""
+    return next((row for row in rows if row["test_acc"] >= threshold), None)
+
+
+def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: float) -> list[dict[str, float]]:
+    """Model_3 trained with `recipe` (seed SEED), tested after every epoch, until test accuracy reaches
+    `stop_at` or the recipe's epochs end. One row per epoch: test accuracy and seconds since training began.
+
+    The steps of `utils.train_recipe`, with the clock read after every test as well (its history times
+    training only)."""
+    model = seeded_models(1)[0].to(device, memory_format=recipe.memory_format)
+    train_batches = recipe.train_batches(data.train, device, SEED)
+    test_batches = recipe.test_batches(data.test, device)
+    optimizer = recipe.make_optimizer(model.parameters())
+    scheduler = recipe.make_scheduler(optimizer, len(train_batches))  # one-cycle or none: both per batch
+    rows = []
+    bar = progress_bar(total=recipe.epochs * len(train_batches), desc="time to accuracy", unit="batch")
+    start = time.perf_counter()
+    for epoch in range(1, recipe.epochs + 1):
+        train(model, train_batches, optimizer, device, scheduler=scheduler, bar=bar)
+        accuracy = test(model, test_batches, device).accuracy
+        rows.append({"epoch": epoch, "test_acc": accuracy, "seconds": time.perf_counter() - start})
+        bar.set_postfix_str(f"epoch {epoch}: test_acc={accuracy:.2f}")
+        if accuracy >= stop_at:
+            break
+    bar.close()
+    return rows
+
+
+def time_to_accuracy(recipe: Recipe, data: MNIST, device: torch.device) -> dict[str, Any]:
+    """Train, then print when each threshold was first reached and whether the goal is met."""
+    print(f"\n2. Time to accuracy: Model_3, seed {SEED}, {recipe.describe()}; "
+          f"{len(data.train):,} training and {len(data.test):,} test images")
+    rows = accuracy_run(recipe, data, device, stop_at=max(ACCURACY_THRESHOLDS))
+    print(markdown_table([{"epoch": r["epoch"], "test accuracy": r["test_acc"], "seconds since start": r["seconds"]}
+                          for r in rows], units={"test accuracy": "%", "seconds since start": "s"}))
+    reached = {}
+    for threshold in ACCURACY_THRESHOLDS:
+        row = first_reaching(rows, threshold)
+        reached[str(threshold)] = None if row is None else {"epoch": row["epoch"], "seconds": row["seconds"]}
+        print(f"  {threshold}%: " + ("not reached" if row is None else
+                                    f"{row['seconds']:.1f} s, epoch {row['epoch']} (training + testing since start)"))
+    last = reached[str(max(ACCURACY_THRESHOLDS))]
+    met = last is not None and last["seconds"] < ACCURACY_GOAL_SECONDS
+    if len(rows) < recipe.epochs and last is not None:
+        print(f"  stopped after epoch {len(rows)} of {recipe.epochs}: the last threshold was reached")
+    print(f"  goal {max(ACCURACY_THRESHOLDS)}% in under {ACCURACY_GOAL_SECONDS:g} s on {GOAL_CPU_CORES} CPU cores "
+          f"(this machine: {usable_cpus()} usable): {mark(met)}")
+    return {"epochs": rows, "reached": reached, "goal_seconds": ACCURACY_GOAL_SECONDS, "met": met,
+            "train_images": len(data.train), "test_images": len(data.test), "recipe": recipe.describe()}
+
+
+# ----------------------------------------------------------------------------- 3. knobs
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One change to the project's training step; the default is the baseline, the recipe as it is."""
+
+    name: str
+    batch_size: int | None = None  # None: the recipe's
+    channels_last: bool | None = None  # None: the recipe's
+    compile: bool = False
+    autocast: torch.dtype | None = None
+    copies: int = 1  # models trained at once, packed side by side
+
+
+def knobs_for(recipe: Recipe) -> list[Knob]:
+    """The baseline first, then each change on its own."""
+    layout = "channels_last" if recipe.channels_last else "NCHW"
+    other_layout = "NCHW" if recipe.channels_last else "channels_last"
+    batch_sizes = (recipe.batch_size // 2, recipe.batch_size * 2)
+    return [Knob(f"baseline: {layout}, batch {recipe.batch_size}, float32, eager, one model"),
+            Knob(f"{other_layout} instead of {layout}", channels_last=not recipe.channels_last),
+            *(Knob(f"batch {size} instead of {recipe.batch_size}", batch_size=size) for size in batch_sizes),
+            Knob("torch.compile", compile=True),
+            Knob("bfloat16 autocast", autocast=torch.bfloat16),
+            Knob(f"{PACKED_COPIES} seeds' models packed, images summed", copies=PACKED_COPIES)]
+
+
+class Autocast(nn.Module):
+    """`model` with its forward pass under autocast to `dtype`; the logits come back as float32 for the loss."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, device_type: str):
+        super().__init__()
+        self.model, self.dtype, self.device_type = model, dtype, device_type
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(x).float()
+
+
+def full_batches(batches: Iterable, batch_size: int) -> Iterator:
+    """The batches of a whole `batch_size`: a compiled model would compile again for an epoch's short last
+    batch, a one-off cost that is not the knob's speed."""
+    return ((images, labels) for images, labels in batches if len(labels) == batch_size)
+
+
+def knob_speed(knob: Knob, recipe: Recipe, images: ImageSet, device: torch.device,
+               sizes: Sizes) -> dict[str, Any]:
+    """Images per second with `knob` applied to `recipe`; with torch.compile, the compile's seconds as well."""
+    recipe = dataclasses.replace(recipe, batch_size=knob.batch_size or recipe.batch_size,
+                                 channels_last=recipe.channels_last if knob.channels_last is None else knob.channels_last)
+    layout = recipe.memory_format
+    models = seeded_models(knob.copies)
+    model = (models[0] if knob.copies == 1 else PackedModels(models)).to(device, memory_format=layout)
+    optimizer = recipe.make_optimizer(model.parameters())
+    streams = [full_batches(endless(recipe.train_batches(images, device, seed)), recipe.batch_size)
+               for seed in range(SEED, SEED + knob.copies)]
+    batches = streams[0] if knob.copies == 1 else side_by_side(streams, layout)
+    loss_fn = F.cross_entropy if knob.copies == 1 else packed_loss
+    step_model = torch.compile(model) if knob.compile else model
+    if knob.autocast is not None:
+        step_model = Autocast(step_model, knob.autocast, device.type)
+    compile_seconds = None
+    if knob.compile:  # the first step compiles the forward and backward passes: timed on its own
+        step_model.train()
+        start = time.perf_counter()
+        take_steps(step_model, batches, optimizer, device, 1, loss_fn)
+        compile_seconds = time.perf_counter() - start
+    speed = images_per_second(step_model, batches, optimizer, device, sizes, loss_fn)
+    return {"images_per_s": speed, "compile_s": compile_seconds}
+
+
+def verdict(ratio: float, margin: float = KNOB_MARGIN) -> str:
+    """'helps' when `ratio` (knob / baseline) is at least 1 + `margin`, else 'does not help', saying whether
+    it is slower or within the margin."""
+    if ratio >= 1 + margin:
+        return "helps"
+    return "does not help (" + ("slower" if ratio <= 1 - margin else f"within ±{margin:.0%}") + ")"
+
+
+def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes) -> list[dict[str, Any]]:
+    """Every knob measured, with its ratio to the baseline and a verdict; printed as a table."""
+    print(f"\n3. Knobs: Model_3 training images/s with the project's pipeline, best of {sizes.repeats} × "
+          f"{sizes.steps} steps after {sizes.warmup} warm-up")
+    rows = []
+    for knob in progress_bar(knobs_for(recipe), desc="knobs", unit="knob"):
+        try:
+            rows.append({"knob": knob.name, **knob_speed(knob, recipe, images, device, sizes), "error": None})
+        except Exception as error:  # noqa: BLE001 - a knob that cannot run here (no C++ compiler, no bf16) is a finding
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            rows.append({"knob": knob.name, "images_per_s": None, "compile_s": None,
+                         "error": f"{type(error).__name__}: {message}"[:300]})
+    baseline = rows[0]["images_per_s"]
+    for row in rows:
+        row["ratio"] = None if None in (row["images_per_s"], baseline) else row["images_per_s"] / baseline
+        row["verdict"] = ("baseline" if row is rows[0] else f"failed: {row['error']}" if row["error"]
+                          else "no baseline to compare with" if row["ratio"] is None else verdict(row["ratio"]))
+    print(markdown_table([{"knob": r["knob"], "images/s": "—" if r["images_per_s"] is None else f"{r['images_per_s']:,.0f}",
+                           "× baseline": "—" if r["ratio"] is None else f"{r['ratio']:.2f}×", "verdict": r["verdict"]}
+                          for r in rows]))
+    for row in rows:
+        if row["compile_s"] is not None:
+            print(f"  torch.compile took {row['compile_s']:.1f} s (its first step), not counted in its images/s")
+    return rows
+
+
+# ----------------------------------------------------------------------------- the machine and the command line
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (fewer than the machine's under a container or taskset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def machine_facts(device: torch.device) -> dict[str, Any]:
+    return {"hardware": hardware(), "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
+            "torch_threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m mnist_utils.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, help=f"timed training steps per repeat (default {Sizes.steps})")
+    parser.add_argument("--repeats", type=int, help=f"timings per measurement, the fastest counts (default {Sizes.repeats})")
+    parser.add_argument("--skip-accuracy", action="store_true", help="leave out the time-to-accuracy run")
+    parser.add_argument("--knobs", action="store_true", help="also measure the knobs (takes a few minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny sizes ({QUICK.steps} steps; accuracy on {QUICK.train_images:,} images, "
+                             f"{QUICK.epochs} epoch): checks that it runs, its numbers mean nothing")
+    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json)")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    for name in ("steps", "repeats"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return args
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    sizes = dataclasses.replace(sizes, steps=args.steps or sizes.steps, repeats=args.repeats or sizes.repeats)
+    device = get_device()
+    machine = machine_facts(device)
+    print(f"Machine: {machine['hardware']}; {machine['cpu_count']} CPUs ({machine['usable_cpus']} usable), "
+          f"torch {machine['torch']} with {machine['torch_threads']} threads, device {device}"
+          + (" (--quick: tiny sizes, the numbers mean nothing)" if args.quick else ""))
+    data = load_mnist(fetch=False)  # a missing or corrupt file raises an error naming `make data`
+    recipe = STEP3_RECIPE if sizes.epochs is None else STEP3_RECIPE.with_epochs(sizes.epochs)
+    results: dict[str, Any] = {"machine": machine, "sizes": dataclasses.asdict(sizes), "quick": args.quick,
+                               "pipeline": pipeline_speed(recipe, data.train, device, sizes)}
+    if not args.skip_accuracy:
+        subset = MNIST(train=data.train.head(sizes.train_images or len(data.train)),
+                       test=data.test.head(sizes.test_images or len(data.test)))
+        results["accuracy"] = time_to_accuracy(recipe, subset, device)
+    if args.knobs:
+        results["knobs"] = knob_table(recipe, data.train, device, sizes)
+    path = args.json or reports_dir() / "bench.json"
+    write_atomic(path, (json.dumps(results, indent=2) + "\n").encode())
+    print(f"\nEvery figure above, with the machine's facts: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except MNISTDataError as error:
+        sys.exit(f"error: {error}")

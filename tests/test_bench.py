@@ -1,0 +1,91 @@
+"""The benchmark: a --quick run end to end (its figures in the JSON and in the printout), and its helpers.
+No assertion is about speed: these check that the figures are measured, kept and reported consistently."""
+import itertools
+import json
+
+import pytest
+import torch
+
+from mnist_utils import bench
+from mnist_utils.bench import Knob, Sizes
+from utils import STEP3_RECIPE
+
+TINY = Sizes(steps=1, warmup=1, repeats=1)
+
+
+def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--json", str(path)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(path.read_text())
+
+    pipeline = results["pipeline"]
+    reference, project = pipeline["reference_best_images_per_s"], pipeline["project_images_per_s"]
+    assert set(pipeline["reference_images_per_s"]) == {str(w) for w in bench.REFERENCE_WORKERS}
+    assert min(pipeline["reference_images_per_s"].values()) > 0 and project > 0
+    assert reference == max(pipeline["reference_images_per_s"].values())
+    assert pipeline["ratio"] == pytest.approx(project / reference)
+    assert f"{reference:,.0f} images/s" in printed and f"{project:,.0f} images/s" in printed
+    assert f"project / reference = {pipeline['ratio']:.1f}×" in printed
+
+    accuracy = results["accuracy"]
+    assert accuracy["train_images"] == bench.QUICK.train_images and len(accuracy["epochs"]) == bench.QUICK.epochs
+    assert set(accuracy["reached"]) == {str(t) for t in bench.ACCURACY_THRESHOLDS}
+    assert results["machine"]["torch_threads"] >= 1 and results["machine"]["hardware"] in printed
+    assert "knobs" not in results, "--knobs is off by default"
+
+
+def test_first_reaching_finds_the_first_epoch_at_or_above_a_threshold():
+    rows = [{"epoch": 1, "test_acc": 98.7, "seconds": 10.0}, {"epoch": 2, "test_acc": 99.0, "seconds": 21.0},
+            {"epoch": 3, "test_acc": 98.9, "seconds": 32.0}, {"epoch": 4, "test_acc": 99.45, "seconds": 43.0}]
+    assert bench.first_reaching(rows, 99.0)["epoch"] == 2
+    assert bench.first_reaching(rows, 99.4)["seconds"] == 43.0
+    assert bench.first_reaching(rows, 99.5) is None
+    assert bench.first_reaching([], 99.0) is None
+
+
+def test_verdict_needs_the_margin_to_say_helps():
+    assert bench.verdict(1.05) == "helps"
+    assert bench.verdict(1.04) == "does not help (within ±5%)"
+    assert bench.verdict(0.95) == "does not help (slower)"
+    assert bench.verdict(1.2, margin=0.25) == "does not help (within ±25%)"
+
+
+def test_knobs_start_with_the_baseline_and_change_one_thing_each():
+    knobs = bench.knobs_for(STEP3_RECIPE)
+    assert knobs[0] == Knob(knobs[0].name)
+    changed = [{f for f in ("batch_size", "channels_last", "compile", "autocast", "copies")
+                if getattr(k, f) != getattr(knobs[0], f)} for k in knobs[1:]]
+    assert all(len(fields) == 1 for fields in changed)
+    assert {k.batch_size for k in knobs} == {None, STEP3_RECIPE.batch_size // 2, STEP3_RECIPE.batch_size * 2}
+
+
+def test_full_batches_drop_an_epochs_short_last_batch(mnist):
+    batches = STEP3_RECIPE.train_batches(mnist.train.head(300), torch.device("cpu"), 1)
+    sizes = [len(y) for _, y in itertools.islice(bench.full_batches(bench.endless(batches), 128), 5)]
+    assert sizes == [128] * 5
+
+
+def test_packed_knob_counts_every_copys_images(mnist, monkeypatch):
+    seen = []
+    original = bench.take_steps
+    monkeypatch.setattr(bench, "take_steps", lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
+    result = bench.knob_speed(Knob("packed", copies=2), STEP3_RECIPE, mnist.train.head(512), torch.device("cpu"), TINY)
+    assert result["images_per_s"] > 0 and result["compile_s"] is None
+    assert seen == [2 * STEP3_RECIPE.batch_size] * 2, "warm-up and timed step: 128 images for each of 2 copies"
+
+
+def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
+    def fake_speed(knob, *args):
+        if knob.compile:
+            raise RuntimeError("no C++ compiler found\nmore detail")
+        return {"images_per_s": 200.0 if knob.copies > 1 else 100.0, "compile_s": None}
+
+    monkeypatch.setattr(bench, "knob_speed", fake_speed)
+    rows = bench.knob_table(STEP3_RECIPE, mnist.train.head(256), torch.device("cpu"), TINY)
+    by_name = {row["knob"]: row for row in rows}
+    assert by_name["torch.compile"]["error"] == "RuntimeError: no C++ compiler found"
+    assert by_name["torch.compile"]["ratio"] is None
+    packed = next(row for row in rows if "packed" in row["knob"])
+    assert packed["ratio"] == 2.0 and packed["verdict"] == "helps"
+    assert "failed: RuntimeError: no C++ compiler found" in capsys.readouterr().out
