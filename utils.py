@@ -34,7 +34,7 @@ from tqdm.auto import tqdm as auto_tqdm
 from mnist_utils.augment import Augment
 from mnist_utils.batches import Batches
 from mnist_utils.config import Profile, get_device, get_profile, reports_dir
-from mnist_utils.packed import PackedModels, packed_loss
+from mnist_utils.packed import PackedModels, packed_loss, side_by_side
 from mnist_utils.data import (CLASSES, MNIST, MNIST_MEAN, MNIST_STD, ImageSet, load_mnist, normalization_stats,
                               train_val_split, write_atomic)
 from mnist_utils.pretrained import (PretrainedNet, pretrained_for_mnist, resnet18_weights_available,
@@ -385,7 +385,12 @@ class Recipe:
     final_div_factor: float = 100.0  # one-cycle: ends at lr / div_factor / final_div_factor
     anneal_epochs: int | None = None  # one-cycle: the cycle's length in epochs (default: all of them)
     augment: Augment = field(default_factory=Augment)
+    clean_epochs: int = 0  # the last epochs train on the digits as they are, without augmentation
     channels_last: bool = True  # measured faster for these convolutions on CPU
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def describe(self) -> str:
         schedule = "constant learning rate" if self.scheduler == "none" else (
@@ -394,18 +399,22 @@ class Recipe:
             f"{self.lr / self.div_factor / self.final_div_factor:g})")
         optimizer = (f"SGD lr {self.lr:g}, Nesterov momentum {self.momentum:g}" if self.optimizer == "sgd"
                      else f"{self.optimizer} lr {self.lr:g}")
-        return (f"{self.epochs} epochs, batches of {self.batch_size}, {optimizer}, {schedule}, "
-                f"augmentation: {self.augment.describe()}")
+        augmentation = self.augment.describe() + (
+            f" (the last {self.clean_epochs} epochs without)" if self.clean_epochs and self.augment.enabled else "")
+        return (f"{self.epochs} epoch{'s' * (self.epochs != 1)}, batches of {self.batch_size}, {optimizer}, "
+                f"{schedule}, augmentation: {augmentation}")
 
     def with_epochs(self, epochs: int) -> "Recipe":
-        """The same recipe, cut to `epochs` (the smoke profile); a one-cycle schedule is cut with it."""
+        """The same recipe, cut to `epochs` (the smoke profile); a one-cycle schedule is cut with it, and
+        the first epoch at least stays augmented."""
         anneal = None if self.anneal_epochs is None else min(self.anneal_epochs, epochs)
-        return dataclasses.replace(self, epochs=epochs, anneal_epochs=anneal)
+        return dataclasses.replace(self, epochs=epochs, anneal_epochs=anneal,
+                                   clean_epochs=min(self.clean_epochs, max(epochs - 1, 0)))
 
     def train_batches(self, images: ImageSet, device: torch.device, seed: int) -> Batches:
         """Shuffled, augmented training batches: `seed` fixes the order and the augmentation."""
         return Batches(images, self.batch_size, device=device, shuffle=True, seed=seed, augment=self.augment,
-                       channels_last=self.channels_last)
+                       channels_last=self.channels_last, augment_passes=self.epochs - self.clean_epochs)
 
     def test_batches(self, images: ImageSet, device: torch.device) -> Batches:
         return Batches(images, 1000, device=device, channels_last=self.channels_last)
@@ -424,15 +433,15 @@ class Recipe:
 # The Step notebooks' recipes (the benchmark times STEP3_RECIPE). Steps 1 and 2 keep the learning rate
 # constant and the data as it is, so that what changes between them is the model; Step 3 changes the training.
 BASELINE_RECIPE = Recipe(epochs=15, batch_size=128, lr=0.05)
-STEP3_RECIPE = Recipe(epochs=15, batch_size=128, lr=0.1, scheduler="onecycle", augment=Augment(rotation=7, translate=0.08))
+STEP3_RECIPE = Recipe(epochs=15, batch_size=128, lr=0.1, scheduler="onecycle", augment=Augment(rotation=7, translate=0.08),
+                      clean_epochs=3)
 
 
 def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
                  progress: str | None = "batches", desc: str = "") -> History:
     """Train `model` (already initialised, e.g. after `seed_everything(seed)`) on `data.train` with `recipe`,
     testing on `data.test` after every epoch. `seed` fixes the data order and the augmentation."""
-    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
+    model.to(device, memory_format=recipe.memory_format)
     train_batches = recipe.train_batches(data.train, device, seed)
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
@@ -453,8 +462,7 @@ def train_seeds(build: Callable[[], nn.Module], seeds: Sequence[int], recipe: Re
     for seed in seeds:
         seed_everything(seed)
         models.append(build())
-    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    packed = PackedModels(models).to(device, memory_format=memory_format)
+    packed = PackedModels(models).to(device, memory_format=recipe.memory_format)
     streams = [recipe.train_batches(data.train, device, seed) for seed in seeds]
     test_batches = recipe.test_batches(data.test, device)
     optimizer = recipe.make_optimizer(packed.parameters())
@@ -468,17 +476,14 @@ def train_seeds(build: Callable[[], nn.Module], seeds: Sequence[int], recipe: Re
         start = time.perf_counter()
         train_loss = torch.zeros(copies, device=device)
         train_correct = torch.zeros(copies, dtype=torch.long, device=device)
-        for group in zip(*streams):
-            # copy g reads channel g: its own seed's images, labels side by side
-            images = torch.cat([x for x, _ in group], dim=1).contiguous(memory_format=memory_format)
-            labels = torch.stack([y for _, y in group], dim=1)
+        for images, labels in side_by_side(streams, recipe.memory_format):  # copy g: its own seed's batches
             logits, _ = training_step(packed, images, labels, optimizer, scheduler, packed_loss)
             with torch.no_grad():
                 per_copy = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
                 train_loss += per_copy
                 train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)
         seconds = time.perf_counter() - start
-        test_loss, test_correct = _test_packed(packed, test_batches, device)
+        test_loss, test_correct = _test_packed(packed, test_batches, device, recipe.memory_format)
         for g, history in enumerate(histories):
             history.rows.append({"epoch": epoch, "lr": lr, "train_loss": train_loss[g].item() / n_train,
                                  "train_acc": 100.0 * train_correct[g].item() / n_train,
@@ -495,15 +500,15 @@ def train_seeds(build: Callable[[], nn.Module], seeds: Sequence[int], recipe: Re
 
 
 @torch.inference_mode()
-def _test_packed(packed: PackedModels, batches: Batches, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_packed(packed: PackedModels, batches: Batches, device: torch.device,
+                 memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed loss and correct count per copy on `batches`, every copy seeing the same images."""
     packed.eval()
     total_loss = torch.zeros(packed.copies, device=device)
     correct = torch.zeros(packed.copies, dtype=torch.long, device=device)
     for images, labels in batches:
-        images = images.to(device).expand(-1, packed.copies, -1, -1)
-        logits = packed(images.contiguous(memory_format=torch.channels_last) if images.is_contiguous(
-            memory_format=torch.channels_last) else images.contiguous())
+        images = images.to(device).expand(-1, packed.copies, -1, -1)  # every copy sees the same images
+        logits = packed(images.contiguous(memory_format=memory_format))
         labels = labels.to(device)[:, None].expand(-1, packed.copies)
         total_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
         correct += (logits.argmax(dim=2) == labels).sum(dim=0)

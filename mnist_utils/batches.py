@@ -15,12 +15,13 @@ class Batches:
     Images come out as float (N, 1, H, W), normalised with `mean`/`std`, optionally augmented (before
     normalising) and resized to `size` pixels. With `shuffle`, each pass draws a new order from a
     generator seeded with `seed`; the same seed gives the same sequence of batches, pass after pass.
+    With `augment_passes`, only the first that many passes are augmented, the later ones not.
     """
 
     def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device | str = "cpu",
                  shuffle: bool = False, seed: int = 0, augment: Augment | None = None,
                  mean: float = MNIST_MEAN, std: float = MNIST_STD, size: int | None = None,
-                 drop_last: bool = False, channels_last: bool = False):
+                 drop_last: bool = False, channels_last: bool = False, augment_passes: int | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if len(data) == 0:
@@ -37,6 +38,8 @@ class Batches:
         self.channels_last = channels_last
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+        self.augment_passes = augment_passes
+        self.passes = 0  # passes started so far
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -50,6 +53,7 @@ class Batches:
         """Start the shuffling and augmentation stream again from `seed`."""
         self.seed = seed
         self.generator.manual_seed(seed)
+        self.passes = 0
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W) on the device → the float batch a model sees (no augmentation)."""
@@ -68,9 +72,11 @@ class Batches:
             order = torch.randperm(n, generator=self.generator).to(self.device)
         else:
             order = torch.arange(n, device=self.device)
+        augment = self.augment if self.augment_passes is None or self.passes < self.augment_passes else None
+        self.passes += 1
         for batch in range(len(self)):
             index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
             x = self.images[index].unsqueeze(1).float().div_(255)
-            if self.augment is not None:
-                x = self.augment(x, self.generator)
+            if augment is not None:
+                x = augment(x, self.generator)
             yield self._finish(x), self.labels[index]

@@ -9,7 +9,7 @@ it would get alone. On two CPU cores the one large grouped convolution runs fast
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -107,3 +107,11 @@ def packed_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: flo
     """Sum over copies of each copy's mean cross-entropy. logits (N, copies, classes), labels (N, copies)."""
     copies = logits.shape[1]
     return copies * F.cross_entropy(logits.flatten(0, 1), labels.flatten(), label_smoothing=label_smoothing)
+
+
+def side_by_side(streams: Sequence[Iterable], memory_format: torch.memory_format = torch.contiguous_format) -> Iterator:
+    """One batch from each stream at a time, laid out as `PackedModels` reads them: images (N, copies, H, W),
+    copy g's images in channel g, and labels (N, copies)."""
+    for group in zip(*streams):
+        images = torch.cat([x for x, _ in group], dim=1).contiguous(memory_format=memory_format)
+        yield images, torch.stack([y for _, y in group], dim=1)
