@@ -369,14 +369,40 @@ def results_markdown(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, results: Sequence[dict[str, Any]]) -> None:
-    """Replace the text between the results markers in `readme` (atomically)."""
+def bench_markdown(bench: dict[str, Any]) -> str:
+    """The README's training-speed paragraph, from the JSON `make bench` writes (a full run, not --quick)."""
+    if bench.get("quick"):
+        raise ValueError("reports/bench.json comes from `--quick`, whose numbers mean nothing: run `make bench`.")
+    pipeline, machine = bench["pipeline"], bench["machine"]
+    lines = ["", "### Training speed (`make bench`)", "",
+             f"Measured on {machine['hardware']} ({machine['usable_cpus']} usable CPU cores, torch "
+             f"{machine['torch'].split('+')[0]}, {machine['date'][:10]}). Model_3, batches of 128:", "",
+             markdown_table([
+                 {"pipeline": f"reference: torchvision MNIST, PIL transforms, DataLoader "
+                              f"(num_workers={pipeline['reference_best_workers']}, the faster setting)",
+                  "training images/s": round(pipeline["reference_best_images_per_s"])},
+                 {"pipeline": "this project: tensors in memory, batched augmentation, channels_last",
+                  "training images/s": round(pipeline["project_images_per_s"])}]),
+             "", f"Speed-up: **{pipeline['ratio']:.1f}×**."]
+    reached = bench.get("accuracy", {}).get("reached", {})
+    if reached:
+        lines += ["", "Model_3's full Step 3 recipe (seed 1), wall time from the start of training, testing included: "
+                  + "; ".join(f"{threshold}% " + ("not reached" if hit is None else
+                                                  f"after {hit['seconds']:.0f} s (epoch {hit['epoch']})")
+                              for threshold, hit in reached.items()) + "."]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None) -> None:
+    """Replace the text between the results markers in `readme` (atomically), adding the benchmark's
+    figures when `bench` (the JSON `make bench` writes) is given."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    write_atomic(readme, f"{head}{README_START}\n{results_markdown(results)}\n{README_END}{tail}".encode())
+    section = results_markdown(results) + (bench_markdown(bench) if bench else "")
+    write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
 
 
 if __name__ == "__main__":
@@ -384,8 +410,11 @@ if __name__ == "__main__":
 
     from .config import PROJECT_ROOT
 
+    bench_file = reports_dir() / "bench.json"
     try:
-        update_readme(PROJECT_ROOT / "README.md", load_results())
+        update_readme(PROJECT_ROOT / "README.md", load_results(),
+                      json.loads(bench_file.read_text()) if bench_file.exists() else None)
     except ValueError as error:
         sys.exit(f"error: {error}")
-    print("README.md results section regenerated from reports/results/*.json")
+    print("README.md results section regenerated from reports/results/*.json"
+          + (" and reports/bench.json" if bench_file.exists() else ""))
