@@ -12,7 +12,7 @@ from .data import MNIST_MEAN, MNIST_STD, ImageSet
 class Batches:
     """Iterate over `data` in batches of (images, labels) on `device`.
 
-    Images come out as float (N, 1, H, W), normalised with `mean`/`std`, optionally augmented (before
+    Images come out as floats of the default dtype (N, 1, H, W), normalised with `mean`/`std`, optionally augmented (before
     normalising) and resized to `size` pixels. With `shuffle`, each pass draws a new order from a
     generator seeded with `seed`; the same seed gives the same sequence of batches, pass after pass.
     With `augment_passes`, only the first that many passes are augmented, the later ones not.
@@ -57,7 +57,7 @@ class Batches:
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W) on the device → the float batch a model sees (no augmentation)."""
-        x = images.unsqueeze(1).float().div_(255)
+        x = images.unsqueeze(1).to(torch.get_default_dtype()).div_(255)
         return self._finish(x)
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ class Batches:
         self.passes += 1
         for batch in range(len(self)):
             index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            x = self.images[index].unsqueeze(1).float().div_(255)
+            x = self.images[index].unsqueeze(1).to(torch.get_default_dtype()).div_(255)
             if augment is not None:
                 x = augment(x, self.generator)
             yield self._finish(x), self.labels[index]
