@@ -147,7 +147,8 @@ def test_side_by_side_puts_each_streams_batch_in_its_own_channel(mnist):
     streams = [iter(utils.STEP3_RECIPE.train_batches(mnist.train.head(256), torch.device("cpu"), seed)) for seed in (1, 2, 3)]
     firsts = [next(iter(utils.STEP3_RECIPE.train_batches(mnist.train.head(256), torch.device("cpu"), seed))) for seed in (1, 2, 3)]
     images, labels = next(side_by_side(streams, torch.channels_last))
-    assert images.shape == (128, 3, 28, 28) and labels.shape == (128, 3)
+    batch = utils.STEP3_RECIPE.batch_size
+    assert images.shape == (batch, 3, 28, 28) and labels.shape == (batch, 3)
     assert images.is_contiguous(memory_format=torch.channels_last)
     for g, (x, y) in enumerate(firsts):
         assert torch.equal(images[:, g:g + 1], x) and torch.equal(labels[:, g], y)
@@ -158,4 +159,5 @@ def test_recipe_trains_its_last_epochs_without_augmentation(mnist):
     batches = recipe.train_batches(mnist.train.head(128), torch.device("cpu"), seed=0)
     assert batches.augment_passes == 2
     assert "the last 1 epochs without" in recipe.describe()
+    assert "weight decay" not in recipe.describe() and "weight decay 0.0005" in Recipe(weight_decay=5e-4).describe()
     assert recipe.with_epochs(1).clean_epochs == 0, "a one-epoch smoke run still augments"
