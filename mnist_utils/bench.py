@@ -167,7 +167,7 @@ def pipeline_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes
     met = ratio >= SPEED_GOAL
     print(f"  project / reference = {ratio:.1f}×  (against the faster reference, num_workers={best_workers})")
     print(f"  goal ≥ {SPEED_GOAL:g}× on {GOAL_CPU_CORES} CPU cores (this machine: {usable_cpus()} usable): {mark(met)}")
-    return {"reference_images_per_s": {str(w): v for w, v in reference.items()},
+    return {"batch_size": recipe.batch_size, "reference_images_per_s": {str(w): v for w, v in reference.items()},
             "reference_best_workers": best_workers, "reference_best_images_per_s": reference[best_workers],
             "project_images_per_s": project, "ratio": ratio, "goal_ratio": SPEED_GOAL, "met": met}
 

@@ -376,7 +376,7 @@ def bench_markdown(bench: dict[str, Any]) -> str:
     pipeline, machine = bench["pipeline"], bench["machine"]
     lines = ["", "### Training speed (`make bench`)", "",
              f"Measured on {machine['hardware']} ({machine['usable_cpus']} usable CPU cores, torch "
-             f"{machine['torch'].split('+')[0]}, {machine['date'][:10]}). Model_3, batches of 128:", "",
+             f"{machine['torch'].split('+')[0]}, {machine['date'][:10]}). Model_3, batches of {pipeline['batch_size']}:", "",
              markdown_table([
                  {"pipeline": f"reference: torchvision MNIST, PIL transforms, DataLoader "
                               f"(num_workers={pipeline['reference_best_workers']}, the faster setting)",

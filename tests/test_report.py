@@ -85,10 +85,11 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     bench = {"quick": False,
              "machine": {"hardware": "AMD EPYC, 2 CPU threads", "usable_cpus": 2, "torch": "2.14.1+cpu",
                          "date": "2026-11-22T08:00:00+00:00"},
-             "pipeline": {"reference_best_workers": 0, "reference_best_images_per_s": 1500.0,
+             "pipeline": {"batch_size": 64, "reference_best_workers": 0, "reference_best_images_per_s": 1500.0,
                           "project_images_per_s": 6000.0, "ratio": 4.0},
              "accuracy": {"reached": {"99.0": {"epoch": 3, "seconds": 41.2}, "99.4": None}}}
     text = bench_markdown(bench)
+    assert "Model_3, batches of 64:" in text
     assert "| this project: tensors in memory, batched augmentation, channels_last | 6,000 |" in text
     assert "**4.0×**" in text and "99.0% after 41 s (epoch 3); 99.4% not reached" in text
     with pytest.raises(ValueError, match="make bench"):
