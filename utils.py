@@ -239,14 +239,15 @@ def _scheduler_step_kind(scheduler: Any) -> str | None:
 def fit(model: nn.Module, train_batches: Batches, test_batches: Batches | None, optimizer: torch.optim.Optimizer,
         device: torch.device, *, epochs: int, scheduler: Any = None, loss_fn: Callable = F.cross_entropy,
         val_batches: Batches | None = None, patience: int | None = None, monitor: str = "val_loss",
-        keep_best: bool = False, progress: str | None = "batches", desc: str = "") -> History:
+        keep_best: bool = False, monitor_from: int = 1, progress: str | None = "batches", desc: str = "") -> History:
     """Train for up to `epochs` epochs and return the history.
 
     Schedulers are stepped where they belong: OneCycleLR/CyclicLR per batch, ReduceLROnPlateau per epoch
     on the monitored metric, others per epoch. With `patience`, training stops once `monitor`
     (e.g. 'val_loss', 'val_acc') has not improved for that many epochs; with `keep_best`, the model ends
-    with the weights of its best epoch. `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for
-    the run) or None.
+    with the weights of its best epoch. Epochs before `monitor_from` are neither best nor counted against
+    patience: during a learning-rate warm-up the validation loss may rise before it falls.
+    `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None.
     """
     if (patience is not None or keep_best) and monitor.startswith("val_") and val_batches is None:
         raise ValueError(f"monitoring {monitor!r} needs val_batches")
@@ -289,7 +290,7 @@ def fit(model: nn.Module, train_batches: Batches, test_batches: Batches | None, 
             run_bar.set_postfix_str(postfix)
             run_bar.update(1)
 
-        if monitor in row:
+        if monitor in row and epoch >= monitor_from:
             value = row[monitor]
             improved = best_value is None or (value > best_value if maximise else value < best_value)
             if improved:

@@ -1,4 +1,6 @@
 """The training engine, evaluation and inspection helpers in utils.py."""
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -69,6 +71,26 @@ def test_early_stopping_keeps_the_best_weights(mnist):
     assert len(history) == best_epoch + 2, "stops after `patience` epochs without improvement"
     restored = utils.test(model, Batches(val_part, 128), torch.device("cpu"))
     assert restored.loss == pytest.approx(best_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("monitor_from, stops_after, restored_epoch", [(1, 3, 1), (3, 6, 4)])
+def test_early_stopping_watches_from_monitor_from_only(mnist, monkeypatch, monitor_from, stops_after, restored_epoch):
+    # Scripted validation losses, as under a warm-up: lowest at epoch 1, up while the rate climbs, then down.
+    losses, states = iter([1.0, 2.0, 3.0, 2.5, 2.6, 2.7, 2.8, 2.9]), []
+
+    def scripted_test(model, batches, device, **_):
+        states.append(copy.deepcopy(model.state_dict()))
+        return utils.EpochStats(next(losses), 50.0, 1, 1.0)
+
+    monkeypatch.setattr(utils, "test", scripted_test)
+    model = tiny_cnn()
+    history = utils.fit(model, Batches(mnist.train.head(128), 64, shuffle=True), None,
+                        utils.make_optimizer("sgd", model.parameters(), lr=0.1), torch.device("cpu"), epochs=8,
+                        val_batches=Batches(mnist.train.head(64), 64), patience=2, keep_best=True,
+                        monitor_from=monitor_from, progress=None)
+    assert len(history) == stops_after
+    for trained, kept in zip(model.state_dict().values(), states[restored_epoch - 1].values()):
+        assert torch.equal(trained, kept)
 
 
 def test_monitoring_validation_needs_validation_batches(mnist):
