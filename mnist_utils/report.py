@@ -401,7 +401,7 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
         raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    section = results_markdown(results) + (bench_markdown(bench) if bench else "")
+    section = results_markdown(results) + ("\n" + bench_markdown(bench) if bench else "")
     write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
 
 
