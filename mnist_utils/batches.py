@@ -12,8 +12,8 @@ from .data import MNIST_MEAN, MNIST_STD, ImageSet
 class Batches:
     """Iterate over `data` in batches of (images, labels) on `device`.
 
-    Images come out as floats of the default dtype (N, 1, H, W), normalised with `mean`/`std`, optionally augmented (before
-    normalising) and resized to `size` pixels. With `shuffle`, each pass draws a new order from a
+    Images come out as floats of the default dtype (N, 1, H, W), normalised with `mean`/`std`, optionally
+    augmented (before normalising) and resized to `size` pixels. With `shuffle`, each pass draws a new order from a
     generator seeded with `seed`; the same seed gives the same sequence of batches, pass after pass.
     With `augment_passes`, only the first that many passes are augmented, the later ones not.
     """
