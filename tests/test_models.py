@@ -61,9 +61,10 @@ def test_same_seed_twice_gives_identical_epoch_metrics_with_the_step_3_recipe(mn
 @pytest.fixture
 def float64():
     """Compute in float64 for one test: there, reordered sums differ only in their last bits."""
+    previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
-    torch.set_default_dtype(torch.float32)
+    torch.set_default_dtype(previous)
 
 
 def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64):
