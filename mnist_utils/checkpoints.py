@@ -1,0 +1,266 @@
+"""Trained models on disk: weights as safetensors (tensors only, nothing is unpickled) beside a JSON file of
+metadata from which the model is rebuilt.
+
+    save_checkpoint(model, "reports/models/step3_seed1", model_name="Model_3", config=..., seed=1, ...)
+    model, meta = load_model("reports/models/step3_seed1.safetensors")
+
+``NAME.safetensors`` holds the state dict; ``NAME.json`` says which architecture of models.py it belongs to
+(name and constructor arguments), how it was trained (config, seed, epochs), how its inputs are normalised,
+its test metrics, the torch version, the SHA-256 of the MNIST files and of the weights, and the date. Both
+are written in full under temporary names before either is renamed into place, weights first: a failed save
+leaves the previous checkpoint whole, and the metadata's SHA-256 of the weights catches any other mismatch.
+Loading checks everything it can and names the file and the problem when something is off.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors, save as save_safetensors
+
+import models
+
+from .batches import Batches
+from .config import reports_dir
+from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet, write_atomic
+from .report import _jsonable
+from utils import predict
+
+FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
+WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
+REQUIRED = ("model", "weights", "normalization", "metrics")  # metadata entries loading relies on
+PRETRAINED_BUILDER = "pretrained_for_mnist"  # the ImageNet backbones of notebook 05, rebuilt without their weights
+
+_log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be saved or loaded; the message names the file, the problem and the fix."""
+
+
+def models_dir() -> Path:
+    """Where trained models are kept: reports/models (it follows MNIST_REPORTS_DIR)."""
+    return reports_dir() / "models"
+
+
+def architectures() -> list[str]:
+    """Every architecture models.py defines, by name."""
+    return sorted(name for name, value in vars(models).items()
+                  if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__)
+
+
+def build_model(name: str, args: Mapping[str, Any] | None = None) -> nn.Module:
+    """A freshly initialised model: `name` is a class of models.py (or the pretrained-backbone builder, built
+    without downloading its ImageNet weights), `args` its constructor's keyword arguments."""
+    args = dict(args or {})
+    if name == PRETRAINED_BUILDER:
+        from .pretrained import pretrained_for_mnist  # imported only for these models: it pulls in torchvision
+
+        return pretrained_for_mnist(**{**args, "pretrained": False}).model
+    if name not in architectures():
+        raise CheckpointError(f"Unknown model {name!r}: use one of {', '.join(architectures())} "
+                              f"(the architectures of models.py) or {PRETRAINED_BUILDER}.")
+    try:
+        return getattr(models, name)(**args)
+    except TypeError as error:
+        raise CheckpointError(f"{name} does not take the arguments {args}: {error}.") from None
+
+
+def _state_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str | None:
+    """What differs between two state dicts' names and shapes, in a sentence; None when they fit."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k} {tuple(found[k].shape)} where the model has {tuple(expected[k].shape)}"
+              for k in expected if k in found and found[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensors missing ({', '.join(missing[:3])}{', …' * (len(missing) > 3)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}{', …' * (len(unexpected) > 3)})")
+    if shapes:
+        problems.append(f"{len(shapes)} of other shapes ({'; '.join(shapes[:2])}{'; …' * (len(shapes) > 2)})")
+    return "; ".join(problems) or None
+
+
+def paths(path: Path | str) -> tuple[Path, Path]:
+    """(weights, metadata) of the checkpoint at `path`: NAME, NAME.safetensors or NAME.json."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (WEIGHTS_SUFFIX, METADATA_SUFFIX) else path
+    return stem.with_name(stem.name + WEIGHTS_SUFFIX), stem.with_name(stem.name + METADATA_SUFFIX)
+
+
+def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, model_args: Mapping[str, Any] | None = None,
+                    config: Any = None, seed: int | None = None, mean: float = MNIST_MEAN, std: float = MNIST_STD,
+                    input_size: int = 28, metrics: Mapping[str, Any] | None = None, epochs: int | None = None,
+                    title: str | None = None, source: str | None = None) -> Path:
+    """Write `model`'s weights to PATH.safetensors and its metadata to PATH.json; return the weights' path.
+
+    `model_name`/`model_args` must rebuild `model` (checked here, before anything is written); `config` is
+    what it was trained with (a dict or dataclass); `mean`/`std`/`input_size` how its inputs are prepared;
+    `metrics` its test figures (e.g. test_acc in %); `title` a name for people; `source` the notebook or
+    config file that trained it.
+    """
+    weights_path, metadata_path = paths(path)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    rebuilt = build_model(model_name, model_args).state_dict()
+    if (problem := _state_mismatch(rebuilt, state)) is not None:
+        raise CheckpointError(f"Not saved to {weights_path}: {model_name}({dict(model_args or {})}) does not rebuild "
+                              f"this model: {problem}. Pass the name and arguments the model was built with.")
+    weights = save_safetensors(state, metadata={"format": FORMAT, "model": model_name})
+    metadata = {
+        "format": FORMAT,
+        "title": title or weights_path.stem,
+        "model": {"name": model_name, "args": _jsonable(dict(model_args or {}))},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": _jsonable(config),
+        "source": source,
+        "seed": seed,
+        "epochs": epochs,
+        "normalization": {"mean": float(mean), "std": float(std)},
+        "input_size": int(input_size),
+        "metrics": _jsonable(dict(metrics or {})),
+        "torch": torch.__version__,
+        "data_sha256": {name: sha for name, (_, sha) in FILES.items()},  # what the training data was verified against
+        "weights": {"file": weights_path.name, "bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest()},
+        "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _replace_together({weights_path: weights, metadata_path: (json.dumps(metadata, indent=2) + "\n").encode()})
+    return weights_path
+
+
+def _replace_together(files: dict[Path, bytes]) -> None:
+    """Write every file under a temporary name first, then rename them into place, in order: a failed write
+    (a full disk, an interrupted run) leaves the previous checkpoint as it was."""
+    staged = {path: path.with_name(f".{path.name}.new") for path in files}
+    try:
+        for path, data in files.items():
+            write_atomic(staged[path], data)
+        for path, temporary in staged.items():
+            os.replace(temporary, path)
+    finally:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """The metadata of the checkpoint at `path`, checked to be a checkpoint's; a CheckpointError otherwise."""
+    weights_path, metadata_path = paths(path)
+    if not metadata_path.exists():
+        if weights_path.exists():
+            raise CheckpointError(f"{weights_path} has no metadata file {metadata_path.name} beside it, so its model "
+                                  "cannot be rebuilt: keep the two files together (save with save_checkpoint).")
+        raise CheckpointError(f"No checkpoint at {path}: neither {weights_path.name} nor {metadata_path.name} exists "
+                              f"there. Saved models are in {models_dir()}; train one with `make train`.")
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{metadata_path} is not valid JSON ({error}): the file is truncated or not a "
+                              "checkpoint's metadata. Save the model again.") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise CheckpointError(f"{metadata_path} is not a checkpoint's metadata (format {found!r}, expected "
+                              f"{FORMAT!r}). Point to a model saved by this project.")
+    missing = [key for key in REQUIRED if not isinstance(metadata.get(key), dict)]
+    if missing or not isinstance(metadata["model"].get("name"), str) or not all(
+            isinstance(metadata["weights"].get(key), kind) for key, kind in (("bytes", int), ("sha256", str))):
+        what = ", ".join(missing) or "the model name or the weights' size and SHA-256"
+        raise CheckpointError(f"{metadata_path} lacks {what}: the metadata was edited or is damaged. "
+                              "Save the model again.")
+    return {**metadata, "path": str(weights_path), "id": weights_path.stem}
+
+
+def load_model(path: Path | str, device: torch.device | str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved at `path` (NAME, NAME.safetensors or NAME.json) from its metadata alone, in eval
+    mode on `device` (default CPU); return it with its metadata. Anything missing, truncated or mismatched is a
+    CheckpointError naming the file and what is wrong."""
+    metadata = read_metadata(path)
+    weights_path = Path(metadata["path"])
+    expected = metadata["weights"]
+    try:
+        weights = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{weights_path} is missing, though its metadata is there: copy the weights file "
+                              "next to it, or save the model again.") from None
+    if len(weights) != expected["bytes"]:
+        raise CheckpointError(f"{weights_path} is {len(weights):,} bytes where its metadata says "
+                              f"{expected['bytes']:,}: the file is truncated or was replaced. Save the model again.")
+    if hashlib.sha256(weights).hexdigest() != expected["sha256"]:
+        raise CheckpointError(f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or "
+                              "belongs to another checkpoint. Save the model again.")
+    try:
+        state = load_safetensors(weights)
+    except (SafetensorError, ValueError) as error:
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error}).") from None
+    spec = metadata["model"]
+    try:
+        model = build_model(spec["name"], spec.get("args"))
+    except CheckpointError as error:
+        raise CheckpointError(f"{weights_path}: {error}") from None
+    if (problem := _state_mismatch(model.state_dict(), state)) is not None:
+        raise CheckpointError(f"{weights_path} does not fit {spec['name']}: {problem}. The weights are of another "
+                              "architecture or other arguments than its metadata says.")
+    model.load_state_dict(state)
+    return model.to(device or "cpu").eval(), metadata
+
+
+def list_checkpoints(directory: Path | str | None = None) -> list[dict[str, Any]]:
+    """The metadata of every checkpoint in `directory` (default reports/models), best test accuracy first.
+    A file that is not a valid checkpoint's metadata is left out with a logged warning."""
+    found = []
+    for metadata_path in sorted(Path(directory or models_dir()).glob(f"*{METADATA_SUFFIX}")):
+        try:
+            found.append(read_metadata(metadata_path))
+        except CheckpointError as error:
+            _log.warning("skipped: %s", error)
+    return sorted(found, key=lambda m: (-(m["metrics"].get("test_acc") or 0.0), m["id"]))
+
+
+def default_checkpoint(checkpoints: list[dict[str, Any]], architecture: str = "Model_3") -> dict[str, Any] | None:
+    """The best of `checkpoints` (as `list_checkpoints` orders them) of Step 3's `architecture`, else the best of
+    any; None when there are none."""
+    return next((m for m in checkpoints if m["model"]["name"] == architecture), checkpoints[0] if checkpoints else None)
+
+
+def input_batches(images: ImageSet, metadata: Mapping[str, Any], device: torch.device | str = "cpu",
+                  batch_size: int = 1000) -> Batches:
+    """Unshuffled batches of `images` prepared as the checkpoint's model was trained on them (its normalisation
+    and input size)."""
+    size = metadata.get("input_size", 28)
+    return Batches(images, batch_size, device=device, mean=metadata["normalization"]["mean"],
+                   std=metadata["normalization"]["std"], size=None if size == 28 else size)
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A loaded checkpoint, ready to classify MNIST-style digits."""
+
+    model: nn.Module
+    metadata: dict[str, Any]
+    device: torch.device
+
+    @classmethod
+    def load(cls, path: Path | str, device: torch.device | str | None = None) -> "Classifier":
+        device = torch.device(device or "cpu")
+        model, metadata = load_model(path, device)
+        return cls(model, metadata, device)
+
+    def probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Softmax (N, 10) for uint8 digits (N, 28, 28), prepared as the model was trained."""
+        images = ImageSet(pixels, torch.zeros(len(pixels), dtype=torch.long))  # labels unused: none are known
+        return predict(self.model, input_batches(images, self.metadata, self.device), self.device).probabilities
+
+    def answers(self, pixels: torch.Tensor, k: int = 3) -> list[dict[str, Any]]:
+        """Per digit of `pixels`: the answer, its probability and the `k` likeliest digits."""
+        top = self.probabilities(pixels).topk(k, dim=1)
+        return [{"digit": int(digits[0]), "confidence": float(chances[0]),
+                 "top": [{"digit": int(d), "probability": float(p)} for d, p in zip(digits, chances)]}
+                for chances, digits in zip(top.values, top.indices)]

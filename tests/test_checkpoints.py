@@ -1,0 +1,215 @@
+"""Checkpoints: a model saved with its metadata comes back identical from the files alone, and every way the
+files can be wrong is an error that names the file and the problem."""
+import json
+import os
+import re
+
+import pytest
+import torch
+from safetensors.torch import save as save_safetensors
+
+import mnist_utils.checkpoints as checkpoints
+from mnist_utils.checkpoints import (FORMAT, CheckpointError, build_model, default_checkpoint, list_checkpoints,
+                                     load_model, paths, save_checkpoint)
+from mnist_utils.data import FILES
+from models import Model_1, Model_2, Model_3, OneBlockVGG
+
+
+def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """`model` with random weights and BatchNorm statistics other than a fresh one's, in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.1)
+    return model.eval()
+
+
+def save(model, path, name, args=None, **extra):
+    return save_checkpoint(model, path, model_name=name, model_args=args,
+                           **{"metrics": {"test_acc": 99.0}, "epochs": 3, "seed": 7, **extra})
+
+
+def test_a_saved_model_is_rebuilt_from_its_files_alone(tmp_path):
+    model = trained_like(Model_2(dropout=0.2))
+    config = {"epochs": 3, "lr": 0.05, "optimizer": "sgd"}
+    weights = save(model, tmp_path / "step2", "Model_2", {"dropout": 0.2}, config=config, mean=0.5, std=0.25,
+                   title="Step 2, seed 7", source="notebooks/02_step2_gap_dropout.ipynb")
+    assert weights == tmp_path / "step2.safetensors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step2.json", "step2.safetensors"], "no temporary files left"
+
+    for given in (weights, tmp_path / "step2.json", tmp_path / "step2"):
+        loaded, meta = load_model(given)
+        assert type(loaded) is Model_2 and loaded.net[0][3].p == 0.2 and not loaded.training
+        x = torch.randn(4, 1, 28, 28)
+        assert torch.equal(loaded(x), model(x))
+    assert meta["model"] == {"name": "Model_2", "args": {"dropout": 0.2}}
+    assert meta["parameters"] == sum(p.numel() for p in model.parameters()) == 7146
+    assert meta["config"] == config and meta["seed"] == 7 and meta["epochs"] == 3
+    assert meta["normalization"] == {"mean": 0.5, "std": 0.25} and meta["input_size"] == 28
+    assert meta["metrics"] == {"test_acc": 99.0} and meta["torch"] == torch.__version__
+    assert meta["data_sha256"] == {name: sha for name, (_, sha) in FILES.items()}
+    assert meta["title"] == "Step 2, seed 7" and meta["saved"][:2] == "20"
+    assert meta["weights"]["bytes"] == weights.stat().st_size and meta["id"] == "step2"
+
+
+def test_a_dataclass_config_is_kept_as_json(tmp_path):
+    from utils import STEP3_RECIPE
+
+    save(trained_like(Model_3()), tmp_path / "m", "Model_3", config=STEP3_RECIPE)
+    config = json.loads((tmp_path / "m.json").read_text())["config"]
+    assert config["epochs"] == STEP3_RECIPE.epochs and config["augment"]["rotation"] == STEP3_RECIPE.augment.rotation
+
+
+def test_a_model_its_name_and_arguments_do_not_rebuild_is_not_saved(tmp_path):
+    with pytest.raises(CheckpointError, match="Model_3.*does not rebuild"):
+        save(Model_1(), tmp_path / "m", "Model_3")
+    with pytest.raises(CheckpointError, match="other shapes"):
+        save(OneBlockVGG(width=8), tmp_path / "m", "OneBlockVGG", {"width": 16})
+    with pytest.raises(CheckpointError, match="Unknown model 'Model_9'.*Model_1"):
+        save(Model_1(), tmp_path / "m", "Model_9")
+    with pytest.raises(CheckpointError, match="does not take the arguments"):
+        save(Model_1(), tmp_path / "m", "Model_1", {"width": 3})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    first = trained_like(Model_3(), seed=1)
+    save(first, tmp_path / "m", "Model_3")
+    real_write = checkpoints.write_atomic
+
+    def fail_on_metadata(path, data):
+        if ".json" in path.name:
+            raise OSError("No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoints, "write_atomic", fail_on_metadata)
+    with pytest.raises(OSError):
+        save(trained_like(Model_3(), seed=2), tmp_path / "m", "Model_3")
+    monkeypatch.undo()
+    loaded, _ = load_model(tmp_path / "m")
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(loaded(x), first(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A saved Model_3 and a saved Model_1 in tmp_path: (weights, metadata) paths of the first."""
+    save(trained_like(Model_3()), tmp_path / "m3", "Model_3")
+    save(trained_like(Model_1()), tmp_path / "m1", "Model_1")
+    return paths(tmp_path / "m3")
+
+
+def edit_metadata(path, change):
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_missing_files_are_named(saved, tmp_path):
+    weights, metadata = saved
+    with pytest.raises(CheckpointError, match=f"No checkpoint at {re.escape(str(tmp_path / 'nope'))}.*make train"):
+        load_model(tmp_path / "nope")
+    weights.unlink()
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} is missing"):
+        load_model(metadata)
+    metadata.unlink()
+    save(trained_like(Model_3()), tmp_path / "m3", "Model_3")
+    metadata.unlink()
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} has no metadata file m3.json"):
+        load_model(weights)
+
+
+def test_truncated_files_are_named(saved):
+    weights, metadata = saved
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} is {len(data) // 2:,} bytes where its metadata says {len(data):,}"):
+        load_model(weights)
+    weights.write_bytes(data)
+    text = metadata.read_text()
+    metadata.write_text(text[: len(text) // 2])
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(metadata))} is not valid JSON"):
+        load_model(weights)
+
+
+def test_weights_of_another_checkpoint_are_caught(saved, tmp_path):
+    weights, _ = saved
+    other = tmp_path / "m1.safetensors"
+    os.replace(other, weights)
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} (is .* bytes where|does not match the SHA-256)"):
+        load_model(weights)
+    # Same size, other bytes: only the checksum can tell.
+    save(trained_like(Model_3(), seed=1), tmp_path / "a", "Model_3")
+    save(trained_like(Model_3(), seed=2), tmp_path / "b", "Model_3")
+    os.replace(tmp_path / "b.safetensors", tmp_path / "a.safetensors")
+    with pytest.raises(CheckpointError, match="does not match the SHA-256 in its metadata"):
+        load_model(tmp_path / "a")
+
+
+def test_metadata_claiming_another_architecture_is_caught(saved):
+    weights, metadata = saved
+    edit_metadata(metadata, lambda m: m["model"].update(name="Model_1"))
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} does not fit Model_1: .*missing.*unexpected.*another architecture"):
+        load_model(weights)
+    edit_metadata(metadata, lambda m: m["model"].update(name="OneBlockVGG", args={"width": 4}))
+    with pytest.raises(CheckpointError, match="does not fit OneBlockVGG"):
+        load_model(weights)
+    edit_metadata(metadata, lambda m: m["model"].update(name="os.system"))
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))}: Unknown model 'os.system'"):
+        load_model(weights)
+
+
+def test_same_names_other_shapes_are_caught(tmp_path):
+    save(trained_like(OneBlockVGG(width=8)), tmp_path / "v", "OneBlockVGG", {"width": 8})
+    edit_metadata(tmp_path / "v.json", lambda m: m["model"].update(args={"width": 16}))
+    with pytest.raises(CheckpointError, match=r"of other shapes \(block.0.0.weight \(8, 1, 3, 3\) where the model has \(16, 1, 3, 3\)"):
+        load_model(tmp_path / "v")
+
+
+def test_foreign_files_are_refused(tmp_path):
+    (tmp_path / "notes.json").write_text('{"hello": "world"}')
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(tmp_path / 'notes.json'))} is not a checkpoint's metadata"):
+        load_model(tmp_path / "notes.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="is not a checkpoint's metadata"):
+        load_model(tmp_path / "list")
+    # A metadata file in order, but the weights are not safetensors (the checksum agrees: it was made so).
+    save(trained_like(Model_3()), tmp_path / "m", "Model_3")
+    junk = b"PK\x03\x04 a zip file, or a pickle, or anything else" * 10
+    (tmp_path / "m.safetensors").write_bytes(junk)
+    import hashlib
+    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(junk), sha256=hashlib.sha256(junk).hexdigest()))
+    with pytest.raises(CheckpointError, match="is not a readable safetensors file"):
+        load_model(tmp_path / "m")
+    # Well-formed safetensors of something else.
+    other = save_safetensors({"weight": torch.zeros(3)})
+    (tmp_path / "m.safetensors").write_bytes(other)
+    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(other), sha256=hashlib.sha256(other).hexdigest()))
+    with pytest.raises(CheckpointError, match="does not fit Model_3: .*missing.*unexpected"):
+        load_model(tmp_path / "m")
+    edit_metadata(tmp_path / "m.json", lambda m: m.pop("weights"))
+    with pytest.raises(CheckpointError, match="lacks weights"):
+        load_model(tmp_path / "m")
+
+
+def test_listing_skips_broken_files_and_the_default_is_the_best_step3_model(tmp_path, caplog):
+    for name, model, accuracy in (("a", Model_3(), 99.1), ("b", Model_1(), 99.5), ("c", Model_3(), 99.3)):
+        save_checkpoint(model, tmp_path / name, model_name=type(model).__name__, metrics={"test_acc": accuracy})
+    (tmp_path / "broken.json").write_text("{")
+    listing = list_checkpoints(tmp_path)
+    assert [m["id"] for m in listing] == ["b", "c", "a"]
+    assert "broken.json is not valid JSON" in caplog.text
+    assert default_checkpoint(listing)["id"] == "c"
+    assert default_checkpoint([m for m in listing if m["id"] == "b"])["id"] == "b", "no Model_3: the best of any"
+    assert default_checkpoint([]) is None
+
+
+def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path):
+    args = {"family": "efficientnet-lite0", "image_size": 32}
+    model = trained_like(build_model("pretrained_for_mnist", args))
+    save(model, tmp_path / "e", "pretrained_for_mnist", args, mean=0.0, std=0.5, input_size=32)
+    loaded, meta = load_model(tmp_path / "e")
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(loaded(x), model(x)) and meta["input_size"] == 32
