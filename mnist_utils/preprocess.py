@@ -1,0 +1,177 @@
+"""Any picture of a digit → an MNIST-style 28×28 image, the way the MNIST digits themselves were made.
+
+MNIST's digits are light ink on black, fitted into a 20×20 box keeping their aspect ratio, and placed in a
+28×28 field so that their centre of mass falls on its centre (pixel 14, 14). A picture from a camera, a
+scanner or a canvas is brought to the same form:
+
+1. decode (PNG, JPEG, WebP, GIF, BMP) after checking its size in bytes and its pixel count *before*
+   decoding, so that a small file cannot unpack to gigabytes; reduce a large picture to a working size;
+2. greyscale; transparent pixels become paper of the colour that contrasts with the ink;
+3. polarity: the border's median is the paper; light paper (dark ink) is inverted;
+4. the paper's level is subtracted and the ink stretched to full range; faint texture is dropped;
+5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
+
+Everything after decoding works on whole tensors: no Python loop over pixels.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_BYTES = 5 * 1024 * 1024  # an upload or image file larger than this is refused unread
+MAX_PIXELS = 40_000_000  # width × height above which a picture is refused undecoded (a 40 MP photo passes)
+WORKING_SIZE = 512  # longest side a larger picture is reduced to before the digit is looked for
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # the only decoders Pillow may try
+
+SIZE, BOX = 28, 20  # MNIST's field and the box its digits are fitted into
+CENTRE = 14.0  # where MNIST's centres of mass lie (their mean over the test set is 14.0, 14.0)
+INK_LEVEL = 0.25  # share of the strongest ink above which a pixel counts as ink when cropping
+NOISE_LEVEL = 0.10  # share of the strongest ink below which a pixel is paper texture, set to 0
+MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below which a picture is blank
+
+
+class ImageError(ValueError):
+    """A picture that cannot be read as a digit. `kind` says why: 'empty', 'too_large', 'too_many_pixels',
+    'not_image', 'blank', 'missing' or 'unreadable'; the message says what to do."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Digit:
+    """A picture made to look like MNIST."""
+
+    pixels: torch.Tensor  # uint8 (28, 28): light ink on black, as in MNIST
+    inverted: bool  # the picture had dark ink on light paper
+    source_size: tuple[int, int]  # (width, height) of the picture as uploaded
+
+
+def read_image_file(path: Path | str, *, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of an image file, refusing a missing, unreadable or oversized one with an ImageError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise ImageError("unreadable", f"{path} is not a file: pass the path of a PNG or JPEG image.")
+        if size > max_bytes:
+            raise ImageError("too_large", f"{path} is {size / 2**20:.1f} MB, more than the {max_bytes / 2**20:.0f} MB "
+                                          "an image may have: crop or scale it down.")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError("missing", f"{path} does not exist: check the path of the image.") from None
+    except PermissionError:
+        raise ImageError("unreadable", f"{path} cannot be read (permission denied): check its permissions.") from None
+    except IsADirectoryError:
+        raise ImageError("unreadable", f"{path} is a folder: pass the path of a PNG or JPEG image.") from None
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+           working_size: int = WORKING_SIZE) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Greyscale pixels (float32 (H, W), 0 black to 255 white) of an encoded picture, at most `working_size`
+    on its longest side, and the picture's own (width, height)."""
+    if not data:
+        raise ImageError("empty", "The image is empty (0 bytes): choose a PNG or JPEG file, or draw a digit.")
+    if len(data) > max_bytes:
+        raise ImageError("too_large", f"The image is {len(data) / 2**20:.1f} MB, more than the "
+                                      f"{max_bytes / 2**20:.0f} MB allowed: crop or scale it down.")
+    def too_many_pixels(size: str) -> ImageError:
+        return ImageError("too_many_pixels", f"The image is {size} pixels, more than the {max_pixels / 1e6:.0f} "
+                                             "million allowed: scale it down.")
+
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        width, height = image.size  # read from the header: nothing is decoded yet
+    except Image.DecompressionBombError:  # Pillow's own, far higher, limit
+        raise too_many_pixels("far too many") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ImageError("not_image", "This is not an image that can be read as PNG, JPEG, WebP, GIF or BMP: "
+                                      "use a picture of a digit.") from None
+    if width * height > max_pixels:
+        raise too_many_pixels(f"{width}×{height}")
+    try:
+        image.draft("L", (working_size, working_size))  # JPEG: decode at a reduced scale, far less memory
+        image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+        image.thumbnail((working_size, working_size), Image.Resampling.BOX)
+        return _greyscale(image), (width, height)
+    except (OSError, ValueError, SyntaxError):
+        raise ImageError("not_image", "The image file is damaged or truncated and cannot be decoded: "
+                                      "save it again as PNG or JPEG.") from None
+
+
+def _greyscale(image: Image.Image) -> torch.Tensor:
+    """Luminance as float32 (H, W); transparent pixels become paper contrasting with the opaque ink."""
+    has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())
+    rgba = image.convert("RGBA")
+    luminance = torch.from_numpy(np.asarray(rgba.convert("L"), dtype=np.float32).copy())
+    alpha = torch.from_numpy(np.asarray(rgba.getchannel("A"), dtype=np.float32).copy()) / 255
+    opaque = alpha > 0.5
+    # Strokes drawn on a transparent sheet carry no paper colour of their own: use the opposite of the ink's.
+    paper = 255.0 if not opaque.any() or luminance[opaque].mean() < 128 else 0.0
+    return luminance * alpha + paper * (1 - alpha)
+
+
+def _paper_level(grey: torch.Tensor) -> float:
+    """The median of a frame 2% of the picture wide: the paper, wherever the digit is."""
+    height, width = grey.shape
+    b = max(1, round(0.02 * min(height, width)))
+    frame = torch.cat([grey[:b].flatten(), grey[-b:].flatten(), grey[:, :b].flatten(), grey[:, -b:].flatten()])
+    return float(frame.median())
+
+
+def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Greyscale pixels (float (H, W), 0-255, either polarity) → (uint8 (28, 28) MNIST-style digit, inverted)."""
+    paper = _paper_level(grey)
+    inverted = paper > 127.5
+    ink = (paper - grey) if inverted else (grey - paper)
+    strongest = float(ink.max())
+    if strongest < MIN_CONTRAST:
+        raise ImageError("blank", "No digit found: the image is blank or has almost no contrast. "
+                                  "Draw or photograph a digit in dark ink on light paper (or light on dark).")
+    ink = (ink / strongest).clamp_(0, 1)
+    ink[ink < NOISE_LEVEL] = 0
+
+    rows = torch.nonzero((ink > INK_LEVEL).any(dim=1)).flatten()
+    cols = torch.nonzero((ink > INK_LEVEL).any(dim=0)).flatten()
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    fitted_size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    # antialias: shrinking averages the covered pixels, as MNIST's own anti-aliased normalisation did
+    fitted = F.interpolate(crop[None, None], size=fitted_size, mode="bilinear", antialias=True,
+                           align_corners=False)[0, 0].clamp_(0, 1)
+
+    # Whole-pixel shift putting the centre of mass at (14, 14), as in MNIST, kept inside the field.
+    mass = fitted.sum()
+    centre_y = float((fitted.sum(dim=1) * torch.arange(fitted.shape[0])).sum() / mass)
+    centre_x = float((fitted.sum(dim=0) * torch.arange(fitted.shape[1])).sum() / mass)
+    top = min(max(round(CENTRE - centre_y), 0), SIZE - fitted.shape[0])
+    left = min(max(round(CENTRE - centre_x), 0), SIZE - fitted.shape[1])
+    field = torch.zeros(SIZE, SIZE)
+    field[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
+    return field.mul_(255).round_().to(torch.uint8), inverted
+
+
+def preprocess(data: bytes, **limits: int) -> Digit:
+    """An encoded picture (PNG, JPEG, ...) → a `Digit`; an ImageError says what is wrong with a bad one.
+    `limits`: max_bytes, max_pixels, working_size (see `decode`)."""
+    grey, source_size = decode(data, **limits)
+    pixels, inverted = to_mnist(grey)
+    return Digit(pixels, inverted, source_size)
+
+
+def png_bytes(pixels: torch.Tensor) -> bytes:
+    """A uint8 (H, W) greyscale tensor as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.cpu().numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()

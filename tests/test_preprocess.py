@@ -1,0 +1,152 @@
+"""Pictures → MNIST-style digits: real test digits enlarged, inverted and moved come back as MNIST has them,
+and a trained model reads them as well as the originals; bad pictures are refused with the reason."""
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mnist_utils.checkpoints import Classifier
+from mnist_utils.preprocess import MAX_BYTES, ImageError, preprocess, read_image_file, to_mnist
+
+SUBSET = range(0, 10_000, 25)  # 400 fixed test digits, every class represented
+
+
+def closeness(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Correlation of two images' pixels: 1 for the same picture, ~0 for unrelated ones."""
+    return float(torch.corrcoef(torch.stack([a.flatten().double(), b.flatten().double()]))[0, 1])
+
+
+def test_an_enlarged_inverted_off_centre_digit_comes_back_close_to_the_original(mnist, make_picture, step3_checkpoint):
+    classifier = Classifier.load(step3_checkpoint)
+    original, label = mnist.test.images[0], int(mnist.test.labels[0])
+    data = make_picture(original, size=140, canvas=(400, 300), at=(230, 20), dark_ink=True)
+    digit = preprocess(data)
+
+    assert digit.pixels.shape == (28, 28) and digit.pixels.dtype == torch.uint8
+    assert digit.inverted and digit.source_size == (400, 300)
+    assert closeness(digit.pixels, original) > 0.9
+    assert (digit.pixels.float() - original.float()).abs().mean() < 0.05 * 255
+    unrelated = mnist.test.images[1]  # a 2: the measure must tell digits apart
+    assert closeness(digit.pixels, unrelated) < 0.5
+    answers = classifier.answers(torch.stack([digit.pixels, original]))
+    assert answers[0]["digit"] == answers[1]["digit"] == label
+
+
+def test_the_centre_of_mass_lands_where_mnist_has_it(mnist, make_picture):
+    for index in range(5):
+        for at in ((0, 0), (160, 80)):
+            pixels = preprocess(make_picture(mnist.test.images[index], size=120, canvas=(280, 200), at=at)).pixels
+            weights = pixels.double()
+            rows = (weights.sum(1) * torch.arange(28)).sum() / weights.sum()
+            cols = (weights.sum(0) * torch.arange(28)).sum() / weights.sum()
+            assert abs(rows - 14) <= 0.5 and abs(cols - 14) <= 0.5
+            ink = torch.nonzero(pixels > 0)
+            assert (ink.max(0).values - ink.min(0).values + 1).max() <= 22  # fitted in 20×20, plus the blur's edge
+
+
+def test_a_trained_model_keeps_98_percent_of_its_clean_accuracy_on_transformed_digits(mnist, make_picture,
+                                                                                       step3_checkpoint):
+    classifier = Classifier.load(step3_checkpoint)
+    index = torch.tensor(SUBSET)
+    images, labels = mnist.test.images[index], mnist.test.labels[index]
+    generator = torch.Generator().manual_seed(0)
+    pixels = []
+    for n, image in enumerate(images):
+        size = int(torch.randint(56, 241, (1,), generator=generator))  # 2× to 8.6× enlarged
+        width, height = size + int(torch.randint(0, 200, (1,), generator=generator)), size + 60
+        at = (int(torch.randint(0, width - size + 1, (1,), generator=generator)),
+              int(torch.randint(0, height - size + 1, (1,), generator=generator)))
+        data = make_picture(image, size=size, canvas=(width, height), at=at, dark_ink=n % 2 == 0,
+                            fmt="JPEG" if n % 3 == 0 else "PNG", mode="RGB" if n % 4 == 0 else "L")
+        pixels.append(preprocess(data).pixels)
+    clean = (torch.tensor([a["digit"] for a in classifier.answers(images)]) == labels).double().mean()
+    transformed = (torch.tensor([a["digit"] for a in classifier.answers(torch.stack(pixels))]) == labels).double().mean()
+    print(f"clean {clean:.2%}, transformed {transformed:.2%} on {len(labels)} test digits")
+    assert clean > 0.97, "the fixture's model should be a good one"
+    assert transformed >= 0.98 * clean
+
+
+def test_light_ink_on_dark_paper_is_kept_as_it_is(mnist, make_picture):
+    light = preprocess(make_picture(mnist.test.images[3], dark_ink=False))
+    dark = preprocess(make_picture(mnist.test.images[3], dark_ink=True))
+    assert not light.inverted and dark.inverted
+    assert closeness(light.pixels, dark.pixels) > 0.99
+
+
+def test_strokes_on_a_transparent_sheet_are_read_whatever_their_colour(mnist):
+    original = mnist.test.images[0]
+    alpha = Image.fromarray(original.numpy()).resize((112, 112), Image.Resampling.BICUBIC)
+    for ink in ((0, 0, 0), (255, 255, 255)):
+        sheet = Image.new("RGBA", (112, 112), (*ink, 0))
+        sheet.putalpha(alpha)  # the strokes are opaque, the sheet transparent
+        buffer = io.BytesIO()
+        sheet.save(buffer, format="PNG")
+        assert closeness(preprocess(buffer.getvalue()).pixels, original) > 0.9
+
+
+def test_a_large_photo_is_reduced_before_the_digit_is_looked_for(mnist, make_picture):
+    data = make_picture(mnist.test.images[0], size=1500, canvas=(4000, 3000), at=(1200, 700), fmt="JPEG")
+    digit = preprocess(data)
+    assert digit.source_size == (4000, 3000)
+    assert closeness(digit.pixels, mnist.test.images[0]) > 0.85
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width`×`height` pixels, with almost no data: a decompression bomb's shape."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def blank(colour: int, size=(280, 280)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("data, kind", [
+    (b"", "empty"),
+    (b"GIF89a but not really an image", "not_image"),
+    (b"%PDF-1.7\n" + b"0" * 100, "not_image"),
+    (blank(255), "blank"),
+    (blank(0), "blank"),
+    (blank(128), "blank"),
+    (png_header_only(8_000, 8_000), "too_many_pixels"),  # above our limit, below Pillow's own
+    (png_header_only(100_000, 100_000), "too_many_pixels"),  # far above Pillow's own
+    (b"\0" * (MAX_BYTES + 1), "too_large"),
+], ids=["empty", "text", "pdf", "white", "black", "grey", "64-megapixels", "10-gigapixels", "over-5-MB"])
+def test_bad_pictures_are_refused_with_the_reason(data, kind):
+    with pytest.raises(ImageError) as refused:
+        preprocess(data)
+    assert refused.value.kind == kind
+    assert str(refused.value).endswith(".") and len(str(refused.value)) > 30
+
+
+def test_a_truncated_picture_is_refused(mnist, make_picture):
+    data = make_picture(mnist.test.images[0])
+    with pytest.raises(ImageError) as refused:
+        preprocess(data[: len(data) // 2])
+    assert refused.value.kind == "not_image" and "truncated" in str(refused.value)
+
+
+def test_image_files_missing_unreadable_or_too_large_are_refused(tmp_path):
+    (tmp_path / "big.png").write_bytes(b"\0" * (MAX_BYTES + 1))
+    for path, kind in ((tmp_path / "missing.png", "missing"), (tmp_path, "unreadable"),
+                       (tmp_path / "big.png", "too_large")):
+        with pytest.raises(ImageError) as refused:
+            read_image_file(path)
+        assert refused.value.kind == kind and str(path) in str(refused.value)
+
+
+def test_to_mnist_leaves_an_mnist_digit_as_it_is(mnist):
+    """An MNIST digit is already in the form the preprocessing makes: it must come back nearly unchanged."""
+    for index in range(20):
+        original = mnist.test.images[index]
+        pixels, inverted = to_mnist(original.float())
+        assert not inverted
+        assert closeness(pixels, original) > 0.95
