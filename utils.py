@@ -31,7 +31,7 @@ from mnist_utils.inspection import count_parameters, feature_map_size, receptive
 # mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/batches.py
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
-from mnist_utils.recipes import Recipe, load_config
+from mnist_utils.recipes import Recipe, load_config, show_config
 from mnist_utils.training import run_recipe, train_recipe, train_seeds
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
@@ -63,7 +63,7 @@ __all__ = [
     "class_counts", "count_repeats", "exact_duplicates", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
     "count_parameters", "feature_map_size", "receptive_field", "summary", "training_speed",
-    "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "load_config",
+    "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "load_config", "show_config",
     "run_recipe", "train_recipe", "train_seeds", "plot_history", "plot_schedule", "plot_test_accuracy",
     "RUN_SUMMARY_LABELS", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",

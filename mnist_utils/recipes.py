@@ -28,6 +28,7 @@ from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler
 from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
+from .report import show_markdown
 
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
@@ -295,6 +296,19 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
+def config_files(name: str | Path) -> list[tuple[Path, str]]:
+    """(path, text) of a config file and of every file it builds on, the first base first."""
+    path = config_path(name)
+    chain = []
+    while True:
+        text = path.read_text()
+        chain.insert(0, (path, text))
+        base = (yaml.safe_load(text) or {}).get("base")
+        if not base:
+            return chain
+        path = path.parent / base
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: write key=value, e.g. epochs=3 or augment.rotation=5")
@@ -367,3 +381,10 @@ def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
                 raise ConfigError(f"--set {text!r}: {key} is not a group of keys")
         target[keys[-1]] = value
     return recipe_from_dict(values, path.stem)
+
+
+def show_config(recipe: Recipe) -> None:
+    """Show the config file a recipe comes from (and the files it builds on), then the recipe in one
+    sentence as this run uses it (the smoke profile cuts epochs and seeds)."""
+    blocks = [f"`configs/{path.name}`\n\n```yaml\n{text.strip()}\n```" for path, text in config_files(recipe.name)]
+    show_markdown("\n\n".join(blocks) + f"\n\n**As run here:** {recipe.describe()}; seeds {list(recipe.seeds)}.")
