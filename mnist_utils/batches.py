@@ -2,6 +2,8 @@
 augmented and normalised there. No DataLoader, no workers, no per-image Python."""
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -80,3 +82,25 @@ class Batches:
             if augment is not None:
                 x = augment(x, self.generator)
             yield self._finish(x), self.labels[index]
+
+
+class ShortEpochs:
+    """`batches` as one endless stream, cut into epochs of `batches_per_epoch` batches each.
+
+    For models that can afford only a pass or two over the training set: `fit` still validates,
+    early-stops and steps its schedule once per (short) epoch, and every image is still used. Each pass
+    over the data is shuffled anew from the batches' seed; a pass may straddle two epochs.
+    """
+
+    def __init__(self, batches: Batches, batches_per_epoch: int):
+        if batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch must be at least 1, got {batches_per_epoch}")
+        self.batches = batches
+        self.batches_per_epoch = batches_per_epoch
+        self._stream = itertools.chain.from_iterable(itertools.repeat(batches))  # a new pass when one ends
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self):
+        return itertools.islice(self._stream, self.batches_per_epoch)

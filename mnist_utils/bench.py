@@ -4,11 +4,11 @@
     python -m mnist_utils.bench --knobs      # and the knobs table (torch.compile alone takes a minute or more)
     python -m mnist_utils.bench --quick      # tiny sizes: checks that everything runs; its numbers mean nothing
 
-1. Pipeline speed: training images per second of Model_3 fed by this project's pipeline (STEP3_RECIPE's
+1. Pipeline speed: training images per second of Model_3 fed by this project's pipeline (configs/step3.yaml's
    batches: uint8 tensors in memory, augmented a whole batch at a time, channels_last) against a reference
    pipeline (torchvision's MNIST, PIL transforms image by image, a DataLoader, NCHW) with num_workers 0 and 2.
    Same model, batch size, optimizer and training step on both sides, so the difference is the pipeline's.
-2. Time to accuracy: Model_3 trained with the full STEP3_RECIPE, tested after every epoch: the wall time and
+2. Time to accuracy: Model_3 trained with the full configs/step3.yaml, tested after every epoch: the wall time and
    epoch at which test accuracy first reaches 99.0% and 99.4%. The run stops at the last threshold: the
    epochs after it cannot change the answer.
 3. Knobs (--knobs): what a change to the training step does to the speed of the project's pipeline: memory
@@ -39,11 +39,12 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from models import Model_3
-from utils import STEP3_RECIPE, Recipe, progress_bar, seed_everything, test, train, training_step
 
 from .config import data_root, get_device, reports_dir
+from .engine import progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
 from .packed import PackedModels, packed_loss, side_by_side
+from .recipes import Recipe, load_config
 from .report import hardware, mark, markdown_table
 
 REFERENCE_WORKERS = (0, 2)  # DataLoader num_workers tried for the reference; the faster one is compared
@@ -184,11 +185,11 @@ def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: flo
     """Model_3 trained with `recipe` (seed SEED), tested after every epoch, until test accuracy reaches
     `stop_at` or the recipe's epochs end. One row per epoch: test accuracy and seconds since training began.
 
-    The steps of `utils.train_recipe`, with the clock read after every test as well (its history times
+    The steps of `training.train_recipe`, with the clock read after every test as well (its history times
     training only)."""
     model = seeded_models(1)[0].to(device, memory_format=recipe.memory_format)
     train_batches = recipe.train_batches(data.train, device, SEED)
-    test_batches = recipe.test_batches(data.test, device)
+    test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))  # one-cycle or none: both per batch
     rows = []
@@ -376,7 +377,8 @@ def main(argv: Iterable[str] | None = None) -> int:
           f"torch {machine['torch']} with {machine['torch_threads']} threads, device {device}"
           + (" (--quick: tiny sizes, the numbers mean nothing)" if args.quick else ""))
     data = load_mnist(fetch=False)  # a missing or corrupt file raises an error naming `make data`
-    recipe = STEP3_RECIPE if sizes.epochs is None else STEP3_RECIPE.with_epochs(sizes.epochs)
+    step3 = load_config("step3")
+    recipe = step3 if sizes.epochs is None else step3.with_epochs(sizes.epochs)
     results: dict[str, Any] = {"machine": machine, "sizes": dataclasses.asdict(sizes), "quick": args.quick,
                                "pipeline": pipeline_speed(recipe, data.train, device, sizes)}
     if not args.skip_accuracy:

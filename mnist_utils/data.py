@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from .config import data_root
+from .config import Profile, data_root, get_profile
 
 # name -> (size in bytes, SHA-256) of the published, uncompressed originals.
 FILES: dict[str, tuple[int, str]] = {
@@ -342,6 +342,14 @@ def load_mnist(root: Path | str | None = None, *, fetch: bool = True) -> MNIST:
         return ImageSet(images, labels)
 
     return MNIST(train=pair("train"), test=pair("t10k"))
+
+
+def load_data(profile: Profile | None = None) -> MNIST:
+    """MNIST as tensors, cut to the profile's sizes (the smoke profile uses small subsets)."""
+    profile = profile or get_profile()
+    data = load_mnist()
+    return MNIST(train=data.train.head(profile.subset(len(data.train), "train")),
+                 test=data.test.head(profile.subset(len(data.test), "test")))
 
 
 def train_val_split(data: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:

@@ -11,7 +11,7 @@ at once (atomically) to ``reports/results/<notebook>.json``, which the index pag
     report.record(params=7_412, test_acc=99.1, epochs=15)
     report.show_result()
     report.check("The model overfits", gap > 0.5, f"largest train–test gap {gap:.2f} points")
-    report.show_analysis("Why the next step is what it is: ...")
+    report.show_analysis("Model_1 reaches {acc:.2f}%: why the next step is what it is ...", acc=99.1)
 """
 from __future__ import annotations
 
@@ -275,11 +275,17 @@ class Report:
         self.save()
         show_markdown(self.result_markdown(metrics))
 
-    def show_analysis(self, *paragraphs: str) -> None:
-        """Display the Analysis block: `paragraphs` (built from measured numbers) and every check."""
-        self.analysis = list(paragraphs)
+    def show_analysis(self, text: str, /, **values: Any) -> None:
+        """Display the Analysis block: `text`, Markdown prose whose {named} fields (with format specs such
+        as {accuracy:.2f}) are filled in from `values`, the run's numbers; then every check as a table.
+        A sentence that depends on the outcome belongs in a check, not in the prose."""
+        try:
+            filled = text.format(**values)
+        except KeyError as missing:
+            raise KeyError(f"the Analysis text uses {missing} but no value of that name was given") from None
+        self.analysis = [" ".join(paragraph.split()) for paragraph in filled.strip().split("\n\n")]
         self.save()
-        show_markdown(self.analysis_markdown(*paragraphs))
+        show_markdown(self.analysis_markdown(*self.analysis))
 
     # ------------------------------------------------------------------ saving
 

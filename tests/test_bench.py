@@ -8,9 +8,11 @@ import torch
 
 from mnist_utils import bench
 from mnist_utils.bench import Knob, Sizes
-from utils import STEP3_RECIPE
+from mnist_utils.recipes import load_config
 
 TINY = Sizes(steps=1, warmup=1, repeats=1)
+
+STEP3 = load_config("step3")
 
 
 def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
@@ -52,17 +54,17 @@ def test_verdict_needs_the_margin_to_say_helps():
 
 
 def test_knobs_start_with_the_baseline_and_change_one_thing_each():
-    knobs = bench.knobs_for(STEP3_RECIPE)
+    knobs = bench.knobs_for(STEP3)
     assert knobs[0] == Knob(knobs[0].name)
     changed = [{f for f in ("batch_size", "channels_last", "compile", "autocast", "copies")
                 if getattr(k, f) != getattr(knobs[0], f)} for k in knobs[1:]]
     assert all(len(fields) == 1 for fields in changed)
-    assert {k.batch_size for k in knobs} == {None, STEP3_RECIPE.batch_size // 2, STEP3_RECIPE.batch_size * 2}
+    assert {k.batch_size for k in knobs} == {None, STEP3.batch_size // 2, STEP3.batch_size * 2}
 
 
 def test_full_batches_drop_an_epochs_short_last_batch(mnist):
-    batches = STEP3_RECIPE.train_batches(mnist.train.head(300), torch.device("cpu"), 1)
-    batch = STEP3_RECIPE.batch_size  # 300 is no multiple of it: every epoch ends on a short batch
+    batches = STEP3.train_batches(mnist.train.head(300), torch.device("cpu"), 1)
+    batch = STEP3.batch_size  # 300 is no multiple of it: every epoch ends on a short batch
     sizes = [len(y) for _, y in itertools.islice(bench.full_batches(bench.endless(batches), batch), 5)]
     assert sizes == [batch] * 5
 
@@ -71,9 +73,9 @@ def test_packed_knob_counts_every_copys_images(mnist, monkeypatch):
     seen = []
     original = bench.take_steps
     monkeypatch.setattr(bench, "take_steps", lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
-    result = bench.knob_speed(Knob("packed", copies=2), STEP3_RECIPE, mnist.train.head(512), torch.device("cpu"), TINY)
+    result = bench.knob_speed(Knob("packed", copies=2), STEP3, mnist.train.head(512), torch.device("cpu"), TINY)
     assert result["images_per_s"] > 0 and result["compile_s"] is None
-    assert seen == [2 * STEP3_RECIPE.batch_size] * 2, "warm-up and timed step: a batch for each of 2 copies"
+    assert seen == [2 * STEP3.batch_size] * 2, "warm-up and timed step: a batch for each of 2 copies"
 
 
 def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
@@ -83,7 +85,7 @@ def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
         return {"images_per_s": 200.0 if knob.copies > 1 else 100.0, "compile_s": None}
 
     monkeypatch.setattr(bench, "knob_speed", fake_speed)
-    rows = bench.knob_table(STEP3_RECIPE, mnist.train.head(256), torch.device("cpu"), TINY)
+    rows = bench.knob_table(STEP3, mnist.train.head(256), torch.device("cpu"), TINY)
     by_name = {row["knob"]: row for row in rows}
     assert by_name["torch.compile"]["error"] == "RuntimeError: no C++ compiler found"
     assert by_name["torch.compile"]["ratio"] is None

@@ -8,10 +8,12 @@ import torch
 import torch.nn as nn
 
 import models
-import utils
 from mnist_utils import pretrained
 from mnist_utils.data import sha256_of
 from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
+from mnist_utils.batches import Batches
+from mnist_utils.features import FeatureBatches, extract_features, fit_one_cycle, linear_probe
+from mnist_utils.inspection import count_parameters, feature_map_size
 
 
 # ----------------------------------------------------------------------------- 04: the models
@@ -24,13 +26,13 @@ def stated_counts(cls) -> list[int]:
 
 @pytest.mark.parametrize("cls", [models.OneBlockVGG, models.OneBlockResNet])
 def test_docstring_states_the_exact_parameter_count_without_and_with_batchnorm(cls):
-    counts = [utils.count_parameters(cls(batchnorm=False)), utils.count_parameters(cls(batchnorm=True))]
+    counts = [count_parameters(cls(batchnorm=False)), count_parameters(cls(batchnorm=True))]
     assert stated_counts(cls) == counts
 
 
 def test_the_two_networks_have_comparable_budgets_and_classify_mnist_shaped_input():
     vgg, resnet = models.OneBlockVGG(batchnorm=True), models.OneBlockResNet(batchnorm=True)
-    assert abs(utils.count_parameters(vgg) / utils.count_parameters(resnet) - 1) < 0.05
+    assert abs(count_parameters(vgg) / count_parameters(resnet) - 1) < 0.05
     for model in (vgg, resnet):
         assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in models.OneBlockVGG(batchnorm=False).modules())
@@ -189,10 +191,10 @@ def test_efficientnet_lite0_through_the_mnist_adapter_recognises_a_photograph():
 
 
 def test_extract_features_is_one_eval_pass_in_order(mnist):
-    batches = utils.Batches(mnist.test.head(300), 128)
+    batches = Batches(mnist.test.head(300), 128)
     backbone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1))
     before = backbone[1].running_mean.clone()
-    features, labels = utils.extract_features(backbone, batches, torch.device("cpu"))
+    features, labels = extract_features(backbone, batches, torch.device("cpu"))
     assert features.shape == (300, 4) and torch.equal(labels, mnist.test.labels[:300])
     assert torch.equal(backbone[1].running_mean, before), "eval mode: BatchNorm statistics untouched"
     assert not features.is_inference() and not features.requires_grad
@@ -200,44 +202,44 @@ def test_extract_features_is_one_eval_pass_in_order(mnist):
 
 def test_feature_batches_cover_every_row_once_in_a_seeded_order():
     features, labels = torch.arange(10.0).view(10, 1), torch.arange(10)
-    batches = utils.FeatureBatches(features, labels, 4, shuffle=True, seed=3)
+    batches = FeatureBatches(features, labels, 4, shuffle=True, seed=3)
     first = [y for _, y in batches]
     assert len(batches) == 3 and [len(y) for y in first] == [4, 4, 2]
     assert sorted(torch.cat(first).tolist()) == list(range(10))
-    again = utils.FeatureBatches(features, labels, 4, shuffle=True, seed=3)
+    again = FeatureBatches(features, labels, 4, shuffle=True, seed=3)
     assert all(torch.equal(a, b) for a, b in zip(first, [y for _, y in again]))
-    assert [y.tolist() for _, y in utils.FeatureBatches(features, labels, 5)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert [y.tolist() for _, y in FeatureBatches(features, labels, 5)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     with pytest.raises(ValueError, match="as many labels"):
-        utils.FeatureBatches(features, labels[:5], 4)
+        FeatureBatches(features, labels[:5], 4)
 
 
 def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothing():
     resnet = models.OneBlockResNet().train()
     running_mean = resnet.stem[0][1].running_mean.clone()
-    assert utils.feature_map_size(resnet, 28) == (7, 7)
+    assert feature_map_size(resnet, 28) == (7, 7)
     assert resnet.training and torch.equal(resnet.stem[0][1].running_mean, running_mean)
     effnet = pretrained.efficientnet_lite0_for_mnist(pretrained=False, image_size=32).model
-    assert utils.feature_map_size(effnet, 32) == (1, 1)
+    assert feature_map_size(effnet, 32) == (1, 1)
     with pytest.raises(ValueError, match="AdaptiveAvgPool2d"):
-        utils.feature_map_size(models.OneBlockVGG(), 28)
+        feature_map_size(models.OneBlockVGG(), 28)
 
 
 def test_linear_probe_on_raw_pixels_separates_digits(mnist):
-    result = utils.linear_probe(nn.Flatten(), utils.Batches(mnist.train.head(1000), 250),
-                                utils.Batches(mnist.test.head(500), 250), torch.device("cpu"), epochs=5, lr=3e-3)
+    result = linear_probe(nn.Flatten(), Batches(mnist.train.head(1000), 250),
+                                Batches(mnist.test.head(500), 250), torch.device("cpu"), epochs=5, lr=3e-3)
     assert result["accuracy"] > 80 and result["images_per_s"] > 0
 
 
 def test_fit_one_cycle_peaks_at_max_lr(mnist):
     model = models.OneBlockVGG(batchnorm=True)
-    batches = utils.Batches(mnist.train.head(256), 64, shuffle=True)
-    history = utils.fit_one_cycle(model, batches, None, torch.device("cpu"), epochs=3, max_lr=0.01, progress=None)
+    batches = Batches(mnist.train.head(256), 64, shuffle=True)
+    history = fit_one_cycle(model, batches, None, torch.device("cpu"), epochs=3, max_lr=0.01, progress=None)
     assert len(history) == 3 and max(history["lr"]) <= 0.01 and history["lr"][0] < history["lr"][1]
 
 
 @pytest.mark.parametrize("images", [64, 128, 192, 256])
 def test_fit_one_cycle_handles_runs_of_a_few_steps(mnist, images):
-    batches = utils.Batches(mnist.train.head(images), 64)
-    history = utils.fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), batches, None,
+    batches = Batches(mnist.train.head(images), 64)
+    history = fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), batches, None,
                                   torch.device("cpu"), epochs=1, max_lr=0.01, progress=None)
     assert len(history) == 1 and history["train_loss"][0] > 0

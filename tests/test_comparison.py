@@ -1,11 +1,17 @@
-"""Notebook 06's models (exact sizes, output shapes) and its comparison helpers in utils.py."""
+"""Notebook 06's models (exact sizes, output shapes) and the helpers that compare models."""
 import pytest
 import torch
 import torch.nn as nn
 
 import models
-import utils
-from utils import Batches, ImageSet, Predictions
+from mnist_utils.batches import Batches, ShortEpochs
+from mnist_utils.data import ImageSet
+from mnist_utils.engine import fit, make_optimizer, make_scheduler
+from mnist_utils.evaluation import Predictions, confused_pairs, ensemble, mcnemar, shared_errors, wrong_by_all
+from mnist_utils.inspection import count_parameters, training_speed
+from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
+from mnist_utils.plots import plot_hard_images
+from mnist_utils.report import leaderboard_rows
 
 PARAMETERS = {"SimpleCNN": 421_642, "DeeperCNN": 870_634, "MiniVGG": 2_920_778, "TwoBranchCNN": 26_222_158}
 
@@ -13,7 +19,7 @@ PARAMETERS = {"SimpleCNN": 421_642, "DeeperCNN": 870_634, "MiniVGG": 2_920_778, 
 @pytest.mark.parametrize("name", PARAMETERS)
 def test_parameter_count_is_the_documented_one(name):
     model = getattr(models, name)()
-    assert utils.count_parameters(model) == PARAMETERS[name]
+    assert count_parameters(model) == PARAMETERS[name]
     assert f"{PARAMETERS[name]:,} parameters" in model.__doc__, "the docstring states the exact count"
 
 
@@ -38,28 +44,28 @@ def numbered():
 
 
 def test_short_epochs_cut_one_endless_stream(numbered):
-    epochs = utils.ShortEpochs(Batches(numbered, 2, shuffle=True, seed=3), batches_per_epoch=3)
+    epochs = ShortEpochs(Batches(numbered, 2, shuffle=True, seed=3), batches_per_epoch=3)
     seen = [torch.cat([y for _, y in epochs]) for _ in range(5)]  # 5 epochs × 6 images = 3 passes
     assert len(epochs) == 3 and all(len(s) == 6 for s in seen)
     stream = torch.cat(seen)
     passes = [stream[i:i + 10] for i in range(0, 30, 10)]
     assert all(sorted(p.tolist()) == list(range(10)) for p in passes), "each pass uses every image once"
     assert not torch.equal(passes[0], passes[1]), "each pass is shuffled anew"
-    again = utils.ShortEpochs(Batches(numbered, 2, shuffle=True, seed=3), batches_per_epoch=3)
+    again = ShortEpochs(Batches(numbered, 2, shuffle=True, seed=3), batches_per_epoch=3)
     assert torch.equal(torch.cat([torch.cat([y for _, y in again]) for _ in range(5)]), stream), "seeded"
 
 
 def test_short_epochs_drive_fit_and_refuse_empty_epochs(mnist):
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    train = utils.ShortEpochs(Batches(mnist.train.head(256), 32, shuffle=True), batches_per_epoch=3)
-    optimizer = utils.make_optimizer("adam", model.parameters(), lr=1e-3)
-    scheduler = utils.make_scheduler("onecycle", optimizer, epochs=4, steps_per_epoch=len(train))
-    history = utils.fit(model, train, None, optimizer, torch.device("cpu"), epochs=4, scheduler=scheduler,
+    train = ShortEpochs(Batches(mnist.train.head(256), 32, shuffle=True), batches_per_epoch=3)
+    optimizer = make_optimizer("adam", model.parameters(), lr=1e-3)
+    scheduler = make_scheduler("onecycle", optimizer, epochs=4, steps_per_epoch=len(train))
+    history = fit(model, train, None, optimizer, torch.device("cpu"), epochs=4, scheduler=scheduler,
                         val_batches=Batches(mnist.test.head(64), 64),
                         patience=10, keep_best=True, progress=None)
     assert len(history) == 4 and scheduler.last_epoch == 12
     with pytest.raises(ValueError, match="batches_per_epoch"):
-        utils.ShortEpochs(train.batches, 0)
+        ShortEpochs(train.batches, 0)
 
 
 # ---------------------------------------------------------------------------- training_speed
@@ -72,12 +78,12 @@ def test_training_speed_leaves_model_and_random_state_alone():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = torch.get_rng_state()
     for layout in (False, True):
-        assert utils.training_speed(model, x, y, torch.device("cpu"), steps=1, repeats=2, channels_last=layout) > 0
+        assert training_speed(model, x, y, torch.device("cpu"), steps=1, repeats=2, channels_last=layout) > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(torch.get_rng_state(), state)
     for bad in ({"steps": 0}, {"repeats": 0}, {"warmup": -1}):
         with pytest.raises(ValueError, match="need steps"):
-            utils.training_speed(model, x, y, torch.device("cpu"), **bad)
+            training_speed(model, x, y, torch.device("cpu"), **bad)
 
 
 # ---------------------------------------------------------------------------- comparing predictions
@@ -92,38 +98,38 @@ def predictions(labels, predicted) -> Predictions:
 def test_ensemble_averages_probabilities():
     a = Predictions(torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([[0.6, 0.4] + [0] * 8, [0, 0.3, 0.7] + [0] * 7]))
     b = Predictions(torch.tensor([0, 1]), torch.tensor([1, 1]), torch.tensor([[0.4, 0.6] + [0] * 8, [0, 0.9, 0.1] + [0] * 7]))
-    both = utils.ensemble([a, b])
+    both = ensemble([a, b])
     assert torch.allclose(both.probabilities[1, :3], torch.tensor([0.0, 0.6, 0.4]))
     assert both.predicted.tolist() == [0, 1] and both.accuracy == 100.0, "together they fix each other's mistake"
     with pytest.raises(ValueError, match="same images"):
-        utils.ensemble([a, predictions([1, 1], [1, 1])])
+        ensemble([a, predictions([1, 1], [1, 1])])
     with pytest.raises(ValueError, match="at least one"):
-        utils.ensemble([])
+        ensemble([])
 
 
 def test_shared_errors_and_images_every_model_gets_wrong():
     labels = [0, 1, 2, 3, 4]
     a, b, c = predictions(labels, [9, 9, 2, 3, 4]), predictions(labels, [9, 1, 9, 3, 4]), predictions(labels, [9, 9, 9, 3, 4])
-    assert utils.shared_errors([a, b, c]).tolist() == [[2, 1, 2], [1, 2, 2], [2, 2, 3]]
-    assert utils.wrong_by_all([a, b, c]).tolist() == [0]
-    assert utils.wrong_by_all([a, predictions(labels, labels)]).tolist() == []
+    assert shared_errors([a, b, c]).tolist() == [[2, 1, 2], [1, 2, 2], [2, 2, 3]]
+    assert wrong_by_all([a, b, c]).tolist() == [0]
+    assert wrong_by_all([a, predictions(labels, labels)]).tolist() == []
 
 
 def test_mcnemar_counts_disagreements_and_gives_the_exact_p_value():
     labels = list(range(8))
     a = predictions(labels, labels)  # all right
     b = predictions(labels, [9] * 6 + [6, 7])  # wrong on six that a gets right
-    result = utils.mcnemar(a, b)
+    result = mcnemar(a, b)
     assert (result["only_a"], result["only_b"]) == (6, 0)
     assert result["p_value"] == pytest.approx(2 / 2**6)  # both one-sided extremes of Binomial(6, 1/2)
-    assert utils.mcnemar(a, a)["p_value"] == 1.0
-    assert utils.mcnemar(b, a)["p_value"] == result["p_value"]
+    assert mcnemar(a, a)["p_value"] == 1.0
+    assert mcnemar(b, a)["p_value"] == result["p_value"]
 
 
 def test_confused_pairs_add_both_directions():
     confusion = torch.zeros(10, 10, dtype=torch.long)
     confusion[4, 9], confusion[9, 4], confusion[7, 2], confusion[3, 3] = 3, 2, 4, 50
-    assert utils.confused_pairs(confusion, k=5) == [(4, 9, 5), (2, 7, 4)]
+    assert confused_pairs(confusion, k=5) == [(4, 9, 5), (2, 7, 4)]
 
 
 # ---------------------------------------------------------------------------- plots and the leaderboard
@@ -133,25 +139,25 @@ def test_hard_images_plot_handles_none_and_some():
     labels = [0, 1, 2]
     preds = {"a": predictions(labels, [9, 1, 2]), "b": predictions(labels, [8, 1, 2])}
     images = torch.zeros(3, 28, 28, dtype=torch.uint8)
-    figure = utils.plot_hard_images(images, utils.wrong_by_all(list(preds.values())), preds)
+    figure = plot_hard_images(images, wrong_by_all(list(preds.values())), preds)
     assert figure.axes[0].get_title() == "0 → 98"
-    assert utils.plot_hard_images(images, torch.tensor([], dtype=torch.long), preds).axes
-    capped = utils.plot_hard_images(torch.zeros(40, 28, 28, dtype=torch.uint8), torch.arange(40),
+    assert plot_hard_images(images, torch.tensor([], dtype=torch.long), preds).axes
+    capped = plot_hard_images(torch.zeros(40, 28, 28, dtype=torch.uint8), torch.arange(40),
                                     {"a": predictions([0] * 40, [1] * 40)}, n=16)
     assert "16 of 40 images" in capped.texts[0].get_text()
 
 
 def test_write_leaderboard_writes_plot_and_page(tmp_path):
-    rows = utils.leaderboard_rows([
+    rows = leaderboard_rows([
         {"notebook": "06_cnn_comparison", "models": [{"name": "MiniVGG", "params": 2_920_778, "test_acc": 99.61, "seconds": 412.0}]},
         {"notebook": "01_step1", "models": [{"name": "Model_<1>", "params": 7_412, "test_acc": 99.1, "seconds": 80.5}]},
     ])
-    png, page = utils.write_leaderboard(rows, utils.plot_leaderboard(rows, highlight="06_cnn_comparison"), tmp_path,
+    png, page = write_leaderboard(rows, plot_leaderboard(rows, highlight="06_cnn_comparison"), tmp_path,
                                         note="full profile")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = page.read_text()
     assert text.index("MiniVGG") < text.index("Model_&lt;1&gt;"), "best first, names escaped"
     assert "2,920,778" in text and "99.61%" in text and 'src="leaderboard.png"' in text
     assert not list(tmp_path.glob(".*.part")), "written atomically, no leftovers"
-    empty_png, empty_page = utils.write_leaderboard([], utils.plot_leaderboard([]), tmp_path / "empty")
+    empty_png, empty_page = write_leaderboard([], plot_leaderboard([]), tmp_path / "empty")
     assert empty_png.exists() and "No results yet" in empty_page.read_text()

@@ -4,10 +4,15 @@ import torch
 import torch.nn as nn
 
 import models
-import utils
+from mnist_utils import engine
 from mnist_utils.data import MNIST
 from mnist_utils.packed import PackedModels, side_by_side
-from utils import Augment, Recipe
+from mnist_utils.augment import Augment
+from mnist_utils.engine import History, seed_everything
+from mnist_utils.evaluation import fitting_diagnosis, seed_table
+from mnist_utils.inspection import count_parameters, receptive_field
+from mnist_utils.recipes import Recipe, load_config
+from mnist_utils.training import train_recipe, train_seeds
 
 PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 7_146}
 
@@ -15,7 +20,7 @@ PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 7_146}
 @pytest.mark.parametrize("name", PARAMETERS)
 def test_parameter_count_is_under_8000_and_the_documented_one(name):
     model = getattr(models, name)()
-    assert utils.count_parameters(model) == PARAMETERS[name] < 8000
+    assert count_parameters(model) == PARAMETERS[name] < 8000
     assert f"{PARAMETERS[name]:,} parameters" in model.__doc__, "the docstring states the exact count"
 
 
@@ -27,7 +32,7 @@ def test_ten_logits_per_image(name):
 
 @pytest.mark.parametrize("name", PARAMETERS)
 def test_the_last_layer_sees_the_whole_digit(name):
-    table = utils.receptive_field(getattr(models, name)())
+    table = receptive_field(getattr(models, name)())
     assert table[-1]["rf"] >= 28
 
 
@@ -40,7 +45,7 @@ def small(mnist, train=1024, test=512):
     return MNIST(mnist.train.head(train), mnist.test.head(test))
 
 
-RECIPE = Recipe(epochs=2, batch_size=128, lr=0.1, scheduler="onecycle", augment=Augment(rotation=7, translate=0.08))
+RECIPE = Recipe(model="Model_3", epochs=2, batch_size=128, lr=0.1, scheduler="onecycle", augment=Augment(rotation=7, translate=0.08))
 
 
 def metrics(history):
@@ -48,8 +53,8 @@ def metrics(history):
 
 
 def run_recipe(mnist, seed, recipe=RECIPE):
-    utils.seed_everything(seed)
-    return utils.train_recipe(models.Model_3(), recipe, small(mnist), torch.device("cpu"), seed=seed, progress=None)
+    seed_everything(seed)
+    return train_recipe(models.Model_3(), recipe, small(mnist), torch.device("cpu"), seed=seed, progress=None)
 
 
 def test_same_seed_twice_gives_identical_epoch_metrics_with_the_step_3_recipe(mnist):
@@ -71,11 +76,11 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64):
     # In float32 a grouped convolution sums its 73,728 products per weight gradient in another order than a
     # plain one, and three updates grow that rounding to ~1e-4 on some CPUs; float64 leaves only the logic.
     data, recipe = small(mnist, train=384), RECIPE.with_epochs(1)
-    packed = utils.train_seeds(models.Model_3, [1, 2], recipe, data, torch.device("cpu"), progress=False)
+    packed = train_seeds(recipe, data, torch.device("cpu"), seeds=[1, 2], progress=False)
     for seed, (model, history) in zip([1, 2], packed):
-        utils.seed_everything(seed)
+        seed_everything(seed)
         alone = models.Model_3()
-        alone_history = utils.train_recipe(alone, recipe, data, torch.device("cpu"), seed=seed, progress=None)
+        alone_history = train_recipe(alone, recipe, data, torch.device("cpu"), seed=seed, progress=None)
         assert history["lr"] == alone_history["lr"]
         assert history["train_loss"] == pytest.approx(alone_history["train_loss"], rel=1e-9)
         for (name, trained), expected in zip(model.state_dict().items(), alone.state_dict().values()):
@@ -83,7 +88,7 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64):
             assert torch.allclose(trained, expected, rtol=0, atol=1e-9), name
     # the unpacked model is the packed copy: same test accuracy as recorded for its last epoch
     model, history = packed[0]
-    assert utils.test(model, recipe.test_batches(data.test, torch.device("cpu")),
+    assert engine.test(model, recipe.eval_batches(data.test, torch.device("cpu")),
                       torch.device("cpu")).accuracy == history["test_acc"][-1]
 
 
@@ -122,13 +127,13 @@ def test_recipe_cut_for_the_smoke_profile_keeps_its_schedule_valid():
 
 
 def made_up(train, test):
-    return utils.History([{"epoch": i + 1, "train_acc": a, "test_acc": b} for i, (a, b) in enumerate(zip(train, test))])
+    return History([{"epoch": i + 1, "train_acc": a, "test_acc": b} for i, (a, b) in enumerate(zip(train, test))])
 
 
 def test_fitting_diagnosis_reads_the_gap_of_the_last_epochs():
-    assert utils.fitting_diagnosis(made_up([99.0, 99.6, 99.8, 99.9], [99.0, 99.1, 99.2, 99.2]))["verdict"] == "overfits"
-    assert utils.fitting_diagnosis(made_up([98.0, 98.5, 98.9, 99.0], [99.0, 99.3, 99.4, 99.4]))["verdict"] == "underfits"
-    diagnosis = utils.fitting_diagnosis(made_up([99.0, 99.4, 99.45, 99.5], [99.2, 99.4, 99.4, 99.45]))
+    assert fitting_diagnosis(made_up([99.0, 99.6, 99.8, 99.9], [99.0, 99.1, 99.2, 99.2]))["verdict"] == "overfits"
+    assert fitting_diagnosis(made_up([98.0, 98.5, 98.9, 99.0], [99.0, 99.3, 99.4, 99.4]))["verdict"] == "underfits"
+    diagnosis = fitting_diagnosis(made_up([99.0, 99.4, 99.45, 99.5], [99.2, 99.4, 99.4, 99.45]))
     assert diagnosis["verdict"] == "fits well"
     assert diagnosis["mean_gap"] == pytest.approx((0.0 + 0.05 + 0.05) / 3)
 
@@ -136,7 +141,7 @@ def test_fitting_diagnosis_reads_the_gap_of_the_last_epochs():
 def test_seed_table_meets_the_target_only_when_every_last_epoch_does():
     histories = {1: made_up([99] * 5, [99.1, 99.5, 99.41, 99.45, 99.40]),
                  2: made_up([99] * 5, [99.6, 99.5, 99.39, 99.45, 99.50])}
-    rows, overall = utils.seed_table(histories, threshold=99.4)
+    rows, overall = seed_table(histories, threshold=99.4)
     assert [row["≥ 99.4% in each"] for row in rows] == ["met", "NOT met"]
     assert [rows[0][f"epoch {e}"] for e in (3, 4, 5)] == [99.41, 99.45, 99.40]
     assert rows[1]["best"] == 99.6 and rows[1]["best epoch"] == 1
@@ -145,10 +150,10 @@ def test_seed_table_meets_the_target_only_when_every_last_epoch_does():
 
 
 def test_side_by_side_puts_each_streams_batch_in_its_own_channel(mnist):
-    streams = [iter(utils.STEP3_RECIPE.train_batches(mnist.train.head(256), torch.device("cpu"), seed)) for seed in (1, 2, 3)]
-    firsts = [next(iter(utils.STEP3_RECIPE.train_batches(mnist.train.head(256), torch.device("cpu"), seed))) for seed in (1, 2, 3)]
+    streams = [iter(load_config("step3").train_batches(mnist.train.head(256), torch.device("cpu"), seed)) for seed in (1, 2, 3)]
+    firsts = [next(iter(load_config("step3").train_batches(mnist.train.head(256), torch.device("cpu"), seed))) for seed in (1, 2, 3)]
     images, labels = next(side_by_side(streams, torch.channels_last))
-    batch = utils.STEP3_RECIPE.batch_size
+    batch = load_config("step3").batch_size
     assert images.shape == (batch, 3, 28, 28) and labels.shape == (batch, 3)
     assert images.is_contiguous(memory_format=torch.channels_last)
     for g, (x, y) in enumerate(firsts):

@@ -1,12 +1,22 @@
-"""The training engine, evaluation and inspection helpers in utils.py."""
+"""The training engine (train, test, fit and its early stopping, factories), evaluation, inspection and plots."""
 import copy
 
 import pytest
 import torch
 import torch.nn as nn
 
-import utils
-from utils import Augment, Batches, History, ImageSet
+from mnist_utils import engine
+from mnist_utils.augment import Augment
+from mnist_utils.batches import Batches
+from mnist_utils.data import train_val_split
+from mnist_utils.engine import (EpochStats, History, count_correct, fit, make_loss, make_optimizer, make_scheduler,
+                                seed_everything)
+from mnist_utils.evaluation import confusion_matrix, per_class_metrics, predict, top_confusions
+from mnist_utils.exploration import count_repeats, exact_duplicates
+from mnist_utils.inspection import count_parameters, receptive_field, summary
+from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_lr, plot_per_class,
+                               plot_samples)
+
 
 
 def tiny_cnn() -> nn.Module:
@@ -18,13 +28,13 @@ def tiny_cnn() -> nn.Module:
 def run(mnist, seed, epochs=2, **fit_kwargs):
     """A small seeded training run: 512 training images with augmentation, 256 test images."""
     device = torch.device("cpu")
-    utils.seed_everything(seed)
+    seed_everything(seed)
     model = tiny_cnn()
     train_batches = Batches(mnist.train.head(512), 64, shuffle=True, seed=seed, augment=Augment(rotation=10, erase_p=0.2))
     test_batches = Batches(mnist.test.head(256), 128)
-    optimizer = utils.make_optimizer("sgd", model.parameters(), lr=0.1)
-    scheduler = utils.make_scheduler("onecycle", optimizer, epochs=epochs, steps_per_epoch=len(train_batches))
-    history = utils.fit(model, train_batches, test_batches, optimizer, device, epochs=epochs,
+    optimizer = make_optimizer("sgd", model.parameters(), lr=0.1)
+    scheduler = make_scheduler("onecycle", optimizer, epochs=epochs, steps_per_epoch=len(train_batches))
+    history = fit(model, train_batches, test_batches, optimizer, device, epochs=epochs,
                         scheduler=scheduler, progress=None, **fit_kwargs)
     return model, history
 
@@ -50,26 +60,26 @@ def test_training_learns(mnist):
 def test_onecycle_is_stepped_per_batch_and_step_lr_per_epoch(mnist):
     model = tiny_cnn()
     batches = Batches(mnist.train.head(256), 64, shuffle=True)
-    optimizer = utils.make_optimizer("sgd", model.parameters(), lr=0.1)
-    onecycle = utils.make_scheduler("onecycle", optimizer, epochs=2, steps_per_epoch=len(batches))
-    utils.fit(model, batches, None, optimizer, torch.device("cpu"), epochs=2, scheduler=onecycle, progress=None)
+    optimizer = make_optimizer("sgd", model.parameters(), lr=0.1)
+    onecycle = make_scheduler("onecycle", optimizer, epochs=2, steps_per_epoch=len(batches))
+    fit(model, batches, None, optimizer, torch.device("cpu"), epochs=2, scheduler=onecycle, progress=None)
     assert onecycle.last_epoch == 2 * len(batches)
-    optimizer = utils.make_optimizer("adam", model.parameters(), lr=0.01)
-    step = utils.make_scheduler("step", optimizer, step_size=1, gamma=0.5)
-    history = utils.fit(model, batches, None, optimizer, torch.device("cpu"), epochs=3, scheduler=step, progress=None)
+    optimizer = make_optimizer("adam", model.parameters(), lr=0.01)
+    step = make_scheduler("step", optimizer, step_size=1, gamma=0.5)
+    history = fit(model, batches, None, optimizer, torch.device("cpu"), epochs=3, scheduler=step, progress=None)
     assert history["lr"] == pytest.approx([0.01, 0.005, 0.0025])
 
 
 def test_early_stopping_keeps_the_best_weights(mnist):
     data = mnist.train.head(512)
-    train_part, val_part = utils.train_val_split(data, 128, seed=0)
+    train_part, val_part = train_val_split(data, 128, seed=0)
     model = tiny_cnn()
-    optimizer = utils.make_optimizer("sgd", model.parameters(), lr=5.0, momentum=0.0)  # diverges: val loss rises
-    history = utils.fit(model, Batches(train_part, 64, shuffle=True), None, optimizer, torch.device("cpu"),
+    optimizer = make_optimizer("sgd", model.parameters(), lr=5.0, momentum=0.0)  # diverges: val loss rises
+    history = fit(model, Batches(train_part, 64, shuffle=True), None, optimizer, torch.device("cpu"),
                         epochs=20, val_batches=Batches(val_part, 128), patience=2, keep_best=True, progress=None)
     best_epoch, best_loss = history.best("val_loss", mode="min")
     assert len(history) == best_epoch + 2, "stops after `patience` epochs without improvement"
-    restored = utils.test(model, Batches(val_part, 128), torch.device("cpu"))
+    restored = engine.test(model, Batches(val_part, 128), torch.device("cpu"))
     assert restored.loss == pytest.approx(best_loss, rel=1e-5)
 
 
@@ -80,12 +90,12 @@ def test_early_stopping_watches_from_monitor_from_only(mnist, monkeypatch, monit
 
     def scripted_test(model, batches, device, **_):
         states.append(copy.deepcopy(model.state_dict()))
-        return utils.EpochStats(next(losses), 50.0, 1, 1.0)
+        return EpochStats(next(losses), 50.0, 1, 1.0)
 
-    monkeypatch.setattr(utils, "test", scripted_test)
+    monkeypatch.setattr(engine, "test", scripted_test)
     model = tiny_cnn()
-    history = utils.fit(model, Batches(mnist.train.head(128), 64, shuffle=True), None,
-                        utils.make_optimizer("sgd", model.parameters(), lr=0.1), torch.device("cpu"), epochs=8,
+    history = fit(model, Batches(mnist.train.head(128), 64, shuffle=True), None,
+                        make_optimizer("sgd", model.parameters(), lr=0.1), torch.device("cpu"), epochs=8,
                         val_batches=Batches(mnist.train.head(64), 64), patience=2, keep_best=True,
                         monitor_from=monitor_from, progress=None)
     assert len(history) == stops_after
@@ -95,58 +105,58 @@ def test_early_stopping_watches_from_monitor_from_only(mnist, monkeypatch, monit
 
 def test_monitoring_validation_needs_validation_batches(mnist):
     with pytest.raises(ValueError, match="val_batches"):
-        utils.fit(tiny_cnn(), Batches(mnist.train.head(64), 32), None, utils.make_optimizer("adam", tiny_cnn().parameters(), 1e-3),
+        fit(tiny_cnn(), Batches(mnist.train.head(64), 32), None, make_optimizer("adam", tiny_cnn().parameters(), 1e-3),
                   torch.device("cpu"), epochs=1, patience=1)
 
 
 def test_factories_refuse_unknown_names():
     params = tiny_cnn().parameters()
     with pytest.raises(ValueError, match="sgd, adam, adamw"):
-        utils.make_optimizer("rmsprop", params, 0.1)
+        make_optimizer("rmsprop", params, 0.1)
     with pytest.raises(ValueError, match="onecycle"):
-        utils.make_scheduler("cosine", torch.optim.SGD(tiny_cnn().parameters(), lr=0.1))
-    assert utils.make_loss(0.1).label_smoothing == 0.1
+        make_scheduler("cosine", torch.optim.SGD(tiny_cnn().parameters(), lr=0.1))
+    assert make_loss(0.1).label_smoothing == 0.1
 
 
 def test_confusion_matrix_and_per_class_metrics():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     predicted = torch.tensor([0, 1, 1, 1, 2, 0])
-    confusion = utils.confusion_matrix(labels, predicted, num_classes=3)
+    confusion = confusion_matrix(labels, predicted, num_classes=3)
     assert confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
-    rows = utils.per_class_metrics(confusion)
+    rows = per_class_metrics(confusion)
     assert rows[1]["precision"] == pytest.approx(200 / 3) and rows[1]["recall"] == pytest.approx(100)
     assert rows[1]["f1"] == pytest.approx(80)
     assert rows[-1]["class"] == "macro" and rows[-1]["recall"] == pytest.approx(100 * (0.5 + 1 + 0.5) / 3)
-    assert utils.top_confusions(confusion, k=5) == [(0, 1, 1), (2, 0, 1)]
-    assert utils.count_correct(torch.eye(3)[predicted.clamp(max=2)], labels) == 4
+    assert top_confusions(confusion, k=5) == [(0, 1, 1), (2, 0, 1)]
+    assert count_correct(torch.eye(3)[predicted.clamp(max=2)], labels) == 4
 
 
 def test_predict_orders_mistakes_by_confidence(mnist):
     model, _ = run(mnist, seed=0, epochs=1)
     batches = Batches(mnist.test.head(256), 100)
-    predictions = utils.predict(model, batches, torch.device("cpu"))
+    predictions = predict(model, batches, torch.device("cpu"))
     assert predictions.probabilities.shape == (256, 10)
     assert torch.allclose(predictions.probabilities.sum(1), torch.ones(256))
-    assert predictions.accuracy == pytest.approx(utils.test(model, batches, torch.device("cpu")).accuracy)
+    assert predictions.accuracy == pytest.approx(engine.test(model, batches, torch.device("cpu")).accuracy)
     confidence = predictions.confidence[predictions.wrong]
     assert (confidence[:-1] >= confidence[1:]).all()
     with pytest.raises(ValueError, match="shuffle=False"):
-        utils.predict(model, Batches(mnist.test.head(64), 32, shuffle=True), torch.device("cpu"))
+        predict(model, Batches(mnist.test.head(64), 32, shuffle=True), torch.device("cpu"))
 
 
 def test_summary_leaves_batchnorm_statistics_and_random_state_alone():
     model = tiny_cnn()
     before_stats = model[1].running_mean.clone()
     before_rng = torch.get_rng_state()
-    text = utils.summary(model)
-    assert "Conv2d-1" in text and f"{utils.count_parameters(model):,}" in text
+    text = summary(model)
+    assert "Conv2d-1" in text and f"{count_parameters(model):,}" in text
     assert torch.equal(model[1].running_mean, before_stats)
     assert torch.equal(torch.get_rng_state(), before_rng)
 
 
 def test_receptive_field_table():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3), nn.AdaptiveAvgPool2d(1))
-    rows = utils.receptive_field(model)
+    rows = receptive_field(model)
     assert [(r["size"], r["jump"], r["rf"]) for r in rows] == [(28, 1, 1), (26, 1, 3), (13, 2, 4), (11, 2, 8), (1, 2, 28)]
     assert rows[-1]["kernel"] == 11, "global average pooling spans the whole 11×11 map"
 
@@ -154,15 +164,15 @@ def test_receptive_field_table():
 def test_duplicates_are_found_exactly():
     images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
     queries = torch.stack([images[3], torch.zeros(28, 28, dtype=torch.uint8), images[0]])
-    assert utils.exact_duplicates(images, queries).tolist() == [0, 2]
-    assert utils.count_repeats(torch.cat([images, images[:2]])) == 2
+    assert exact_duplicates(images, queries).tolist() == [0, 2]
+    assert count_repeats(torch.cat([images, images[:2]])) == 2
 
 
 def test_plots_return_figures(mnist):
     _, history = run(mnist, seed=0, epochs=1)
-    confusion = utils.confusion_matrix(mnist.test.labels[:100], mnist.test.labels[:100].roll(1))
-    for figure in (utils.plot_history({"a": history, "b": history}), utils.plot_lr(history),
-                   utils.plot_confusion(confusion), utils.plot_per_class(utils.per_class_metrics(confusion)),
-                   utils.plot_class_counts(mnist.train.labels, mnist.test.labels),
-                   utils.plot_samples(mnist.test.images, mnist.test.labels, per_class=2)):
+    confusion = confusion_matrix(mnist.test.labels[:100], mnist.test.labels[:100].roll(1))
+    for figure in (plot_history({"a": history, "b": history}), plot_lr(history),
+                   plot_confusion(confusion), plot_per_class(per_class_metrics(confusion)),
+                   plot_class_counts(mnist.train.labels, mnist.test.labels),
+                   plot_samples(mnist.test.images, mnist.test.labels, per_class=2)):
         assert figure.axes, "every plot draws something"

@@ -1,0 +1,323 @@
+"""The training engine: one step, one epoch of training, one pass of testing, and `fit`, the epoch loop
+with its history, early stopping and learning-rate schedule. Then the factories a recipe names its
+optimizer, schedule and loss by.
+
+Read it top to bottom as you would PyTorch's own MNIST example: `train` and `test` take the model, the
+batches, the optimizer and the device as arguments, and nothing here keeps global state.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (the weight initialisation). Data order and augmentation are
+    seeded separately, by `Batches(seed=...)`."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def progress_bar(iterable: Iterable | None = None, **kwargs: Any):
+    """A tqdm bar: a widget in Jupyter, a text bar in terminals and headless runs (MNIST_HEADLESS=1,
+    set by the runner), where the runner keeps only each bar's final line."""
+    if os.environ.get("MNIST_HEADLESS"):
+        return text_tqdm(iterable, file=sys.stdout, mininterval=2.0, ascii=" ▏▎▍▌▋▊▉█", **kwargs)
+    return auto_tqdm(iterable, **kwargs)
+
+
+# ---------------------------------------------------------------------------- one epoch
+
+
+@dataclass
+class EpochStats:
+    """Mean loss and accuracy (%) over one pass, with its size and duration."""
+
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else float("nan")
+
+
+def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many rows of `logits` have their largest value at the true label."""
+    return int((logits.argmax(dim=1) == labels).sum())
+
+
+def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  scheduler: Any = None, loss_fn: Callable = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update: forward, loss, backward, optimizer step, then the per-batch scheduler if any.
+    Returns the logits and the loss (still attached to the graph)."""
+    logits = model(images)
+    loss = loss_fn(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return logits, loss
+
+
+def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, device: torch.device, *,
+          scheduler: Any = None, loss_fn: Callable = F.cross_entropy, bar: Any = None) -> EpochStats:
+    """One epoch of training. `scheduler`, if given, is stepped after every batch (e.g. OneCycleLR)."""
+    model.train()
+    start = time.perf_counter()
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    for images, labels in batches:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        logits, loss = training_step(model, images, labels, optimizer, scheduler, loss_fn)
+        # Accumulate on the device: no host sync per batch.
+        total_loss += loss.detach() * len(labels)
+        correct += (logits.detach().argmax(dim=1) == labels).sum()
+        seen += len(labels)
+        if bar is not None:
+            bar.update(1)
+    return EpochStats(total_loss.item() / seen, 100.0 * correct.item() / seen, seen, time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def test(model: nn.Module, batches: Iterable, device: torch.device, *,
+         loss_fn: Callable = F.cross_entropy) -> EpochStats:
+    """Mean loss and accuracy (%) of `model` on `batches`, in eval mode, without gradients."""
+    model.eval()
+    start = time.perf_counter()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, labels in batches:
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        total_loss += loss_fn(logits, labels, reduction="sum").item()
+        correct += count_correct(logits, labels)
+        seen += len(labels)
+    return EpochStats(total_loss / seen, 100.0 * correct / seen, seen, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------- the epoch loop's bookkeeping
+
+
+@dataclass
+class History:
+    """One row per epoch: train/test (and validation) loss and accuracy, learning rate, seconds."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, column: str) -> list[float]:
+        return [row.get(column) for row in self.rows]
+
+    def record(self, epoch: int, lr: float, trained: EpochStats, *, val: EpochStats | None = None,
+               tested: EpochStats | None = None) -> dict[str, float]:
+        """Append the row of one epoch, from what training (and validating, testing) measured."""
+        row = {"epoch": epoch, "lr": lr, "train_loss": trained.loss, "train_acc": trained.accuracy,
+               "seconds": trained.seconds, "images_per_s": trained.images_per_second}
+        if val is not None:
+            row.update(val_loss=val.loss, val_acc=val.accuracy)
+        if tested is not None:
+            row.update(test_loss=tested.loss, test_acc=tested.accuracy)
+        self.rows.append(row)
+        return row
+
+    def last(self, column: str, n: int = 1) -> list[float]:
+        return self[column][-n:]
+
+    def best(self, column: str, mode: str = "max") -> tuple[int, float]:
+        """(epoch, value) of the best value of `column`."""
+        values = self[column]
+        pick = max if mode == "max" else min
+        index = pick(range(len(values)), key=values.__getitem__)
+        return self.rows[index]["epoch"], values[index]
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self["seconds"]))
+
+
+def row_summary(row: dict[str, float]) -> str:
+    """The numbers of an epoch a progress bar shows."""
+    shown = {k: row[k] for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in row}
+    return ", ".join(f"{k}={v:.4f}" if "loss" in k else f"{k}={v:.2f}" for k, v in shown.items())
+
+
+class EarlyStopping:
+    """Watches one column of the history (e.g. 'val_loss', 'val_acc'): `update` says whether this epoch
+    is the best so far, `should_stop` whether `patience` epochs have passed without one. Epochs before
+    `monitor_from` count neither way: during a learning-rate warm-up the validation loss may rise first."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int | None = None, monitor_from: int = 1):
+        self.monitor, self.patience, self.monitor_from = monitor, patience, monitor_from
+        self.maximise = monitor.endswith("acc")
+        self.best: float | None = None
+        self.stale = 0
+
+    def update(self, row: dict[str, float]) -> bool:
+        if self.monitor not in row or row["epoch"] < self.monitor_from:
+            return False
+        value = row[self.monitor]
+        improved = self.best is None or (value > self.best if self.maximise else value < self.best)
+        if improved:
+            self.best, self.stale = value, 0
+        else:
+            self.stale += 1
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.stale >= self.patience
+
+
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+
+
+def scheduler_step_kind(scheduler: Any) -> str | None:
+    """When a scheduler steps: after every 'batch', every 'epoch', or on the monitored metric ('plateau')."""
+    if scheduler is None:
+        return None
+    if isinstance(scheduler, PER_BATCH_SCHEDULERS):
+        return "batch"
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        return "plateau"
+    return "epoch"
+
+
+# ---------------------------------------------------------------------------- fit: the epoch loop
+
+
+def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None, optimizer: torch.optim.Optimizer,
+        device: torch.device, *, epochs: int, scheduler: Any = None, loss_fn: Callable = F.cross_entropy,
+        val_batches: Iterable | None = None, patience: int | None = None, monitor: str = "val_loss",
+        keep_best: bool = False, monitor_from: int = 1, progress: str | None = "batches", desc: str = "",
+        on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> History:
+    """Train for up to `epochs` epochs and return the history.
+
+    Schedulers are stepped where they belong: OneCycleLR/CyclicLR per batch, ReduceLROnPlateau per epoch
+    on the monitored metric, others per epoch. With `patience`, training stops once `monitor`
+    (e.g. 'val_loss', 'val_acc') has not improved for that many epochs; with `keep_best`, the model ends
+    with the weights of its best epoch. Epochs before `monitor_from` are neither best nor counted against
+    patience. `on_epoch(row, improved)` is called after each epoch (e.g. to save a checkpoint).
+    `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None.
+    """
+    if (patience is not None or keep_best) and monitor.startswith("val_") and val_batches is None:
+        raise ValueError(f"monitoring {monitor!r} needs val_batches")
+    if monitor.startswith("test_") and test_batches is None:
+        raise ValueError(f"monitoring {monitor!r} needs test_batches")
+    step_kind = scheduler_step_kind(scheduler)
+    history, stopping, best_state = History(), EarlyStopping(monitor, patience, monitor_from), None
+    run_bar = progress_bar(total=epochs, desc=desc or "epochs", unit="epoch") if progress == "epochs" else None
+
+    for epoch in range(1, epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        bar = None
+        if progress == "batches":
+            bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(), unit="batch")
+        trained = train(model, train_batches, optimizer, device,
+                        scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
+        val = None if val_batches is None else test(model, val_batches, device, loss_fn=loss_fn)
+        tested = None if test_batches is None else test(model, test_batches, device, loss_fn=loss_fn)
+        row = history.record(epoch, lr, trained, val=val, tested=tested)
+
+        if step_kind == "epoch":
+            scheduler.step()
+        elif step_kind == "plateau":
+            scheduler.step(row[monitor] if monitor in row else row["train_loss"])
+        for shown in (bar, run_bar):
+            if shown is not None:
+                shown.set_postfix_str(row_summary(row))
+        if bar is not None:
+            bar.close()
+        if run_bar is not None:
+            run_bar.update(1)
+
+        improved = stopping.update(row)
+        if improved and keep_best:
+            best_state = copy.deepcopy(model.state_dict())
+        if on_epoch is not None:
+            on_epoch(row, improved)
+        if stopping.should_stop:
+            break
+    if run_bar is not None:
+        run_bar.close()
+    if keep_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+# ---------------------------------------------------------------------------- what a recipe names
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("onecycle", "step", "plateau", "none")
+
+
+def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 0.9, nesterov: bool = True,
+                   weight_decay: float = 0.0, fused: bool | None = None) -> torch.optim.Optimizer:
+    """'sgd' (momentum, Nesterov by default), 'adam' or 'adamw'; `fused` picks Adam's one-kernel update."""
+    name = name.lower()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+                               weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    raise ValueError(f"Unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}.")
+
+
+class OneCycleThenHold(torch.optim.lr_scheduler.OneCycleLR):
+    """OneCycleLR over its `total_steps`, then holding the final learning rate (and momentum) for every
+    step after: a run can anneal over its first epochs and train on at the lowest rate to the end."""
+
+    def step(self, epoch: int | None = None) -> None:
+        if self.last_epoch < self.total_steps - 1:
+            super().step(epoch)
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
+                   max_lr: float | None = None, pct_start: float = 0.25, div_factor: float = 25.0,
+                   final_div_factor: float = 1e4, anneal_epochs: int | None = None, step_size: int = 5,
+                   gamma: float = 0.1, factor: float = 0.5, patience: int = 2) -> Any:
+    """'onecycle' (per batch: from max_lr/div_factor up to `max_lr` over the first `pct_start` of the
+    cycle, then down to max_lr/div_factor/final_div_factor; with `anneal_epochs`, the cycle lasts that
+    many epochs and the final rate holds after it), 'step' (×`gamma` every `step_size` epochs),
+    'plateau' (×`factor` after `patience` epochs without improvement) or 'none' (returns None)."""
+    name = name.lower()
+    if name == "onecycle":
+        settings = dict(max_lr=max_lr or optimizer.param_groups[0]["lr"], pct_start=pct_start,
+                        div_factor=div_factor, final_div_factor=final_div_factor)
+        if anneal_epochs is None:
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                                       **settings)
+        # + 1: the cycle's last step, at the final rate, is taken at the end of its last epoch
+        return OneCycleThenHold(optimizer, total_steps=anneal_epochs * steps_per_epoch + 1, **settings)
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=factor, patience=patience)
+    if name == "none":
+        return None
+    raise ValueError(f"Unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}.")
+
+
+def make_loss(label_smoothing: float = 0.0) -> nn.CrossEntropyLoss:
+    """Cross-entropy on raw logits, with optional label smoothing."""
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)

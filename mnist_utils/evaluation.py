@@ -1,0 +1,189 @@
+"""What a trained model gets right and wrong: predictions on a fixed set of images, the confusion matrix,
+per-class precision / recall / F1, ensembles and paired tests between models, and summaries of a
+history (over- or under-fitting, the last epochs against a target, a table over seeds)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .batches import Batches
+from .engine import History
+from .inspection import count_parameters
+
+@dataclass
+class Predictions:
+    """A model's verdict on every image of an (unshuffled) set, in order."""
+
+    labels: torch.Tensor  # (N,) true class
+    predicted: torch.Tensor  # (N,) arg-max class
+    probabilities: torch.Tensor  # (N, 10) softmax
+
+    @property
+    def correct(self) -> torch.Tensor:
+        return self.predicted == self.labels
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct.float().mean().item()
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        return self.probabilities.max(dim=1).values
+
+    @property
+    def wrong(self) -> torch.Tensor:
+        """Indices of the misclassified images, most confident mistakes first."""
+        wrong = torch.nonzero(~self.correct).flatten()
+        return wrong[self.confidence[wrong].argsort(descending=True)]
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, batches: Batches, device: torch.device) -> Predictions:
+    """Predictions and probabilities for every image of `batches` (which must not shuffle)."""
+    if batches.shuffle:
+        raise ValueError("predict needs batches in a fixed order: make them with shuffle=False")
+    model.eval()
+    labels, probabilities = [], []
+    for images, targets in batches:
+        probabilities.append(F.softmax(model(images.to(device)).float(), dim=1).cpu())
+        labels.append(targets.cpu())
+    probabilities = torch.cat(probabilities)
+    return Predictions(torch.cat(labels), probabilities.argmax(dim=1), probabilities)
+
+
+def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """counts[true, predicted]."""
+    index = labels.long() * num_classes + predicted.long()
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def per_class_metrics(confusion: torch.Tensor) -> list[dict[str, float]]:
+    """Precision, recall, F1 (%) and support per class, then a 'macro' row averaging the classes."""
+    confusion = confusion.double()
+    true_positive = confusion.diag()
+    precision = true_positive / confusion.sum(dim=0).clamp(min=1)
+    recall = true_positive / confusion.sum(dim=1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    rows = [{"class": c, "precision": 100 * precision[c].item(), "recall": 100 * recall[c].item(),
+             "f1": 100 * f1[c].item(), "support": int(confusion[c].sum())} for c in range(len(confusion))]
+    rows.append({"class": "macro", "precision": 100 * precision.mean().item(), "recall": 100 * recall.mean().item(),
+                 "f1": 100 * f1.mean().item(), "support": int(confusion.sum())})
+    return rows
+
+
+def top_confusions(confusion: torch.Tensor, k: int = 5) -> list[tuple[int, int, int]]:
+    """The `k` most frequent mistakes as (true, predicted, count), most frequent first."""
+    errors = confusion.clone()
+    errors.fill_diagonal_(0)
+    counts, flat = errors.flatten().sort(descending=True)
+    n = len(confusion)
+    return [(int(i) // n, int(i) % n, int(c)) for c, i in zip(counts[:k], flat[:k]) if c > 0]
+
+
+def confused_pairs(confusion: torch.Tensor, k: int = 5) -> list[tuple[int, int, int]]:
+    """The `k` pairs of digits most often mistaken for each other, either way round: (a, b, count), a < b."""
+    return top_confusions((confusion + confusion.T).triu(diagonal=1), k)
+
+
+def _same_images(predictions: Sequence[Predictions]) -> None:
+    if not predictions:
+        raise ValueError("need at least one model's predictions")
+    if any(not torch.equal(p.labels, predictions[0].labels) for p in predictions[1:]):
+        raise ValueError("predictions must be on the same images in the same order: predict every model "
+                         "with the same unshuffled batches")
+
+
+def ensemble(predictions: Sequence[Predictions]) -> Predictions:
+    """Several models' predictions combined by averaging their softmax outputs."""
+    _same_images(predictions)
+    probabilities = torch.stack([p.probabilities for p in predictions]).mean(dim=0)
+    return Predictions(predictions[0].labels, probabilities.argmax(dim=1), probabilities)
+
+
+def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
+    """counts[i, j]: images that models i and j both get wrong; the diagonal holds each model's errors."""
+    _same_images(predictions)
+    wrong = torch.stack([~p.correct for p in predictions]).double()
+    return (wrong @ wrong.T).long()
+
+
+def wrong_by_all(predictions: Sequence[Predictions]) -> torch.Tensor:
+    """Indices of the images that every one of the models gets wrong."""
+    _same_images(predictions)
+    return torch.nonzero(torch.stack([~p.correct for p in predictions]).all(dim=0)).flatten()
+
+
+def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
+    """Paired comparison of two models on the same images: how many images only `a` gets right, how many
+    only `b`, and the exact two-sided McNemar p-value, the chance of a split at least this lopsided if
+    both were equally good (a binomial test on the images where they disagree)."""
+    _same_images([a, b])
+    only_a, only_b = int((a.correct & ~b.correct).sum()), int((~a.correct & b.correct).sum())
+    n = only_a + only_b
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1))
+    return {"only_a": only_a, "only_b": only_b, "p_value": min(1.0, 2 * tail / 2**n)}
+
+
+def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -> dict[str, Any]:
+    """Over- or under-fitting, from the train/test accuracy gap (points; train accuracy as measured during
+    each epoch, on the batches the model learned from) averaged over the `last` epochs: above +`tolerance`
+    the model does better on what it has seen than on new digits (it overfits); below −`tolerance` it does
+    better on test digits than on its own (harder: augmented or with dropout) training batches, so the
+    regularisation holds it back and it has room to fit more (it underfits); in between it fits well."""
+    gaps = [train - test for train, test in zip(history["train_acc"], history["test_acc"])]
+    mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
+    verdict = ("overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well")
+    return {"gaps": gaps, "mean_gap": mean_gap, "verdict": verdict, "last": min(last, len(gaps)),
+            "tolerance": tolerance}
+
+
+def last_epochs_summary(history: History, threshold: float, last: int = 3) -> dict[str, Any]:
+    """Test accuracy over the `last` epochs against `threshold` (%): the values, their minimum, whether
+    each meets it, and the best epoch of the whole run."""
+    values = history.last("test_acc", last)
+    best_epoch, best = history.best("test_acc")
+    return {"last": values, "min_last": min(values), "met": len(history) >= last and min(values) >= threshold,
+            "best": best, "best_epoch": best_epoch, "final": values[-1]}
+
+
+def seed_table(histories: dict[int, History], threshold: float, last: int = 3) -> tuple[list[dict], dict]:
+    """Per seed: the last `last` test accuracies, their minimum, the best and whether the target holds;
+    and over all seeds: final accuracy mean ± std, lowest last-`last` accuracy, seeds meeting the target."""
+    rows, summaries = [], {}
+    for seed, history in histories.items():
+        summary_ = summaries[seed] = last_epochs_summary(history, threshold, last)
+        epochs = history.last("epoch", last)
+        rows.append({"seed": seed, **{f"epoch {epoch}": v for epoch, v in zip(epochs, summary_["last"])},
+                     f"min of last {last}": summary_["min_last"], "best": summary_["best"],
+                     "best epoch": summary_["best_epoch"], f"≥ {threshold}% in each": "met" if summary_["met"] else "NOT met"})
+    finals = torch.tensor([s["final"] for s in summaries.values()], dtype=torch.float64)
+    overall = {"seeds": len(histories), "seeds_met": sum(s["met"] for s in summaries.values()),
+               "final_mean": finals.mean().item(), "final_std": finals.std().item() if len(finals) > 1 else 0.0,
+               "min_last": min(s["min_last"] for s in summaries.values()),
+               "best": max(s["best"] for s in summaries.values())}
+    return rows, overall
+
+
+RUN_SUMMARY_LABELS = {"final_test_acc": "Final test accuracy (%)", "best_epoch": "Best epoch",
+                      "final_train_acc": "Final train accuracy, during the epoch (%)",
+                      "mean_gap_last3": "Train − test gap, mean of the last 3 epochs (points)",
+                      "training_seconds": "Training time (s)", "images_per_s": "Training images per second"}
+
+
+def run_summary(model: nn.Module, history: History, threshold: float = 99.4) -> dict[str, Any]:
+    """What a results file records about one model's run tested after every epoch: its size, best and
+    final test accuracy, the last 3 epochs against `threshold`, the train − test gap and the time.
+    `RUN_SUMMARY_LABELS` names the ones a Result block shows."""
+    final = last_epochs_summary(history, threshold)
+    diagnosis = fitting_diagnosis(history)
+    return {"params": count_parameters(model), "epochs": len(history),
+            "best_test_acc": final["best"], "best_epoch": final["best_epoch"], "final_test_acc": final["final"],
+            "min_last3_test_acc": final["min_last"], "last3_test_acc": final["last"],
+            "last3_met": final["met"], "final_train_acc": history["train_acc"][-1],
+            "mean_gap_last3": diagnosis["mean_gap"], "gaps": diagnosis["gaps"], "verdict": diagnosis["verdict"],
+            "training_seconds": history.seconds, "images_per_s": sum(history["images_per_s"]) / len(history)}

@@ -1,0 +1,115 @@
+"""Frozen features: a backbone run once over the images, then only a head trained on what it computed.
+Used to train the head of a pretrained network alone, and to probe how well its features separate digits."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import torch
+import torch.nn as nn
+
+from .data import MNIST
+from .engine import History, fit, make_optimizer, make_scheduler, test
+from .recipes import Recipe
+
+def fit_one_cycle(model: nn.Module, train_batches: Any, test_batches: Any, device: torch.device, *, epochs: int,
+                  max_lr: float, optimizer: str = "adam", weight_decay: float = 0.0, **fit_kwargs: Any) -> History:
+    """`fit` with one optimizer over all of `model`'s parameters and a one-cycle learning rate peaking at
+    `max_lr`: warm-up for the first quarter (at least one step), then annealing to almost zero. A cycle
+    needs a step up and a step down, so a run of fewer than 3 steps (smoke-sized) keeps `max_lr` constant."""
+    opt = make_optimizer(optimizer, model.parameters(), lr=max_lr, weight_decay=weight_decay)
+    steps = epochs * len(train_batches)
+    scheduler = None
+    if steps >= 3:
+        scheduler = make_scheduler("onecycle", opt, epochs=epochs, steps_per_epoch=len(train_batches),
+                                   max_lr=max_lr, pct_start=min(0.5, max(0.25, 2 / steps)))
+    return fit(model, train_batches, test_batches, opt, device, epochs=epochs, scheduler=scheduler, **fit_kwargs)
+
+
+@torch.no_grad()  # not inference_mode: a head is trained on these tensors afterwards, and autograd must accept them
+def extract_features(backbone: nn.Module, batches: Iterable, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of `backbone` over `batches` in eval mode: (features (N, D), labels (N,)) on `device`.
+    Computed once, they serve every epoch of training a head on a frozen backbone."""
+    backbone.eval()
+    features, labels = [], []
+    for images, targets in batches:
+        features.append(backbone(images.to(device)).flatten(1).float())
+        labels.append(targets.to(device))
+    return torch.cat(features), torch.cat(labels)
+
+
+class FeatureBatches:
+    """Batches of precomputed (features, labels), reshuffled each pass from `seed` like `Batches`."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0):
+        if len(features) != len(labels) or len(labels) == 0:
+            raise ValueError(f"need as many labels as feature rows, and at least one: got {len(features)} "
+                             f"rows and {len(labels)} labels")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.features, self.labels = features, labels
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.labels.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield self.features[index], self.labels[index]
+
+
+def fit_head(model: nn.Module, train_batches: Iterable, device: torch.device, *, epochs: int, max_lr: float,
+             batch_size: int = 64, seed: int = 0, val_batches: Iterable | None = None,
+             **fit_kwargs: Any) -> tuple[History, float]:
+    """Train only `model.head` on the features of the frozen `model.backbone`, computed once in eval mode
+    (one pass over `train_batches`, and one over `val_batches` if given) and reused at every epoch.
+    Returns the history and the seconds the pass over the training images took."""
+    if not (hasattr(model, "backbone") and hasattr(model, "head")):
+        raise ValueError(f"fit_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
+                         f"got {type(model).__name__}")
+    start = time.perf_counter()
+    features = extract_features(model.backbone, train_batches, device)
+    seconds = time.perf_counter() - start
+    val = None if val_batches is None else FeatureBatches(*extract_features(model.backbone, val_batches, device), 1000)
+    history = fit_one_cycle(model.head, FeatureBatches(*features, batch_size, shuffle=True, seed=seed), None, device,
+                            epochs=epochs, max_lr=max_lr, val_batches=val, **fit_kwargs)
+    return history, seconds
+
+
+def linear_probe(backbone: nn.Module, train_batches: Iterable, test_batches: Iterable, device: torch.device, *,
+                 num_classes: int = 10, epochs: int = 30, lr: float = 1e-3, batch_size: int = 100,
+                 seed: int = 0) -> dict[str, float]:
+    """How well a linear classifier separates `backbone`'s frozen features: features of both sets computed
+    once, a fresh linear head trained on them with Adam. Returns test accuracy (%) and the backbone's
+    images per second (both sets, feature extraction only)."""
+    start = time.perf_counter()
+    train_x, train_y = extract_features(backbone, train_batches, device)
+    test_x, test_y = extract_features(backbone, test_batches, device)
+    seconds = time.perf_counter() - start
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Linear(train_x.shape[1], num_classes).to(device)
+    history = fit_one_cycle(head, FeatureBatches(train_x, train_y, batch_size, shuffle=True, seed=seed), None,
+                            device, epochs=epochs, max_lr=lr, progress=None)
+    accuracy = test(head, FeatureBatches(test_x, test_y, 1000), device).accuracy
+    return {"accuracy": accuracy, "train_accuracy": history["train_acc"][-1],
+            "images_per_s": (len(train_y) + len(test_y)) / seconds}
+
+
+def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
+               inputs: dict[str, Any] | None = None, progress: str | None = "epochs",
+               desc: str = "") -> tuple[History, float]:
+    """`fit_head` the way a `freeze_backbone` recipe says: its split, batch size, epochs and peak rate.
+    Returns the history and the seconds of the one pass over the training images."""
+    inputs = inputs or {}
+    train_set, val_set = recipe.split(data.train, seed)
+    val_batches = None if val_set is None else recipe.eval_batches(val_set, device, **inputs)
+    return fit_head(model, recipe.eval_batches(train_set, device, **inputs), device, epochs=recipe.epochs,
+                    max_lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, val_batches=val_batches,
+                    progress=progress, desc=desc or recipe.name)

@@ -1,0 +1,113 @@
+"""Looking inside a model: its parameter count, torchsummary's layer table, receptive fields, the size of
+the map its global pooling sees, and how many images per second it trains on."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import time
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchsummary
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
+    """torchsummary's layer table, computed on a CPU copy so that the model's BatchNorm statistics,
+    its device and the global random state are left exactly as they were."""
+    probe = copy.deepcopy(model).cpu()
+    buffer = io.StringIO()
+    with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(buffer):
+        torchsummary.summary(probe, input_size, device="cpu")
+    return buffer.getvalue()
+
+
+def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, Any]]:
+    """Per spatial layer, in definition order (the order these sequential CNNs run in): output size,
+    jump (input pixels between neighbouring outputs) and receptive field, in input pixels."""
+    size, jump, rf = input_size, 1, 1
+    rows = [{"layer": "input", "kernel": "", "stride": "", "padding": "", "size": size, "jump": jump, "rf": rf}]
+    for name, module in model.named_modules():
+        if isinstance(module, nn.AdaptiveAvgPool2d):  # global pooling sees every remaining position
+            kernel, stride, padding = size, 1, 0
+        elif isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            kernel, stride, padding, dilation = (v[0] if isinstance(v, tuple) else v for v in (
+                module.kernel_size, module.stride, module.padding, getattr(module, "dilation", 1)))
+            kernel = dilation * (kernel - 1) + 1
+        else:
+            continue
+        size = (size + 2 * padding - kernel) // stride + 1
+        rf += (kernel - 1) * jump
+        jump *= stride
+        rows.append({"layer": f"{name} ({type(module).__name__})", "kernel": kernel, "stride": stride,
+                     "padding": padding, "size": size, "jump": jump, "rf": rf})
+    return rows
+
+
+@torch.no_grad()
+def feature_map_size(model: nn.Module, image_size: int, channels: int = 1) -> tuple[int, int]:
+    """(height, width) of the map that `model`'s global average pooling receives for an `image_size`-pixel
+    square input: how much spatial detail survives to the last layer."""
+    pool = next((m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)), None)
+    if pool is None:
+        raise ValueError(f"{type(model).__name__} has no nn.AdaptiveAvgPool2d to measure the feature map at")
+    seen: list[tuple[int, int]] = []
+    handle = pool.register_forward_pre_hook(lambda module, inputs: seen.append(tuple(inputs[0].shape[-2:])))
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        model.eval()  # eval: a probe must not move BatchNorm's running statistics
+        model(torch.zeros(1, channels, image_size, image_size, device=device))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return seen[0]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device, *,
+                   steps: int = 2, repeats: int = 1, warmup: int = 1, channels_last: bool = False,
+                   autocast_dtype: torch.dtype | None = None) -> float:
+    """Training images per second of `model` on one batch: full Adam steps (forward, backward, update) on a
+    copy, `warmup` untimed, then `repeats` timings of `steps` steps, of which the best counts (the one
+    least disturbed by other work on the machine). With `channels_last`, model and batch use that memory
+    layout; with `autocast_dtype` (e.g. torch.bfloat16), the forward pass runs under autocast. The model
+    and the random state are left exactly as they were."""
+    if steps < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need steps ≥ 1, repeats ≥ 1 and warmup ≥ 0, got {steps}, {repeats}, {warmup}")
+    probe = copy.deepcopy(model).to(device).train()
+    x, y = images.to(device), labels.to(device)
+    if channels_last:
+        probe, x = probe.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(probe.parameters())
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = F.cross_entropy(probe(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    best = 0.0
+    cuda_devices = range(torch.cuda.device_count()) if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):  # dropout draws here must not shift seeded runs
+        for _ in range(warmup):
+            step()
+        for _ in range(repeats):
+            _synchronize(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            _synchronize(device)
+            best = max(best, steps * len(y) / (time.perf_counter() - start))
+    return best

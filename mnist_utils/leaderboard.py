@@ -1,0 +1,71 @@
+"""Every model of the series on one page: test accuracy against parameters, as a figure and a table
+(`reports/leaderboard.html`, linked from the index)."""
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from .config import reports_dir
+from .data import write_atomic
+from .plots import _finish
+from .report import fmt
+
+LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "test accuracy", "training time (s)")
+
+
+def plot_leaderboard(rows: Sequence[dict[str, Any]], highlight: str | None = None) -> plt.Figure:
+    """Test accuracy against parameters (log scale) for rows of `leaderboard_rows`, one colour per
+    notebook, each point labelled with its model and training time; `highlight` rings one notebook's models."""
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    notebooks = sorted({row["notebook"] for row in rows})
+    palette = dict(zip(notebooks, sns.color_palette("tab10", max(1, len(notebooks)))))
+    for notebook in notebooks:
+        mine = [row for row in rows if row["notebook"] == notebook]
+        ax.scatter([r["parameters"] for r in mine], [r["test accuracy"] for r in mine], s=60, label=notebook,
+                   color=palette[notebook], edgecolor="black" if notebook == highlight else "white", linewidth=1.2, zorder=3)
+        for r in mine:
+            ax.annotate(f"{r['model']} · {r['training time (s)']:,.0f} s", (r["parameters"], r["test accuracy"]),
+                        xytext=(5, 4), textcoords="offset points", fontsize=7)
+    if not rows:
+        ax.text(0.5, 0.5, "no results files yet: run the notebooks", ha="center", transform=ax.transAxes)
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)",
+           title="every model of the series: accuracy against size (label: model · training time)")
+    ax.grid(alpha=0.3, which="both")
+    if rows:
+        ax.legend(title="notebook", fontsize=8, loc="lower right")
+    return _finish(fig)
+
+
+def write_leaderboard(rows: Sequence[dict[str, Any]], figure: plt.Figure, directory: Path | str | None = None, *,
+                      note: str = "") -> tuple[Path, Path]:
+    """Write `figure` (from `plot_leaderboard(rows)`) as `leaderboard.png`, and a page with it and the table
+    of `rows` as `leaderboard.html`, to `directory` (default: the reports folder, whose index page links
+    them), each atomically. Returns both paths."""
+    directory = Path(directory or reports_dir())
+    png, page = directory / "leaderboard.png", directory / "leaderboard.html"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    write_atomic(png, buffer.getvalue())
+    cells = "".join(
+        "<tr>" + f"<td>{rank}</td>" + "".join(f"<td>{html.escape(fmt(row[c], '%' if c == 'test accuracy' else ''))}</td>"
+                                             for c in LEADERBOARD_COLUMNS) + "</tr>\n"
+        for rank, row in enumerate(rows, 1))
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in ("rank", *LEADERBOARD_COLUMNS))
+    write_atomic(page, f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>MNIST series leaderboard</title>
+<style>body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse;width:100%}}th,td{{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left}}
+th{{background:#f5f5f7}}img{{max-width:100%}}.meta{{color:#666}}</style></head><body>
+<h1>Every model of the series</h1>
+<p class="meta">{html.escape(note)}</p>
+<img src="{png.name}" alt="test accuracy against parameters">
+<table><thead><tr>{header}</tr></thead><tbody>
+{cells or '<tr><td colspan="6">No results yet: run the notebooks.</td></tr>'}</tbody></table>
+</body></html>
+""".encode())
+    return png, page

@@ -1,0 +1,255 @@
+"""Every figure of the series. Each function returns its figure, closed: Jupyter shows it once as the
+cell's value, scripts can save it."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+import torch.nn as nn
+
+from .augment import Augment
+from .data import CLASSES
+from .engine import History
+from .evaluation import Predictions
+from .exploration import class_counts
+from .recipes import Recipe
+
+def _finish(fig: plt.Figure) -> plt.Figure:
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> plt.Figure:
+    """Bars of images per class for train and test, with the share of the largest and smallest class."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    for ax, labels, name in zip(axes, (train_labels, test_labels), ("train", "test")):
+        counts = np.array(class_counts(labels))
+        sns.barplot(x=list(CLASSES), y=counts, ax=ax, color="#4c72b0")
+        ax.axhline(counts.mean(), color="0.3", ls="--", lw=1, label=f"mean {counts.mean():,.0f}")
+        ax.set(title=f"{name}: {counts.sum():,} images", xlabel="digit", ylabel="images")
+        ax.legend(loc="lower right")
+    return _finish(fig)
+
+
+def plot_samples(images: torch.Tensor, labels: torch.Tensor, per_class: int = 8, seed: int = 0) -> plt.Figure:
+    """A grid: one row per digit, `per_class` random examples each."""
+    generator = torch.Generator().manual_seed(seed)
+    fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.9, 10 * 0.9))
+    for digit in CLASSES:
+        pool = torch.nonzero(labels == digit).flatten()
+        chosen = pool[torch.randperm(len(pool), generator=generator)[:per_class]]
+        for column, ax in enumerate(axes[digit]):
+            ax.axis("off")
+            if column < len(chosen):
+                ax.imshow(images[chosen[column]].cpu().numpy(), cmap="gray_r")
+        axes[digit][0].set_title(str(digit), loc="left", fontsize=9)
+    return _finish(fig)
+
+
+def plot_mean_images(images: torch.Tensor, labels: torch.Tensor) -> plt.Figure:
+    """The average image of each digit."""
+    fig, axes = plt.subplots(1, 10, figsize=(12, 1.6))
+    for digit, ax in zip(CLASSES, axes):
+        ax.imshow(images[labels == digit].float().mean(dim=0).cpu().numpy(), cmap="magma")
+        ax.set_title(str(digit))
+        ax.axis("off")
+    return _finish(fig)
+
+
+def plot_pixel_histogram(images: torch.Tensor) -> plt.Figure:
+    """How often each of the 256 pixel values occurs (log scale: most pixels are background)."""
+    counts = torch.bincount(images.flatten(), minlength=256).numpy()
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.bar(np.arange(256), counts, width=1.0, color="#4c72b0")
+    ax.set(yscale="log", xlabel="pixel value (0 = background, 255 = ink)", ylabel="pixels",
+           title=f"{counts[0] / counts.sum():.1%} of pixels are 0, {counts[255] / counts.sum():.1%} are 255")
+    return _finish(fig)
+
+
+def plot_augmentation(images: torch.Tensor, augment: Augment, n: int = 8, copies: int = 4, seed: int = 0) -> plt.Figure:
+    """`n` training images (columns): the original on top, then `copies` random augmentations of it."""
+    generator = torch.Generator().manual_seed(seed)
+    originals = images[:n].unsqueeze(1).float().div(255)
+    rows = [originals] + [augment(originals, generator) for _ in range(copies)]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.05), squeeze=False)
+    for r, batch in enumerate(rows):
+        for c in range(n):
+            axes[r][c].imshow(batch[c, 0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+        axes[r][0].set_ylabel("original" if r == 0 else f"random {r}", fontsize=8)
+    fig.suptitle(f"augmentation: {augment.describe()}", fontsize=10)
+    return _finish(fig)
+
+
+def plot_history(histories: History | dict[str, History], title: str = "") -> plt.Figure:
+    """Loss and accuracy per epoch, train (dashed) and test or validation (solid), for one run or several."""
+    if isinstance(histories, History):
+        histories = {"": histories}
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
+    palette = sns.color_palette("tab10", len(histories))
+    for colour, (name, history) in zip(palette, histories.items()):
+        epochs = history["epoch"]
+        held_out = "test" if history.rows and "test_acc" in history.rows[0] else "val"
+        prefix = f"{name} " if name else ""
+        loss_ax.plot(epochs, history["train_loss"], ls="--", color=colour, label=f"{prefix}train")
+        loss_ax.plot(epochs, history[f"{held_out}_loss"], color=colour, label=f"{prefix}{held_out}")
+        acc_ax.plot(epochs, history["train_acc"], ls="--", color=colour, label=f"{prefix}train")
+        acc_ax.plot(epochs, history[f"{held_out}_acc"], color=colour, marker="o", ms=3, label=f"{prefix}{held_out}")
+    loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig)
+
+
+def plot_lr(history: History) -> plt.Figure:
+    """The learning rate at the start of each epoch."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(history["epoch"], history["lr"], marker="o")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="learning rate", title="learning-rate schedule")
+    ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def plot_test_accuracy(histories: History | dict[str, History], target: float | None = None, last: int = 3,
+                       title: str = "") -> plt.Figure:
+    """Test accuracy per epoch, zoomed in near the top, with the target line and the last `last` epochs
+    shaded (where a target "in each of the last epochs" is judged); and the train − test gap per epoch."""
+    if isinstance(histories, History):
+        histories = {"": histories}
+    fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
+    palette = sns.color_palette("tab10", len(histories))
+    for colour, (name, history) in zip(palette, histories.items()):
+        acc_ax.plot(history["epoch"], history["test_acc"], marker="o", ms=3, color=colour, label=name or "test")
+        gaps = [a - b for a, b in zip(history["train_acc"], history["test_acc"])]
+        gap_ax.plot(history["epoch"], gaps, marker="o", ms=3, color=colour, label=name or "train − test")
+    epochs = max(len(h) for h in histories.values())
+    lows = [min(h["test_acc"][min(2, len(h) - 1):]) for h in histories.values()]  # zoom past the first epochs
+    top = max(max(h["test_acc"]) for h in histories.values())
+    if target is not None:
+        acc_ax.axhline(target, color="crimson", ls="--", lw=1, label=f"target {target}%")
+        top = max(top, target)
+    acc_ax.axvspan(epochs - last + 0.5, epochs + 0.5, color="0.9", zorder=0, label=f"last {last} epochs")
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy", ylim=(min(lows) - 0.1, top + 0.1))
+    gap_ax.axhline(0, color="0.3", lw=1)
+    gap_ax.set(xlabel="epoch", ylabel="points", title="train − test accuracy (> 0: better on seen data)")
+    for ax in (acc_ax, gap_ax):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig)
+
+
+def plot_schedule(recipe: Recipe, steps_per_epoch: int) -> plt.Figure:
+    """The learning rate and momentum `recipe` uses at every training step, worked out by running its own
+    optimizer and scheduler on a dummy parameter."""
+    dummy = nn.Parameter(torch.zeros(1))
+    optimizer = recipe.make_optimizer([dummy])
+    scheduler = recipe.make_scheduler(optimizer, steps_per_epoch)
+    rates, momenta = [], []
+    for _ in range(recipe.epochs * steps_per_epoch):
+        group = optimizer.param_groups[0]
+        rates.append(group["lr"])
+        momenta.append(group.get("momentum", group.get("betas", (0.0,))[0]))
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    epochs = [step / steps_per_epoch for step in range(len(rates))]
+    fig, (lr_ax, momentum_ax) = plt.subplots(1, 2, figsize=(12, 3.2))
+    lr_ax.plot(epochs, rates)
+    momentum_ax.plot(epochs, momenta, color="tab:orange")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate per step", yscale="log")
+    momentum_ax.set(xlabel="epoch", ylabel="momentum", title="momentum per step")
+    for ax in (lr_ax, momentum_ax):
+        ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+def plot_confusion(confusion: torch.Tensor, title: str = "") -> plt.Figure:
+    """Heatmap of mistakes only (the diagonal is left blank so errors stand out), with counts."""
+    errors = confusion.clone().numpy().astype(float)
+    np.fill_diagonal(errors, np.nan)
+    labels = np.where(errors > 0, np.nan_to_num(errors).astype(int).astype(str), "")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sns.heatmap(errors, annot=labels, fmt="", cmap="Reds", cbar=False, ax=ax, linewidths=0.5, linecolor="0.9")
+    ax.set(xlabel="predicted", ylabel="true",
+           title=title or f"{int(confusion.sum() - confusion.trace())} errors of {int(confusion.sum()):,}")
+    return _finish(fig)
+
+
+def plot_misclassified(images: torch.Tensor, predictions: Predictions, n: int = 24, columns: int = 8) -> plt.Figure:
+    """The most confident mistakes: image, true → predicted, confidence."""
+    wrong = predictions.wrong[:n]
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong.tolist()):
+        ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
+        ax.set_title(f"{predictions.labels[index]}→{predictions.predicted[index]} "
+                     f"{predictions.confidence[index]:.0%}", fontsize=8, color="#b00")
+    fig.suptitle(f"{len(predictions.wrong)} misclassified; the {len(wrong)} most confident (true→predicted)")
+    return _finish(fig)
+
+
+def plot_per_class(metrics: Sequence[dict[str, float]], title: str = "") -> plt.Figure:
+    """Precision, recall and F1 per digit, zoomed to where they differ."""
+    rows = [r for r in metrics if r["class"] != "macro"]
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    width = 0.27
+    x = np.arange(len(rows))
+    for offset, key in zip((-width, 0, width), ("precision", "recall", "f1")):
+        ax.bar(x + offset, [r[key] for r in rows], width, label=key)
+    low = min(min(r[k] for r in rows) for k in ("precision", "recall", "f1"))
+    ax.set(xticks=x, xticklabels=[str(r["class"]) for r in rows], ylim=(max(0, low - 1), 100.2),
+           xlabel="digit", ylabel="%", title=title or "per-class precision, recall and F1")
+    ax.legend(ncol=3, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig)
+
+
+def plot_shared_errors(counts: torch.Tensor, names: Sequence[str]) -> plt.Figure:
+    """Heatmap of `shared_errors`: images each pair of models both get wrong, each model's errors on the diagonal."""
+    size = 1.2 * len(names) + 2
+    fig, ax = plt.subplots(figsize=(size + 0.5, size - 0.5))
+    sns.heatmap(counts.numpy(), annot=True, fmt="d", cmap="Purples", cbar=False, xticklabels=names,
+                yticklabels=names, ax=ax, linewidths=0.5, linecolor="0.9")
+    ax.set_title("test images both models get wrong\n(diagonal: each model's own errors)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    return _finish(fig)
+
+
+def plot_hard_images(images: torch.Tensor, indices: torch.Tensor, predictions: dict[str, Predictions],
+                     n: int = 32, columns: int = 8) -> plt.Figure:
+    """The first `n` images at `indices`, each titled with its true label and every model's answer, in model order."""
+    total, indices = len(indices), indices[:n].tolist()
+    if not indices:
+        fig, ax = plt.subplots(figsize=(6, 0.8))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no image is misclassified by every model", ha="center", va="center")
+        return _finish(fig)
+    rows = -(-len(indices) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    labels = next(iter(predictions.values())).labels
+    for ax, index in zip(axes.flat, indices):
+        ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
+        answers = "".join(str(int(p.predicted[index])) for p in predictions.values())
+        ax.set_title(f"{int(labels[index])} → {answers}", fontsize=8, color="#b00")
+    shown = f"{total} images" if total == len(indices) else f"{len(indices)} of {total} images"
+    fig.suptitle(f"{shown}; title: true → answers of {', '.join(predictions)}", fontsize=9)
+    return _finish(fig)

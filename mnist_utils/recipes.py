@@ -1,0 +1,390 @@
+"""An experiment is a small YAML file in `configs/`; `load_config` turns it into a validated `Recipe`.
+
+A recipe says everything about how one model is trained: which architecture (a class of `models.py`,
+or a pretrained backbone) with which arguments, the seeds, the data split, the batches and their
+augmentation, the optimizer and its schedule, early stopping. The notebooks and the command line
+(`python -m mnist_utils train --config ...`) read the same files, so what a notebook shows is what the
+command line runs. A file may start from another with `base: other.yaml` and change a few keys, the way
+a variant of an experiment differs from it; `overrides` (the command line's `--set key=value`) come last.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import torch.nn as nn
+import yaml
+
+import models
+
+from .augment import Augment
+from .batches import Batches, ShortEpochs
+from .config import PROJECT_ROOT
+from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
+from .engine import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler
+from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
+from .report import show_markdown
+
+CONFIGS_DIR = PROJECT_ROOT / "configs"
+PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
+MONITORS = ("val_loss", "val_acc")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key and the choices."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is trained: everything a config file can set, with its default."""
+
+    # what is trained
+    name: str = ""  # the config file's stem
+    title: str = ""  # one line on what the experiment shows
+    model: str = "Model_1"  # a class of models.py, or 'pretrained'
+    model_args: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (1,)  # each fixes the initialisation, the split, the data order, the augmentation
+    # the data
+    val_fraction: float = 0.0  # share of the training set held out for validation (seeded by the run's seed)
+    train_fraction: float = 1.0  # share of the training set trained on (taken after the validation split)
+    batch_size: int = 128
+    batches_per_epoch: int | None = None  # short epochs: an epoch is this many batches of an endless stream
+    drop_last: bool = False
+    augment: Augment = field(default_factory=Augment)
+    clean_epochs: int = 0  # the last epochs train on the digits as they are, without augmentation
+    image_size: int | None = None  # resize the 28×28 digits (pretrained backbones want more pixels)
+    eval_batch_size: int = 1000
+    # the optimisation
+    epochs: int = 15
+    optimizer: str = "sgd"  # sgd (Nesterov momentum), adam or adamw
+    lr: float = 0.05  # the peak rate with a one-cycle schedule
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    fused: bool | None = None  # Adam's single-kernel update
+    scheduler: str = "none"  # none, onecycle, step or plateau
+    pct_start: float = 0.25  # one-cycle: share of the cycle spent warming up
+    div_factor: float = 25.0  # one-cycle: starts at lr / div_factor
+    final_div_factor: float = 1e4  # one-cycle: ends at lr / div_factor / final_div_factor
+    anneal_epochs: int | None = None  # one-cycle: cycle length in epochs, the final rate held after it
+    # early stopping, on the validation split
+    patience: int | None = None  # stop after this many epochs without improvement (None: never)
+    monitor: str = "val_loss"
+    keep_best: bool = False  # end with the weights of the best validation epoch
+    # the head of a pretrained backbone alone, on features computed once
+    freeze_backbone: bool = False
+    channels_last: bool = True  # measured faster for these convolutions on CPU
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.model != PRETRAINED and not _is_model(self.model):
+            problems.append(f"model: unknown {self.model!r}; choose one of {', '.join(model_names())}, or "
+                            f"'{PRETRAINED}'")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer: unknown {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            problems.append(f"scheduler: unknown {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if self.monitor not in MONITORS:
+            problems.append(f"monitor: unknown {self.monitor!r}; choose one of {', '.join(MONITORS)}")
+        for key in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                problems.append(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if not self.seeds:
+            problems.append("seeds: give at least one seed")
+        if not 0 <= self.val_fraction < 1 or not 0 < self.train_fraction <= 1:
+            problems.append(f"val_fraction must be in [0, 1) and train_fraction in (0, 1], got "
+                            f"{self.val_fraction} and {self.train_fraction}")
+        if not 0 <= self.clean_epochs < self.epochs:
+            problems.append(f"clean_epochs: must be between 0 and epochs - 1 = {self.epochs - 1}, got "
+                            f"{self.clean_epochs}")
+        if self.clean_epochs and self.batches_per_epoch:
+            problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
+        if (self.patience is not None or self.keep_best) and not self.val_fraction:
+            problems.append("patience and keep_best watch the validation split: set val_fraction too")
+        if self.image_size is not None and self.image_size < 1:
+            problems.append(f"image_size: must be a positive number of pixels, got {self.image_size}")
+        if problems:
+            raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ reading it
+
+    def describe(self) -> str:
+        """The recipe in one sentence."""
+        if self.scheduler == "onecycle":
+            schedule = (f"one-cycle learning rate, peak {self.lr:g} over {self.anneal_epochs or self.epochs} epochs "
+                        f"(warm-up {self.pct_start:.0%}, from {self.lr / self.div_factor:g} to "
+                        f"{self.lr / self.div_factor / self.final_div_factor:g})")
+        else:
+            schedule = {"none": "constant learning rate", "step": "step decay", "plateau": "decay on plateau"}[
+                self.scheduler]
+        optimizer = (f"SGD lr {self.lr:g}, Nesterov momentum {self.momentum:g}" if self.optimizer == "sgd"
+                     else f"{self.optimizer} lr {self.lr:g}") + (
+            f", weight decay {self.weight_decay:g}" if self.weight_decay else "")
+        augmentation = self.augment.describe() + (
+            f" (the last {self.clean_epochs} epochs without)" if self.clean_epochs and self.augment.enabled else "")
+        epochs = f"{self.epochs} {'short ' if self.batches_per_epoch else ''}epoch{'s' * (self.epochs != 1)}"
+        return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as a config file would write it (what a results file and a checkpoint record)."""
+        values = dataclasses.asdict(self)
+        values["seeds"] = list(self.seeds)
+        values["augment"] = {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in dataclasses.asdict(self.augment).items()
+                             if v != getattr(Augment(), k)}
+        return values
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    # ------------------------------------------------------------------ changing it
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **changes)
+
+    def with_epochs(self, epochs: int) -> "Recipe":
+        """The same recipe, cut to `epochs` (the smoke profile); a one-cycle schedule is cut with it, and
+        the first epoch at least stays augmented."""
+        anneal = None if self.anneal_epochs is None else min(self.anneal_epochs, epochs)
+        return self.replace(epochs=epochs, anneal_epochs=anneal,
+                            clean_epochs=min(self.clean_epochs, max(epochs - 1, 0)))
+
+    def for_profile(self, profile: Any) -> "Recipe":
+        """The recipe as `profile` runs it: the smoke profile cuts epochs, seeds and short epochs."""
+        if not profile.is_smoke:
+            return self
+        short = None if self.batches_per_epoch is None else min(self.batches_per_epoch, 3)
+        return self.with_epochs(profile.epochs(self.epochs)).replace(
+            seeds=self.seeds[:profile.seeds], batches_per_epoch=short)
+
+    # ------------------------------------------------------------------ what it builds
+
+    def split(self, images: ImageSet, seed: int) -> tuple[ImageSet, ImageSet | None]:
+        """(training images, validation images or None): a hold-out drawn with `seed`, then the share
+        of the training set trained on."""
+        total, validation = len(images), None
+        if self.val_fraction:
+            images, validation = train_val_split(images, round(total * self.val_fraction), seed)
+        if self.train_fraction < 1:
+            images = images.head(round(total * self.train_fraction))
+        return images, validation
+
+    def train_batches(self, images: ImageSet, device: torch.device, seed: int, **inputs: Any) -> Iterable:
+        """Shuffled, augmented training batches: `seed` fixes the order and the augmentation. With
+        `batches_per_epoch`, the stream is cut into short epochs."""
+        passes = self.epochs - self.clean_epochs if self.clean_epochs else None
+        batches = Batches(images, self.batch_size, device=device, shuffle=True, seed=seed, augment=self.augment,
+                          drop_last=self.drop_last, channels_last=self.channels_last, augment_passes=passes,
+                          size=self.image_size, **inputs)
+        return batches if self.batches_per_epoch is None else ShortEpochs(batches, self.batches_per_epoch)
+
+    def eval_batches(self, images: ImageSet, device: torch.device, **inputs: Any) -> Batches:
+        """Batches in a fixed order, for validation, testing and predictions."""
+        return Batches(images, self.eval_batch_size, device=device, channels_last=self.channels_last,
+                       size=self.image_size, **inputs)
+
+    def make_optimizer(self, params: Iterable) -> torch.optim.Optimizer:
+        return make_optimizer(self.optimizer, params, self.lr, momentum=self.momentum,
+                              weight_decay=self.weight_decay, fused=self.fused)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+        """The schedule the recipe names. A one-cycle needs a step up and a step down: a run of fewer than
+        3 steps (smoke-sized) keeps the rate constant, and the warm-up is at least 2 steps."""
+        steps = self.epochs * steps_per_epoch
+        if self.scheduler == "none" or (self.scheduler == "onecycle" and steps < 3):
+            return None
+        return make_scheduler(self.scheduler, optimizer, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+                              max_lr=self.lr, pct_start=min(0.5, max(self.pct_start, 2 / steps)),
+                              div_factor=self.div_factor, final_div_factor=self.final_div_factor,
+                              anneal_epochs=self.anneal_epochs)
+
+    @property
+    def monitor_from(self) -> int:
+        """The first epoch early stopping watches: the one after the one-cycle warm-up, when the
+        validation loss may rise before it falls."""
+        if self.scheduler != "onecycle":
+            return 1
+        return int(-(-self.pct_start * (self.anneal_epochs or self.epochs) // 1)) + 1
+
+
+# ---------------------------------------------------------------------------- models by name
+
+
+def model_names() -> list[str]:
+    """The architectures of models.py, in the order they are defined."""
+    return [name for name, value in vars(models).items()
+            if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__]
+
+
+def _is_model(name: str) -> bool:
+    return name in model_names()
+
+
+def pretrained_family(recipe: Recipe) -> str:
+    """The backbone a 'pretrained' recipe uses: its `family`, or with 'auto' ResNet-18 where its ImageNet
+    weights can be had and EfficientNet-Lite0 (whose weights ship as a package) elsewhere."""
+    family = recipe.model_args.get("family", "auto")
+    if family == "auto":
+        return "resnet18" if resnet18_weights_available() else "efficientnet-lite0"
+    if family not in FAMILIES:
+        raise ConfigError(f"model_args.family: unknown {family!r}; choose one of auto, {', '.join(FAMILIES)}")
+    return family
+
+
+def build_pretrained(recipe: Recipe, **changes: Any):
+    """The pretrained backbone a 'pretrained' recipe names, adapted to MNIST at the recipe's image size
+    (a `PretrainedNet`: the module, its input normalisation and where its weights came from)."""
+    args = {"pretrained": True, "image_size": recipe.image_size or 28}
+    args |= {k: v for k, v in recipe.model_args.items() if k != "family"} | changes
+    return pretrained_for_mnist(pretrained_family(recipe), **args)
+
+
+def build_model(recipe: Recipe) -> nn.Module:
+    """A freshly initialised model (from the global torch seed: call `seed_everything` first)."""
+    if recipe.model == PRETRAINED:
+        return build_pretrained(recipe).model
+    try:
+        return getattr(models, recipe.model)(**recipe.model_args)
+    except TypeError as error:
+        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model}: {error}") from None
+
+
+def input_normalization(recipe: Recipe) -> dict[str, float]:
+    """The mean and standard deviation the model's inputs are normalised with."""
+    if recipe.model == PRETRAINED:
+        net = build_pretrained(recipe, pretrained=False)
+        return {"mean": net.mean, "std": net.std}
+    return {"mean": MNIST_MEAN, "std": MNIST_STD}
+
+
+# ---------------------------------------------------------------------------- config files
+
+
+def config_path(name: str | Path) -> Path:
+    """`configs/NAME.yaml` for a bare name, else the path as given."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        path = CONFIGS_DIR / f"{name}.yaml"
+    return path
+
+
+def config_names() -> list[str]:
+    return sorted(path.stem for path in CONFIGS_DIR.glob("*.yaml"))
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The keys of one file, after those of its `base` (recursively)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in {CONFIGS_DIR}")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'base' leads back to itself")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
+    base = values.pop("base", None)
+    merged = _read(path.parent / base, seen + (path.resolve(),)) if base else {}
+    for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def config_files(name: str | Path) -> list[tuple[Path, str]]:
+    """(path, text) of a config file and of every file it builds on, the first base first."""
+    path = config_path(name)
+    chain = []
+    while True:
+        text = path.read_text()
+        chain.insert(0, (path, text))
+        base = (yaml.safe_load(text) or {}).get("base")
+        if not base:
+            return chain
+        path = path.parent / base
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: write key=value, e.g. epochs=3 or augment.rotation=5")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
+_AUGMENT_FIELDS = {f.name: f for f in dataclasses.fields(Augment)}
+
+
+def _convert(where: str, value: Any, kind: Any) -> Any:
+    """`value` as the type `kind` (a dataclass field's annotation), or a ConfigError naming `where`."""
+    kind = eval(kind, vars(typing)) if isinstance(kind, str) else kind  # annotations are strings here
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, type(int | None)) else (kind,)
+    if value is None and type(None) in options:
+        return None
+    for option in (o for o in options if o is not type(None)):
+        origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, str) and "/" in value:  # fractions read best as 1/12
+            try:
+                return float(fractions.Fraction(value.replace(" ", "")))
+            except ValueError:
+                continue
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is tuple and isinstance(value, (list, tuple)):
+            inner = typing.get_args(option)[0]
+            return tuple(_convert(where, v, inner) for v in value)
+        if origin in (int, bool, str, dict) and type(value) is origin:
+            return value
+    names = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o))
+                        for o in options)
+    raise ConfigError(f"{where}: expected {names}, got {value!r} ({type(value).__name__})")
+
+
+def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
+    """A validated recipe from a config's keys; unknown keys and wrong types are errors naming the key."""
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{name or 'config'}: unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}; "
+                          f"the keys are {', '.join(_FIELDS)}")
+    settings = {"name": name}
+    for key, value in values.items():
+        if key == "augment":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name}: augment: expected keys such as rotation, translate; got {value!r}")
+            wrong = sorted(set(value) - set(_AUGMENT_FIELDS))
+            if wrong:
+                raise ConfigError(f"{name}: augment: unknown key {', '.join(wrong)}; the keys are "
+                                  f"{', '.join(_AUGMENT_FIELDS)}")
+            settings[key] = Augment(**{k: _convert(f"{name}: augment.{k}", v, _AUGMENT_FIELDS[k].type)
+                                       for k, v in value.items()})
+        else:
+            settings[key] = _convert(f"{name}: {key}", value, _FIELDS[key].type)
+    return Recipe(**settings)
+
+
+def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """The recipe of `configs/NAME.yaml` (or a path), with `overrides` such as 'epochs=3' or
+    'model_args.dropout=0.1' applied last."""
+    path = config_path(name)
+    values = _read(path)
+    for text in overrides:
+        keys, value = _parse_override(text)
+        target = values
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {text!r}: {key} is not a group of keys")
+        target[keys[-1]] = value
+    return recipe_from_dict(values, path.stem)
+
+
+def show_config(recipe: Recipe) -> None:
+    """Show the config file a recipe comes from (and the files it builds on), then the recipe in one
+    sentence as this run uses it (the smoke profile cuts epochs and seeds)."""
+    blocks = [f"`configs/{path.name}`\n\n```yaml\n{text.strip()}\n```" for path, text in config_files(recipe.name)]
+    show_markdown("\n\n".join(blocks) + f"\n\n**As run here:** {recipe.describe()}; seeds {list(recipe.seeds)}.")
