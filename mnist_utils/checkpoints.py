@@ -1,8 +1,9 @@
 """Trained models on disk: weights as safetensors (tensors only, nothing is unpickled) beside a JSON file of
 metadata from which the model is rebuilt.
 
-    save_checkpoint(model, "reports/models/step3_seed1", model_name="Model_3", config=..., seed=1, ...)
-    model, meta = load_model("reports/models/step3_seed1.safetensors")
+    save_checkpoint(model, "reports/models/step3", **recipe_fields(recipe), seed=1, metrics={"test_acc": 99.4},
+                    epochs=15)
+    model, meta = load_model("reports/models/step3.safetensors")
 
 ``NAME.safetensors`` holds the state dict; ``NAME.json`` says which architecture of models.py it belongs to
 (name and constructor arguments), how it was trained (config, seed, epochs), how its inputs are normalised,
@@ -27,18 +28,17 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
-import models
-
 from .batches import Batches
 from .config import reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet, write_atomic
+from .evaluation import predict
+from .recipes import (PRETRAINED, ConfigError, Recipe, build_model as build_from_recipe, build_pretrained,
+                      input_normalization, pretrained_family)
 from .report import _jsonable
-from utils import predict
 
 FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
 WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
 REQUIRED = ("model", "weights", "normalization", "metrics")  # metadata entries loading relies on
-PRETRAINED_BUILDER = "pretrained_for_mnist"  # the ImageNet backbones of notebook 05, rebuilt without their weights
 
 _log = logging.getLogger(__name__)
 
@@ -52,27 +52,25 @@ def models_dir() -> Path:
     return reports_dir() / "models"
 
 
-def architectures() -> list[str]:
-    """Every architecture models.py defines, by name."""
-    return sorted(name for name, value in vars(models).items()
-                  if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__)
-
-
-def build_model(name: str, args: Mapping[str, Any] | None = None) -> nn.Module:
-    """A freshly initialised model: `name` is a class of models.py (or the pretrained-backbone builder, built
-    without downloading its ImageNet weights), `args` its constructor's keyword arguments."""
-    args = dict(args or {})
-    if name == PRETRAINED_BUILDER:
-        from .pretrained import pretrained_for_mnist  # imported only for these models: it pulls in torchvision
-
-        return pretrained_for_mnist(**{**args, "pretrained": False}).model
-    if name not in architectures():
-        raise CheckpointError(f"Unknown model {name!r}: use one of {', '.join(architectures())} "
-                              f"(the architectures of models.py) or {PRETRAINED_BUILDER}.")
+def build_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:
+    """A freshly initialised model: `name` is a class of models.py or 'pretrained' (an ImageNet backbone, built
+    here without its ImageNet weights, which the checkpoint replaces), `args` its keyword arguments."""
     try:
-        return getattr(models, name)(**args)
-    except TypeError as error:
-        raise CheckpointError(f"{name} does not take the arguments {args}: {error}.") from None
+        recipe = Recipe(name="checkpoint", model=name, model_args=dict(args or {}), image_size=input_size)
+        return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_from_recipe(recipe)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def recipe_fields(recipe: Recipe) -> dict[str, Any]:
+    """What `save_checkpoint` needs to know of a model trained with `recipe`: its name and arguments (a
+    pretrained backbone's family made definite), the config, the input normalisation and size."""
+    args = dict(recipe.model_args)
+    if recipe.model == PRETRAINED:
+        args["family"] = pretrained_family(recipe)  # 'auto' would depend on the machine that loads it
+    normalization = input_normalization(recipe)
+    return {"model_name": recipe.model, "model_args": args, "config": recipe.to_dict(),
+            "mean": normalization["mean"], "std": normalization["std"], "input_size": recipe.image_size or 28}
 
 
 def _state_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str | None:
@@ -105,13 +103,13 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
     """Write `model`'s weights to PATH.safetensors and its metadata to PATH.json; return the weights' path.
 
     `model_name`/`model_args` must rebuild `model` (checked here, before anything is written); `config` is
-    what it was trained with (a dict or dataclass); `mean`/`std`/`input_size` how its inputs are prepared;
+    what it was trained with (a dict or dataclass); `recipe_fields(recipe)` gives these for a recipe's model; `mean`/`std`/`input_size` how its inputs are prepared;
     `metrics` its test figures (e.g. test_acc in %); `title` a name for people; `source` the notebook or
     config file that trained it.
     """
     weights_path, metadata_path = paths(path)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    rebuilt = build_model(model_name, model_args).state_dict()
+    rebuilt = build_model(model_name, model_args, input_size).state_dict()
     if (problem := _state_mismatch(rebuilt, state)) is not None:
         raise CheckpointError(f"Not saved to {weights_path}: {model_name}({dict(model_args or {})}) does not rebuild "
                               f"this model: {problem}. Pass the name and arguments the model was built with.")
@@ -154,6 +152,9 @@ def _replace_together(files: dict[Path, bytes]) -> None:
 def read_metadata(path: Path | str) -> dict[str, Any]:
     """The metadata of the checkpoint at `path`, checked to be a checkpoint's; a CheckpointError otherwise."""
     weights_path, metadata_path = paths(path)
+    if Path(path).is_file() and Path(path).suffix not in (WEIGHTS_SUFFIX, METADATA_SUFFIX):
+        raise CheckpointError(f"{path} is not a checkpoint: one is NAME{WEIGHTS_SUFFIX} with NAME{METADATA_SUFFIX} "
+                              "beside it, as training saves them.")
     if not metadata_path.exists():
         if weights_path.exists():
             raise CheckpointError(f"{weights_path} has no metadata file {metadata_path.name} beside it, so its model "
@@ -202,7 +203,7 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
         raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error}).") from None
     spec = metadata["model"]
     try:
-        model = build_model(spec["name"], spec.get("args"))
+        model = build_model(spec["name"], spec.get("args"), metadata.get("input_size", 28))
     except CheckpointError as error:
         raise CheckpointError(f"{weights_path}: {error}") from None
     if (problem := _state_mismatch(model.state_dict(), state)) is not None:

@@ -3,9 +3,11 @@ import io
 import pytest
 import torch
 
-from mnist_utils.checkpoints import save_checkpoint
+from mnist_utils.checkpoints import recipe_fields, save_checkpoint
 from mnist_utils.config import get_device
 from mnist_utils.data import load_mnist
+from mnist_utils.recipes import load_config
+from mnist_utils.training import run_recipe
 
 
 @pytest.fixture(scope="session")
@@ -19,17 +21,11 @@ def step3_checkpoint(tmp_path_factory, mnist):
     """A genuinely good model, saved as a checkpoint: Model_3 trained with Step 3's recipe for one epoch over
     all 60,000 training digits (about 99% test accuracy, seconds to a minute on a CPU). The preprocessing,
     command-line, API and browser tests all use it."""
-    from models import Model_3
-    from utils import STEP3_RECIPE, seed_everything, train_recipe
-
-    seed_everything(1)
-    model = Model_3()
-    recipe = STEP3_RECIPE.with_epochs(1)
-    history = train_recipe(model, recipe, mnist, get_device(), seed=1, progress=None)
-    return save_checkpoint(model.cpu(), tmp_path_factory.mktemp("models") / "step3", model_name="Model_3",
-                           config=recipe, seed=1, epochs=1, title="Model_3, one epoch of Step 3",
-                           metrics={"test_acc": history["test_acc"][-1], "test_loss": history["test_loss"][-1]},
-                           source="tests/conftest.py")
+    recipe = load_config("step3").with_epochs(1)
+    model, history = run_recipe(recipe, mnist, get_device(), seed=1, progress=None)
+    return save_checkpoint(model.cpu(), tmp_path_factory.mktemp("models") / "step3", **recipe_fields(recipe),
+                           seed=1, epochs=1, title="Model_3, one epoch of Step 3", source="tests/conftest.py",
+                           metrics={"test_acc": history["test_acc"][-1], "test_loss": history["test_loss"][-1]})
 
 
 def picture(digit: torch.Tensor, *, size: int = 140, canvas: tuple[int, int] = (300, 220),
