@@ -57,20 +57,20 @@ class Digit:
 def read_image_file(path: Path | str, *, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of an image file, refusing a missing, unreadable or oversized one with an ImageError."""
     path = Path(path)
+    if not path.exists():
+        raise ImageError("missing", f"{path} does not exist: check the path of the image.")
+    if path.is_dir():
+        raise ImageError("unreadable", f"{path} is a folder: pass the path of a PNG or JPEG image.")
+    if not path.is_file():
+        raise ImageError("unreadable", f"{path} is not a regular file: pass the path of a PNG or JPEG image.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ImageError("too_large", f"{path} is {size / 2**20:.1f} MB, more than the {max_bytes / 2**20:.0f} MB "
+                                      "an image may have: crop or scale it down.")
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise ImageError("unreadable", f"{path} is not a file: pass the path of a PNG or JPEG image.")
-        if size > max_bytes:
-            raise ImageError("too_large", f"{path} is {size / 2**20:.1f} MB, more than the {max_bytes / 2**20:.0f} MB "
-                                          "an image may have: crop or scale it down.")
         return path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError("missing", f"{path} does not exist: check the path of the image.") from None
-    except PermissionError:
-        raise ImageError("unreadable", f"{path} cannot be read (permission denied): check its permissions.") from None
-    except IsADirectoryError:
-        raise ImageError("unreadable", f"{path} is a folder: pass the path of a PNG or JPEG image.") from None
+    except OSError as error:
+        raise ImageError("unreadable", f"{path} cannot be read ({error.strerror}): check its permissions.") from None
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
@@ -83,7 +83,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
         raise ImageError("too_large", f"The image is {len(data) / 2**20:.1f} MB, more than the "
                                       f"{max_bytes / 2**20:.0f} MB allowed: crop or scale it down.")
     def too_many_pixels(size: str) -> ImageError:
-        return ImageError("too_many_pixels", f"The image is {size} pixels, more than the {max_pixels / 1e6:.0f} "
+        return ImageError("too_many_pixels", f"The image has {size} pixels, more than the {max_pixels / 1e6:.0f} "
                                              "million allowed: scale it down.")
 
     try:
