@@ -1,0 +1,235 @@
+"""The command line: ``python -m mnist_utils COMMAND``.
+
+    python -m mnist_utils test --model reports/models/step3.safetensors
+    python -m mnist_utils predict --model reports/models/step3.safetensors digit.png photo.jpg
+
+`test` evaluates a saved model on the MNIST test set (cut to the MNIST_PROFILE's size) and writes accuracy,
+per-class precision / recall / F1 (CSV and JSON), the confusion matrix (PNG and CSV) and the most confident
+mistakes (PNG) into a results folder, all at once, then appends a line to a performance log. `predict` reads
+images through the web page's preprocessing and prints each one's digit, confidence and top 3.
+Bad input (a missing or damaged checkpoint, a missing or non-image file, a wrong option) ends the command
+with one line naming the problem and its fix, exit status 2, and nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+import torch
+
+from .checkpoints import CheckpointError, Classifier, default_checkpoint, input_batches, list_checkpoints, models_dir
+from .config import get_device, get_profile, reports_dir
+from .data import ImageSet, MNISTDataError, load_mnist
+from .evaluation import confusion_matrix, per_class_metrics, predict
+from .plots import plot_confusion, plot_misclassified
+from .preprocess import ImageError, preprocess, read_image_file
+
+EXIT_BAD_INPUT = 2
+PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
+
+
+class UsageError(ValueError):
+    """Input the command cannot use; the message says what to do instead."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the fix (argparse's default prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message}. See `{self.prog} --help`.\n")
+
+
+# ----------------------------------------------------------------------------- test
+
+
+def evaluate(classifier: Classifier, test: ImageSet) -> dict[str, Any]:
+    """Accuracy, loss, confusion matrix and per-class metrics of `classifier` on `test`, and the predictions."""
+    start = time.perf_counter()
+    predictions = predict(classifier.model, input_batches(test, classifier.metadata, classifier.device),
+                          classifier.device)
+    seconds = time.perf_counter() - start
+    confusion = confusion_matrix(predictions.labels, predictions.predicted)
+    per_class = per_class_metrics(confusion)
+    picked = predictions.probabilities.gather(1, predictions.labels[:, None]).clamp_min(1e-12)
+    return {"predictions": predictions, "confusion": confusion, "per_class": per_class,
+            "accuracy": predictions.accuracy, "loss": float(-picked.log().mean()), "seconds": seconds}
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _csv(rows: Sequence[Sequence[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def result_files(evaluation: dict[str, Any], summary: dict[str, Any], images: torch.Tensor) -> dict[str, bytes]:
+    """The contents of a `test` results folder, by file name."""
+    confusion, per_class = evaluation["confusion"], evaluation["per_class"]
+    columns = ("class", "precision", "recall", "f1", "support")
+    return {
+        "metrics.json": json.dumps({**summary, "per_class": per_class, "confusion": confusion.tolist()}, indent=2).encode(),
+        "per_class.json": json.dumps(per_class, indent=2).encode(),
+        "per_class.csv": _csv([columns, *([row[c] for c in columns] for row in per_class)]),
+        "confusion.csv": _csv([["true \\ predicted", *range(len(confusion))],
+                               *([digit, *row] for digit, row in enumerate(confusion.tolist()))]),
+        "confusion.png": _png(plot_confusion(confusion, f"{summary['title']}: "
+                                                        f"{int(confusion.sum() - confusion.trace())} errors "
+                                                        f"of {int(confusion.sum()):,}")),
+        "misclassified.png": _png(plot_misclassified(images, evaluation["predictions"])),
+    }
+
+
+def write_folder_atomic(folder: Path, files: dict[str, bytes]) -> None:
+    """Put `files` in `folder` all at once: written into a temporary folder beside it, then swapped in, so a
+    reader sees the old results or the new ones, never a mix or a part."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        staging.chmod(0o755)  # mkdtemp makes it private; results are for everyone
+        if folder.exists():
+            retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+            os.replace(folder, retired / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append `record` to the JSON-lines file at `path` in one write, so concurrent runs never interleave."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def _classifier(args: argparse.Namespace) -> Classifier:
+    try:
+        device = get_device(args.device)
+    except (RuntimeError, ValueError) as error:  # no GPU, or a device name torch does not know
+        raise UsageError(f"--device {args.device}: {error}") from None
+    return Classifier.load(_checkpoint_path(args.model), device)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    classifier = _classifier(args)
+    meta = classifier.metadata
+    data = load_mnist()
+    test = data.test.head(get_profile().subset(len(data.test), "test"))
+    evaluation = evaluate(classifier, test)
+    macro = evaluation["per_class"][-1]
+    folder = Path(args.out) if args.out else reports_dir() / "evaluations" / meta["id"]
+    summary = {"checkpoint": meta["path"], "weights_sha256": meta["weights"]["sha256"], "title": meta["title"],
+               "model": meta["model"]["name"], "images": len(test), "accuracy": evaluation["accuracy"],
+               "loss": evaluation["loss"], "macro_precision": macro["precision"], "macro_recall": macro["recall"],
+               "macro_f1": macro["f1"], "profile": get_profile().name, "device": str(classifier.device),
+               "seconds": round(evaluation["seconds"], 3),
+               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    write_folder_atomic(folder, result_files(evaluation, summary, test.images))
+    log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
+    append_line(log, {**summary, "results": str(folder)})
+
+    print(f"{meta['title']} ({meta['model']['name']}, {meta['path']}) on {len(test):,} MNIST test images: "
+          f"accuracy {evaluation['accuracy']:.2f}%, loss {evaluation['loss']:.4f}, macro F1 {macro['f1']:.2f}%")
+    print("digit  precision  recall     F1  support")
+    for row in evaluation["per_class"]:
+        print(f"{row['class']!s:>5}  {row['precision']:8.2f}%  {row['recall']:5.2f}%  {row['f1']:5.2f}%  "
+              f"{row['support']:7,}")
+    print(f"Results in {folder}: metrics.json, per_class.csv/.json, confusion.png/.csv, misclassified.png; "
+          f"logged in {log}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    classifier = _classifier(args)
+    # Every image is read and checked before any answer is printed: a bad one stops the run with no output.
+    digits = []
+    for image in args.images:
+        data = read_image_file(image)
+        try:
+            digits.append(preprocess(data))
+        except ImageError as error:  # its message speaks of "the image": say which
+            raise ImageError(error.kind, f"{image}: {error}") from None
+    answers = classifier.answers(torch.stack([d.pixels for d in digits]))
+    if args.json:
+        print(json.dumps([{"image": str(image), **answer, "inverted": digit.inverted}
+                          for image, digit, answer in zip(args.images, digits, answers)], indent=2))
+        return 0
+    width = max(len(str(image)) for image in args.images)
+    for image, answer in zip(args.images, answers):
+        top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in answer["top"])
+        print(f"{str(image):<{width}}  {answer['digit']}  ({answer['confidence']:.1%})   top 3: {top}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+def _checkpoint_path(given: str | None) -> Path:
+    """The checkpoint to use: the one given, else the default (best Step 3 model) in reports/models."""
+    if given:
+        return Path(given)
+    chosen = default_checkpoint(list_checkpoints(models_dir()))
+    if chosen is None:
+        raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with "
+                         "`make train CONFIG=configs/step3.yaml`.")
+    return Path(chosen["path"])
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="PATH",
+                        help="a checkpoint (NAME.safetensors beside NAME.json); default: the best Step 3 model "
+                             "in reports/models")
+    parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    # `train` (configs → checkpoint) is added next to these two.
+
+    test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder")
+    _add_model_options(test)
+    test.add_argument("--out", metavar="DIR", help="results folder (default: reports/evaluations/NAME)")
+    test.add_argument("--log", metavar="FILE", help=f"performance log to append to (default: reports/{PERFORMANCE_LOG})")
+    test.set_defaults(run=run_test)
+
+    predict_ = commands.add_parser("predict", help="the digit in each image, its confidence and the top 3")
+    _add_model_options(predict_)
+    predict_.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, WebP, GIF or BMP files")
+    predict_.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict_.set_defaults(run=run_predict)
+    return parser
+
+
+BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ImageError, MNISTDataError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BAD_INPUT as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever the message
+        return EXIT_BAD_INPUT
