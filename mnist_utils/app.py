@@ -1,0 +1,177 @@
+"""The web page that reads a digit you draw or upload, and its JSON API: ``make app`` (or
+``python -m mnist_utils.app``) serves it on http://127.0.0.1:8000.
+
+    GET  /                          the page: a canvas to draw on, an upload button, the answer
+    GET  /api/models                every saved model, and which one is the default
+    POST /api/predict?model=NAME    body: the picture's bytes (PNG, JPEG, ...); answer: the digit, its
+                                    confidence, the top 3 and the 28×28 image the model saw
+
+The picture is sent as the request body itself, not as a multipart form: it is read into memory, capped at
+5 MB while it streams in, and never written to disk (a multipart parser spools large uploads to temporary
+files). Bad input is answered with a 4xx status and ``{"error": message}``, which the page shows.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
+from .preprocess import MAX_BYTES, ImageError, png_bytes, preprocess
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+
+# HTTP status for each kind of bad picture.
+STATUS = {"empty": 400, "blank": 422, "not_image": 415, "too_large": 413, "too_many_pixels": 413}
+
+
+class ModelShelf:
+    """The checkpoints of one folder, listed afresh when the folder changes, each loaded once on first use."""
+
+    def __init__(self, directory: Path, device: torch.device):
+        self.directory = directory
+        self.device = device
+        self._lock = threading.Lock()
+        self._listing: tuple[int | None, list[dict[str, Any]]] = (None, [])
+        self._loaded: dict[str, tuple[str, Classifier]] = {}  # id → (weights SHA-256, classifier)
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every checkpoint's metadata, best first; re-read only when the folder's modification time changes
+        (saving a checkpoint replaces files in it, which changes it)."""
+        try:
+            stamp = self.directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        with self._lock:
+            if self._listing[0] != stamp:
+                self._listing = (stamp, list_checkpoints(self.directory))
+            return self._listing[1]
+
+    def default(self) -> dict[str, Any] | None:
+        return default_checkpoint(self.listing())
+
+    def get(self, model_id: str | None) -> Classifier:
+        """The classifier of checkpoint `model_id` (the default when None); a LookupError for an unknown one."""
+        listing = self.listing()
+        chosen = self.default() if not model_id else next((m for m in listing if m["id"] == model_id), None)
+        if chosen is None:
+            known = ", ".join(m["id"] for m in listing) or f"none: {self.directory} holds no checkpoint"
+            raise LookupError(f"No model {model_id!r}. Choose one of: {known}." if model_id else
+                              f"No model saved in {self.directory}: train one with `make app` or `make train`.")
+        with self._lock:
+            cached = self._loaded.get(chosen["id"])
+            if cached is None or cached[0] != chosen["weights"]["sha256"]:  # a new file under the same name
+                cached = (chosen["weights"]["sha256"], Classifier.load(chosen["path"], self.device))
+                self._loaded[chosen["id"]] = cached
+            return cached[1]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it grows past `limit` bytes (the rest is never read)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _summary(meta: dict[str, Any], default_id: str | None) -> dict[str, Any]:
+    return {"id": meta["id"], "title": meta["title"], "model": meta["model"]["name"],
+            "parameters": meta["parameters"], "test_acc": meta["metrics"].get("test_acc"), "epochs": meta.get("epochs"),
+            "seed": meta.get("seed"), "source": meta.get("source"), "saved": meta.get("saved"),
+            "default": meta["id"] == default_id}
+
+
+def create_app(directory: Path | str | None = None, *, device: torch.device | str = "cpu",
+               max_bytes: int = MAX_BYTES) -> FastAPI:
+    """The page and its API over the checkpoints in `directory` (default reports/models)."""
+    shelf = ModelShelf(Path(directory or models_dir()), torch.device(device))
+    page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    app = FastAPI(title="MNIST digit reader", docs_url="/api/docs", redoc_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/api/models")
+    def api_models() -> dict[str, Any]:
+        listing = shelf.listing()
+        default = default_checkpoint(listing)
+        default_id = default["id"] if default else None
+        return {"default": default_id, "models": [_summary(m, default_id) for m in listing]}
+
+    @app.post("/api/predict")
+    async def api_predict(request: Request, model: str | None = None) -> Any:
+        start = time.perf_counter()
+        data = await _read_body(request, max_bytes)
+        if data is None:
+            return _error(413, f"The image is larger than the {max_bytes / 2**20:.0f} MB allowed: crop or scale it down.")
+        try:
+            classifier = await run_in_threadpool(shelf.get, model)
+            digit, answer = await run_in_threadpool(_classify, classifier, data)
+        except ImageError as error:
+            return _error(STATUS[error.kind], str(error))
+        except LookupError as error:
+            return _error(404, str(error))
+        except CheckpointError as error:  # a file changed or broke since it was listed
+            return _error(409, str(error))
+        return {**answer, "model": classifier.metadata["id"], "inverted": digit.inverted,
+                "source_size": list(digit.source_size),
+                "image": "data:image/png;base64," + base64.b64encode(png_bytes(digit.pixels)).decode(),
+                "milliseconds": round(1000 * (time.perf_counter() - start), 2)}
+
+    return app
+
+
+def _classify(classifier: Classifier, data: bytes):
+    digit = preprocess(data)
+    return digit, classifier.answers(digit.pixels[None])[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mnist_utils.app", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--models", type=Path, default=None, help="folder of checkpoints (default: reports/models)")
+    parser.add_argument("--check", action="store_true",
+                        help="only say whether a Step 3 model (Model_3) is saved: exit status 0 if so, 1 if not")
+    args = parser.parse_args(argv)
+    directory = args.models or models_dir()
+    listing = list_checkpoints(directory) if directory.is_dir() else []
+    if args.check:
+        return 0 if any(m["model"]["name"] == "Model_3" for m in listing) else 1
+    if not listing:
+        print(f"error: no saved model in {directory}: `make app` trains one, or run "
+              "`python -m mnist_utils train --config configs/step3.yaml`.", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    # One thread per prediction: requests are many and small, so they run side by side rather than each
+    # splitting a tiny convolution over every core.
+    torch.set_num_threads(1)
+    print(f"Serving {len(listing)} model(s) from {directory} on http://{args.host}:{args.port} (Ctrl-C stops)")
+    uvicorn.run(create_app(directory), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The web page's JSON API through FastAPI's test client: answers for real digits, the choice of model, and a
+4xx answer with a message for every kind of bad input, after which the server still answers."""
+import base64
+import io
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mnist_utils.app import create_app
+from mnist_utils.checkpoints import paths, save_checkpoint
+from mnist_utils.preprocess import MAX_BYTES, preprocess
+from models import Model_1
+from test_preprocess import blank, png_header_only
+
+
+@pytest.fixture(scope="module")
+def models_dir(step3_checkpoint, tmp_path_factory):
+    """A folder with the trained Step 3 checkpoint and an untrained Model_1 (to choose between them)."""
+    folder = tmp_path_factory.mktemp("served")
+    for path in paths(step3_checkpoint):
+        shutil.copy(path, folder / path.name)
+    torch.manual_seed(0)
+    save_checkpoint(Model_1().eval(), folder / "untrained", model_name="Model_1", metrics={"test_acc": 10.0},
+                    title="Model_1, untrained")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(models_dir):
+    with TestClient(create_app(models_dir)) as client:
+        yield client
+
+
+def test_the_page_has_a_canvas_an_upload_and_a_model_choice(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for part in ('<canvas id="canvas"', 'id="clear"', 'type="file"', '<select id="model"', 'id="error"'):
+        assert part in page.text
+
+
+def test_models_are_listed_best_first_with_the_step3_model_as_default(client, step3_checkpoint):
+    listing = client.get("/api/models").json()
+    assert listing["default"] == "step3"
+    assert [m["id"] for m in listing["models"]] == ["step3", "untrained"]
+    step3 = listing["models"][0]
+    assert step3["model"] == "Model_3" and step3["parameters"] == 7146 and step3["default"]
+    assert step3["test_acc"] > 97 and not listing["models"][1]["default"]
+
+
+def test_a_test_digit_is_read_with_its_confidence_top_3_and_the_image_the_model_saw(client, mnist, make_picture):
+    for index in range(8):
+        data = make_picture(mnist.test.images[index])
+        answer = client.post("/api/predict", content=data, headers={"content-type": "image/png"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["digit"] == int(mnist.test.labels[index]) and body["model"] == "step3"
+        assert body["top"][0] == {"digit": body["digit"], "probability": body["confidence"]}
+        chances = [t["probability"] for t in body["top"]]
+        assert len(chances) == 3 and chances == sorted(chances, reverse=True) and sum(chances) <= 1 + 1e-6
+        assert body["inverted"] and body["source_size"] == [300, 220]
+        header, encoded = body["image"].split(",", 1)
+        assert header == "data:image/png;base64"
+        seen = torch.from_numpy(np.array(Image.open(io.BytesIO(base64.b64decode(encoded)))))
+        assert torch.equal(seen, preprocess(data).pixels)
+
+
+def test_the_model_can_be_chosen(client, mnist, make_picture):
+    data = make_picture(mnist.test.images[0])
+    trained = client.post("/api/predict?model=step3", content=data).json()
+    untrained = client.post("/api/predict?model=untrained", content=data).json()
+    assert trained["model"] == "step3" and untrained["model"] == "untrained"
+    assert trained["confidence"] > 0.9 and untrained["top"] != trained["top"]
+    unknown = client.post("/api/predict?model=nope", content=data)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "No model 'nope'. Choose one of: step3, untrained."
+    traversal = client.post("/api/predict?model=../step3", content=data)
+    assert traversal.status_code == 404
+
+
+def too_many_bytes():
+    """A body over the limit, sent in pieces without a Content-Length: the server must count as it reads."""
+    for _ in range(6):
+        yield b"\0" * (1024 * 1024)
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (b"", 400, "empty"),
+    (b"hello, I am a text file", 415, "not an image"),
+    (blank(255), 422, "No digit found"),
+    (b"\0" * (MAX_BYTES + 1), 413, "larger than the 5 MB"),
+    (too_many_bytes, 413, "larger than the 5 MB"),
+    (png_header_only(20_000, 20_000), 413, "pixels, more than the 40 million allowed"),
+], ids=["empty", "text", "blank-canvas", "over-5-MB", "over-5-MB-streamed", "pixel-bomb"])
+def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(client, mnist, make_picture, body, status,
+                                                                         words):
+    answer = client.post("/api/predict", content=body() if callable(body) else body)
+    assert answer.status_code == status
+    assert words in answer.json()["error"]
+    assert client.post("/api/predict", content=make_picture(mnist.test.images[0])).json()["digit"] == 7
+
+
+def test_uploads_are_never_written_to_disk(client, mnist, make_picture, monkeypatch):
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was about to be written to a temporary file")
+
+    for name in ("SpooledTemporaryFile", "NamedTemporaryFile", "TemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, no_disk)
+    big = make_picture(mnist.test.images[0], size=700, canvas=(1200, 900), at=(300, 100), mode="RGB", fmt="BMP")
+    assert 1024 * 1024 < len(big) < MAX_BYTES  # larger than what a multipart parser keeps in memory
+    assert client.post("/api/predict", content=big).json()["digit"] == 7
+
+
+def test_a_checkpoint_that_breaks_while_serving_is_a_clear_error(models_dir, mnist, make_picture, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    with TestClient(create_app(folder)) as client:
+        data = make_picture(mnist.test.images[0])
+        assert client.get("/api/models").json()["default"] == "step3"
+        weights = folder / "untrained.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])
+        broken = client.post("/api/predict?model=untrained", content=data)
+        assert broken.status_code == 409 and "untrained.safetensors is 100 bytes" in broken.json()["error"]
+        assert client.post("/api/predict", content=data).json()["digit"] == 7
+
+
+def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with TestClient(create_app(folder)) as client:
+        assert client.get("/api/models").json() == {"default": None, "models": []}
+        answer = client.post("/api/predict", content=blank(255))
+        assert answer.status_code == 404 and "No model saved" in answer.json()["error"]
+        for path in paths(models_dir / "step3"):
+            shutil.copy(path, folder / path.name)
+        assert client.get("/api/models").json()["default"] == "step3"
