@@ -1,0 +1,128 @@
+"""The page in a real browser: headless Chromium, driven by selenium, against the app served by uvicorn.
+It uploads a PNG of a test digit, draws digits on the canvas with mouse and touch pointer actions, and checks
+the digit and the error messages the page shows. `make test` (and CI) installs Chromium when it is missing;
+set MNIST_SKIP_BROWSER=1 to skip this file on a machine that cannot have it."""
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+SKIP = "MNIST_SKIP_BROWSER"
+if os.environ.get(SKIP) == "1":
+    pytest.skip(f"{SKIP}=1 asks to skip the browser test (headless Chromium and chromedriver); unset it to run it",
+                allow_module_level=True)
+
+import uvicorn  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.actions import interaction  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
+from selenium.webdriver.common.actions.pointer_input import PointerInput  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from mnist_utils.app import create_app  # noqa: E402
+from mnist_utils.config import reports_dir  # noqa: E402
+
+SCREENSHOT = "app.png"  # in the reports folder; docs/app.png in the README is a copy of one
+WAIT = 60  # seconds the page may take to answer on a busy machine
+
+
+@pytest.fixture(scope="module")
+def server(step3_checkpoint):
+    """The app on a free local port, in a thread; its address."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(step3_checkpoint.parent), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.fail("Chromium and chromedriver are not installed: `apt-get install chromium chromium-driver` "
+                    f"(`make test` does it), or set {SKIP}=1 to skip the browser test.")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,860"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser, server):
+    browser.get(server)
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    return browser
+
+
+def shown(page, element: str) -> str:
+    return page.find_element(By.ID, element).text
+
+
+def wait_for_answer(page, previous: str = "") -> str:
+    """The digit the page shows once it has read something new (the status line says who read it)."""
+    WebDriverWait(page, WAIT).until(lambda d: shown(d, "status").startswith("Read by") and shown(d, "status") != previous)
+    return shown(page, "digit")
+
+
+def stroke(page, points, kind=interaction.POINTER_MOUSE):
+    """Press at the first of `points` (canvas pixels, 280×280), move through the others, lift: with a mouse
+    or a finger (touch)."""
+    canvas = page.find_element(By.ID, "canvas")
+    actions = ActionBuilder(page, mouse=PointerInput(kind, "touch" if kind == interaction.POINTER_TOUCH else "mouse"))
+    (x, y), rest = points[0], points[1:]
+    actions.pointer_action.move_to(canvas, x - 140, y - 140).pointer_down()
+    for x, y in rest:
+        actions.pointer_action.move_to(canvas, x - 140, y - 140)
+    actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def test_an_uploaded_png_of_a_test_digit_is_read(page, mnist, make_picture, tmp_path):
+    path = tmp_path / "two.png"
+    path.write_bytes(make_picture(mnist.test.images[1]))  # a 2
+    assert int(mnist.test.labels[1]) == 2
+    page.find_element(By.ID, "upload").send_keys(str(path))
+    assert wait_for_answer(page) == "2"
+    assert "sure" in shown(page, "confidence") and len(page.find_elements(By.CSS_SELECTOR, "#top .bar")) == 3
+    assert page.find_element(By.ID, "seen").get_attribute("src").startswith("data:image/png;base64,")
+    assert shown(page, "error") == ""
+
+
+def test_a_seven_drawn_with_the_mouse_and_a_one_drawn_by_touch_are_read(page):
+    stroke(page, [(60, 62), (110, 60), (160, 58), (215, 60), (190, 110), (165, 160), (140, 215), (128, 245)])
+    assert wait_for_answer(page) == "7"
+    (reports_dir()).mkdir(parents=True, exist_ok=True)
+    page.save_screenshot(str(reports_dir() / SCREENSHOT))
+    previous = shown(page, "status")
+
+    page.find_element(By.ID, "clear").click()
+    stroke(page, [(150, 40), (146, 100), (142, 160), (138, 230)], kind=interaction.POINTER_TOUCH)
+    assert wait_for_answer(page, previous) == "1"
+
+
+def test_bad_input_shows_the_servers_message(page, tmp_path):
+    page.find_element(By.ID, "clear").click()
+    page.find_element(By.ID, "read").click()  # a blank canvas
+    WebDriverWait(page, WAIT).until(lambda d: shown(d, "error"))
+    assert shown(page, "error").startswith("No digit found")
+
+    text = tmp_path / "notes.png"
+    text.write_text("a shopping list, not a picture")
+    page.find_element(By.ID, "upload").send_keys(str(text))
+    WebDriverWait(page, WAIT).until(lambda d: "not an image" in shown(d, "error"))
