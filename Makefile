@@ -10,11 +10,14 @@ STAMP   := $(VENV)/.installed
 KERNEL  := mnist-notebooks
 PROFILE ?= full
 NB      ?=
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+DEFAULT_CONFIG := configs/step3.yaml
 
-.PHONY: help setup data notebooks readme test bench lab clean distclean
+.PHONY: help setup data notebooks readme test bench bench-app app lab clean distclean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## create .venv with every dependency and the Jupyter kernel (quick when done)
 
@@ -43,6 +46,16 @@ test: data  ## unit tests plus every notebook in the smoke profile
 
 bench: data  ## training speed: this project's pipeline against a conventional one
 	@$(PY) -m mnist_utils.bench
+
+bench-app: data  ## the page's API: one prediction's latency (p50, p95) and 20 clients at once for 10 s
+	@$(PY) -m mnist_utils.app_bench
+
+# The page needs a trained model: on a fresh machine, train the default (Step 3) one first.
+app: data  ## the web page on 127.0.0.1:8000 (HOST=, PORT=): draw or upload a digit; trains the Step 3 model if none is saved
+	@$(PY) -m mnist_utils.app --check || { \
+	  echo "No Step 3 model saved yet: training one with $(DEFAULT_CONFIG) first ..."; \
+	  $(PY) -m mnist_utils train --config $(DEFAULT_CONFIG); }
+	@$(PY) -m mnist_utils.app --host $(HOST) --port $(PORT)
 
 lab: data  ## open JupyterLab on the notebooks with the project's kernel
 	@$(VENV)/bin/jupyter lab --notebook-dir=notebooks
