@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,8 @@ class Recipe:
     def describe(self) -> str:
         """The recipe in one sentence."""
         if self.scheduler == "onecycle":
-            schedule = (f"one-cycle learning rate, peak {self.lr:g} over {self.anneal_epochs or self.epochs} epochs "
+            cycle = self.anneal_epochs or self.epochs
+            schedule = (f"one-cycle learning rate, peak {self.lr:g} over {cycle} epoch{'s' * (cycle != 1)} "
                         f"(warm-up {self.pct_start:.0%}, from {self.lr / self.div_factor:g} to "
                         f"{self.lr / self.div_factor / self.final_div_factor:g})")
         else:
@@ -169,9 +171,9 @@ class Recipe:
         of the training set trained on."""
         total, validation = len(images), None
         if self.val_fraction:
-            images, validation = train_val_split(images, round(total * self.val_fraction), seed)
+            images, validation = train_val_split(images, int(total * self.val_fraction), seed)
         if self.train_fraction < 1:
-            images = images.head(round(total * self.train_fraction))
+            images = images.head(int(total * self.train_fraction))
         return images, validation
 
     def train_batches(self, images: ImageSet, device: torch.device, seed: int, **inputs: Any) -> Iterable:
@@ -216,9 +218,12 @@ class Recipe:
 
 
 def model_names() -> list[str]:
-    """The architectures of models.py, in the order they are defined."""
+    """The whole networks of models.py, in the order they are defined: its nn.Module classes that can be
+    built without arguments (building blocks such as ConvBNReLU need their sizes)."""
     return [name for name, value in vars(models).items()
-            if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__]
+            if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__
+            and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                    for p in inspect.signature(value).parameters.values())]
 
 
 def _is_model(name: str) -> bool:
@@ -386,5 +391,17 @@ def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
 def show_config(recipe: Recipe) -> None:
     """Show the config file a recipe comes from (and the files it builds on), then the recipe in one
     sentence as this run uses it (the smoke profile cuts epochs and seeds)."""
-    blocks = [f"`configs/{path.name}`\n\n```yaml\n{text.strip()}\n```" for path, text in config_files(recipe.name)]
-    show_markdown("\n\n".join(blocks) + f"\n\n**As run here:** {recipe.describe()}; seeds {list(recipe.seeds)}.")
+    show_configs([recipe])
+
+
+def show_configs(recipes: Iterable[Recipe]) -> None:
+    """Show the config files several recipes come from, each file once (a shared base before the files
+    that build on it), then each recipe in one sentence as this run uses it."""
+    recipes, shown, blocks = list(recipes), set(), []
+    for recipe in recipes:
+        for path, text in config_files(recipe.name):
+            if path.resolve() not in shown:
+                shown.add(path.resolve())
+                blocks.append(f"`configs/{path.name}`\n\n```yaml\n{text.strip()}\n```")
+    runs = "\n".join(f"- `{recipe.name}`: {recipe.describe()}; seeds {list(recipe.seeds)}." for recipe in recipes)
+    show_markdown("\n\n".join(blocks) + f"\n\n**As run here:**\n\n{runs}")

@@ -180,6 +180,11 @@ class Report:
         self.save()
         return goal
 
+    def add_targets(self, *goals: tuple) -> None:
+        """Declare several targets at once, each as the arguments of `target`."""
+        for goal in goals:
+            self.target(*goal)
+
     def headline(self, metric: str, label: str, unit: str = "") -> None:
         """Which recorded metric the index page shows for this notebook, and how to call it."""
         self.headline_metric = (metric, label, unit)
@@ -204,6 +209,15 @@ class Report:
         self.models = [m for m in self.models if m["name"] != name] + [entry]
         self.save()
 
+    def record_run(self, model_name: str, run_name: str, summary: dict[str, Any], history: Any, **metrics: Any) -> None:
+        """One model trained and tested after every epoch, in one call: `summary` (from
+        `evaluation.run_summary`) and `metrics` recorded, the model added to the leaderboard as `model_name`
+        (its final test accuracy), and its history kept under `run_name`."""
+        self.record(**summary, **metrics)
+        self.add_model(model_name, params=summary["params"], test_acc=summary["final_test_acc"],
+                       seconds=summary["training_seconds"], best_test_acc=summary["best_test_acc"])
+        self.add_run(run_name, history=history.rows)
+
     def publish_table(self, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
                       units: dict[str, str] | None = None) -> None:
         """Show a table here and keep it in the results file, from which the README's results section
@@ -214,12 +228,11 @@ class Report:
         self.save()
         show_table(table["rows"], table["columns"], table["units"])
 
-    def check(self, claim: str, met: bool, evidence: str = "") -> Check:
-        """A claim the Analysis makes, with whether the measured numbers support it."""
-        result = Check(claim, bool(met), evidence)
-        self.checks.append(result)
+    def check(self, claim: str, met: bool, evidence: str = "") -> None:
+        """A claim the Analysis makes, with whether the measured numbers support it (shown in the Analysis
+        block's table; returns nothing, so a cell ending in a check prints nothing)."""
+        self.checks.append(Check(claim, bool(met), evidence))
         self.save()
-        return result
 
     # ------------------------------------------------------------------ reading
 
@@ -329,6 +342,22 @@ def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
     """Every notebook's results JSON in `directory` (default reports/results), in notebook order."""
     directory = Path(directory or reports_dir() / "results")
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+
+
+class MissingResults(FileNotFoundError):
+    """A notebook needs the results of an earlier one, which has not run in this profile yet."""
+
+
+def load_result(notebook: str, profile: str | None = None, directory: Path | None = None) -> dict[str, Any]:
+    """The results of `notebook` run in `profile` (the active one by default), for a later notebook that
+    builds on them; a clear error naming the notebook to run first when there are none."""
+    profile = profile or get_profile().name
+    for result in load_results(directory):
+        if result.get("notebook") == notebook and result.get("profile") == profile:
+            return result
+    raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and there are "
+                         f"none yet: run that notebook first (`make notebooks NB={notebook[:2]}"
+                         f"{' PROFILE=' + profile if profile != 'full' else ''}`, or open it in Jupyter).")
 
 
 # ----------------------------------------------------------------------------- the README's results section

@@ -7,7 +7,8 @@ import models
 from mnist_utils.batches import Batches, ShortEpochs
 from mnist_utils.data import ImageSet
 from mnist_utils.engine import fit, make_optimizer, make_scheduler
-from mnist_utils.evaluation import Predictions, confused_pairs, ensemble, mcnemar, shared_errors, wrong_by_all
+from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, shared_errors,
+                                    wrong_by_all)
 from mnist_utils.inspection import count_parameters, training_speed
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images
@@ -161,3 +162,31 @@ def test_write_leaderboard_writes_plot_and_page(tmp_path):
     assert not list(tmp_path.glob(".*.part")), "written atomically, no leftovers"
     empty_png, empty_page = write_leaderboard([], plot_leaderboard([]), tmp_path / "empty")
     assert empty_png.exists() and "No results yet" in empty_page.read_text()
+
+
+def test_head_to_head_compares_b_with_a():
+    labels = list(range(8))
+    a = predictions(labels, [9, 9, 9] + labels[3:])  # 5 of 8 right
+    b = predictions(labels, [9] + labels[1:])  # 7 of 8 right: two more than a, none fewer
+    result = head_to_head({"A": a, "B": b}, "A", "B", seconds={"A": 10.0, "B": 25.0})
+    assert (result["accuracy_a"], result["accuracy_b"], result["points"]) == (62.5, 87.5, 25.0)
+    assert (result["only_a"], result["only_b"]) == (0, 2)
+    assert result["p_value"] == mcnemar(b, a)["p_value"] == 0.5
+    assert result["time_ratio"] == 2.5
+    assert result["text"] == "B 87.50% vs A 62.50% (+25.00 points, McNemar p = 0.5) for 2.5× the training time"
+    untimed = head_to_head({"A": a, "B": b}, "B", "A")
+    assert untimed["time_ratio"] is None and untimed["text"].endswith("McNemar p = 0.5)")
+    assert (untimed["only_a"], untimed["only_b"], untimed["points"]) == (2, 0, -25.0)
+
+
+def test_show_configs_shows_a_shared_base_once(monkeypatch):
+    from mnist_utils import recipes
+
+    shown = []
+    monkeypatch.setattr(recipes, "show_markdown", shown.append)
+    variants = [recipes.load_config(name) for name in ("cnn_simple", "cnn_deeper", "cnn_twobranch")]
+    recipes.show_configs(variants)
+    text = shown[0]
+    assert text.count("`configs/cnn_simple.yaml`") == 1, "the shared base once"
+    assert text.index("cnn_simple.yaml") < text.index("cnn_deeper.yaml") < text.index("cnn_twobranch.yaml")
+    assert all(f"- `{r.name}`: {r.describe()}" in text for r in variants), "each recipe as run"

@@ -25,12 +25,18 @@ def test_source_notebook_holds_no_outputs(path):
     assert notebook.metadata.kernelspec.name == "mnist-notebooks"
 
 
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """One reports folder for the whole series, run in order: later notebooks read earlier ones' results."""
+    return tmp_path_factory.mktemp("reports")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_the_smoke_profile(path, tmp_path):
-    outcome = execute_notebook(path, tmp_path, "smoke", 600)
+def test_notebook_runs_in_the_smoke_profile(path, reports):
+    outcome = execute_notebook(path, reports, "smoke", 600)
     assert outcome["status"] == "ok", outcome.get("error")
-    assert (tmp_path / f"{path.stem}.html").stat().st_size > 10_000
-    results = json.loads((tmp_path / "results" / f"{path.stem}.json").read_text())
+    assert (reports / f"{path.stem}.html").stat().st_size > 10_000
+    results = json.loads((reports / "results" / f"{path.stem}.json").read_text())
     assert results["notebook"] == path.stem, "the notebook's Report is named after its file"
     assert results["profile"] == "smoke"
     assert results["targets"], "every notebook declares its targets"

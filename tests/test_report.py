@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mnist_utils.report import Report, Target, load_results, markdown_table
+from mnist_utils.report import MissingResults, Report, Target, load_result, load_results, markdown_table
 
 
 @pytest.fixture
@@ -94,3 +94,41 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     assert "**4.0×**" in text and "99.0% after 41 s (epoch 3); 99.4% not reached" in text
     with pytest.raises(ValueError, match="make bench"):
         bench_markdown({**bench, "quick": True})
+
+
+def test_the_analysis_is_prose_with_the_runs_numbers_filled_in(report, tmp_path):
+    report.check("It generalises", False, "gap +0.50 points")
+    report.show_analysis("""
+    Model_1 reaches {acc:.2f}%
+    with {params:,} parameters.
+
+    Second paragraph: {verdict}.
+    """, acc=99.123, params=6950, verdict="overfits")
+    assert report.analysis == ["Model_1 reaches 99.12% with 6,950 parameters.", "Second paragraph: overfits."]
+    saved = json.loads((tmp_path / "01_demo.json").read_text())
+    assert saved["analysis"] == report.analysis
+    assert "| It generalises | gap +0.50 points | ❌ not met |" in report.analysis_markdown(*report.analysis)
+    with pytest.raises(KeyError, match="uses 'missing' but no value of that name was given"):
+        report.show_analysis("{missing}")
+
+
+def test_a_later_notebook_reads_an_earlier_ones_results_or_says_what_to_run(report, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    report.record(acc=98.0)  # saved under the profile the report was made in
+    assert load_result("01_demo", report.profile.name, tmp_path)["metrics"]["acc"] == 98.0
+    with pytest.raises(MissingResults, match=r"builds on 02_other's results in the smoke profile.*"
+                                             r"make notebooks NB=02 PROFILE=smoke"):
+        load_result("02_other", "smoke", tmp_path)
+
+
+def test_record_run_keeps_the_summary_the_model_and_its_history(report, tmp_path):
+    class Rows:
+        rows = [{"epoch": 1, "test_acc": 98.0}, {"epoch": 2, "test_acc": 99.0}]
+
+    summary = {"params": 7000, "final_test_acc": 99.0, "training_seconds": 12.0, "best_test_acc": 99.1}
+    report.record_run("01 Model_1", "Model_1", summary, Rows(), receptive_field=30)
+    saved = json.loads((tmp_path / "01_demo.json").read_text())
+    assert saved["metrics"] == {**summary, "receptive_field": 30}
+    assert saved["models"] == [{"name": "01 Model_1", "params": 7000, "test_acc": 99.0, "seconds": 12.0,
+                                "best_test_acc": 99.1}]
+    assert saved["runs"]["Model_1"]["history"] == Rows.rows

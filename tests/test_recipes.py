@@ -1,0 +1,133 @@
+"""Config files → validated recipes: every config loads and builds; bad keys, types and names are clear errors."""
+import math
+
+import pytest
+import torch
+
+import models
+from mnist_utils.augment import Augment
+from mnist_utils.engine import History
+from mnist_utils.evaluation import clean_epochs_effect, run_summary
+from mnist_utils.recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_files,
+                                 config_names, load_config, model_names)
+
+
+@pytest.mark.parametrize("name", config_names())
+def test_every_config_loads_and_builds_its_model(name):
+    recipe = load_config(name)
+    assert recipe.name == name and recipe.title, "every config says what it is"
+    if recipe.model == PRETRAINED:  # a random-initialised backbone: no weights file needed to check the shape
+        model = build_pretrained(recipe, pretrained=False).model
+    else:
+        model = build_model(recipe)
+    size = recipe.image_size or 28
+    assert model.eval()(torch.zeros(2, 1, size, size)).shape == (2, 10)
+    assert recipe.make_optimizer(model.parameters()) is not None
+    assert recipe.describe()
+
+
+def test_a_config_builds_on_its_base_and_changes_only_what_it_says():
+    base, variant = load_config("blocks_vgg_bn"), load_config("blocks_vgg_bn_aug")
+    assert [path.name for path, _ in config_files("blocks_vgg_bn_aug")] == [
+        "blocks_vgg.yaml", "blocks_vgg_bn.yaml", "blocks_vgg_bn_aug.yaml"]
+    assert variant.augment == Augment(rotation=10, translate=0.1) and not base.augment.enabled
+    assert variant.replace(augment=base.augment, title=base.title, name=base.name) == base
+    resnet = load_config("blocks_resnet_bn_aug")
+    assert resnet.model == "OneBlockResNet" and resnet.model_args == {"batchnorm": True}
+
+
+def test_fractions_read_as_written():
+    assert load_config("cnn_simple").val_fraction == pytest.approx(1 / 12)
+    assert load_config("finetune_full").train_fraction == pytest.approx(1 / 20)
+
+
+def test_overrides_change_keys_and_nested_keys():
+    recipe = load_config("step3", ["epochs=5", "augment.rotation=5", "model_args.dropout=0.1", "seeds=[7]"])
+    assert (recipe.epochs, recipe.augment.rotation, recipe.augment.translate) == (5, 5.0, 0.08)
+    assert recipe.seeds == (7,) and recipe.model_args == {"dropout": 0.1}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["epoch=3"], r"unknown key epoch; the keys are name, title, model"),
+    (["epochs=three"], r"epochs: expected int, got 'three'"),
+    (["epochs=2.5"], r"epochs: expected int"),
+    (["model=Model_9"], r"model: unknown 'Model_9'; choose one of Model_1, Model_2"),
+    (["optimizer=rmsprop"], r"optimizer: unknown 'rmsprop'; choose one of sgd, adam, adamw"),
+    (["scheduler=cosine"], r"scheduler: unknown 'cosine'; choose one of onecycle"),
+    (["augment.spin=3"], r"augment: unknown key spin"),
+    (["patience=3"], r"patience and keep_best watch the validation split: set val_fraction"),
+    (["clean_epochs=15"], r"clean_epochs: must be between 0 and epochs - 1 = 14"),
+    (["batch_size=0"], r"batch_size: must be at least 1"),
+    (["epochs"], r"write key=value"),
+])
+def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("step3", overrides)
+
+
+def test_a_missing_config_lists_the_ones_there_are(tmp_path):
+    with pytest.raises(ConfigError, match=r"no such config file; choose one of .*step3"):
+        load_config("step4")
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected keys and values"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_model_arguments_that_do_not_fit_are_an_error_naming_the_model():
+    with pytest.raises(ConfigError, match="do not fit Model_2"):
+        build_model(load_config("step2", ["model_args.width=3"]))
+
+
+def test_model_names_are_the_classes_of_models_py():
+    names = model_names()
+    assert {"Model_1", "Model_2", "Model_3", "MiniVGG"} <= set(names)
+    assert all(issubclass(getattr(models, name), torch.nn.Module) for name in names)
+
+
+def test_recipe_cut_for_the_smoke_profile():
+    class Smoke:
+        is_smoke, seeds = True, 2
+
+        def epochs(self, wanted):
+            return 1
+
+    recipe = load_config("cnn_minivgg").for_profile(Smoke())
+    assert (recipe.epochs, recipe.batches_per_epoch, recipe.seeds) == (1, 3, (6,))
+    step3 = load_config("step3").for_profile(Smoke())
+    assert (step3.epochs, step3.anneal_epochs, step3.clean_epochs, step3.seeds) == (1, 1, 0, (1, 2))
+
+
+def test_early_stopping_watches_from_the_end_of_the_warm_up():
+    assert load_config("cnn_simple").monitor_from == 6  # 25% of 20 epochs warm up: epochs 1-5
+    assert Recipe(scheduler="none").monitor_from == 1
+
+
+def test_one_cycle_needs_three_steps_and_warms_up_for_two_at_least():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    recipe = Recipe(epochs=1, scheduler="onecycle", lr=0.1)
+    assert recipe.make_scheduler(recipe.make_optimizer([parameter]), steps_per_epoch=2) is None
+    scheduler = recipe.make_scheduler(recipe.make_optimizer([parameter]), steps_per_epoch=4)
+    assert scheduler.total_steps == 4 and scheduler._schedule_phases[0]["end_step"] == 1  # 2 steps up: 0, 1
+
+
+def made_up(train, test):
+    return History([{"epoch": i + 1, "train_acc": a, "test_acc": b, "seconds": 1.0, "images_per_s": 10.0}
+                    for i, (a, b) in enumerate(zip(train, test))])
+
+
+def test_clean_epochs_effect_compares_the_first_clean_epoch_with_the_last_augmented_one():
+    history = made_up([97.0, 98.0, 99.5, 99.6], [98.5, 99.0, 99.3, 99.4])
+    effect = clean_epochs_effect(history, clean_epochs=2)
+    assert effect["gain"] == pytest.approx(0.3) and effect["augmented_gap"] == pytest.approx(-1.0)
+    assert all(math.isnan(v) for v in clean_epochs_effect(history, clean_epochs=0).values())
+
+
+def test_run_summary_reads_size_best_last_epochs_and_gap():
+    summary = run_summary(models.Model_1(), made_up([99.0, 99.6, 99.8, 99.9], [99.0, 99.5, 99.3, 99.45]))
+    assert summary["params"] == 6_950 and summary["epochs"] == 4
+    assert (summary["best_test_acc"], summary["best_epoch"], summary["final_test_acc"]) == (99.5, 2, 99.45)
+    assert summary["min_last3_test_acc"] == 99.3 and not summary["last3_met"]
+    assert summary["verdict"] == "overfits" and summary["training_seconds"] == 4.0
