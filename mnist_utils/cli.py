@@ -147,14 +147,14 @@ def run_test(args: argparse.Namespace) -> int:
     log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
     append_line(log, {**summary, "results": str(folder)})
 
-    print(f"{meta['title']} ({meta['model']['name']}, {meta['path']}) on {len(test):,} MNIST test images: "
+    print(f"{meta['title']} ({meta['model']['name']}, {_shown(meta['path'])}) on {len(test):,} MNIST test images: "
           f"accuracy {evaluation['accuracy']:.2f}%, loss {evaluation['loss']:.4f}, macro F1 {macro['f1']:.2f}%")
     print("digit  precision  recall     F1  support")
     for row in evaluation["per_class"]:
         print(f"{row['class']!s:>5}  {row['precision']:8.2f}%  {row['recall']:5.2f}%  {row['f1']:5.2f}%  "
               f"{row['support']:7,}")
-    print(f"Results in {folder}: metrics.json, per_class.csv/.json, confusion.png/.csv, misclassified.png; "
-          f"logged in {log}")
+    print(f"Results in {_shown(folder)}: metrics.json, per_class.csv/.json, confusion.png/.csv, misclassified.png; "
+          f"logged in {_shown(log)}")
     return 0
 
 
@@ -184,6 +184,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- the parser
+
+
+def _shown(path: Path | str) -> str:
+    """`path` as a person would type it here: relative to the current folder when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _checkpoint_path(given: str | None) -> Path:
