@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,9 @@ from .report import fmt, load_results, mark
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+# A source notebook's stem is NN_name: copies that executors write beside it (00_eda.nbconvert.ipynb,
+# 00_eda-output.ipynb) are not notebooks of the series.
+SOURCE_STEM = re.compile(r"[0-9]{2}_\w+")
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
 DEFAULT_TIMEOUT = {"full": 1800, "smoke": 600}  # seconds per notebook, whole notebook
@@ -57,10 +61,12 @@ _KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}}) if 
 def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequence[str] = ()) -> list[Path]:
     """The notebooks that `selectors` name (all when none), in number order.
 
-    A selector is a number (`00`, `3` for `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too).
-    An unknown selector raises ValueError listing the notebooks there are.
+    Only source notebooks count (`NN_name.ipynb`: two digits, an underscore, letters, digits and
+    underscores), not the copies executors write beside them. A selector is a number (`00`, `3` for
+    `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too). An unknown selector raises ValueError
+    listing the notebooks there are.
     """
-    available = sorted(Path(notebooks_dir).glob(NOTEBOOK_GLOB))
+    available = sorted(p for p in Path(notebooks_dir).glob(NOTEBOOK_GLOB) if SOURCE_STEM.fullmatch(p.stem))
     if not selectors:
         return available
     chosen: set[Path] = set()

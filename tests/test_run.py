@@ -6,6 +6,7 @@ two, so the kernel tests are few and each checks several things about one run.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -40,11 +41,24 @@ def series(tmp_path: Path) -> Path:
         make_notebook(folder, stem, "pass")
     make_notebook(folder, "scratch", "pass")  # not NN_*: never picked
     make_notebook(folder, "7_one_digit", "pass")
+    make_notebook(folder, "00_eda.nbconvert", "pass")  # what `jupyter nbconvert --execute` writes beside it
+    make_notebook(folder, "01_first-output", "pass")  # an executor's output named by hand
     return folder
 
 
 def test_no_selector_means_every_numbered_notebook_in_number_order(series: Path) -> None:
     assert [p.stem for p in run.find_notebooks(series)] == ["00_eda", "01_first", "03_third", "10_last"]
+
+
+def test_executed_copies_beside_a_notebook_are_ignored_by_the_runner_and_by_git(series: Path) -> None:
+    assert [p.stem for p in run.find_notebooks(series, ["00", "01"])] == ["00_eda", "01_first"]
+    with pytest.raises(ValueError, match="No notebook matches '00_eda.nbconvert'"):
+        run.find_notebooks(series, ["00_eda.nbconvert"])
+    if not (PROJECT_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "notebooks/00_eda.nbconvert.ipynb", "notebooks/00_eda.html"],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert ignored.stdout.split() == ["notebooks/00_eda.nbconvert.ipynb", "notebooks/00_eda.html"]
 
 
 def test_selectors_by_number_or_stem_come_back_in_number_order_once(series: Path) -> None:
