@@ -1,4 +1,6 @@
 """Model_1..Model_3 (sizes, shapes, receptive fields), the shared recipe, and several seeds trained at once."""
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -23,6 +25,19 @@ def test_parameter_count_is_under_8000_and_the_documented_one(name):
 def test_ten_logits_per_image(name):
     model = getattr(models, name)().eval()
     assert model(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+
+
+ARCHITECTURES = ("Model_1", "Model_2", "Model_3", "OneBlockVGG", "OneBlockResNet", "SimpleCNN", "DeeperCNN",
+                 "MiniVGG", "TwoBranchCNN")
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("shape", [(2, 1, 32, 32), (2, 1, 27, 28), (1, 28, 28)])
+def test_a_batch_that_is_not_28_by_28_is_refused_naming_the_size_expected(name, shape):
+    model = getattr(models, name)().eval()
+    expected = re.escape(f"{name} takes 28×28 images shaped (N, 1, 28, 28), got {shape}")
+    with pytest.raises(ValueError, match=expected):
+        model(torch.zeros(shape))
 
 
 @pytest.mark.parametrize("name", PARAMETERS)
