@@ -19,11 +19,13 @@ import datetime as _dt
 import json
 import math
 import operator
+import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -319,10 +321,51 @@ class Report:
         return self.path
 
 
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def read_json(path: Path, what: str, fix: str, valid: Callable[[Any], str | None] = lambda data: None) -> Any:
+    """The JSON in `path` (None if there is no such file). A file that is not a readable `what` (truncated,
+    say, or something else: `valid` returns what is wrong, or None) would stop every later run that reads
+    it: it is named on stderr with `fix`, set aside as <name>.corrupt for a look, and read as missing."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
+        why = f"{type(error).__name__}: {error}"
+    else:
+        why = valid(data)
+        if why is None:
+            return data
+    aside = path.with_name(path.name + CORRUPT_SUFFIX)
+    try:
+        os.replace(path, aside)
+        where = f"set aside as {aside.name}"
+    except OSError as error:
+        where = f"could not set it aside ({error.strerror or error})"
+    print(f"warning: {path} is not a readable {what} ({why}); {where}. {fix}", file=sys.stderr, flush=True)
+    return None
+
+
+# What every results file holds (Report.to_dict writes them); the index and the README read them by name.
+RESULTS_KEYS = ("notebook", "title", "profile", "targets", "seconds", "saved", "hardware", "torch")
+
+
+def _results_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    missing = [key for key in RESULTS_KEYS if key not in data]
+    return f"no {', '.join(repr(k) for k in missing)}" if missing else None
+
+
 def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Every notebook's results JSON in `directory` (default reports/results), in notebook order."""
+    """Every notebook's results JSON in `directory` (default reports/results), in notebook order; an
+    unreadable one is named and set aside (see `read_json`)."""
     directory = Path(directory or reports_dir() / "results")
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    found = (read_json(p, "results file", f"Run notebook {p.stem} again to rewrite it.", _results_problem)
+             for p in sorted(directory.glob("*.json")))
+    return [results for results in found if results is not None]
 
 
 # ----------------------------------------------------------------------------- the README's results section
@@ -405,16 +448,26 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
     write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
 
 
-if __name__ == "__main__":
-    import sys
+def _bench_problem(data: Any) -> str | None:
+    return None if isinstance(data, dict) and {"machine", "pipeline"} <= data.keys() else "no 'machine' and 'pipeline'"
 
+
+def main(readme: Path | None = None, reports: Path | None = None) -> int:
+    """`make readme`: rewrite README.md's results section from `reports` (default: the reports folder)."""
     from .config import PROJECT_ROOT
 
-    bench_file = reports_dir() / "bench.json"
+    readme = Path(readme or PROJECT_ROOT / "README.md")
+    reports = Path(reports or reports_dir())
+    bench = read_json(reports / "bench.json", "benchmark file", "Run `make bench` again to rewrite it.", _bench_problem)
     try:
-        update_readme(PROJECT_ROOT / "README.md", load_results(),
-                      json.loads(bench_file.read_text()) if bench_file.exists() else None)
+        update_readme(readme, load_results(reports / "results"), bench)
     except ValueError as error:
-        sys.exit(f"error: {error}")
-    print("README.md results section regenerated from reports/results/*.json"
-          + (" and reports/bench.json" if bench_file.exists() else ""))
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{readme.name} results section regenerated from {reports / 'results'}/*.json"
+          + (f" and {reports / 'bench.json'}" if bench else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

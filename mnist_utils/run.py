@@ -34,7 +34,7 @@ from traitlets.config import Config
 
 from .config import PROFILES, PROJECT_ROOT, get_profile, reports_dir as default_reports_dir
 from .data import write_atomic
-from .report import fmt, load_results, mark
+from .report import fmt, load_results, mark, read_json
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -198,12 +198,16 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 # ----------------------------------------------------------------------------- runs.json
 
 
+def _runs_problem(data: Any) -> str | None:
+    if isinstance(data, dict) and all(isinstance(entry, dict) for entry in data.values()):
+        return None
+    return "not an object of one object per notebook"
+
+
 def read_runs(reports_dir: Path | str) -> dict[str, dict[str, Any]]:
-    path = Path(reports_dir) / "runs.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
+    """REPORTS/runs.json; {} when missing, or unreadable (then it is named and set aside)."""
+    fix = "How the notebooks' earlier runs went is lost; their results files and reports are not."
+    return read_json(Path(reports_dir) / "runs.json", "runs file", fix, _runs_problem) or {}
 
 
 def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Path:
@@ -330,6 +334,9 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
                   kernel_name: str | None = None) -> dict[str, dict[str, Any]]:
     """Run `paths` in order, printing one line each; keep runs.json and index.html current after each."""
     reports_dir = Path(reports_dir).resolve()
+    # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
+    read_runs(reports_dir)
+    _results_by_stem(reports_dir)
     entries: dict[str, dict[str, Any]] = {}
     for number, path in enumerate(paths, 1):
         print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)

@@ -94,3 +94,40 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     assert "**4.0×**" in text and "99.0% after 41 s (epoch 3); 99.4% not reached" in text
     with pytest.raises(ValueError, match="make bench"):
         bench_markdown({**bench, "quick": True})
+
+
+def test_an_unreadable_results_file_is_named_set_aside_and_skipped(report, tmp_path, capsys):
+    report.record(acc=99.5)
+    saved = (tmp_path / "01_demo.json").read_text()
+    (tmp_path / "02_truncated.json").write_text(saved[: len(saved) // 2])
+    (tmp_path / "03_empty.json").write_text("{}")
+
+    assert [r["notebook"] for r in load_results(tmp_path)] == ["01_demo"]
+
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path / '02_truncated.json'} is not a readable results file (JSONDecodeError: " in err
+    assert f"warning: {tmp_path / '03_empty.json'} is not a readable results file (no 'notebook', 'title'" in err
+    assert "set aside as 02_truncated.json.corrupt. Run notebook 02_truncated again to rewrite it." in err
+    assert (tmp_path / "02_truncated.json.corrupt").read_text() == saved[: len(saved) // 2]
+    assert (tmp_path / "03_empty.json.corrupt").exists() and not (tmp_path / "03_empty.json").exists()
+    assert load_results(tmp_path) and not capsys.readouterr().err, "set aside once, then out of the way"
+
+
+def test_make_readme_names_unreadable_files_sets_them_aside_and_goes_on(tmp_path, monkeypatch, capsys):
+    from mnist_utils.report import README_END, README_START, main
+
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    full = Report("01_demo", "Demo", output_dir=tmp_path / "reports" / "results")
+    full.record(acc=99.5)
+    (tmp_path / "reports" / "results" / "02_cut.json").write_text('{"notebook": "02_cut", "tit')
+    (tmp_path / "reports" / "bench.json").write_text("")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\n")
+
+    assert main(readme, tmp_path / "reports") == 0
+
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'reports' / 'results' / '02_cut.json'} is not a readable results file" in err
+    assert f"{tmp_path / 'reports' / 'bench.json'} is not a readable benchmark file" in err
+    assert (tmp_path / "reports" / "bench.json.corrupt").exists()
+    assert "01_demo: Demo" in readme.read_text() and "old" not in readme.read_text()

@@ -122,12 +122,16 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     (reports / "runs.json").write_text(json.dumps({"00_old": old_entry}))
     (reports / "results").mkdir()
     (reports / "results" / "01_boom.json").write_text(json.dumps({"notebook": "01_boom", "title": "Old numbers"}))
+    (reports / "results" / "00_old.json").write_text('{"notebook": "00_old", "tit')  # cut short: named, set aside
     monkeypatch.setenv("MNIST_PROFILE", "full")  # --profile wins over the environment
 
     code = run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke", "--timeout", "120"])
 
     assert code != 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"warning: {reports / 'results' / '00_old.json'} is not a readable results file")
+    assert (reports / "results" / "00_old.json.corrupt").exists()
+    out = captured.out.splitlines()
     assert out[0].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[0]
     assert out[1].startswith("[2/2] 02_ok … ok in ") and out[1].endswith("· Test accuracy 99.32% · targets 1/2 met")
     assert out[2].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[2]
@@ -181,6 +185,24 @@ def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- index page (no kernel)
+
+
+def test_unreadable_runs_and_results_files_are_named_set_aside_and_the_index_still_written(tmp_path: Path, capsys) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "01_cut.json").write_text('{"notebook": "01_cut", "title": "Cut')
+    (tmp_path / "results" / "02_empty.json").write_text("{}")
+    (tmp_path / "runs.json").write_text('{"01_cut": {"status": "ok", "sec')
+    entry = {"status": "ok", "seconds": 1.0, "profile": "smoke", "finished": "2024-01-01T00:00:00+00:00", "error": None}
+
+    run.record_run(tmp_path, "03_new", entry)
+    page = run.write_index(tmp_path).read_text()
+
+    assert "03_new" in page and "01_cut" not in page
+    assert json.loads((tmp_path / "runs.json").read_text()) == {"03_new": entry}
+    err = capsys.readouterr().err
+    for name in ("runs.json", "results/01_cut.json", "results/02_empty.json"):
+        assert f"warning: {tmp_path / name} is not a readable" in err
+        assert (tmp_path / f"{name}.corrupt").exists()
 
 
 def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Path, monkeypatch) -> None:
