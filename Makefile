@@ -36,11 +36,10 @@ $(STAMP): pyproject.toml
 data: setup  ## fetch MNIST and verify its checksums (data/MNIST/raw)
 	@$(PY) -m mnist_utils.data
 
-notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass)
+notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass, into reports/smoke/)
 	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.run $(NB)
-	@echo "Open reports/index.html"
 
-readme: setup  ## regenerate the README's results section from reports/results (full-profile runs only)
+readme: setup  ## regenerate the README's results section from reports/results (full-profile runs of every notebook)
 	@$(PY) -m mnist_utils.report
 
 test: data  ## unit tests plus every notebook in the smoke profile

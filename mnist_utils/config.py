@@ -17,9 +17,18 @@ def data_root() -> Path:
     return Path(os.environ.get("MNIST_DATA_ROOT", PROJECT_ROOT / "data"))
 
 
-def reports_dir() -> Path:
-    """Folder for executed notebooks, HTML and results JSON (override with MNIST_REPORTS_DIR)."""
+def reports_root() -> Path:
+    """The reports folder (override with MNIST_REPORTS_DIR); each profile's outputs: see `reports_dir`."""
     return Path(os.environ.get("MNIST_REPORTS_DIR", PROJECT_ROOT / "reports"))
+
+
+def reports_dir(profile: str | None = None, base: Path | str | None = None) -> Path:
+    """Folder for the executed notebooks, HTML and results JSON of `profile` (default: the active one):
+    `base` (default `reports_root()`) for the full profile, its smoke/ subfolder for the smoke profile,
+    so that a quick check never replaces the outputs of a full run."""
+    base = Path(base) if base is not None else reports_root()
+    name = get_profile(profile).name
+    return base if name == "full" else base / name
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class Report:
         self.started = time.perf_counter()
         self.profile = get_profile()
         self.device = get_device()
-        self.output_dir = Path(self.output_dir or reports_dir() / "results")
+        self.output_dir = Path(self.output_dir or reports_dir(self.profile.name) / "results")
 
     # ------------------------------------------------------------------ declaring
 
@@ -360,8 +360,8 @@ def _results_problem(data: Any) -> str | None:
 
 
 def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Every notebook's results JSON in `directory` (default reports/results), in notebook order; an
-    unreadable one is named and set aside (see `read_json`)."""
+    """Every notebook's results JSON in `directory` (default: the active profile's, reports/results for the
+    full profile), in notebook order; an unreadable one is named and set aside (see `read_json`)."""
     directory = Path(directory or reports_dir() / "results")
     found = (read_json(p, "results file", f"Run notebook {p.stem} again to rewrite it.", _results_problem)
              for p in sorted(directory.glob("*.json")))
@@ -380,9 +380,15 @@ def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: -row["test accuracy"])
 
 
-def results_markdown(results: Sequence[dict[str, Any]]) -> str:
-    """The README's results section, built only from full-profile results files."""
+def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] = ()) -> str:
+    """The README's results section, built only from full-profile results files. A notebook of `expected`
+    (stems) without one is an error that names it: the section would silently leave it out."""
     results = [r for r in results if r.get("profile") == "full"]
+    missing = sorted(set(expected) - {r["notebook"] for r in results})
+    if missing:
+        numbers = " ".join(stem[:2] for stem in missing)
+        selector = numbers if len(missing) == 1 else f'"{numbers}"'
+        raise ValueError(f"No full-profile results for {', '.join(missing)}: run `make notebooks NB={selector}` first.")
     if not results:
         raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
     hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
@@ -436,15 +442,17 @@ def bench_markdown(bench: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None) -> None:
+def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None,
+                  expected: Sequence[str] = ()) -> None:
     """Replace the text between the results markers in `readme` (atomically), adding the benchmark's
-    figures when `bench` (the JSON `make bench` writes) is given."""
+    figures when `bench` (the JSON `make bench` writes) is given; every notebook of `expected` (stems)
+    must have full-profile results."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    section = results_markdown(results) + ("\n" + bench_markdown(bench) if bench else "")
+    section = results_markdown(results, expected) + ("\n" + bench_markdown(bench) if bench else "")
     write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
 
 
@@ -452,15 +460,18 @@ def _bench_problem(data: Any) -> str | None:
     return None if isinstance(data, dict) and {"machine", "pipeline"} <= data.keys() else "no 'machine' and 'pipeline'"
 
 
-def main(readme: Path | None = None, reports: Path | None = None) -> int:
-    """`make readme`: rewrite README.md's results section from `reports` (default: the reports folder)."""
+def main(readme: Path | None = None, reports: Path | None = None, notebooks: Path | None = None) -> int:
+    """`make readme`: rewrite README.md's results section from the full-profile `reports` folder (default
+    reports/); every source notebook in `notebooks` (default notebooks/) must have results there."""
     from .config import PROJECT_ROOT
+    from .run import NOTEBOOKS_DIR, find_notebooks  # run imports this module
 
     readme = Path(readme or PROJECT_ROOT / "README.md")
-    reports = Path(reports or reports_dir())
+    reports = Path(reports or reports_dir("full"))
     bench = read_json(reports / "bench.json", "benchmark file", "Run `make bench` again to rewrite it.", _bench_problem)
+    expected = [path.stem for path in find_notebooks(notebooks or NOTEBOOKS_DIR)]
     try:
-        update_readme(readme, load_results(reports / "results"), bench)
+        update_readme(readme, load_results(reports / "results"), bench, expected)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

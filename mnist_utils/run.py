@@ -1,12 +1,14 @@
 """Run the notebooks headless and publish them: ``python -m mnist_utils.run [SELECTOR ...]``.
 
 Each notebook runs top to bottom in a fresh kernel, in its own folder, under one profile and one
-time limit. Its executed copy and an HTML rendering land in the reports folder even when it fails,
-``runs.json`` keeps how each notebook's last run went, and ``index.html`` links everything together
-with the headline numbers and targets that the notebooks' ``Report`` wrote to ``results/``.
+time limit. Its executed copy and an HTML rendering land in the profile's reports folder even when it
+fails (reports/ for the full profile, reports/smoke/ for the smoke one, so a quick check never replaces
+a full run's outputs), ``runs.json`` keeps how each notebook's last run went, and ``index.html`` links
+everything together with the headline numbers and targets that the notebooks' ``Report`` wrote to
+``results/``.
 
     python -m mnist_utils.run                     # every notebooks/NN_*.ipynb, in number order
-    python -m mnist_utils.run 00 3 --profile smoke
+    python -m mnist_utils.run 00 3 --profile smoke  # → reports/smoke/
     python -m mnist_utils.run 01_step1_skeleton --timeout 900 --reports /tmp/reports
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import PROFILES, PROJECT_ROOT, get_profile, reports_dir as default_reports_dir
+from .config import PROFILES, PROJECT_ROOT, get_profile, reports_dir as profile_reports_dir, reports_root
 from .data import write_atomic
 from .report import fmt, load_results, mark, read_json
 
@@ -93,7 +95,8 @@ def project_kernel() -> str:
 
 
 def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
-    """The kernel's environment: ours, plus the profile and where the notebook's Report writes."""
+    """The kernel's environment: ours, plus the profile and the reports folder (whose subfolder for the
+    profile the notebook's Report writes to)."""
     env = dict(os.environ)
     env["MNIST_PROFILE"] = profile
     env["MNIST_REPORTS_DIR"] = str(Path(reports_dir).resolve())
@@ -128,14 +131,16 @@ def _mark_failure(cell: Any, ename: str, message: str) -> None:
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
                      kernel_name: str | None = None) -> dict[str, Any]:
-    """Run one notebook; write REPORTS/<stem>.ipynb and .html; return its runs.json entry.
+    """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
+    config.reports_dir); return its runs.json entry.
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason.
     """
     path, reports_dir = Path(path).resolve(), Path(reports_dir).resolve()
+    folder = profile_reports_dir(profile, reports_dir)
     # Drop an earlier run's results so the index never shows old numbers as this run's.
-    (reports_dir / "results" / f"{path.stem}.json").unlink(missing_ok=True)
+    (folder / "results" / f"{path.stem}.json").unlink(missing_ok=True)
 
     current: dict[str, Any] = {"cell": None, "index": None}
     deadline = [math.inf]
@@ -186,10 +191,10 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     seconds = time.monotonic() - started
 
     if nb is not None:
-        write_atomic(reports_dir / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
+        write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
         exporter = HTMLExporter(template_name="lab", embed_images=True)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-        write_atomic(reports_dir / f"{path.stem}.html", body.encode())
+        write_atomic(folder / f"{path.stem}.html", body.encode())
 
     return {"status": status, "seconds": round(seconds, 1), "profile": profile,
             "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
@@ -332,18 +337,18 @@ def write_index(reports_dir: Path | str) -> Path:
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float,
                   kernel_name: str | None = None) -> dict[str, dict[str, Any]]:
-    """Run `paths` in order, printing one line each; keep runs.json and index.html current after each."""
-    reports_dir = Path(reports_dir).resolve()
+    """Run `paths` in order, printing one line each; keep the profile's runs.json and index.html current after each."""
+    folder = profile_reports_dir(profile, Path(reports_dir).resolve())
     # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
-    read_runs(reports_dir)
-    _results_by_stem(reports_dir)
+    read_runs(folder)
+    _results_by_stem(folder)
     entries: dict[str, dict[str, Any]] = {}
     for number, path in enumerate(paths, 1):
         print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
         entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name)
-        record_run(reports_dir, path.stem, entry)
-        write_index(reports_dir)  # after each notebook, so an interrupted series still has a page
-        print(progress_suffix(entry, _results_by_stem(reports_dir).get(path.stem)), flush=True)
+        record_run(folder, path.stem, entry)
+        write_index(folder)  # after each notebook, so an interrupted series still has a page
+        print(progress_suffix(entry, _results_by_stem(folder).get(path.stem)), flush=True)
         entries[path.stem] = entry
     return entries
 
@@ -355,7 +360,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")
     parser.add_argument("--timeout", type=float,
                         help="seconds per notebook (default: " + ", ".join(f"{s} {p}" for p, s in DEFAULT_TIMEOUT.items()) + ")")
-    parser.add_argument("--reports", type=Path, help="output folder (default: $MNIST_REPORTS_DIR, else reports/)")
+    parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
+                                                     "the smoke profile writes to its smoke/ subfolder")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
@@ -369,7 +375,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
         return 2
     timeout = args.timeout or DEFAULT_TIMEOUT[profile]
-    reports = (args.reports or default_reports_dir()).resolve()
+    reports = Path(args.reports or reports_root()).resolve()
 
     started = time.monotonic()
     entries = run_notebooks(paths, reports, profile, timeout)
@@ -377,7 +383,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     summary = f"{len(entries) - len(failed)}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
     if failed:
         summary += f"; failed: {', '.join(failed)}"
-    print(f"{summary} → {reports / 'index.html'}", flush=True)
+    print(f"{summary} → {profile_reports_dir(profile, reports) / 'index.html'}", flush=True)
     return 1 if failed else 0
 
 

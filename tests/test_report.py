@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from mnist_utils.config import PROJECT_ROOT, reports_dir
 from mnist_utils.report import Report, Target, load_results, markdown_table
 
 
@@ -123,11 +124,48 @@ def test_make_readme_names_unreadable_files_sets_them_aside_and_goes_on(tmp_path
     (tmp_path / "reports" / "bench.json").write_text("")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_START}\nold\n{README_END}\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_demo.ipynb").write_text("{}")
 
-    assert main(readme, tmp_path / "reports") == 0
+    assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 0
 
     err = capsys.readouterr().err
     assert f"{tmp_path / 'reports' / 'results' / '02_cut.json'} is not a readable results file" in err
     assert f"{tmp_path / 'reports' / 'bench.json'} is not a readable benchmark file" in err
     assert (tmp_path / "reports" / "bench.json.corrupt").exists()
     assert "01_demo: Demo" in readme.read_text() and "old" not in readme.read_text()
+
+
+@pytest.mark.parametrize("folder", [None, "elsewhere"])
+def test_each_profile_writes_its_own_results_so_a_smoke_run_never_replaces_a_full_one(tmp_path, monkeypatch, folder):
+    base = tmp_path / folder if folder else PROJECT_ROOT / "reports"
+    if folder:
+        monkeypatch.setenv("MNIST_REPORTS_DIR", str(base))
+    else:
+        monkeypatch.delenv("MNIST_REPORTS_DIR", raising=False)
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    assert Report("01_demo", "Demo").path == base / "results" / "01_demo.json"
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")  # as `MNIST_PROFILE=smoke jupyter nbconvert --execute` runs it
+    assert Report("01_demo", "Demo").path == base / "smoke" / "results" / "01_demo.json"
+    assert reports_dir() == base / "smoke" and reports_dir("full") == base
+
+
+def test_make_readme_fails_naming_each_notebook_without_full_profile_results(tmp_path, monkeypatch, capsys):
+    from mnist_utils.report import README_END, README_START, main
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for stem in ("00_first", "01_second", "02_third"):
+        (notebooks / f"{stem}.ipynb").write_text("{}")
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    Report("00_first", "First", output_dir=tmp_path / "reports" / "results").record(acc=1)
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    Report("01_second", "Second", output_dir=tmp_path / "reports" / "results").record(acc=1)  # smoke only
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\nold\n{README_END}\n")
+
+    assert main(readme, tmp_path / "reports", notebooks) == 1
+
+    assert capsys.readouterr().err == ("error: No full-profile results for 01_second, 02_third: "
+                                       "run `make notebooks NB=\"01 02\"` first.\n")
+    assert "old" in readme.read_text(), "left as it was"

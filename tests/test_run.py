@@ -116,27 +116,36 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
         "report.headline('acc', 'Test accuracy', '%')\n"
         "report.record(acc=99.32, params=100)",
     )
-    # Another notebook's entry from an earlier run, and stale results for the failing one.
-    old_entry = {"status": "ok", "seconds": 5.0, "profile": "full", "finished": "2024-01-01T00:00:00+00:00", "error": None}
-    reports.mkdir()
-    (reports / "runs.json").write_text(json.dumps({"00_old": old_entry}))
-    (reports / "results").mkdir()
-    (reports / "results" / "01_boom.json").write_text(json.dumps({"notebook": "01_boom", "title": "Old numbers"}))
-    (reports / "results" / "00_old.json").write_text('{"notebook": "00_old", "tit')  # cut short: named, set aside
+    # A full run's outputs, which a smoke run must leave alone.
+    full_outputs = {"runs.json": '{"02_ok": {"status": "ok"}}', "index.html": "full index", "02_ok.html": "full report",
+                    "02_ok.ipynb": "full executed copy", "results/02_ok.json": '{"notebook": "02_ok", "profile": "full"}'}
+    for name, text in full_outputs.items():
+        (reports / name).parent.mkdir(parents=True, exist_ok=True)
+        (reports / name).write_text(text)
+    # An earlier smoke run: another notebook's entry, and stale results for the failing one.
+    smoke = reports / "smoke"
+    old_entry = {"status": "ok", "seconds": 5.0, "profile": "smoke", "finished": "2024-01-01T00:00:00+00:00", "error": None}
+    (smoke / "results").mkdir(parents=True)
+    (smoke / "runs.json").write_text(json.dumps({"00_old": old_entry}))
+    (smoke / "results" / "01_boom.json").write_text(json.dumps({"notebook": "01_boom", "title": "Old numbers"}))
+    (smoke / "results" / "00_old.json").write_text('{"notebook": "00_old", "tit')  # cut short: named, set aside
     monkeypatch.setenv("MNIST_PROFILE", "full")  # --profile wins over the environment
 
     code = run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke", "--timeout", "120"])
 
     assert code != 0
     captured = capsys.readouterr()
-    assert captured.err.startswith(f"warning: {reports / 'results' / '00_old.json'} is not a readable results file")
-    assert (reports / "results" / "00_old.json.corrupt").exists()
+    assert captured.err.startswith(f"warning: {smoke / 'results' / '00_old.json'} is not a readable results file")
+    assert (smoke / "results" / "00_old.json.corrupt").exists()
     out = captured.out.splitlines()
     assert out[0].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[0]
     assert out[1].startswith("[2/2] 02_ok … ok in ") and out[1].endswith("· Test accuracy 99.32% · targets 1/2 met")
     assert out[2].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[2]
+    assert out[2].endswith(f"→ {smoke.resolve() / 'index.html'}")
+    for name, text in full_outputs.items():
+        assert (reports / name).read_text() == text, f"a smoke run replaced the full run's {name}"
 
-    runs = json.loads((reports / "runs.json").read_text())
+    runs = json.loads((smoke / "runs.json").read_text())
     assert runs["00_old"] == old_entry  # merged, not replaced
     assert runs["01_boom"]["status"] == "error" and runs["01_boom"]["error"].startswith("ValueError: boom")
     assert runs["02_ok"]["status"] == "ok" and runs["02_ok"]["error"] is None
@@ -144,17 +153,17 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert runs["02_ok"]["seconds"] > 0 and runs["02_ok"]["finished"]
 
     for stem in ("01_boom", "02_ok"):
-        assert (reports / f"{stem}.ipynb").exists() and (reports / f"{stem}.html").exists()
-    page = (reports / "01_boom.html").read_text()
+        assert (smoke / f"{stem}.ipynb").exists() and (smoke / f"{stem}.html").exists()
+    page = (smoke / "01_boom.html").read_text()
     assert "boom" in page and "before" in page and "STALE OUTPUT" not in page
-    assert not (reports / "results" / "01_boom.json").exists()  # its old numbers went
+    assert not (smoke / "results" / "01_boom.json").exists()  # its old numbers went
 
     # The kernel ran in the notebook's folder with the runner's profile and reports folder.
-    assert text_outputs(reports / "02_ok.ipynb").split() == ["smoke", str(reports.resolve()), str(notebooks.resolve())]
-    results = json.loads((reports / "results" / "02_ok.json").read_text())
+    assert text_outputs(smoke / "02_ok.ipynb").split() == ["smoke", str(reports.resolve()), str(notebooks.resolve())]
+    results = json.loads((smoke / "results" / "02_ok.json").read_text())
     assert results["profile"] == "smoke" and results["headline"]["value"] == 99.32
 
-    index = (reports / "index.html").read_text()
+    index = (smoke / "index.html").read_text()
     for stem in ("00_old", "01_boom", "02_ok"):
         assert stem in index
     assert "href='01_boom.html'" in index and "href='02_ok.html'" in index
@@ -170,9 +179,9 @@ def test_the_timeout_is_for_the_whole_notebook(tmp_path: Path) -> None:
     assert entry["status"] == "timeout"
     assert "cell [2]" in entry["error"]
     assert entry["seconds"] < 20
-    executed = nbformat.read(tmp_path / "reports" / "05_slow.ipynb", as_version=4)
+    executed = nbformat.read(tmp_path / "reports" / "smoke" / "05_slow.ipynb", as_version=4)
     assert executed.cells[3].execution_count is None  # the sleep(30) never started
-    assert "exceeded its 5 s limit" in (tmp_path / "reports" / "05_slow.html").read_text()
+    assert "exceeded its 5 s limit" in (tmp_path / "reports" / "smoke" / "05_slow.html").read_text()
 
 
 def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
@@ -180,7 +189,7 @@ def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
     entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=60)
 
     assert entry["status"] == "error" and entry["error"].startswith("kernel died")
-    page = (tmp_path / "reports" / "06_dies.html").read_text()
+    page = (tmp_path / "reports" / "smoke" / "06_dies.html").read_text()
     assert "alive" in page and "kernel died" in page
 
 
