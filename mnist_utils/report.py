@@ -32,6 +32,10 @@ import torch
 from .config import get_device, get_profile, reports_dir
 from .data import write_atomic
 
+# Set by the runner while it runs a notebook: the folder a Report writes its results to until the notebook
+# finishes (the runner then moves them into results/), so an unfinished run never replaces finished results.
+PENDING_ENV = "MNIST_RESULTS_PENDING"
+
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
 
@@ -171,7 +175,9 @@ class Report:
         self.started = time.perf_counter()
         self.profile = get_profile()
         self.device = get_device()
+        pending = os.environ.get(PENDING_ENV) if self.output_dir is None else None
         self.output_dir = Path(self.output_dir or reports_dir(self.profile.name) / "results")
+        self._save_dir = Path(pending) if pending else self.output_dir
 
     # ------------------------------------------------------------------ declaring
 
@@ -287,7 +293,8 @@ class Report:
 
     @property
     def path(self) -> Path:
-        return self.output_dir / f"{self.notebook}.json"
+        """Where `save` writes: output_dir (where results are read), or the runner's pending folder."""
+        return self._save_dir / f"{self.notebook}.json"
 
     def to_dict(self) -> dict[str, Any]:
         headline = None

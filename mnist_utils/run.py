@@ -7,6 +7,12 @@ a full run's outputs), ``runs.json`` keeps how each notebook's last run went, an
 everything together with the headline numbers and targets that the notebooks' ``Report`` wrote to
 ``results/``.
 
+Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebook's kernel is shut
+down, the notebook is recorded as interrupted, no other notebook starts, and the exit status is 130
+(143 for SIGTERM). A notebook's new executed copy, HTML and results replace the previous run's only
+when it finishes: while it runs, its Report writes to a pending folder, so an interrupted (or killed)
+run leaves the last finished run's outputs as they were.
+
     python -m mnist_utils.run                     # every notebooks/NN_*.ipynb, in number order
     python -m mnist_utils.run 00 3 --profile smoke  # → reports/smoke/
     python -m mnist_utils.run 01_step1_skeleton --timeout 900 --reports /tmp/reports
@@ -14,6 +20,8 @@ everything together with the headline numbers and targets that the notebooks' ``
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import datetime as _dt
 import html
 import json
@@ -21,22 +29,26 @@ import logging
 import math
 import os
 import re
+import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import nbformat
 import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
+from nbclient.util import ensure_async
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 from .config import PROFILES, PROJECT_ROOT, get_profile, reports_dir as profile_reports_dir, reports_root
 from .data import write_atomic
-from .report import fmt, load_results, mark, read_json
+from .report import PENDING_ENV, fmt, load_results, mark, read_json
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -86,6 +98,95 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
     return sorted(chosen)
 
 
+# ----------------------------------------------------------------------------- stopping
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stop:
+    """While active (a context manager, in the main thread), SIGINT and SIGTERM stop the run instead of
+    killing the runner: the first one is recorded and cancels the notebook that is running (see
+    `cancels`), and the runner starts no other. The previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._cancel: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "Stop":
+        if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if self._cancel is not None:
+                self._cancel()
+
+    def cancels(self, cancel: Callable[[], None] | None) -> None:
+        """What a stop signal calls from now on (None: nothing); called at once if one came already."""
+        self._cancel = cancel
+        if cancel is not None and self.signum is not None:
+            cancel()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+class Interrupted(Exception):
+    """A stop signal ended the notebook's execution."""
+
+
+def _execute_until_stopped(client: NotebookClient, env: dict[str, str], stop: Stop) -> None:
+    """`client.execute(env=env)`, in a worker thread with an event loop of its own, so that this thread
+    keeps SIGINT and SIGTERM (nbclient's own handlers would shut the kernel down and let the series go on).
+    A stop signal cancels the execution, nbclient shuts the kernel down, and this raises Interrupted;
+    otherwise whatever the execution raised is raised here."""
+    outcome: dict[str, BaseException] = {}
+
+    def work() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        task = loop.create_task(client.async_execute(env=env))
+
+        def cancel() -> None:  # called from the main thread's signal handler
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing left to cancel
+                loop.call_soon_threadsafe(task.cancel)
+
+        stop.cancels(cancel)
+        try:
+            loop.run_until_complete(task)
+        except BaseException as error:  # noqa: BLE001 - handed to the calling thread
+            outcome["error"] = error
+        finally:
+            stop.cancels(None)
+            if client.km is not None and client.km.has_kernel:  # stopped while the kernel was starting
+                loop.run_until_complete(ensure_async(client.km.shutdown_kernel(now=True)))
+            leftover = asyncio.all_tasks(loop)  # nbclient's pollers of a cancelled cell
+            for pending in leftover:
+                pending.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    worker = threading.Thread(target=work, name="notebook", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        if stop.signum is not None:  # the kernel's death or the cancellation itself: either way, stopped
+            raise Interrupted(stop.name) from outcome["error"]
+        raise outcome["error"]
+
+
 # ----------------------------------------------------------------------------- running one notebook
 
 
@@ -129,18 +230,39 @@ def _mark_failure(cell: Any, ename: str, message: str) -> None:
         cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
 
 
+def _publish_results(pending: Path, results: Path, stem: str) -> None:
+    """Move the results files a finished run wrote to `pending` into `results`, replacing the previous
+    run's. A run that wrote none for its notebook leaves none: the index must not show old numbers as
+    this run's."""
+    written = sorted(pending.glob("*.json"))
+    for file in written:
+        results.mkdir(parents=True, exist_ok=True)
+        os.replace(file, results / file.name)
+    if not any(file.stem == stem for file in written):
+        (results / f"{stem}.json").unlink(missing_ok=True)
+    _discard(pending)
+
+
+def _discard(pending: Path) -> None:
+    shutil.rmtree(pending, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        pending.parent.rmdir()  # .pending/ itself, once no notebook's results are pending
+
+
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     kernel_name: str | None = None) -> dict[str, Any]:
+                     kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, Any]:
     """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
-    config.reports_dir); return its runs.json entry.
+    config.reports_dir), and the results its Report wrote; return its runs.json entry.
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
-    the executed copy and HTML, and the entry says status error or timeout with a short reason.
+    the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
+    signal (see Stop; `stop` is the run's, else one for this notebook) shuts the kernel down and gives
+    status interrupted; then the previous run's executed copy, HTML and results stay as they were.
     """
     path, reports_dir = Path(path).resolve(), Path(reports_dir).resolve()
     folder = profile_reports_dir(profile, reports_dir)
-    # Drop an earlier run's results so the index never shows old numbers as this run's.
-    (folder / "results" / f"{path.stem}.json").unlink(missing_ok=True)
+    pending = folder / ".pending" / path.stem  # where the Report writes until the notebook finishes
+    shutil.rmtree(pending, ignore_errors=True)  # left by a run that was killed
 
     current: dict[str, Any] = {"cell": None, "index": None}
     deadline = [math.inf]
@@ -162,7 +284,9 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     nb = None
     status, error = "ok", None
     started = time.monotonic()
+    stack = contextlib.ExitStack()
     try:
+        stop = stop or stack.enter_context(Stop())
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:  # cells that never run this time must not show an earlier run's output
             if cell.cell_type == "code":
@@ -176,7 +300,9 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
             log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
         )
-        client.execute(env=kernel_env(profile, reports_dir))
+        _execute_until_stopped(client, {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}, stop)
+    except Interrupted as exc:
+        status, error = "interrupted", f"stopped by {exc} ({_cell_label(current['cell'], current['index'])})"
     except CellExecutionError as exc:  # nbclient already put the traceback under the cell
         status, error = "error", f"{exc.ename}: {_first_line(exc.evalue)} ({_cell_label(current['cell'], current['index'])})"
     except TimeoutError:  # nbclient's CellTimeoutError is one too
@@ -188,13 +314,21 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         _mark_failure(current["cell"], "DeadKernelError", error + "; out of memory, or a crash in native code?")
     except Exception as exc:  # unreadable notebook, kernel that won't start: report it, go on with the rest
         status, error = "error", f"{type(exc).__name__}: {_first_line(exc)}"
+    finally:
+        stack.close()
     seconds = time.monotonic() - started
 
-    if nb is not None:
-        write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
-        exporter = HTMLExporter(template_name="lab", embed_images=True)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-        write_atomic(folder / f"{path.stem}.html", body.encode())
+    if status == "interrupted":  # an unfinished run replaces nothing
+        _discard(pending)
+        if (folder / f"{path.stem}.html").exists():
+            error += "; the report and results shown are the previous run's"
+    else:
+        if nb is not None:
+            write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
+            exporter = HTMLExporter(template_name="lab", embed_images=True)
+            body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+            write_atomic(folder / f"{path.stem}.html", body.encode())
+        _publish_results(pending, folder / "results", path.stem)
 
     return {"status": status, "seconds": round(seconds, 1), "profile": profile,
             "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
@@ -270,6 +404,7 @@ h1{font-size:1.5rem;margin-bottom:.3rem}.meta{color:#666;font-size:.9rem;margin:
 table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{border-bottom:1px solid #ddd;padding:.5rem .6rem;text-align:left;vertical-align:top}
 th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padding-left:1rem}
 .stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
+.interrupted{color:#9a6700;font-weight:600}
 .why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
 """
 
@@ -336,20 +471,25 @@ def write_index(reports_dir: Path | str) -> Path:
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float,
-                  kernel_name: str | None = None) -> dict[str, dict[str, Any]]:
-    """Run `paths` in order, printing one line each; keep the profile's runs.json and index.html current after each."""
+                  kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, dict[str, Any]]:
+    """Run `paths` in order, printing one line each; keep the profile's runs.json and index.html current
+    after each. After a stop signal (`stop`: the caller's, to learn of it) no further notebook starts."""
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
     # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
     read_runs(folder)
     _results_by_stem(folder)
     entries: dict[str, dict[str, Any]] = {}
-    for number, path in enumerate(paths, 1):
-        print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
-        entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name)
-        record_run(folder, path.stem, entry)
-        write_index(folder)  # after each notebook, so an interrupted series still has a page
-        print(progress_suffix(entry, _results_by_stem(folder).get(path.stem)), flush=True)
-        entries[path.stem] = entry
+    with contextlib.ExitStack() as stack:
+        stop = stop or stack.enter_context(Stop())
+        for number, path in enumerate(paths, 1):
+            if stop.signum is not None:
+                break
+            print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
+            entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name, stop)
+            record_run(folder, path.stem, entry)
+            write_index(folder)  # after each notebook, so an interrupted series still has a page
+            print(progress_suffix(entry, _results_by_stem(folder).get(path.stem)), flush=True)
+            entries[path.stem] = entry
     return entries
 
 
@@ -378,13 +518,22 @@ def main(argv: Iterable[str] | None = None) -> int:
     reports = Path(args.reports or reports_root()).resolve()
 
     started = time.monotonic()
-    entries = run_notebooks(paths, reports, profile, timeout)
-    failed = [stem for stem, e in entries.items() if e["status"] != "ok"]
-    summary = f"{len(entries) - len(failed)}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
-    if failed:
-        summary += f"; failed: {', '.join(failed)}"
-    print(f"{summary} → {profile_reports_dir(profile, reports) / 'index.html'}", flush=True)
-    return 1 if failed else 0
+    with Stop() as stop:
+        entries = run_notebooks(paths, reports, profile, timeout, stop=stop)
+        failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
+        interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
+        ok = len(entries) - len(failed) - len(interrupted)
+        summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
+        if failed:
+            summary += f"; failed: {', '.join(failed)}"
+        if interrupted:
+            summary += f"; interrupted: {', '.join(interrupted)}"
+        if stop.signum is not None:
+            summary += f"; stopped by {stop.name}" + (f", {len(paths) - len(entries)} not run" if len(entries) < len(paths) else "")
+        print(f"{summary} → {profile_reports_dir(profile, reports) / 'index.html'}", flush=True)
+    if stop.signum is not None:
+        return 128 + stop.signum  # as a shell reports a process killed by the signal: 130 for SIGINT
+    return 1 if ok < len(entries) else 0
 
 
 if __name__ == "__main__":

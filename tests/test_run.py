@@ -6,7 +6,11 @@ two, so the kernel tests are few and each checks several things about one run.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -191,6 +195,63 @@ def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert entry["status"] == "error" and entry["error"].startswith("kernel died")
     page = (tmp_path / "reports" / "smoke" / "06_dies.html").read_text()
     assert "alive" in page and "kernel died" in page
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous_outputs(tmp_path: Path, signum) -> None:
+    notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
+    started = tmp_path / "kernel.pid"
+    make_notebook(
+        notebooks, "01_sleeps",
+        "from mnist_utils.report import Report\n"
+        "report = Report('01_sleeps', 'New run')\n"
+        "report.target('acc', '>', 50, 'Accuracy', '%')  # saved at once: a results file with the target not met",
+        f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)")
+    make_notebook(notebooks, "02_never", "print('ran')")
+    # The previous, finished run's outputs.
+    Report("01_sleeps", "Previous run", output_dir=reports / "results").record(acc=99.0)
+    previous = {"01_sleeps.ipynb": "previous executed copy", "01_sleeps.html": "previous report"}
+    for name, text in previous.items():
+        (reports / name).write_text(text)
+    previous["results/01_sleeps.json"] = (reports / "results" / "01_sleeps.json").read_text()
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mnist_utils.run", "--notebooks", str(notebooks), "--reports", str(reports),
+         "--profile", "full", "--timeout", "600"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the second cell runs (or two minutes pass: then the test fails below)
+            if started.exists() and started.read_text() or runner.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert runner.poll() is None and started.read_text(), runner.communicate()
+        runner.send_signal(signum)
+        out, err = runner.communicate(timeout=120)
+    finally:
+        runner.kill()
+
+    name = signal.Signals(signum).name
+    assert runner.returncode == 128 + signum, (out, err)  # 130 for SIGINT, as a shell reports Ctrl-C
+    lines = out.splitlines()
+    assert lines[0].startswith("[1/2] 01_sleeps … interrupted in ")
+    assert f"stopped by {name} (cell [2]); the report and results shown are the previous run's" in lines[0]
+    assert lines[1].startswith("0/1 notebooks ok in ") and f"interrupted: 01_sleeps; stopped by {name}, 1 not run" in lines[1]
+    assert len(lines) == 2 and not err
+
+    runs = json.loads((reports / "runs.json").read_text())
+    assert list(runs) == ["01_sleeps"] and runs["01_sleeps"]["status"] == "interrupted"
+    assert "interrupted" in (reports / "index.html").read_text()
+    for name, text in previous.items():
+        assert (reports / name).read_text() == text, f"the interrupted run replaced {name}"
+    assert not (reports / ".pending" / "01_sleeps").exists()
+    assert not alive(int(started.read_text())), "the kernel was shut down"
 
 
 # ----------------------------------------------------------------------------- index page (no kernel)
