@@ -6,7 +6,6 @@ two, so the kernel tests are few and each checks several things about one run.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
