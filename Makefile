@@ -22,9 +22,14 @@ help:  ## list the targets
 setup: $(STAMP)  ## create .venv with every dependency and the Jupyter kernel (quick when done)
 
 # Re-install only when the dependency list changes. pip's notes about local index folders are noise.
+# An environment without pip (what `python -m venv` leaves where the venv module is missing, or an
+# interrupted creation) is removed and made again, never trusted: a failed attempt leaves no .venv.
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed, found " + sys.version'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(None if sys.version_info >= (3, 10) else "error: Python 3.10+ needed, found " + sys.version.split()[0] + " ($(PYTHON)). Choose another interpreter: make PYTHON=python3.12 $(or $(MAKECMDGOALS),setup)")'
+	@$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV) && $(PY) -m pip --version >/dev/null 2>&1; } || { \
+	  rm -rf $(VENV); \
+	  echo "error: $(PYTHON) could not make a virtual environment with pip in $(VENV) (removed). Install its venv module (Debian/Ubuntu: apt install python3-venv), or choose another interpreter: make PYTHON=python3.12 $(or $(MAKECMDGOALS),setup)" >&2; \
+	  exit 1; }
 	@echo "Installing dependencies into $(VENV) (torch is large: a few minutes the first time) ..."
 	@$(PY) -m pip install --quiet --progress-bar off -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))" >/dev/null
@@ -34,12 +39,11 @@ $(STAMP): pyproject.toml
 data: setup  ## fetch MNIST and verify its checksums (data/MNIST/raw)
 	@$(PY) -m mnist_utils.data
 
-notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass)
+notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass, into reports/smoke/)
 	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.run $(NB)
-	@echo "Open reports/index.html"
 
-readme: setup  ## regenerate the README's results section from reports/results (full-profile runs only)
-	@$(PY) -m mnist_utils.report
+readme: setup  ## regenerate the README's results section from reports/results (full-profile runs of every notebook)
+	@$(PY) -m mnist_utils.readme
 
 test: data  ## unit tests plus every notebook in the smoke profile
 	@$(PY) -m pytest

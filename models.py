@@ -3,6 +3,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+IMAGE_SIZE = 28  # every network here is built for MNIST's 28×28 digits
+
+
+def check_input(model: nn.Module, x: torch.Tensor) -> None:
+    """Refuse a batch that is not (N, C, 28, 28): on other sizes the layers compute without complaint and
+    the answer is wrong (Model_1 gives 90 outputs per 32×32 image; global pooling hides any size)."""
+    if x.ndim != 4 or tuple(x.shape[-2:]) != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"{type(model).__name__} takes {IMAGE_SIZE}×{IMAGE_SIZE} images shaped "
+                         f"(N, 1, {IMAGE_SIZE}, {IMAGE_SIZE}), got {tuple(x.shape)}: resize or crop them to "
+                         f"{IMAGE_SIZE}×{IMAGE_SIZE} first.")
+
 
 # ============================================================================ 01-03: under 8,000 parameters
 # Comments give each layer's output (channels×height×width) and receptive field (RF, in input pixels).
@@ -43,6 +54,7 @@ class Model_1(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.net(x)
 
 
@@ -65,6 +77,7 @@ class Model_2(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.net(x)
 
 
@@ -91,6 +104,7 @@ class OneBlockVGG(nn.Module):
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(width * 14 * 14, 10))  # every position, own weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.classifier(self.block(x))
 
 
@@ -124,6 +138,7 @@ class OneBlockResNet(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.head(self.block(self.stem(x)))
 
 
@@ -142,6 +157,7 @@ class SimpleCNN(nn.Module):
         self.fc2 = nn.Linear(128, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # 32×14×14
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # 64×7×7
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
@@ -160,6 +176,7 @@ class DeeperCNN(nn.Module):
         self.fc2 = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = F.relu(self.conv1(x))
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # 32×14×14
         x = F.relu(self.conv3(x))
@@ -185,6 +202,7 @@ class MiniVGG(nn.Module):
             nn.Flatten(), nn.Linear(256 * 3 * 3, 512), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(512, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         return self.classifier(self.features(x))
 
 
@@ -212,6 +230,7 @@ class TwoBranchCNN(nn.Module):
             nn.Conv2d(64, 256, kernel, padding=kernel // 2), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
         x = F.max_pool2d(F.relu(self.stem(x)), 2)  # 32×14×14
         x = torch.cat([self.branch3(x), self.branch5(x)], dim=1)  # 512×7×7
         return self.classifier(x)

@@ -40,7 +40,7 @@ from torchvision import transforms
 
 from models import Model_3
 
-from .config import data_root, get_device, reports_dir
+from .config import data_root, get_device, reports_root
 from .engine import progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
 from .packed import PackedModels, packed_loss, side_by_side
@@ -387,7 +387,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         results["accuracy"] = time_to_accuracy(recipe, subset, device)
     if args.knobs:
         results["knobs"] = knob_table(recipe, data.train, device, sizes)
-    path = args.json or reports_dir() / "bench.json"
+    path = args.json or reports_root() / "bench.json"  # not a profile's: `make readme` reads it there
     write_atomic(path, (json.dumps(results, indent=2) + "\n").encode())
     print(f"\nEvery figure above, with the machine's facts: {path}")
     return 0

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -11,15 +13,30 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 PROFILES = ("full", "smoke")
 
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+# A source notebook's stem is NN_name: copies that executors write beside it (00_eda.nbconvert.ipynb,
+# 00_eda-output.ipynb) are not notebooks of the series.
+SOURCE_STEM = re.compile(r"[0-9]{2}_\w+")
+
 
 def data_root() -> Path:
     """Folder holding `MNIST/raw/` (override with MNIST_DATA_ROOT)."""
     return Path(os.environ.get("MNIST_DATA_ROOT", PROJECT_ROOT / "data"))
 
 
-def reports_dir() -> Path:
-    """Folder for executed notebooks, HTML and results JSON (override with MNIST_REPORTS_DIR)."""
+def reports_root() -> Path:
+    """The reports folder (override with MNIST_REPORTS_DIR); each profile's outputs: see `reports_dir`."""
     return Path(os.environ.get("MNIST_REPORTS_DIR", PROJECT_ROOT / "reports"))
+
+
+def reports_dir(profile: str | None = None, base: Path | str | None = None) -> Path:
+    """Folder for the executed notebooks, HTML and results JSON of `profile` (default: the active one):
+    `base` (default `reports_root()`) for the full profile, its smoke/ subfolder for the smoke profile,
+    so that a quick check never replaces the outputs of a full run."""
+    base = Path(base) if base is not None else reports_root()
+    name = get_profile(profile).name
+    return base if name == "full" else base / name
 
 
 @dataclass(frozen=True)
@@ -69,3 +86,29 @@ def get_device(prefer: str | None = None) -> torch.device:
             raise RuntimeError("MNIST_DEVICE asks for CUDA but torch sees no GPU: unset it or set it to 'cpu'.")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequence[str] = ()) -> list[Path]:
+    """The notebooks that `selectors` name (all when none), in number order.
+
+    Only source notebooks count (`NN_name.ipynb`: two digits, an underscore, letters, digits and
+    underscores), not the copies executors write beside them. A selector is a number (`00`, `3` for
+    `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too). An unknown selector raises ValueError
+    listing the notebooks there are.
+    """
+    available = sorted(p for p in Path(notebooks_dir).glob(NOTEBOOK_GLOB) if SOURCE_STEM.fullmatch(p.stem))
+    if not selectors:
+        return available
+    chosen: set[Path] = set()
+    for selector in selectors:
+        name = Path(selector).name.removesuffix(".ipynb")
+        if name.isdigit():
+            matches = [p for p in available if int(p.name[:2]) == int(name)]
+        else:
+            matches = [p for p in available if p.stem == name]
+        if not matches:
+            listing = ", ".join(p.stem for p in available) or f"none: no {NOTEBOOK_GLOB} in {notebooks_dir}"
+            raise ValueError(f"No notebook matches {selector!r}. Available: {listing}")
+        chosen.update(matches)
+    # Number order whatever order the selectors came in: later notebooks read earlier ones' results.
+    return sorted(chosen)

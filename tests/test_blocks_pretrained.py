@@ -139,6 +139,14 @@ def test_random_resnet18_has_no_weights_file(tmp_path, monkeypatch):
         pretrained.stem_conversion_error(net)
 
 
+@pytest.mark.parametrize("family", pretrained.FAMILIES)
+@pytest.mark.parametrize("size", [0, -28, 2.5])
+def test_an_image_size_that_is_not_a_positive_whole_number_is_refused(family, size):
+    with pytest.raises(ValueError, match=rf"image_size is the side of the input in pixels, a whole number from 1 up "
+                                         rf"\(MNIST's is 28\), got {size}"):
+        pretrained.pretrained_for_mnist(family, pretrained=False, image_size=size)
+
+
 def test_unknown_family_names_the_known_ones():
     with pytest.raises(ValueError, match="resnet18, efficientnet-lite0"):
         pretrained.pretrained_for_mnist("vgg16", image_size=32)
@@ -243,3 +251,8 @@ def test_fit_one_cycle_handles_runs_of_a_few_steps(mnist, images):
     history = fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), batches, None,
                                   torch.device("cpu"), epochs=1, max_lr=0.01, progress=None)
     assert len(history) == 1 and history["train_loss"][0] > 0
+
+
+def test_feature_map_size_refuses_an_image_size_that_is_not_positive():
+    with pytest.raises(ValueError, match="image_size must be a positive whole number"):
+        feature_map_size(models.OneBlockResNet(), 0)

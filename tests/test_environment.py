@@ -1,4 +1,8 @@
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 
 from mnist_utils.config import PROJECT_ROOT, get_profile
@@ -23,3 +27,62 @@ def test_profiles(monkeypatch):
     assert full.name == "full" and full.epochs(15) == 15 and full.subset(60000) == 60000
     with pytest.raises(ValueError, match="MNIST_PROFILE"):
         get_profile("huge")
+
+
+# ----------------------------------------------------------------------------- `make setup` with a bad interpreter
+
+FAKE_PYTHON = """#!/bin/sh
+# A Python without the venv module (as Debian's python3 is without python3-venv); FAKE_OLD=1 also makes it 3.9.
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+    mkdir -p "$3/bin"
+    printf '#!/bin/sh\\necho "No module named pip" >&2\\nexit 1\\n' > "$3/bin/python"
+    chmod +x "$3/bin/python"
+    echo "The virtual environment was not created successfully because ensurepip is not available." >&2
+    exit 1
+fi
+if [ "$FAKE_OLD" = 1 ]; then export PYTHONPATH="$(dirname "$0")/old"; fi
+exec {real} "$@"
+"""
+
+
+@pytest.fixture
+def make_setup(tmp_path):
+    """Runs `make setup` in a copy of the project's Makefile with the fake interpreter above."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    tools = tmp_path / "tools"
+    (tools / "old").mkdir(parents=True)
+    (tools / "old" / "sitecustomize.py").write_text(
+        "import sys\nsys.version_info = (3, 9, 18, 'final', 0)\nsys.version = '3.9.18 (main)'\n")
+    fake = tools / "python"
+    fake.write_text(FAKE_PYTHON.replace("{real}", sys.executable))
+    fake.chmod(0o755)
+
+    def run(**env):
+        return subprocess.run(["make", "setup", f"PYTHON={fake}"], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, **env}, timeout=120)
+    return run
+
+
+def test_a_python_without_venv_leaves_no_half_made_environment(make_setup, tmp_path):
+    done = make_setup()
+    assert done.returncode != 0
+    assert "could not make a virtual environment with pip in .venv (removed)" in done.stderr
+    assert "apt install python3-venv" in done.stderr and "make PYTHON=python3.12 setup" in done.stderr
+    assert not (tmp_path / ".venv").exists()
+
+    # A .venv without pip, as an interrupted or failed creation leaves it, is not trusted either.
+    subprocess.run([tmp_path / "tools" / "python", "-m", "venv", tmp_path / ".venv"], capture_output=True)
+    assert (tmp_path / ".venv" / "bin" / "python").exists()
+    done = make_setup()
+    assert done.returncode != 0 and not (tmp_path / ".venv").exists()
+
+
+def test_an_old_python_is_refused_even_under_pythonoptimize_naming_how_to_choose_another(make_setup, tmp_path):
+    done = make_setup(FAKE_OLD="1", PYTHONOPTIMIZE="1")
+    assert done.returncode != 0
+    assert "error: Python 3.10+ needed, found 3.9.18" in done.stderr
+    assert "Choose another interpreter: make PYTHON=python3.12 setup" in done.stderr
+    assert not (tmp_path / ".venv").exists()

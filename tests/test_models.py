@@ -1,4 +1,6 @@
 """Model_1..Model_3 (sizes, shapes, receptive fields), the shared recipe, and several seeds trained at once."""
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -28,6 +30,19 @@ def test_parameter_count_is_under_8000_and_the_documented_one(name):
 def test_ten_logits_per_image(name):
     model = getattr(models, name)().eval()
     assert model(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+
+
+ARCHITECTURES = ("Model_1", "Model_2", "Model_3", "OneBlockVGG", "OneBlockResNet", "SimpleCNN", "DeeperCNN",
+                 "MiniVGG", "TwoBranchCNN")
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("shape", [(2, 1, 32, 32), (2, 1, 27, 28), (1, 28, 28)])
+def test_a_batch_that_is_not_28_by_28_is_refused_naming_the_size_expected(name, shape):
+    model = getattr(models, name)().eval()
+    expected = re.escape(f"{name} takes 28×28 images shaped (N, 1, 28, 28), got {shape}")
+    with pytest.raises(ValueError, match=expected):
+        model(torch.zeros(shape))
 
 
 @pytest.mark.parametrize("name", PARAMETERS)
@@ -167,3 +182,20 @@ def test_recipe_trains_its_last_epochs_without_augmentation(mnist):
     assert "the last 1 epochs without" in recipe.describe()
     assert "weight decay" not in recipe.describe() and "weight decay 0.0005" in Recipe(weight_decay=5e-4).describe()
     assert recipe.with_epochs(1).clean_epochs == 0, "a one-epoch smoke run still augments"
+
+
+def test_receptive_field_refuses_sizes_that_leave_no_pixels():
+    with pytest.raises(ValueError, match="positive whole number of pixels"):
+        receptive_field(models.Model_1(), input_size=0)
+    with pytest.raises(ValueError, match=r"leaves no pixels of a 8×8 input; Model_1 expects at least"):
+        receptive_field(models.Model_1(), input_size=8)
+    assert receptive_field(models.Model_1())[-1]["size"] == 1
+
+
+def test_a_recipe_refuses_an_unknown_optimizer_or_scheduler_when_it_is_made():
+    with pytest.raises(ValueError, match="optimizer: unknown 'rmsprop'; choose one of sgd, adam, adamw"):
+        Recipe(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="scheduler: unknown 'cosine'"):
+        Recipe(scheduler="cosine")
+    assert "step decay" in Recipe(scheduler="step").describe()
+    assert "one-cycle" not in Recipe(scheduler="plateau").describe()

@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.config import PROJECT_ROOT, reports_dir
 from mnist_utils.run import execute_notebook, find_notebooks
 
 NOTEBOOKS = find_notebooks(PROJECT_ROOT / "notebooks", [])
@@ -35,8 +35,9 @@ def reports(tmp_path_factory):
 def test_notebook_runs_in_the_smoke_profile(path, reports):
     outcome = execute_notebook(path, reports, "smoke", 600)
     assert outcome["status"] == "ok", outcome.get("error")
-    assert (reports / f"{path.stem}.html").stat().st_size > 10_000
-    results = json.loads((reports / "results" / f"{path.stem}.json").read_text())
+    smoke = reports_dir("smoke", reports)
+    assert (smoke / f"{path.stem}.html").stat().st_size > 10_000
+    results = json.loads((smoke / "results" / f"{path.stem}.json").read_text())
     assert results["notebook"] == path.stem, "the notebook's Report is named after its file"
     assert results["profile"] == "smoke"
     assert results["targets"], "every notebook declares its targets"

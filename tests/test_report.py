@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from mnist_utils.config import PROJECT_ROOT, reports_dir
 from mnist_utils.report import MissingResults, Report, Target, load_result, load_results, markdown_table
 
 
@@ -57,7 +58,7 @@ def test_markdown_table_formats_numbers():
 
 
 def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
-    from mnist_utils.report import README_END, README_START, results_markdown, update_readme
+    from mnist_utils.readme import README_END, README_START, results_markdown, update_readme
 
     report.target("acc", ">=", 99.4, "Accuracy", "%")
     report.headline("acc", "Test accuracy", "%")
@@ -80,7 +81,7 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
 
 
 def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
-    from mnist_utils.report import bench_markdown
+    from mnist_utils.readme import bench_markdown
 
     bench = {"quick": False,
              "machine": {"hardware": "AMD EPYC, 2 CPU threads", "usable_cpus": 2, "torch": "2.14.1+cpu",
@@ -132,3 +133,77 @@ def test_record_run_keeps_the_summary_the_model_and_its_history(report, tmp_path
     assert saved["models"] == [{"name": "01 Model_1", "params": 7000, "test_acc": 99.0, "seconds": 12.0,
                                 "best_test_acc": 99.1}]
     assert saved["runs"]["Model_1"]["history"] == Rows.rows
+
+
+def test_an_unreadable_results_file_is_named_set_aside_and_skipped(report, tmp_path, capsys):
+    report.record(acc=99.5)
+    saved = (tmp_path / "01_demo.json").read_text()
+    (tmp_path / "02_truncated.json").write_text(saved[: len(saved) // 2])
+    (tmp_path / "03_empty.json").write_text("{}")
+
+    assert [r["notebook"] for r in load_results(tmp_path)] == ["01_demo"]
+
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path / '02_truncated.json'} is not a readable results file (JSONDecodeError: " in err
+    assert f"warning: {tmp_path / '03_empty.json'} is not a readable results file (no 'notebook', 'title'" in err
+    assert "set aside as 02_truncated.json.corrupt. Run notebook 02_truncated again to rewrite it." in err
+    assert (tmp_path / "02_truncated.json.corrupt").read_text() == saved[: len(saved) // 2]
+    assert (tmp_path / "03_empty.json.corrupt").exists() and not (tmp_path / "03_empty.json").exists()
+    assert load_results(tmp_path) and not capsys.readouterr().err, "set aside once, then out of the way"
+
+
+def test_make_readme_names_unreadable_files_sets_them_aside_and_goes_on(tmp_path, monkeypatch, capsys):
+    from mnist_utils.readme import README_END, README_START, main
+
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    full = Report("01_demo", "Demo", output_dir=tmp_path / "reports" / "results")
+    full.record(acc=99.5)
+    (tmp_path / "reports" / "results" / "02_cut.json").write_text('{"notebook": "02_cut", "tit')
+    (tmp_path / "reports" / "bench.json").write_text("")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_demo.ipynb").write_text("{}")
+
+    assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 0
+
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'reports' / 'results' / '02_cut.json'} is not a readable results file" in err
+    assert f"{tmp_path / 'reports' / 'bench.json'} is not a readable benchmark file" in err
+    assert (tmp_path / "reports" / "bench.json.corrupt").exists()
+    assert "01_demo: Demo" in readme.read_text() and "old" not in readme.read_text()
+
+
+@pytest.mark.parametrize("folder", [None, "elsewhere"])
+def test_each_profile_writes_its_own_results_so_a_smoke_run_never_replaces_a_full_one(tmp_path, monkeypatch, folder):
+    base = tmp_path / folder if folder else PROJECT_ROOT / "reports"
+    if folder:
+        monkeypatch.setenv("MNIST_REPORTS_DIR", str(base))
+    else:
+        monkeypatch.delenv("MNIST_REPORTS_DIR", raising=False)
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    assert Report("01_demo", "Demo").path == base / "results" / "01_demo.json"
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")  # as `MNIST_PROFILE=smoke jupyter nbconvert --execute` runs it
+    assert Report("01_demo", "Demo").path == base / "smoke" / "results" / "01_demo.json"
+    assert reports_dir() == base / "smoke" and reports_dir("full") == base
+
+
+def test_make_readme_fails_naming_each_notebook_without_full_profile_results(tmp_path, monkeypatch, capsys):
+    from mnist_utils.readme import README_END, README_START, main
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for stem in ("00_first", "01_second", "02_third"):
+        (notebooks / f"{stem}.ipynb").write_text("{}")
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    Report("00_first", "First", output_dir=tmp_path / "reports" / "results").record(acc=1)
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    Report("01_second", "Second", output_dir=tmp_path / "reports" / "results").record(acc=1)  # smoke only
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\nold\n{README_END}\n")
+
+    assert main(readme, tmp_path / "reports", notebooks) == 1
+
+    assert capsys.readouterr().err == ("error: No full-profile results for 01_second, 02_third: "
+                                       "run `make notebooks NB=\"01 02\"` first.\n")
+    assert "old" in readme.read_text(), "left as it was"

@@ -6,6 +6,10 @@ two, so the kernel tests are few and each checks several things about one run.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -40,11 +44,24 @@ def series(tmp_path: Path) -> Path:
         make_notebook(folder, stem, "pass")
     make_notebook(folder, "scratch", "pass")  # not NN_*: never picked
     make_notebook(folder, "7_one_digit", "pass")
+    make_notebook(folder, "00_eda.nbconvert", "pass")  # what `jupyter nbconvert --execute` writes beside it
+    make_notebook(folder, "01_first-output", "pass")  # an executor's output named by hand
     return folder
 
 
 def test_no_selector_means_every_numbered_notebook_in_number_order(series: Path) -> None:
     assert [p.stem for p in run.find_notebooks(series)] == ["00_eda", "01_first", "03_third", "10_last"]
+
+
+def test_executed_copies_beside_a_notebook_are_ignored_by_the_runner_and_by_git(series: Path) -> None:
+    assert [p.stem for p in run.find_notebooks(series, ["00", "01"])] == ["00_eda", "01_first"]
+    with pytest.raises(ValueError, match="No notebook matches '00_eda.nbconvert'"):
+        run.find_notebooks(series, ["00_eda.nbconvert"])
+    if not (PROJECT_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "notebooks/00_eda.nbconvert.ipynb", "notebooks/00_eda.html"],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert ignored.stdout.split() == ["notebooks/00_eda.nbconvert.ipynb", "notebooks/00_eda.html"]
 
 
 def test_selectors_by_number_or_stem_come_back_in_number_order_once(series: Path) -> None:
@@ -102,23 +119,36 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
         "report.headline('acc', 'Test accuracy', '%')\n"
         "report.record(acc=99.32, params=100)",
     )
-    # Another notebook's entry from an earlier run, and stale results for the failing one.
-    old_entry = {"status": "ok", "seconds": 5.0, "profile": "full", "finished": "2024-01-01T00:00:00+00:00", "error": None}
-    reports.mkdir()
-    (reports / "runs.json").write_text(json.dumps({"00_old": old_entry}))
-    (reports / "results").mkdir()
-    (reports / "results" / "01_boom.json").write_text(json.dumps({"notebook": "01_boom", "title": "Old numbers"}))
+    # A full run's outputs, which a smoke run must leave alone.
+    full_outputs = {"runs.json": '{"02_ok": {"status": "ok"}}', "index.html": "full index", "02_ok.html": "full report",
+                    "02_ok.ipynb": "full executed copy", "results/02_ok.json": '{"notebook": "02_ok", "profile": "full"}'}
+    for name, text in full_outputs.items():
+        (reports / name).parent.mkdir(parents=True, exist_ok=True)
+        (reports / name).write_text(text)
+    # An earlier smoke run: another notebook's entry, and stale results for the failing one.
+    smoke = reports / "smoke"
+    old_entry = {"status": "ok", "seconds": 5.0, "profile": "smoke", "finished": "2024-01-01T00:00:00+00:00", "error": None}
+    (smoke / "results").mkdir(parents=True)
+    (smoke / "runs.json").write_text(json.dumps({"00_old": old_entry}))
+    (smoke / "results" / "01_boom.json").write_text(json.dumps({"notebook": "01_boom", "title": "Old numbers"}))
+    (smoke / "results" / "00_old.json").write_text('{"notebook": "00_old", "tit')  # cut short: named, set aside
     monkeypatch.setenv("MNIST_PROFILE", "full")  # --profile wins over the environment
 
     code = run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke", "--timeout", "120"])
 
     assert code != 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"warning: {smoke / 'results' / '00_old.json'} is not a readable results file")
+    assert (smoke / "results" / "00_old.json.corrupt").exists()
+    out = captured.out.splitlines()
     assert out[0].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[0]
     assert out[1].startswith("[2/2] 02_ok … ok in ") and out[1].endswith("· Test accuracy 99.32% · targets 1/2 met")
     assert out[2].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[2]
+    assert out[2].endswith(f"→ {smoke.resolve() / 'index.html'}")
+    for name, text in full_outputs.items():
+        assert (reports / name).read_text() == text, f"a smoke run replaced the full run's {name}"
 
-    runs = json.loads((reports / "runs.json").read_text())
+    runs = json.loads((smoke / "runs.json").read_text())
     assert runs["00_old"] == old_entry  # merged, not replaced
     assert runs["01_boom"]["status"] == "error" and runs["01_boom"]["error"].startswith("ValueError: boom")
     assert runs["02_ok"]["status"] == "ok" and runs["02_ok"]["error"] is None
@@ -126,17 +156,17 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert runs["02_ok"]["seconds"] > 0 and runs["02_ok"]["finished"]
 
     for stem in ("01_boom", "02_ok"):
-        assert (reports / f"{stem}.ipynb").exists() and (reports / f"{stem}.html").exists()
-    page = (reports / "01_boom.html").read_text()
+        assert (smoke / f"{stem}.ipynb").exists() and (smoke / f"{stem}.html").exists()
+    page = (smoke / "01_boom.html").read_text()
     assert "boom" in page and "before" in page and "STALE OUTPUT" not in page
-    assert not (reports / "results" / "01_boom.json").exists()  # its old numbers went
+    assert not (smoke / "results" / "01_boom.json").exists()  # its old numbers went
 
     # The kernel ran in the notebook's folder with the runner's profile and reports folder.
-    assert text_outputs(reports / "02_ok.ipynb").split() == ["smoke", str(reports.resolve()), str(notebooks.resolve())]
-    results = json.loads((reports / "results" / "02_ok.json").read_text())
+    assert text_outputs(smoke / "02_ok.ipynb").split() == ["smoke", str(reports.resolve()), str(notebooks.resolve())]
+    results = json.loads((smoke / "results" / "02_ok.json").read_text())
     assert results["profile"] == "smoke" and results["headline"]["value"] == 99.32
 
-    index = (reports / "index.html").read_text()
+    index = (smoke / "index.html").read_text()
     for stem in ("00_old", "01_boom", "02_ok"):
         assert stem in index
     assert "href='01_boom.html'" in index and "href='02_ok.html'" in index
@@ -152,9 +182,9 @@ def test_the_timeout_is_for_the_whole_notebook(tmp_path: Path) -> None:
     assert entry["status"] == "timeout"
     assert "cell [2]" in entry["error"]
     assert entry["seconds"] < 20
-    executed = nbformat.read(tmp_path / "reports" / "05_slow.ipynb", as_version=4)
+    executed = nbformat.read(tmp_path / "reports" / "smoke" / "05_slow.ipynb", as_version=4)
     assert executed.cells[3].execution_count is None  # the sleep(30) never started
-    assert "exceeded its 5 s limit" in (tmp_path / "reports" / "05_slow.html").read_text()
+    assert "exceeded its 5 s limit" in (tmp_path / "reports" / "smoke" / "05_slow.html").read_text()
 
 
 def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
@@ -162,11 +192,86 @@ def test_a_kernel_that_dies_is_an_error_not_a_crash(tmp_path: Path) -> None:
     entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=60)
 
     assert entry["status"] == "error" and entry["error"].startswith("kernel died")
-    page = (tmp_path / "reports" / "06_dies.html").read_text()
+    page = (tmp_path / "reports" / "smoke" / "06_dies.html").read_text()
     assert "alive" in page and "kernel died" in page
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous_outputs(tmp_path: Path, signum) -> None:
+    notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
+    started = tmp_path / "kernel.pid"
+    make_notebook(
+        notebooks, "01_sleeps",
+        "from mnist_utils.report import Report\n"
+        "report = Report('01_sleeps', 'New run')\n"
+        "report.target('acc', '>', 50, 'Accuracy', '%')  # saved at once: a results file with the target not met",
+        f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)")
+    make_notebook(notebooks, "02_never", "print('ran')")
+    # The previous, finished run's outputs.
+    Report("01_sleeps", "Previous run", output_dir=reports / "results").record(acc=99.0)
+    previous = {"01_sleeps.ipynb": "previous executed copy", "01_sleeps.html": "previous report"}
+    for name, text in previous.items():
+        (reports / name).write_text(text)
+    previous["results/01_sleeps.json"] = (reports / "results" / "01_sleeps.json").read_text()
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "mnist_utils.run", "--notebooks", str(notebooks), "--reports", str(reports),
+         "--profile", "full", "--timeout", "600"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the second cell runs (or two minutes pass: then the test fails below)
+            if started.exists() and started.read_text() or runner.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert runner.poll() is None and started.read_text(), runner.communicate()
+        runner.send_signal(signum)
+        out, err = runner.communicate(timeout=120)
+    finally:
+        runner.kill()
+
+    name = signal.Signals(signum).name
+    assert runner.returncode == 128 + signum, (out, err)  # 130 for SIGINT, as a shell reports Ctrl-C
+    lines = out.splitlines()
+    assert lines[0].startswith("[1/2] 01_sleeps … interrupted in ")
+    assert f"stopped by {name} (cell [2]); the report and results shown are the previous run's" in lines[0]
+    assert lines[1].startswith("0/1 notebooks ok in ") and f"interrupted: 01_sleeps; stopped by {name}, 1 not run" in lines[1]
+    assert len(lines) == 2 and not err
+
+    runs = json.loads((reports / "runs.json").read_text())
+    assert list(runs) == ["01_sleeps"] and runs["01_sleeps"]["status"] == "interrupted"
+    assert "interrupted" in (reports / "index.html").read_text()
+    for name, text in previous.items():
+        assert (reports / name).read_text() == text, f"the interrupted run replaced {name}"
+    assert not (reports / ".pending" / "01_sleeps").exists()
+    assert not alive(int(started.read_text())), "the kernel was shut down"
+
+
 # ----------------------------------------------------------------------------- index page (no kernel)
+
+
+def test_unreadable_runs_and_results_files_are_named_set_aside_and_the_index_still_written(tmp_path: Path, capsys) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "01_cut.json").write_text('{"notebook": "01_cut", "title": "Cut')
+    (tmp_path / "results" / "02_empty.json").write_text("{}")
+    (tmp_path / "runs.json").write_text('{"01_cut": {"status": "ok", "sec')
+    entry = {"status": "ok", "seconds": 1.0, "profile": "smoke", "finished": "2024-01-01T00:00:00+00:00", "error": None}
+
+    run.record_run(tmp_path, "03_new", entry)
+    page = run.write_index(tmp_path).read_text()
+
+    assert "03_new" in page and "01_cut" not in page
+    assert json.loads((tmp_path / "runs.json").read_text()) == {"03_new": entry}
+    err = capsys.readouterr().err
+    for name in ("runs.json", "results/01_cut.json", "results/02_empty.json"):
+        assert f"warning: {tmp_path / name} is not a readable" in err
+        assert (tmp_path / f"{name}.corrupt").exists()
 
 
 def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Path, monkeypatch) -> None:

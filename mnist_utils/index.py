@@ -1,0 +1,146 @@
+"""The index page of a reports folder (`index.html`): one row per notebook with its headline, its targets
+met or not, its run time against its budget and links to the rendered notebook; and `runs.json`, the record
+of how each notebook's last run went, which the page is built from."""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from .data import write_atomic
+from .report import fmt, load_results, mark, read_json
+
+
+# ----------------------------------------------------------------------------- runs.json
+
+
+def _runs_problem(data: Any) -> str | None:
+    if isinstance(data, dict) and all(isinstance(entry, dict) for entry in data.values()):
+        return None
+    return "not an object of one object per notebook"
+
+
+def read_runs(reports_dir: Path | str) -> dict[str, dict[str, Any]]:
+    """REPORTS/runs.json; {} when missing, or unreadable (then it is named and set aside)."""
+    fix = "How the notebooks' earlier runs went is lost; their results files and reports are not."
+    return read_json(Path(reports_dir) / "runs.json", "runs file", fix, _runs_problem) or {}
+
+
+def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Path:
+    """Merge one notebook's entry into REPORTS/runs.json, keeping the other notebooks' entries."""
+    runs = read_runs(reports_dir)
+    runs[stem] = entry
+    path = Path(reports_dir) / "runs.json"
+    write_atomic(path, json.dumps(dict(sorted(runs.items())), indent=2, ensure_ascii=False).encode())
+    return path
+
+
+# ----------------------------------------------------------------------------- presenting
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """3.2s, 3m12s, 1h05m."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def results_by_stem(reports_dir: Path) -> dict[str, dict[str, Any]]:
+    return {r["notebook"]: r for r in load_results(Path(reports_dir) / "results")}
+
+
+def _headline_text(results: dict[str, Any] | None) -> str | None:
+    headline = (results or {}).get("headline")
+    if not headline:
+        return None
+    return f"{headline['label']} {fmt(headline.get('value'), headline.get('unit', ''))}"
+
+
+def progress_suffix(entry: dict[str, Any], results: dict[str, Any] | None) -> str:
+    """`ok in 3m12s · Test accuracy 99.32% · targets 2/3 met`."""
+    parts = [f"{entry['status']} in {fmt_duration(entry['seconds'])}"]
+    if entry.get("error"):
+        parts.append(entry["error"])
+    if _headline_text(results):
+        parts.append(_headline_text(results))
+    targets = (results or {}).get("targets") or []
+    if targets:
+        parts.append(f"targets {sum(t['met'] for t in targets)}/{len(targets)} met")
+    return " · ".join(parts)
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1150px;padding:0 1rem;color:#222}
+h1{font-size:1.5rem;margin-bottom:.3rem}.meta{color:#666;font-size:.9rem;margin:.2rem 0}
+table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{border-bottom:1px solid #ddd;padding:.5rem .6rem;text-align:left;vertical-align:top}
+th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padding-left:1rem}
+.stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
+.interrupted{color:#9a6700;font-weight:600}
+.why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, reports_dir: Path) -> str:
+    results = results or {}
+    notebook = f"<b>{_e(stem[:2])}</b> " + (
+        f"{_e(results['title'])}<div class='stem'>{_e(stem)}</div>" if results.get("title") else _e(stem))
+    targets = results.get("targets") or []
+    target_items = "".join(
+        f"<li>{_e(t['label'])} {_e(t['op'])} {_e(fmt(t['threshold'], t.get('unit', '')))}: "
+        f"{_e(fmt(t.get('actual'), t.get('unit', '')))} {_e(mark(t['met']))}</li>" for t in targets)
+    status = run.get("status", "—")
+    status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
+    if run.get("error"):
+        status_cell += f"<div class='why'>{_e(run['error'])}</div>"
+    seconds = run.get("seconds", results.get("seconds"))
+    link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
+    cells = [notebook, _e(_headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
+             status_cell, _e(run.get("profile") or results.get("profile") or "—"),
+             _e(fmt_duration(seconds)), link]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def write_index(reports_dir: Path | str) -> Path:
+    """Write REPORTS/index.html: one row per notebook known from runs.json or results/."""
+    reports_dir = Path(reports_dir)
+    runs, results = read_runs(reports_dir), results_by_stem(reports_dir)
+    stems = sorted(set(runs) | set(results))
+    rows = "\n".join(_index_row(s, runs.get(s, {}), results.get(s), reports_dir) for s in stems)
+    if not rows:
+        rows = "<tr><td colspan='7'>No notebook has run yet: <code>make notebooks</code>.</td></tr>"
+
+    extras = [f"<a href='{name}'>Leaderboard ({name.rsplit('.', 1)[1].upper()})</a>"
+              for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
+    hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})
+    torch_versions = sorted({r["torch"] for r in results.values() if r.get("torch")})
+    generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    title = "MNIST notebook series — reports"
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{_e(title)}</title><style>{_CSS}</style></head><body>
+<h1>{_e(title)}</h1>
+{f'<p class="links">{"".join(extras)}</p>' if extras else ''}
+<p class="meta">Hardware: {_e('; '.join(hardware) or '—')} · torch {_e(', '.join(torch_versions) or '—')}</p>
+<p class="meta">Generated {_e(generated)}</p>
+<table>
+<thead><tr><th>Notebook</th><th>Headline</th><th>Targets</th><th>Status</th><th>Profile</th><th>Run time</th><th>Report</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+    path = reports_dir / "index.html"
+    write_atomic(path, page.encode())
+    return path

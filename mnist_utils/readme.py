@@ -1,0 +1,114 @@
+"""`make readme`: the README's results section, generated from the results files of full-profile runs and
+the benchmark's figures (never from a smoke run, never typed by hand)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import NOTEBOOKS_DIR, PROJECT_ROOT, find_notebooks, reports_dir
+from .data import write_atomic
+from .report import fmt, leaderboard_rows, load_results, markdown_table, read_json
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] = ()) -> str:
+    """The README's results section, built only from full-profile results files. A notebook of `expected`
+    (stems) without one is an error that names it: the section would silently leave it out."""
+    results = [r for r in results if r.get("profile") == "full"]
+    missing = sorted(set(expected) - {r["notebook"] for r in results})
+    if missing:
+        numbers = " ".join(stem[:2] for stem in missing)
+        selector = numbers if len(missing) == 1 else f'"{numbers}"'
+        raise ValueError(f"No full-profile results for {', '.join(missing)}: run `make notebooks NB={selector}` first.")
+    if not results:
+        raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
+    hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
+    versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
+    total = sum(r["seconds"] for r in results)
+    lines = [
+        "## Results", "",
+        f"Generated from the results files of full-profile runs (`make notebooks`, then `make readme`) on "
+        f"{hardware_used}, torch {versions}; the notebooks took {total / 60:.1f} minutes in all.", "",
+        markdown_table([{
+            "notebook": f"{r['notebook']}: {r['title']}",
+            "headline": (f"{r['headline']['label']}: {fmt(r['headline']['value'], r['headline']['unit'])}"
+                         if r.get("headline") else "—"),
+            "targets met": f"{sum(t['met'] for t in r['targets'])}/{len(r['targets'])}",
+            "run time (min)": r["seconds"] / 60,
+            "run on": r["saved"][:10],
+        } for r in results]),
+    ]
+    for r in results:
+        for table in r.get("tables", []):
+            lines += ["", f"### {table['title']} ({r['notebook']})", "",
+                      markdown_table(table["rows"], table["columns"], table["units"])]
+    leaderboard = leaderboard_rows(results)
+    if leaderboard:
+        lines += ["", "### Every model of the series", "",
+                  markdown_table(leaderboard, units={"test accuracy": "%"})]
+    return "\n".join(lines)
+
+
+def bench_markdown(bench: dict[str, Any]) -> str:
+    """The README's training-speed paragraph, from the JSON `make bench` writes (a full run, not --quick)."""
+    if bench.get("quick"):
+        raise ValueError("reports/bench.json comes from `--quick`, whose numbers mean nothing: run `make bench`.")
+    pipeline, machine = bench["pipeline"], bench["machine"]
+    lines = ["", "### Training speed (`make bench`)", "",
+             f"Measured on {machine['hardware']} ({machine['usable_cpus']} usable CPU cores, torch "
+             f"{machine['torch'].split('+')[0]}, {machine['date'][:10]}). Model_3, batches of {pipeline['batch_size']}:", "",
+             markdown_table([
+                 {"pipeline": f"reference: torchvision MNIST, PIL transforms, DataLoader "
+                              f"(num_workers={pipeline['reference_best_workers']}, the faster setting)",
+                  "training images/s": round(pipeline["reference_best_images_per_s"])},
+                 {"pipeline": "this project: tensors in memory, batched augmentation, channels_last",
+                  "training images/s": round(pipeline["project_images_per_s"])}]),
+             "", f"Speed-up: **{pipeline['ratio']:.1f}×**."]
+    reached = bench.get("accuracy", {}).get("reached", {})
+    if reached:
+        lines += ["", "Model_3's full Step 3 recipe (seed 1), wall time from the start of training, testing included: "
+                  + "; ".join(f"{threshold}% " + ("not reached" if hit is None else
+                                                  f"after {hit['seconds']:.0f} s (epoch {hit['epoch']})")
+                              for threshold, hit in reached.items()) + "."]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None,
+                  expected: Sequence[str] = ()) -> None:
+    """Replace the text between the results markers in `readme` (atomically), adding the benchmark's
+    figures when `bench` (the JSON `make bench` writes) is given; every notebook of `expected` (stems)
+    must have full-profile results."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    section = results_markdown(results, expected) + ("\n" + bench_markdown(bench) if bench else "")
+    write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
+
+
+def _bench_problem(data: Any) -> str | None:
+    return None if isinstance(data, dict) and {"machine", "pipeline"} <= data.keys() else "no 'machine' and 'pipeline'"
+
+
+def main(readme: Path | None = None, reports: Path | None = None, notebooks: Path | None = None) -> int:
+    """`make readme`: rewrite README.md's results section from the full-profile `reports` folder (default
+    reports/); every source notebook in `notebooks` (default notebooks/) must have results there."""
+    readme = Path(readme or PROJECT_ROOT / "README.md")
+    reports = Path(reports or reports_dir("full"))
+    bench = read_json(reports / "bench.json", "benchmark file", "Run `make bench` again to rewrite it.", _bench_problem)
+    expected = [path.stem for path in find_notebooks(notebooks or NOTEBOOKS_DIR)]
+    try:
+        update_readme(readme, load_results(reports / "results"), bench, expected)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{readme.name} results section regenerated from {reports / 'results'}/*.json"
+          + (f" and {reports / 'bench.json'}" if bench else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
