@@ -124,7 +124,8 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
         start = time.perf_counter()
         data = await _read_body(request, max_bytes)
         if data is None:
-            return _error(413, f"The image is larger than the {max_bytes / 2**20:.0f} MB allowed: crop or scale it down.")
+            return _error(413, f"The image is larger than the {max_bytes / 2**20:.0f} MB allowed: "
+                               "crop or scale it down.")
         try:
             classifier = await run_in_threadpool(shelf.get, model)
             digit, answer = await run_in_threadpool(_classify, classifier, data)

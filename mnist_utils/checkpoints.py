@@ -103,7 +103,8 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
     """Write `model`'s weights to PATH.safetensors and its metadata to PATH.json; return the weights' path.
 
     `model_name`/`model_args` must rebuild `model` (checked here, before anything is written); `config` is
-    what it was trained with (a dict or dataclass); `recipe_fields(recipe)` gives these for a recipe's model; `mean`/`std`/`input_size` how its inputs are prepared;
+    what it was trained with (a dict or dataclass); `mean`/`std`/`input_size` how its inputs are prepared;
+    `recipe_fields(recipe)` gives all of these for a model a recipe trained;
     `metrics` its test figures (e.g. test_acc in %); `title` a name for people; `source` the notebook or
     config file that trained it.
     """

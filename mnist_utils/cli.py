@@ -82,7 +82,8 @@ def result_files(evaluation: dict[str, Any], summary: dict[str, Any], images: to
     confusion, per_class = evaluation["confusion"], evaluation["per_class"]
     columns = ("class", "precision", "recall", "f1", "support")
     return {
-        "metrics.json": json.dumps({**summary, "per_class": per_class, "confusion": confusion.tolist()}, indent=2).encode(),
+        "metrics.json": json.dumps({**summary, "per_class": per_class, "confusion": confusion.tolist()},
+                                   indent=2).encode(),
         "per_class.json": json.dumps(per_class, indent=2).encode(),
         "per_class.csv": _csv([columns, *([row[c] for c in columns] for row in per_class)]),
         "confusion.csv": _csv([["true \\ predicted", *range(len(confusion))],
@@ -220,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder")
     _add_model_options(test)
     test.add_argument("--out", metavar="DIR", help="results folder (default: reports/evaluations/NAME)")
-    test.add_argument("--log", metavar="FILE", help=f"performance log to append to (default: reports/{PERFORMANCE_LOG})")
+    test.add_argument("--log", metavar="FILE",
+                      help=f"performance log to append to (default: reports/{PERFORMANCE_LOG})")
     test.set_defaults(run=run_test)
 
     predict_ = commands.add_parser("predict", help="the digit in each image, its confidence and the top 3")

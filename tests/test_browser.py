@@ -76,7 +76,8 @@ def shown(page, element: str) -> str:
 
 def wait_for_answer(page, previous: str = "") -> str:
     """The digit the page shows once it has read something new (the status line says who read it)."""
-    WebDriverWait(page, WAIT).until(lambda d: shown(d, "status").startswith("Read by") and shown(d, "status") != previous)
+    WebDriverWait(page, WAIT).until(lambda d: shown(d, "status").startswith("Read by")
+                                    and shown(d, "status") != previous)
     return shown(page, "digit")
 
 

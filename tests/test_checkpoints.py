@@ -1,5 +1,6 @@
 """Checkpoints: a model saved with its metadata comes back identical from the files alone, and every way the
 files can be wrong is an error that names the file and the problem."""
+import hashlib
 import json
 import os
 import re
@@ -104,6 +105,10 @@ def saved(tmp_path):
     return paths(tmp_path / "m3")
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def edit_metadata(path, change):
     meta = json.loads(path.read_text())
     change(meta)
@@ -128,7 +133,8 @@ def test_truncated_files_are_named(saved):
     weights, metadata = saved
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} is {len(data) // 2:,} bytes where its metadata says {len(data):,}"):
+    cut = f"{re.escape(str(weights))} is {len(data) // 2:,} bytes where its metadata says {len(data):,}"
+    with pytest.raises(CheckpointError, match=cut):
         load_model(weights)
     weights.write_bytes(data)
     text = metadata.read_text()
@@ -141,7 +147,8 @@ def test_weights_of_another_checkpoint_are_caught(saved, tmp_path):
     weights, _ = saved
     other = tmp_path / "m1.safetensors"
     os.replace(other, weights)
-    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} (is .* bytes where|does not match the SHA-256)"):
+    swapped = f"{re.escape(str(weights))} (is .* bytes where|does not match the SHA-256)"
+    with pytest.raises(CheckpointError, match=swapped):
         load_model(weights)
     # Same size, other bytes: only the checksum can tell.
     save(trained_like(Model_3(), seed=1), tmp_path / "a", "Model_3")
@@ -154,7 +161,8 @@ def test_weights_of_another_checkpoint_are_caught(saved, tmp_path):
 def test_metadata_claiming_another_architecture_is_caught(saved):
     weights, metadata = saved
     edit_metadata(metadata, lambda m: m["model"].update(name="Model_1"))
-    with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))} does not fit Model_1: .*missing.*unexpected.*another architecture"):
+    other = f"{re.escape(str(weights))} does not fit Model_1: .*missing.*unexpected.*another architecture"
+    with pytest.raises(CheckpointError, match=other):
         load_model(weights)
     edit_metadata(metadata, lambda m: m["model"].update(name="OneBlockVGG", args={"width": 4}))
     with pytest.raises(CheckpointError, match="does not fit OneBlockVGG"):
@@ -167,13 +175,15 @@ def test_metadata_claiming_another_architecture_is_caught(saved):
 def test_same_names_other_shapes_are_caught(tmp_path):
     save(trained_like(OneBlockVGG(width=8)), tmp_path / "v", "OneBlockVGG", {"width": 8})
     edit_metadata(tmp_path / "v.json", lambda m: m["model"].update(args={"width": 16}))
-    with pytest.raises(CheckpointError, match=r"of other shapes \(block.0.0.weight \(8, 1, 3, 3\) where the model has \(16, 1, 3, 3\)"):
+    shapes = r"of other shapes \(block.0.0.weight \(8, 1, 3, 3\) where the model has \(16, 1, 3, 3\)"
+    with pytest.raises(CheckpointError, match=shapes):
         load_model(tmp_path / "v")
 
 
 def test_foreign_files_are_refused(tmp_path):
     (tmp_path / "notes.json").write_text('{"hello": "world"}')
-    with pytest.raises(CheckpointError, match=f"{re.escape(str(tmp_path / 'notes.json'))} is not a checkpoint's metadata"):
+    notes = tmp_path / "notes.json"
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(notes))} is not a checkpoint's metadata"):
         load_model(tmp_path / "notes.json")
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(CheckpointError, match="is not a checkpoint's metadata"):
@@ -182,14 +192,13 @@ def test_foreign_files_are_refused(tmp_path):
     save(trained_like(Model_3()), tmp_path / "m", "Model_3")
     junk = b"PK\x03\x04 a zip file, or a pickle, or anything else" * 10
     (tmp_path / "m.safetensors").write_bytes(junk)
-    import hashlib
-    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(junk), sha256=hashlib.sha256(junk).hexdigest()))
+    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(junk), sha256=sha256(junk)))
     with pytest.raises(CheckpointError, match="is not a readable safetensors file"):
         load_model(tmp_path / "m")
     # Well-formed safetensors of something else.
     other = save_safetensors({"weight": torch.zeros(3)})
     (tmp_path / "m.safetensors").write_bytes(other)
-    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(other), sha256=hashlib.sha256(other).hexdigest()))
+    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(other), sha256=sha256(other)))
     with pytest.raises(CheckpointError, match="does not fit Model_3: .*missing.*unexpected"):
         load_model(tmp_path / "m")
     edit_metadata(tmp_path / "m.json", lambda m: m.pop("weights"))

@@ -94,7 +94,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, step3_checkpoint
         "truncated-model": (["test", "--model", str(bad_checkpoint(tmp_path, step3_checkpoint))], "truncated"),
         "foreign-model": (["predict", "--model", str(text), str(good)], "notes.png is not a checkpoint"),
         "lone-weights": (["predict", "--model", str(lone), str(good)], "has no metadata file lone.json"),
-        "missing-image": (["predict", "--model", model, str(good), str(tmp_path / "gone.png")], "gone.png does not exist"),
+        "missing-image": (["predict", "--model", model, str(good), str(tmp_path / "gone.png")],
+                          "gone.png does not exist"),
         "folder-as-image": (["predict", "--model", model, str(tmp_path)], "is a folder"),
         "text-as-image": (["predict", "--model", model, str(good), str(text)], "notes.png: This is not an image"),
         "unknown-option": (["test", "--model", model, "--epochs", "3"], "unrecognized arguments: --epochs 3"),
@@ -114,6 +115,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, step3_checkpoint
 
 def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mnist_utils", "predict", "--model", str(tmp_path / "x"), "y.png"],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+                          capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: No checkpoint at") and len(done.stderr.splitlines()) == 1
