@@ -57,7 +57,8 @@ def build_model(name: str, args: Mapping[str, Any] | None = None, input_size: in
     here without its ImageNet weights, which the checkpoint replaces), `args` its keyword arguments."""
     try:
         recipe = Recipe(name="checkpoint", model=name, model_args=dict(args or {}), image_size=input_size)
-        return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_from_recipe(recipe)
+        with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: leave the caller's seed alone
+            return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_from_recipe(recipe)
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
 

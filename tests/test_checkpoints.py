@@ -55,6 +55,16 @@ def test_a_saved_model_is_rebuilt_from_its_files_alone(tmp_path):
     assert meta["weights"]["bytes"] == weights.stat().st_size and meta["id"] == "step2"
 
 
+def test_saving_and_loading_leave_the_random_state_alone(tmp_path):
+    model = trained_like(Model_3())
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    save(model, tmp_path / "m", "Model_3")
+    load_model(tmp_path / "m")
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_a_recipe_gives_everything_a_checkpoint_records(tmp_path):
     recipe = load_config("step3")
     save_checkpoint(trained_like(Model_3()), tmp_path / "m", **recipe_fields(recipe), seed=1)
