@@ -13,8 +13,10 @@ NB      ?=
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 DEFAULT_CONFIG := configs/step3.yaml
+CONFIG  ?=
+SET     ?=
 
-.PHONY: help setup data notebooks readme test bench bench-app app lab clean distclean
+.PHONY: help setup data notebooks readme test train bench bench-app app lab clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +49,10 @@ readme: setup  ## regenerate the README's results section from reports/results (
 
 test: data  ## unit tests plus every notebook in the smoke profile
 	@$(PY) -m pytest
+
+train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="epochs=5")
+	@test -n "$(CONFIG)" || { echo "Name a config: make train CONFIG=configs/step3.yaml (they are in configs/)"; exit 2; }
+	@$(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
 bench: data  ## training speed: this project's pipeline against a conventional one
 	@$(PY) -m mnist_utils.bench

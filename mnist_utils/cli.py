@@ -1,9 +1,11 @@
 """The command line: ``python -m mnist_utils COMMAND``.
 
+    python -m mnist_utils train --config configs/step3.yaml [--set epochs=5 ...]
     python -m mnist_utils test --model reports/models/step3.safetensors
     python -m mnist_utils predict --model reports/models/step3.safetensors digit.png photo.jpg
 
-`test` evaluates a saved model on the MNIST test set (cut to the MNIST_PROFILE's size) and writes accuracy,
+`train` trains a config file's recipe with the code the notebooks run (see mnist_utils/trainer.py for the
+run folder it writes and when it saves the checkpoint). `test` evaluates a saved model on the MNIST test set (cut to the MNIST_PROFILE's size) and writes accuracy,
 per-class precision / recall / F1 (CSV and JSON), the confusion matrix (PNG and CSV) and the most confident
 mistakes (PNG) into a results folder, all at once, then appends a line to a performance log. `predict` reads
 images through the web page's preprocessing and prints each one's digit, confidence and top 3.
@@ -33,6 +35,8 @@ from .data import ImageSet, MNISTDataError, load_mnist
 from .evaluation import confusion_matrix, per_class_metrics, predict
 from .plots import plot_confusion, plot_misclassified
 from .preprocess import ImageError, preprocess, read_image_file
+from .recipes import ConfigError
+from .trainer import train_from_config
 
 EXIT_BAD_INPUT = 2
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
@@ -130,6 +134,12 @@ def _classifier(args: argparse.Namespace) -> Classifier:
     return Classifier.load(_checkpoint_path(args.model), device)
 
 
+def run_train(args: argparse.Namespace) -> int:
+    checkpoint = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device)
+    print(f"checkpoint: {_shown(checkpoint)}; test it with `python -m mnist_utils test --model {_shown(checkpoint)}`")
+    return 0
+
+
 def run_test(args: argparse.Namespace) -> int:
     classifier = _classifier(args)
     meta = classifier.metadata
@@ -216,7 +226,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    # `train` (configs → checkpoint) is added next to these two.
+    train = commands.add_parser("train", help="train a config file's recipe; checkpoint to reports/models")
+    train.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/step3.yaml (or just step3)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="change one key of the config, e.g. --set epochs=5 --set augment.rotation=10")
+    train.add_argument("--seed", type=int, help="default: the config's first seed")
+    train.add_argument("--out", metavar="DIR", help="run folder (default: reports/runs/CONFIG-seedN-TIME)")
+    train.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
+    train.set_defaults(run=run_train)
 
     test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder")
     _add_model_options(test)
@@ -233,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ImageError, MNISTDataError)
+BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ConfigError, ImageError, MNISTDataError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

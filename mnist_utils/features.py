@@ -103,8 +103,8 @@ def linear_probe(backbone: nn.Module, train_batches: Iterable, test_batches: Ite
 
 
 def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
-               inputs: dict[str, Any] | None = None, progress: str | None = "epochs",
-               desc: str = "") -> tuple[History, float]:
+               inputs: dict[str, Any] | None = None, progress: str | None = "epochs", desc: str = "",
+               **fit_kwargs: Any) -> tuple[History, float]:
     """`fit_head` the way a `freeze_backbone` recipe says: its split, batch size, epochs and peak rate.
     Returns the history and the seconds of the one pass over the training images."""
     inputs = inputs or {}
@@ -112,4 +112,4 @@ def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.devi
     val_batches = None if val_set is None else recipe.eval_batches(val_set, device, **inputs)
     return fit_head(model, recipe.eval_batches(train_set, device, **inputs), device, epochs=recipe.epochs,
                     max_lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, val_batches=val_batches,
-                    progress=progress, desc=desc or recipe.name)
+                    progress=progress, desc=desc or recipe.name, **fit_kwargs)

@@ -119,3 +119,50 @@ def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: No checkpoint at") and len(done.stderr.splitlines()) == 1
+
+
+def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path, monkeypatch, capsys, make_picture,
+                                                                       mnist):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")  # 2,048 training digits, one epoch
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    run = tmp_path / "run"
+    # A validation split and keep_best: the checkpoint follows the best validation epoch.
+    overrides = ["--set", "val_fraction=1/8", "--set", "patience=2", "--set", "keep_best=true"]
+    assert main(["train", "--config", "configs/step3.yaml", *overrides, "--out", str(run)]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "train.log"]
+    log = (run / "train.log").read_text()
+    assert "step3: 1 epoch" in log and "test accuracy" in log
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1] and "val_acc" in history[0]
+
+    weights, metadata = paths(tmp_path / "reports" / "smoke" / "models" / "step3-seed1")
+    meta = json.loads(metadata.read_text())
+    assert meta["model"] == {"name": "Model_3", "args": {}} and meta["seed"] == 1 and meta["epochs"] == 1
+    assert meta["config"]["val_fraction"] == 0.125 and meta["source"] == "configs/step3.yaml"
+    assert set(meta["metrics"]) >= {"val_loss", "val_acc", "test_acc"}
+    printed = capsys.readouterr().out
+    assert f"checkpoint: {weights}" in printed or "checkpoint: " in printed
+
+    assert main(["test", "--model", str(weights), "--out", str(tmp_path / "tested"),
+                 "--log", str(tmp_path / "log.jsonl")]) == 0
+    tested = json.loads((tmp_path / "tested" / "metrics.json").read_text())
+    assert tested["accuracy"] == pytest.approx(meta["metrics"]["test_acc"], abs=1e-6)
+    image = tmp_path / "digit.png"
+    image.write_bytes(make_picture(mnist.test.images[0]))
+    assert main(["predict", "--model", str(weights), str(image)]) == 0
+    assert str(image) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--config", "configs/step4.yaml"], "no such config file; choose one of"),
+    (["--config", "step3", "--set", "epoch=3"], "unknown key epoch; the keys are"),
+    (["--config", "step3", "--set", "epochs=three"], "epochs: expected int, got 'three'"),
+    (["--config", "step3", "--set", "model=Model_9"], "model: unknown 'Model_9'; choose one of Model_1"),
+])
+def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    assert main(["train", *arguments, "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+    assert not (tmp_path / "run").exists() and not (tmp_path / "reports").exists()
