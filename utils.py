@@ -54,6 +54,10 @@ from mnist_utils.features import linear_probe, train_head
 from mnist_utils.pretrained import resnet18_weights_available, stem_conversion_error
 from mnist_utils.recipes import build_pretrained
 
+# Keep a trained model: a checkpoint in reports/models that `python -m mnist_utils test` and the web page load.
+# mnist_utils/checkpoints.py
+from mnist_utils.checkpoints import load_model, save_trained
+
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
 from mnist_utils.report import Report, leaderboard_rows, load_result, load_results, show_markdown, show_table
@@ -72,5 +76,6 @@ __all__ = [
     "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
     "write_leaderboard", "plot_hard_images", "plot_shared_errors",
     "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
+    "load_model", "save_trained",
     "Report", "leaderboard_rows", "load_result", "load_results", "show_markdown", "show_table",
 ]

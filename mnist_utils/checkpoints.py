@@ -267,3 +267,15 @@ class Classifier:
         return [{"digit": int(digits[0]), "confidence": float(chances[0]),
                  "top": [{"digit": int(d), "probability": float(p)} for d, p in zip(digits, chances)]}
                 for chances, digits in zip(top.values, top.indices)]
+
+
+def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float, epochs: int, notebook: str,
+                 directory: Path | str | None = None) -> str:
+    """Save a model a notebook reports as `<config>-seed<N>` in reports/models (the profile's), the name
+    `python -m mnist_utils train` gives the same config and seed; return its path relative to the reports
+    folder, which the results file, the index and the leaderboard link to."""
+    directory = Path(directory or models_dir())
+    weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
+                              epochs=epochs, metrics={"test_acc": test_acc}, title=recipe.title,
+                              source=f"notebooks/{notebook}.ipynb")
+    return str(weights.relative_to(directory.parent))

@@ -106,9 +106,11 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
         status_cell += f"<div class='why'>{_e(run['error'])}</div>"
     seconds = run.get("seconds", results.get("seconds"))
     link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
+    saved = [m for m in results.get("models", []) if m.get("checkpoint")]
+    models = "".join(f"<li><a href='{_e(m['checkpoint'])}'>{_e(m['name'])}</a></li>" for m in saved)
     cells = [notebook, _e(_headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
              status_cell, _e(run.get("profile") or results.get("profile") or "—"),
-             _e(fmt_duration(seconds)), link]
+             _e(fmt_duration(seconds)), link, f"<ul>{models}</ul>" if saved else "—"]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
@@ -119,7 +121,7 @@ def write_index(reports_dir: Path | str) -> Path:
     stems = sorted(set(runs) | set(results))
     rows = "\n".join(_index_row(s, runs.get(s, {}), results.get(s), reports_dir) for s in stems)
     if not rows:
-        rows = "<tr><td colspan='7'>No notebook has run yet: <code>make notebooks</code>.</td></tr>"
+        rows = "<tr><td colspan='8'>No notebook has run yet: <code>make notebooks</code>.</td></tr>"
 
     extras = [f"<a href='{name}'>Leaderboard ({name.rsplit('.', 1)[1].upper()})</a>"
               for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
@@ -135,7 +137,7 @@ def write_index(reports_dir: Path | str) -> Path:
 <p class="meta">Hardware: {_e('; '.join(hardware) or '—')} · torch {_e(', '.join(torch_versions) or '—')}</p>
 <p class="meta">Generated {_e(generated)}</p>
 <table>
-<thead><tr><th>Notebook</th><th>Headline</th><th>Targets</th><th>Status</th><th>Profile</th><th>Run time</th><th>Report</th></tr></thead>
+<thead><tr><th>Notebook</th><th>Headline</th><th>Targets</th><th>Status</th><th>Profile</th><th>Run time</th><th>Report</th><th>Models saved</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>

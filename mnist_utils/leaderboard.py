@@ -41,6 +41,13 @@ def plot_leaderboard(rows: Sequence[dict[str, Any]], highlight: str | None = Non
     return _finish(fig)
 
 
+def checkpoint_link(row: dict[str, Any]) -> str:
+    """A link to a model's checkpoint (a path relative to the reports folder), or a dash when none was saved
+    (an ensemble is no single model)."""
+    path = row.get("checkpoint")
+    return f'<a href="{html.escape(path)}">{html.escape(Path(path).stem)}</a>' if path else "—"
+
+
 def write_leaderboard(rows: Sequence[dict[str, Any]], figure: plt.Figure, directory: Path | str | None = None, *,
                       note: str = "") -> tuple[Path, Path]:
     """Write `figure` (from `plot_leaderboard(rows)`) as `leaderboard.png`, and a page with it and the table
@@ -53,9 +60,9 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], figure: plt.Figure, direct
     write_atomic(png, buffer.getvalue())
     cells = "".join(
         "<tr>" + f"<td>{rank}</td>" + "".join(f"<td>{html.escape(fmt(row[c], '%' if c == 'test accuracy' else ''))}</td>"
-                                             for c in LEADERBOARD_COLUMNS) + "</tr>\n"
+                                             for c in LEADERBOARD_COLUMNS) + f"<td>{checkpoint_link(row)}</td></tr>\n"
         for rank, row in enumerate(rows, 1))
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in ("rank", *LEADERBOARD_COLUMNS))
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in ("rank", *LEADERBOARD_COLUMNS, "checkpoint"))
     write_atomic(page, f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>MNIST series leaderboard</title>
 <style>body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222}}
@@ -65,7 +72,7 @@ th{{background:#f5f5f7}}img{{max-width:100%}}.meta{{color:#666}}</style></head><
 <p class="meta">{html.escape(note)}</p>
 <img src="{png.name}" alt="test accuracy against parameters">
 <table><thead><tr>{header}</tr></thead><tbody>
-{cells or '<tr><td colspan="6">No results yet: run the notebooks.</td></tr>'}</tbody></table>
+{cells or '<tr><td colspan="7">No results yet: run the notebooks.</td></tr>'}</tbody></table>
 </body></html>
 """.encode())
     return png, page

@@ -217,13 +217,15 @@ class Report:
         self.models = [m for m in self.models if m["name"] != name] + [entry]
         self.save()
 
-    def record_run(self, model_name: str, run_name: str, summary: dict[str, Any], history: Any, **metrics: Any) -> None:
+    def record_run(self, model_name: str, run_name: str, summary: dict[str, Any], history: Any, *,
+                   checkpoint: str | None = None, **metrics: Any) -> None:
         """One model trained and tested after every epoch, in one call: `summary` (from
         `evaluation.run_summary`) and `metrics` recorded, the model added to the leaderboard as `model_name`
-        (its final test accuracy), and its history kept under `run_name`."""
+        (its final test accuracy, its `checkpoint`), and its history kept under `run_name`."""
         self.record(**summary, **metrics)
         self.add_model(model_name, params=summary["params"], test_acc=summary["final_test_acc"],
-                       seconds=summary["training_seconds"], best_test_acc=summary["best_test_acc"])
+                       seconds=summary["training_seconds"], best_test_acc=summary["best_test_acc"],
+                       checkpoint=checkpoint)
         self.add_run(run_name, history=history.rows)
 
     def publish_table(self, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
@@ -413,5 +415,6 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
 def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every model any notebook trained, best test accuracy first."""
     rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"], "test accuracy": m["test_acc"],
-             "training time (s)": m["seconds"]} for r in results for m in r.get("models", [])]
+             "training time (s)": m["seconds"], "checkpoint": m.get("checkpoint")}
+            for r in results for m in r.get("models", [])]
     return sorted(rows, key=lambda row: -row["test accuracy"])

@@ -11,7 +11,7 @@ from safetensors.torch import save as save_safetensors
 
 import mnist_utils.checkpoints as checkpoints
 from mnist_utils.checkpoints import (CheckpointError, build_model, default_checkpoint, list_checkpoints, load_model,
-                                     paths, recipe_fields, save_checkpoint)
+                                     paths, recipe_fields, save_checkpoint, save_trained)
 from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
 from mnist_utils.recipes import load_config
 from models import Model_1, Model_2, Model_3, OneBlockVGG
@@ -238,3 +238,17 @@ def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path)
     assert torch.allclose(loaded(x), model(x))
     assert meta["input_size"] == 32 and meta["model"]["args"]["family"] == "efficientnet-lite0"
     assert meta["normalization"]["std"] != MNIST_STD, "EfficientNet-Lite's own input scaling"
+
+
+def test_a_notebook_saves_its_model_under_the_name_train_gives_it(tmp_path):
+    recipe = load_config("step2")
+    model = Model_2()
+    path = save_trained(model, recipe, seed=1, test_acc=99.1, epochs=15, notebook="02_step2_gap_dropout",
+                        directory=tmp_path / "models")
+    assert path == "models/step2-seed1.safetensors"
+    loaded, meta = load_model(tmp_path / path)
+    assert meta["model"] == {"name": "Model_2", "args": {"dropout": 0.05}} and meta["seed"] == 1
+    assert meta["metrics"] == {"test_acc": 99.1} and meta["source"] == "notebooks/02_step2_gap_dropout.ipynb"
+    assert meta["config"]["model"] == "Model_2" and meta["title"] == recipe.title
+    x = torch.zeros(2, 1, 28, 28)
+    assert torch.equal(loaded(x), model.eval()(x))

@@ -150,7 +150,8 @@ def test_hard_images_plot_handles_none_and_some():
 
 def test_write_leaderboard_writes_plot_and_page(tmp_path):
     rows = leaderboard_rows([
-        {"notebook": "06_cnn_comparison", "models": [{"name": "MiniVGG", "params": 2_920_778, "test_acc": 99.61, "seconds": 412.0}]},
+        {"notebook": "06_cnn_comparison", "models": [{"name": "MiniVGG", "params": 2_920_778, "test_acc": 99.61, "seconds": 412.0,
+                                                      "checkpoint": "models/cnn_minivgg-seed6.safetensors"}]},
         {"notebook": "01_step1", "models": [{"name": "Model_<1>", "params": 7_412, "test_acc": 99.1, "seconds": 80.5}]},
     ])
     png, page = write_leaderboard(rows, plot_leaderboard(rows, highlight="06_cnn_comparison"), tmp_path,
@@ -159,6 +160,8 @@ def test_write_leaderboard_writes_plot_and_page(tmp_path):
     text = page.read_text()
     assert text.index("MiniVGG") < text.index("Model_&lt;1&gt;"), "best first, names escaped"
     assert "2,920,778" in text and "99.61%" in text and 'src="leaderboard.png"' in text
+    assert '<a href="models/cnn_minivgg-seed6.safetensors">cnn_minivgg-seed6</a>' in text, "each model links its checkpoint"
+    assert text.count("<td>—</td>") == 1, "a model saved without a checkpoint says so"
     assert not list(tmp_path.glob(".*.part")), "written atomically, no leftovers"
     empty_png, empty_page = write_leaderboard([], plot_leaderboard([]), tmp_path / "empty")
     assert empty_png.exists() and "No results yet" in empty_page.read_text()

@@ -127,11 +127,12 @@ def test_record_run_keeps_the_summary_the_model_and_its_history(report, tmp_path
         rows = [{"epoch": 1, "test_acc": 98.0}, {"epoch": 2, "test_acc": 99.0}]
 
     summary = {"params": 7000, "final_test_acc": 99.0, "training_seconds": 12.0, "best_test_acc": 99.1}
-    report.record_run("01 Model_1", "Model_1", summary, Rows(), receptive_field=30)
+    report.record_run("01 Model_1", "Model_1", summary, Rows(), receptive_field=30,
+                      checkpoint="models/step1-seed1.safetensors")
     saved = json.loads((tmp_path / "01_demo.json").read_text())
     assert saved["metrics"] == {**summary, "receptive_field": 30}
     assert saved["models"] == [{"name": "01 Model_1", "params": 7000, "test_acc": 99.0, "seconds": 12.0,
-                                "best_test_acc": 99.1}]
+                                "best_test_acc": 99.1, "checkpoint": "models/step1-seed1.safetensors"}]
     assert saved["runs"]["Model_1"]["history"] == Rows.rows
 
 

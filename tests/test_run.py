@@ -281,6 +281,7 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     report.target("params", "<", 8000, "Parameters")
     report.headline("test_acc", "Test accuracy", "%")
     report.record(test_acc=99.1, params=7412)
+    report.add_model("01 Model_1", params=7412, test_acc=99.1, seconds=80.0, checkpoint="models/step1-seed1.safetensors")
     (tmp_path / "01_step1.html").write_text("<html></html>")
     (tmp_path / "leaderboard.png").write_bytes(b"png")
     run.record_run(tmp_path, "01_step1", {"status": "ok", "seconds": 192.0, "profile": "smoke",
@@ -296,6 +297,7 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     assert "Test accuracy &gt;= 99.40%: 99.10% ❌ not met" in page
     assert "Parameters &lt; 8,000: 7,412 ✅ met" in page
     assert "3m12s" in page and "ValueError: &lt;oops&gt;" in page
+    assert "<a href='models/step1-seed1.safetensors'>01 Model_1</a>" in page, "each saved model is linked"
     assert "02_failed" in page and "href='02_failed.html'" not in page  # no results, no HTML: still a row
     assert "href='leaderboard.png'" in page and "leaderboard.html" not in page
     assert "torch " in page and "CPU threads" in page  # hardware and torch version from the results
