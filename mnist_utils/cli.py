@@ -33,7 +33,7 @@ from .checkpoints import CheckpointError, Classifier, default_checkpoint, input_
 from .config import get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_mnist
 from .evaluation import confusion_matrix, per_class_metrics, predict
-from .plots import plot_confusion, plot_misclassified
+from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
 from .trainer import train_from_config
@@ -69,12 +69,6 @@ def evaluate(classifier: Classifier, test: ImageSet) -> dict[str, Any]:
             "accuracy": predictions.accuracy, "loss": float(-picked.log().mean()), "seconds": seconds}
 
 
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
-
-
 def _csv(rows: Sequence[Sequence[Any]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -92,10 +86,10 @@ def result_files(evaluation: dict[str, Any], summary: dict[str, Any], images: to
         "per_class.csv": _csv([columns, *([row[c] for c in columns] for row in per_class)]),
         "confusion.csv": _csv([["true \\ predicted", *range(len(confusion))],
                                *([digit, *row] for digit, row in enumerate(confusion.tolist()))]),
-        "confusion.png": _png(plot_confusion(confusion, f"{summary['title']}: "
+        "confusion.png": png_bytes(plot_confusion(confusion, f"{summary['title']}: "
                                                         f"{int(confusion.sum() - confusion.trace())} errors "
                                                         f"of {int(confusion.sum()):,}")),
-        "misclassified.png": _png(plot_misclassified(images, evaluation["predictions"])),
+        "misclassified.png": png_bytes(plot_misclassified(images, evaluation["predictions"])),
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +11,7 @@ import seaborn as sns
 
 from .config import reports_dir
 from .data import write_atomic
-from .plots import _finish
+from .plots import _finish, png_bytes
 from .report import fmt
 
 LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "test accuracy", "training time (s)")
@@ -55,9 +54,7 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], figure: plt.Figure, direct
     them), each atomically. Returns both paths."""
     directory = Path(directory or reports_dir())
     png, page = directory / "leaderboard.png", directory / "leaderboard.html"
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    write_atomic(png, buffer.getvalue())
+    write_atomic(png, png_bytes(figure, dpi=120))
     cells = "".join(
         "<tr>" + f"<td>{rank}</td>" + "".join(f"<td>{html.escape(fmt(row[c], '%' if c == 'test accuracy' else ''))}</td>"
                                              for c in LEADERBOARD_COLUMNS) + f"<td>{checkpoint_link(row)}</td></tr>\n"

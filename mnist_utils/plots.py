@@ -2,6 +2,7 @@
 cell's value, scripts can save it."""
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -16,6 +17,13 @@ from .engine import History
 from .evaluation import Predictions
 from .exploration import class_counts
 from .recipes import Recipe
+
+def png_bytes(figure: plt.Figure, dpi: int = 110) -> bytes:
+    """`figure` as a PNG file's bytes, for a caller that writes it atomically or serves it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
 
 def _finish(fig: plt.Figure) -> plt.Figure:
     fig.tight_layout()

@@ -28,7 +28,7 @@ from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .evaluation import predict
 from .features import train_head
-from .plots import plot_history
+from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, Recipe, build_model, build_pretrained, load_config
 from .training import train_recipe
 
@@ -51,9 +51,7 @@ def _history_files(history: History, title: str) -> dict[str, bytes]:
     writer = csv.DictWriter(text, columns)
     writer.writeheader()
     writer.writerows(history.rows)
-    figure, image = plot_history(history, title=title), io.BytesIO()
-    figure.savefig(image, format="png", dpi=110)
-    return {"history.csv": text.getvalue().encode(), "curves.png": image.getvalue(),
+    return {"history.csv": text.getvalue().encode(), "curves.png": png_bytes(plot_history(history, title=title)),
             "history.json": (json.dumps(history.rows, indent=1) + "\n").encode()}
 
 
