@@ -69,6 +69,36 @@ _PROFILES = {
 }
 
 
+# Minutes each notebook may take in the full profile on 2 CPU cores: the series' 20-minute budget, split.
+# The index shows each run's time beside its budget; the runner stops a notebook at TIMEOUT_HEADROOM × it.
+BUDGET_MINUTES = {
+    "00_eda": 0.5,
+    "01_step1_skeleton": 1.5,
+    "02_step2_gap_dropout": 1.5,
+    "03_step3_augment_onecycle": 4.0,
+    "04_vgg_resnet_blocks": 2.5,
+    "05_pretrained_finetune": 1.0,
+    "06_cnn_comparison": 9.0,
+}
+SERIES_BUDGET_MINUTES = 20
+TIMEOUT_HEADROOM = 3.0  # a slower machine than the budget's still finishes; a hung kernel is still stopped
+SMOKE_TIMEOUT = 600  # seconds, any notebook: the smoke profile's runs take seconds
+UNBUDGETED_TIMEOUT = 1800  # seconds, a full-profile notebook without a budget
+
+
+def budget_minutes(stem: str, profile: str) -> float | None:
+    """The notebook's budget in minutes: full profile only (a smoke run checks that it runs, not its time)."""
+    return BUDGET_MINUTES.get(stem) if profile == "full" else None
+
+
+def notebook_timeout(stem: str, profile: str) -> float:
+    """Seconds the runner lets the notebook `stem` run under `profile` before stopping it."""
+    if profile != "full":
+        return SMOKE_TIMEOUT
+    budget = budget_minutes(stem, profile)
+    return UNBUDGETED_TIMEOUT if budget is None else TIMEOUT_HEADROOM * budget * 60
+
+
 def get_profile(name: str | None = None) -> Profile:
     """The active profile: `name`, else $MNIST_PROFILE, else `full` (so a notebook opened in Jupyter runs for real)."""
     name = (name or os.environ.get("MNIST_PROFILE") or "full").strip().lower()

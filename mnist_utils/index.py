@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .config import budget_minutes
 from .data import write_atomic
 from .report import fmt, load_results, mark, read_json
 
@@ -64,9 +65,17 @@ def _headline_text(results: dict[str, Any] | None) -> str | None:
     return f"{headline['label']} {fmt(headline.get('value'), headline.get('unit', ''))}"
 
 
-def progress_suffix(entry: dict[str, Any], results: dict[str, Any] | None) -> str:
-    """`ok in 3m12s · Test accuracy 99.32% · targets 2/3 met`."""
-    parts = [f"{entry['status']} in {fmt_duration(entry['seconds'])}"]
+def time_against_budget(stem: str, seconds: float | None, profile: str | None) -> str:
+    """'3m12s', or '3m12s of a 4m00s budget ✅ met' for a full-profile run of a notebook with a budget."""
+    budget = budget_minutes(stem, profile or "")
+    if seconds is None or budget is None:
+        return fmt_duration(seconds)
+    return f"{fmt_duration(seconds)} of a {fmt_duration(budget * 60)} budget {mark(seconds <= budget * 60)}"
+
+
+def progress_suffix(stem: str, entry: dict[str, Any], results: dict[str, Any] | None) -> str:
+    """`ok in 3m12s of a 4m00s budget ✅ met · Test accuracy 99.32% · targets 2/3 met`."""
+    parts = [f"{entry['status']} in {time_against_budget(stem, entry['seconds'], entry.get('profile'))}"]
     if entry.get("error"):
         parts.append(entry["error"])
     if _headline_text(results):
@@ -110,7 +119,7 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     models = "".join(f"<li><a href='{_e(m['checkpoint'])}'>{_e(m['name'])}</a></li>" for m in saved)
     cells = [notebook, _e(_headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
              status_cell, _e(run.get("profile") or results.get("profile") or "—"),
-             _e(fmt_duration(seconds)), link, f"<ul>{models}</ul>" if saved else "—"]
+             _e(time_against_budget(stem, seconds, run.get("profile") or results.get("profile"))), link, f"<ul>{models}</ul>" if saved else "—"]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 

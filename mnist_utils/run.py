@@ -43,14 +43,14 @@ from nbclient.util import ensure_async
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, find_notebooks, get_profile, reports_dir as profile_reports_dir, reports_root
+from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, SMOKE_TIMEOUT, TIMEOUT_HEADROOM, find_notebooks,
+                     get_profile, notebook_timeout, reports_dir as profile_reports_dir, reports_root)
 from .data import write_atomic
 from .index import fmt_duration, progress_suffix, read_runs, record_run, results_by_stem, write_index
 from .report import PENDING_ENV
 
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
-DEFAULT_TIMEOUT = {"full": 1800, "smoke": 600}  # seconds per notebook, whole notebook
 
 # nbclient logs its own line for every timeout or dead kernel; the runner reports those itself,
 # and stray log lines would break the one-line-per-notebook progress output.
@@ -304,10 +304,11 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 # ----------------------------------------------------------------------------- command line
 
 
-def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float,
+def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
                   kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, dict[str, Any]]:
     """Run `paths` in order, printing one line each; keep the profile's runs.json and index.html current
-    after each. After a stop signal (`stop`: the caller's, to learn of it) no further notebook starts."""
+    after each. After a stop signal (`stop`: the caller's, to learn of it) no further notebook starts.
+    `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
     # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
     read_runs(folder)
@@ -319,10 +320,11 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
             if stop.signum is not None:
                 break
             print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
-            entry = execute_notebook(path, reports_dir, profile, timeout, kernel_name, stop)
+            limit = timeout or notebook_timeout(path.stem, profile)
+            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop)
             record_run(folder, path.stem, entry)
             write_index(folder)  # after each notebook, so an interrupted series still has a page
-            print(progress_suffix(entry, results_by_stem(folder).get(path.stem)), flush=True)
+            print(progress_suffix(path.stem, entry, results_by_stem(folder).get(path.stem)), flush=True)
             entries[path.stem] = entry
     return entries
 
@@ -333,7 +335,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                         help="notebook number (00, 3) or stem (00_eda); none: all, in number order")
     parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")
     parser.add_argument("--timeout", type=float,
-                        help="seconds per notebook (default: " + ", ".join(f"{s} {p}" for p, s in DEFAULT_TIMEOUT.items()) + ")")
+                        help=f"seconds per notebook (default: {TIMEOUT_HEADROOM:g}× its budget in the full profile, "
+                             f"see config.BUDGET_MINUTES; {SMOKE_TIMEOUT} in the smoke profile)")
     parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
                                                      "the smoke profile writes to its smoke/ subfolder")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
@@ -348,12 +351,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     if not paths:
         print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
         return 2
-    timeout = args.timeout or DEFAULT_TIMEOUT[profile]
     reports = Path(args.reports or reports_root()).resolve()
 
     started = time.monotonic()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, timeout, stop=stop)
+        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop)
         failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
         interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
         ok = len(entries) - len(failed) - len(interrupted)

@@ -302,3 +302,31 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     assert "href='leaderboard.png'" in page and "leaderboard.html" not in page
     assert "torch " in page and "CPU threads" in page  # hardware and torch version from the results
     assert "http" not in page  # self-contained: no external assets
+
+
+def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts_leave_headroom() -> None:
+    from mnist_utils import config
+
+    stems = [p.stem for p in config.find_notebooks()]
+    assert sorted(config.BUDGET_MINUTES) == stems, "one budget per notebook, no stale ones"
+    assert sum(config.BUDGET_MINUTES.values()) <= config.SERIES_BUDGET_MINUTES
+    for stem in stems:
+        assert config.notebook_timeout(stem, "full") >= 1.5 * 60 * config.budget_minutes(stem, "full")
+        assert config.budget_minutes(stem, "smoke") is None and config.notebook_timeout(stem, "smoke") == config.SMOKE_TIMEOUT
+    assert config.notebook_timeout("99_new", "full") == config.UNBUDGETED_TIMEOUT
+
+
+def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budget(tmp_path: Path) -> None:
+    stem = "03_step3_augment_onecycle"  # budget: config.BUDGET_MINUTES
+    from mnist_utils.config import budget_minutes
+    from mnist_utils.index import progress_suffix
+
+    budget = budget_minutes(stem, "full")
+    over = {"status": "ok", "seconds": budget * 60 + 1, "profile": "full", "error": None}
+    assert progress_suffix(stem, over, None) == f"ok in {run.fmt_duration(budget * 60 + 1)} of a " \
+                                                f"{run.fmt_duration(budget * 60)} budget ❌ not met"
+    run.record_run(tmp_path, stem, {**over, "seconds": budget * 60 - 1})
+    run.record_run(tmp_path, "00_eda", {"status": "ok", "seconds": 3.0, "profile": "smoke", "error": None})
+    page = run.write_index(tmp_path).read_text()
+    assert f"{run.fmt_duration(budget * 60 - 1)} of a {run.fmt_duration(budget * 60)} budget ✅ met" in page
+    assert "<td>3.0s</td>" in page, "a smoke run has no budget"
