@@ -13,7 +13,7 @@ PyTorch's own MNIST example; none keeps global state.
 """
 # Set up: the profile (full or smoke), the device, the data as tensors, seeds.
 # mnist_utils/config.py, mnist_utils/data.py, mnist_utils/engine.py
-from mnist_utils.config import get_device, get_profile
+from mnist_utils.config import budget_minutes, get_device, get_profile
 from mnist_utils.data import MNIST_MEAN, MNIST_STD, load_data, load_mnist, normalization_stats
 from mnist_utils.engine import seed_everything
 
@@ -27,12 +27,14 @@ from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_i
 # mnist_utils/inspection.py
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, summary, training_speed
 
-# Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several seeds at once.
-# mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/batches.py
+# Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several seeds at once, searches.
+# mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/batches.py,
+# mnist_utils/search.py
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs
 from mnist_utils.training import run_recipe, train_recipe, train_seeds
+from mnist_utils.search import search_record
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
@@ -43,8 +45,8 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles, the leaderboard of the series.
 # mnist_utils/evaluation.py, mnist_utils/plots.py, mnist_utils/leaderboard.py
-from mnist_utils.evaluation import (confused_pairs, ensemble, head_to_head, mcnemar, shared_errors,
-                                    wrong_by_all)
+from mnist_utils.evaluation import (choose_members, confused_pairs, ensemble, head_to_head, mcnemar,
+                                    shared_errors, wrong_by_all)
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
@@ -63,17 +65,17 @@ from mnist_utils.checkpoints import load_model, save_trained
 from mnist_utils.report import Report, leaderboard_rows, load_result, load_results, show_markdown, show_table
 
 __all__ = [
-    "get_device", "get_profile", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist", "normalization_stats",
+    "budget_minutes", "get_device", "get_profile", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist", "normalization_stats",
     "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
     "count_parameters", "feature_map_size", "receptive_field", "summary", "training_speed",
     "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
-    "run_recipe", "train_recipe", "train_seeds", "plot_history", "plot_schedule", "plot_test_accuracy",
+    "run_recipe", "train_recipe", "train_seeds", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
     "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
-    "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
+    "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
     "write_leaderboard", "plot_hard_images", "plot_shared_errors",
     "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",

@@ -61,6 +61,27 @@ def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
     return int((logits.argmax(dim=1) == labels).sum())
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware: a CUDA GPU that supports it, or a processor with
+    AVX512-BF16 or AMX instructions. Elsewhere bf16 is emulated, slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+class Autocast(nn.Module):
+    """`model` with its forward pass under autocast to `dtype`; the logits come back as float32 for the loss.
+    The weights stay float32 (they are `model`'s own): only the arithmetic is in the lower precision."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, device_type: str):
+        super().__init__()
+        self.model, self.dtype, self.device_type = model, dtype, device_type
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(x).float()
+
+
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
                   scheduler: Any = None, loss_fn: Callable = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
     """One update: forward, loss, backward, optimizer step, then the per-batch scheduler if any.

@@ -27,7 +27,7 @@ from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler
+from .engine import OPTIMIZERS, SCHEDULERS, Autocast, bf16_native, make_optimizer, make_scheduler
 from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
 from .report import show_markdown
 
@@ -79,6 +79,7 @@ class Recipe:
     # the head of a pretrained backbone alone, on features computed once
     freeze_backbone: bool = False
     channels_last: bool = True  # measured faster for these convolutions on CPU
+    bf16: bool = False  # train under bfloat16 autocast where the device computes it natively (see `precision`)
 
     def __post_init__(self) -> None:
         problems = []
@@ -129,7 +130,20 @@ class Recipe:
         augmentation = self.augment.describe() + (
             f" (the last {self.clean_epochs} epochs without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = f"{self.epochs} {'short ' if self.batches_per_epoch else ''}epoch{'s' * (self.epochs != 1)}"
-        return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}"
+        bf16 = ", bfloat16 arithmetic where the device has it" if self.bf16 else ""
+        return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}{bf16}"
+
+    def precision(self, device: torch.device) -> str:
+        """'bfloat16' when the recipe asks for it (bf16: true) and `device` computes it natively, else
+        'float32'. A fixed rule, not a timing: a rerun on the same kind of machine makes the same choice and
+        gives the same numbers."""
+        return "bfloat16" if self.bf16 and bf16_native(device) else "float32"
+
+    def for_training(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """`model` as the training loop should call it: under bfloat16 autocast when `precision` says so."""
+        if self.precision(device) == "bfloat16":
+            return Autocast(model, torch.bfloat16, device.type)
+        return model
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a config file would write it (what a results file and a checkpoint record)."""

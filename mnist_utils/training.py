@@ -33,7 +33,8 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     test_batches = recipe.eval_batches(data.test, device, **inputs) if val_set is None else None
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
-    return fit(model, train_batches, test_batches, optimizer, device, epochs=recipe.epochs, scheduler=scheduler,
+    return fit(recipe.for_training(model, device), train_batches, test_batches, optimizer, device,
+               epochs=recipe.epochs, scheduler=scheduler,
                val_batches=val_batches, patience=recipe.patience, monitor=recipe.monitor,
                keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,
                desc=desc or recipe.name, on_epoch=on_epoch)
@@ -59,6 +60,8 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     seeds = list(recipe.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("need at least one seed")
+    if recipe.bf16:
+        raise ValueError(f"{recipe.name}: packed seeds train in float32; set bf16: false, or use run_recipe")
     if recipe.val_fraction or recipe.batches_per_epoch:
         raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; "
                          "use run_recipe for recipes with a validation split or short epochs")

@@ -193,3 +193,30 @@ def test_show_configs_shows_a_shared_base_once(monkeypatch):
     assert text.count("`configs/cnn_simple.yaml`") == 1, "the shared base once"
     assert text.index("cnn_simple.yaml") < text.index("cnn_deeper.yaml") < text.index("cnn_twobranch.yaml")
     assert all(f"- `{r.name}`: {r.describe()}" in text for r in variants), "each recipe as run"
+
+
+def soft(labels, rows):
+    """Predictions from explicit softmax rows (each a list of 10)."""
+    probabilities = torch.tensor(rows, dtype=torch.float)
+    return Predictions(torch.tensor(labels), probabilities.argmax(dim=1), probabilities)
+
+
+def test_ensemble_selection_starts_from_the_best_adds_what_lowers_the_loss_and_skips_what_does_not():
+    from mnist_utils.evaluation import choose_members, log_loss
+
+    def row(top, p):  # probability p on class `top`, the rest spread evenly
+        return [p if c == top else (1 - p) / 9 for c in range(10)]
+
+    labels = [0, 1, 2, 3]
+    good = soft(labels, [row(0, 0.9), row(1, 0.9), row(2, 0.9), row(5, 0.5)])       # one confident error
+    partner = soft(labels, [row(0, 0.6), row(1, 0.6), row(9, 0.4), row(3, 0.95)])   # fixes it, errs elsewhere
+    poor = soft(labels, [row(4, 0.9), row(4, 0.9), row(4, 0.9), row(4, 0.9)])       # always wrong
+    chosen = choose_members({"poor": poor, "partner": partner, "good": good})
+    added = [r["added"] for r in chosen]
+    assert added[0] == min(("good", "partner"), key=lambda n: log_loss({"good": good, "partner": partner}[n]))
+    assert "poor" not in added and set(added) == {"good", "partner"}
+    losses = [r["log-loss"] for r in chosen]
+    assert losses == sorted(losses, reverse=True) and len(set(losses)) == len(losses), "every round lowers the loss"
+    mixed = ensemble([{"good": good, "partner": partner}[n] for n in added])
+    assert chosen[-1]["accuracy"] == mixed.accuracy and chosen[-1]["log-loss"] == pytest.approx(log_loss(mixed))
+    assert len(choose_members({"poor": poor, "partner": partner, "good": good}, rounds=1)) == 1
