@@ -1,0 +1,135 @@
+"""A search: one config tried with several sets of changes, every seed of each trained at once (packed), and a
+record of what each gave. Notebook 03 shows the record of the search that chose Step 3's model.
+
+    python -m mnist_utils.search configs/searches/step3.yaml          # runs the candidates not yet recorded
+    python -m mnist_utils.search configs/searches/step3.yaml --only 2 # just the third candidate, again
+
+A search file names the config and lists the candidates, each a list of `--set` changes (see configs/):
+
+    config: step3
+    record: docs/search_step3.json
+    candidates:
+      - ["model_args.widths=[10,10,12,10,10]"]
+      - ["model_args.widths=[10,10,12,10,10]", "lr=0.1"]
+
+The record is JSON, one row per candidate, written after each one (atomically), so a stopped search keeps
+what it finished and the next run goes on from there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import yaml
+
+from .config import PROJECT_ROOT, get_device
+from .data import load_mnist, write_atomic
+from .recipes import ConfigError, Recipe, load_config
+from .report import hardware
+from .training import train_seeds
+
+LAST_EPOCHS = 3  # the goal holds in each of the last 3 epochs
+
+
+def read_search(path: Path) -> dict[str, Any]:
+    """The search file, checked: a config name, a record path and a list of candidates (lists of changes)."""
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the search file: {error}") from None
+    if not isinstance(spec, dict) or set(spec) != {"config", "record", "candidates"}:
+        raise ConfigError(f"{path}: a search file has exactly the keys config, record and candidates")
+    candidates = spec["candidates"]
+    if not isinstance(candidates, list) or not all(
+            isinstance(c, list) and all(isinstance(change, str) for change in c) for c in candidates):
+        raise ConfigError(f"{path}: candidates is a list of lists of changes such as \"lr=0.1\"")
+    return spec
+
+
+def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, Any]], seconds: float,
+              goal: float) -> dict[str, Any]:
+    """One row of the record: the candidate's changes, its size and what every seed reached."""
+    last = [min(history["test_acc"][-LAST_EPOCHS:]) for _, history in runs]
+    return {
+        "changes": changes,
+        "model": recipe.model,
+        "parameters": sum(p.numel() for p in runs[0][0].parameters()),
+        "epochs": recipe.epochs,
+        "seeds": list(recipe.seeds),
+        "lowest_last3": last,
+        "lowest": min(last),
+        "seeds_met": sum(acc >= goal for acc in last),
+        "final_mean": sum(history["test_acc"][-1] for _, history in runs) / len(runs),
+        "final_train_mean": sum(history["train_acc"][-1] for _, history in runs) / len(runs),
+        "seconds": round(seconds, 1),
+        "recipe": recipe.to_dict(),  # the whole recipe, so a row still says what ran if the config changes
+        "hardware": hardware(),
+        "torch": torch.__version__,
+    }
+
+
+def run_search(path: Path, only: Iterable[int] | None = None, goal: float = 99.4) -> list[dict[str, Any]]:
+    """Train the candidates of the search file `path` (those without a row yet, or those in `only`) and
+    write each row to the record as soon as it is done. Returns the record."""
+    spec = read_search(path)
+    record_path = PROJECT_ROOT / spec["record"]
+    rows = json.loads(record_path.read_text()) if record_path.exists() else []
+    done = {json.dumps(row["changes"]) for row in rows}
+    wanted = set(only) if only is not None else None
+    recipes = [(i, changes, load_config(spec["config"], changes)) for i, changes in enumerate(spec["candidates"])]
+    data, device = load_mnist(), get_device()
+    for i, changes, recipe in recipes:  # every candidate's config is checked above, before any training
+        if (wanted is None and json.dumps(changes) in done) or (wanted is not None and i not in wanted):
+            continue
+        print(f"[{i}] {spec['config']} {' '.join(changes) or '(as it is)'}", flush=True)
+        start = time.perf_counter()
+        runs = train_seeds(recipe, data, device)
+        row = summarise(recipe, changes, runs, time.perf_counter() - start, goal)
+        rows = [r for r in rows if r["changes"] != changes] + [row]
+        write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
+        print(f"    {row['parameters']:,} parameters · lowest last-{LAST_EPOCHS} {row['lowest']:.2f}% · "
+              f"{row['seeds_met']}/{len(runs)} seeds ≥ {goal}% · {row['seconds']:.0f} s", flush=True)
+    return rows
+
+
+def search_record(path: Path | str) -> list[dict[str, Any]]:
+    """The search file's record as a table, one row per candidate in the file's order (those run so far):
+    what was changed, the size, every seed's lowest test accuracy of its last epochs, and the verdict."""
+    spec = read_search(Path(path))
+    record_path = PROJECT_ROOT / spec["record"]
+    if not record_path.exists():
+        raise FileNotFoundError(f"{record_path} does not exist yet: run python -m mnist_utils.search {path}")
+    rows = {json.dumps(row["changes"]): row for row in json.loads(record_path.read_text())}
+    table = []
+    for changes in spec["candidates"]:
+        row = rows.get(json.dumps(changes))
+        if row is None:
+            continue
+        table.append({"changes": ", ".join(changes) or "(the config as it is)", "parameters": row["parameters"],
+                      f"lowest of the last {LAST_EPOCHS} epochs, per seed": " ".join(f"{a:.2f}" for a in row["lowest_last3"]),
+                      "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}",
+                      "final accuracy, mean": row["final_mean"], "minutes": row["seconds"] / 60})
+    return table
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mnist_utils.search", description=__doc__.split("\n\n")[0])
+    parser.add_argument("search", type=Path, help="a search file, e.g. configs/searches/step3.yaml")
+    parser.add_argument("--only", type=int, action="append", metavar="N",
+                        help="run candidate N (from 0) even if it is recorded; repeat for more")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        run_search(args.search, args.only)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The search command: its file is checked before anything trains, each candidate's row is written as soon as it
+is done, a rerun skips what is recorded, and the notebook's table comes from the record."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_utils import search
+from mnist_utils.engine import History
+from mnist_utils.recipes import ConfigError
+
+
+def fake_runs(recipe, data, device):
+    """'Trained' seeds whose epochs are known: seed s scores 99 + s / 10 + epoch / 100."""
+    runs = []
+    for seed in recipe.seeds:
+        history = History()
+        history.rows = [{"epoch": e, "test_acc": 99.0 + seed / 10 + e / 100, "train_acc": 99.5} for e in range(1, 4)]
+        runs.append((torch.nn.Linear(3, 2), history))
+    return runs
+
+
+@pytest.fixture
+def search_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(search, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(search, "load_mnist", lambda: None)
+    path = tmp_path / "search.yaml"
+    path.write_text('config: step3\nrecord: docs/record.json\ncandidates:\n'
+                    '  - ["model_args.widths=[8,8,12,10,10]"]\n  - ["epochs=5", "lr=0.1"]\n')
+    return path
+
+
+def test_a_bad_search_file_is_one_clear_error_before_any_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(search, "train_seeds", lambda *a: pytest.fail("nothing may train"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("config: step3\ncandidates: [[lr=0.1]]\n")
+    assert search.main([str(bad)]) == 2 and "exactly the keys config, record and candidates" in capsys.readouterr().err
+    bad.write_text("config: step3\nrecord: r.json\ncandidates: [[lr=0.1], [\"epohcs=3\"]]\n")
+    assert search.main([str(bad)]) == 2 and "epohcs" in capsys.readouterr().err
+
+
+def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, monkeypatch):
+    trained = []
+    monkeypatch.setattr(search, "train_seeds", lambda recipe, data, device: trained.append(recipe) or fake_runs(recipe, data, device))
+    rows = search.run_search(search_file)
+    assert [r["changes"] for r in rows] == [["model_args.widths=[8,8,12,10,10]"], ["epochs=5", "lr=0.1"]]
+    assert trained[0].model_args == {"widths": [8, 8, 12, 10, 10]} and trained[1].lr == 0.1
+    first = rows[0]
+    assert first["lowest_last3"] == [pytest.approx(99.01 + s / 10) for s in range(1, 6)]
+    assert first["lowest"] == pytest.approx(99.11) and first["seeds_met"] == 2  # seeds 4 and 5 reach 99.4
+    assert first["parameters"] == 8 and first["final_mean"] == pytest.approx(99.33)
+    assert json.loads((search_file.parent / "docs/record.json").read_text()) == rows
+
+    assert search.run_search(search_file) == rows and len(trained) == 2, "recorded candidates are not run again"
+    search.run_search(search_file, only=[1])
+    assert len(trained) == 3 and len(json.loads((search_file.parent / "docs/record.json").read_text())) == 2
+
+    table = search.search_record(search_file)
+    assert [r["changes"] for r in table] == ["model_args.widths=[8,8,12,10,10]", "epochs=5, lr=0.1"]
+    assert table[0]["seeds meeting the goal"] == "2/5" and table[0]["lowest"] == first["lowest"]
+
+
+def test_the_record_of_a_search_not_yet_run_names_the_command(search_file):
+    with pytest.raises(FileNotFoundError, match="python -m mnist_utils.search"):
+        search.search_record(search_file)
