@@ -62,18 +62,19 @@ class Model_2(nn.Module):
     """Step 2: a 5×5 first layer and early max-pool, four 3×3 convolutions, global average pooling and a
     linear layer in place of the big kernel, dropout after every convolution: 7,146 parameters."""
 
-    def __init__(self, dropout: float = 0.05):
+    def __init__(self, dropout: float = 0.05, widths: tuple[int, ...] = (16, 12, 16, 12, 12)):
         super().__init__()
+        c1, c2, c3, c4, c5 = widths
         self.net = nn.Sequential(
-            ConvBNReLU(1, 16, kernel=5, padding=0, dropout=dropout),  # 16×24×24, RF 5: edges and gradients
-            nn.MaxPool2d(2),                                          # 16×12×12, RF 6
-            ConvBNReLU(16, 12, padding=0, dropout=dropout),           # 12×10×10, RF 10
-            ConvBNReLU(12, 16, padding=0, dropout=dropout),           # 16×8×8, RF 14: parts of digits
-            nn.MaxPool2d(2),                                          # 16×4×4, RF 16
-            ConvBNReLU(16, 12, dropout=dropout),                      # 12×4×4, RF 24
-            ConvBNReLU(12, 12, padding=0, dropout=dropout),           # 12×2×2, RF 32: the whole digit
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),                    # 12: what was found, not where
-            nn.Linear(12, 10),
+            ConvBNReLU(1, c1, kernel=5, padding=0, dropout=dropout),   # c1×24×24, RF 5: edges and gradients
+            nn.MaxPool2d(2),                                           # c1×12×12, RF 6
+            ConvBNReLU(c1, c2, padding=0, dropout=dropout),            # c2×10×10, RF 10
+            ConvBNReLU(c2, c3, padding=0, dropout=dropout),            # c3×8×8, RF 14: parts of digits
+            nn.MaxPool2d(2),                                           # c3×4×4, RF 16
+            ConvBNReLU(c3, c4, dropout=dropout),                       # c4×4×4, RF 24
+            ConvBNReLU(c4, c5, padding=0, dropout=dropout),            # c5×2×2, RF 32: the whole digit
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),                     # c5: what was found, not where
+            nn.Linear(c5, 10),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,8 +85,8 @@ class Model_2(nn.Module):
 class Model_3(Model_2):
     """Step 3: Model_2 without dropout, to be trained with augmentation instead: 7,146 parameters."""
 
-    def __init__(self):
-        super().__init__(dropout=0.0)
+    def __init__(self, widths: tuple[int, ...] = (16, 12, 16, 12, 12)):
+        super().__init__(dropout=0.0, widths=widths)
 
 
 # ============================================================================ 04: one-block VGG and ResNet
@@ -234,3 +235,26 @@ class TwoBranchCNN(nn.Module):
         x = F.max_pool2d(F.relu(self.stem(x)), 2)  # 32×14×14
         x = torch.cat([self.branch3(x), self.branch5(x)], dim=1)  # 512×7×7
         return self.classifier(x)
+
+
+# ============================================================================ make bench: the reference
+
+
+class ExampleNet(nn.Module):
+    """The network of PyTorch's own MNIST example (two 3×3 convolutions, max-pool, dropout, dense 128 → 10,
+    log-probabilities out), the bench's reference: 1,199,882 parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)         # 32×26×26
+        self.conv2 = nn.Conv2d(32, 64, 3)        # 64×24×24
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(64 * 12 * 12, 128)  # after a 2×2 max-pool: 9,216 inputs
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(self, x)
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = F.relu(self.fc1(self.dropout1(x).flatten(1)))
+        return F.log_softmax(self.fc2(self.dropout2(x)), dim=1)

@@ -32,7 +32,13 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
 
     accuracy = results["accuracy"]
     assert accuracy["train_images"] == bench.QUICK.train_images and len(accuracy["epochs"]) == bench.QUICK.epochs
-    assert set(accuracy["reached"]) == {str(t) for t in bench.ACCURACY_THRESHOLDS}
+    assert set(accuracy["reached"]) == {str(t) for t in bench.STEP3_GOALS} and accuracy["config"] == "step3"
+    fastest = results["fastest"]
+    assert fastest["config"] == "fastest" and set(fastest["reached"]) == {str(t) for t in bench.FASTEST_GOALS}
+    assert all(hit["goal_seconds"] == bench.FASTEST_GOALS[float(t)] for t, hit in fastest["reached"].items())
+    example = results["example"]
+    assert len(example["epochs"]) == bench.QUICK.epochs and 0 <= example["epochs"][0]["test_acc"] <= 100
+    assert "PyTorch's MNIST example" in printed and example["met"] is ((example["ratio"] or 0) >= bench.EXAMPLE_GOAL_RATIO)
     assert results["machine"]["torch_threads"] >= 1 and results["machine"]["hardware"] in printed
     assert "knobs" not in results, "--knobs is off by default"
 
@@ -44,6 +50,16 @@ def test_first_reaching_finds_the_first_epoch_at_or_above_a_threshold():
     assert bench.first_reaching(rows, 99.4)["seconds"] == 43.0
     assert bench.first_reaching(rows, 99.5) is None
     assert bench.first_reaching([], 99.0) is None
+
+
+def test_reached_table_times_each_threshold_against_its_goal(capsys):
+    rows = [{"epoch": 1, "test_acc": 99.1, "seconds": 8.0}, {"epoch": 2, "test_acc": 99.3, "seconds": 16.0},
+            {"epoch": 3, "test_acc": 99.45, "seconds": 41.0}]
+    reached = bench.reached_table(rows, {99.0: 10.0, 99.4: 40.0, 99.6: None})
+    assert reached["99.0"] == {"epoch": 1, "seconds": 8.0, "goal_seconds": 10.0, "met": True}
+    assert reached["99.4"]["met"] is False and reached["99.4"]["seconds"] == 41.0, "41 s misses a 40 s goal"
+    assert reached["99.6"] == {"epoch": None, "seconds": None, "goal_seconds": None, "met": None}
+    assert "99.6%: not reached" in capsys.readouterr().out
 
 
 def test_verdict_needs_the_margin_to_say_helps():

@@ -88,11 +88,22 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
                          "date": "2026-11-22T08:00:00+00:00"},
              "pipeline": {"batch_size": 64, "reference_best_workers": 0, "reference_best_images_per_s": 1500.0,
                           "project_images_per_s": 6000.0, "ratio": 4.0},
-             "accuracy": {"reached": {"99.0": {"epoch": 3, "seconds": 41.2}, "99.4": None}}}
+             "accuracy": {"config": "step3", "model": "Model_3",
+                          "reached": {"99.0": {"epoch": 3, "seconds": 41.2, "goal_seconds": None, "met": None},
+                                      "99.4": {"epoch": None, "seconds": None, "goal_seconds": 120.0, "met": False}}},
+             "fastest": {"config": "fastest", "model": "Model_3",
+                         "reached": {"99.0": {"epoch": 1, "seconds": 9.5, "goal_seconds": 10.0, "met": True},
+                                     "99.4": {"epoch": 5, "seconds": 44.0, "goal_seconds": 40.0, "met": False}}},
+             "example": {"threshold": 99.0, "reached": {"epoch": 2, "seconds": 190.0}, "ratio": 20.0,
+                         "goal_ratio": 20.0, "met": True}}
     text = bench_markdown(bench)
     assert "Model_3, batches of 64:" in text
     assert "| this project: tensors in memory, batched augmentation, channels_last | 6,000 |" in text
-    assert "**4.0×**" in text and "99.0% after 41 s (epoch 3); 99.4% not reached" in text
+    assert "**4.0×**" in text
+    assert "| the Step 3 recipe (`configs/step3.yaml`, Model_3) | 41.2 s (epoch 3) | not reached |" in text
+    assert "9.5 s (epoch 1), goal ≤ 10 s: ✅ met | 44.0 s (epoch 5), goal ≤ 40 s: ❌ not met |" in text
+    assert "190.0 s (epoch 2) to 99.0%; the fastest recipe gets there **20×** sooner (goal ≥ 20×: ✅ met)." in text
+    assert "example" not in bench_markdown({k: v for k, v in bench.items() if k != "example"})
     with pytest.raises(ValueError, match="make bench"):
         bench_markdown({**bench, "quick": True})
 
