@@ -54,7 +54,7 @@ train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/ste
 	@test -n "$(CONFIG)" || { echo "Name a config: make train CONFIG=configs/step3.yaml (they are in configs/)"; exit 2; }
 	@$(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-bench: data  ## training speed: pipeline, time to 99.0% / 99.4%, PyTorch's MNIST example for comparison (~10 min)
+bench: data  ## training speed: pipeline, time to 99.0% / 99.4%, PyTorch's MNIST example for comparison
 	@$(PY) -m mnist_utils.bench
 
 bench-app: data  ## the page's API: one prediction's latency (p50, p95) and 20 clients at once for 10 s

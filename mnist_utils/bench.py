@@ -418,7 +418,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                                               "2b. Time to accuracy, the fastest recipe")
         results["example"] = against_example(results["fastest"], device, sizes)
     if args.knobs:
-        results["knobs"] = knob_table(recipe, data.train, device, sizes)
+        results["knobs"] = knob_table(step3, data.train, device, sizes)
     path = args.json or reports_root() / "bench.json"  # not a profile's: `make readme` reads it there
     write_atomic(path, (json.dumps(results, indent=2) + "\n").encode())
     print(f"\nEvery figure above, with the machine's facts: {path}")

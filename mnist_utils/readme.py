@@ -79,16 +79,16 @@ def bench_markdown(bench: dict[str, Any]) -> str:
         lines += ["", f"PyTorch's own MNIST example (its Net, Adadelta, a DataLoader) on the same machine: "
                   f"{_reached_text(hit)} to {example['threshold']}%"
                   + ("." if example["ratio"] is None else
-                     f"; the fastest recipe gets there **{example['ratio']:.0f}×** sooner "
+                     f"; the fastest recipe gets there **{example['ratio']:.1f}×** sooner "
                      f"(goal ≥ {example['goal_ratio']:g}×: {mark(example['met'])}).")]
     return "\n".join(lines)
 
 
 def _reached_text(hit: dict[str, Any] | None) -> str:
     """'12 s (epoch 2)', with the goal when there is one; 'not reached' when it was not."""
+    goal = "" if not hit or hit.get("goal_seconds") is None else f", goal ≤ {hit['goal_seconds']:g} s: {mark(hit['met'])}"
     if not hit or hit.get("seconds") is None:
-        return "not reached"
-    goal = "" if hit.get("goal_seconds") is None else f", goal ≤ {hit['goal_seconds']:g} s: {mark(hit['met'])}"
+        return "not reached" + goal
     return f"{hit['seconds']:.1f} s (epoch {hit['epoch']}){goal}"
 
 
@@ -107,7 +107,11 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
 
 
 def _bench_problem(data: Any) -> str | None:
-    return None if isinstance(data, dict) and {"machine", "pipeline"} <= data.keys() else "no 'machine' and 'pipeline'"
+    if not isinstance(data, dict) or not {"machine", "pipeline"} <= data.keys():
+        return "no 'machine' and 'pipeline'"
+    if "config" not in data.get("accuracy", {"config": None}):
+        return "written by an older `make bench`, without the fastest recipe"
+    return None
 
 
 def main(readme: Path | None = None, reports: Path | None = None, notebooks: Path | None = None) -> int:

@@ -28,16 +28,27 @@ import torch
 import yaml
 
 from .config import PROJECT_ROOT, get_device
-from .data import load_mnist, write_atomic
+from .data import MNISTDataError, load_mnist, write_atomic
+from .engine import History
+from .evaluation import STEP_GOAL, seed_table
+from .inspection import count_parameters
 from .recipes import ConfigError, Recipe, load_config
 from .report import hardware
 from .training import train_seeds
 
 LAST_EPOCHS = 3  # the goal holds in each of the last 3 epochs
+GOAL = STEP_GOAL[-1][2]  # 99.4 (%): the series' goal, in each of the last LAST_EPOCHS epochs
 
 
-def read_search(path: Path) -> dict[str, Any]:
+def in_project(path: Path | str) -> Path:
+    """A relative path read from the project's root, wherever the caller runs (a notebook runs in notebooks/)."""
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def read_search(path: Path | str) -> dict[str, Any]:
     """The search file, checked: a config name, a record path and a list of candidates (lists of changes)."""
+    path = in_project(path)
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
@@ -51,20 +62,45 @@ def read_search(path: Path) -> dict[str, Any]:
     return spec
 
 
-def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, Any]], seconds: float,
-              goal: float) -> dict[str, Any]:
+def candidate_recipes(spec: dict[str, Any]) -> list[Recipe]:
+    """Every candidate's recipe (the config with its changes), checked before anything trains."""
+    config = spec["config"]
+    config = in_project(config) if str(config).endswith((".yaml", ".yml")) else config  # a name: configs/NAME.yaml
+    return [load_config(config, changes) for changes in spec["candidates"]]
+
+
+def _bare(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's settings without its name (a config file's stem): what decides the training."""
+    return {k: v for k, v in recipe.items() if k not in ("name", "title")}
+
+
+def _same_run(row: dict[str, Any], changes: list[str], recipe: Recipe) -> bool:
+    """Whether the record's `row` is this candidate's: the same changes to the same recipe."""
+    return row["changes"] == changes and ("recipe" not in row or _bare(row["recipe"]) == _bare(recipe.to_dict()))
+
+
+def recorded_run(path: Path | str, recipe: Recipe) -> dict[str, Any] | None:
+    """The row of the search's record that trained exactly `recipe` (whatever its config file), or None."""
+    record_path = in_project(read_search(path)["record"])
+    rows = json.loads(record_path.read_text()) if record_path.exists() else []
+    return next((row for row in rows if "recipe" in row and _bare(row["recipe"]) == _bare(recipe.to_dict())), None)
+
+
+def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, History]],
+              seconds: float) -> dict[str, Any]:
     """One row of the record: the candidate's changes, its size and what every seed reached."""
-    last = [min(history["test_acc"][-LAST_EPOCHS:]) for _, history in runs]
+    per_seed, overall = seed_table({seed: history for seed, (_, history) in zip(recipe.seeds, runs)}, GOAL,
+                                   LAST_EPOCHS)
     return {
         "changes": changes,
         "model": recipe.model,
-        "parameters": sum(p.numel() for p in runs[0][0].parameters()),
+        "parameters": count_parameters(runs[0][0]),
         "epochs": recipe.epochs,
         "seeds": list(recipe.seeds),
-        "lowest_last3": last,
-        "lowest": min(last),
-        "seeds_met": sum(acc >= goal for acc in last),
-        "final_mean": sum(history["test_acc"][-1] for _, history in runs) / len(runs),
+        "lowest_last3": [row[f"min of last {LAST_EPOCHS}"] for row in per_seed],
+        "lowest": overall["min_last"],
+        "seeds_met": overall["seeds_met"],
+        "final_mean": overall["final_mean"],
         "final_train_mean": sum(history["train_acc"][-1] for _, history in runs) / len(runs),
         "seconds": round(seconds, 1),
         "recipe": recipe.to_dict(),  # the whole recipe, so a row still says what ran if the config changes
@@ -73,35 +109,37 @@ def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Modu
     }
 
 
-def run_search(path: Path, only: Iterable[int] | None = None, goal: float = 99.4) -> list[dict[str, Any]]:
+def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Train the candidates of the search file `path` (those without a row yet, or those in `only`) and
     write each row to the record as soon as it is done. Returns the record."""
     spec = read_search(path)
-    record_path = PROJECT_ROOT / spec["record"]
+    record_path = in_project(spec["record"])
     rows = json.loads(record_path.read_text()) if record_path.exists() else []
-    done = {json.dumps(row["changes"]) for row in rows}
-    wanted = set(only) if only is not None else None
-    recipes = [(i, changes, load_config(spec["config"], changes)) for i, changes in enumerate(spec["candidates"])]
-    data, device = load_mnist(), get_device()
-    for i, changes, recipe in recipes:  # every candidate's config is checked above, before any training
-        if (wanted is None and json.dumps(changes) in done) or (wanted is not None and i not in wanted):
-            continue
+    recipes = candidate_recipes(spec)  # every candidate checked before any training
+    wanted = set(range(len(recipes))) if only is None else set(only)
+    if not wanted <= set(range(len(recipes))):
+        raise ConfigError(f"--only {sorted(wanted - set(range(len(recipes))))}: the search has candidates "
+                          f"0 to {len(recipes) - 1}")
+    todo = [(i, changes, recipe) for i, (changes, recipe) in enumerate(zip(spec["candidates"], recipes))
+            if i in wanted and (only is not None or not any(_same_run(row, changes, recipe) for row in rows))]
+    data, device = (load_mnist(), get_device()) if todo else (None, None)
+    for i, changes, recipe in todo:
         print(f"[{i}] {spec['config']} {' '.join(changes) or '(as it is)'}", flush=True)
         start = time.perf_counter()
         runs = train_seeds(recipe, data, device)
-        row = summarise(recipe, changes, runs, time.perf_counter() - start, goal)
+        row = summarise(recipe, changes, runs, time.perf_counter() - start)
         rows = [r for r in rows if r["changes"] != changes] + [row]
         write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
         print(f"    {row['parameters']:,} parameters · lowest last-{LAST_EPOCHS} {row['lowest']:.2f}% · "
-              f"{row['seeds_met']}/{len(runs)} seeds ≥ {goal}% · {row['seconds']:.0f} s", flush=True)
+              f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL}% · {row['seconds']:.0f} s", flush=True)
     return rows
 
 
 def search_record(path: Path | str) -> list[dict[str, Any]]:
     """The search file's record as a table, one row per candidate in the file's order (those run so far):
     what was changed, the size, every seed's lowest test accuracy of its last epochs, and the verdict."""
-    spec = read_search(Path(path))
-    record_path = PROJECT_ROOT / spec["record"]
+    spec = read_search(path)
+    record_path = in_project(spec["record"])
     if not record_path.exists():
         raise FileNotFoundError(f"{record_path} does not exist yet: run python -m mnist_utils.search {path}")
     rows = {json.dumps(row["changes"]): row for row in json.loads(record_path.read_text())}
@@ -110,7 +148,7 @@ def search_record(path: Path | str) -> list[dict[str, Any]]:
         row = rows.get(json.dumps(changes))
         if row is None:
             continue
-        table.append({"changes": ", ".join(changes) or "(the config as it is)", "parameters": row["parameters"],
+        table.append({"changes": ", ".join(changes) or "(none: the starting point)", "parameters": row["parameters"],
                       f"lowest of the last {LAST_EPOCHS} epochs, per seed": " ".join(f"{a:.2f}" for a in row["lowest_last3"]),
                       "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}",
                       "final accuracy, mean": row["final_mean"], "minutes": row["seconds"] / 60})
@@ -125,7 +163,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         run_search(args.search, args.only)
-    except ConfigError as error:
+    except (ConfigError, MNISTDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

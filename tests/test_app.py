@@ -13,8 +13,9 @@ from PIL import Image
 
 from mnist_utils.app import create_app
 from mnist_utils.checkpoints import paths, save_checkpoint
+from mnist_utils.inspection import count_parameters
 from mnist_utils.preprocess import MAX_BYTES, preprocess
-from models import Model_1
+from models import Model_1, Model_3
 from test_preprocess import blank, png_header_only
 
 
@@ -48,7 +49,7 @@ def test_models_are_listed_best_first_with_the_step3_model_as_default(client, st
     assert listing["default"] == "step3"
     assert [m["id"] for m in listing["models"]] == ["step3", "untrained"]
     step3 = listing["models"][0]
-    assert step3["model"] == "Model_3" and step3["parameters"] == 7146 and step3["default"]
+    assert step3["model"] == "Model_3" and step3["parameters"] == count_parameters(Model_3()) and step3["default"]
     assert step3["test_acc"] > 97 and not listing["models"][1]["default"]
 
 

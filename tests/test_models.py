@@ -16,7 +16,7 @@ from mnist_utils.inspection import count_parameters, receptive_field
 from mnist_utils.recipes import Recipe, load_config
 from mnist_utils.training import train_recipe, train_seeds
 
-PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 7_146}
+PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 5_458}
 
 
 @pytest.mark.parametrize("name", PARAMETERS)
@@ -33,7 +33,7 @@ def test_ten_logits_per_image(name):
 
 
 ARCHITECTURES = ("Model_1", "Model_2", "Model_3", "OneBlockVGG", "OneBlockResNet", "SimpleCNN", "DeeperCNN",
-                 "MiniVGG", "TwoBranchCNN")
+                 "MiniVGG", "TwoBranchCNN", "ExampleNet")
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -51,9 +51,20 @@ def test_the_last_layer_sees_the_whole_digit(name):
     assert table[-1]["rf"] >= 28
 
 
-def test_model_3_is_model_2_without_dropout():
+def test_model_3_is_model_2s_layout_without_dropout_and_under_6000_parameters():
     assert any(isinstance(m, nn.Dropout) for m in models.Model_2().modules())
     assert not any(isinstance(m, nn.Dropout) for m in models.Model_3().modules())
+    narrow = models.Model_3()
+    same_layout = models.Model_2(dropout=0.0, widths=[m.out_channels for m in narrow.modules() if isinstance(m, nn.Conv2d)])
+    assert [type(m) for m in same_layout.modules()] == [type(m) for m in narrow.modules()]
+    assert count_parameters(narrow) == count_parameters(same_layout) < 6000
+
+
+def test_the_bench_reference_is_pytorchs_example_network():
+    net = models.ExampleNet()
+    assert count_parameters(net) == 1_199_882 and "1,199,882 parameters" in net.__doc__
+    log_probabilities = net.eval()(torch.randn(3, 1, 28, 28))
+    assert torch.allclose(log_probabilities.exp().sum(dim=1), torch.ones(3)), "it ends in log_softmax, as the example"
 
 
 def small(mnist, train=1024, test=512):

@@ -1,14 +1,12 @@
 """The search command: its file is checked before anything trains, each candidate's row is written as soon as it
 is done, a rerun skips what is recorded, and the notebook's table comes from the record."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from mnist_utils import search
 from mnist_utils.engine import History
-from mnist_utils.recipes import ConfigError
 
 
 def fake_runs(recipe, data, device):
@@ -59,6 +57,25 @@ def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, 
     table = search.search_record(search_file)
     assert [r["changes"] for r in table] == ["model_args.widths=[8,8,12,10,10]", "epochs=5, lr=0.1"]
     assert table[0]["seeds meeting the goal"] == "2/5" and table[0]["lowest"] == first["lowest"]
+
+
+def test_the_projects_search_files_load_every_candidate_and_read_the_same_from_any_folder(monkeypatch, tmp_path):
+    from mnist_utils.config import PROJECT_ROOT
+
+    files = sorted((PROJECT_ROOT / "configs" / "searches").glob("*.yaml"))
+    searches = [f for f in files if "candidates" in f.read_text()]
+    assert searches, "configs/searches holds at least the search behind Step 3"
+    monkeypatch.chdir(tmp_path)  # a notebook's kernel runs in notebooks/, not at the root
+    for path in searches:
+        relative = path.relative_to(PROJECT_ROOT)
+        spec = search.read_search(relative)
+        assert len(search.candidate_recipes(spec)) == len(spec["candidates"])
+        assert len(search.search_record(relative)) == len(spec["candidates"]), "every candidate has its row"
+
+
+def test_only_must_name_a_candidate_of_the_file(search_file, capsys):
+    assert search.main([str(search_file), "--only", "7"]) == 2
+    assert "--only [7]: the search has candidates 0 to 1" in capsys.readouterr().err
 
 
 def test_the_record_of_a_search_not_yet_run_names_the_command(search_file):
