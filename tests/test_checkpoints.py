@@ -71,7 +71,7 @@ def test_a_recipe_gives_everything_a_checkpoint_records(tmp_path):
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["config"] == json.loads(json.dumps(recipe.to_dict()))
     assert meta["config"]["augment"]["rotation"] == recipe.augment.rotation
-    assert meta["model"] == {"name": "Model_3", "args": {}} and meta["input_size"] == 28
+    assert meta["model"] == {"name": "Model_3", "args": recipe.model_args} and meta["input_size"] == 28
     assert meta["normalization"] == {"mean": MNIST_MEAN, "std": MNIST_STD}
 
 

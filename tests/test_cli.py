@@ -12,6 +12,7 @@ from PIL import Image
 from mnist_utils.checkpoints import paths
 from mnist_utils.cli import main
 from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.recipes import load_config
 
 
 @pytest.fixture
@@ -137,7 +138,8 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
 
     weights, metadata = paths(tmp_path / "reports" / "smoke" / "models" / "step3-seed1")
     meta = json.loads(metadata.read_text())
-    assert meta["model"] == {"name": "Model_3", "args": {}} and meta["seed"] == 1 and meta["epochs"] == 1
+    assert meta["model"] == {"name": "Model_3", "args": load_config("step3").model_args}
+    assert meta["seed"] == 1 and meta["epochs"] == 1
     assert meta["config"]["val_fraction"] == 0.125 and meta["source"] == "configs/step3.yaml"
     assert set(meta["metrics"]) >= {"val_loss", "val_acc", "test_acc"}
     printed = capsys.readouterr().out

@@ -56,7 +56,7 @@ def test_model_3_is_model_2s_layout_without_dropout_and_under_6000_parameters():
     assert not any(isinstance(m, nn.Dropout) for m in models.Model_3().modules())
     narrow = models.Model_3()
     same_layout = models.Model_2(dropout=0.0, widths=[m.out_channels for m in narrow.modules() if isinstance(m, nn.Conv2d)])
-    assert [type(m) for m in same_layout.modules()] == [type(m) for m in narrow.modules()]
+    assert [type(m) for m in same_layout.net] == [type(m) for m in narrow.net]
     assert count_parameters(narrow) == count_parameters(same_layout) < 6000
 
 

@@ -44,7 +44,8 @@ def test_fractions_read_as_written():
 def test_overrides_change_keys_and_nested_keys():
     recipe = load_config("step3", ["epochs=5", "augment.rotation=5", "model_args.dropout=0.1", "seeds=[7]"])
     assert (recipe.epochs, recipe.augment.rotation, recipe.augment.translate) == (5, 5.0, 0.08)
-    assert recipe.seeds == (7,) and recipe.model_args == {"dropout": 0.1}
+    assert recipe.seeds == (7,) and recipe.model_args == {**load_config("step3").model_args, "dropout": 0.1}, \
+        "a nested key joins the file's other model_args"
 
 
 @pytest.mark.parametrize("overrides, message", [
