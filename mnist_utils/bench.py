@@ -44,7 +44,7 @@ from torchvision import transforms
 from models import Model_3
 
 from .config import data_root, get_device, reports_root
-from .engine import Autocast, progress_bar, seed_everything, test, train, training_step
+from .engine import Autocast, epochs_until, progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference
@@ -193,22 +193,19 @@ def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: flo
 
     The steps of `training.train_recipe`, with the clock read after every test as well (its history times
     training only)."""
-    start = time.perf_counter()
     seed_everything(SEED)
     model = recipe.for_training(build_model(recipe).to(device, memory_format=recipe.memory_format), device)
     train_batches = recipe.train_batches(data.train, device, SEED)
     test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))  # one-cycle or none: both per batch
-    rows = []
     bar = progress_bar(total=recipe.epochs * len(train_batches), desc=f"{recipe.name} to {stop_at}%", unit="batch")
-    for epoch in range(1, recipe.epochs + 1):
+
+    def run_epoch(epoch: int) -> float:
         train(model, train_batches, optimizer, device, scheduler=scheduler, bar=bar)
-        accuracy = test(model, test_batches, device).accuracy
-        rows.append({"epoch": epoch, "test_acc": accuracy, "seconds": time.perf_counter() - start})
-        bar.set_postfix_str(f"epoch {epoch}: test_acc={accuracy:.2f}")
-        if accuracy >= stop_at:
-            break
+        return test(model, test_batches, device).accuracy
+
+    rows = epochs_until(run_epoch, recipe.epochs, stop_at, bar)  # the clock starts with the first step
     bar.close()
     return rows
 

@@ -116,6 +116,21 @@ def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
     return EpochStats(total_loss.item() / seen, 100.0 * correct.item() / seen, seen, time.perf_counter() - start)
 
 
+def epochs_until(run_epoch: Callable[[int], float], epochs: int, stop_at: float, bar: Any = None) -> list[dict[str, float]]:
+    """Time to accuracy: `run_epoch(epoch)` (train one epoch, return the test accuracy) for epochs 1, 2, ...
+    until the accuracy reaches `stop_at` or `epochs` end. One row per epoch: the epoch, its test accuracy and
+    the seconds since this call, testing included."""
+    rows, start = [], time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        accuracy = run_epoch(epoch)
+        rows.append({"epoch": epoch, "test_acc": accuracy, "seconds": time.perf_counter() - start})
+        if bar is not None:
+            bar.set_postfix_str(f"epoch {epoch}: test_acc={accuracy:.2f}")
+        if accuracy >= stop_at:
+            break
+    return rows
+
+
 @torch.inference_mode()
 def test(model: nn.Module, batches: Iterable, device: torch.device, *,
          loss_fn: Callable = F.cross_entropy) -> EpochStats:

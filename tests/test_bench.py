@@ -108,3 +108,14 @@ def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
     packed = next(row for row in rows if "packed" in row["knob"])
     assert packed["ratio"] == 2.0 and packed["verdict"] == "helps"
     assert "failed: RuntimeError: no C++ compiler found" in capsys.readouterr().out
+
+
+def test_epochs_until_stops_at_the_first_epoch_that_reaches_the_threshold():
+    from mnist_utils.engine import epochs_until
+
+    accuracies, ran = [97.0, 99.1, 98.9, 99.5, 99.6], []
+    rows = epochs_until(lambda epoch: ran.append(epoch) or accuracies[epoch - 1], epochs=5, stop_at=99.4)
+    assert ran == [1, 2, 3, 4] and [r["test_acc"] for r in rows] == accuracies[:4], "epoch 5 never runs"
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert all(0 <= a["seconds"] <= b["seconds"] for a, b in zip(rows, rows[1:]))
+    assert len(epochs_until(lambda epoch: 50.0, epochs=3, stop_at=99.0)) == 3, "never reached: every epoch runs"
