@@ -69,6 +69,12 @@ def candidate_recipes(spec: dict[str, Any]) -> list[Recipe]:
     return [load_config(config, changes) for changes in spec["candidates"]]
 
 
+def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
+    """Where the search's record is, and its rows so far ([] before the first)."""
+    path = in_project(spec["record"])
+    return path, json.loads(path.read_text()) if path.exists() else []
+
+
 def _bare(recipe: dict[str, Any]) -> dict[str, Any]:
     """A recipe's settings without its name (a config file's stem): what decides the training."""
     return {k: v for k, v in recipe.items() if k not in ("name", "title")}
@@ -81,8 +87,7 @@ def _same_run(row: dict[str, Any], changes: list[str], recipe: Recipe) -> bool:
 
 def recorded_run(path: Path | str, recipe: Recipe) -> dict[str, Any] | None:
     """The row of the search's record that trained exactly `recipe` (whatever its config file), or None."""
-    record_path = in_project(read_search(path)["record"])
-    rows = json.loads(record_path.read_text()) if record_path.exists() else []
+    _, rows = _record(read_search(path))
     return next((row for row in rows if "recipe" in row and _bare(row["recipe"]) == _bare(recipe.to_dict())), None)
 
 
@@ -113,8 +118,7 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
     """Train the candidates of the search file `path` (those without a row yet, or those in `only`) and
     write each row to the record as soon as it is done. Returns the record."""
     spec = read_search(path)
-    record_path = in_project(spec["record"])
-    rows = json.loads(record_path.read_text()) if record_path.exists() else []
+    record_path, rows = _record(spec)
     recipes = candidate_recipes(spec)  # every candidate checked before any training
     wanted = set(range(len(recipes))) if only is None else set(only)
     if not wanted <= set(range(len(recipes))):
@@ -139,13 +143,12 @@ def search_record(path: Path | str) -> list[dict[str, Any]]:
     """The search file's record as a table, one row per candidate in the file's order (those run so far):
     what was changed, the size, every seed's lowest test accuracy of its last epochs, and the verdict."""
     spec = read_search(path)
-    record_path = in_project(spec["record"])
+    record_path, rows = _record(spec)
     if not record_path.exists():
         raise FileNotFoundError(f"{record_path} does not exist yet: run python -m mnist_utils.search {path}")
-    rows = {json.dumps(row["changes"]): row for row in json.loads(record_path.read_text())}
     table = []
-    for changes in spec["candidates"]:
-        row = rows.get(json.dumps(changes))
+    for changes, recipe in zip(spec["candidates"], candidate_recipes(spec)):
+        row = next((row for row in rows if _same_run(row, changes, recipe)), None)  # as run_search matches them
         if row is None:
             continue
         table.append({"changes": ", ".join(changes) or "(none: the starting point)", "parameters": row["parameters"],
