@@ -31,7 +31,7 @@ from mnist_utils.inspection import count_parameters, feature_map_size, receptive
 # mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/batches.py,
 # mnist_utils/search.py
 from mnist_utils.batches import Batches
-from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
+from mnist_utils.engine import History, bf16_native, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs
 from mnist_utils.training import run_recipe, train_recipe, train_seeds
 from mnist_utils.search import recorded_run, search_record
@@ -45,7 +45,7 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles, the leaderboard of the series.
 # mnist_utils/evaluation.py, mnist_utils/plots.py, mnist_utils/leaderboard.py
-from mnist_utils.evaluation import (choose_members, confused_pairs, ensemble, head_to_head, mcnemar,
+from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choose_members, confused_pairs, ensemble, head_to_head, mcnemar,
                                     shared_errors, wrong_by_all)
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
@@ -70,12 +70,12 @@ __all__ = [
     "class_counts", "count_repeats", "exact_duplicates", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
     "count_parameters", "feature_map_size", "receptive_field", "summary", "training_speed",
-    "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
+    "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
     "run_recipe", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
     "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
-    "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
+    "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
     "write_leaderboard", "plot_hard_images", "plot_shared_errors",
     "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",

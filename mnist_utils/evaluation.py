@@ -15,6 +15,7 @@ from .batches import Batches
 from .engine import History
 from .inspection import count_parameters
 
+
 @dataclass
 class Predictions:
     """A model's verdict on every image of an (unshuffled) set, in order."""
@@ -42,15 +43,28 @@ class Predictions:
         return wrong[self.confidence[wrong].argsort(descending=True)]
 
 
+NO_SHIFT = ((0, 0),)
+ONE_PIXEL_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the image, then one pixel down, up, right, left
+
+
 @torch.inference_mode()
-def predict(model: nn.Module, batches: Batches, device: torch.device) -> Predictions:
-    """Predictions and probabilities for every image of `batches` (which must not shuffle)."""
+def predict(model: nn.Module, batches: Batches, device: torch.device,
+            shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> Predictions:
+    """Predictions and probabilities for every image of `batches` (which must not shuffle). With several
+    `shifts` ((down, right) in pixels), test-time augmentation: each image is seen once per shift and the
+    softmax outputs are averaged. A shift rolls the image; MNIST centres each digit in a 20×20 box inside a
+    28×28 frame, so a roll of a pixel or two moves only background across the edges."""
     if batches.shuffle:
         raise ValueError("predict needs batches in a fixed order: make them with shuffle=False")
+    if not shifts:
+        raise ValueError("shifts must hold at least one (down, right) pair; (0, 0) is the image as it is")
     model.eval()
     labels, probabilities = [], []
     for images, targets in batches:
-        probabilities.append(F.softmax(model(images.to(device)).float(), dim=1).cpu())
+        images = images.to(device)
+        views = [F.softmax(model(torch.roll(images, shift, dims=(2, 3)) if any(shift) else images).float(), dim=1)
+                 for shift in shifts]
+        probabilities.append(torch.stack(views).mean(dim=0).cpu())
         labels.append(targets.cpu())
     probabilities = torch.cat(probabilities)
     return Predictions(torch.cat(labels), probabilities.argmax(dim=1), probabilities)
@@ -116,8 +130,9 @@ def choose_members(predictions: dict[str, Predictions], rounds: int | None = Non
     lowest log-loss, then each round add the model (again, if it helps most: a repeat is a larger weight)
     whose softmax, averaged in, lowers the ensemble's log-loss most; stop when no addition lowers it, or after
     `rounds` (default: twice the number of models). Log-loss rather than accuracy, because on a few thousand
-    images many additions tie on accuracy. Returns one row per round: the member added, the ensemble's
-    accuracy and log-loss after it. Feed it validation predictions only: the test set must not choose."""
+    images many additions tie on accuracy. Returns one row per round: the member added, the ensemble after it
+    (its members, a repeat listed again) with its accuracy and log-loss. Feed it validation predictions only:
+    the test set must not choose."""
     _same_images(list(predictions.values()))
     rounds = rounds or 2 * len(predictions)
     members: list[str] = []
@@ -134,7 +149,7 @@ def choose_members(predictions: dict[str, Predictions], rounds: int | None = Non
             break
         members.append(name)
         total = predictions[name].probabilities.clone() if total is None else total + predictions[name].probabilities
-        rows.append({"round": len(rows) + 1, "added": name, "members": len(members),
+        rows.append({"round": len(rows) + 1, "added": name, "ensemble": " + ".join(members),
                      "accuracy": candidate.accuracy, "log-loss": loss})
     return rows
 

@@ -13,6 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchsummary
 
+from .engine import Autocast
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -98,10 +101,11 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     if channels_last:
         probe, x = probe.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(probe.parameters())
+    if autocast_dtype is not None:
+        probe = Autocast(probe, autocast_dtype, device.type)  # as training runs it: see Recipe.for_training
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = F.cross_entropy(probe(x), y)
+        loss = F.cross_entropy(probe(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

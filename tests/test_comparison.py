@@ -219,4 +219,5 @@ def test_ensemble_selection_starts_from_the_best_adds_what_lowers_the_loss_and_s
     assert losses == sorted(losses, reverse=True) and len(set(losses)) == len(losses), "every round lowers the loss"
     mixed = ensemble([{"good": good, "partner": partner}[n] for n in added])
     assert chosen[-1]["accuracy"] == mixed.accuracy and chosen[-1]["log-loss"] == pytest.approx(log_loss(mixed))
+    assert [r["ensemble"] for r in chosen] == [" + ".join(added[:i]) for i in range(1, len(added) + 1)]
     assert len(choose_members({"poor": poor, "partner": partner, "good": good}, rounds=1)) == 1

@@ -144,6 +144,30 @@ def test_predict_orders_mistakes_by_confidence(mnist):
         predict(model, Batches(mnist.test.head(64), 32, shuffle=True), torch.device("cpu"))
 
 
+def test_predict_with_shifts_averages_the_softmax_of_each_rolled_view(mnist):
+    model, _ = run(mnist, seed=0, epochs=1)
+    images, cpu = mnist.test.head(200), torch.device("cpu")
+    shifts = ((0, 0), (1, 0), (0, -2))
+    tta = predict(model, Batches(images, 64), cpu, shifts=shifts)
+
+    class Rolled(nn.Module):  # the model seeing each image rolled by `shift`
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = shift
+
+        def forward(self, x):
+            return model(torch.roll(x, self.shift, dims=(2, 3)))
+
+    views = [predict(Rolled(shift), Batches(images, 64), cpu) for shift in shifts]
+    assert torch.allclose(tta.probabilities, torch.stack([v.probabilities for v in views]).mean(0), atol=1e-6)
+    assert torch.equal(tta.predicted, tta.probabilities.argmax(1)) and torch.equal(tta.labels, views[0].labels)
+    assert not torch.allclose(views[0].probabilities, views[2].probabilities), "a shift changes what the model sees"
+    plain = predict(model, Batches(images, 64), cpu)
+    assert torch.equal(plain.probabilities, views[0].probabilities), "no shift: the images as they are"
+    with pytest.raises(ValueError, match="at least one"):
+        predict(model, Batches(images, 64), cpu, shifts=())
+
+
 def test_summary_leaves_batchnorm_statistics_and_random_state_alone():
     model = tiny_cnn()
     before_stats = model[1].running_mean.clone()
