@@ -187,21 +187,22 @@ class DeeperCNN(nn.Module):
 
 
 class MiniVGG(nn.Module):
-    """Three VGG blocks (2 × conv 64, 2 × conv 128, 3 × conv 256; BatchNorm after every convolution; max-pool
-    after each block), dense 512 → dropout → 10: 2,920,778 parameters."""
+    """Three VGG blocks (2 × conv 64, 2 × conv 128, 3 × conv 256 by default; BatchNorm after every convolution;
+    max-pool after each block), dense 512 → dropout → 10: 2,920,778 parameters."""
 
-    def __init__(self, dropout: float = 0.5):
+    def __init__(self, dropout: float = 0.5, widths: tuple[int, int, int] = (64, 128, 256)):
         super().__init__()
+        c1, c2, c3 = widths
         self.features = nn.Sequential(
-            ConvBNReLU(1, 64, batchnorm=True), ConvBNReLU(64, 64, batchnorm=True),
-            nn.MaxPool2d(2),  # 64×14×14
-            ConvBNReLU(64, 128, batchnorm=True), ConvBNReLU(128, 128, batchnorm=True),
-            nn.MaxPool2d(2),  # 128×7×7
-            ConvBNReLU(128, 256, batchnorm=True), ConvBNReLU(256, 256, batchnorm=True), ConvBNReLU(256, 256, batchnorm=True),
-            nn.MaxPool2d(2),  # 256×3×3 (the 7th row and column, the image's border, are dropped)
+            ConvBNReLU(1, c1, batchnorm=True), ConvBNReLU(c1, c1, batchnorm=True),
+            nn.MaxPool2d(2),  # c1×14×14
+            ConvBNReLU(c1, c2, batchnorm=True), ConvBNReLU(c2, c2, batchnorm=True),
+            nn.MaxPool2d(2),  # c2×7×7
+            ConvBNReLU(c2, c3, batchnorm=True), ConvBNReLU(c3, c3, batchnorm=True), ConvBNReLU(c3, c3, batchnorm=True),
+            nn.MaxPool2d(2),  # c3×3×3 (the 7th row and column, the image's border, are dropped)
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(256 * 3 * 3, 512), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(512, 10))
+            nn.Flatten(), nn.Linear(c3 * 3 * 3, 512), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(512, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)

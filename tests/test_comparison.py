@@ -35,6 +35,18 @@ def test_logits_for_a_batch_in_either_memory_layout(name):
     assert torch.allclose(logits, fast, atol=1e-4), "channels_last changes speed, not results"
 
 
+def test_minivgg_trains_at_the_widths_its_config_names():
+    from mnist_utils.recipes import build_model, load_config
+
+    recipe = load_config("cnn_minivgg")
+    model = build_model(recipe)
+    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    c1, c2, c3 = recipe.model_args["widths"]
+    assert widths == [c1, c1, c2, c2, c3, c3, c3] and model.classifier[1].in_features == c3 * 3 * 3
+    assert count_parameters(model) < count_parameters(models.MiniVGG()), "narrower than the class's default"
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
 # ---------------------------------------------------------------------------- ShortEpochs
 
 
