@@ -139,7 +139,7 @@ def test_bf16_is_a_fixed_rule_the_config_asks_and_the_device_must_compute_it_nat
     from mnist_utils.engine import Autocast
 
     cpu = torch.device("cpu")
-    asks, plain = load_config("cnn_simple"), load_config("cnn_twobranch")
+    asks, plain = load_config("cnn_simple"), load_config("step1")
     assert asks.bf16 and not plain.bf16 and "bfloat16" in asks.describe()
     model = torch.nn.Linear(2, 2)
     monkeypatch.setattr(recipes, "bf16_native", lambda device: True)
