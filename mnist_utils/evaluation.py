@@ -52,8 +52,9 @@ def predict(model: nn.Module, batches: Batches, device: torch.device,
             shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> Predictions:
     """Predictions and probabilities for every image of `batches` (which must not shuffle). With several
     `shifts` ((down, right) in pixels), test-time augmentation: each image is seen once per shift and the
-    softmax outputs are averaged. A shift rolls the image; MNIST centres each digit in a 20×20 box inside a
-    28×28 frame, so a roll of a pixel or two moves only background across the edges."""
+    softmax outputs are averaged. A shift rolls the image: MNIST centres each digit in a 28×28 frame with a
+    background margin, so a roll of one pixel moves mostly background across the edges (the few digits that
+    touch the frame see a pixel of their ink wrap to the other side)."""
     if batches.shuffle:
         raise ValueError("predict needs batches in a fixed order: make them with shuffle=False")
     if not shifts:

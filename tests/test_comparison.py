@@ -90,8 +90,9 @@ def test_training_speed_leaves_model_and_random_state_alone():
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = torch.get_rng_state()
-    for layout in (False, True):
-        assert training_speed(model, x, y, torch.device("cpu"), steps=1, repeats=2, channels_last=layout) > 0
+    for layout, dtype in ((False, None), (True, None), (True, torch.bfloat16)):  # bf16: through engine.Autocast
+        assert training_speed(model, x, y, torch.device("cpu"), steps=1, repeats=2, channels_last=layout,
+                              autocast_dtype=dtype) > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(torch.get_rng_state(), state)
     for bad in ({"steps": 0}, {"repeats": 0}, {"warmup": -1}):
