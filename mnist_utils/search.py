@@ -80,15 +80,20 @@ def _bare(recipe: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in recipe.items() if k not in ("name", "title")}
 
 
+def _trained(row: dict[str, Any], recipe: Recipe) -> bool:
+    """Whether the record's `row` trained exactly `recipe` (whatever its config file is called)."""
+    return "recipe" in row and _bare(row["recipe"]) == _bare(recipe.to_dict())
+
+
 def _same_run(row: dict[str, Any], changes: list[str], recipe: Recipe) -> bool:
     """Whether the record's `row` is this candidate's: the same changes to the same recipe."""
-    return row["changes"] == changes and ("recipe" not in row or _bare(row["recipe"]) == _bare(recipe.to_dict()))
+    return row["changes"] == changes and ("recipe" not in row or _trained(row, recipe))
 
 
 def recorded_run(path: Path | str, recipe: Recipe) -> dict[str, Any] | None:
     """The row of the search's record that trained exactly `recipe` (whatever its config file), or None."""
     _, rows = _record(read_search(path))
-    return next((row for row in rows if "recipe" in row and _bare(row["recipe"]) == _bare(recipe.to_dict())), None)
+    return next((row for row in rows if _trained(row, recipe)), None)
 
 
 def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, History]],
@@ -132,7 +137,7 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         start = time.perf_counter()
         runs = train_seeds(recipe, data, device)
         row = summarise(recipe, changes, runs, time.perf_counter() - start)
-        rows = [r for r in rows if r["changes"] != changes] + [row]
+        rows = [r for r in rows if not _same_run(r, changes, recipe)] + [row]  # a rerun replaces its own row only
         write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
         print(f"    {row['parameters']:,} parameters · lowest last-{LAST_EPOCHS} {row['lowest']:.2f}% · "
               f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL}% · {row['seconds']:.0f} s", flush=True)

@@ -60,6 +60,18 @@ def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, 
     assert table[0]["seeds meeting the goal"] == "2/5" and table[0]["lowest"] == first["lowest"]
 
 
+def test_a_rerun_replaces_its_own_row_and_keeps_another_recipes_row_with_the_same_changes(search_file, monkeypatch):
+    monkeypatch.setattr(search, "train_seeds", fake_runs)
+    rows = search.run_search(search_file)
+    other = {**rows[1], "recipe": {**rows[1]["recipe"], "epochs": 99}, "lowest": 0.0}  # the start config was different
+    record = search_file.parent / "docs/record.json"
+    record.write_text(json.dumps(rows + [other]))
+    after = search.run_search(search_file, only=[1])
+    assert len(after) == 3 and other in after, "another recipe's row is not this candidate's to replace"
+    assert [r["changes"] for r in after].count(["epochs=5", "lr=0.1"]) == 2
+    assert search.search_record(search_file)[1]["lowest"] == rows[1]["lowest"], "the table shows this recipe's row"
+
+
 def test_the_projects_search_files_load_every_candidate_and_read_the_same_from_any_folder(monkeypatch, tmp_path):
     from mnist_utils.config import PROJECT_ROOT
 
