@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnist_utils.augment import Augment, random_affine, random_erasing
+from mnist_utils.augment import Augment, affine_grid, random_affine, random_erasing
 
 
 def digits(mnist, n=64):
@@ -80,3 +81,10 @@ def test_same_result_on_cuda(mnist):
 def test_describe_names_what_is_on():
     assert Augment().describe() == "none" and not Augment().enabled
     assert Augment(rotation=7, translate=0.1).describe() == "rotation ±7°, shift ±10%"
+
+
+@pytest.mark.parametrize("size", [(28, 28), (20, 36)])
+def test_the_sampling_grid_is_torchs_affine_grid(size):
+    theta = torch.randn(5, 2, 3, dtype=torch.float64)
+    expected = F.affine_grid(theta, [5, 1, *size], align_corners=False)
+    assert torch.allclose(affine_grid(theta, size), expected, rtol=0, atol=1e-12)
