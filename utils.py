@@ -33,7 +33,7 @@ from mnist_utils.inspection import count_parameters, feature_map_size, receptive
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, bf16_native, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs
-from mnist_utils.training import run_recipe, train_recipe, train_seeds
+from mnist_utils.training import run_recipe, run_recipes, train_recipe, train_seeds
 from mnist_utils.search import recorded_run, search_record
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
@@ -72,7 +72,7 @@ __all__ = [
     "count_parameters", "feature_map_size", "receptive_field", "summary", "training_speed",
     "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
-    "run_recipe", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
+    "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
     "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",

@@ -34,7 +34,8 @@ from typing import Any, Iterable
 import torch
 from PIL import Image, ImageOps
 
-from .bench import machine_facts, usable_cpus
+from .bench import machine_facts
+from .config import usable_cpus
 from .checkpoints import default_checkpoint, list_checkpoints, models_dir
 from .config import PROJECT_ROOT, reports_dir
 from .data import load_mnist, write_atomic

@@ -15,7 +15,8 @@
 3. PyTorch's own MNIST example, written as it is (mnist_utils.example_reference), trained until it reaches
    99.0% (at most 5 epochs): its time against the fastest recipe's, as a ratio.
 4. Knobs (--knobs): what a change to the training step does to the speed of the project's pipeline: memory
-   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one.
+   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one, and
+   trainings run side by side in lanes, one thread each.
 
 Every figure printed is measured by the run, and all of them, with the machine's facts, are written to
 reports/bench.json (see --json).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import functools
 import itertools
 import json
 import os
@@ -43,9 +45,10 @@ from torchvision import transforms
 
 from models import Model_3
 
-from .config import data_root, get_device, reports_root
+from .config import data_root, get_device, reports_root, usable_cpus
 from .engine import Autocast, epochs_until, progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
+from .lanes import run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference
 from .recipes import Recipe, build_model, load_config
@@ -279,6 +282,7 @@ class Knob:
     compile: bool = False
     autocast: torch.dtype | None = None
     copies: int = 1  # models trained at once, packed side by side
+    lanes: int = 1  # trainings at once, each on one thread (mnist_utils.lanes)
 
 
 def knobs_for(recipe: Recipe) -> list[Knob]:
@@ -291,7 +295,8 @@ def knobs_for(recipe: Recipe) -> list[Knob]:
             *(Knob(f"batch {size} instead of {recipe.batch_size}", batch_size=size) for size in batch_sizes),
             Knob("torch.compile", compile=True),
             Knob("bfloat16 autocast", autocast=torch.bfloat16),
-            Knob(f"{PACKED_COPIES} seeds' models packed, images summed", copies=PACKED_COPIES)]
+            Knob(f"{PACKED_COPIES} seeds' models packed, images summed", copies=PACKED_COPIES),
+            Knob(f"{usable_cpus()} trainings at once, one thread each (lanes), images summed", lanes=usable_cpus())]
 
 
 def full_batches(batches: Iterable, batch_size: int) -> Iterator:
@@ -302,7 +307,13 @@ def full_batches(batches: Iterable, batch_size: int) -> Iterator:
 
 def knob_speed(knob: Knob, recipe: Recipe, images: ImageSet, device: torch.device,
                sizes: Sizes) -> dict[str, Any]:
-    """Images per second with `knob` applied to `recipe`; with torch.compile, the compile's seconds as well."""
+    """Images per second with `knob` applied to `recipe`; with torch.compile, the compile's seconds as well.
+    With lanes, each lane trains a model of its own, and their images per second are added."""
+    if knob.lanes > 1:
+        one = dataclasses.replace(knob, lanes=1)
+        speeds = run_in_lanes([functools.partial(knob_speed, one, recipe, images, device, sizes)] * knob.lanes,
+                              knob.lanes)
+        return {"images_per_s": sum(speed["images_per_s"] for speed in speeds), "compile_s": None}
     recipe = dataclasses.replace(recipe, batch_size=knob.batch_size or recipe.batch_size,
                                  channels_last=recipe.channels_last if knob.channels_last is None else knob.channels_last)
     layout = recipe.memory_format
@@ -361,11 +372,6 @@ def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Si
 
 
 # ----------------------------------------------------------------------------- the machine and the command line
-
-
-def usable_cpus() -> int:
-    """CPU cores this process may run on (fewer than the machine's under a container or taskset)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def machine_facts(device: torch.device) -> dict[str, Any]:

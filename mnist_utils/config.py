@@ -118,6 +118,11 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def usable_cpus() -> int:
+    """CPU cores this process may run on (fewer than the machine's under a container or taskset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequence[str] = ()) -> list[Path]:
     """The notebooks that `selectors` name (all when none), in number order.
 

@@ -1,4 +1,4 @@
-"""Training a recipe: one model (`train_recipe`), or one model per seed, all at once (`train_seeds`).
+"""Training a recipe: one model (`train_recipe`), or one model per seed, packed and in lanes (`train_seeds`).
 
 Both run the engine's epoch bookkeeping (`History.record`, `row_summary`), so a history from either reads
 the same. The test set is looked at after every epoch only when the recipe holds out no validation split:
@@ -6,15 +6,17 @@ with one, the validation split decides and the test set is used once, at the end
 """
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import MNIST
-from .engine import EpochStats, History, fit, progress_bar, seed_everything, training_step
+from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
+from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from .recipes import Recipe, build_model
 
@@ -50,13 +52,51 @@ def run_recipe(recipe: Recipe, data: MNIST, device: torch.device, *, seed: int |
     return model, history
 
 
+def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device, *,
+                progress: bool = True) -> dict[str, tuple[nn.Module, History]]:
+    """Each of `recipes` run as `run_recipe` runs it (seeded with its first seed, built, trained), but in lanes,
+    one per CPU core, where the models allow it (mnist_utils.lanes): (model, history) by the same names.
+    One progress bar counts the epochs of them all."""
+    models = {}
+    for name, recipe in recipes.items():  # here, in turn: each initialisation draws from the global generator
+        seed_everything(recipe.seeds[0])
+        models[name] = build_model(recipe)
+    lanes = lanes_for(models.values(), device)
+    bar = progress_bar(total=sum(recipe.epochs for recipe in recipes.values()), unit="epoch",
+                       desc=f"{len(recipes)} recipes, {min(lanes, len(recipes))} at a time") if progress else None
+
+    def job(name: str, recipe: Recipe) -> History:
+        def shown(row: dict[str, float], improved: bool) -> None:
+            bar.set_postfix_str(f"{name}, epoch {row['epoch']}: {row_summary(row)}")
+            bar.update(1)
+        return train_recipe(models[name], recipe, data, device, seed=recipe.seeds[0], progress=None,
+                            on_epoch=shown if bar is not None else None)
+
+    histories = run_in_lanes([functools.partial(job, name, recipe) for name, recipe in recipes.items()], lanes)
+    if bar is not None:
+        bar.close()
+    return {name: (models[name], history) for name, history in zip(recipes, histories)}
+
+
+SEEDS_PER_PACK = 3  # fixed, not taken from the machine: a pack's size changes the order of its sums
+
+
+def seed_packs(seeds: Sequence[int], size: int = SEEDS_PER_PACK) -> list[list[int]]:
+    """`seeds` in packs of at most `size`, as even as possible, in order: 5 seeds → [1, 2, 3], [4, 5]."""
+    count = -(-len(seeds) // size)
+    sizes = [len(seeds) // count + (i < len(seeds) % count) for i in range(count)]  # the larger packs first
+    starts = [sum(sizes[:i]) for i in range(count)]
+    return [list(seeds[start:start + n]) for start, n in zip(starts, sizes)]
+
+
 def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Sequence[int] | None = None,
                 progress: bool = True) -> list[tuple[nn.Module, History]]:
     """`recipe` run once per seed (the recipe's seeds by default), each seed fixing its model's
-    initialisation, data order and augmentation exactly as `run_recipe` would; but all the models train
-    at once, packed side by side (mnist_utils.packed), which is faster on a CPU than one after the other.
-    Returns (trained model, history) per seed. Each history's `seconds` is the time of the packed epoch,
-    shared by all seeds."""
+    initialisation, data order and augmentation exactly as `run_recipe` would; but the models train packed
+    side by side (mnist_utils.packed), up to SEEDS_PER_PACK in one network, and the packs in lanes, one per
+    CPU core (mnist_utils.lanes): both are faster on a CPU than one model after the other.
+    Returns (trained model, history) per seed. Each history's `seconds` adds up to the wall time of all the
+    packs together, shared by every seed."""
     seeds = list(recipe.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("need at least one seed")
@@ -65,10 +105,31 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     if recipe.val_fraction or recipe.batches_per_epoch:
         raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; "
                          "use run_recipe for recipes with a validation split or short epochs")
-    models = []
-    for seed in seeds:
+    models = {}
+    for seed in seeds:  # here, in turn: each initialisation draws from the global generator
         seed_everything(seed)
-        models.append(build_model(recipe))
+        models[seed] = build_model(recipe)
+    packs = seed_packs(seeds)
+    lanes = lanes_for(models.values(), device)
+    bar = progress_bar(total=recipe.epochs * len(packs), desc=f"{len(seeds)} seeds in {len(packs)} "
+                       f"pack{'s' * (len(packs) > 1)}, {min(lanes, len(packs))} at a time", unit="epoch") if progress else None
+    start = time.perf_counter()
+    jobs = [functools.partial(_train_pack, recipe, data, device, [models[s] for s in pack], pack, bar) for pack in packs]
+    results = [run for pack_runs in run_in_lanes(jobs, lanes) for run in pack_runs]
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - start
+    for _, history in results:  # the packs ran at once: each epoch's share of the wall time of them all
+        pack_seconds = history.seconds
+        for row in history.rows:
+            row["seconds"] *= seconds / pack_seconds
+            row["images_per_s"] = len(seeds) * len(data.train) / row["seconds"]
+    return results
+
+
+def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, models: list[nn.Module], seeds: list[int],
+                bar: Any = None) -> list[tuple[nn.Module, History]]:
+    """`models` (seeded and built, one per seed of `seeds`) trained packed into one network, epoch by epoch."""
     packed = PackedModels(models).to(device, memory_format=recipe.memory_format)
     streams = [recipe.train_batches(data.train, device, seed) for seed in seeds]
     test_batches = recipe.eval_batches(data.test, device)
@@ -76,7 +137,6 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
     histories = [History() for _ in seeds]
     copies, n_train = len(seeds), streams[0].num_images
-    bar = progress_bar(total=recipe.epochs, desc=f"{copies} seeds at once", unit="epoch") if progress else None
     for epoch in range(1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         packed.train()
@@ -96,10 +156,9 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
             history.record(epoch, lr, trained, tested=tested[g])
         if bar is not None:
             accuracies = [h["test_acc"][-1] for h in histories]
-            bar.set_postfix_str(f"test_acc min {min(accuracies):.2f}, max {max(accuracies):.2f}")
+            bar.set_postfix_str(f"seeds {seeds[0]}-{seeds[-1]}, epoch {epoch}: test_acc min {min(accuracies):.2f}, "
+                                f"max {max(accuracies):.2f}")
             bar.update(1)
-    if bar is not None:
-        bar.close()
     return [(packed.unpack(g).eval(), history) for g, history in enumerate(histories)]
 
 

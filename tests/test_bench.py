@@ -72,7 +72,7 @@ def test_verdict_needs_the_margin_to_say_helps():
 def test_knobs_start_with_the_baseline_and_change_one_thing_each():
     knobs = bench.knobs_for(STEP3)
     assert knobs[0] == Knob(knobs[0].name)
-    changed = [{f for f in ("batch_size", "channels_last", "compile", "autocast", "copies")
+    changed = [{f for f in ("batch_size", "channels_last", "compile", "autocast", "copies", "lanes")
                 if getattr(k, f) != getattr(knobs[0], f)} for k in knobs[1:]]
     assert all(len(fields) == 1 for fields in changed)
     assert {k.batch_size for k in knobs} == {None, STEP3.batch_size // 2, STEP3.batch_size * 2}
@@ -92,6 +92,16 @@ def test_packed_knob_counts_every_copys_images(mnist, monkeypatch):
     result = bench.knob_speed(Knob("packed", copies=2), STEP3, mnist.train.head(512), torch.device("cpu"), TINY)
     assert result["images_per_s"] > 0 and result["compile_s"] is None
     assert seen == [2 * STEP3.batch_size] * 2, "warm-up and timed step: a batch for each of 2 copies"
+
+
+def test_lanes_knob_adds_the_images_per_second_of_each_lane(mnist, monkeypatch):
+    threads = []
+    original = bench.images_per_second
+    monkeypatch.setattr(bench, "images_per_second",
+                        lambda *a, **k: threads.append(torch.get_num_threads()) or original(*a, **k) and 100.0)
+    result = bench.knob_speed(Knob("lanes", lanes=2), STEP3, mnist.train.head(512), torch.device("cpu"), TINY)
+    assert result == {"images_per_s": 200.0, "compile_s": None}
+    assert threads == [1, 1], "each lane trains on one thread"
 
 
 def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
