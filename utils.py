@@ -27,9 +27,10 @@ from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_i
 # mnist_utils/inspection.py
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, summary, training_speed
 
-# Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several seeds at once, searches.
-# mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/batches.py,
-# mnist_utils/search.py
+# Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
+# (in lanes, one per core), searches.
+# mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/lanes.py,
+# mnist_utils/batches.py, mnist_utils/search.py
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, bf16_native, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs

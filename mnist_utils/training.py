@@ -42,12 +42,18 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
                desc=desc or recipe.name, on_epoch=on_epoch)
 
 
+def build_seeded(recipe: Recipe, seed: int) -> nn.Module:
+    """`recipe`'s model, initialised from `seed`. Initialisation draws from the global generator, so models
+    that train in lanes are built first, one after another, in the caller's thread."""
+    seed_everything(seed)
+    return build_model(recipe)
+
+
 def run_recipe(recipe: Recipe, data: MNIST, device: torch.device, *, seed: int | None = None,
                progress: str | None = "epochs", desc: str = "") -> tuple[nn.Module, History]:
     """A model built and trained from `recipe` alone: seeded with `seed` (the recipe's first by default)."""
     seed = recipe.seeds[0] if seed is None else seed
-    seed_everything(seed)
-    model = build_model(recipe)
+    model = build_seeded(recipe, seed)
     history = train_recipe(model, recipe, data, device, seed=seed, progress=progress, desc=desc or recipe.name)
     return model, history
 
@@ -57,10 +63,7 @@ def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device
     """Each of `recipes` run as `run_recipe` runs it (seeded with its first seed, built, trained), but in lanes,
     one per CPU core, where the models allow it (mnist_utils.lanes): (model, history) by the same names.
     One progress bar counts the epochs of them all."""
-    models = {}
-    for name, recipe in recipes.items():  # here, in turn: each initialisation draws from the global generator
-        seed_everything(recipe.seeds[0])
-        models[name] = build_model(recipe)
+    models = {name: build_seeded(recipe, recipe.seeds[0]) for name, recipe in recipes.items()}  # in turn, here
     lanes = lanes_for(models.values(), device)
     bar = progress_bar(total=sum(recipe.epochs for recipe in recipes.values()), unit="epoch",
                        desc=f"{len(recipes)} recipes, {min(lanes, len(recipes))} at a time") if progress else None
@@ -105,10 +108,7 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     if recipe.val_fraction or recipe.batches_per_epoch:
         raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; "
                          "use run_recipe for recipes with a validation split or short epochs")
-    models = {}
-    for seed in seeds:  # here, in turn: each initialisation draws from the global generator
-        seed_everything(seed)
-        models[seed] = build_model(recipe)
+    models = {seed: build_seeded(recipe, seed) for seed in seeds}  # in turn, here, before any lane starts
     packs = seed_packs(seeds)
     lanes = lanes_for(models.values(), device)
     bar = progress_bar(total=recipe.epochs * len(packs), desc=f"{len(seeds)} seeds in {len(packs)} "
