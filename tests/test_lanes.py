@@ -123,3 +123,20 @@ def test_seeds_give_the_same_numbers_on_a_one_core_machine_and_on_two_lanes(mnis
             assert torch.equal(value, expected), name
     # each history's seconds add up to the wall time of the whole run, shared by every seed
     assert len({round(history.seconds, 6) for _, history in runs[2]}) == 1
+
+
+def test_recipes_run_at_once_give_what_run_recipe_gives_on_one_thread(mnist, monkeypatch):
+    data = small(mnist)
+    recipes = {"plain": RECIPE.replace(seeds=(3,)), "no augmentation": RECIPE.replace(augment=Augment(), seeds=(4,))}
+    monkeypatch.setattr(training, "lanes_for", lambda models, device: 2)
+    runs = training.run_recipes(recipes, data, torch.device("cpu"), progress=False)
+    assert list(runs) == list(recipes)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, recipe in recipes.items():
+            model, history = training.run_recipe(recipe, data, torch.device("cpu"), progress=None)
+            assert runs[name][1]["test_acc"] == history["test_acc"], name
+            assert all(torch.equal(a, b) for a, b in zip(runs[name][0].state_dict().values(), model.state_dict().values()))
+    finally:
+        torch.set_num_threads(previous)
