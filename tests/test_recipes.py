@@ -102,7 +102,7 @@ def test_recipe_cut_for_the_smoke_profile():
 
 
 def test_early_stopping_watches_from_the_end_of_the_warm_up():
-    assert load_config("cnn_simple").monitor_from == 6  # 25% of 20 epochs warm up: epochs 1-5
+    assert load_config("cnn_simple").monitor_from == 4  # 25% of 10 epochs warm up: epochs 1-3 (the third in part)
     assert Recipe(scheduler="none").monitor_from == 1
 
 
