@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ from models import Model_3
 from .config import data_root, get_device, reports_root, usable_cpus
 from .engine import Autocast, epochs_until, progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
-from .lanes import run_in_lanes
+from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference
 from .recipes import Recipe, build_model, load_config
@@ -108,14 +109,24 @@ def images_per_second(model: nn.Module, batches: Iterator, optimizer: torch.opti
     """Training images per second of `model` on the stream `batches`: `sizes.warmup` untimed steps, then
     `sizes.repeats` timings of `sizes.steps` steps each, of which the fastest counts: other work on the
     machine only ever slows a run down, so the fastest repeat is the one closest to the pipeline's own speed."""
+    return max(seen / seconds for seen, seconds in timed_repeats(model, batches, optimizer, device, sizes, loss_fn))
+
+
+def timed_repeats(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
+                  sizes: Sizes, loss_fn: Callable = F.cross_entropy,
+                  together: threading.Barrier | None = None) -> list[tuple[int, float]]:
+    """(images, seconds) of each of `sizes.repeats` timed runs of `sizes.steps` steps, after `sizes.warmup`
+    untimed ones; with `together`, every repeat starts when all the parties of that barrier are ready."""
     model.train()
     take_steps(model, batches, optimizer, device, sizes.warmup, loss_fn)
-    best = 0.0
+    timings = []
     for _ in range(sizes.repeats):
+        if together is not None:
+            together.wait()
         start = time.perf_counter()
         seen = take_steps(model, batches, optimizer, device, sizes.steps, loss_fn)
-        best = max(best, seen / (time.perf_counter() - start))
-    return best
+        timings.append((seen, time.perf_counter() - start))
+    return timings
 
 
 def seeded_models(copies: int) -> list[nn.Module]:
@@ -285,18 +296,20 @@ class Knob:
     lanes: int = 1  # trainings at once, each on one thread (mnist_utils.lanes)
 
 
-def knobs_for(recipe: Recipe) -> list[Knob]:
-    """The baseline first, then each change on its own."""
+def knobs_for(recipe: Recipe, lanes: int | None = None) -> list[Knob]:
+    """The baseline first, then each change on its own; trainings in `lanes` only where there are 2 or more."""
     layout = "channels_last" if recipe.channels_last else "NCHW"
     other_layout = "NCHW" if recipe.channels_last else "channels_last"
     batch_sizes = (recipe.batch_size // 2, recipe.batch_size * 2)
-    return [Knob(f"baseline: {layout}, batch {recipe.batch_size}, float32, eager, one model"),
-            Knob(f"{other_layout} instead of {layout}", channels_last=not recipe.channels_last),
-            *(Knob(f"batch {size} instead of {recipe.batch_size}", batch_size=size) for size in batch_sizes),
-            Knob("torch.compile", compile=True),
-            Knob("bfloat16 autocast", autocast=torch.bfloat16),
-            Knob(f"{PACKED_COPIES} seeds' models packed, images summed", copies=PACKED_COPIES),
-            Knob(f"{usable_cpus()} trainings at once, one thread each (lanes), images summed", lanes=usable_cpus())]
+    knobs = [Knob(f"baseline: {layout}, batch {recipe.batch_size}, float32, eager, one model"),
+             Knob(f"{other_layout} instead of {layout}", channels_last=not recipe.channels_last),
+             *(Knob(f"batch {size} instead of {recipe.batch_size}", batch_size=size) for size in batch_sizes),
+             Knob("torch.compile", compile=True),
+             Knob("bfloat16 autocast", autocast=torch.bfloat16),
+             Knob(f"{PACKED_COPIES} seeds' models packed, images summed", copies=PACKED_COPIES)]
+    if lanes and lanes > 1:
+        knobs.append(Knob(f"{lanes} trainings at once, one thread each (lanes), images summed", lanes=lanes))
+    return knobs
 
 
 def full_batches(batches: Iterable, batch_size: int) -> Iterator:
@@ -305,15 +318,18 @@ def full_batches(batches: Iterable, batch_size: int) -> Iterator:
     return ((images, labels) for images, labels in batches if len(labels) == batch_size)
 
 
-def knob_speed(knob: Knob, recipe: Recipe, images: ImageSet, device: torch.device,
-               sizes: Sizes) -> dict[str, Any]:
+def knob_speed(knob: Knob, recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes,
+               together: threading.Barrier | None = None) -> dict[str, Any]:
     """Images per second with `knob` applied to `recipe`; with torch.compile, the compile's seconds as well.
-    With lanes, each lane trains a model of its own, and their images per second are added."""
-    if knob.lanes > 1:
-        one = dataclasses.replace(knob, lanes=1)
-        speeds = run_in_lanes([functools.partial(knob_speed, one, recipe, images, device, sizes)] * knob.lanes,
-                              knob.lanes)
-        return {"images_per_s": sum(speed["images_per_s"] for speed in speeds), "compile_s": None}
+    With lanes, each lane trains a model of its own; the figure is all their images over the slowest lane's time.
+    `together`: a barrier the timed repeats start at (a lane's)."""
+    if knob.lanes > 1:  # each lane times the baseline, every repeat starting together: all images / slowest lane
+        together = threading.Barrier(knob.lanes)
+        lane = functools.partial(knob_speed, dataclasses.replace(knob, lanes=1), recipe, images, device, sizes,
+                                 together=together)
+        timings = [result["timings"] for result in run_in_lanes([lane] * knob.lanes, knob.lanes)]
+        speed = max(sum(seen for seen, _ in repeat) / max(seconds for _, seconds in repeat) for repeat in zip(*timings))
+        return {"images_per_s": speed, "compile_s": None}
     recipe = dataclasses.replace(recipe, batch_size=knob.batch_size or recipe.batch_size,
                                  channels_last=recipe.channels_last if knob.channels_last is None else knob.channels_last)
     layout = recipe.memory_format
@@ -333,8 +349,9 @@ def knob_speed(knob: Knob, recipe: Recipe, images: ImageSet, device: torch.devic
         start = time.perf_counter()
         take_steps(step_model, batches, optimizer, device, 1, loss_fn)
         compile_seconds = time.perf_counter() - start
-    speed = images_per_second(step_model, batches, optimizer, device, sizes, loss_fn)
-    return {"images_per_s": speed, "compile_s": compile_seconds}
+    timings = timed_repeats(step_model, batches, optimizer, device, sizes, loss_fn, together)
+    return {"images_per_s": max(seen / seconds for seen, seconds in timings), "compile_s": compile_seconds,
+            "timings": timings}
 
 
 def verdict(ratio: float, margin: float = KNOB_MARGIN) -> str:
@@ -350,9 +367,12 @@ def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Si
     print(f"\n4. Knobs: Model_3 training images/s with the project's pipeline, best of {sizes.repeats} × "
           f"{sizes.steps} steps after {sizes.warmup} warm-up")
     rows = []
-    for knob in progress_bar(knobs_for(recipe), desc="knobs", unit="knob"):
+    lanes = lanes_for([Model_3()], device)  # on a GPU, or a one-CPU machine, no lanes to measure
+    for knob in progress_bar(knobs_for(recipe, lanes), desc="knobs", unit="knob"):
         try:
-            rows.append({"knob": knob.name, **knob_speed(knob, recipe, images, device, sizes), "error": None})
+            speed = knob_speed(knob, recipe, images, device, sizes)
+            rows.append({"knob": knob.name, "images_per_s": speed["images_per_s"], "compile_s": speed["compile_s"],
+                         "error": None})
         except Exception as error:  # noqa: BLE001 - a knob that cannot run here (no C++ compiler, no bf16) is a finding
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             rows.append({"knob": knob.name, "images_per_s": None, "compile_s": None,

@@ -1,22 +1,25 @@
-"""Independent trainings side by side: one lane per CPU core, each lane on one thread.
+"""Independent trainings side by side: one lane per usable CPU, each lane on one thread.
 
 The networks of notebooks 01-04 are small: their tensors are too small for PyTorch to split one operation
 well over two threads, so a second core speeds one training up by only about 1.2×, while two trainings on
-one thread each get through 1.5-1.8× the images per second of one training on two (`python -m
-mnist_utils.bench --knobs` measures it). Jobs that do not depend on each other (seeds, the variants of an
-experiment) therefore run in lanes: Python threads, with torch's intra-op threads set to 1 in each; PyTorch
-releases the interpreter lock inside its kernels, so the lanes really compute at once.
+one thread each get through more images per second together (`python -m mnist_utils.bench --knobs` measures
+it for Model_3). Jobs that do not depend on each other (seeds, the variants of an experiment) therefore run in
+lanes: Python threads, with torch's intra-op threads set to 1 in each; PyTorch releases the interpreter lock
+inside its kernels, so the lanes really compute at once.
 
 Reproducible by construction: a job in a lane runs on exactly one thread, whether it has a lane of its own or
-waits for one, so its numbers do not depend on how many cores the machine has (on a one-core machine, where
-there is one lane, torch runs on one thread anyway). A job must draw random numbers only from its own
-generators (a `Batches` has one): the global generator, which dropout draws from, would be shared by the
-lanes in an order nobody fixes, so `lanes_for` gives models with dropout one lane, as it gives a GPU, whose
-kernels already fill it. With one lane the jobs run in turn on the caller's threads, as they always did.
+waits for one, so its numbers do not depend on how many cores the machine has. A job must draw random numbers
+only from its own generators (a `Batches` has one), and build nothing that initialises itself from torch's
+global generator: lanes would share it in an order nobody fixes. So models are built before the lanes start,
+and `lanes_for` keeps models with dropout (the layers of models.py that draw while training) out of lanes, as
+it does on a GPU, whose kernels one training already fills. Those run in turn, on the caller's threads.
+
+Ctrl-C (or a failing job) stops every lane within a training step: the other lanes are interrupted too.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import ctypes
+import threading
 from typing import Callable, Iterable, Sequence, TypeVar
 
 import torch
@@ -28,35 +31,75 @@ T = TypeVar("T")
 
 
 def draws_global_randomness(model: nn.Module) -> bool:
-    """Whether training `model` draws from torch's global generator: any dropout with p > 0."""
+    """Whether training `model` draws from torch's global generator: any dropout layer with p > 0."""
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
 
 
-def lanes_for(models: Iterable[nn.Module], device: torch.device) -> int:
-    """How many lanes independent trainings of `models` get on `device`: one per CPU core; one on a GPU, or
-    when any model uses dropout (see the module's docstring)."""
+def lanes_for(models: Iterable[nn.Module], device: torch.device) -> int | None:
+    """How many lanes the independent trainings of `models` get on `device`: one per usable CPU; None (no
+    lanes: in turn, on the caller's threads) on a GPU or when a model draws from the global generator."""
     if device.type != "cpu" or any(draws_global_randomness(m) for m in models):
-        return 1
+        return None
     return usable_cpus()
 
 
-def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int) -> list[T]:
-    """Run `jobs` (callables without arguments) and return their results in their order: with one lane in
-    turn, on the caller's threads; with more, at most `lanes` at a time, each on one torch thread. An
-    exception in a job is raised here once every job has ended."""
-    if lanes < 1:
-        raise ValueError(f"lanes must be at least 1, got {lanes}")
-    if lanes == 1:
+def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
+    """Run `jobs` (callables without arguments) and return their results in their order. With `lanes`, at most
+    that many at a time, each on one torch thread (one lane: in turn, still on one thread each); with None, in
+    turn on the caller's threads. The first exception of a job, or a Ctrl-C, interrupts the other lanes and is
+    raised here."""
+    if lanes is None:
         return [job() for job in jobs]
+    if lanes < 1:
+        raise ValueError(f"lanes must be at least 1 (or None: no lanes), got {lanes}")
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+    waiting, lock, stop = iter(range(len(jobs))), threading.Lock(), threading.Event()
+    busy: set[int] = set()  # the lanes inside a job: the only ones an interrupt may be sent to
 
-    def one_thread(job: Callable[[], T]) -> T:
-        torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in the lane itself
-        return job()
+    def lane() -> None:
+        me = threading.get_ident()
+        try:
+            torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in the lane itself
+            while True:
+                with lock:
+                    index = None if stop.is_set() else next(waiting, None)
+                    if index is None:
+                        return
+                    busy.add(me)
+                try:
+                    results[index] = jobs[index]()
+                finally:
+                    with lock:
+                        busy.discard(me)
+        except BaseException as error:  # noqa: BLE001 - the job's error, or the interrupt sent to stop it
+            errors.append(error)
+            stop.set()
 
     previous = torch.get_num_threads()
+    threads = [threading.Thread(target=lane, name=f"lane-{i}", daemon=True) for i in range(min(lanes, len(jobs)))]
     try:
-        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="lane") as pool:
-            futures = [pool.submit(one_thread, job) for job in jobs]
-        return [future.result() for future in futures]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(timeout=0.1)  # short waits: a Ctrl-C reaches this thread between them
+                if stop.is_set():  # a job failed: the others need not finish
+                    break
+            if stop.is_set():
+                break
+    except BaseException:  # a Ctrl-C here
+        stop.set()
+        raise
     finally:
+        if stop.is_set():
+            with lock:  # no lane starts or leaves a job meanwhile
+                for ident in busy:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        for thread in threads:
+            thread.join()
         torch.set_num_threads(previous)
+    if errors:
+        raise errors[0]
+    return results
+

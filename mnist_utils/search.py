@@ -1,5 +1,6 @@
-"""A search: one config tried with several sets of changes, every seed of each trained at once (packed), and a
-record of what each gave. Notebook 03 shows the record of the search that chose Step 3's model.
+"""A search: one config tried with several sets of changes, the seeds of each trained packed and in lanes
+(`train_seeds`), and a record of what each gave. Notebook 03 shows the record of the search that chose Step 3's
+model.
 
     python -m mnist_utils.search configs/searches/step3.yaml          # runs the candidates not yet recorded
     python -m mnist_utils.search configs/searches/step3.yaml --only 2 # just the third candidate, again

@@ -6,6 +6,7 @@ with one, the validation split decides and the test set is used once, at the end
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -61,23 +62,22 @@ def run_recipe(recipe: Recipe, data: MNIST, device: torch.device, *, seed: int |
 def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device, *,
                 progress: bool = True) -> dict[str, tuple[nn.Module, History]]:
     """Each of `recipes` run as `run_recipe` runs it (seeded with its first seed, built, trained), but in lanes,
-    one per CPU core, where the models allow it (mnist_utils.lanes): (model, history) by the same names.
+    one per usable CPU, where the models allow it (mnist_utils.lanes): (model, history) by the same names.
     One progress bar counts the epochs of them all."""
     models = {name: build_seeded(recipe, recipe.seeds[0]) for name, recipe in recipes.items()}  # in turn, here
     lanes = lanes_for(models.values(), device)
-    bar = progress_bar(total=sum(recipe.epochs for recipe in recipes.values()), unit="epoch",
-                       desc=f"{len(recipes)} recipes, {min(lanes, len(recipes))} at a time") if progress else None
+    with _bar(progress, sum(recipe.epochs for recipe in recipes.values()),
+              f"{len(recipes)} recipes, {_at_a_time(lanes, len(recipes))}") as bar:
+        def job(name: str, recipe: Recipe) -> History:
+            def shown(row: dict[str, float], improved: bool) -> None:
+                bar.set_postfix_str(f"{name}, epoch {row['epoch']}: {row_summary(row)}")
+                bar.update(1)
+            return train_recipe(models[name], recipe, data, device, seed=recipe.seeds[0], progress=None,
+                                on_epoch=shown if progress else None)
 
-    def job(name: str, recipe: Recipe) -> History:
-        def shown(row: dict[str, float], improved: bool) -> None:
-            bar.set_postfix_str(f"{name}, epoch {row['epoch']}: {row_summary(row)}")
-            bar.update(1)
-        return train_recipe(models[name], recipe, data, device, seed=recipe.seeds[0], progress=None,
-                            on_epoch=shown if bar is not None else None)
-
-    histories = run_in_lanes([functools.partial(job, name, recipe) for name, recipe in recipes.items()], lanes)
-    if bar is not None:
-        bar.close()
+        histories = run_in_lanes([functools.partial(job, name, recipe) for name, recipe in recipes.items()], lanes)
+        if progress:
+            bar.total = bar.n  # a recipe that stopped early leaves its last epochs out: the bar is still full
     return {name: (models[name], history) for name, history in zip(recipes, histories)}
 
 
@@ -97,46 +97,57 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     """`recipe` run once per seed (the recipe's seeds by default), each seed fixing its model's
     initialisation, data order and augmentation exactly as `run_recipe` would; but the models train packed
     side by side (mnist_utils.packed), up to SEEDS_PER_PACK in one network, and the packs in lanes, one per
-    CPU core (mnist_utils.lanes): both are faster on a CPU than one model after the other.
-    Returns (trained model, history) per seed. Each history's `seconds` adds up to the wall time of all the
-    packs together, shared by every seed."""
+    usable CPU (mnist_utils.lanes): both are faster on a CPU than one model after the other.
+    Returns (trained model, history) per seed. The packs share the machine, so each history's `seconds` is the
+    wall time of the whole run, testing after every epoch included, shared out over its epochs: the same total
+    for every seed."""
     seeds = list(recipe.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("need at least one seed")
     if recipe.bf16:
         raise ValueError(f"{recipe.name}: packed seeds train in float32; set bf16: false, or use run_recipe")
-    if recipe.val_fraction or recipe.batches_per_epoch:
-        raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; "
-                         "use run_recipe for recipes with a validation split or short epochs")
+    if recipe.val_fraction or recipe.batches_per_epoch or recipe.train_fraction < 1:
+        raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; use "
+                         "run_recipe for recipes with a validation split, a share of the data or short epochs")
     models = {seed: build_seeded(recipe, seed) for seed in seeds}  # in turn, here, before any lane starts
     packs = seed_packs(seeds)
     lanes = lanes_for(models.values(), device)
-    bar = progress_bar(total=recipe.epochs * len(packs), desc=f"{len(seeds)} seeds in {len(packs)} "
-                       f"pack{'s' * (len(packs) > 1)}, {min(lanes, len(packs))} at a time", unit="epoch") if progress else None
+    packed = [PackedModels([models[seed] for seed in pack]) for pack in packs]  # new layers draw: here too
     start = time.perf_counter()
-    jobs = [functools.partial(_train_pack, recipe, data, device, [models[s] for s in pack], pack, bar) for pack in packs]
-    results = [run for pack_runs in run_in_lanes(jobs, lanes) for run in pack_runs]
-    if bar is not None:
-        bar.close()
+    with _bar(progress, recipe.epochs * len(packs),
+              f"{len(seeds)} seeds in {len(packs)} pack{'s' * (len(packs) > 1)}, {_at_a_time(lanes, len(packs))}") as bar:
+        jobs = [functools.partial(_train_pack, recipe, data, device, network, pack, bar if progress else None)
+                for network, pack in zip(packed, packs)]
+        results = [run for pack_runs in run_in_lanes(jobs, lanes) for run in pack_runs]
     seconds = time.perf_counter() - start
-    for _, history in results:  # the packs ran at once: each epoch's share of the wall time of them all
-        pack_seconds = history.seconds
+    for _, history in results:
+        share = seconds / history.seconds
         for row in history.rows:
-            row["seconds"] *= seconds / pack_seconds
+            row["seconds"] *= share
             row["images_per_s"] = len(seeds) * len(data.train) / row["seconds"]
     return results
 
 
-def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, models: list[nn.Module], seeds: list[int],
+def _bar(progress: bool, total: int, desc: str) -> Any:
+    """A progress bar counting epochs, to use in a `with` (closed even when a lane fails), or nothing."""
+    return progress_bar(total=total, desc=desc, unit="epoch") if progress else contextlib.nullcontext()
+
+
+def _at_a_time(lanes: int | None, jobs: int) -> str:
+    return f"{min(lanes, jobs)} at a time" if lanes else "one after another"
+
+
+def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: PackedModels, seeds: list[int],
                 bar: Any = None) -> list[tuple[nn.Module, History]]:
-    """`models` (seeded and built, one per seed of `seeds`) trained packed into one network, epoch by epoch."""
-    packed = PackedModels(models).to(device, memory_format=recipe.memory_format)
+    """`packed` (one seeded model per seed of `seeds`, packed) trained epoch by epoch, testing after each."""
+    packed = packed.to(device, memory_format=recipe.memory_format)
     streams = [recipe.train_batches(data.train, device, seed) for seed in seeds]
     test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(packed.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
     histories = [History() for _ in seeds]
     copies, n_train = len(seeds), streams[0].num_images
+    label = f"seed {seeds[0]}" if copies == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     for epoch in range(1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         packed.train()
@@ -148,16 +159,15 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, models: list[
             with torch.no_grad():
                 train_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
                 train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)
-        seconds = time.perf_counter() - start
         tested = _test_packed(packed, test_batches, device, recipe.memory_format)
+        seconds = time.perf_counter() - start  # training and testing: what the run's wall time is shared by
         for g, history in enumerate(histories):  # images: every copy's, as the packed epoch processed them
             trained = EpochStats(train_loss[g].item() / n_train, 100.0 * train_correct[g].item() / n_train,
                                  copies * n_train, seconds)
             history.record(epoch, lr, trained, tested=tested[g])
         if bar is not None:
             accuracies = [h["test_acc"][-1] for h in histories]
-            bar.set_postfix_str(f"seeds {seeds[0]}-{seeds[-1]}, epoch {epoch}: test_acc min {min(accuracies):.2f}, "
-                                f"max {max(accuracies):.2f}")
+            bar.set_postfix_str(f"{label}, epoch {epoch}: test_acc min {min(accuracies):.2f}, max {max(accuracies):.2f}")
             bar.update(1)
     return [(packed.unpack(g).eval(), history) for g, history in enumerate(histories)]
 

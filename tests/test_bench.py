@@ -2,6 +2,7 @@
 No assertion is about speed: these check that the figures are measured, kept and reported consistently."""
 import itertools
 import json
+import threading
 
 import pytest
 import torch
@@ -70,7 +71,7 @@ def test_verdict_needs_the_margin_to_say_helps():
 
 
 def test_knobs_start_with_the_baseline_and_change_one_thing_each():
-    knobs = bench.knobs_for(STEP3)
+    knobs = bench.knobs_for(STEP3, lanes=2)
     assert knobs[0] == Knob(knobs[0].name)
     changed = [{f for f in ("batch_size", "channels_last", "compile", "autocast", "copies", "lanes")
                 if getattr(k, f) != getattr(knobs[0], f)} for k in knobs[1:]]
@@ -94,14 +95,25 @@ def test_packed_knob_counts_every_copys_images(mnist, monkeypatch):
     assert seen == [2 * STEP3.batch_size] * 2, "warm-up and timed step: a batch for each of 2 copies"
 
 
-def test_lanes_knob_adds_the_images_per_second_of_each_lane(mnist, monkeypatch):
-    threads = []
-    original = bench.images_per_second
-    monkeypatch.setattr(bench, "images_per_second",
-                        lambda *a, **k: threads.append(torch.get_num_threads()) or original(*a, **k) and 100.0)
+def test_lanes_knob_counts_every_lanes_images_over_the_slowest_lanes_time(mnist, monkeypatch):
+    calls, lock = [], threading.Lock()
+    lane_timings = [[(100, 1.0), (100, 0.5)], [(100, 2.0), (100, 0.5)]]  # (images, seconds) of each repeat
+
+    def fake_repeats(*args, **kwargs):
+        with lock:
+            calls.append((torch.get_num_threads(), kwargs.get("together") or args[-1]))
+            return lane_timings[len(calls) - 1]
+
+    monkeypatch.setattr(bench, "timed_repeats", fake_repeats)
     result = bench.knob_speed(Knob("lanes", lanes=2), STEP3, mnist.train.head(512), torch.device("cpu"), TINY)
-    assert result == {"images_per_s": 200.0, "compile_s": None}
-    assert threads == [1, 1], "each lane trains on one thread"
+    assert result == {"images_per_s": 400.0, "compile_s": None}, "repeat 2: 200 images in 0.5 s beats 200 in 2 s"
+    assert [threads for threads, _ in calls] == [1, 1], "each lane trains on one thread"
+    assert calls[0][1] is calls[1][1], "both lanes start their repeats at one barrier"
+
+
+def test_lanes_knob_only_where_there_are_two_lanes_or_more():
+    assert not any(k.lanes > 1 for k in bench.knobs_for(STEP3)) and not any(k.lanes > 1 for k in bench.knobs_for(STEP3, 1))
+    assert [k.lanes for k in bench.knobs_for(STEP3, 4)][-1] == 4
 
 
 def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):

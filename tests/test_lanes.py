@@ -1,4 +1,6 @@
 """Lanes: independent trainings at once, one thread each, with the numbers of each trained alone."""
+import os
+import signal
 import threading
 import time
 
@@ -22,53 +24,87 @@ def small(mnist, train=512, test=256):
     return MNIST(mnist.train.head(train), mnist.test.head(test))
 
 
-def test_jobs_run_at_once_on_one_thread_each_and_come_back_in_order():
+@pytest.fixture
+def three_threads():
+    """The caller on 3 threads, a count no lane uses, so that a job can tell whose threads it runs on."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_jobs_run_at_once_on_one_thread_each_and_come_back_in_order(three_threads):
     started, seen = threading.Barrier(2, timeout=10), []
 
     def job(i):
         started.wait()  # both jobs must be running for either to pass: they really run at once
-        seen.append((i, torch.get_num_threads(), threading.current_thread().name))
+        seen.append((torch.get_num_threads(), threading.current_thread().name))
         return i * 10
 
-    before = torch.get_num_threads()
     assert run_in_lanes([lambda i=i: job(i) for i in range(2)], lanes=2) == [0, 10]
-    assert {threads for _, threads, _ in seen} == {1}
-    assert len({name for _, _, name in seen}) == 2
-    assert torch.get_num_threads() == before, "the caller's thread count is restored"
+    assert {threads for threads, _ in seen} == {1}
+    assert len({name for _, name in seen}) == 2
+    assert torch.get_num_threads() == 3, "the caller's thread count is restored"
 
 
-def test_one_lane_runs_the_jobs_in_turn_on_the_callers_threads():
+def test_one_lane_runs_the_jobs_in_turn_on_one_thread_and_no_lanes_on_the_callers_threads(three_threads):
     order = []
-    assert run_in_lanes([lambda: order.append(1) or torch.get_num_threads(), lambda: order.append(2)], lanes=1)[0] \
-        == torch.get_num_threads()
-    assert order == [1, 2]
+
+    def job(i):
+        order.append(i)
+        return torch.get_num_threads()
+
+    assert run_in_lanes([lambda: job(1), lambda: job(2)], lanes=1) == [1, 1]
+    assert run_in_lanes([lambda: job(3), lambda: job(4)], lanes=None) == [3, 3]
+    assert order == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="at least 1"):
         run_in_lanes([], lanes=0)
 
 
-def test_a_failing_job_raises_after_the_others_end():
-    finished = []
+def test_a_failing_job_stops_the_other_lanes_at_once():
+    steps = []
 
-    def slow():
-        time.sleep(0.2)
-        finished.append("slow")
+    def long_job():
+        for step in range(600):  # 30 s if nothing stopped it
+            steps.append(step)
+            time.sleep(0.05)
+        return "finished"
 
     def broken():
+        time.sleep(0.3)
         raise RuntimeError("job failed")
 
-    before = torch.get_num_threads()
+    before, start = torch.get_num_threads(), time.perf_counter()
     with pytest.raises(RuntimeError, match="job failed"):
-        run_in_lanes([broken, slow], lanes=2)
-    assert finished == ["slow"] and torch.get_num_threads() == before
+        run_in_lanes([long_job, broken, long_job], lanes=2)
+    assert time.perf_counter() - start < 5, "the long job was interrupted, not waited for"
+    assert len(steps) < 100 and torch.get_num_threads() == before
+    assert not [t for t in threading.enumerate() if t.name.startswith("lane-")], "no lane is left running"
 
 
-def test_models_with_dropout_and_gpus_get_one_lane(monkeypatch):
+def test_ctrl_c_stops_every_lane():
+    steps = []
+
+    def long_job():
+        for step in range(600):
+            steps.append(step)
+            time.sleep(0.05)
+
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as a terminal sends it
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_in_lanes([long_job, long_job], lanes=2)
+    assert time.perf_counter() - start < 5 and len(steps) < 100
+    assert not [t for t in threading.enumerate() if t.name.startswith("lane-")], "no lane is left running"
+
+
+def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
     monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
     assert draws_global_randomness(models.Model_2()) and not draws_global_randomness(models.Model_3())
     assert not draws_global_randomness(models.Model_2(dropout=0.0))
     assert lanes_for([models.Model_3(), models.Model_3()], torch.device("cpu")) == 4
-    assert lanes_for([models.Model_3(), models.Model_2()], torch.device("cpu")) == 1
-    assert lanes_for([models.Model_3()], torch.device("cuda")) == 1
+    assert lanes_for([models.Model_3(), models.Model_2()], torch.device("cpu")) is None
+    assert lanes_for([models.Model_3()], torch.device("cuda")) is None
 
 
 def trained_alone_on_one_thread(recipe, data, seed):
@@ -106,16 +142,12 @@ def test_seeds_are_packed_in_a_fixed_way_whatever_the_machine():
     assert seed_packs(list(range(7))) == [[0, 1, 2], [3, 4], [5, 6]]
 
 
-def test_seeds_give_the_same_numbers_on_a_one_core_machine_and_on_two_lanes(mnist, monkeypatch):
+def test_seeds_give_the_same_numbers_on_one_lane_and_on_two(mnist, monkeypatch):
     data, seeds = small(mnist), [1, 2, 3, 4]
-    runs, previous = {}, torch.get_num_threads()
-    for lanes in (1, 2):
+    runs = {}
+    for lanes in (1, 2):  # one lane: a one-core machine
         monkeypatch.setattr(training, "lanes_for", lambda models, device, lanes=lanes: lanes)
-        torch.set_num_threads(1 if lanes == 1 else previous)  # one core: one lane, and torch on one thread
-        try:
-            runs[lanes] = train_seeds(RECIPE, data, torch.device("cpu"), seeds=seeds, progress=False)
-        finally:
-            torch.set_num_threads(previous)
+        runs[lanes] = train_seeds(RECIPE, data, torch.device("cpu"), seeds=seeds, progress=False)
     for (one, one_history), (two, two_history) in zip(runs[1], runs[2]):
         assert one_history["test_acc"] == two_history["test_acc"]
         assert one_history["train_loss"] == two_history["train_loss"]
