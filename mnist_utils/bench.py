@@ -147,7 +147,7 @@ def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
     augment = augment_like.augment
     transform = transforms.Compose([
         transforms.RandomRotation(augment.rotation),
-        transforms.RandomAffine(0, translate=(augment.translate, augment.translate)),
+        transforms.RandomAffine(0, translate=(augment.translate, augment.translate), scale=augment.scale),
         transforms.ToTensor(),
         transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
     ])
