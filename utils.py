@@ -41,7 +41,8 @@ from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (RUN_SUMMARY_LABELS, STEP_GOAL, clean_epochs_effect, confusion_matrix, fitting_diagnosis,
-                                    per_class_metrics, predict, run_summary, seed_table, top_confusions)
+                                    per_class_metrics, predict, predict_views, run_summary, seed_table,
+                                    top_confusions)
 from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles, the leaderboard of the series.
@@ -74,7 +75,7 @@ __all__ = [
     "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
     "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
-    "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "run_summary",
+    "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
     "write_leaderboard", "plot_hard_images", "plot_shared_errors",

@@ -208,7 +208,7 @@ def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: flo
     The steps of `training.train_recipe`, with the clock read after every test as well (its history times
     training only)."""
     seed_everything(SEED)
-    model = recipe.for_training(build_model(recipe).to(device, memory_format=recipe.memory_format), device)
+    model = recipe.computing(build_model(recipe).to(device, memory_format=recipe.memory_format), device)
     train_batches = recipe.train_batches(data.train, device, SEED)
     test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(model.parameters())

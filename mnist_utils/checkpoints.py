@@ -31,7 +31,8 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .batches import Batches
 from .config import reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet, write_atomic
-from .evaluation import predict
+from .engine import in_precision, precision_for
+from .evaluation import Predictions, predict
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model as build_from_recipe, build_pretrained,
                       input_normalization, pretrained_family)
 from .report import _jsonable
@@ -256,10 +257,21 @@ class Classifier:
         model, metadata = load_model(path, device)
         return cls(model, metadata, device)
 
+    @property
+    def precision(self) -> str:
+        """The arithmetic the model computes in here: its config's (bfloat16 where it trained in it and this
+        device computes it natively, else float32), so that its recorded accuracy is what it scores here."""
+        return precision_for(bool((self.metadata.get("config") or {}).get("bf16")), self.device)
+
+    def predict(self, images: ImageSet) -> Predictions:
+        """The model's predictions for every image of `images`, prepared and computed as it was trained."""
+        return predict(in_precision(self.model, self.precision, self.device),
+                       input_batches(images, self.metadata, self.device), self.device)
+
     def probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
         """Softmax (N, 10) for uint8 digits (N, 28, 28), prepared as the model was trained."""
         images = ImageSet(pixels, torch.zeros(len(pixels), dtype=torch.long))  # labels unused: none are known
-        return predict(self.model, input_batches(images, self.metadata, self.device), self.device).probabilities
+        return self.predict(images).probabilities
 
     def answers(self, pixels: torch.Tensor, k: int = 3) -> list[dict[str, Any]]:
         """Per digit of `pixels`: the answer, its probability and the `k` likeliest digits."""

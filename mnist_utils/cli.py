@@ -29,10 +29,10 @@ from typing import Any, NoReturn, Sequence
 
 import torch
 
-from .checkpoints import CheckpointError, Classifier, default_checkpoint, input_batches, list_checkpoints, models_dir
+from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
 from .config import get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_mnist
-from .evaluation import confusion_matrix, per_class_metrics, predict
+from .evaluation import confusion_matrix, per_class_metrics
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -59,8 +59,7 @@ class _Parser(argparse.ArgumentParser):
 def evaluate(classifier: Classifier, test: ImageSet) -> dict[str, Any]:
     """Accuracy, loss, confusion matrix and per-class metrics of `classifier` on `test`, and the predictions."""
     start = time.perf_counter()
-    predictions = predict(classifier.model, input_batches(test, classifier.metadata, classifier.device),
-                          classifier.device)
+    predictions = classifier.predict(test)
     seconds = time.perf_counter() - start
     confusion = confusion_matrix(predictions.labels, predictions.predicted)
     per_class = per_class_metrics(confusion)

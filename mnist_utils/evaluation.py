@@ -48,27 +48,35 @@ ONE_PIXEL_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the image, then
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, batches: Batches, device: torch.device,
-            shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> Predictions:
-    """Predictions and probabilities for every image of `batches` (which must not shuffle). With several
-    `shifts` ((down, right) in pixels), test-time augmentation: each image is seen once per shift and the
-    softmax outputs are averaged. A shift rolls the image: MNIST centres each digit in a 28×28 frame with a
-    background margin, so a roll of one pixel moves mostly background across the edges (the few digits that
-    touch the frame see a pixel of their ink wrap to the other side)."""
+def predict_views(model: nn.Module, batches: Batches, device: torch.device,
+                  shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> list[Predictions]:
+    """One Predictions per shift ((down, right) in pixels): the model's verdict on every image of `batches`
+    (which must not shuffle) rolled by that shift. A roll moves mostly background across the edges: MNIST
+    centres each digit in a 28×28 frame with a margin (the few digits that touch the frame see a pixel of their
+    ink wrap to the other side). The views of one model are computed in one pass over the batches."""
     if batches.shuffle:
         raise ValueError("predict needs batches in a fixed order: make them with shuffle=False")
     if not shifts:
         raise ValueError("shifts must hold at least one (down, right) pair; (0, 0) is the image as it is")
     model.eval()
-    labels, probabilities = [], []
+    labels, views = [], [[] for _ in shifts]
     for images, targets in batches:
         images = images.to(device)
-        views = [F.softmax(model(torch.roll(images, shift, dims=(2, 3)) if any(shift) else images).float(), dim=1)
-                 for shift in shifts]
-        probabilities.append(torch.stack(views).mean(dim=0).cpu())
+        for view, shift in zip(views, shifts):
+            shown = torch.roll(images, shift, dims=(2, 3)) if any(shift) else images
+            view.append(F.softmax(model(shown).float(), dim=1).cpu())
         labels.append(targets.cpu())
-    probabilities = torch.cat(probabilities)
-    return Predictions(torch.cat(labels), probabilities.argmax(dim=1), probabilities)
+    labels = torch.cat(labels)
+    return [Predictions(labels, probabilities.argmax(dim=1), probabilities)
+            for probabilities in (torch.cat(view) for view in views)]
+
+
+def predict(model: nn.Module, batches: Batches, device: torch.device,
+            shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> Predictions:
+    """Predictions and probabilities for every image of `batches` (which must not shuffle). With several
+    `shifts`, test-time augmentation: each image is seen once per shift (`predict_views`) and the softmax
+    outputs are averaged."""
+    return ensemble(predict_views(model, batches, device, shifts))
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int = 10) -> torch.Tensor:

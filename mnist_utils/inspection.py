@@ -102,7 +102,7 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         probe, x = probe.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(probe.parameters())
     if autocast_dtype is not None:
-        probe = Autocast(probe, autocast_dtype, device.type)  # as training runs it: see Recipe.for_training
+        probe = Autocast(probe, autocast_dtype, device.type)  # as training runs it: see Recipe.computing
 
     def step() -> None:
         loss = F.cross_entropy(probe(x), y)

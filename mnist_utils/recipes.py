@@ -27,7 +27,7 @@ from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import OPTIMIZERS, SCHEDULERS, Autocast, bf16_native, make_optimizer, make_scheduler
+from .engine import OPTIMIZERS, SCHEDULERS, in_precision, make_optimizer, make_scheduler, precision_for
 from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
 from .report import show_markdown
 
@@ -135,15 +135,13 @@ class Recipe:
 
     def precision(self, device: torch.device) -> str:
         """'bfloat16' when the recipe asks for it (bf16: true) and `device` computes it natively, else
-        'float32'. A fixed rule, not a timing: a rerun on the same kind of machine makes the same choice and
-        gives the same numbers."""
-        return "bfloat16" if self.bf16 and bf16_native(device) else "float32"
+        'float32' (engine.precision_for: a fixed rule, so a rerun makes the same choice)."""
+        return precision_for(self.bf16, device)
 
-    def for_training(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """`model` as the training loop should call it: under bfloat16 autocast when `precision` says so."""
-        if self.precision(device) == "bfloat16":
-            return Autocast(model, torch.bfloat16, device.type)
-        return model
+    def computing(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """`model` as this recipe computes with it, in training and in every evaluation alike: under bfloat16
+        autocast when `precision` says so."""
+        return in_precision(model, self.precision(device), device)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a config file would write it (what a results file and a checkpoint record)."""

@@ -113,7 +113,8 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
 
     # The test set, once, on the weights the checkpoint kept.
     classifier = Classifier.load(checkpoint, device)
-    predictions = predict(classifier.model, recipe.eval_batches(data.test, device, **inputs), device)
+    predictions = predict(recipe.computing(classifier.model, device), recipe.eval_batches(data.test, device, **inputs),
+                          device)
     kept = classifier.metadata
     save_checkpoint(classifier.model, checkpoint, **fields, seed=seed, epochs=kept["epochs"],
                     metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)},

@@ -36,7 +36,7 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     test_batches = recipe.eval_batches(data.test, device, **inputs) if val_set is None else None
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
-    return fit(recipe.for_training(model, device), train_batches, test_batches, optimizer, device,
+    return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
                epochs=recipe.epochs, scheduler=scheduler,
                val_batches=val_batches, patience=recipe.patience, monitor=recipe.monitor,
                keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,

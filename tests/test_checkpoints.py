@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import mnist_utils.checkpoints as checkpoints
-from mnist_utils.checkpoints import (CheckpointError, build_model, default_checkpoint, list_checkpoints, load_model,
-                                     paths, recipe_fields, save_checkpoint, save_trained)
+from mnist_utils.checkpoints import (CheckpointError, Classifier, build_model, default_checkpoint, input_batches,
+                                     list_checkpoints, load_model, paths, recipe_fields, save_checkpoint, save_trained)
 from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
 from mnist_utils.recipes import load_config
 from models import Model_1, Model_2, Model_3, OneBlockVGG
@@ -252,3 +252,27 @@ def test_a_notebook_saves_its_model_under_the_name_train_gives_it(tmp_path):
     assert meta["config"]["model"] == "Model_2" and meta["title"] == recipe.title
     x = torch.zeros(2, 1, 28, 28)
     assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_a_loaded_model_computes_in_the_precision_it_trained_in(tmp_path, monkeypatch, mnist):
+    """A checkpoint of a bf16 recipe scores with bf16 arithmetic where the device has it, as its training
+    validated and tested it, so `test` and the page reproduce its recorded accuracy; float32 elsewhere."""
+    from mnist_utils import engine
+    from mnist_utils.engine import Autocast
+    from mnist_utils.evaluation import predict
+
+    model = trained_like(Model_1())
+    save(model, tmp_path / "bf16", "Model_1", config={"bf16": True})
+    save(model, tmp_path / "fp32", "Model_1", config={"bf16": False})
+    images, cpu = mnist.test.head(64), torch.device("cpu")
+    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
+    bf16, fp32 = Classifier.load(tmp_path / "bf16"), Classifier.load(tmp_path / "fp32")
+    assert (bf16.precision, fp32.precision) == ("bfloat16", "float32")
+    batches = input_batches(images, bf16.metadata)
+    expected = predict(Autocast(bf16.model, torch.bfloat16, "cpu"), batches, cpu).probabilities
+    assert torch.equal(bf16.predict(images).probabilities, expected)
+    assert torch.equal(fp32.predict(images).probabilities, predict(fp32.model, batches, cpu).probabilities)
+    assert not torch.equal(expected, predict(bf16.model, batches, cpu).probabilities), "bf16 computes otherwise"
+    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
+    assert bf16.precision == "float32", "emulated bf16 is slower: float32 there"
+

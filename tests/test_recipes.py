@@ -135,21 +135,21 @@ def test_run_summary_reads_size_best_last_epochs_and_gap():
 
 
 def test_bf16_is_a_fixed_rule_the_config_asks_and_the_device_must_compute_it_natively(monkeypatch):
-    from mnist_utils import recipes
+    from mnist_utils import engine
     from mnist_utils.engine import Autocast
 
     cpu = torch.device("cpu")
     asks, plain = load_config("cnn_simple"), load_config("step1")
     assert asks.bf16 and not plain.bf16 and "bfloat16" in asks.describe()
     model = torch.nn.Linear(2, 2)
-    monkeypatch.setattr(recipes, "bf16_native", lambda device: True)
+    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
     assert asks.precision(cpu) == "bfloat16" and plain.precision(cpu) == "float32"
-    wrapped = asks.for_training(model, cpu)
+    wrapped = asks.computing(model, cpu)
     assert isinstance(wrapped, Autocast) and wrapped.model is model, "the same weights, trained under autocast"
     assert wrapped(torch.ones(3, 2)).dtype == torch.float32, "logits come back in float32 for the loss"
-    assert plain.for_training(model, cpu) is model
-    monkeypatch.setattr(recipes, "bf16_native", lambda device: False)
-    assert asks.precision(cpu) == "float32" and asks.for_training(model, cpu) is model, "emulated bf16 is slower"
+    assert plain.computing(model, cpu) is model
+    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
+    assert asks.precision(cpu) == "float32" and asks.computing(model, cpu) is model, "emulated bf16 is slower"
 
 
 def test_packed_seeds_refuse_a_bf16_recipe_rather_than_ignore_it(mnist):
