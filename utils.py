@@ -40,9 +40,9 @@ from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
-from mnist_utils.evaluation import (RUN_SUMMARY_LABELS, STEP_GOAL, clean_epochs_effect, confusion_matrix, fitting_diagnosis,
-                                    per_class_metrics, predict, predict_views, run_summary, seed_table,
-                                    top_confusions)
+from mnist_utils.evaluation import (RUN_SUMMARY_LABELS, STEP_GOAL, clean_epochs_effect, confusion_matrix,
+                                    fitting_diagnosis, per_class_metrics, predict, predict_views, run_summary,
+                                    seed_table, top_confusions)
 from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles, the leaderboard of the series.

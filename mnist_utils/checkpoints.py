@@ -234,13 +234,14 @@ def default_checkpoint(checkpoints: list[dict[str, Any]], architecture: str = "M
     return next((m for m in checkpoints if m["model"]["name"] == architecture), checkpoints[0] if checkpoints else None)
 
 
-def input_batches(images: ImageSet, metadata: Mapping[str, Any], device: torch.device | str = "cpu",
-                  batch_size: int = 1000) -> Batches:
-    """Unshuffled batches of `images` prepared as the checkpoint's model was trained on them (its normalisation
-    and input size)."""
-    size = metadata.get("input_size", 28)
-    return Batches(images, batch_size, device=device, mean=metadata["normalization"]["mean"],
-                   std=metadata["normalization"]["std"], size=None if size == 28 else size)
+def input_batches(images: ImageSet, metadata: Mapping[str, Any], device: torch.device | str = "cpu") -> Batches:
+    """Unshuffled batches of `images` prepared as the checkpoint's model was validated and tested on them: its
+    normalisation, input size, memory layout and evaluation batch size (kernels may add up in another order for
+    another layout or batch size: the same preparation leaves them no choice)."""
+    config, size = metadata.get("config") or {}, metadata.get("input_size", 28)
+    return Batches(images, config.get("eval_batch_size", Recipe.eval_batch_size), device=device,
+                   mean=metadata["normalization"]["mean"], std=metadata["normalization"]["std"],
+                   size=None if size == 28 else size, channels_last=config.get("channels_last", Recipe.channels_last))
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,8 @@ class Classifier:
     def load(cls, path: Path | str, device: torch.device | str | None = None) -> "Classifier":
         device = torch.device(device or "cpu")
         model, metadata = load_model(path, device)
+        if (metadata.get("config") or {}).get("channels_last", Recipe.channels_last):
+            model.to(memory_format=torch.channels_last)  # the layout it trained and was tested in
         return cls(model, metadata, device)
 
     @property
@@ -264,7 +267,8 @@ class Classifier:
         return precision_for(bool((self.metadata.get("config") or {}).get("bf16")), self.device)
 
     def predict(self, images: ImageSet) -> Predictions:
-        """The model's predictions for every image of `images`, prepared and computed as it was trained."""
+        """The model's predictions for every image of `images`, prepared and computed as it was tested when it
+        was saved (`python -m mnist_utils test` and the `train` command's final test both call this)."""
         return predict(in_precision(self.model, self.precision, self.device),
                        input_batches(images, self.metadata, self.device), self.device)
 

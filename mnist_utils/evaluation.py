@@ -55,7 +55,7 @@ def predict_views(model: nn.Module, batches: Batches, device: torch.device,
     centres each digit in a 28×28 frame with a margin (the few digits that touch the frame see a pixel of their
     ink wrap to the other side). The views of one model are computed in one pass over the batches."""
     if batches.shuffle:
-        raise ValueError("predict needs batches in a fixed order: make them with shuffle=False")
+        raise ValueError("predictions need batches in a fixed order: make them with shuffle=False")
     if not shifts:
         raise ValueError("shifts must hold at least one (down, right) pair; (0, 0) is the image as it is")
     model.eval()

@@ -79,7 +79,7 @@ class Recipe:
     # the head of a pretrained backbone alone, on features computed once
     freeze_backbone: bool = False
     channels_last: bool = True  # measured faster for these convolutions on CPU
-    bf16: bool = False  # train under bfloat16 autocast where the device computes it natively (see `precision`)
+    bf16: bool = False  # compute (train and evaluate) under bfloat16 autocast where the device has it natively
 
     def __post_init__(self) -> None:
         problems = []

@@ -26,7 +26,6 @@ from .checkpoints import Classifier, models_dir, recipe_fields, save_checkpoint
 from .config import get_device, get_profile, reports_dir
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
-from .evaluation import predict
 from .features import train_head
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, Recipe, build_model, build_pretrained, load_config
@@ -113,8 +112,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
 
     # The test set, once, on the weights the checkpoint kept.
     classifier = Classifier.load(checkpoint, device)
-    predictions = predict(recipe.computing(classifier.model, device), recipe.eval_batches(data.test, device, **inputs),
-                          device)
+    predictions = classifier.predict(data.test)
     kept = classifier.metadata
     save_checkpoint(classifier.model, checkpoint, **fields, seed=seed, epochs=kept["epochs"],
                     metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)},

@@ -14,7 +14,7 @@ from mnist_utils.checkpoints import (CheckpointError, Classifier, build_model, d
                                      list_checkpoints, load_model, paths, recipe_fields, save_checkpoint, save_trained)
 from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
 from mnist_utils.recipes import load_config
-from models import Model_1, Model_2, Model_3, OneBlockVGG
+from models import Model_1, Model_2, Model_3, OneBlockVGG, SimpleCNN
 
 
 def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -276,3 +276,19 @@ def test_a_loaded_model_computes_in_the_precision_it_trained_in(tmp_path, monkey
     monkeypatch.setattr(engine, "bf16_native", lambda device: False)
     assert bf16.precision == "float32", "emulated bf16 is slower: float32 there"
 
+
+def test_the_test_command_reproduces_a_notebooks_figure_of_a_bf16_model(tmp_path, monkeypatch, mnist):
+    """A notebook tests a bf16 model with its recipe's batches (channels_last, eval_batch_size) under autocast;
+    the checkpoint it saves, reloaded, computes the very same probabilities."""
+    from mnist_utils import engine
+    from mnist_utils.evaluation import predict
+
+    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
+    cpu, images = torch.device("cpu"), mnist.test.head(120)
+    recipe = load_config("cnn_simple").replace(eval_batch_size=50)  # bf16, channels_last, batches of 50
+    model = trained_like(SimpleCNN()).to(memory_format=torch.channels_last)
+    in_notebook = predict(recipe.computing(model, cpu), recipe.eval_batches(images, cpu), cpu)
+    save_trained(model, recipe, seed=6, test_acc=in_notebook.accuracy, epochs=1, notebook="06_cnn_comparison",
+                 directory=tmp_path / "models")
+    reloaded = Classifier.load(tmp_path / "models" / "cnn_simple-seed6")
+    assert torch.equal(reloaded.predict(images).probabilities, in_notebook.probabilities)

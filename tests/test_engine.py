@@ -11,7 +11,7 @@ from mnist_utils.batches import Batches
 from mnist_utils.data import train_val_split
 from mnist_utils.engine import (EpochStats, History, count_correct, fit, make_loss, make_optimizer, make_scheduler,
                                 seed_everything)
-from mnist_utils.evaluation import confusion_matrix, ensemble, per_class_metrics, predict, predict_views, top_confusions
+from mnist_utils.evaluation import confusion_matrix, per_class_metrics, predict, predict_views, top_confusions
 from mnist_utils.exploration import count_repeats, exact_duplicates
 from mnist_utils.inspection import count_parameters, receptive_field, summary
 from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_lr, plot_per_class,
@@ -168,7 +168,6 @@ def test_predict_with_shifts_averages_the_softmax_of_each_rolled_view(mnist):
         predict(model, Batches(images, 64), cpu, shifts=())
     separate = predict_views(model, Batches(images, 64), cpu, shifts=shifts)  # one pass, every view kept
     assert all(torch.equal(a.probabilities, b.probabilities) for a, b in zip(separate, views))
-    assert torch.equal(ensemble(separate).probabilities, tta.probabilities), "TTA is the average of the views"
 
 
 def test_summary_leaves_batchnorm_statistics_and_random_state_alone():

@@ -150,6 +150,8 @@ def test_bf16_is_a_fixed_rule_the_config_asks_and_the_device_must_compute_it_nat
     assert plain.computing(model, cpu) is model
     monkeypatch.setattr(engine, "bf16_native", lambda device: False)
     assert asks.precision(cpu) == "float32" and asks.computing(model, cpu) is model, "emulated bf16 is slower"
+    with pytest.raises(ValueError, match="precision must be 'bfloat16' or 'float32'"):
+        engine.in_precision(model, "float16", cpu)
 
 
 def test_packed_seeds_refuse_a_bf16_recipe_rather_than_ignore_it(mnist):
