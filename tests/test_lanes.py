@@ -79,7 +79,7 @@ def test_a_failing_job_stops_the_other_lanes_at_once():
         run_in_lanes([long_job, broken, long_job], lanes=2)
     assert time.perf_counter() - start < 5, "the long job was interrupted, not waited for"
     assert len(steps) < 100 and torch.get_num_threads() == before
-    assert not [t for t in threading.enumerate() if t.name.startswith("lane-")], "no lane is left running"
+    assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 
 def test_ctrl_c_stops_every_lane():
@@ -95,7 +95,7 @@ def test_ctrl_c_stops_every_lane():
     with pytest.raises(KeyboardInterrupt):
         run_in_lanes([long_job, long_job], lanes=2)
     assert time.perf_counter() - start < 5 and len(steps) < 100
-    assert not [t for t in threading.enumerate() if t.name.startswith("lane-")], "no lane is left running"
+    assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 
 def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
