@@ -234,14 +234,20 @@ def default_checkpoint(checkpoints: list[dict[str, Any]], architecture: str = "M
     return next((m for m in checkpoints if m["model"]["name"] == architecture), checkpoints[0] if checkpoints else None)
 
 
+def trained_with(metadata: Mapping[str, Any], setting: str) -> Any:
+    """A setting of the recipe the checkpoint's model was trained with (its saved config), or the recipe's
+    default where the checkpoint records none (an older or hand-made one)."""
+    return (metadata.get("config") or {}).get(setting, getattr(Recipe, setting))
+
+
 def input_batches(images: ImageSet, metadata: Mapping[str, Any], device: torch.device | str = "cpu") -> Batches:
     """Unshuffled batches of `images` prepared as the checkpoint's model was validated and tested on them: its
     normalisation, input size, memory layout and evaluation batch size (kernels may add up in another order for
     another layout or batch size: the same preparation leaves them no choice)."""
-    config, size = metadata.get("config") or {}, metadata.get("input_size", 28)
-    return Batches(images, config.get("eval_batch_size", Recipe.eval_batch_size), device=device,
+    size = metadata.get("input_size", 28)
+    return Batches(images, trained_with(metadata, "eval_batch_size"), device=device,
                    mean=metadata["normalization"]["mean"], std=metadata["normalization"]["std"],
-                   size=None if size == 28 else size, channels_last=config.get("channels_last", Recipe.channels_last))
+                   size=None if size == 28 else size, channels_last=trained_with(metadata, "channels_last"))
 
 
 @dataclass(frozen=True)
@@ -256,7 +262,7 @@ class Classifier:
     def load(cls, path: Path | str, device: torch.device | str | None = None) -> "Classifier":
         device = torch.device(device or "cpu")
         model, metadata = load_model(path, device)
-        if (metadata.get("config") or {}).get("channels_last", Recipe.channels_last):
+        if trained_with(metadata, "channels_last"):
             model.to(memory_format=torch.channels_last)  # the layout it trained and was tested in
         return cls(model, metadata, device)
 
@@ -264,7 +270,7 @@ class Classifier:
     def precision(self) -> str:
         """The arithmetic the model computes in here: its config's (bfloat16 where it trained in it and this
         device computes it natively, else float32), so that its recorded accuracy is what it scores here."""
-        return precision_for(bool((self.metadata.get("config") or {}).get("bf16")), self.device)
+        return precision_for(trained_with(self.metadata, "bf16"), self.device)
 
     def predict(self, images: ImageSet) -> Predictions:
         """The model's predictions for every image of `images`, prepared and computed as it was tested when it
