@@ -25,7 +25,8 @@ from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_i
 
 # Look inside a model: parameters, layers, receptive fields, speed.
 # mnist_utils/inspection.py
-from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, summary, training_speed
+from mnist_utils.inspection import (BF16_MARGIN, bf16_choices_fit, count_parameters, feature_map_size, precision_speeds,
+                                    receptive_field, speed_table, summary, training_speed)
 
 # Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
 # (in lanes, one per core), searches.
@@ -71,7 +72,8 @@ __all__ = [
     "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
-    "count_parameters", "feature_map_size", "receptive_field", "summary", "training_speed",
+    "BF16_MARGIN", "bf16_choices_fit", "count_parameters", "feature_map_size", "precision_speeds", "receptive_field",
+    "speed_table", "summary", "training_speed",
     "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
     "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",

@@ -1,12 +1,13 @@
 """Looking inside a model: its parameter count, torchsummary's layer table, receptive fields, the size of
-the map its global pooling sees, and how many images per second it trains on."""
+the map its global pooling sees, how many images per second it trains on, and whether its config's bf16
+choice fits those speeds."""
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
 import time
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -123,3 +124,48 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             _synchronize(device)
             best = max(best, steps * len(y) / (time.perf_counter() - start))
     return best
+
+
+BF16_MARGIN = 1.05  # bf16 is worth it where it trains at least 5% faster than float32 in the same layout
+
+
+def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Any], images: torch.Tensor,
+                     labels: torch.Tensor, device: torch.device, *, repeats: int = 2) -> list[dict[str, Any]]:
+    """What each config's layout and precision choice rests on: per model (`recipes` by the same names),
+    training images/s (`training_speed`) in float32, with channels_last, and with channels_last under bfloat16
+    autocast, the two speed-ups, the config's `bf16` and the precision it trains in on `device`."""
+    rows = []
+    for name, model in models.items():
+        fp32 = training_speed(model, images, labels, device, repeats=repeats)
+        channels_last = training_speed(model, images, labels, device, channels_last=True, repeats=repeats)
+        bf16 = training_speed(model, images, labels, device, channels_last=True, autocast_dtype=torch.bfloat16,
+                              repeats=repeats)
+        rows.append({"model": name, "float32": fp32, "channels_last": channels_last, "bf16 + channels_last": bf16,
+                     "channels_last speed-up": channels_last / fp32, "bf16 speed-up": bf16 / fp32,
+                     "bf16 in its config": recipes[name].bf16, "trains in": recipes[name].precision(device)})
+    return rows
+
+
+def speed_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`precision_speeds` rows as a table reads them: whole images/s, speed-ups as ratios."""
+    return [{"model": row["model"], "float32 (images/s)": round(row["float32"]),
+             "channels_last (images/s)": round(row["channels_last"]),
+             "bf16 + channels_last (images/s)": round(row["bf16 + channels_last"]),
+             "channels_last speed-up": f"{row['channels_last speed-up']:.2f}×",
+             "bf16 speed-up": f"{row['bf16 speed-up']:.2f}×", "bf16 in its config": row["bf16 in its config"],
+             "trains in": row["trains in"]} for row in rows]
+
+
+def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
+                     margin: float = BF16_MARGIN) -> tuple[bool, str]:
+    """Whether every config's bf16 choice fits the measured speeds, and the evidence. Where the device computes
+    bf16 natively: on exactly where bf16 with channels_last is at least `margin` times as fast as float32 with
+    channels_last (the layout every model trains in). Elsewhere: every model trains in float32."""
+    gains = {row["model"]: row["bf16 + channels_last"] / row["channels_last"] for row in rows}
+    if native_bf16:
+        fits = all(row["bf16 in its config"] == (gains[row["model"]] >= margin) for row in rows)
+    else:
+        fits = all(row["trains in"] == "float32" for row in rows)
+    evidence = ", ".join(f"{row['model']} {gains[row['model']]:.2f}× ({'on' if row['bf16 in its config'] else 'off'})"
+                         for row in rows)
+    return fits, evidence
