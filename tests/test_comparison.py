@@ -4,15 +4,16 @@ import torch
 import torch.nn as nn
 
 import models
+from mnist_utils import engine
 from mnist_utils.batches import Batches, ShortEpochs
 from mnist_utils.data import ImageSet
 from mnist_utils.engine import fit, make_optimizer, make_scheduler
 from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, shared_errors,
                                     wrong_by_all)
 from mnist_utils.inspection import bf16_choices_fit, count_parameters, precision_speeds, speed_table, training_speed
-from mnist_utils.recipes import Recipe
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images
+from mnist_utils.recipes import Recipe
 from mnist_utils.report import leaderboard_rows
 
 PARAMETERS = {"SimpleCNN": 421_642, "DeeperCNN": 870_634, "MiniVGG": 2_920_778, "TwoBranchCNN": 26_222_158}
@@ -109,6 +110,7 @@ def speed_row(model: str, channels_last: float, bf16: float, on: bool, trains_in
 def test_bf16_choices_fit_the_speed_against_channels_last_in_float32_with_a_5_percent_margin():
     fast, marginal = speed_row("A", 100, 150, on=True), speed_row("B", 100, 104, on=False)
     assert bf16_choices_fit([fast, marginal], native_bf16=True) == (True, "A 1.50× (on), B 1.04× (off)")
+    assert bf16_choices_fit([speed_row("C", 100, 105, on=True)], native_bf16=True)[0]  # exactly 5% is enough
     assert not bf16_choices_fit([speed_row("A", 100, 150, on=False)], native_bf16=True)[0]  # faster, yet off
     assert not bf16_choices_fit([speed_row("B", 100, 104, on=True)], native_bf16=True)[0]  # on, but under 5%
     # Without native bf16 the configs' wishes do not matter: whether everything trains in float32 does.
@@ -116,17 +118,23 @@ def test_bf16_choices_fit_the_speed_against_channels_last_in_float32_with_a_5_pe
     assert not bf16_choices_fit([speed_row("A", 100, 50, on=True)], native_bf16=False)[0]
 
 
-def test_precision_speeds_measures_each_model_three_ways_and_says_what_its_recipe_trains_in():
+@pytest.mark.parametrize("native", [True, False], ids=["bf16 processor", "no bf16"])
+def test_precision_speeds_measures_each_model_three_ways_and_says_what_its_recipe_trains_in(monkeypatch, native):
+    monkeypatch.setattr(engine, "bf16_native", lambda device: native)
     torch.manual_seed(0)
-    nets = {"tiny": nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))}
-    recipes = {"tiny": Recipe(model="Model_1", bf16=False)}
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    nets = {"asks": net, "does not": net}
+    recipes = {"asks": Recipe(model="Model_1", bf16=True), "does not": Recipe(model="Model_1", bf16=False)}
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    [row] = precision_speeds(nets, recipes, x, y, torch.device("cpu"), repeats=1)
-    assert min(row["float32"], row["channels_last"], row["bf16 + channels_last"]) > 0
-    assert row["bf16 speed-up"] == pytest.approx(row["bf16 + channels_last"] / row["float32"])
-    assert (row["bf16 in its config"], row["trains in"]) == (False, "float32")
-    [shown] = speed_table([row])
-    assert shown["float32 (images/s)"] == round(row["float32"]) and shown["bf16 speed-up"].endswith("×")
+    rows = precision_speeds(nets, recipes, x, y, torch.device("cpu"), repeats=1)
+    assert [row["model"] for row in rows] == ["asks", "does not"]
+    for row in rows:
+        assert min(row["float32"], row["channels_last"], row["bf16 + channels_last"]) > 0
+        assert row["bf16 speed-up"] == pytest.approx(row["bf16 + channels_last"] / row["float32"])
+    assert [(row["bf16 in its config"], row["trains in"]) for row in rows] == [
+        (True, "bfloat16" if native else "float32"), (False, "float32")]
+    shown = speed_table(rows)
+    assert shown[0]["float32 (images/s)"] == round(rows[0]["float32"]) and shown[0]["bf16 speed-up"].endswith("×")
 
 
 # ---------------------------------------------------------------------------- comparing predictions
