@@ -7,7 +7,7 @@ import contextlib
 import copy
 import io
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -15,9 +15,7 @@ import torch.nn.functional as F
 import torchsummary
 
 from .engine import Autocast
-
-if TYPE_CHECKING:  # recipes imports this module's neighbours; the type alone is needed here
-    from .recipes import Recipe
+from .recipes import Recipe
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -132,7 +130,7 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 BF16_MARGIN = 1.05  # bf16 is worth it where it trains at least 5% faster than float32 in the same layout
 
 
-def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, "Recipe"], images: torch.Tensor,
+def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Recipe], images: torch.Tensor,
                      labels: torch.Tensor, device: torch.device, *, repeats: int = 2) -> list[dict[str, Any]]:
     """What each config's layout and precision choice rests on: per model (`recipes` by the same names),
     training images/s (`training_speed`) in float32, with channels_last, and with channels_last under bfloat16
