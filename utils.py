@@ -13,7 +13,7 @@ PyTorch's own MNIST example; none keeps global state.
 """
 # Set up: the profile (full or smoke), the device, the data as tensors, seeds.
 # mnist_utils/config.py, mnist_utils/data.py, mnist_utils/engine.py
-from mnist_utils.config import budget_minutes, get_device, get_profile
+from mnist_utils.config import budget_minutes, get_device, get_profile, use_threads
 from mnist_utils.data import MNIST_MEAN, MNIST_STD, load_data, load_mnist, normalization_stats
 from mnist_utils.engine import seed_everything
 
@@ -68,8 +68,8 @@ from mnist_utils.checkpoints import load_model, save_trained
 from mnist_utils.report import Report, leaderboard_rows, load_result, load_results, show_markdown, show_table
 
 __all__ = [
-    "budget_minutes", "get_device", "get_profile", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist", "normalization_stats",
-    "seed_everything",
+    "budget_minutes", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist",
+    "normalization_stats", "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
     "BF16_MARGIN", "bf16_choices_fit", "count_parameters", "feature_map_size", "precision_speeds", "receptive_field",

@@ -118,6 +118,16 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def use_threads(threads: int | None) -> None:
+    """Compute on `threads` CPU threads from here on (None: leave torch's default, one per core). A model's
+    numbers depend on how many threads its sums are split over, so a recipe that fixes it gives the same
+    numbers on any machine, alone or beside another notebook."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
 def usable_cpus() -> int:
     """CPU cores this process may run on (fewer than the machine's under a container or taskset)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

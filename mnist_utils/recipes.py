@@ -80,6 +80,7 @@ class Recipe:
     freeze_backbone: bool = False
     channels_last: bool = True  # measured faster for these convolutions on CPU
     bf16: bool = False  # compute (train and evaluate) under bfloat16 autocast where the device has it natively
+    threads: int | None = None  # CPU threads to compute on (None: torch's default, one per core); see use_threads
 
     def __post_init__(self) -> None:
         problems = []
@@ -107,6 +108,8 @@ class Recipe:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
         if (self.patience is not None or self.keep_best) and not self.val_fraction:
             problems.append("patience and keep_best watch the validation split: set val_fraction too")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
             problems.append(f"image_size: must be a positive number of pixels, got {self.image_size}")
         if problems:

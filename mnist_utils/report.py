@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .config import get_device, get_profile, reports_dir
+from .config import get_device, get_profile, reports_dir, usable_cpus
 from .data import write_atomic
 
 # Set by the runner while it runs a notebook: the folder a Report writes its results to until the notebook
@@ -129,7 +129,8 @@ def mark(met: bool) -> str:
 
 
 def hardware() -> str:
-    """The processor and thread count, e.g. 'AMD EPYC, 2 CPU threads'."""
+    """The processor and the hardware threads this process may use, e.g. 'AMD EPYC, 2 CPU threads' (the machine's,
+    not torch's thread count, which a config may fix lower)."""
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -138,7 +139,7 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    text = f"{name}, {torch.get_num_threads()} CPU threads"
+    text = f"{name}, {usable_cpus()} CPU threads"
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text

@@ -59,6 +59,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["patience=3"], r"patience and keep_best watch the validation split: set val_fraction"),
     (["clean_epochs=15"], r"clean_epochs: must be between 0 and epochs - 1 = 14"),
     (["batch_size=0"], r"batch_size: must be at least 1"),
+    (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
     (["epochs"], r"write key=value"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
@@ -159,3 +160,27 @@ def test_packed_seeds_refuse_a_bf16_recipe_rather_than_ignore_it(mnist):
 
     with pytest.raises(ValueError, match="packed seeds train in float32"):
         train_seeds(load_config("step3", ["bf16=true"]), mnist, torch.device("cpu"))
+
+
+def test_a_config_that_fixes_threads_trains_on_them_and_the_callers_come_back(monkeypatch, tmp_path):
+    import torch
+
+    from mnist_utils import trainer
+    from mnist_utils.config import use_threads
+
+    seen = []
+    monkeypatch.setattr(trainer, "_train", lambda recipe, *rest: seen.append(torch.get_num_threads()) or tmp_path)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        trainer.train_from_config("step1", out_dir=tmp_path / "run")  # threads: 1
+        trainer.train_from_config("step3", out_dir=tmp_path / "run")  # not set: the caller's
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+        use_threads(None)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="at least 1"):
+            use_threads(0)
+    finally:
+        torch.set_num_threads(before)
+    assert load_config("step2").threads == load_config("step1").threads == 1  # Step 2 changes the model alone
+    assert load_config("finetune_head").threads == load_config("finetune_random").threads == 1

@@ -219,3 +219,17 @@ def test_make_readme_fails_naming_each_notebook_without_full_profile_results(tmp
     assert capsys.readouterr().err == ("error: No full-profile results for 01_second, 02_third: "
                                        "run `make notebooks NB=\"01 02\"` first.\n")
     assert "old" in readme.read_text(), "left as it was"
+
+
+def test_hardware_names_the_machines_threads_not_the_count_a_config_fixes():
+    import torch
+
+    from mnist_utils.config import usable_cpus
+    from mnist_utils.report import hardware
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # as use_threads does for a config with threads: 1
+        assert f", {usable_cpus()} CPU threads" in hardware()
+    finally:
+        torch.set_num_threads(before)
