@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .config import budget_minutes
+from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes
 from .data import write_atomic
 from .report import fmt, load_results, mark, read_json
 
@@ -36,6 +36,29 @@ def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Pat
     path = Path(reports_dir) / "runs.json"
     write_atomic(path, json.dumps(dict(sorted(runs.items())), indent=2, ensure_ascii=False).encode())
     return path
+
+
+def record_series(reports_dir: Path | str, entries: dict[str, dict[str, Any]], seconds: float, lanes: int) -> Path:
+    """REPORTS/series.json: the last finished run of the runner, whichever notebooks it ran: their stems, how
+    many it ran side by side at most, and its wall time, which is less than the sum of theirs."""
+    series = {"notebooks": list(entries), "ok": sum(e["status"] == "ok" for e in entries.values()),
+              "side_by_side": min(lanes, len(entries)), "seconds": round(seconds, 1),
+              "notebook_seconds": round(sum(e["seconds"] or 0 for e in entries.values()), 1),
+              "profile": next((e["profile"] for e in entries.values()), None),
+              "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    path = Path(reports_dir) / "series.json"
+    write_atomic(path, json.dumps(series, indent=2, ensure_ascii=False).encode())
+    return path
+
+
+def read_series(reports_dir: Path | str) -> dict[str, Any] | None:
+    """REPORTS/series.json (see record_series), or None when missing or unreadable (then named and set aside)."""
+    fix = "The wall time of the last run of the series is lost; run `make notebooks` again to measure it."
+    return read_json(Path(reports_dir) / "series.json", "series file", fix, _series_problem)
+
+
+def _series_problem(data: Any) -> str | None:
+    return None if isinstance(data, dict) and isinstance(data.get("seconds"), (int, float)) else "not a record of a run"
 
 
 # ----------------------------------------------------------------------------- presenting
@@ -71,6 +94,16 @@ def time_against_budget(stem: str, seconds: float | None, profile: str | None) -
     if seconds is None or budget is None:
         return fmt_duration(seconds)
     return f"{fmt_duration(seconds)} of a {fmt_duration(budget * 60)} budget {mark(seconds <= budget * 60)}"
+
+
+def series_time(series: dict[str, Any]) -> str:
+    """'21m30s', or '21m30s of the series' 20m00s budget ✅ met' for a full-profile run of every notebook."""
+    every = series.get("profile") == "full" and sorted(series["notebooks"]) == sorted(BUDGET_MINUTES)
+    if not every:
+        return fmt_duration(series["seconds"])
+    budget = SERIES_BUDGET_MINUTES * 60
+    met = mark(series["seconds"] <= budget)
+    return f"{fmt_duration(series['seconds'])} of the series' {fmt_duration(budget)} budget {met}"
 
 
 def progress_suffix(stem: str, entry: dict[str, Any], results: dict[str, Any] | None) -> str:
@@ -134,6 +167,11 @@ def write_index(reports_dir: Path | str) -> Path:
 
     extras = [f"<a href='{name}'>Leaderboard ({name.rsplit('.', 1)[1].upper()})</a>"
               for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
+    series = read_series(reports_dir)
+    series_line = "" if not series else (
+        f"<p class='meta'>Last run: {len(series['notebooks'])} notebook{'s' * (len(series['notebooks']) != 1)}, "
+        f"{series['ok']} ok, up to {series['side_by_side']} side by side, in "
+        f"{_e(series_time(series))} (their own times add up to {_e(fmt_duration(series['notebook_seconds']))})</p>")
     hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})
     torch_versions = sorted({r["torch"] for r in results.values() if r.get("torch")})
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -144,6 +182,7 @@ def write_index(reports_dir: Path | str) -> Path:
 <h1>{_e(title)}</h1>
 {f'<p class="links">{"".join(extras)}</p>' if extras else ''}
 <p class="meta">Hardware: {_e('; '.join(hardware) or '—')} · torch {_e(', '.join(torch_versions) or '—')}</p>
+{series_line}
 <p class="meta">Generated {_e(generated)}</p>
 <table>
 <thead><tr><th>Notebook</th><th>Headline</th><th>Targets</th><th>Status</th><th>Profile</th><th>Run time</th><th>Report</th><th>Models saved</th></tr></thead>

@@ -5,15 +5,19 @@ time limit. Its executed copy and an HTML rendering land in the profile's report
 fails (reports/ for the full profile, reports/smoke/ for the smoke one, so a quick check never replaces
 a full run's outputs), ``runs.json`` keeps how each notebook's last run went, and ``index.html`` links
 everything together with the headline numbers and targets that the notebooks' ``Report`` wrote to
-``results/``.
+``results/``; ``series.json`` records the whole run's wall time.
 
-Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebook's kernel is shut
-down, the notebook is recorded as interrupted, no other notebook starts, and the exit status is 130
+Notebooks run side by side, one per usable CPU, each as soon as the notebooks whose results it reads have
+finished (config.READS_RESULTS_OF; a notebook not listed there waits for every one before it). Their
+kernels are separate processes, so each has its own random generators: side by side changes no number.
+
+Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebooks' kernels are shut
+down, those notebooks are recorded as interrupted, no other notebook starts, and the exit status is 130
 (143 for SIGTERM). A notebook's new executed copy, HTML and results replace the previous run's only
 when it finishes: while it runs, its Report writes to a pending folder, so an interrupted (or killed)
 run leaves the last finished run's outputs as they were.
 
-    python -m mnist_utils.run                     # every notebooks/NN_*.ipynb, in number order
+    python -m mnist_utils.run                     # every notebooks/NN_*.ipynb
     python -m mnist_utils.run 00 3 --profile smoke  # → reports/smoke/
     python -m mnist_utils.run 01_step1_skeleton --timeout 900 --reports /tmp/reports
 """
@@ -26,6 +30,7 @@ import datetime as _dt
 import logging
 import math
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -43,14 +48,16 @@ from nbclient.util import ensure_async
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, SMOKE_TIMEOUT, TIMEOUT_HEADROOM, find_notebooks,
-                     get_profile, notebook_timeout, reports_dir as profile_reports_dir, reports_root)
+from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
+                     TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
+                     reports_dir as profile_reports_dir, reports_root, usable_cpus)
 from .data import write_atomic
-from .index import fmt_duration, progress_suffix, read_runs, record_run, results_by_stem, write_index
+from .index import fmt_duration, progress_suffix, read_runs, record_run, record_series, results_by_stem, write_index
 from .report import PENDING_ENV
 
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
+YIELDING_NICE = 10  # the priority of a notebook off the series' longest chain: it gets what the chain leaves
 
 # nbclient logs its own line for every timeout or dead kernel; the runner reports those itself,
 # and stray log lines would break the one-line-per-notebook progress output.
@@ -73,12 +80,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class Stop:
     """While active (a context manager, in the main thread), SIGINT and SIGTERM stop the run instead of
-    killing the runner: the first one is recorded and cancels the notebook that is running (see
-    `cancels`), and the runner starts no other. The previous handlers come back on exit."""
+    killing the runner: the first one is recorded and cancels every notebook that is running (each registers
+    its cancel with `add`), and the runner starts no other. The previous handlers come back on exit."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self._cancel: Callable[[], None] | None = None
+        self._cancels: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "Stop":
@@ -94,14 +102,22 @@ class Stop:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:
             self.signum = signum
-            if self._cancel is not None:
-                self._cancel()
+            with self._lock:
+                cancels = list(self._cancels)
+            for cancel in cancels:
+                cancel()
 
-    def cancels(self, cancel: Callable[[], None] | None) -> None:
-        """What a stop signal calls from now on (None: nothing); called at once if one came already."""
-        self._cancel = cancel
-        if cancel is not None and self.signum is not None:
+    def add(self, cancel: Callable[[], None]) -> None:
+        """Call `cancel` on a stop signal (at once if one came already)."""
+        with self._lock:
+            self._cancels.append(cancel)
+        if self.signum is not None:
             cancel()
+
+    def discard(self, cancel: Callable[[], None]) -> None:
+        with self._lock:
+            if cancel in self._cancels:
+                self._cancels.remove(cancel)
 
     @property
     def name(self) -> str:
@@ -128,13 +144,13 @@ def _execute_until_stopped(client: NotebookClient, env: dict[str, str], stop: St
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing left to cancel
                 loop.call_soon_threadsafe(task.cancel)
 
-        stop.cancels(cancel)
+        stop.add(cancel)
         try:
             loop.run_until_complete(task)
         except BaseException as error:  # noqa: BLE001 - handed to the calling thread
             outcome["error"] = error
         finally:
-            stop.cancels(None)
+            stop.discard(cancel)
             if client.km is not None and client.km.has_kernel:  # stopped while the kernel was starting
                 loop.run_until_complete(ensure_async(client.km.shutdown_kernel(now=True)))
             leftover = asyncio.all_tasks(loop)  # nbclient's pollers of a cancelled cell
@@ -197,6 +213,15 @@ def _mark_failure(cell: Any, ename: str, message: str) -> None:
         cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
 
 
+def _lower_priority(kernel_manager: Any, nice: int) -> None:
+    """Renice the kernel's process before it runs a cell. On Linux a niceness is a thread's, and the threads
+    a cell starts (torch's, lanes) inherit it from the kernel's main thread."""
+    process = getattr(getattr(kernel_manager, "provisioner", None), "process", None)
+    if process is not None and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):  # a priority is a speed-up, not a requirement
+            os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+
+
 def _publish_results(pending: Path, results: Path, stem: str) -> None:
     """Move the results files a finished run wrote to `pending` into `results`, replacing the previous
     run's. A run that wrote none for its notebook leaves none: the index must not show old numbers as
@@ -217,9 +242,10 @@ def _discard(pending: Path) -> None:
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, Any]:
+                     kernel_name: str | None = None, stop: Stop | None = None, nice: int = 0) -> dict[str, Any]:
     """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
-    config.reports_dir), and the results its Report wrote; return its runs.json entry.
+    config.reports_dir), and the results its Report wrote; return its runs.json entry. `nice` > 0: its
+    kernel computes at that lower priority, leaving the CPU to a notebook beside it first.
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
@@ -236,6 +262,8 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
     def start_clock(**_: Any) -> None:  # kernel is up: the notebook's time starts now
         deadline[0] = time.monotonic() + timeout
+        if nice:
+            _lower_priority(client.km, nice)
 
     def before_cell(cell: Any, cell_index: int, **_: Any) -> None:
         current.update(cell=cell, index=cell_index)
@@ -301,32 +329,121 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 
 
-# ----------------------------------------------------------------------------- command line
+# ----------------------------------------------------------------------------- a series, side by side
+
+
+def waits_for(stems: Sequence[str]) -> dict[str, set[str]]:
+    """For each of `stems` (in number order), the ones before it that must finish before it starts: those whose
+    results it reads (config.READS_RESULTS_OF); a notebook not listed there waits for every one before it."""
+    return {stem: set(stems[:i]) if stem not in READS_RESULTS_OF else set(stems[:i]) & set(READS_RESULTS_OF[stem])
+            for i, stem in enumerate(stems)}
+
+
+def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished: set[str], running: int,
+                   lanes: int) -> list[str]:
+    """The notebooks of `waiting` (in number order) that start now: those whose notebooks to wait for (`after`)
+    have all finished, the lowest numbers first, while fewer than `lanes` run."""
+    return [stem for stem in waiting if after[stem] <= finished][:max(0, lanes - running)]
+
+
+def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, float]]:
+    """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
+    ran as `run_notebooks` runs it, with `lanes` notebooks at most side by side: stem → (start, end)."""
+    stems = list(seconds)
+    after, waiting, finished = waits_for(stems), list(stems), set()
+    running: dict[str, float] = {}  # stem → when it ends
+    times: dict[str, tuple[float, float]] = {}
+    now = 0.0
+    while waiting or running:
+        for stem in ready_to_start(waiting, after, finished, len(running), lanes):
+            waiting.remove(stem)
+            running[stem] = now + seconds[stem]
+            times[stem] = (now, running[stem])
+        stem = min(running, key=running.__getitem__)
+        now = running.pop(stem)
+        finished.add(stem)
+    return times
+
+
+def longest_chain(minutes: dict[str, float]) -> list[str]:
+    """The notebooks of `minutes` (stem → minutes, in number order), each waiting for the one before it (see
+    `waits_for`), that take longest together: the series cannot end sooner than they do, so they get the CPU
+    first. Ties go to the lower numbers."""
+    stems = list(minutes)
+    after = waits_for(stems)
+    ending: dict[str, tuple[float, str | None]] = {}  # stem → (the longest chain ending with it, the one before)
+    for stem in stems:  # in number order: what a notebook waits for comes before it
+        before = max(sorted(after[stem]), key=lambda s: ending[s][0], default=None)
+        ending[stem] = (minutes[stem] + (ending[before][0] if before else 0.0), before)
+    last: str | None = max(stems, key=lambda s: ending[s][0])
+    chain = []
+    while last is not None:
+        chain.append(last)
+        last = ending[last][1]
+    return chain[::-1]
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
-                  kernel_name: str | None = None, stop: Stop | None = None) -> dict[str, dict[str, Any]]:
-    """Run `paths` in order, printing one line each; keep the profile's runs.json and index.html current
-    after each. After a stop signal (`stop`: the caller's, to learn of it) no further notebook starts.
+                  kernel_name: str | None = None, stop: Stop | None = None,
+                  lanes: int | None = None) -> dict[str, dict[str, Any]]:
+    """Run `paths`, up to `lanes` at once (default: one per usable CPU), each as soon as the notebooks whose
+    results it reads have finished (see `waits_for`), the lowest numbers first. Print a line as each starts and
+    as each ends; keep the profile's runs.json and index.html current after each. The notebooks off the
+    series' longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a
+    notebook beside them does not slow the chain down. After a stop signal (`stop`:
+    the caller's, to learn of it) the running notebooks are stopped and no other starts.
     `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
     # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
     read_runs(folder)
     results_by_stem(folder)
+    number = {path.stem: n for n, path in enumerate(paths, 1)}
+    after, waiting = waits_for(list(number)), list(paths)
+    chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}))
+    running: dict[str, threading.Thread] = {}
+    finished: set[str] = set()
+    done: queue.Queue = queue.Queue()  # (stem, entry) as each notebook ends
     entries: dict[str, dict[str, Any]] = {}
+
+    def execute(path: Path, limit: float) -> None:
+        try:
+            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop,
+                                     nice=0 if path.stem in chain else YIELDING_NICE)
+        except Exception as exc:  # noqa: BLE001 - e.g. its HTML could not be written: the series goes on
+            entry = {"status": "error", "seconds": None, "profile": profile, "finished": None,
+                     "error": f"{type(exc).__name__}: {_first_line(exc)}"}
+        done.put((path.stem, entry))
+
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(Stop())
-        for number, path in enumerate(paths, 1):
-            if stop.signum is not None:
-                break
-            print(f"[{number}/{len(paths)}] {path.stem} … ", end="", flush=True)
-            limit = timeout or notebook_timeout(path.stem, profile)
-            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop)
-            record_run(folder, path.stem, entry)
+        lanes = lanes or usable_cpus()
+        while waiting or running:
+            if stop.signum is None:
+                for stem in ready_to_start([p.stem for p in waiting], after, finished, len(running), lanes):
+                    path = next(p for p in waiting if p.stem == stem)
+                    waiting.remove(path)
+                    beside = f" beside {', '.join(running)}" if running else ""
+                    print(f"[{number[stem]}/{len(paths)}] {stem} started{beside}", flush=True)
+                    limit = timeout or notebook_timeout(stem, profile)
+                    running[stem] = threading.Thread(target=execute, args=(path, limit), name=stem, daemon=True)
+                    running[stem].start()
+            if not running:
+                break  # stopped before the rest could start
+            try:
+                stem, entry = done.get(timeout=0.2)  # short waits: a stop signal reaches this thread between them
+            except queue.Empty:
+                continue
+            running.pop(stem).join()
+            finished.add(stem)  # a failed notebook too: the ones after it run, as they would one by one
+            record_run(folder, stem, entry)
             write_index(folder)  # after each notebook, so an interrupted series still has a page
-            print(progress_suffix(path.stem, entry, results_by_stem(folder).get(path.stem)), flush=True)
-            entries[path.stem] = entry
-    return entries
+            print(f"[{number[stem]}/{len(paths)}] {stem} … "
+                  f"{progress_suffix(stem, entry, results_by_stem(folder).get(stem))}", flush=True)
+            entries[stem] = entry
+    return dict(sorted(entries.items(), key=lambda item: number[item[0]]))
+
+
+# ----------------------------------------------------------------------------- command line
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -353,13 +470,17 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     reports = Path(args.reports or reports_root()).resolve()
 
-    started = time.monotonic()
+    started, lanes = time.monotonic(), usable_cpus()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop)
+        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, lanes=lanes)
+        seconds = time.monotonic() - started
+        if stop.signum is None:
+            record_series(profile_reports_dir(profile, reports), entries, seconds, lanes)
         failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
         interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
         ok = len(entries) - len(failed) - len(interrupted)
-        summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(time.monotonic() - started)} ({profile} profile)"
+        summary = (f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile, "
+                   f"up to {min(lanes, len(paths))} side by side)")
         if failed:
             summary += f"; failed: {', '.join(failed)}"
         if interrupted:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import re
 import signal
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,10 +144,18 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert captured.err.startswith(f"warning: {smoke / 'results' / '00_old.json'} is not a readable results file")
     assert (smoke / "results" / "00_old.json.corrupt").exists()
     out = captured.out.splitlines()
-    assert out[0].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[0]
-    assert out[1].startswith("[2/2] 02_ok … ok in ") and out[1].endswith("· Test accuracy 99.32% · targets 1/2 met")
-    assert out[2].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[2]
-    assert out[2].endswith(f"→ {smoke.resolve() / 'index.html'}")
+    # Neither is known to read the other's results, so 02 waits for 01 (config.READS_RESULTS_OF), even though
+    # it comes after a failure.
+    assert out[0] == "[1/2] 01_boom started"
+    assert out[1].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[1]
+    assert out[2] == "[2/2] 02_ok started"
+    assert out[3].startswith("[2/2] 02_ok … ok in ") and out[3].endswith("· Test accuracy 99.32% · targets 1/2 met")
+    assert out[4].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[4]
+    assert out[4].endswith(f"→ {smoke.resolve() / 'index.html'}")
+    series = json.loads((smoke / "series.json").read_text())
+    assert series["notebooks"] == ["01_boom", "02_ok"] and series["ok"] == 1 and series["profile"] == "smoke"
+    assert 0 < series["seconds"] and series["notebook_seconds"] == pytest.approx(
+        sum(json.loads((smoke / "runs.json").read_text())[s]["seconds"] for s in ("01_boom", "02_ok")), abs=0.2)
     for name, text in full_outputs.items():
         assert (reports / name).read_text() == text, f"a smoke run replaced the full run's {name}"
 
@@ -240,6 +250,7 @@ def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous
     name = signal.Signals(signum).name
     assert runner.returncode == 128 + signum, (out, err)  # 130 for SIGINT, as a shell reports Ctrl-C
     lines = out.splitlines()
+    assert lines.pop(0) == "[1/2] 01_sleeps started"
     assert lines[0].startswith("[1/2] 01_sleeps … interrupted in ")
     # The sleeping cell is named by its [2] prompt once nbclient has read the kernel's execute_input message,
     # and by its position (third cell) if the signal came first: both find it in the notebook.
@@ -254,7 +265,109 @@ def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous
     for name, text in previous.items():
         assert (reports / name).read_text() == text, f"the interrupted run replaced {name}"
     assert not (reports / ".pending" / "01_sleeps").exists()
+    assert not (reports / "series.json").exists(), "a stopped run records no series time"
     assert not alive(int(started.read_text())), "the kernel was shut down"
+
+
+def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_ends_both(tmp_path: Path, monkeypatch,
+                                                                                         capsys) -> None:
+    notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    stamp = ("import os, time\nopen(os.path.join({folder!r}, {name!r}), 'w')"
+             ".write(f'{{time.time()}} {{os.getpid()}} {{os.getpriority(os.PRIO_PROCESS, 0)}}')")
+    for stem in ("01_a", "02_b"):  # each: mark its start, sleep 3 s, mark its end
+        make_notebook(notebooks, stem, stamp.format(folder=str(marks), name=f"{stem}.start"), "time.sleep(3)",
+                      stamp.format(folder=str(marks), name=f"{stem}.end"))
+    make_notebook(notebooks, "03_after", stamp.format(folder=str(marks), name="03_after.start"))  # reads both
+    monkeypatch.setattr(run, "READS_RESULTS_OF", {"01_a": (), "02_b": ()})
+    paths = run.find_notebooks(notebooks)
+
+    entries = run.run_notebooks(paths, reports, "smoke", timeout=120, lanes=2)
+
+    assert [e["status"] for e in entries.values()] == ["ok", "ok", "ok"]
+    when = {name.name: float(name.read_text().split()[0]) for name in marks.iterdir()}
+    assert when["01_a.start"] < when["02_b.end"] and when["02_b.start"] < when["01_a.end"], "they overlapped"
+    assert when["03_after.start"] > max(when["01_a.end"], when["02_b.end"]), "03 waited for both"
+    # The longest chain (01_a, then 03_after: a tie with 02_b goes to the lower number) keeps its priority;
+    # 02_b, beside it, yields.
+    nice = {name.name: int(name.read_text().split()[2]) for name in marks.iterdir()}
+    assert nice == {"01_a.start": 0, "01_a.end": 0, "02_b.start": run.YIELDING_NICE, "02_b.end": run.YIELDING_NICE,
+                    "03_after.start": 0}
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["[1/3] 01_a started", "[2/3] 02_b started beside 01_a"]
+
+    # A stop signal while both sleep: both kernels are shut down, both recorded interrupted, 03 never starts.
+    for name in marks.iterdir():
+        name.unlink()
+    for stem in ("01_a", "02_b"):
+        make_notebook(notebooks, stem, stamp.format(folder=str(marks), name=f"{stem}.start"), "time.sleep(300)")
+
+    def interrupt_once_both_sleep() -> None:
+        for _ in range(1200):
+            if all((marks / f"{stem}.start").exists() for stem in ("01_a", "02_b")):
+                time.sleep(0.5)  # into the sleeping cell
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    with run.Stop() as stop:
+        threading.Thread(target=interrupt_once_both_sleep, daemon=True).start()
+        entries = run.run_notebooks(paths, reports, "smoke", timeout=600, stop=stop, lanes=2)
+    assert stop.signum == signal.SIGINT
+    assert list(entries) == ["01_a", "02_b"] and {e["status"] for e in entries.values()} == {"interrupted"}
+    assert not (marks / "03_after.start").exists()
+    for stem in ("01_a", "02_b"):
+        assert not alive(int((marks / f"{stem}.start").read_text().split()[1])), f"{stem}'s kernel was shut down"
+
+
+def test_a_notebook_waits_for_the_ones_whose_results_it_reads_and_an_unlisted_one_for_all_before_it() -> None:
+    stems = ["00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "04_vgg_resnet_blocks", "05_pretrained_finetune",
+             "99_new"]
+    after = run.waits_for(stems)
+    assert after["00_eda"] == after["01_step1_skeleton"] == after["04_vgg_resnet_blocks"] == set()
+    assert after["02_step2_gap_dropout"] == {"01_step1_skeleton"}
+    assert after["05_pretrained_finetune"] == {"04_vgg_resnet_blocks"}
+    assert after["99_new"] == set(stems[:-1])
+    # 01 not selected: 02 reads 01's last results, and need not wait.
+    assert run.waits_for(["02_step2_gap_dropout"]) == {"02_step2_gap_dropout": set()}
+
+
+def test_notebooks_that_read_other_notebooks_results_name_them() -> None:
+    """What READS_RESULTS_OF says is what the notebooks do: each notebook that loads another's results
+    lists it (or is left out of the map, and so waits for every notebook before it)."""
+    from mnist_utils.config import READS_RESULTS_OF
+
+    for path in run.find_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        source = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+        if path.stem not in READS_RESULTS_OF:
+            continue
+        named = set(re.findall(r'load_result\("(\d\d_\w+)"\)', source))
+        assert named <= set(READS_RESULTS_OF[path.stem]), f"{path.stem} reads {named}: list them in READS_RESULTS_OF"
+        if "load_results(" in source:  # every results file: it must name the notebooks it uses them from
+            used = set(re.findall(r'"(\d\d_\w+)"', source)) - {path.stem}
+            assert used and used <= set(READS_RESULTS_OF[path.stem]), (path.stem, used)
+
+
+def test_the_longest_chain_is_the_one_the_series_cannot_end_before() -> None:
+    minutes = {"00_eda": 1, "01_step1_skeleton": 3, "02_step2_gap_dropout": 3, "03_step3_augment_onecycle": 5,
+               "04_vgg_resnet_blocks": 3, "05_pretrained_finetune": 3, "06_cnn_comparison": 8}
+    assert run.longest_chain(minutes) == ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
+                                          "06_cnn_comparison"]
+    minutes.update({"04_vgg_resnet_blocks": 10})  # now 04 → 05 → 06 is longer: 21 against 19 minutes
+    assert run.longest_chain(minutes) == ["04_vgg_resnet_blocks", "05_pretrained_finetune", "06_cnn_comparison"]
+
+
+def test_the_schedule_starts_each_notebook_as_soon_as_a_lane_and_its_inputs_are_free() -> None:
+    seconds = {"00_eda": 1, "01_step1_skeleton": 10, "02_step2_gap_dropout": 10, "03_step3_augment_onecycle": 20,
+               "04_vgg_resnet_blocks": 15, "05_pretrained_finetune": 5, "06_cnn_comparison": 30}
+    times = run.schedule(seconds, lanes=2)
+    assert times["00_eda"] == (0, 1) and times["01_step1_skeleton"] == (0, 10)
+    assert times["04_vgg_resnet_blocks"] == (1, 16)  # 02 waits for 01: 04 takes 00's lane
+    assert times["02_step2_gap_dropout"] == (10, 20) and times["05_pretrained_finetune"] == (16, 21)
+    assert times["03_step3_augment_onecycle"] == (20, 40) and times["06_cnn_comparison"] == (40, 70)
+    assert max(end for _, end in run.schedule(seconds, lanes=1).values()) == sum(seconds.values())
 
 
 def test_a_cell_is_named_by_its_prompt_else_by_its_position() -> None:
@@ -321,7 +434,9 @@ def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts
 
     stems = [p.stem for p in config.find_notebooks()]
     assert sorted(config.BUDGET_MINUTES) == stems, "one budget per notebook, no stale ones"
-    assert sum(config.BUDGET_MINUTES.values()) <= config.SERIES_BUDGET_MINUTES
+    # Run as make notebooks runs them on 2 cores (2 side by side), notebooks taking their budgets end in time.
+    times = run.schedule({stem: 60 * config.BUDGET_MINUTES[stem] for stem in stems}, lanes=2)
+    assert max(end for _, end in times.values()) <= 60 * config.SERIES_BUDGET_MINUTES
     for stem in stems:
         assert config.notebook_timeout(stem, "full") >= 1.5 * 60 * config.budget_minutes(stem, "full")
         assert config.budget_minutes(stem, "smoke") is None and config.notebook_timeout(stem, "smoke") == config.SMOKE_TIMEOUT
