@@ -78,8 +78,8 @@ BUDGET_MINUTES = {
     "01_step1_skeleton": 3.0,
     "02_step2_gap_dropout": 3.0,
     "03_step3_augment_onecycle": 5.5,
-    "04_vgg_resnet_blocks": 3.0,
-    "05_pretrained_finetune": 2.5,
+    "04_vgg_resnet_blocks": 5.5,
+    "05_pretrained_finetune": 3.5,
     "06_cnn_comparison": 8.5,
 }
 # The earlier notebooks whose results each notebook reads: it starts only after they finish. A notebook not

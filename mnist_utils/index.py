@@ -97,13 +97,13 @@ def time_against_budget(stem: str, seconds: float | None, profile: str | None) -
 
 
 def series_time(series: dict[str, Any]) -> str:
-    """'21m30s', or '21m30s of the series' 20m00s budget ✅ met' for a full-profile run of every notebook."""
+    """'21m30s', or '21m30s of a 20m00s budget ❌ not met' (the series') for a full-profile run of every notebook."""
     every = series.get("profile") == "full" and sorted(series["notebooks"]) == sorted(BUDGET_MINUTES)
     if not every:
         return fmt_duration(series["seconds"])
     budget = SERIES_BUDGET_MINUTES * 60
     met = mark(series["seconds"] <= budget)
-    return f"{fmt_duration(series['seconds'])} of the series' {fmt_duration(budget)} budget {met}"
+    return f"{fmt_duration(series['seconds'])} of a {fmt_duration(budget)} budget {met}"
 
 
 def progress_suffix(stem: str, entry: dict[str, Any], results: dict[str, Any] | None) -> str:

@@ -457,3 +457,30 @@ def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budge
     page = run.write_index(tmp_path).read_text()
     assert f"{run.fmt_duration(budget * 60 - 1)} of a {run.fmt_duration(budget * 60)} budget ✅ met" in page
     assert "<td>3.0s</td>" in page, "a smoke run has no budget"
+
+
+def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budget(tmp_path: Path) -> None:
+    from mnist_utils.config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES
+    from mnist_utils.index import record_series
+    from mnist_utils.readme import results_markdown
+
+    every = {stem: {"status": "ok", "seconds": 300.0, "profile": "full"} for stem in BUDGET_MINUTES}
+    record_series(tmp_path, every, seconds=60 * SERIES_BUDGET_MINUTES + 1, lanes=2)
+    page = run.write_index(tmp_path).read_text()
+    assert (f"{len(every)} notebooks, {len(every)} ok, up to 2 side by side, in "
+            f"{run.fmt_duration(60 * SERIES_BUDGET_MINUTES + 1)} of a "
+            f"{run.fmt_duration(60 * SERIES_BUDGET_MINUTES)} budget ❌ not met") in page
+    assert f"their own times add up to {run.fmt_duration(300.0 * len(every))}" in page
+
+    results = [{"notebook": stem, "title": stem, "profile": "full", "hardware": "CPU", "torch": "2.14.1",
+                "seconds": 300.0, "targets": [], "saved": "2026-12-03T00:00:00"} for stem in BUDGET_MINUTES]
+    series = json.loads((tmp_path / "series.json").read_text())
+    text = results_markdown(results, series=series)
+    assert f"the series ran in **{SERIES_BUDGET_MINUTES + 1 / 60:.1f} minutes** by the clock, up to 2 notebooks" in text
+    assert f"add up to {300.0 * len(every) / 60:.1f}); budget {SERIES_BUDGET_MINUTES} minutes: ❌ not met" in text
+    # A run of some notebooks only says nothing of the series: the README adds up the notebooks' own times.
+    record_series(tmp_path, {"03_step3_augment_onecycle": every["03_step3_augment_onecycle"]}, seconds=300.0, lanes=2)
+    part = json.loads((tmp_path / "series.json").read_text())
+    assert "by the clock" not in results_markdown(results, series=part)
+    page = run.write_index(tmp_path).read_text()
+    assert "Last run: 1 notebook, 1 ok, up to 1 side by side, in 5m00s (their own times add up to 5m00s)" in page
