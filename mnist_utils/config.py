@@ -1,11 +1,12 @@
 """Where things live, which profile is running, and which device to use: decided here, once."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -131,13 +132,25 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def use_threads(threads: int | None) -> None:
-    """Compute on `threads` CPU threads from here on (None: leave torch's default, one per core). A model's
-    numbers depend on how many threads its sums are split over, so a recipe that fixes it gives the same
-    numbers on any machine, alone or beside another notebook."""
+    """Compute on `threads` CPU threads from here on (None: leave torch's default, one per core): what a
+    notebook calls once, with its config's `threads`. A model's numbers depend on how many threads its sums are
+    split over, so a recipe that fixes it gives the same numbers on any machine, alone or beside another notebook."""
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def computing_on(threads: int | None) -> Iterator[None]:
+    """`use_threads(threads)` for the `with` block only: the caller's thread count comes back after it
+    (training a recipe from code, or from the command line, computes as its notebook does)."""
+    previous = torch.get_num_threads()
+    try:
+        use_threads(threads)
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def usable_cpus() -> int:

@@ -1,13 +1,14 @@
 """The index page of a reports folder (`index.html`): one row per notebook with its headline, its targets
-met or not, its run time against its budget and links to the rendered notebook; and `runs.json`, the record
-of how each notebook's last run went, which the page is built from."""
+met or not, its run time against its budget and links to the rendered notebook; `runs.json`, the record
+of how each notebook's last run went, which the page is built from; and `series.json`, the wall time of the
+runner's last finished run, which the page shows under its title."""
 from __future__ import annotations
 
 import datetime as _dt
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes
 from .data import write_atomic
@@ -39,10 +40,10 @@ def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Pat
 
 
 def record_series(reports_dir: Path | str, entries: dict[str, dict[str, Any]], seconds: float, lanes: int) -> Path:
-    """REPORTS/series.json: the last finished run of the runner, whichever notebooks it ran: their stems, how
-    many it ran side by side at most, and its wall time, which is less than the sum of theirs."""
+    """REPORTS/series.json: the runner's last finished run, whichever notebooks it ran: their stems, how many
+    ok, how many ran side by side at most (`lanes`), its wall time and the sum of theirs."""
     series = {"notebooks": list(entries), "ok": sum(e["status"] == "ok" for e in entries.values()),
-              "side_by_side": min(lanes, len(entries)), "seconds": round(seconds, 1),
+              "side_by_side": lanes, "seconds": round(seconds, 1),
               "notebook_seconds": round(sum(e["seconds"] or 0 for e in entries.values()), 1),
               "profile": next((e["profile"] for e in entries.values()), None),
               "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
@@ -57,8 +58,22 @@ def read_series(reports_dir: Path | str) -> dict[str, Any] | None:
     return read_json(Path(reports_dir) / "series.json", "series file", fix, _series_problem)
 
 
+SERIES_KEYS = ("notebooks", "ok", "side_by_side", "seconds", "notebook_seconds", "profile")
+
+
 def _series_problem(data: Any) -> str | None:
-    return None if isinstance(data, dict) and isinstance(data.get("seconds"), (int, float)) else "not a record of a run"
+    if not isinstance(data, dict) or not set(SERIES_KEYS) <= data.keys():
+        return f"not a record of a run: it needs {', '.join(SERIES_KEYS)}"
+    if not isinstance(data["notebooks"], list) or not all(isinstance(data[k], (int, float)) for k in SERIES_KEYS[1:5]):
+        return "a list of notebooks and numbers expected"
+    return None
+
+
+def is_full_series(series: dict[str, Any] | None, stems: Iterable[str]) -> bool:
+    """Whether `series` is a full-profile run of exactly the notebooks `stems`, every one ok: its wall time is the
+    series' time, to judge against SERIES_BUDGET_MINUTES."""
+    return bool(series) and series["profile"] == "full" and sorted(series["notebooks"]) == sorted(stems) \
+        and series["ok"] == len(series["notebooks"])
 
 
 # ----------------------------------------------------------------------------- presenting
@@ -97,9 +112,9 @@ def time_against_budget(stem: str, seconds: float | None, profile: str | None) -
 
 
 def series_time(series: dict[str, Any]) -> str:
-    """'21m30s', or '21m30s of a 20m00s budget ❌ not met' (the series') for a full-profile run of every notebook."""
-    every = series.get("profile") == "full" and sorted(series["notebooks"]) == sorted(BUDGET_MINUTES)
-    if not every:
+    """'21m30s', or '21m30s of a 20m00s budget ❌ not met' (the series') for a full-profile run of every notebook,
+    every one ok."""
+    if not is_full_series(series, BUDGET_MINUTES):
         return fmt_duration(series["seconds"])
     budget = SERIES_BUDGET_MINUTES * 60
     met = mark(series["seconds"] <= budget)
@@ -169,7 +184,8 @@ def write_index(reports_dir: Path | str) -> Path:
               for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
     series = read_series(reports_dir)
     series_line = "" if not series else (
-        f"<p class='meta'>Last run: {len(series['notebooks'])} notebook{'s' * (len(series['notebooks']) != 1)}, "
+        f"<p class='meta'>Last finished run: {len(series['notebooks'])} "
+        f"notebook{'s' * (len(series['notebooks']) != 1)}, "
         f"{series['ok']} ok, up to {series['side_by_side']} side by side, in "
         f"{_e(series_time(series))} (their own times add up to {_e(fmt_duration(series['notebook_seconds']))})</p>")
     hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})

@@ -9,7 +9,8 @@ everything together with the headline numbers and targets that the notebooks' ``
 
 Notebooks run side by side, one per usable CPU, each as soon as the notebooks whose results it reads have
 finished (config.READS_RESULTS_OF; a notebook not listed there waits for every one before it). Their
-kernels are separate processes, so each has its own random generators: side by side changes no number.
+kernels are separate processes, so each has its own random generators, and a notebook's thread count is
+fixed by its configs: side by side changes no accuracy or loss, only the times, which share the machine.
 
 Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebooks' kernels are shut
 down, those notebooks are recorded as interrupted, no other notebook starts, and the exit status is 130
@@ -37,7 +38,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import nbformat
 import zmq
@@ -49,15 +50,16 @@ from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
-                     TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
+                     TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_device, get_profile, notebook_timeout,
                      reports_dir as profile_reports_dir, reports_root, usable_cpus)
 from .data import write_atomic
-from .index import fmt_duration, progress_suffix, read_runs, record_run, record_series, results_by_stem, write_index
+from .index import (fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series, results_by_stem,
+                    write_index)
 from .report import PENDING_ENV
 
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
-YIELDING_NICE = 10  # the priority of a notebook off the series' longest chain: it gets what the chain leaves
+YIELDING_NICE = 10  # a notebook off the series' longest chain: about a tenth of a core beside one on it
 
 # nbclient logs its own line for every timeout or dead kernel; the runner reports those itself,
 # and stray log lines would break the one-line-per-notebook progress output.
@@ -236,9 +238,8 @@ def _publish_results(pending: Path, results: Path, stem: str) -> None:
 
 
 def _discard(pending: Path) -> None:
+    # .pending/ itself stays: a notebook running beside this one may be creating its own folder in it.
     shutil.rmtree(pending, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        pending.parent.rmdir()  # .pending/ itself, once no notebook's results are pending
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
@@ -332,10 +333,10 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 # ----------------------------------------------------------------------------- a series, side by side
 
 
-def waits_for(stems: Sequence[str]) -> dict[str, set[str]]:
+def waits_for(stems: Sequence[str], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, set[str]]:
     """For each of `stems` (in number order), the ones before it that must finish before it starts: those whose
-    results it reads (config.READS_RESULTS_OF); a notebook not listed there waits for every one before it."""
-    return {stem: set(stems[:i]) if stem not in READS_RESULTS_OF else set(stems[:i]) & set(READS_RESULTS_OF[stem])
+    results it `reads` (config.READS_RESULTS_OF); a notebook not listed there waits for every one before it."""
+    return {stem: set(stems[:i]) if stem not in reads else set(stems[:i]) & set(reads[stem])
             for i, stem in enumerate(stems)}
 
 
@@ -349,6 +350,7 @@ def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished:
 def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, float]]:
     """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
     ran as `run_notebooks` runs it, with `lanes` notebooks at most side by side: stem → (start, end)."""
+    _check_lanes(lanes)
     stems = list(seconds)
     after, waiting, finished = waits_for(stems), list(stems), set()
     running: dict[str, float] = {}  # stem → when it ends
@@ -359,23 +361,23 @@ def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, fl
             waiting.remove(stem)
             running[stem] = now + seconds[stem]
             times[stem] = (now, running[stem])
-        stem = min(running, key=running.__getitem__)
+        stem = min(running, key=running.__getitem__)  # never empty: what waits, waits for earlier notebooks
         now = running.pop(stem)
         finished.add(stem)
     return times
 
 
-def longest_chain(minutes: dict[str, float]) -> list[str]:
+def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> list[str]:
     """The notebooks of `minutes` (stem → minutes, in number order), each waiting for the one before it (see
     `waits_for`), that take longest together: the series cannot end sooner than they do, so they get the CPU
     first. Ties go to the lower numbers."""
     stems = list(minutes)
-    after = waits_for(stems)
+    after = waits_for(stems, reads)
     ending: dict[str, tuple[float, str | None]] = {}  # stem → (the longest chain ending with it, the one before)
     for stem in stems:  # in number order: what a notebook waits for comes before it
         before = max(sorted(after[stem]), key=lambda s: ending[s][0], default=None)
         ending[stem] = (minutes[stem] + (ending[before][0] if before else 0.0), before)
-    last: str | None = max(stems, key=lambda s: ending[s][0])
+    last: str | None = max(stems, key=lambda s: ending[s][0], default=None)
     chain = []
     while last is not None:
         chain.append(last)
@@ -383,50 +385,69 @@ def longest_chain(minutes: dict[str, float]) -> list[str]:
     return chain[::-1]
 
 
+def default_lanes() -> int:
+    """How many notebooks `make notebooks` runs side by side: one per usable CPU; one at a time on a GPU, which
+    one notebook's training already fills (and whose memory two would share)."""
+    return 1 if get_device().type == "cuda" else usable_cpus()
+
+
+def _check_lanes(lanes: int) -> None:
+    if lanes < 1:
+        raise ValueError(f"lanes must be at least 1 (notebooks side by side), got {lanes}")
+
+
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
-                  kernel_name: str | None = None, stop: Stop | None = None,
-                  lanes: int | None = None) -> dict[str, dict[str, Any]]:
-    """Run `paths`, up to `lanes` at once (default: one per usable CPU), each as soon as the notebooks whose
-    results it reads have finished (see `waits_for`), the lowest numbers first. Print a line as each starts and
-    as each ends; keep the profile's runs.json and index.html current after each. The notebooks off the
-    series' longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a
-    notebook beside them does not slow the chain down. After a stop signal (`stop`:
-    the caller's, to learn of it) the running notebooks are stopped and no other starts.
-    `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
+                  kernel_name: str | None = None, stop: Stop | None = None, lanes: int | None = None,
+                  reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
+    """Run `paths`, up to `lanes` at once (default: `default_lanes`), each as soon as the notebooks whose results
+    it `reads` have finished (see `waits_for`), the lowest numbers first. Print a line as each starts and as each
+    ends; keep the profile's runs.json and index.html current after each, and at the end, unless stopped, its
+    series.json (see index.record_series). Side by side, the notebooks off the series' longest chain (by their
+    budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them does not slow the
+    chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped and
+    no other starts. `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
+    lanes = default_lanes() if lanes is None else lanes
+    _check_lanes(lanes)
+    if not paths:
+        return {}
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
     # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
     read_runs(folder)
+    read_series(folder)
     results_by_stem(folder)
     number = {path.stem: n for n, path in enumerate(paths, 1)}
-    after, waiting = waits_for(list(number)), list(paths)
-    chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}))
+    after, waiting = waits_for(list(number), reads), list(paths)
+    chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}, reads))
     running: dict[str, threading.Thread] = {}
     finished: set[str] = set()
     done: queue.Queue = queue.Queue()  # (stem, entry) as each notebook ends
     entries: dict[str, dict[str, Any]] = {}
+    most_at_once, started = 0, time.monotonic()
 
-    def execute(path: Path, limit: float) -> None:
+    def execute(path: Path, limit: float, nice: int) -> None:
+        entry = {"status": "error", "seconds": None, "profile": profile, "finished": None, "error": None}
         try:
-            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop,
-                                     nice=0 if path.stem in chain else YIELDING_NICE)
-        except Exception as exc:  # noqa: BLE001 - e.g. its HTML could not be written: the series goes on
-            entry = {"status": "error", "seconds": None, "profile": profile, "finished": None,
-                     "error": f"{type(exc).__name__}: {_first_line(exc)}"}
-        done.put((path.stem, entry))
+            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop, nice)
+        except BaseException as exc:  # noqa: BLE001 - e.g. its HTML could not be written: the series goes on
+            entry["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
+        finally:
+            done.put((path.stem, entry))  # always: the loop below waits for it
 
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(Stop())
-        lanes = lanes or usable_cpus()
         while waiting or running:
-            if stop.signum is None:
-                for stem in ready_to_start([p.stem for p in waiting], after, finished, len(running), lanes):
-                    path = next(p for p in waiting if p.stem == stem)
-                    waiting.remove(path)
-                    beside = f" beside {', '.join(running)}" if running else ""
-                    print(f"[{number[stem]}/{len(paths)}] {stem} started{beside}", flush=True)
-                    limit = timeout or notebook_timeout(stem, profile)
-                    running[stem] = threading.Thread(target=execute, args=(path, limit), name=stem, daemon=True)
-                    running[stem].start()
+            for stem in ready_to_start([p.stem for p in waiting], after, finished, len(running), lanes):
+                if stop.signum is not None:  # a signal may come in the middle of this loop
+                    break
+                path = next(p for p in waiting if p.stem == stem)
+                waiting.remove(path)
+                beside = f" beside {', '.join(running)}" if running else ""
+                print(f"[{number[stem]}/{len(paths)}] {stem} started{beside}", flush=True)
+                limit = timeout or notebook_timeout(stem, profile)
+                nice = YIELDING_NICE if lanes > 1 and stem not in chain else 0
+                running[stem] = threading.Thread(target=execute, args=(path, limit, nice), name=stem, daemon=True)
+                running[stem].start()
+                most_at_once = max(most_at_once, len(running))
             if not running:
                 break  # stopped before the rest could start
             try:
@@ -440,7 +461,11 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
             print(f"[{number[stem]}/{len(paths)}] {stem} … "
                   f"{progress_suffix(stem, entry, results_by_stem(folder).get(stem))}", flush=True)
             entries[stem] = entry
-    return dict(sorted(entries.items(), key=lambda item: number[item[0]]))
+        entries = dict(sorted(entries.items(), key=lambda item: number[item[0]]))
+        if stop.signum is None:
+            record_series(folder, entries, time.monotonic() - started, most_at_once)
+            write_index(folder)
+    return entries
 
 
 # ----------------------------------------------------------------------------- command line
@@ -449,11 +474,13 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_utils.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("selectors", nargs="*", metavar="SELECTOR",
-                        help="notebook number (00, 3) or stem (00_eda); none: all, in number order")
+                        help="notebook number (00, 3) or stem (00_eda); none: all")
     parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")
     parser.add_argument("--timeout", type=float,
                         help=f"seconds per notebook (default: {TIMEOUT_HEADROOM:g}× its budget in the full profile, "
                              f"see config.BUDGET_MINUTES; {SMOKE_TIMEOUT} in the smoke profile)")
+    parser.add_argument("--lanes", type=int, metavar="N",
+                        help="notebooks side by side at most (default: one per usable CPU; 1 on a GPU)")
     parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
                                                      "the smoke profile writes to its smoke/ subfolder")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
@@ -470,17 +497,16 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     reports = Path(args.reports or reports_root()).resolve()
 
-    started, lanes = time.monotonic(), usable_cpus()
+    started = time.monotonic()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, lanes=lanes)
+        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, lanes=args.lanes)
         seconds = time.monotonic() - started
-        if stop.signum is None:
-            record_series(profile_reports_dir(profile, reports), entries, seconds, lanes)
         failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
         interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
         ok = len(entries) - len(failed) - len(interrupted)
-        summary = (f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile, "
-                   f"up to {min(lanes, len(paths))} side by side)")
+        series = read_series(profile_reports_dir(profile, reports)) if stop.signum is None else None
+        at_once = f", up to {series['side_by_side']} side by side" if series and series["side_by_side"] > 1 else ""
+        summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile{at_once})"
         if failed:
             summary += f"; failed: {', '.join(failed)}"
         if interrupted:

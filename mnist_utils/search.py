@@ -77,8 +77,9 @@ def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
 
 
 def _bare(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A recipe's settings without its name (a config file's stem): what decides the training."""
-    return {k: v for k, v in recipe.items() if k not in ("name", "title")}
+    """A recipe's settings without its name (a config file's stem): what decides the training. A key the record
+    lacks (added to Recipe after the row was written) had its default then: it is filled in, so old rows match."""
+    return {k: v for k, v in {**Recipe().to_dict(), **recipe}.items() if k not in ("name", "title")}
 
 
 def _trained(row: dict[str, Any], recipe: Recipe) -> bool:

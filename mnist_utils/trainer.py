@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 
 from .checkpoints import Classifier, models_dir, recipe_fields, save_checkpoint
-from .config import get_device, get_profile, reports_dir, use_threads
+from .config import computing_on, get_device, get_profile, reports_dir
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .features import train_head
@@ -65,15 +65,13 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     run_dir = Path(out_dir or reports_dir() / "runs" / f"{recipe.name}-seed{seed}-{stamp}")
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(run_dir / "train.log")
-    threads = torch.get_num_threads()
     try:
-        use_threads(recipe.threads)  # as the notebook that runs this config computes: the same numbers
-        return _train(recipe, seed, device, run_dir, log)
+        with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
+            return _train(recipe, seed, device, run_dir, log)
     except Exception as error:  # the log keeps why the run ended; the caller reports it
         log.error(f"stopped: {type(error).__name__}: {error}")
         raise
     finally:
-        torch.set_num_threads(threads)
         for handler in log.handlers:
             handler.close()
         log.handlers.clear()

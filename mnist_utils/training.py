@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import computing_on
 from .data import MNIST
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
 from .lanes import lanes_for, run_in_lanes
@@ -36,11 +37,12 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     test_batches = recipe.eval_batches(data.test, device, **inputs) if val_set is None else None
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
-    return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
-               epochs=recipe.epochs, scheduler=scheduler,
-               val_batches=val_batches, patience=recipe.patience, monitor=recipe.monitor,
-               keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,
-               desc=desc or recipe.name, on_epoch=on_epoch)
+    with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
+        return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
+                   epochs=recipe.epochs, scheduler=scheduler,
+                   val_batches=val_batches, patience=recipe.patience, monitor=recipe.monitor,
+                   keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,
+                   desc=desc or recipe.name, on_epoch=on_epoch)
 
 
 def build_seeded(recipe: Recipe, seed: int) -> nn.Module:

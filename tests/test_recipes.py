@@ -184,3 +184,22 @@ def test_a_config_that_fixes_threads_trains_on_them_and_the_callers_come_back(mo
         torch.set_num_threads(before)
     assert load_config("step2").threads == load_config("step1").threads == 1  # Step 2 changes the model alone
     assert load_config("finetune_head").threads == load_config("finetune_random").threads == 1
+
+
+def test_training_a_recipe_from_code_computes_on_its_threads_as_its_notebook_does(monkeypatch, mnist):
+    import torch
+
+    from mnist_utils import training
+    from mnist_utils.engine import History
+
+    seen = []
+    monkeypatch.setattr(training, "fit", lambda *args, **kwargs: seen.append(torch.get_num_threads()) or History())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for name in ("step2", "step3"):  # threads: 1 (from step1.yaml); not set
+            recipe = load_config(name)
+            training.train_recipe(build_model(recipe), recipe, mnist, torch.device("cpu"), seed=1)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -6,9 +6,9 @@ two, so the kernel tests are few and each checks several things about one run.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
-import os
 import subprocess
 import sys
 import threading
@@ -154,6 +154,7 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert out[4].endswith(f"→ {smoke.resolve() / 'index.html'}")
     series = json.loads((smoke / "series.json").read_text())
     assert series["notebooks"] == ["01_boom", "02_ok"] and series["ok"] == 1 and series["profile"] == "smoke"
+    assert series["side_by_side"] == 1  # 02 waited for 01: one at a time
     assert 0 < series["seconds"] and series["notebook_seconds"] == pytest.approx(
         sum(json.loads((smoke / "runs.json").read_text())[s]["seconds"] for s in ("01_boom", "02_ok")), abs=0.2)
     for name, text in full_outputs.items():
@@ -280,10 +281,10 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
         make_notebook(notebooks, stem, stamp.format(folder=str(marks), name=f"{stem}.start"), "time.sleep(3)",
                       stamp.format(folder=str(marks), name=f"{stem}.end"))
     make_notebook(notebooks, "03_after", stamp.format(folder=str(marks), name="03_after.start"))  # reads both
-    monkeypatch.setattr(run, "READS_RESULTS_OF", {"01_a": (), "02_b": ()})
+    reads = {"01_a": (), "02_b": ()}  # 03_after, not listed: it waits for both
     paths = run.find_notebooks(notebooks)
 
-    entries = run.run_notebooks(paths, reports, "smoke", timeout=120, lanes=2)
+    entries = run.run_notebooks(paths, reports, "smoke", timeout=120, lanes=2, reads=reads)
 
     assert [e["status"] for e in entries.values()] == ["ok", "ok", "ok"]
     when = {name.name: float(name.read_text().split()[0]) for name in marks.iterdir()}
@@ -296,6 +297,7 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
                     "03_after.start": 0}
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == ["[1/3] 01_a started", "[2/3] 02_b started beside 01_a"]
+    assert json.loads((reports / "smoke" / "series.json").read_text())["side_by_side"] == 2
 
     # A stop signal while both sleep: both kernels are shut down, both recorded interrupted, 03 never starts.
     for name in marks.iterdir():
@@ -307,14 +309,15 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
         for _ in range(1200):
             if all((marks / f"{stem}.start").exists() for stem in ("01_a", "02_b")):
                 time.sleep(0.5)  # into the sleeping cell
-                os.kill(os.getpid(), signal.SIGINT)
-                return
+                break
             time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)  # after two minutes in any case: the asserts below then say why
 
     with run.Stop() as stop:
         threading.Thread(target=interrupt_once_both_sleep, daemon=True).start()
-        entries = run.run_notebooks(paths, reports, "smoke", timeout=600, stop=stop, lanes=2)
+        entries = run.run_notebooks(paths, reports, "smoke", timeout=600, stop=stop, lanes=2, reads=reads)
     assert stop.signum == signal.SIGINT
+    assert all((marks / f"{stem}.start").exists() for stem in ("01_a", "02_b")), "both kernels were running"
     assert list(entries) == ["01_a", "02_b"] and {e["status"] for e in entries.values()} == {"interrupted"}
     assert not (marks / "03_after.start").exists()
     for stem in ("01_a", "02_b"):
@@ -324,7 +327,7 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
 def test_a_notebook_waits_for_the_ones_whose_results_it_reads_and_an_unlisted_one_for_all_before_it() -> None:
     stems = ["00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "04_vgg_resnet_blocks", "05_pretrained_finetune",
              "99_new"]
-    after = run.waits_for(stems)
+    after = run.waits_for(stems)  # config.READS_RESULTS_OF
     assert after["00_eda"] == after["01_step1_skeleton"] == after["04_vgg_resnet_blocks"] == set()
     assert after["02_step2_gap_dropout"] == {"01_step1_skeleton"}
     assert after["05_pretrained_finetune"] == {"04_vgg_resnet_blocks"}
@@ -467,7 +470,7 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     every = {stem: {"status": "ok", "seconds": 300.0, "profile": "full"} for stem in BUDGET_MINUTES}
     record_series(tmp_path, every, seconds=60 * SERIES_BUDGET_MINUTES + 1, lanes=2)
     page = run.write_index(tmp_path).read_text()
-    assert (f"{len(every)} notebooks, {len(every)} ok, up to 2 side by side, in "
+    assert (f"Last finished run: {len(every)} notebooks, {len(every)} ok, up to 2 side by side, in "
             f"{run.fmt_duration(60 * SERIES_BUDGET_MINUTES + 1)} of a "
             f"{run.fmt_duration(60 * SERIES_BUDGET_MINUTES)} budget ❌ not met") in page
     assert f"their own times add up to {run.fmt_duration(300.0 * len(every))}" in page
@@ -477,10 +480,27 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     series = json.loads((tmp_path / "series.json").read_text())
     text = results_markdown(results, series=series)
     assert f"the series ran in **{SERIES_BUDGET_MINUTES + 1 / 60:.1f} minutes** by the clock, up to 2 notebooks" in text
-    assert f"add up to {300.0 * len(every) / 60:.1f}); budget {SERIES_BUDGET_MINUTES} minutes: ❌ not met" in text
+    assert f"add up to {300.0 * len(every) / 60:.1f} minutes); budget {SERIES_BUDGET_MINUTES} minutes: ❌ not met" in text
     # A run of some notebooks only says nothing of the series: the README adds up the notebooks' own times.
-    record_series(tmp_path, {"03_step3_augment_onecycle": every["03_step3_augment_onecycle"]}, seconds=300.0, lanes=2)
+    record_series(tmp_path, {"03_step3_augment_onecycle": every["03_step3_augment_onecycle"]}, seconds=300.0, lanes=1)
     part = json.loads((tmp_path / "series.json").read_text())
     assert "by the clock" not in results_markdown(results, series=part)
     page = run.write_index(tmp_path).read_text()
-    assert "Last run: 1 notebook, 1 ok, up to 1 side by side, in 5m00s (their own times add up to 5m00s)" in page
+    assert "Last finished run: 1 notebook, 1 ok, up to 1 side by side, in 5m00s (their own times add up to 5m00s)" in page
+    # A full run with a failed notebook is not the series' time either.
+    record_series(tmp_path, {**every, "02_step2_gap_dropout": {**every["02_step2_gap_dropout"], "status": "error"}},
+                  seconds=600.0, lanes=2)
+    assert "budget" not in run.write_index(tmp_path).read_text().split("Last finished run")[1].split("</p>")[0]
+    assert "by the clock" not in results_markdown(results, series=json.loads((tmp_path / "series.json").read_text()))
+    # A series.json without what the page needs is named and set aside, not a crash of the runner.
+    (tmp_path / "series.json").write_text('{"seconds": 5}')
+    assert "Last finished run" not in run.write_index(tmp_path).read_text()
+    assert (tmp_path / "series.json.corrupt").exists()
+
+
+def test_lanes_must_be_one_or_more_and_no_notebooks_is_no_run(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="lanes must be at least 1"):
+        run.run_notebooks([tmp_path / "01_x.ipynb"], tmp_path, "smoke", lanes=0)
+    with pytest.raises(ValueError, match="lanes must be at least 1"):
+        run.schedule({"01_x": 1.0}, lanes=0)
+    assert run.run_notebooks([], tmp_path, "smoke", lanes=2) == {} and run.longest_chain({}) == []

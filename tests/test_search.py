@@ -8,6 +8,7 @@ import yaml
 
 from mnist_utils import search
 from mnist_utils.engine import History
+from mnist_utils.recipes import load_config
 
 
 def fake_runs(recipe, data, device):
@@ -94,3 +95,10 @@ def test_only_must_name_a_candidate_of_the_file(search_file, capsys):
 def test_the_record_of_a_search_not_yet_run_names_the_command(search_file):
     with pytest.raises(FileNotFoundError, match="python -m mnist_utils.search"):
         search.search_record(search_file)
+
+
+def test_a_row_written_before_a_recipe_key_existed_matches_only_that_keys_default():
+    recipe = load_config("step3")
+    row = {"recipe": {k: v for k, v in recipe.to_dict().items() if k != "threads"}}  # as older records hold it
+    assert search._trained(row, recipe)
+    assert not search._trained(row, recipe.replace(threads=1)), "one thread sums differently: another run"
