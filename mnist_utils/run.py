@@ -8,7 +8,7 @@ everything together with the headline numbers and targets that the notebooks' ``
 ``results/``; ``series.json`` records the whole run's wall time.
 
 Notebooks run side by side, one per usable CPU, each as soon as the notebooks whose results it reads have
-finished (config.READS_RESULTS_OF; a notebook not listed there waits for every one before it). Their
+finished (series.py says which starts when). Their
 kernels are separate processes, so each has its own random generators, and a notebook's thread count is
 fixed by its configs: side by side changes no accuracy or loss, only the times, which share the machine.
 
@@ -50,12 +50,13 @@ from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
-                     TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_device, get_profile, notebook_timeout,
-                     reports_dir as profile_reports_dir, reports_root, usable_cpus)
+                     TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
+                     reports_dir as profile_reports_dir, reports_root)
 from .data import write_atomic
 from .index import (fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series, results_by_stem,
                     write_index)
 from .report import PENDING_ENV
+from .series import check_lanes, default_lanes, longest_chain, ready_to_start, waits_for
 
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
@@ -333,69 +334,6 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 # ----------------------------------------------------------------------------- a series, side by side
 
 
-def waits_for(stems: Sequence[str], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, set[str]]:
-    """For each of `stems` (in number order), the ones before it that must finish before it starts: those whose
-    results it `reads` (config.READS_RESULTS_OF); a notebook not listed there waits for every one before it."""
-    return {stem: set(stems[:i]) if stem not in reads else set(stems[:i]) & set(reads[stem])
-            for i, stem in enumerate(stems)}
-
-
-def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished: set[str], running: int,
-                   lanes: int) -> list[str]:
-    """The notebooks of `waiting` (in number order) that start now: those whose notebooks to wait for (`after`)
-    have all finished, the lowest numbers first, while fewer than `lanes` run."""
-    return [stem for stem in waiting if after[stem] <= finished][:max(0, lanes - running)]
-
-
-def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, float]]:
-    """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
-    ran as `run_notebooks` runs it, with `lanes` notebooks at most side by side: stem → (start, end)."""
-    _check_lanes(lanes)
-    stems = list(seconds)
-    after, waiting, finished = waits_for(stems), list(stems), set()
-    running: dict[str, float] = {}  # stem → when it ends
-    times: dict[str, tuple[float, float]] = {}
-    now = 0.0
-    while waiting or running:
-        for stem in ready_to_start(waiting, after, finished, len(running), lanes):
-            waiting.remove(stem)
-            running[stem] = now + seconds[stem]
-            times[stem] = (now, running[stem])
-        stem = min(running, key=running.__getitem__)  # never empty: what waits, waits for earlier notebooks
-        now = running.pop(stem)
-        finished.add(stem)
-    return times
-
-
-def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> list[str]:
-    """The notebooks of `minutes` (stem → minutes, in number order), each waiting for the one before it (see
-    `waits_for`), that take longest together: the series cannot end sooner than they do, so they get the CPU
-    first. Ties go to the lower numbers."""
-    stems = list(minutes)
-    after = waits_for(stems, reads)
-    ending: dict[str, tuple[float, str | None]] = {}  # stem → (the longest chain ending with it, the one before)
-    for stem in stems:  # in number order: what a notebook waits for comes before it
-        before = max(sorted(after[stem]), key=lambda s: ending[s][0], default=None)
-        ending[stem] = (minutes[stem] + (ending[before][0] if before else 0.0), before)
-    last: str | None = max(stems, key=lambda s: ending[s][0], default=None)
-    chain = []
-    while last is not None:
-        chain.append(last)
-        last = ending[last][1]
-    return chain[::-1]
-
-
-def default_lanes() -> int:
-    """How many notebooks `make notebooks` runs side by side: one per usable CPU; one at a time on a GPU, which
-    one notebook's training already fills (and whose memory two would share)."""
-    return 1 if get_device().type == "cuda" else usable_cpus()
-
-
-def _check_lanes(lanes: int) -> None:
-    if lanes < 1:
-        raise ValueError(f"lanes must be at least 1 (notebooks side by side), got {lanes}")
-
-
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
                   kernel_name: str | None = None, stop: Stop | None = None, lanes: int | None = None,
                   reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
@@ -407,7 +345,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped and
     no other starts. `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
     lanes = default_lanes() if lanes is None else lanes
-    _check_lanes(lanes)
+    check_lanes(lanes)
     if not paths:
         return {}
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())

@@ -324,55 +324,6 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
         assert not alive(int((marks / f"{stem}.start").read_text().split()[1])), f"{stem}'s kernel was shut down"
 
 
-def test_a_notebook_waits_for_the_ones_whose_results_it_reads_and_an_unlisted_one_for_all_before_it() -> None:
-    stems = ["00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "04_vgg_resnet_blocks", "05_pretrained_finetune",
-             "99_new"]
-    after = run.waits_for(stems)  # config.READS_RESULTS_OF
-    assert after["00_eda"] == after["01_step1_skeleton"] == after["04_vgg_resnet_blocks"] == set()
-    assert after["02_step2_gap_dropout"] == {"01_step1_skeleton"}
-    assert after["05_pretrained_finetune"] == {"04_vgg_resnet_blocks"}
-    assert after["99_new"] == set(stems[:-1])
-    # 01 not selected: 02 reads 01's last results, and need not wait.
-    assert run.waits_for(["02_step2_gap_dropout"]) == {"02_step2_gap_dropout": set()}
-
-
-def test_notebooks_that_read_other_notebooks_results_name_them() -> None:
-    """What READS_RESULTS_OF says is what the notebooks do: each notebook that loads another's results
-    lists it (or is left out of the map, and so waits for every notebook before it)."""
-    from mnist_utils.config import READS_RESULTS_OF
-
-    for path in run.find_notebooks():
-        nb = nbformat.read(path, as_version=4)
-        source = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
-        if path.stem not in READS_RESULTS_OF:
-            continue
-        named = set(re.findall(r'load_result\("(\d\d_\w+)"\)', source))
-        assert named <= set(READS_RESULTS_OF[path.stem]), f"{path.stem} reads {named}: list them in READS_RESULTS_OF"
-        if "load_results(" in source:  # every results file: it must name the notebooks it uses them from
-            used = set(re.findall(r'"(\d\d_\w+)"', source)) - {path.stem}
-            assert used and used <= set(READS_RESULTS_OF[path.stem]), (path.stem, used)
-
-
-def test_the_longest_chain_is_the_one_the_series_cannot_end_before() -> None:
-    minutes = {"00_eda": 1, "01_step1_skeleton": 3, "02_step2_gap_dropout": 3, "03_step3_augment_onecycle": 5,
-               "04_vgg_resnet_blocks": 3, "05_pretrained_finetune": 3, "06_cnn_comparison": 8}
-    assert run.longest_chain(minutes) == ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
-                                          "06_cnn_comparison"]
-    minutes.update({"04_vgg_resnet_blocks": 10})  # now 04 → 05 → 06 is longer: 21 against 19 minutes
-    assert run.longest_chain(minutes) == ["04_vgg_resnet_blocks", "05_pretrained_finetune", "06_cnn_comparison"]
-
-
-def test_the_schedule_starts_each_notebook_as_soon_as_a_lane_and_its_inputs_are_free() -> None:
-    seconds = {"00_eda": 1, "01_step1_skeleton": 10, "02_step2_gap_dropout": 10, "03_step3_augment_onecycle": 20,
-               "04_vgg_resnet_blocks": 15, "05_pretrained_finetune": 5, "06_cnn_comparison": 30}
-    times = run.schedule(seconds, lanes=2)
-    assert times["00_eda"] == (0, 1) and times["01_step1_skeleton"] == (0, 10)
-    assert times["04_vgg_resnet_blocks"] == (1, 16)  # 02 waits for 01: 04 takes 00's lane
-    assert times["02_step2_gap_dropout"] == (10, 20) and times["05_pretrained_finetune"] == (16, 21)
-    assert times["03_step3_augment_onecycle"] == (20, 40) and times["06_cnn_comparison"] == (40, 70)
-    assert max(end for _, end in run.schedule(seconds, lanes=1).values()) == sum(seconds.values())
-
-
 def test_a_cell_is_named_by_its_prompt_else_by_its_position() -> None:
     ran, not_yet = new_code_cell("x"), new_code_cell("y")
     ran.execution_count = 2
@@ -432,20 +383,6 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     assert "http" not in page  # self-contained: no external assets
 
 
-def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts_leave_headroom() -> None:
-    from mnist_utils import config
-
-    stems = [p.stem for p in config.find_notebooks()]
-    assert sorted(config.BUDGET_MINUTES) == stems, "one budget per notebook, no stale ones"
-    # Run as make notebooks runs them on 2 cores (2 side by side), notebooks taking their budgets end in time.
-    times = run.schedule({stem: 60 * config.BUDGET_MINUTES[stem] for stem in stems}, lanes=2)
-    assert max(end for _, end in times.values()) <= 60 * config.SERIES_BUDGET_MINUTES
-    for stem in stems:
-        assert config.notebook_timeout(stem, "full") >= 1.5 * 60 * config.budget_minutes(stem, "full")
-        assert config.budget_minutes(stem, "smoke") is None and config.notebook_timeout(stem, "smoke") == config.SMOKE_TIMEOUT
-    assert config.notebook_timeout("99_new", "full") == config.UNBUDGETED_TIMEOUT
-
-
 def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budget(tmp_path: Path) -> None:
     stem = "03_step3_augment_onecycle"  # budget: config.BUDGET_MINUTES
     from mnist_utils.config import budget_minutes
@@ -498,9 +435,3 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     assert (tmp_path / "series.json.corrupt").exists()
 
 
-def test_lanes_must_be_one_or_more_and_no_notebooks_is_no_run(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="lanes must be at least 1"):
-        run.run_notebooks([tmp_path / "01_x.ipynb"], tmp_path, "smoke", lanes=0)
-    with pytest.raises(ValueError, match="lanes must be at least 1"):
-        run.schedule({"01_x": 1.0}, lanes=0)
-    assert run.run_notebooks([], tmp_path, "smoke", lanes=2) == {} and run.longest_chain({}) == []

@@ -1,0 +1,74 @@
+"""Which notebook of a series starts when: `make notebooks` runs notebooks side by side, each as soon as the
+notebooks whose results it reads have finished (config.READS_RESULTS_OF; a notebook not listed there waits for
+every one before it). Pure functions of the notebooks' stems: the runner (run.py) follows them with real
+kernels, `schedule` with given durations (the budgets' test), `longest_chain` says which notebooks the series
+cannot end before.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from .config import READS_RESULTS_OF, get_device, usable_cpus
+
+
+def waits_for(stems: Sequence[str], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, set[str]]:
+    """For each of `stems` (in number order), the ones before it that must finish before it starts: those whose
+    results it `reads` (config.READS_RESULTS_OF); a notebook not listed there waits for every one before it."""
+    return {stem: set(stems[:i]) if stem not in reads else set(stems[:i]) & set(reads[stem])
+            for i, stem in enumerate(stems)}
+
+
+def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished: set[str], running: int,
+                   lanes: int) -> list[str]:
+    """The notebooks of `waiting` (in number order) that start now: those whose notebooks to wait for (`after`)
+    have all finished, the lowest numbers first, while fewer than `lanes` run."""
+    return [stem for stem in waiting if after[stem] <= finished][:max(0, lanes - running)]
+
+
+def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, float]]:
+    """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
+    ran as `run_notebooks` runs it, with `lanes` notebooks at most side by side: stem → (start, end)."""
+    check_lanes(lanes)
+    stems = list(seconds)
+    after, waiting, finished = waits_for(stems), list(stems), set()
+    running: dict[str, float] = {}  # stem → when it ends
+    times: dict[str, tuple[float, float]] = {}
+    now = 0.0
+    while waiting or running:
+        for stem in ready_to_start(waiting, after, finished, len(running), lanes):
+            waiting.remove(stem)
+            running[stem] = now + seconds[stem]
+            times[stem] = (now, running[stem])
+        stem = min(running, key=running.__getitem__)  # never empty: what waits, waits for earlier notebooks
+        now = running.pop(stem)
+        finished.add(stem)
+    return times
+
+
+def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> list[str]:
+    """The notebooks of `minutes` (stem → minutes, in number order), each waiting for the one before it (see
+    `waits_for`), that take longest together: the series cannot end sooner than they do, so they get the CPU
+    first. Ties go to the lower numbers."""
+    stems = list(minutes)
+    after = waits_for(stems, reads)
+    ending: dict[str, tuple[float, str | None]] = {}  # stem → (the longest chain ending with it, the one before)
+    for stem in stems:  # in number order: what a notebook waits for comes before it
+        before = max(sorted(after[stem]), key=lambda s: ending[s][0], default=None)
+        ending[stem] = (minutes[stem] + (ending[before][0] if before else 0.0), before)
+    last: str | None = max(stems, key=lambda s: ending[s][0], default=None)
+    chain = []
+    while last is not None:
+        chain.append(last)
+        last = ending[last][1]
+    return chain[::-1]
+
+
+def default_lanes() -> int:
+    """How many notebooks `make notebooks` runs side by side: one per usable CPU; one at a time on a GPU, which
+    one notebook's training already fills (and whose memory two would share)."""
+    return 1 if get_device().type == "cuda" else usable_cpus()
+
+
+def check_lanes(lanes: int) -> None:
+    if lanes < 1:
+        raise ValueError(f"lanes must be at least 1 (notebooks side by side), got {lanes}")
