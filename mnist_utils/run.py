@@ -353,8 +353,9 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     read_runs(folder)
     read_series(folder)
     results_by_stem(folder)
-    number = {path.stem: n for n, path in enumerate(paths, 1)}
-    after, waiting = waits_for(list(number), reads), list(paths)
+    path_of = {path.stem: path for path in paths}
+    number = {stem: n for n, stem in enumerate(path_of, 1)}
+    after, waiting = waits_for(list(path_of), reads), list(path_of)
     chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}, reads))
     running: dict[str, threading.Thread] = {}
     finished: set[str] = set()
@@ -374,16 +375,16 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(Stop())
         while waiting or running:
-            for stem in ready_to_start([p.stem for p in waiting], after, finished, len(running), lanes):
+            for stem in ready_to_start(waiting, after, finished, len(running), lanes):
                 if stop.signum is not None:  # a signal may come in the middle of this loop
                     break
-                path = next(p for p in waiting if p.stem == stem)
-                waiting.remove(path)
+                waiting.remove(stem)
                 beside = f" beside {', '.join(running)}" if running else ""
                 print(f"[{number[stem]}/{len(paths)}] {stem} started{beside}", flush=True)
                 limit = timeout or notebook_timeout(stem, profile)
                 nice = YIELDING_NICE if lanes > 1 and stem not in chain else 0
-                running[stem] = threading.Thread(target=execute, args=(path, limit, nice), name=stem, daemon=True)
+                running[stem] = threading.Thread(target=execute, args=(path_of[stem], limit, nice), name=stem,
+                                                 daemon=True)
                 running[stem].start()
                 most_at_once = max(most_at_once, len(running))
             if not running:
