@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes
+from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, usable_cpus
 from .data import write_atomic
 from .report import fmt, load_results, mark, read_json
 
@@ -41,10 +41,14 @@ def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Pat
 
 def record_series(reports_dir: Path | str, entries: dict[str, dict[str, Any]], seconds: float, lanes: int) -> Path:
     """REPORTS/series.json: the runner's last finished run, whichever notebooks it ran: their stems, how many
-    ok, how many ran side by side at most (`lanes`), its wall time and the sum of theirs."""
+    ok, how many ran side by side at most (`lanes`), its wall time and the sum of theirs, and the CPU time
+    their kernels computed (None when one is unknown) with the machine's usable CPUs."""
+    cpu = [e.get("cpu_seconds") for e in entries.values()]
     series = {"notebooks": list(entries), "ok": sum(e["status"] == "ok" for e in entries.values()),
               "side_by_side": lanes, "seconds": round(seconds, 1),
               "notebook_seconds": round(sum(e["seconds"] or 0 for e in entries.values()), 1),
+              # The kernels' CPU time against what the machine's CPUs could give over the run: how busy it was.
+              "cpu_seconds": None if None in cpu else round(sum(cpu), 1), "cpus": usable_cpus(),
               "profile": next((e["profile"] for e in entries.values()), None),
               "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
     path = Path(reports_dir) / "series.json"
@@ -60,6 +64,7 @@ def read_series(reports_dir: Path | str) -> dict[str, Any] | None:
 
 SERIES_NUMBERS = ("ok", "side_by_side", "seconds", "notebook_seconds")
 SERIES_KEYS = ("notebooks", *SERIES_NUMBERS, "profile")
+SERIES_CPU = ("cpu_seconds", "cpus")  # optional: a record written before they were measured has neither
 
 
 def _series_problem(data: Any) -> str | None:
@@ -67,7 +72,18 @@ def _series_problem(data: Any) -> str | None:
         return f"not a record of a run: it needs {', '.join(SERIES_KEYS)}"
     if not isinstance(data["notebooks"], list) or not all(isinstance(data[k], (int, float)) for k in SERIES_NUMBERS):
         return "a list of notebooks and numbers expected"
+    if not all(isinstance(data.get(k), (int, float, type(None))) for k in SERIES_CPU):
+        return f"{', '.join(SERIES_CPU)}: numbers (or null) expected"
     return None
+
+
+def cpu_busy(series: dict[str, Any]) -> str | None:
+    """'46.9 CPU-minutes, 98% of 2 CPUs over the run': how much of the machine the notebooks' kernels kept
+    busy; None for a record without CPU times (written before they were measured, or where they cannot be)."""
+    cpu, cpus = series.get("cpu_seconds"), series.get("cpus")
+    if not cpu or not cpus or not series["seconds"]:
+        return None
+    return f"{cpu / 60:.1f} CPU-minutes, {cpu / (cpus * series['seconds']):.0%} of {cpus} CPUs over the run"
 
 
 def is_full_series(series: dict[str, Any] | None, stems: Iterable[str]) -> bool:
@@ -188,7 +204,8 @@ def write_index(reports_dir: Path | str) -> Path:
         f"<p class='meta'>Last finished run: {len(series['notebooks'])} "
         f"notebook{'s' * (len(series['notebooks']) != 1)}, "
         f"{series['ok']} ok, up to {series['side_by_side']} side by side, in "
-        f"{_e(series_time(series))} (their own times add up to {_e(fmt_duration(series['notebook_seconds']))})</p>")
+        f"{_e(series_time(series))} (their own times add up to {_e(fmt_duration(series['notebook_seconds']))}"
+        f"{_e(f'; their kernels computed for {cpu_busy(series)}' if cpu_busy(series) else '')})</p>")
     hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})
     torch_versions = sorted({r["torch"] for r in results.values() if r.get("torch")})
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from .config import NOTEBOOKS_DIR, PROJECT_ROOT, SERIES_BUDGET_MINUTES, find_notebooks, reports_dir
 from .data import write_atomic
-from .index import is_full_series, read_series
+from .index import cpu_busy, is_full_series, read_series
 from .report import fmt, leaderboard_rows, load_results, mark, markdown_table, read_json
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -34,7 +34,9 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
     if is_full_series(series, [r["notebook"] for r in results]):
         wall = series["seconds"] / 60
         timing = (f"the series ran in **{wall:.1f} minutes** by the clock, up to {series['side_by_side']} notebooks "
-                  f"side by side (their own times add up to {total / 60:.1f} minutes); budget {SERIES_BUDGET_MINUTES} "
+                  f"side by side (their own times add up to {total / 60:.1f} minutes"
+                  f"{f'; their kernels computed for {cpu_busy(series)}' if cpu_busy(series) else ''}); "
+                  f"budget {SERIES_BUDGET_MINUTES} "
                   f"minutes: {mark(wall <= SERIES_BUDGET_MINUTES)}.")
     lines = [
         "## Results", "",

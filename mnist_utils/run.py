@@ -53,8 +53,8 @@ from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS
                      TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
                      reports_dir as profile_reports_dir, reports_root)
 from .data import write_atomic
-from .index import (fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series, results_by_stem,
-                    write_index)
+from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
+                    results_by_stem, write_index)
 from .report import PENDING_ENV
 from .series import check_lanes, default_lanes, longest_chain, ready_to_start, waits_for
 
@@ -225,6 +225,17 @@ def _lower_priority(kernel_manager: Any, nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, process.pid, nice)
 
 
+def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
+    """CPU seconds the kernel's process has computed so far, all its threads (torch's, lanes) together: user
+    and system time from /proc (Linux); None elsewhere, or when the kernel is gone."""
+    process = getattr(getattr(kernel_manager, "provisioner", None), "process", None)
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
 def _publish_results(pending: Path, results: Path, stem: str) -> None:
     """Move the results files a finished run wrote to `pending` into `results`, replacing the previous
     run's. A run that wrote none for its notebook leaves none: the index must not show old numbers as
@@ -259,7 +270,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     pending = folder / ".pending" / path.stem  # where the Report writes until the notebook finishes
     shutil.rmtree(pending, ignore_errors=True)  # left by a run that was killed
 
-    current: dict[str, Any] = {"cell": None, "index": None}
+    current: dict[str, Any] = {"cell": None, "index": None, "cpu": None}
     deadline = [math.inf]
 
     def start_clock(**_: Any) -> None:  # kernel is up: the notebook's time starts now
@@ -272,6 +283,9 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         # Out of time: stop here, rather than hand each remaining cell time_left's 1 s minimum.
         if time.monotonic() >= deadline[0]:
             raise TimeoutError("out of time before this cell started")
+
+    def after_cell(**_: Any) -> None:  # the kernel's CPU time, read while it is alive: after each cell
+        current["cpu"] = kernel_cpu_seconds(client.km)
 
     def time_left(cell: Any) -> int:
         # The limit is for the whole notebook: each cell may use only what the ones before it left.
@@ -292,7 +306,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             nb, kernel_name=kernel_name or project_kernel(),
             timeout=max(1, math.ceil(timeout)), timeout_func=time_left,  # `timeout` covers non-cell waits
             resources={"metadata": {"path": str(path.parent)}},
-            on_notebook_start=start_clock, on_cell_execute=before_cell,
+            on_notebook_start=start_clock, on_cell_execute=before_cell, on_cell_complete=after_cell,
             coalesce_streams=True,  # a progress bar's carriage-return updates collapse to its last line
             shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
             log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
@@ -327,8 +341,9 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             write_atomic(folder / f"{path.stem}.html", body.encode())
         _publish_results(pending, folder / "results", path.stem)
 
-    return {"status": status, "seconds": round(seconds, 1), "profile": profile,
-            "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
+    cpu = current["cpu"]
+    return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
+            "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 
 
 # ----------------------------------------------------------------------------- a series, side by side
@@ -364,7 +379,8 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     most_at_once, started = 0, time.monotonic()
 
     def execute(path: Path, limit: float, nice: int) -> None:
-        entry = {"status": "error", "seconds": None, "profile": profile, "finished": None, "error": None}
+        entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": profile, "finished": None,
+                 "error": None}
         try:
             entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop, nice)
         except BaseException as exc:  # noqa: BLE001 - e.g. its HTML could not be written: the series goes on
@@ -445,6 +461,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         ok = len(entries) - len(failed) - len(interrupted)
         series = read_series(profile_reports_dir(profile, reports)) if stop.signum is None else None
         at_once = f", up to {series['side_by_side']} side by side" if series and series["side_by_side"] > 1 else ""
+        at_once += f"; {cpu_busy(series)}" if series and cpu_busy(series) else ""
         summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile{at_once})"
         if failed:
             summary += f"; failed: {', '.join(failed)}"

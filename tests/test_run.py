@@ -157,6 +157,11 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert series["side_by_side"] == 1  # 02 waited for 01: one at a time
     assert 0 < series["seconds"] and series["notebook_seconds"] == pytest.approx(
         sum(json.loads((smoke / "runs.json").read_text())[s]["seconds"] for s in ("01_boom", "02_ok")), abs=0.2)
+    # Each kernel's CPU time, read from /proc while it lived; the series' is their sum, beside the machine's CPUs.
+    cpu = {s: json.loads((smoke / "runs.json").read_text())[s]["cpu_seconds"] for s in ("01_boom", "02_ok")}
+    if Path("/proc/self/stat").exists():
+        assert all(0 < seconds < 60 for seconds in cpu.values()), cpu
+        assert series["cpu_seconds"] == pytest.approx(sum(cpu.values()), abs=0.2) and series["cpus"] >= 1
     for name, text in full_outputs.items():
         assert (reports / name).read_text() == text, f"a smoke run replaced the full run's {name}"
 
@@ -429,9 +434,24 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
                   seconds=600.0, lanes=2)
     assert "budget" not in run.write_index(tmp_path).read_text().split("Last finished run")[1].split("</p>")[0]
     assert "by the clock" not in results_markdown(results, series=json.loads((tmp_path / "series.json").read_text()))
+    # With the kernels' CPU times: how busy they kept the machine, on the page and in the README.
+    busy = {stem: {**entry, "cpu_seconds": 480.0} for stem, entry in every.items()}
+    record_series(tmp_path, busy, seconds=1200.0, lanes=2)
+    series = json.loads((tmp_path / "series.json").read_text())
+    assert series["cpu_seconds"] == 480.0 * len(busy) and series["cpus"] >= 1
+    series["cpus"] = 2  # as on the 2-CPU machine the budgets are for
+    (tmp_path / "series.json").write_text(json.dumps(series))
+    share = f"{480.0 * len(busy) / 2400:.0%}"
+    expected = f"their kernels computed for {480.0 * len(busy) / 60:.1f} CPU-minutes, {share} of 2 CPUs over the run"
+    assert expected in run.write_index(tmp_path).read_text() and expected in results_markdown(results, series=series)
+    one_unknown = {**busy, "00_eda": {**busy["00_eda"], "cpu_seconds": None}}  # e.g. not on Linux
+    record_series(tmp_path, one_unknown, seconds=1200.0, lanes=2)
+    assert "CPU-minutes" not in run.write_index(tmp_path).read_text()
     # A series.json without what the page needs is named and set aside, not a crash of the runner.
     (tmp_path / "series.json").write_text('{"seconds": 5}')
     assert "Last finished run" not in run.write_index(tmp_path).read_text()
     assert (tmp_path / "series.json.corrupt").exists()
+    (tmp_path / "series.json").write_text(json.dumps({**series, "cpu_seconds": "lots"}))
+    assert "Last finished run" not in run.write_index(tmp_path).read_text(), "a CPU time must be a number"
 
 
