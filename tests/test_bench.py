@@ -30,6 +30,10 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
     assert pipeline["ratio"] == pytest.approx(project / reference)
     assert f"{reference:,.0f} images/s" in printed and f"{project:,.0f} images/s" in printed
     assert f"project / reference = {pipeline['ratio']:.1f}×" in printed
+    # The steps alone, fed one batch over and over, bound the ratio any pipeline could reach.
+    assert pipeline["steps_images_per_s"] > 0
+    assert pipeline["ceiling_ratio"] == pytest.approx(pipeline["steps_images_per_s"] / reference)
+    assert f"no pipeline, however fast, gets past {pipeline['ceiling_ratio']:.1f}× here" in printed
 
     accuracy = results["accuracy"]
     assert accuracy["train_images"] == bench.QUICK.train_images and len(accuracy["epochs"]) == bench.QUICK.epochs
