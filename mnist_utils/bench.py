@@ -8,7 +8,8 @@
    batches: uint8 tensors in memory, augmented a whole batch at a time, channels_last) against a reference
    pipeline (torchvision's MNIST, PIL transforms image by image, a DataLoader, NCHW) with num_workers 0 and 2.
    Same model, batch size, optimizer and training step on both sides, so the difference is the pipeline's.
-   Then the steps alone, fed one batch over and over: the speed no pipeline can beat, so the ratio's ceiling.
+   Then the steps alone, fed batches made ahead: the speed no pipeline can beat, so the ratio's ceiling. All
+   are timed in turn, round after round, so that a slower spell of the machine falls on each alike.
 2. Time to accuracy: configs/step3.yaml and configs/fastest.yaml (the recipe built to get there first), each
    trained from seed 1 and tested after every epoch: the wall time (training and testing since the start) and
    epoch at which test accuracy first reaches 99.0% and 99.4%. A run stops at its last threshold: the epochs
@@ -105,14 +106,6 @@ def take_steps(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optim
     return seen
 
 
-def images_per_second(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
-                      sizes: Sizes, loss_fn: Callable = F.cross_entropy) -> float:
-    """Training images per second of `model` on the stream `batches`: `sizes.warmup` untimed steps, then
-    `sizes.repeats` timings of `sizes.steps` steps each, of which the fastest counts: other work on the
-    machine only ever slows a run down, so the fastest repeat is the one closest to the pipeline's own speed."""
-    return max(seen / seconds for seen, seconds in timed_repeats(model, batches, optimizer, device, sizes, loss_fn))
-
-
 def timed_repeats(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
                   sizes: Sizes, loss_fn: Callable = F.cross_entropy,
                   together: threading.Barrier | None = None) -> list[tuple[int, float]]:
@@ -156,50 +149,68 @@ def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
     return DataLoader(dataset, batch_size=augment_like.batch_size, shuffle=True, num_workers=num_workers)
 
 
-def reference_speed(recipe: Recipe, num_workers: int, device: torch.device, sizes: Sizes) -> float:
-    """Images per second of Model_3, NCHW and float32 as it comes, fed by `reference_loader`."""
+Contestant = tuple[nn.Module, Iterator, torch.optim.Optimizer]  # a model, the stream that feeds it, its optimizer
+
+
+def reference_contestant(recipe: Recipe, num_workers: int, device: torch.device) -> Contestant:
+    """Model_3, NCHW and float32 as it comes, fed by `reference_loader`. One stream for warm-up and timing: the
+    workers start during the warm-up, not in a timed repeat. A new pass over the loader (each epoch) starts
+    them again; that cost stays in, as in real training."""
     model = seeded_models(1)[0].to(device)
-    # One stream for warm-up and timing: the workers start during the warm-up, not in a timed repeat. A new
-    # pass over the loader (each epoch) starts them again; that cost stays in, as in real training.
-    return images_per_second(model, endless(reference_loader(recipe, num_workers)),
-                             recipe.make_optimizer(model.parameters()), device, sizes)
+    return model, endless(reference_loader(recipe, num_workers)), recipe.make_optimizer(model.parameters())
 
 
-def project_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes) -> float:
-    """Images per second of Model_3 fed by `recipe`'s own training batches, in its memory layout."""
+def project_contestant(recipe: Recipe, images: ImageSet, device: torch.device, made_ahead: int = 0) -> Contestant:
+    """Model_3 fed by `recipe`'s own training batches, in its memory layout. `made_ahead` > 0: that many of them
+    made before any timing and fed round and round, so that the steps alone are timed, which no pipeline can
+    feed faster. (Not one batch over and over: trained on it alone, the model's numbers soon turn subnormal,
+    which a CPU computes several times slower.)"""
     model = seeded_models(1)[0].to(device, memory_format=recipe.memory_format)
-    return images_per_second(model, endless(recipe.train_batches(images, device, SEED)),
-                             recipe.make_optimizer(model.parameters()), device, sizes)
+    batches = endless(recipe.train_batches(images, device, SEED))
+    if made_ahead:
+        batches = endless(list(itertools.islice(batches, made_ahead)))
+    return model, batches, recipe.make_optimizer(model.parameters())
 
 
-def step_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes) -> float:
-    """Images per second of Model_3's training steps alone: `recipe`'s first batch, made once, over and over.
-    No pipeline can feed the model faster, so this over the reference's speed bounds the pipelines' ratio."""
-    model = seeded_models(1)[0].to(device, memory_format=recipe.memory_format)
-    batch = next(iter(recipe.train_batches(images, device, SEED)))
-    return images_per_second(model, itertools.repeat(batch), recipe.make_optimizer(model.parameters()), device, sizes)
+def speeds_in_turn(contestants: dict[str, Contestant], device: torch.device, sizes: Sizes) -> dict[str, float]:
+    """Training images per second of each contestant: `sizes.warmup` untimed steps each, then `sizes.repeats`
+    rounds in which each in turn takes `sizes.steps` timed steps. A contestant's fastest round counts: other
+    work on the machine only ever slows a run down. In turn, because this machine's speed drifts by tens of
+    percent over minutes: a slow spell then falls on every contestant alike, not on whichever ran in it."""
+    for model, batches, optimizer in contestants.values():
+        model.train()
+        take_steps(model, batches, optimizer, device, sizes.warmup)
+    best = dict.fromkeys(contestants, 0.0)
+    for _ in range(sizes.repeats):
+        for name, (model, batches, optimizer) in contestants.items():
+            start = time.perf_counter()
+            seen = take_steps(model, batches, optimizer, device, sizes.steps)
+            best[name] = max(best[name], seen / (time.perf_counter() - start))
+    return best
 
 
 def pipeline_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Sizes) -> dict[str, Any]:
-    """The project's pipeline against the faster of the reference's settings; prints as it goes."""
+    """The project's pipeline against the faster of the reference's settings, and the steps alone; prints them."""
     print(f"\n1. Pipeline speed: Model_3 training steps (batches of {recipe.batch_size}, the recipe's optimizer), "
-          f"best of {sizes.repeats} × {sizes.steps} steps after {sizes.warmup} warm-up")
-    reference = {}
-    for workers in REFERENCE_WORKERS:
-        reference[workers] = reference_speed(recipe, workers, device, sizes)
-        print(f"  reference, num_workers={workers}: {reference[workers]:,.0f} images/s  "
+          f"best of {sizes.repeats} rounds of {sizes.steps} steps each, after {sizes.warmup} warm-up")
+    contestants = {workers: reference_contestant(recipe, workers, device) for workers in REFERENCE_WORKERS}
+    contestants |= {"project": project_contestant(recipe, images, device),
+                    "steps": project_contestant(recipe, images, device, made_ahead=sizes.warmup + sizes.steps)}
+    speed = speeds_in_turn(contestants, device, sizes)
+    reference = {workers: speed[workers] for workers in REFERENCE_WORKERS}
+    for workers, value in reference.items():
+        print(f"  reference, num_workers={workers}: {value:,.0f} images/s  "
               f"(torchvision MNIST, PIL transforms, DataLoader, NCHW)")
     best_workers = max(reference, key=reference.get)
-    project = project_speed(recipe, images, device, sizes)
+    project, steps = speed["project"], speed["steps"]
     print(f"  project: {project:,.0f} images/s  (tensors in memory, batched augmentation, "
           f"{'channels_last' if recipe.channels_last else 'NCHW'})")
     ratio = project / reference[best_workers]
     met = ratio >= SPEED_GOAL
     print(f"  project / reference = {ratio:.1f}×  (against the faster reference, num_workers={best_workers})")
     print(f"  goal ≥ {SPEED_GOAL:g}× on {GOAL_CPU_CORES} CPU cores (this machine: {usable_cpus()} usable): {mark(met)}")
-    steps = step_speed(recipe, images, device, sizes)
     ceiling = steps / reference[best_workers]
-    print(f"  the training steps alone, on one batch over and over: {steps:,.0f} images/s; so no pipeline, however "
+    print(f"  the training steps alone, on batches made ahead: {steps:,.0f} images/s; so no pipeline, however "
           f"fast, gets past {ceiling:.1f}× here, and ours costs {1 - project / steps:.0%} of the steps' speed")
     return {"batch_size": recipe.batch_size, "reference_images_per_s": {str(w): v for w, v in reference.items()},
             "reference_best_workers": best_workers, "reference_best_images_per_s": reference[best_workers],

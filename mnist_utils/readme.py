@@ -78,7 +78,7 @@ def bench_markdown(bench: dict[str, Any]) -> str:
                   "training images/s": round(pipeline["project_images_per_s"])}]),
              "", f"Speed-up: **{pipeline['ratio']:.1f}×**."
              + ("" if "ceiling_ratio" not in pipeline else
-                f" The training steps alone, fed one batch over and over, run at "
+                f" The training steps alone, fed batches made ahead, run at "
                 f"{round(pipeline['steps_images_per_s']):,} images/s: no pipeline could get past "
                 f"{pipeline['ceiling_ratio']:.1f}× on this machine.")]
     runs = [(bench[key], text) for key, text in (("accuracy", "the Step 3 recipe"), ("fastest", "the fastest recipe"))

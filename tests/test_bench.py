@@ -30,7 +30,7 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
     assert pipeline["ratio"] == pytest.approx(project / reference)
     assert f"{reference:,.0f} images/s" in printed and f"{project:,.0f} images/s" in printed
     assert f"project / reference = {pipeline['ratio']:.1f}×" in printed
-    # The steps alone, fed one batch over and over, bound the ratio any pipeline could reach.
+    # The steps alone, fed batches made ahead, bound the ratio any pipeline could reach.
     assert pipeline["steps_images_per_s"] > 0
     assert pipeline["ceiling_ratio"] == pytest.approx(pipeline["steps_images_per_s"] / reference)
     assert f"no pipeline, however fast, gets past {pipeline['ceiling_ratio']:.1f}× here" in printed
@@ -145,3 +145,14 @@ def test_epochs_until_stops_at_the_first_epoch_that_reaches_the_threshold():
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert all(0 <= a["seconds"] <= b["seconds"] for a, b in zip(rows, rows[1:]))
     assert len(epochs_until(lambda epoch: 50.0, epochs=3, stop_at=99.0)) == 3, "never reached: every epoch runs"
+
+
+def test_pipeline_contestants_are_timed_in_turn_and_each_keeps_its_fastest_round(monkeypatch):
+    order, clock = [], iter([0.0, 1.0, 1.0, 3.0, 3.0, 3.5, 3.5, 7.5])  # a: 1 s then 0.5 s; b: 2 s then 4 s
+    monkeypatch.setattr(bench, "take_steps", lambda model, *args: order.append(model) or 100)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    contestants = {"a": (torch.nn.Linear(1, 1), None, None), "b": (torch.nn.Linear(1, 1), None, None)}
+    speed = bench.speeds_in_turn(contestants, torch.device("cpu"), Sizes(steps=1, warmup=1, repeats=2))
+    a, b = contestants["a"][0], contestants["b"][0]
+    assert order == [a, b, a, b, a, b], "both warm up, then round after round, each in turn"
+    assert speed == {"a": 200.0, "b": 50.0}, "each contestant's fastest round: 100 images in 0.5 s and in 2 s"

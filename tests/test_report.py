@@ -103,7 +103,7 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     assert "no pipeline could get past" not in text  # a bench.json from before the ceiling was measured
     ceiling = bench_markdown({**bench, "pipeline": {**bench["pipeline"], "steps_images_per_s": 7500.0,
                                                     "ceiling_ratio": 5.0}})
-    assert "fed one batch over and over, run at 7,500 images/s: no pipeline could get past 5.0× on this machine" in ceiling
+    assert "fed batches made ahead, run at 7,500 images/s: no pipeline could get past 5.0× on this machine" in ceiling
     assert "| the Step 3 recipe (`configs/step3.yaml`, Model_3) | 41.2 s (epoch 3) | not reached, goal ≤ 120 s: ❌ not met |" in text
     assert "9.5 s (epoch 1), goal ≤ 10 s: ✅ met | 44.0 s (epoch 5), goal ≤ 40 s: ❌ not met |" in text
     assert "190.0 s (epoch 2) to 99.0%; the fastest recipe gets there **20.0×** sooner (goal ≥ 20×: ✅ met)." in text
