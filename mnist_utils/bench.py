@@ -211,7 +211,7 @@ def pipeline_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes
     print(f"  goal ≥ {SPEED_GOAL:g}× on {GOAL_CPU_CORES} CPU cores (this machine: {usable_cpus()} usable): {mark(met)}")
     ceiling = steps / reference[best_workers]
     print(f"  the training steps alone, on batches made ahead: {steps:,.0f} images/s; so no pipeline, however "
-          f"fast, gets past {ceiling:.1f}× here, and ours costs {1 - project / steps:.0%} of the steps' speed")
+          f"fast, gets past {ceiling:.1f}× here, and ours costs {max(0.0, 1 - project / steps):.0%} of the steps' speed")
     return {"batch_size": recipe.batch_size, "reference_images_per_s": {str(w): v for w, v in reference.items()},
             "reference_best_workers": best_workers, "reference_best_images_per_s": reference[best_workers],
             "project_images_per_s": project, "ratio": ratio, "goal_ratio": SPEED_GOAL, "met": met,

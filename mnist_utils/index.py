@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -72,8 +73,9 @@ def _series_problem(data: Any) -> str | None:
         return f"not a record of a run: it needs {', '.join(SERIES_KEYS)}"
     if not isinstance(data["notebooks"], list) or not all(isinstance(data[k], (int, float)) for k in SERIES_NUMBERS):
         return "a list of notebooks and numbers expected"
-    if not all(isinstance(data.get(k), (int, float, type(None))) for k in SERIES_CPU):
-        return f"{', '.join(SERIES_CPU)}: numbers (or null) expected"
+    cpu = [data.get(k) for k in SERIES_CPU]
+    if not all(v is None or (type(v) in (int, float) and math.isfinite(v) and v >= 0) for v in cpu):
+        return f"{', '.join(SERIES_CPU)}: numbers of 0 or more (or null) expected"
     return None
 
 

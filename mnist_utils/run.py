@@ -284,7 +284,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         if time.monotonic() >= deadline[0]:
             raise TimeoutError("out of time before this cell started")
 
-    def after_cell(**_: Any) -> None:  # the kernel's CPU time, read while it is alive: after each cell
+    def after_cell(**_: Any) -> None:  # the kernel's CPU time, read while it lives: after each cell's reply
         current["cpu"] = kernel_cpu_seconds(client.km)
 
     def time_left(cell: Any) -> int:
@@ -306,7 +306,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             nb, kernel_name=kernel_name or project_kernel(),
             timeout=max(1, math.ceil(timeout)), timeout_func=time_left,  # `timeout` covers non-cell waits
             resources={"metadata": {"path": str(path.parent)}},
-            on_notebook_start=start_clock, on_cell_execute=before_cell, on_cell_complete=after_cell,
+            on_notebook_start=start_clock, on_cell_execute=before_cell, on_cell_executed=after_cell,
             coalesce_streams=True,  # a progress bar's carriage-return updates collapse to its last line
             shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
             log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
@@ -341,7 +341,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             write_atomic(folder / f"{path.stem}.html", body.encode())
         _publish_results(pending, folder / "results", path.stem)
 
-    cpu = current["cpu"]
+    cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
             "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 

@@ -149,10 +149,11 @@ def test_epochs_until_stops_at_the_first_epoch_that_reaches_the_threshold():
 
 def test_pipeline_contestants_are_timed_in_turn_and_each_keeps_its_fastest_round(monkeypatch):
     order, clock = [], iter([0.0, 1.0, 1.0, 3.0, 3.0, 3.5, 3.5, 7.5])  # a: 1 s then 0.5 s; b: 2 s then 4 s
-    monkeypatch.setattr(bench, "take_steps", lambda model, *args: order.append(model) or 100)
+    monkeypatch.setattr(bench, "take_steps",
+                        lambda model, batches, optimizer, device, steps: order.append((model, steps)) or 100)
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
     contestants = {"a": (torch.nn.Linear(1, 1), None, None), "b": (torch.nn.Linear(1, 1), None, None)}
-    speed = bench.speeds_in_turn(contestants, torch.device("cpu"), Sizes(steps=1, warmup=1, repeats=2))
+    speed = bench.speeds_in_turn(contestants, torch.device("cpu"), Sizes(steps=3, warmup=2, repeats=2))
     a, b = contestants["a"][0], contestants["b"][0]
-    assert order == [a, b, a, b, a, b], "both warm up, then round after round, each in turn"
+    assert order == [(a, 2), (b, 2), (a, 3), (b, 3), (a, 3), (b, 3)], "both warm up, then rounds, each in turn"
     assert speed == {"a": 200.0, "b": 50.0}, "each contestant's fastest round: 100 images in 0.5 s and in 2 s"
