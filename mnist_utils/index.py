@@ -202,12 +202,13 @@ def write_index(reports_dir: Path | str) -> Path:
     extras = [f"<a href='{name}'>Leaderboard ({name.rsplit('.', 1)[1].upper()})</a>"
               for name in ("leaderboard.html", "leaderboard.png") if (reports_dir / name).exists()]
     series = read_series(reports_dir)
+    busy = series and cpu_busy(series)
     series_line = "" if not series else (
         f"<p class='meta'>Last finished run: {len(series['notebooks'])} "
         f"notebook{'s' * (len(series['notebooks']) != 1)}, "
         f"{series['ok']} ok, up to {series['side_by_side']} side by side, in "
         f"{_e(series_time(series))} (their own times add up to {_e(fmt_duration(series['notebook_seconds']))}"
-        f"{_e(f'; their kernels computed for {cpu_busy(series)}' if cpu_busy(series) else '')})</p>")
+        f"{_e(f'; their kernels computed for {busy}' if busy else '')})</p>")
     hardware = sorted({r["hardware"] for r in results.values() if r.get("hardware")})
     torch_versions = sorted({r["torch"] for r in results.values() if r.get("torch")})
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -32,10 +32,10 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
     total = sum(r["seconds"] for r in results)
     timing = f"the notebooks took {total / 60:.1f} minutes in all."
     if is_full_series(series, [r["notebook"] for r in results]):
-        wall = series["seconds"] / 60
+        wall, busy = series["seconds"] / 60, cpu_busy(series)
         timing = (f"the series ran in **{wall:.1f} minutes** by the clock, up to {series['side_by_side']} notebooks "
                   f"side by side (their own times add up to {total / 60:.1f} minutes"
-                  f"{f'; their kernels computed for {cpu_busy(series)}' if cpu_busy(series) else ''}); "
+                  f"{f'; their kernels computed for {busy}' if busy else ''}); "
                   f"budget {SERIES_BUDGET_MINUTES} "
                   f"minutes: {mark(wall <= SERIES_BUDGET_MINUTES)}.")
     lines = [

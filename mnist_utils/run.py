@@ -216,10 +216,15 @@ def _mark_failure(cell: Any, ename: str, message: str) -> None:
         cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
 
 
+def _kernel_process(kernel_manager: Any) -> Any:
+    """The kernel's process (a Popen), or None before it starts or without a local provisioner."""
+    return getattr(getattr(kernel_manager, "provisioner", None), "process", None)
+
+
 def _lower_priority(kernel_manager: Any, nice: int) -> None:
     """Renice the kernel's process before it runs a cell. On Linux a niceness is a thread's, and the threads
     a cell starts (torch's, lanes) inherit it from the kernel's main thread."""
-    process = getattr(getattr(kernel_manager, "provisioner", None), "process", None)
+    process = _kernel_process(kernel_manager)
     if process is not None and hasattr(os, "setpriority"):
         with contextlib.suppress(OSError):  # a priority is a speed-up, not a requirement
             os.setpriority(os.PRIO_PROCESS, process.pid, nice)
@@ -228,7 +233,7 @@ def _lower_priority(kernel_manager: Any, nice: int) -> None:
 def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
     """CPU seconds the kernel's process has computed so far, all its threads (torch's, lanes) together: user
     and system time from /proc (Linux); None elsewhere, or when the kernel is gone."""
-    process = getattr(getattr(kernel_manager, "provisioner", None), "process", None)
+    process = _kernel_process(kernel_manager)
     try:
         fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (AttributeError, OSError, IndexError):
@@ -461,7 +466,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         ok = len(entries) - len(failed) - len(interrupted)
         series = read_series(profile_reports_dir(profile, reports)) if stop.signum is None else None
         at_once = f", up to {series['side_by_side']} side by side" if series and series["side_by_side"] > 1 else ""
-        at_once += f"; {cpu_busy(series)}" if series and cpu_busy(series) else ""
+        busy = series and cpu_busy(series)
+        at_once += f"; {busy}" if busy else ""
         summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile{at_once})"
         if failed:
             summary += f"; failed: {', '.join(failed)}"
