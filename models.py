@@ -148,6 +148,31 @@ class OneBlockResNet(nn.Module):
 # "Same" padding throughout, so each 2×2 max-pool halves the map: 28 → 14 → 7 (→ 3 in MiniVGG).
 
 
+class SeededDropout(nn.Module):
+    """Dropout whose masks come from a generator of its own, seeded from torch's global generator when the
+    layer is built (so by the model's seed): notebook 06 trains its models side by side in lanes, and masks
+    drawn from the shared global generator would depend on which lane drew first. 0 parameters."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.seed = int(torch.randint(2**62, ()))  # one draw from the global generator, at build
+        self.generators: dict[torch.device, torch.Generator] = {}  # one stream per device, from that seed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device not in self.generators:
+            self.generators[x.device] = torch.Generator(x.device).manual_seed(self.seed)
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generators[x.device])
+        return x * keep / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class SimpleCNN(nn.Module):
     """conv 32 → max-pool → conv 64 → max-pool → dense 128 → 10 (3×3 kernels, ReLU): 421,642 parameters."""
 
@@ -202,7 +227,7 @@ class MiniVGG(nn.Module):
             nn.MaxPool2d(2),  # c3×3×3 (the 7th row and column, the image's border, are dropped)
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c3 * 3 * 3, 512), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(512, 10))
+            nn.Flatten(), nn.Linear(c3 * 3 * 3, 512), nn.ReLU(inplace=True), SeededDropout(dropout), nn.Linear(512, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x)
@@ -220,8 +245,8 @@ class TwoBranchCNN(nn.Module):
         self.branch5 = self.branch(kernel=5)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(512 * 7 * 7, 1000), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(1000, 500), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(512 * 7 * 7, 1000), nn.ReLU(inplace=True), SeededDropout(dropout),
+            nn.Linear(1000, 500), nn.ReLU(inplace=True), SeededDropout(dropout),
             nn.Linear(500, 10),
         )
 

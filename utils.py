@@ -47,11 +47,10 @@ from mnist_utils.evaluation import (RUN_SUMMARY_LABELS, STEP_GOAL, clean_epochs_
                                     seed_table, top_confusions)
 from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
-# Compare models: paired tests, shared errors, ensembles, the leaderboard of the series.
-# mnist_utils/evaluation.py, mnist_utils/plots.py, mnist_utils/leaderboard.py
+# Compare models: paired tests, shared errors, ensembles.
+# mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choose_members, confused_pairs, ensemble, head_to_head, mcnemar,
                                     shared_errors, wrong_by_all)
-from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
@@ -66,7 +65,7 @@ from mnist_utils.checkpoints import load_model, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
-from mnist_utils.report import Report, leaderboard_rows, load_result, load_results, show_markdown, show_table
+from mnist_utils.report import Report, load_result, load_results, show_markdown, show_table
 
 __all__ = [
     "budget_minutes", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist",
@@ -80,9 +79,9 @@ __all__ = [
     "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
     "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
-    "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all", "plot_leaderboard",
-    "write_leaderboard", "plot_hard_images", "plot_shared_errors",
+    "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all",
+    "plot_hard_images", "plot_shared_errors",
     "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",
-    "Report", "leaderboard_rows", "load_result", "load_results", "show_markdown", "show_table",
+    "Report", "load_result", "load_results", "show_markdown", "show_table",
 ]

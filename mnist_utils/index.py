@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, usable_cpus
 from .data import write_atomic
-from .report import fmt, load_results, mark, read_json
+from .report import fmt, leaderboard_rows, load_results, mark, read_json
 
 
 # ----------------------------------------------------------------------------- runs.json
@@ -190,10 +190,28 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
+def write_series_leaderboard(reports_dir: Path, results: Iterable[dict[str, Any]]) -> tuple[Path, Path] | None:
+    """Every model of the notebooks' `results`, as `leaderboard.png` and `leaderboard.html` in `reports_dir`
+    (see mnist_utils.leaderboard); None, writing nothing, while no notebook has recorded a model. Built here,
+    from the results files, rather than by a notebook: no notebook has to wait for all the others."""
+    from .leaderboard import plot_leaderboard, write_leaderboard  # matplotlib: the runner imports it only here
+
+    board = leaderboard_rows(list(results))
+    if not board:
+        return None
+    notebooks = len({row["notebook"] for row in board})
+    generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    return write_leaderboard(board, plot_leaderboard(board), reports_dir,
+                             note=f"{len(board)} model{'s' * (len(board) != 1)} from {notebooks} "
+                                  f"notebook{'s' * (notebooks != 1)} · {generated}")
+
+
 def write_index(reports_dir: Path | str) -> Path:
-    """Write REPORTS/index.html: one row per notebook known from runs.json or results/."""
+    """Write REPORTS/index.html: one row per notebook known from runs.json or results/; and, from the same
+    results, the leaderboard of every model of the series (`write_series_leaderboard`), which it links."""
     reports_dir = Path(reports_dir)
     runs, results = read_runs(reports_dir), results_by_stem(reports_dir)
+    write_series_leaderboard(reports_dir, results.values())
     stems = sorted(set(runs) | set(results))
     rows = "\n".join(_index_row(s, runs.get(s, {}), results.get(s), reports_dir) for s in stems)
     if not rows:

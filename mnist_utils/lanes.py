@@ -11,8 +11,9 @@ Reproducible by construction: a job in a lane runs on exactly one thread, whethe
 waits for one, so its numbers do not depend on how many cores the machine has. A job must draw random numbers
 only from its own generators (a `Batches` has one), and build nothing that initialises itself from torch's
 global generator: lanes would share it in an order nobody fixes. So models are built before the lanes start,
-and `lanes_for` keeps models with dropout (the layers of models.py that draw while training) out of lanes, as
-it does on a GPU, whose kernels one training already fills. Those run in turn, on the caller's threads.
+and `lanes_for` keeps models with torch's dropout (a layer that draws from the global generator while training)
+out of lanes, as it does on a GPU, whose kernels one training already fills. Those run in turn, on the caller's
+threads. models.SeededDropout draws from a generator of its own: the models with it may use lanes.
 
 Ctrl-C (or a failing job) stops every lane within a training step: the other lanes are interrupted too.
 """

@@ -222,12 +222,18 @@ def _kernel_process(kernel_manager: Any) -> Any:
 
 
 def _lower_priority(kernel_manager: Any, nice: int) -> None:
-    """Renice the kernel's process before it runs a cell. On Linux a niceness is a thread's, and the threads
-    a cell starts (torch's, lanes) inherit it from the kernel's main thread."""
+    """Lower the kernel's priority before it runs a cell. A kernel starts in a session of its own, and Linux
+    shares the CPU fairly between sessions' groups (autogroup) whatever a process's own niceness: so the
+    group's niceness is set too (/proc/<pid>/autogroup), else the kernel would keep an equal share beside a
+    notebook on the longest chain. A process's niceness is a thread's, and the threads a cell starts (torch's,
+    lanes) inherit it from the kernel's main thread."""
     process = _kernel_process(kernel_manager)
-    if process is not None and hasattr(os, "setpriority"):
-        with contextlib.suppress(OSError):  # a priority is a speed-up, not a requirement
-            os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+    if process is None or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(OSError):  # a priority is a speed-up, not a requirement
+        os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+    with contextlib.suppress(OSError):  # no such file: a kernel without autogroup scheduling, or not Linux
+        Path(f"/proc/{process.pid}/autogroup").write_text(str(nice))
 
 
 def kernel_cpu_seconds(kernel_manager: Any) -> float | None:

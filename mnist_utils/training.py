@@ -61,11 +61,12 @@ def run_recipe(recipe: Recipe, data: MNIST, device: torch.device, *, seed: int |
     return model, history
 
 
-def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device, *,
-                progress: bool = True) -> dict[str, tuple[nn.Module, History]]:
+def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device, *, progress: bool = True,
+                cost: Mapping[str, float] | None = None) -> dict[str, tuple[nn.Module, History]]:
     """Each of `recipes` run as `run_recipe` runs it (seeded with its first seed, built, trained), but in lanes,
     one per usable CPU, where the models allow it (mnist_utils.lanes): (model, history) by the same names.
-    One progress bar counts the epochs of them all."""
+    One progress bar counts the epochs of them all. `cost` (name → estimated time, any unit) starts the
+    costliest first, so that the lanes end close together; the order changes no number, only when each runs."""
     models = {name: build_seeded(recipe, recipe.seeds[0]) for name, recipe in recipes.items()}  # in turn, here
     lanes = lanes_for(models.values(), device)
     with _bar(progress, sum(recipe.epochs for recipe in recipes.values()),
@@ -77,10 +78,11 @@ def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device
             return train_recipe(models[name], recipe, data, device, seed=recipe.seeds[0], progress=None,
                                 on_epoch=shown if progress else None)
 
-        histories = run_in_lanes([functools.partial(job, name, recipe) for name, recipe in recipes.items()], lanes)
+        order = sorted(recipes, key=lambda name: -cost[name]) if cost else list(recipes)
+        histories = dict(zip(order, run_in_lanes([functools.partial(job, name, recipes[name]) for name in order], lanes)))
         if progress:
             bar.total = bar.n  # a recipe that stopped early leaves its last epochs out: the bar is still full
-    return {name: (models[name], history) for name, history in zip(recipes, histories)}
+    return {name: (models[name], histories[name]) for name in recipes}
 
 
 SEEDS_PER_PACK = 3  # fixed, not taken from the machine: a pack's size changes the order of its sums

@@ -105,6 +105,27 @@ def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
     assert lanes_for([models.Model_3(), models.Model_3()], torch.device("cpu")) == 4
     assert lanes_for([models.Model_3(), models.Model_2()], torch.device("cpu")) is None
     assert lanes_for([models.Model_3()], torch.device("cuda")) is None
+    # MiniVGG's and TwoBranchCNN's dropout draws from a generator of its own: they may train in lanes.
+    assert lanes_for([models.MiniVGG(widths=(16, 32, 64)), models.TwoBranchCNN()], torch.device("cpu")) == 4
+
+
+def test_seeded_dropout_draws_the_same_masks_whatever_the_global_generator_does():
+    x = torch.ones(64, 512)
+    masks = []
+    for later_seed in (5, 9):  # what other work does to the global generator between build and training
+        torch.manual_seed(0)
+        dropout = models.SeededDropout(0.5).train()  # built from the model's seed
+        torch.manual_seed(later_seed)
+        masks.append(torch.stack([dropout(x), dropout(x)]))
+    assert torch.equal(masks[0], masks[1]), "the same seed at build: the same masks"
+    assert not torch.equal(masks[0][0], masks[0][1]), "a new mask for each batch"
+    kept = masks[0] > 0
+    assert set(masks[0][kept].tolist()) == {2.0} and 0.45 < kept.float().mean() < 0.55  # kept ones scaled by 1/(1-p)
+    torch.manual_seed(1)
+    assert not torch.equal(models.SeededDropout(0.5).train()(x), masks[0][0]), "another seed, other masks"
+    assert torch.equal(dropout.eval()(x), x), "evaluation: no dropout"
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        models.SeededDropout(1.0)
 
 
 def trained_alone_on_one_thread(recipe, data, seed):
@@ -159,10 +180,16 @@ def test_seeds_give_the_same_numbers_on_one_lane_and_on_two(mnist, monkeypatch):
 
 def test_recipes_run_at_once_give_what_run_recipe_gives_on_one_thread(mnist, monkeypatch):
     data = small(mnist)
-    recipes = {"plain": RECIPE.replace(seeds=(3,)), "no augmentation": RECIPE.replace(augment=Augment(), seeds=(4,))}
+    recipes = {"plain": RECIPE.replace(seeds=(3,)), "no augmentation": RECIPE.replace(augment=Augment(), seeds=(4,)),
+               "dropout": RECIPE.replace(model="MiniVGG", model_args={"widths": (4, 8, 8)}, seeds=(5,))}
     monkeypatch.setattr(training, "lanes_for", lambda models, device: 2)
-    runs = training.run_recipes(recipes, data, torch.device("cpu"), progress=False)
-    assert list(runs) == list(recipes)
+    started = []
+    monkeypatch.setattr(training, "train_recipe", lambda *args, train=training.train_recipe, **kwargs:
+                        started.append(args[1].seeds[0]) or train(*args, **kwargs))
+    runs = training.run_recipes(recipes, data, torch.device("cpu"), progress=False,
+                                cost={"plain": 1, "no augmentation": 3, "dropout": 2})
+    assert list(runs) == list(recipes), "in the recipes' order, whichever started first"
+    assert set(started[:2]) == {4, 5} and started[2] == 3, "the costliest first, one per lane, the cheapest last"
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -283,8 +283,10 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
     marks = tmp_path / "marks"
     marks.mkdir()
-    stamp = ("import os, time\nopen(os.path.join({folder!r}, {name!r}), 'w')"
-             ".write(f'{{time.time()}} {{os.getpid()}} {{os.getpriority(os.PRIO_PROCESS, 0)}}')")
+    stamp = ("import os, time\n"  # when, which process, its niceness and its session group's (- without one)
+             "group = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-'\n"
+             "open(os.path.join({folder!r}, {name!r}), 'w')"
+             ".write(f'{{time.time()}} {{os.getpid()}} {{os.getpriority(os.PRIO_PROCESS, 0)}} {{group}}')")
     for stem in ("01_a", "02_b"):  # each: mark its start, sleep 3 s, mark its end
         make_notebook(notebooks, stem, stamp.format(folder=str(marks), name=f"{stem}.start"), "time.sleep(3)",
                       stamp.format(folder=str(marks), name=f"{stem}.end"))
@@ -303,6 +305,9 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     nice = {name.name: int(name.read_text().split()[2]) for name in marks.iterdir()}
     assert nice == {"01_a.start": 0, "01_a.end": 0, "02_b.start": run.YIELDING_NICE, "02_b.end": run.YIELDING_NICE,
                     "03_after.start": 0}
+    group = {name.name: name.read_text().split()[3] for name in marks.iterdir()}
+    if os.path.exists("/proc/self/autogroup"):  # Linux shares the CPU between the kernels' sessions by these
+        assert group == {stem: str(n) for stem, n in nice.items()}
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == ["[1/3] 01_a started", "[2/3] 02_b started beside 01_a"]
     assert json.loads((reports / "smoke" / "series.json").read_text())["side_by_side"] == 2
@@ -370,7 +375,6 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     report.record(test_acc=99.1, params=7412)
     report.add_model("01 Model_1", params=7412, test_acc=99.1, seconds=80.0, checkpoint="models/step1-seed1.safetensors")
     (tmp_path / "01_step1.html").write_text("<html></html>")
-    (tmp_path / "leaderboard.png").write_bytes(b"png")
     run.record_run(tmp_path, "01_step1", {"status": "ok", "seconds": 192.0, "profile": "smoke",
                                           "finished": "2024-01-01T00:00:00+00:00", "error": None})
     run.record_run(tmp_path, "02_failed", {"status": "error", "seconds": 4.0, "profile": "smoke",
@@ -386,7 +390,11 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     assert "3m12s" in page and "ValueError: &lt;oops&gt;" in page
     assert "<a href='models/step1-seed1.safetensors'>01 Model_1</a>" in page, "each saved model is linked"
     assert "02_failed" in page and "href='02_failed.html'" not in page  # no results, no HTML: still a row
-    assert "href='leaderboard.png'" in page and "leaderboard.html" not in page
+    # The leaderboard of every model, from the same results files, written beside the page and linked
+    assert "href='leaderboard.html'" in page and "href='leaderboard.png'" in page
+    board = (tmp_path / "leaderboard.html").read_text()
+    assert "01 Model_1" in board and "7,412" in board and "99.10%" in board and "1 model from 1 notebook ·" in board
+    assert (tmp_path / "leaderboard.png").read_bytes().startswith(b"\x89PNG")
     assert "torch " in page and "CPU threads" in page  # hardware and torch version from the results
     assert "http" not in page  # self-contained: no external assets
 

@@ -44,10 +44,11 @@ def test_notebooks_that_read_other_notebooks_results_name_them() -> None:
 def test_the_longest_chain_is_the_one_the_series_cannot_end_before() -> None:
     minutes = {"00_eda": 1, "01_step1_skeleton": 3, "02_step2_gap_dropout": 3, "03_step3_augment_onecycle": 5,
                "04_vgg_resnet_blocks": 3, "05_pretrained_finetune": 3, "06_cnn_comparison": 8}
-    assert series.longest_chain(minutes) == ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
-                                          "06_cnn_comparison"]
-    minutes.update({"04_vgg_resnet_blocks": 10})  # now 04 → 05 → 06 is longer: 21 against 19 minutes
-    assert series.longest_chain(minutes) == ["04_vgg_resnet_blocks", "05_pretrained_finetune", "06_cnn_comparison"]
+    assert series.longest_chain(minutes) == ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle"]
+    minutes.update({"04_vgg_resnet_blocks": 10})  # now 04 → 05 is longer: 13 against 11 minutes
+    assert series.longest_chain(minutes) == ["04_vgg_resnet_blocks", "05_pretrained_finetune"]
+    minutes.update({"06_cnn_comparison": 14})  # 06 waits for nothing: alone, the longest
+    assert series.longest_chain(minutes) == ["06_cnn_comparison"]
 
 
 def test_the_schedule_starts_each_notebook_as_soon_as_a_lane_and_its_inputs_are_free() -> None:
@@ -57,7 +58,8 @@ def test_the_schedule_starts_each_notebook_as_soon_as_a_lane_and_its_inputs_are_
     assert times["00_eda"] == (0, 1) and times["01_step1_skeleton"] == (0, 10)
     assert times["04_vgg_resnet_blocks"] == (1, 16)  # 02 waits for 01: 04 takes 00's lane
     assert times["02_step2_gap_dropout"] == (10, 20) and times["05_pretrained_finetune"] == (16, 21)
-    assert times["03_step3_augment_onecycle"] == (20, 40) and times["06_cnn_comparison"] == (40, 70)
+    # 06 waits for no notebook, only for a lane: the lower numbers go first
+    assert times["03_step3_augment_onecycle"] == (20, 40) and times["06_cnn_comparison"] == (21, 51)
     assert max(end for _, end in series.schedule(seconds, lanes=1).values()) == sum(seconds.values())
 
 
