@@ -49,7 +49,7 @@ from nbclient.util import ensure_async
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
+from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER,
                      TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
                      reports_dir as profile_reports_dir, reports_root)
 from .data import write_atomic
@@ -362,9 +362,10 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
                   kernel_name: str | None = None, stop: Stop | None = None, lanes: int | None = None,
-                  reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
+                  reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF,
+                  order: Sequence[str] = START_ORDER) -> dict[str, dict[str, Any]]:
     """Run `paths`, up to `lanes` at once (default: `default_lanes`), each as soon as the notebooks whose results
-    it `reads` have finished (see `waits_for`), the lowest numbers first. Print a line as each starts and as each
+    it `reads` have finished (see `waits_for`), those first in `order` first (see `ready_to_start`). Print a line as each starts and as each
     ends; keep the profile's runs.json and index.html current after each, and at the end, unless stopped, its
     series.json (see index.record_series). Side by side, the notebooks off the series' longest chain (by their
     budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them does not slow the
@@ -402,7 +403,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(Stop())
         while waiting or running:
-            for stem in ready_to_start(waiting, after, finished, len(running), lanes):
+            for stem in ready_to_start(waiting, after, finished, len(running), lanes, order):
                 if stop.signum is not None:  # a signal may come in the middle of this loop
                     break
                 waiting.remove(stem)

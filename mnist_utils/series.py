@@ -1,6 +1,6 @@
 """Which notebook of a series starts when: `make notebooks` runs notebooks side by side, each as soon as the
 notebooks whose results it reads have finished (config.READS_RESULTS_OF; a notebook not listed there waits for
-every one before it). Pure functions of the notebooks' stems: the runner (run.py) follows them with real
+every one before it) and a lane is free, in the order config.START_ORDER gives among those ready. Pure functions of the notebooks' stems: the runner (run.py) follows them with real
 kernels, `schedule` with given durations (the budgets' test), `longest_chain` says which notebooks the series
 cannot end before.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from .config import READS_RESULTS_OF, get_device, usable_cpus
+from .config import READS_RESULTS_OF, START_ORDER, get_device, usable_cpus
 
 
 def waits_for(stems: Sequence[str], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, set[str]]:
@@ -19,13 +19,16 @@ def waits_for(stems: Sequence[str], reads: Mapping[str, Sequence[str]] = READS_R
 
 
 def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished: set[str], running: int,
-                   lanes: int) -> list[str]:
+                   lanes: int, order: Sequence[str] = START_ORDER) -> list[str]:
     """The notebooks of `waiting` (in number order) that start now: those whose notebooks to wait for (`after`)
-    have all finished, the lowest numbers first, while fewer than `lanes` run."""
-    return [stem for stem in waiting if after[stem] <= finished][:max(0, lanes - running)]
+    have all finished, first those that come first in `order` (config.START_ORDER), then the others by number,
+    while fewer than `lanes` run."""
+    rank = {stem: i for i, stem in enumerate(order)}
+    ready = sorted((stem for stem in waiting if after[stem] <= finished), key=lambda stem: rank.get(stem, len(rank)))
+    return ready[:max(0, lanes - running)]
 
 
-def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, float]]:
+def schedule(seconds: dict[str, float], lanes: int, order: Sequence[str] = START_ORDER) -> dict[str, tuple[float, float]]:
     """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
     ran as `run_notebooks` runs it, with `lanes` notebooks at most side by side: stem → (start, end)."""
     check_lanes(lanes)
@@ -35,7 +38,7 @@ def schedule(seconds: dict[str, float], lanes: int) -> dict[str, tuple[float, fl
     times: dict[str, tuple[float, float]] = {}
     now = 0.0
     while waiting or running:
-        for stem in ready_to_start(waiting, after, finished, len(running), lanes):
+        for stem in ready_to_start(waiting, after, finished, len(running), lanes, order):
             waiting.remove(stem)
             running[stem] = now + seconds[stem]
             times[stem] = (now, running[stem])

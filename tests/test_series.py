@@ -54,12 +54,16 @@ def test_the_longest_chain_is_the_one_the_series_cannot_end_before() -> None:
 def test_the_schedule_starts_each_notebook_as_soon_as_a_lane_and_its_inputs_are_free() -> None:
     seconds = {"00_eda": 1, "01_step1_skeleton": 10, "02_step2_gap_dropout": 10, "03_step3_augment_onecycle": 20,
                "04_vgg_resnet_blocks": 15, "05_pretrained_finetune": 5, "06_cnn_comparison": 30}
+    in_number_order = series.schedule(seconds, lanes=2, order=())
+    assert in_number_order["00_eda"] == (0, 1) and in_number_order["01_step1_skeleton"] == (0, 10)
+    assert in_number_order["04_vgg_resnet_blocks"] == (1, 16)  # 02 waits for 01: 04 takes 00's lane
+    assert in_number_order["02_step2_gap_dropout"] == (10, 20) and in_number_order["05_pretrained_finetune"] == (16, 21)
+    # 06 waits for no notebook, only for a lane: in number order, after 05, and it ends the series alone
+    assert in_number_order["03_step3_augment_onecycle"] == (20, 40) and in_number_order["06_cnn_comparison"] == (21, 51)
+    # config.START_ORDER: 06 before 05 when both are ready; 05 takes 03's lane, and the series ends sooner
     times = series.schedule(seconds, lanes=2)
-    assert times["00_eda"] == (0, 1) and times["01_step1_skeleton"] == (0, 10)
-    assert times["04_vgg_resnet_blocks"] == (1, 16)  # 02 waits for 01: 04 takes 00's lane
-    assert times["02_step2_gap_dropout"] == (10, 20) and times["05_pretrained_finetune"] == (16, 21)
-    # 06 waits for no notebook, only for a lane: the lower numbers go first
-    assert times["03_step3_augment_onecycle"] == (20, 40) and times["06_cnn_comparison"] == (21, 51)
+    assert times["06_cnn_comparison"] == (16, 46) and times["05_pretrained_finetune"] == (40, 45)
+    assert {stem: times[stem] for stem in list(seconds)[:5]} == {stem: in_number_order[stem] for stem in list(seconds)[:5]}
     assert max(end for _, end in series.schedule(seconds, lanes=1).values()) == sum(seconds.values())
 
 
@@ -68,6 +72,7 @@ def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts
 
     stems = [p.stem for p in config.find_notebooks()]
     assert sorted(config.BUDGET_MINUTES) == stems, "one budget per notebook, no stale ones"
+    assert sorted(config.START_ORDER) == stems, "each notebook once in the start order, no stale ones"
     # Run as make notebooks runs them on 2 cores (2 side by side), notebooks taking their budgets end in time.
     times = series.schedule({stem: 60 * config.BUDGET_MINUTES[stem] for stem in stems}, lanes=2)
     assert max(end for _, end in times.values()) <= 60 * config.SERIES_BUDGET_MINUTES
