@@ -51,9 +51,12 @@ def schedule(seconds: dict[str, float], lanes: int, order: Sequence[str] = START
 def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> list[str]:
     """The notebooks of `minutes` (stem → minutes, in number order), each waiting for the one before it (see
     `waits_for`), that take longest together: the series cannot end sooner than they do, so they get the CPU
-    first. Ties go to the lower numbers."""
-    stems = list(minutes)
-    after = waits_for(stems, reads)
+    first. Ties go to the lower numbers. A notebook that waits for none and that none waits for is no chain,
+    however long: it can start whenever a lane is free (config.START_ORDER says when) and fill the CPU that a
+    chain leaves."""
+    after = waits_for(list(minutes), reads)
+    linked = set().union(*after.values()) | {stem for stem, before in after.items() if before}
+    stems = [stem for stem in minutes if stem in linked]
     ending: dict[str, tuple[float, str | None]] = {}  # stem → (the longest chain ending with it, the one before)
     for stem in stems:  # in number order: what a notebook waits for comes before it
         before = max(sorted(after[stem]), key=lambda s: ending[s][0], default=None)

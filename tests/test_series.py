@@ -47,8 +47,9 @@ def test_the_longest_chain_is_the_one_the_series_cannot_end_before() -> None:
     assert series.longest_chain(minutes) == ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle"]
     minutes.update({"04_vgg_resnet_blocks": 10})  # now 04 → 05 is longer: 13 against 11 minutes
     assert series.longest_chain(minutes) == ["04_vgg_resnet_blocks", "05_pretrained_finetune"]
-    minutes.update({"06_cnn_comparison": 14})  # 06 waits for nothing: alone, the longest
-    assert series.longest_chain(minutes) == ["06_cnn_comparison"]
+    minutes.update({"06_cnn_comparison": 14})  # 06 waits for none and none waits for it: never a chain
+    assert series.longest_chain(minutes) == ["04_vgg_resnet_blocks", "05_pretrained_finetune"]
+    assert series.longest_chain({"06_cnn_comparison": 14}) == [] and series.longest_chain({"01_x": 1}, {"01_x": ()}) == []
 
 
 def test_the_schedule_starts_each_notebook_as_soon_as_a_lane_and_its_inputs_are_free() -> None:
