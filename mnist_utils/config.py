@@ -78,10 +78,10 @@ BUDGET_MINUTES = {
     "00_eda": 0.5,
     "01_step1_skeleton": 3.0,
     "02_step2_gap_dropout": 3.0,
-    "03_step3_augment_onecycle": 5.5,
+    "03_step3_augment_onecycle": 9.0,  # 5.5 alone, in two lanes; 8.5 in one, beside another notebook
     "04_vgg_resnet_blocks": 5.5,
-    "05_pretrained_finetune": 5.0,  # 3 alone; beside 06's two lanes
-    "06_cnn_comparison": 14.0,  # 8 alone; it starts early and yields to 03, which has the CPU first
+    "05_pretrained_finetune": 3.5,
+    "06_cnn_comparison": 13.0,  # 8 alone, in two lanes; 12 in one, beside another notebook
 }
 # The earlier notebooks whose results each notebook reads: it starts only after they finish. A notebook not
 # listed here waits for every notebook before it. (The leaderboard of every model is the index's, built from
@@ -159,6 +159,9 @@ def computing_on(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+LANES_ENV = "MNIST_LANES"  # set by `make notebooks` for each kernel it runs beside another: see lanes.lane_count
 
 
 def usable_cpus() -> int:

@@ -20,13 +20,14 @@ Ctrl-C (or a failing job) stops every lane within a training step: the other lan
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from typing import Callable, Iterable, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
 
-from .config import usable_cpus
+from .config import LANES_ENV, usable_cpus
 
 T = TypeVar("T")
 
@@ -36,12 +37,25 @@ def draws_global_randomness(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
 
 
+def lane_count() -> int:
+    """Lanes for independent trainings: one per usable CPU, or as many as $MNIST_LANES says. `make notebooks`
+    sets it to 1 for notebooks it runs beside another: two notebooks with two lanes each would share 2 cores
+    among 4 threads, and time-sliced trainings lose a quarter of their speed to each other (measured: 03 cost
+    501 CPU-seconds alone, 652-685 beside a second notebook). The numbers do not depend on it."""
+    value = os.environ.get(LANES_ENV)
+    if value is None:
+        return usable_cpus()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{LANES_ENV}={value!r}: give a whole number of lanes, 1 or more, or unset it")
+    return int(value)
+
+
 def lanes_for(models: Iterable[nn.Module], device: torch.device) -> int | None:
-    """How many lanes the independent trainings of `models` get on `device`: one per usable CPU; None (no
+    """How many lanes the independent trainings of `models` get on `device`: `lane_count()`; None (no
     lanes: in turn, on the caller's threads) on a GPU or when a model draws from the global generator."""
     if device.type != "cpu" or any(draws_global_randomness(m) for m in models):
         return None
-    return usable_cpus()
+    return lane_count()
 
 
 def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:

@@ -49,9 +49,9 @@ from nbclient.util import ensure_async
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import (NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER,
-                     TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
-                     reports_dir as profile_reports_dir, reports_root)
+from .config import (LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
+                     START_ORDER, TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
+                     reports_dir as profile_reports_dir, reports_root, usable_cpus)
 from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
@@ -266,10 +266,12 @@ def _discard(pending: Path) -> None:
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     kernel_name: str | None = None, stop: Stop | None = None, nice: int = 0) -> dict[str, Any]:
+                     kernel_name: str | None = None, stop: Stop | None = None, nice: int = 0,
+                     lanes: int | None = None) -> dict[str, Any]:
     """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
     config.reports_dir), and the results its Report wrote; return its runs.json entry. `nice` > 0: its
-    kernel computes at that lower priority, leaving the CPU to a notebook beside it first.
+    kernel computes at that lower priority, leaving the CPU to a notebook beside it first. `lanes`: how many
+    lanes its trainings may use (mnist_utils.lanes; default: one per usable CPU).
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
@@ -322,7 +324,10 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
             log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
         )
-        _execute_until_stopped(client, {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}, stop)
+        env = {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}
+        if lanes is not None:
+            env[LANES_ENV] = str(lanes)
+        _execute_until_stopped(client, env, stop)
     except Interrupted as exc:
         status, error = "interrupted", f"stopped by {exc} ({_cell_label(current['cell'], current['index'])})"
     except CellExecutionError as exc:  # nbclient already put the traceback under the cell
@@ -384,6 +389,9 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     number = {stem: n for n, stem in enumerate(path_of, 1)}
     after, waiting = waits_for(list(path_of), reads), list(path_of)
     chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}, reads))
+    # Side by side, each notebook's trainings get its share of the CPUs: more threads than cores slow them all.
+    shared = min(lanes, len(paths))
+    cpus_each = max(1, usable_cpus() // shared) if shared > 1 else None
     running: dict[str, threading.Thread] = {}
     finished: set[str] = set()
     done: queue.Queue = queue.Queue()  # (stem, entry) as each notebook ends
@@ -394,7 +402,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
         entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": profile, "finished": None,
                  "error": None}
         try:
-            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop, nice)
+            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop, nice, cpus_each)
         except BaseException as exc:  # noqa: BLE001 - e.g. its HTML could not be written: the series goes on
             entry["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
         finally:

@@ -109,6 +109,18 @@ def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
     assert lanes_for([models.MiniVGG(widths=(16, 32, 64)), models.TwoBranchCNN()], torch.device("cpu")) == 4
 
 
+def test_make_notebooks_can_give_a_notebook_fewer_lanes_than_cpus(monkeypatch):
+    monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
+    monkeypatch.delenv("MNIST_LANES", raising=False)
+    assert lanes_for([models.Model_3()], torch.device("cpu")) == 4
+    monkeypatch.setenv("MNIST_LANES", "1")
+    assert lanes_for([models.Model_3()], torch.device("cpu")) == 1
+    for bad in ("0", "two", "-1", ""):
+        monkeypatch.setenv("MNIST_LANES", bad)
+        with pytest.raises(ValueError, match="MNIST_LANES.*whole number of lanes, 1 or more"):
+            lanes_for([models.Model_3()], torch.device("cpu"))
+
+
 def test_seeded_dropout_draws_the_same_masks_whatever_the_global_generator_does():
     x = torch.ones(64, 512)
     masks = []

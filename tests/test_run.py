@@ -286,7 +286,8 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     stamp = ("import os, time\n"  # when, which process, its niceness and its session group's (- without one)
              "group = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-'\n"
              "open(os.path.join({folder!r}, {name!r}), 'w')"
-             ".write(f'{{time.time()}} {{os.getpid()}} {{os.getpriority(os.PRIO_PROCESS, 0)}} {{group}}')")
+             ".write(f'{{time.time()}} {{os.getpid()}} {{os.getpriority(os.PRIO_PROCESS, 0)}} {{group}} "
+             "{{os.environ.get(\"MNIST_LANES\")}}')")
     for stem in ("01_a", "02_b"):  # each: mark its start, sleep 3 s, mark its end
         make_notebook(notebooks, stem, stamp.format(folder=str(marks), name=f"{stem}.start"), "time.sleep(3)",
                       stamp.format(folder=str(marks), name=f"{stem}.end"))
@@ -305,6 +306,9 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     nice = {name.name: int(name.read_text().split()[2]) for name in marks.iterdir()}
     assert nice == {"01_a.start": 0, "01_a.end": 0, "02_b.start": run.YIELDING_NICE, "02_b.end": run.YIELDING_NICE,
                     "03_after.start": 0}
+    # Side by side, each kernel's trainings get its share of the CPUs (mnist_utils.lanes.lane_count)
+    from mnist_utils.config import usable_cpus
+    assert {name.read_text().split()[4] for name in marks.iterdir()} == {str(max(1, usable_cpus() // 2))}
     group = {name.name: name.read_text().split()[3] for name in marks.iterdir()}
     if os.path.exists("/proc/self/autogroup"):  # Linux shares the CPU between the kernels' sessions by these
         assert group == {stem: str(n) for stem, n in nice.items()}
