@@ -97,8 +97,8 @@ READS_RESULTS_OF = {
 }
 # Which of the notebooks ready to start (those they read have finished) goes first: the longest chain, 01 → 02 →
 # 03, whose priority is the highest; then 04, which 05 waits for; then 06, the longest of the rest, so that it
-# is not the one left running alone at the end; 05 last, beside 06 (beside 03, which has the CPU first, it would
-# hold its place for minutes at a tenth of a core while 06 waited). Not listed: after these, in number order.
+# starts beside 02 rather than after 05 and is not the one left running alone at the end (in number order, the
+# first run of this layout ended with 06 alone); 05 last. Not listed: after these, in number order.
 START_ORDER = ("00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
                "04_vgg_resnet_blocks", "06_cnn_comparison", "05_pretrained_finetune")
 SERIES_BUDGET_MINUTES = 20

@@ -1,8 +1,8 @@
 """Which notebook of a series starts when: `make notebooks` runs notebooks side by side, each as soon as the
 notebooks whose results it reads have finished (config.READS_RESULTS_OF; a notebook not listed there waits for
-every one before it) and a lane is free, in the order config.START_ORDER gives among those ready. Pure functions of the notebooks' stems: the runner (run.py) follows them with real
-kernels, `schedule` with given durations (the budgets' test), `longest_chain` says which notebooks the series
-cannot end before.
+every one before it) and a lane is free, in the order config.START_ORDER gives among those ready. Pure
+functions of the notebooks' stems: the runner (run.py) follows them with real kernels, `schedule` with given
+durations (the budgets' test), `longest_chain` says which notebooks the series cannot end before.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished:
     return ready[:max(0, lanes - running)]
 
 
-def schedule(seconds: dict[str, float], lanes: int, order: Sequence[str] = START_ORDER) -> dict[str, tuple[float, float]]:
+def schedule(seconds: dict[str, float], lanes: int,
+             order: Sequence[str] = START_ORDER) -> dict[str, tuple[float, float]]:
     """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
     ran as `run_notebooks` runs it, with `lanes` notebooks at most side by side: stem → (start, end)."""
     check_lanes(lanes)
