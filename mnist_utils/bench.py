@@ -241,7 +241,7 @@ def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: flo
     bar = progress_bar(total=recipe.epochs * len(train_batches), desc=f"{recipe.name} to {stop_at}%", unit="batch")
 
     def run_epoch(epoch: int) -> float:
-        train(model, train_batches, optimizer, device, scheduler=scheduler, bar=bar)
+        train(model, train_batches, optimizer, device, scheduler=scheduler, loss_fn=recipe.loss_fn, bar=bar)
         return test(model, test_batches, device).accuracy
 
     rows = epochs_until(run_epoch, recipe.epochs, stop_at, bar)  # the clock starts with the first step

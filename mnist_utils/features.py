@@ -112,4 +112,4 @@ def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.devi
     val_batches = None if val_set is None else recipe.eval_batches(val_set, device, **inputs)
     return fit_head(model, recipe.eval_batches(train_set, device, **inputs), device, epochs=recipe.epochs,
                     max_lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, val_batches=val_batches,
-                    progress=progress, desc=desc or recipe.name, **fit_kwargs)
+                    loss_fn=recipe.loss_fn, progress=progress, desc=desc or recipe.name, **fit_kwargs)

@@ -15,7 +15,7 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,7 @@ from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import OPTIMIZERS, SCHEDULERS, in_precision, make_optimizer, make_scheduler, precision_for
+from .engine import OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler, precision_for
 from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
 from .report import show_markdown
 
@@ -66,6 +66,7 @@ class Recipe:
     lr: float = 0.05  # the peak rate with a one-cycle schedule
     momentum: float = 0.9
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0  # ε: the target puts ε/10 on each wrong digit (see engine.make_loss)
     fused: bool | None = None  # Adam's single-kernel update
     scheduler: str = "none"  # none, onecycle, step or plateau
     pct_start: float = 0.25  # one-cycle: share of the cycle spent warming up
@@ -108,6 +109,8 @@ class Recipe:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
         if (self.patience is not None or self.keep_best) and not self.val_fraction:
             problems.append("patience and keep_best watch the validation split: set val_fraction too")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
@@ -129,7 +132,8 @@ class Recipe:
                 self.scheduler]
         optimizer = (f"SGD lr {self.lr:g}, Nesterov momentum {self.momentum:g}" if self.optimizer == "sgd"
                      else f"{self.optimizer} lr {self.lr:g}") + (
-            f", weight decay {self.weight_decay:g}" if self.weight_decay else "")
+            f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
+            f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "")
         augmentation = self.augment.describe() + (
             f" (the last {self.clean_epochs} epochs without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = f"{self.epochs} {'short ' if self.batches_per_epoch else ''}epoch{'s' * (self.epochs != 1)}"
@@ -208,6 +212,11 @@ class Recipe:
     def make_optimizer(self, params: Iterable) -> torch.optim.Optimizer:
         return make_optimizer(self.optimizer, params, self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay, fused=self.fused)
+
+    @property
+    def loss_fn(self) -> Callable[..., torch.Tensor]:
+        """The loss it trains on, and validates on (so early stopping watches what training lowers)."""
+        return make_loss(self.label_smoothing)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         """The schedule the recipe names. A one-cycle needs a step up and a step down: a run of fewer than

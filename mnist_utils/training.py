@@ -39,7 +39,7 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
     with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
         return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
-                   epochs=recipe.epochs, scheduler=scheduler,
+                   epochs=recipe.epochs, scheduler=scheduler, loss_fn=recipe.loss_fn,
                    val_batches=val_batches, patience=recipe.patience, monitor=recipe.monitor,
                    keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,
                    desc=desc or recipe.name, on_epoch=on_epoch)
@@ -149,6 +149,7 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
     test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(packed.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
+    loss_fn = functools.partial(packed_loss, label_smoothing=recipe.label_smoothing)
     histories = [History() for _ in seeds]
     copies, n_train = len(seeds), streams[0].num_images
     label = f"seed {seeds[0]}" if copies == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
@@ -159,7 +160,7 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
         train_loss = torch.zeros(copies, device=device)
         train_correct = torch.zeros(copies, dtype=torch.long, device=device)
         for images, labels in side_by_side(streams, recipe.memory_format):  # copy g: its own seed's batches
-            logits, _ = training_step(packed, images, labels, optimizer, scheduler, packed_loss)
+            logits, _ = training_step(packed, images, labels, optimizer, scheduler, loss_fn)
             with torch.no_grad():
                 train_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
                 train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)

@@ -115,7 +115,16 @@ def test_factories_refuse_unknown_names():
         make_optimizer("rmsprop", params, 0.1)
     with pytest.raises(ValueError, match="onecycle"):
         make_scheduler("cosine", torch.optim.SGD(tiny_cnn().parameters(), lr=0.1))
-    assert make_loss(0.1).label_smoothing == 0.1
+
+
+def test_the_loss_smooths_labels_and_sums_as_test_asks():
+    logits, labels = torch.randn(6, 10, generator=torch.Generator().manual_seed(0)), torch.arange(6)
+    assert make_loss(0.0) is torch.nn.functional.cross_entropy  # no smoothing: the plain loss, unchanged
+    smoothed = make_loss(0.1)
+    target = torch.full((6, 10), 0.01).scatter(1, labels[:, None], 0.91)  # 1 - ε + ε/10 on the true digit
+    by_hand = -(target * logits.log_softmax(dim=1)).sum(dim=1)
+    assert torch.allclose(smoothed(logits, labels), by_hand.mean())
+    assert torch.allclose(smoothed(logits, labels, reduction="sum"), by_hand.sum())
 
 
 def test_confusion_matrix_and_per_class_metrics():

@@ -60,6 +60,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["clean_epochs=15"], r"clean_epochs: must be between 0 and epochs - 1 = 14"),
     (["batch_size=0"], r"batch_size: must be at least 1"),
     (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
+    (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
     (["epochs"], r"write key=value"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
@@ -203,3 +204,21 @@ def test_training_a_recipe_from_code_computes_on_its_threads_as_its_notebook_doe
         assert seen == [1, 2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_recipe_trains_and_validates_on_its_own_loss(monkeypatch, mnist):
+    import torch
+
+    from mnist_utils import training
+    from mnist_utils.engine import History
+
+    seen = []
+    monkeypatch.setattr(training, "fit", lambda *args, **kwargs: seen.append(kwargs["loss_fn"]) or History())
+    logits, labels = torch.tensor([[4.0, 0.0, 0.0], [0.0, 2.0, 1.0]]), torch.tensor([0, 2])
+    for smoothing in (0.0, 0.1):
+        recipe = load_config("cnn_minivgg", [f"label_smoothing={smoothing}", "epochs=1"])
+        training.train_recipe(build_model(recipe), recipe, mnist, torch.device("cpu"), seed=1)
+        expected = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, labels)
+        assert torch.allclose(seen[-1](logits, labels), expected)
+    assert not torch.allclose(seen[0](logits, labels), seen[1](logits, labels))
+    assert "label smoothing 0.1" in recipe.describe()
