@@ -49,8 +49,8 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
-from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choose_members, confused_pairs, ensemble, head_to_head, mcnemar,
-                                    shared_errors, wrong_by_all)
+from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choose_members, confused_pairs, ensemble, fit_temperature,
+                                    head_to_head, mcnemar, shared_errors, with_temperature, wrong_by_all)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
@@ -79,7 +79,8 @@ __all__ = [
     "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_run", "search_record", "plot_history", "plot_schedule", "plot_test_accuracy",
     "RUN_SUMMARY_LABELS", "STEP_GOAL", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "run_summary",
     "seed_table", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
-    "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "head_to_head", "mcnemar", "shared_errors", "wrong_by_all",
+    "ONE_PIXEL_SHIFTS", "choose_members", "confused_pairs", "ensemble", "fit_temperature", "head_to_head", "mcnemar",
+    "shared_errors", "with_temperature", "wrong_by_all",
     "plot_hard_images", "plot_shared_errors",
     "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",

@@ -271,3 +271,22 @@ def test_ensemble_selection_starts_from_the_best_adds_what_lowers_the_loss_and_s
     assert chosen[-1]["accuracy"] == mixed.accuracy and chosen[-1]["log-loss"] == pytest.approx(log_loss(mixed))
     assert [r["ensemble"] for r in chosen] == [" + ".join(added[:i]) for i in range(1, len(added) + 1)]
     assert len(choose_members({"poor": poor, "partner": partner, "good": good}, rounds=1)) == 1
+
+
+def test_temperature_scaling_finds_the_overconfidence_it_undoes_and_keeps_the_answers():
+    from mnist_utils.evaluation import fit_temperature, log_loss, with_temperature
+
+    generator = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(20_000, 10, generator=generator)
+    labels = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).flatten()  # calibrated
+    sure = torch.softmax(2 * logits, dim=1)  # twice as sharp as the truth: temperature 2 undoes it
+    overconfident = Predictions(labels, sure.argmax(dim=1), sure)
+    temperature = fit_temperature(overconfident)
+    assert temperature == pytest.approx(2.0, rel=0.05)
+    calibrated = with_temperature(overconfident, temperature)
+    assert torch.equal(calibrated.predicted, overconfident.predicted)
+    assert torch.allclose(calibrated.probabilities.sum(dim=1), torch.ones(len(labels)))
+    assert log_loss(calibrated) < log_loss(overconfident)
+    assert torch.allclose(with_temperature(overconfident, 1.0).probabilities, sure, atol=1e-6)
+    modest = with_temperature(overconfident, 4.0)  # as flat as a label-smoothed model's: sharpened back
+    assert fit_temperature(modest) == pytest.approx(0.5, rel=0.05)
