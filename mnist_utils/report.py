@@ -124,6 +124,15 @@ def show_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     show_markdown(markdown_table(rows, columns, units))
 
 
+def points_against(value: float, reference: float) -> str:
+    """How `value` (%) stands against `reference` (%), in words an Analysis can put before the reference's name:
+    '0.05 points above', '0.02 points below' or 'level with' (to the two decimals shown)."""
+    gap = round(value - reference, 2)
+    if gap == 0:
+        return "level with"
+    return f"{abs(gap):.2f} points {'above' if gap > 0 else 'below'}"
+
+
 def mark(met: bool) -> str:
     return "✅ met" if met else "❌ not met"
 

@@ -237,3 +237,11 @@ def test_hardware_names_the_machines_threads_not_the_count_a_config_fixes(monkey
         assert ", 7 CPU threads" in report.hardware()
     finally:
         torch.set_num_threads(before)
+
+
+def test_points_against_says_above_below_or_level_to_the_decimals_shown():
+    from mnist_utils.report import points_against
+
+    assert points_against(99.75, 99.70) == "0.05 points above"
+    assert points_against(99.70, 99.72) == "0.02 points below"
+    assert points_against(99.704, 99.701) == "level with"
