@@ -21,7 +21,8 @@ def step3_checkpoint(tmp_path_factory, mnist):
     """A genuinely good model, saved as a checkpoint: Model_3 trained with Step 3's recipe for one epoch over
     half the training set (well above 97% test accuracy; seconds on an idle CPU, a minute on a busy one). The
     preprocessing, command-line, API and browser tests all use it."""
-    recipe = load_config("step3", ["train_fraction=0.5"]).with_epochs(1)
+    # one CPU thread: float32 sums in one order, so every machine trains the same checkpoint
+    recipe = load_config("step3", ["train_fraction=0.5", "threads=1"]).with_epochs(1)
     model, history = run_recipe(recipe, mnist, get_device(), seed=1, progress=None)
     return save_checkpoint(model.cpu(), tmp_path_factory.mktemp("models") / "step3", **recipe_fields(recipe),
                            seed=1, epochs=1, title="Model_3, one epoch of Step 3 on half the data", source="tests/conftest.py",

@@ -31,9 +31,14 @@ def test_images_stay_paired_with_labels_and_are_normalised(numbered):
 def test_same_seed_same_batches_every_pass(numbered):
     recipe = Augment(rotation=10, erase_p=0.5)
     a, b = Batches(numbered, 10, shuffle=True, seed=4, augment=recipe), Batches(numbered, 10, shuffle=True, seed=4, augment=recipe)
+    passes = []
     for _ in range(2):  # two epochs: the second pass differs from the first but matches its twin
+        seen = []
         for (xa, ya), (xb, yb) in zip(a, b):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
+            seen.append(xa)
+        passes.append(torch.cat(seen))
+    assert not torch.equal(passes[0], passes[1]), "each pass draws a new order and new augmentation"
     first = torch.cat([y for _, y in Batches(numbered, 10, shuffle=True, seed=4)])
     other = torch.cat([y for _, y in Batches(numbered, 10, shuffle=True, seed=5)])
     assert not torch.equal(first, other)

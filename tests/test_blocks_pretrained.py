@@ -238,11 +238,21 @@ def test_linear_probe_on_raw_pixels_separates_digits(mnist):
     assert result["accuracy"] > 80 and result["images_per_s"] > 0
 
 
-def test_fit_one_cycle_peaks_at_max_lr(mnist):
+def test_fit_one_cycle_peaks_at_max_lr(mnist, monkeypatch):
     model = models.OneBlockVGG(batchnorm=True)
     batches = Batches(mnist.train.head(256), 64, shuffle=True)
+    rates = []  # the rate of every step, as the optimizer takes it (the history keeps one per epoch)
+    step = torch.optim.Adam.step
+
+    def recorded(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recorded)
     history = fit_one_cycle(model, batches, None, torch.device("cpu"), epochs=3, max_lr=0.01, progress=None)
-    assert len(history) == 3 and max(history["lr"]) <= 0.01 and history["lr"][0] < history["lr"][1]
+    assert len(history) == 3 and len(rates) == 12
+    assert max(rates) == pytest.approx(0.01) and rates[0] == pytest.approx(0.01 / 25) and rates[-1] < 1e-4
+    assert rates.index(max(rates)) == 2, "the warm-up: a quarter of the 12 steps, rounded up to whole steps"
 
 
 @pytest.mark.parametrize("images", [64, 128, 192, 256])

@@ -211,12 +211,20 @@ def test_fetch_keeps_verified_files_without_any_download(raw_copy, monkeypatch):
 
 
 def test_unreachable_mirror_fails_fast(tmp_path, monkeypatch):
-    # A non-routable address: a connection attempt would hang without the probe's timeout.
-    monkeypatch.setattr(mdata, "TORCHVISION_HOST", ("10.255.255.1", 443))
+    # A connection attempt that hangs, as one to a silent host does: the probe's timeout must end the wait,
+    # and the download itself must never start. No network is touched.
+    def hangs(*args, **kwargs):
+        time.sleep(30)
+
+    def download(*args, **kwargs):
+        raise AssertionError("the download started although the mirror was unreachable")
+
+    monkeypatch.setattr(mdata.socket, "create_connection", hangs)
+    monkeypatch.setattr("torchvision.datasets.MNIST", download)
     start = time.perf_counter()
-    with pytest.raises(SourceUnavailable):
+    with pytest.raises(SourceUnavailable, match="is unreachable"):
         mdata.fetch_with_torchvision(raw_dir(tmp_path), timeout=1.0, log=lambda _: None)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 2.5
 
 
 def test_failed_sources_leave_a_clear_error(tmp_path, monkeypatch):

@@ -147,6 +147,8 @@ def test_predict_orders_mistakes_by_confidence(mnist):
     assert predictions.probabilities.shape == (256, 10)
     assert torch.allclose(predictions.probabilities.sum(1), torch.ones(256))
     assert predictions.accuracy == pytest.approx(engine.test(model, batches, torch.device("cpu")).accuracy)
+    mistakes = torch.nonzero(predictions.predicted != predictions.labels).flatten()
+    assert len(mistakes) > 0 and sorted(predictions.wrong.tolist()) == sorted(mistakes.tolist())
     confidence = predictions.confidence[predictions.wrong]
     assert (confidence[:-1] >= confidence[1:]).all()
     with pytest.raises(ValueError, match="shuffle=False"):

@@ -99,6 +99,7 @@ def test_ctrl_c_stops_every_lane():
 
 
 def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
+    monkeypatch.delenv("MNIST_LANES", raising=False)  # a lane count set from outside would win over the CPUs
     monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
     assert draws_global_randomness(models.Model_2()) and not draws_global_randomness(models.Model_3())
     assert not draws_global_randomness(models.Model_2(dropout=0.0))
