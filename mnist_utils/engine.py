@@ -345,6 +345,12 @@ class OneCycleThenHold(torch.optim.lr_scheduler.OneCycleLR):
             super().step(epoch)
 
 
+# One-cycle moves the momentum (Adam's first beta) against the rate, from the high value down to the low one
+# while the rate warms up and back while it anneals, in place of the optimizer's own (Smith, 2018; these are
+# OneCycleLR's defaults).
+ONE_CYCLE_MOMENTUM = (0.85, 0.95)
+
+
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
                    max_lr: float | None = None, pct_start: float = 0.25, div_factor: float = 25.0,
                    final_div_factor: float = 1e4, anneal_epochs: int | None = None, step_size: int = 5,
@@ -355,8 +361,10 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int =
     'plateau' (×`factor` after `patience` epochs without improvement) or 'none' (returns None)."""
     name = name.lower()
     if name == "onecycle":
+        low, high = ONE_CYCLE_MOMENTUM
         settings = dict(max_lr=max_lr or optimizer.param_groups[0]["lr"], pct_start=pct_start,
-                        div_factor=div_factor, final_div_factor=final_div_factor)
+                        div_factor=div_factor, final_div_factor=final_div_factor,
+                        base_momentum=low, max_momentum=high)
         if anneal_epochs is None:
             return torch.optim.lr_scheduler.OneCycleLR(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
                                                        **settings)

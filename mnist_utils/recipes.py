@@ -27,7 +27,7 @@ from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler, precision_for
+from .engine import ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler, precision_for
 from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
 from .report import show_markdown
 
@@ -130,12 +130,17 @@ class Recipe:
         else:
             schedule = {"none": "constant learning rate", "step": "step decay", "plateau": "decay on plateau"}[
                 self.scheduler]
-        optimizer = (f"SGD lr {self.lr:g}, Nesterov momentum {self.momentum:g}" if self.optimizer == "sgd"
-                     else f"{self.optimizer} lr {self.lr:g}") + (
+        low, high = ONE_CYCLE_MOMENTUM  # one-cycle's momentum replaces the config's `momentum`: say what runs
+        cycled = f"{high:g} → {low:g} → {high:g} (cycled against the rate)" if self.scheduler == "onecycle" else None
+        if self.optimizer == "sgd":
+            optimizer = f"SGD lr {self.lr:g}, Nesterov momentum {cycled or f'{self.momentum:g}'}"
+        else:
+            optimizer = f"{self.optimizer} lr {self.lr:g}" + (f", β1 {cycled}" if cycled else "")
+        optimizer += (
             f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
             f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "")
         augmentation = self.augment.describe() + (
-            f" (the last {self.clean_epochs} epochs without)" if self.clean_epochs and self.augment.enabled else "")
+            f" (the last {self.clean_epochs} epochs without)".replace("last 1 epochs", "last epoch") if self.clean_epochs and self.augment.enabled else "")
         epochs = f"{self.epochs} {'short ' if self.batches_per_epoch else ''}epoch{'s' * (self.epochs != 1)}"
         bf16 = ", bfloat16 arithmetic where the device has it" if self.bf16 else ""
         return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}{bf16}"

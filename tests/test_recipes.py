@@ -1,12 +1,13 @@
 """Config files → validated recipes: every config loads and builds; bad keys, types and names are clear errors."""
 import math
+import re
 
 import pytest
 import torch
 
 import models
 from mnist_utils.augment import Augment
-from mnist_utils.engine import History
+from mnist_utils.engine import ONE_CYCLE_MOMENTUM, History
 from mnist_utils.evaluation import clean_epochs_effect, run_summary
 from mnist_utils.recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_files,
                                  config_names, load_config, model_names)
@@ -222,3 +223,23 @@ def test_a_recipe_trains_and_validates_on_its_own_loss(monkeypatch, mnist):
         assert torch.allclose(seen[-1](logits, labels), expected)
     assert not torch.allclose(seen[0](logits, labels), seen[1](logits, labels))
     assert "label smoothing 0.1" in recipe.describe()
+
+
+@pytest.mark.parametrize("optimizer, key", [("sgd", "momentum"), ("adam", "betas")])
+def test_a_one_cycle_recipe_says_the_momentum_its_optimizer_gets(optimizer, key):
+    """One-cycle replaces the config's momentum (Adam's first beta) with its own cycle; the recipe's sentence
+    must name what the optimizer is given, step by step, not the config's constant."""
+    recipe = Recipe(optimizer=optimizer, scheduler="onecycle", epochs=2, momentum=0.9, fused=None)
+    optimizer_ = recipe.make_optimizer(torch.nn.Linear(2, 2).parameters())
+    scheduler = recipe.make_scheduler(optimizer_, 50)
+    seen = []
+    for _ in range(100):
+        group = optimizer_.param_groups[0]
+        seen.append(group[key] if key == "momentum" else group[key][0])
+        optimizer_.step()
+        scheduler.step()
+    low, high = min(seen), max(seen)
+    assert (round(low, 6), round(high, 6)) == ONE_CYCLE_MOMENTUM and 0.9 not in seen
+    assert f"{high:g} → {low:g} → {high:g}" in recipe.describe() and not re.search(r"0\.9(?!\d)", recipe.describe())
+    constant = recipe.replace(scheduler="none")
+    assert ("Nesterov momentum 0.9" in constant.describe()) == (optimizer == "sgd") and "→" not in constant.describe()
