@@ -222,11 +222,18 @@ def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -
 
 def last_epochs_summary(history: History, threshold: float, last: int = 3) -> dict[str, Any]:
     """Test accuracy over the `last` epochs against `threshold` (%): the values, their minimum, whether
-    each meets it, and the best epoch of the whole run."""
+    each meets it, how far apart they lie (`spread`, points), and the best epoch of the whole run."""
     values = history.last("test_acc", last)
     best_epoch, best = history.best("test_acc")
     return {"last": values, "min_last": min(values), "met": len(history) >= last and min(values) >= threshold,
-            "best": best, "best_epoch": best_epoch, "final": values[-1]}
+            "spread": test_acc_spread(history, last), "best": best, "best_epoch": best_epoch, "final": values[-1]}
+
+
+def test_acc_spread(history: History, last: int) -> float:
+    """How far apart the test accuracies of the `last` epochs lie: highest minus lowest, in points. Small when
+    the weights have settled; at a constant learning rate they keep moving, and so does the score."""
+    values = history.last("test_acc", last)
+    return max(values) - min(values)
 
 
 def seed_table(histories: dict[int, History], threshold: float, last: int = 3) -> tuple[list[dict], dict]:
@@ -259,14 +266,16 @@ RUN_SUMMARY_LABELS = {"final_test_acc": "Final test accuracy (%)", "best_epoch":
 
 def run_summary(model: nn.Module, history: History, threshold: float = 99.4) -> dict[str, Any]:
     """What a results file records about one model's run tested after every epoch: its size, best and
-    final test accuracy, the last 3 epochs against `threshold`, the train − test gap and the time.
+    final test accuracy, the last 3 epochs against `threshold` and how far apart they (and the last 5) lie, the
+    train − test gap and the time.
     `RUN_SUMMARY_LABELS` names the ones a Result block shows."""
     final = last_epochs_summary(history, threshold)
     diagnosis = fitting_diagnosis(history)
     return {"params": count_parameters(model), "epochs": len(history),
             "best_test_acc": final["best"], "best_epoch": final["best_epoch"], "final_test_acc": final["final"],
             "min_last3_test_acc": final["min_last"], "last3_test_acc": final["last"],
-            "last3_met": final["met"], "final_train_acc": history["train_acc"][-1],
+            "last3_met": final["met"], "last3_spread": final["spread"], "last5_spread": test_acc_spread(history, 5),
+            "final_train_acc": history["train_acc"][-1],
             "mean_gap_last3": diagnosis["mean_gap"], "gaps": diagnosis["gaps"], "verdict": diagnosis["verdict"],
             "training_seconds": history.seconds, "images_per_s": sum(history["images_per_s"]) / len(history)}
 

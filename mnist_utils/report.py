@@ -170,7 +170,7 @@ class Report:
 
     notebook: str
     title: str
-    seed: int | None = None
+    seed: int | list[int] | None = None  # the run's seed, or its seeds; set once the config is read
     targets: list[Target] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
@@ -271,7 +271,8 @@ class Report:
         return "\n".join(lines)
 
     def result_markdown(self, metrics: dict[str, str] | None = None) -> str:
-        seed = f", seed {self.seed}" if self.seed is not None else ""
+        seeds = [self.seed] if isinstance(self.seed, int) else list(self.seed or [])
+        seed = f", seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" if seeds else ""
         header = (f"**Result** ({self.profile.name} profile{seed}, {self.device.type}, "
                   f"torch {torch.__version__.split('+')[0]})")
         lines = [header, ""]

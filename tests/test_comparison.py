@@ -103,14 +103,17 @@ def test_training_speed_leaves_model_and_random_state_alone():
 
 
 def speed_row(model: str, channels_last: float, bf16: float, on: bool, trains_in: str = "bfloat16") -> dict:
-    return {"model": model, "channels_last": channels_last, "bf16 + channels_last": bf16, "bf16 in its config": on,
+    return {"model": model, "channels_last": channels_last, "bf16 + channels_last": bf16,
+            "bf16 over channels_last": bf16 / channels_last, "bf16 in its config": on,
             "trains in": trains_in if on else "float32"}
 
 
 def test_bf16_choices_fit_the_speed_against_channels_last_in_float32_with_a_5_percent_margin():
     fast, marginal = speed_row("A", 100, 150, on=True), speed_row("B", 100, 104, on=False)
-    assert bf16_choices_fit([fast, marginal], native_bf16=True) == (True, "A 1.50× (on), B 1.04× (off)")
+    assert bf16_choices_fit([fast, marginal], native_bf16=True) == (True, "A 1.500× (on), B 1.040× (off)")
     assert bf16_choices_fit([speed_row("C", 100, 105, on=True)], native_bf16=True)[0]  # exactly 5% is enough
+    # just under the margin: refused, and the evidence shows why instead of rounding up to the margin
+    assert bf16_choices_fit([speed_row("D", 100, 104.6, on=True)], native_bf16=True) == (False, "D 1.046× (on)")
     assert not bf16_choices_fit([speed_row("A", 100, 150, on=False)], native_bf16=True)[0]  # faster, yet off
     assert not bf16_choices_fit([speed_row("B", 100, 104, on=True)], native_bf16=True)[0]  # on, but under 5%
     # Without native bf16 the configs' wishes do not matter: whether everything trains in float32 does.
@@ -131,10 +134,12 @@ def test_precision_speeds_measures_each_model_three_ways_and_says_what_its_recip
     for row in rows:
         assert min(row["float32"], row["channels_last"], row["bf16 + channels_last"]) > 0
         assert row["bf16 speed-up"] == pytest.approx(row["bf16 + channels_last"] / row["float32"])
+        assert row["bf16 over channels_last"] == pytest.approx(row["bf16 + channels_last"] / row["channels_last"])
     assert [(row["bf16 in its config"], row["trains in"]) for row in rows] == [
         (True, "bfloat16" if native else "float32"), (False, "float32")]
     shown = speed_table(rows)
     assert shown[0]["float32 (images/s)"] == round(rows[0]["float32"]) and shown[0]["bf16 speed-up"].endswith("×")
+    assert shown[0]["bf16 over channels_last (the rule's ratio)"] == f"{rows[0]['bf16 over channels_last']:.3f}×"
 
 
 # ---------------------------------------------------------------------------- comparing predictions

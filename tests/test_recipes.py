@@ -134,6 +134,7 @@ def test_run_summary_reads_size_best_last_epochs_and_gap():
     assert summary["params"] == 6_950 and summary["epochs"] == 4
     assert (summary["best_test_acc"], summary["best_epoch"], summary["final_test_acc"]) == (99.5, 2, 99.45)
     assert summary["min_last3_test_acc"] == 99.3 and not summary["last3_met"]
+    assert summary["last3_spread"] == pytest.approx(0.2) and summary["last5_spread"] == pytest.approx(0.5), "all 4"
     assert summary["verdict"] == "overfits" and summary["training_seconds"] == 4.0
 
 
