@@ -37,7 +37,7 @@ class ConvBNReLU(nn.Sequential):
 
 class Model_1(nn.Module):
     """Step 1 skeleton: two 3×3 convolutions, max-pool, 1×1 transition, three 3×3 convolutions and a 6×6
-    kernel as classifier, BatchNorm throughout: 6,950 parameters."""
+    kernel as classifier, BatchNorm after every convolution but that one: 6,950 parameters."""
 
     def __init__(self):
         super().__init__()
