@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from mnist_utils.config import PROJECT_ROOT, reports_dir
+from mnist_utils.config import PROJECT_ROOT, READS_RESULTS_OF, reports_dir
 from mnist_utils.run import execute_notebook, find_notebooks
 
 NOTEBOOKS = find_notebooks(PROJECT_ROOT / "notebooks", [])
@@ -26,14 +26,23 @@ def test_source_notebook_holds_no_outputs(path):
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    """One reports folder for the whole series, run in order: later notebooks read earlier ones' results."""
-    return tmp_path_factory.mktemp("reports")
+def smoke_run(tmp_path_factory):
+    """Runs a notebook in the smoke profile once, into one reports folder, after the notebooks whose results it
+    reads (config.READS_RESULTS_OF): any one case, run alone or in any order, finds what it needs."""
+    reports, outcomes = tmp_path_factory.mktemp("reports"), {}
+
+    def run(path):
+        if path.stem not in outcomes:
+            for stem in READS_RESULTS_OF[path.stem]:
+                run(path.with_name(f"{stem}.ipynb"))
+            outcomes[path.stem] = execute_notebook(path, reports, "smoke", 600)
+        return reports, outcomes[path.stem]
+    return run
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_the_smoke_profile(path, reports):
-    outcome = execute_notebook(path, reports, "smoke", 600)
+def test_notebook_runs_in_the_smoke_profile(path, smoke_run):
+    reports, outcome = smoke_run(path)
     assert outcome["status"] == "ok", outcome.get("error")
     smoke = reports_dir("smoke", reports)
     assert (smoke / f"{path.stem}.html").stat().st_size > 10_000
