@@ -215,6 +215,7 @@ def test_unreachable_mirror_fails_fast(tmp_path, monkeypatch):
     # and the download itself must never start. No network is touched.
     def hangs(*args, **kwargs):
         time.sleep(30)
+        raise TimeoutError("timed out")  # as a real connection gives up: the probe's thread ends cleanly
 
     def download(*args, **kwargs):
         raise AssertionError("the download started although the mirror was unreachable")
