@@ -27,7 +27,8 @@ from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler, precision_for
+from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
+                     precision_for)
 from .pretrained import FAMILIES, pretrained_for_mnist, resnet18_weights_available
 from .report import show_markdown
 
@@ -139,8 +140,8 @@ class Recipe:
         optimizer += (
             f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
             f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "")
-        augmentation = self.augment.describe() + (
-            f" (the last {self.clean_epochs} epochs without)".replace("last 1 epochs", "last epoch") if self.clean_epochs and self.augment.enabled else "")
+        clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
+        augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = f"{self.epochs} {'short ' if self.batches_per_epoch else ''}epoch{'s' * (self.epochs != 1)}"
         bf16 = ", bfloat16 arithmetic where the device has it" if self.bf16 else ""
         return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}{bf16}"
