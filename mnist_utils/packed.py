@@ -15,8 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models import SeededDropout
+
 SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
-             nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.Identity, nn.Sequential)
+             nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, SeededDropout, nn.Identity, nn.Sequential)
 
 
 class GroupedLinear(nn.Module):

@@ -101,12 +101,13 @@ def test_ctrl_c_stops_every_lane():
 def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
     monkeypatch.delenv("MNIST_LANES", raising=False)  # a lane count set from outside would win over the CPUs
     monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
-    assert draws_global_randomness(models.Model_2()) and not draws_global_randomness(models.Model_3())
-    assert not draws_global_randomness(models.Model_2(dropout=0.0))
+    assert draws_global_randomness(models.ExampleNet()) and not draws_global_randomness(models.Model_3())
     assert lanes_for([models.Model_3(), models.Model_3()], torch.device("cpu")) == 4
-    assert lanes_for([models.Model_3(), models.Model_2()], torch.device("cpu")) is None
+    assert lanes_for([models.Model_3(), models.ExampleNet()], torch.device("cpu")) is None  # torch's own dropout
     assert lanes_for([models.Model_3()], torch.device("cuda")) is None
-    # MiniVGG's and TwoBranchCNN's dropout draws from a generator of its own: they may train in lanes.
+    # Model_2's, MiniVGG's and TwoBranchCNN's dropout draws from a generator of its own: they may train in lanes.
+    assert not draws_global_randomness(models.Model_2())
+    assert lanes_for([models.Model_2(), models.Model_3()], torch.device("cpu")) == 4
     assert lanes_for([models.MiniVGG(widths=(16, 32, 64)), models.TwoBranchCNN()], torch.device("cpu")) == 4
 
 
@@ -139,6 +140,33 @@ def test_seeded_dropout_draws_the_same_masks_whatever_the_global_generator_does(
     assert torch.equal(dropout.eval()(x), x), "evaluation: no dropout"
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         models.SeededDropout(1.0)
+    # p = 0.5 (06's dense layers): a draw per element, exactly torch's Bernoulli mask from the layer's seed
+    torch.manual_seed(0)
+    dropout = models.SeededDropout(0.5).train()
+    expected = torch.empty_like(x).bernoulli_(0.5, generator=torch.Generator().manual_seed(dropout.seed)) * 2
+    assert torch.equal(dropout(x), expected)
+
+
+def test_sparse_dropout_drops_each_element_independently_with_probability_p():
+    torch.manual_seed(0)
+    dropout = models.SeededDropout(0.05).train()  # Model_2's p: the drops' positions are drawn, not a mask
+    assert dropout.p < dropout.SPARSE_BELOW
+    x = torch.ones(64, 16, 24, 24).contiguous(memory_format=torch.channels_last)
+    y = dropout(x)
+    assert y.is_contiguous(memory_format=torch.channels_last), "the layout the convolutions chose is kept"
+    assert y.unique().tolist() == [0.0, pytest.approx(1 / 0.95)], "kept ones scaled by 1/(1-p)"
+    dropped = torch.stack([dropout(torch.ones(1000)) == 0 for _ in range(2000)]).double()  # 2 million elements
+    rate = dropped.mean().item()
+    assert abs(rate - 0.05) < 5 * (0.05 * 0.95 / dropped.numel()) ** 0.5, rate  # within 5 standard errors
+    per_position = dropped.mean(dim=0)  # every position alike, the first and the last included
+    assert per_position.min() > 0.02 and per_position.max() < 0.085
+    both = (dropped[:, 1:] * dropped[:, :-1]).mean().item()  # neighbours: independent, so p² together
+    assert abs(both - 0.05 ** 2) < 5 * (0.05 ** 2 / dropped[:, 1:].numel()) ** 0.5, both
+    # Rounds too short to place every drop at once continue the same stream: the same drops as one round.
+    indices = dropout.dropped(100_000, torch.Generator().manual_seed(3))
+    assert torch.equal(dropout.dropped(100_000, torch.Generator().manual_seed(3), spare=-20.0), indices)
+    assert bool((indices.diff() > 0).all()) and 0 <= int(indices[0]) and int(indices[-1]) < 100_000
+    assert torch.equal(dropout.eval()(x), x), "evaluation: no dropout"
 
 
 def trained_alone_on_one_thread(recipe, data, seed):

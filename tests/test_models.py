@@ -53,8 +53,8 @@ def test_the_last_layer_sees_the_whole_digit(name):
 
 
 def test_model_3_is_model_2s_layout_without_dropout_and_under_6000_parameters():
-    assert any(isinstance(m, nn.Dropout) for m in models.Model_2().modules())
-    assert not any(isinstance(m, nn.Dropout) for m in models.Model_3().modules())
+    assert any(isinstance(m, models.SeededDropout) and m.p == 0.05 for m in models.Model_2().modules())
+    assert not any(isinstance(m, (nn.Dropout, models.SeededDropout)) for m in models.Model_3().modules())
     narrow = models.Model_3()
     same_layout = models.Model_2(dropout=0.0, widths=[m.out_channels for m in narrow.modules() if isinstance(m, nn.Conv2d)])
     assert [type(m) for m in same_layout.net] == [type(m) for m in narrow.net]
@@ -130,6 +130,8 @@ def test_packing_keeps_each_model_and_refuses_mixed_architectures():
     assert torch.allclose(packed.unpack(1)(x[:, 1:]), second(x[:, 1:]), atol=1e-6)
     with pytest.raises(ValueError, match="one architecture"):
         PackedModels([models.Model_1(), models.Model_2()])
+    with_dropout = PackedModels([models.Model_2(), models.Model_2()]).train()  # its SeededDropout packs too
+    assert with_dropout(x).shape == (3, 2, 10)
 
 
 def test_one_cycle_can_anneal_early_and_hold_the_final_rate():

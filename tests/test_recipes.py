@@ -89,6 +89,7 @@ def test_model_names_are_the_classes_of_models_py():
     names = model_names()
     assert {"Model_1", "Model_2", "Model_3", "MiniVGG"} <= set(names)
     assert all(issubclass(getattr(models, name), torch.nn.Module) for name in names)
+    assert not {"ConvBNReLU", "BasicBlock", "SeededDropout"} & set(names), "building blocks are not networks"
 
 
 def test_recipe_cut_for_the_smoke_profile():
