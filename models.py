@@ -52,8 +52,9 @@ class SeededDropout(nn.Module):
         """Which of `n` elements to drop (their indices, in order), each with probability p independently: the
         gaps from one drop to the next are geometric(p), so about p·n draws place them all, where a mask drawn
         element by element takes n (a twentieth at Model_2's p = 0.05). Each round draws the gaps expected for
-        what is left plus `spare` standard deviations, so one round almost always does; the next continues the
-        same stream, so the answer does not depend on `spare`."""
+        what is left plus `spare` standard deviations, so one round almost always does; a next round continues
+        the same stream, so this call's drops do not depend on `spare` (where the stream stands for the next
+        call does: keep it fixed)."""
         positions, decided = [], 0  # every element before `decided` is known to be dropped or kept
         while decided < n:
             expected = (n - decided) * self.p
