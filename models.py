@@ -40,11 +40,11 @@ class SeededDropout(nn.Module):
         if x.device not in self.generators:
             self.generators[x.device] = torch.Generator(x.device).manual_seed(self.seed)
         generator = self.generators[x.device]
-        if self.p < self.SPARSE_BELOW:
-            keep = torch.full_like(x, 1 / (1 - self.p))  # x's memory layout: a channels-last x stays so
-            flat = keep.as_strided((keep.numel(),), (1,))  # the fresh tensor's storage, element by element
-            flat.index_fill_(0, self.dropped(keep.numel(), generator), 0.0)
-            return x * keep
+        if self.p < self.SPARSE_BELOW and x.device.type == "cpu":  # on a GPU, a mask per element is cheap
+            scale = torch.full_like(x, 1 / (1 - self.p))  # x's layout: x * scale runs over matching strides
+            flat = scale.as_strided((scale.numel(),), (1,))  # dense, so its storage holds each element once
+            flat.index_fill_(0, self.dropped(scale.numel(), generator), 0.0)
+            return x * scale
         keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=generator)
         return x * keep / (1 - self.p)
 
@@ -55,16 +55,17 @@ class SeededDropout(nn.Module):
         what is left plus `spare` standard deviations, so one round almost always does; a next round continues
         the same stream, so this call's drops do not depend on `spare` (where the stream stands for the next
         call does: keep it fixed)."""
-        positions, decided = [], 0  # every element before `decided` is known to be dropped or kept
+        rounds = [torch.empty(0, dtype=torch.int64, device=generator.device)]  # n = 0: nothing to drop
+        decided = 0  # every element before `decided` is known to be dropped or kept
         while decided < n:
             expected = (n - decided) * self.p
-            draws = max(1, int(expected + spare * expected ** 0.5) + 16)
-            gaps = torch.empty(draws, dtype=torch.int64, device=generator.device).geometric_(self.p, generator=generator)
-            drops = gaps.cumsum_(0).add_(decided - 1)
-            positions.append(drops)
-            decided = int(drops[-1]) + 1
-        drops = torch.cat(positions)
-        return drops[drops < n]
+            draws = max(1, int(expected + spare * expected ** 0.5) + 16)  # + 16: a floor where p·n is small
+            gaps = torch.empty(draws, dtype=torch.int64, device=generator.device)
+            positions = gaps.geometric_(self.p, generator=generator).cumsum_(0).add_(decided - 1)
+            rounds.append(positions)
+            decided = int(positions[-1]) + 1
+        positions = torch.cat(rounds)
+        return positions[positions < n]
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

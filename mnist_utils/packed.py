@@ -19,6 +19,9 @@ from models import SeededDropout
 
 SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
              nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, SeededDropout, nn.Identity, nn.Sequential)
+# Dropout packs only when it drops nothing: one mask over the packed channels is not the mask each copy would
+# draw alone (from its own seed, over its own channels), so a copy would no longer train as it does alone.
+DROPOUT = (nn.modules.dropout._DropoutNd, SeededDropout)
 
 
 class GroupedLinear(nn.Module):
@@ -54,7 +57,8 @@ class PackedModels(nn.Module):
     """`models` (same architecture, each with its own weights) packed side by side.
 
     Input (N, copies, H, W): copy g classifies image stream g. Output (N, copies, classes).
-    Only plain sequential stacks of the layer types in SUPPORTED can be packed (Model_1 to Model_3).
+    Only plain sequential stacks of the layer types in SUPPORTED, without dropout, can be packed (Model_1,
+    Model_3, Model_2 without its dropout).
     """
 
     def __init__(self, models: Sequence[nn.Module]):
@@ -68,6 +72,9 @@ class PackedModels(nn.Module):
             if name and not isinstance(layer, SUPPORTED) and next(layer.children(), None) is None:
                 raise ValueError(f"cannot pack layer {name!r} ({type(layer).__name__}): only "
                                  f"{', '.join(t.__name__ for t in SUPPORTED)} are supported")
+            if isinstance(layer, DROPOUT) and layer.p > 0:
+                raise ValueError(f"cannot pack layer {name!r} ({type(layer).__name__}, p = {layer.p}): packed copies "
+                                 "would not draw the dropout masks each draws alone; train each seed with run_recipe")
         self.copies = len(models)
         self._template = (copy.deepcopy(models[0]).cpu(),)  # in a tuple: not a submodule, so not trained
         self.net = copy.deepcopy(models[0])

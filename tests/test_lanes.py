@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+import torch.nn as nn
 
 import models
 from mnist_utils import training
@@ -98,10 +99,11 @@ def test_ctrl_c_stops_every_lane():
     assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 
-def test_models_with_dropout_and_gpus_get_no_lanes(monkeypatch):
+def test_models_with_torchs_own_dropout_and_gpus_get_no_lanes(monkeypatch):
     monkeypatch.delenv("MNIST_LANES", raising=False)  # a lane count set from outside would win over the CPUs
     monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
     assert draws_global_randomness(models.ExampleNet()) and not draws_global_randomness(models.Model_3())
+    assert not draws_global_randomness(nn.Sequential(nn.Flatten(), nn.Dropout(0.0)))  # drops nothing: draws nothing
     assert lanes_for([models.Model_3(), models.Model_3()], torch.device("cpu")) == 4
     assert lanes_for([models.Model_3(), models.ExampleNet()], torch.device("cpu")) is None  # torch's own dropout
     assert lanes_for([models.Model_3()], torch.device("cuda")) is None
@@ -123,20 +125,28 @@ def test_make_notebooks_can_give_a_notebook_fewer_lanes_than_cpus(monkeypatch):
             lanes_for([models.Model_3()], torch.device("cpu"))
 
 
-def test_seeded_dropout_draws_the_same_masks_whatever_the_global_generator_does():
+@pytest.mark.parametrize("p", [0.5, 0.05])  # a draw per element (06), and drops placed by their gaps (Model_2)
+def test_seeded_dropout_draws_the_same_masks_whatever_the_global_generator_does(p):
     x = torch.ones(64, 512)
     masks = []
     for later_seed in (5, 9):  # what other work does to the global generator between build and training
         torch.manual_seed(0)
-        dropout = models.SeededDropout(0.5).train()  # built from the model's seed
+        dropout = models.SeededDropout(p).train()  # built from the model's seed
         torch.manual_seed(later_seed)
         masks.append(torch.stack([dropout(x), dropout(x)]))
     assert torch.equal(masks[0], masks[1]), "the same seed at build: the same masks"
     assert not torch.equal(masks[0][0], masks[0][1]), "a new mask for each batch"
+    torch.manual_seed(1)
+    assert not torch.equal(models.SeededDropout(p).train()(x), masks[0][0]), "another seed, other masks"
+    if p < models.SeededDropout.SPARSE_BELOW:  # the drops are where `dropped` puts them, from the layer's seed
+        torch.manual_seed(0)
+        dropout = models.SeededDropout(p).train()
+        expected = torch.full_like(x, 1 / (1 - p)).flatten().index_fill_(
+            0, dropout.dropped(x.numel(), torch.Generator().manual_seed(dropout.seed)), 0.0).view_as(x)
+        assert torch.equal(dropout(x), expected)
+        return
     kept = masks[0] > 0
     assert set(masks[0][kept].tolist()) == {2.0} and 0.45 < kept.float().mean() < 0.55  # kept ones scaled by 1/(1-p)
-    torch.manual_seed(1)
-    assert not torch.equal(models.SeededDropout(0.5).train()(x), masks[0][0]), "another seed, other masks"
     assert torch.equal(dropout.eval()(x), x), "evaluation: no dropout"
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         models.SeededDropout(1.0)
@@ -152,9 +162,18 @@ def test_sparse_dropout_drops_each_element_independently_with_probability_p():
     dropout = models.SeededDropout(0.05).train()  # Model_2's p: the drops' positions are drawn, not a mask
     assert dropout.p < dropout.SPARSE_BELOW
     x = torch.ones(64, 16, 24, 24).contiguous(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(dropout.seed)  # the layer's own stream, from its start
     y = dropout(x)
     assert y.is_contiguous(memory_format=torch.channels_last), "the layout the convolutions chose is kept"
     assert y.unique().tolist() == [0.0, pytest.approx(1 / 0.95)], "kept ones scaled by 1/(1-p)"
+    in_memory_order = y.permute(0, 2, 3, 1).flatten()  # channels_last stores (N, H, W, C)
+    assert torch.equal(torch.nonzero(in_memory_order == 0).flatten(), dropout.dropped(x.numel(), generator))
+    assert abs((y == 0).double().mean().item() - 0.05) < 0.002
+    strided = torch.randn(64, 32, 24, 24)[:, ::2]  # not dense: the scale is made dense, and covers every element
+    z = dropout(strided)
+    assert abs((z == 0).double().mean().item() - 0.05) < 0.002
+    assert torch.allclose(z[z != 0], strided[z != 0] / 0.95)
+    assert dropout.dropped(0, generator).numel() == 0 and dropout(torch.ones(0, 16, 4, 4)).shape == (0, 16, 4, 4)
     dropped = torch.stack([dropout(torch.ones(1000)) == 0 for _ in range(2000)]).double()  # 2 million elements
     rate = dropped.mean().item()
     assert abs(rate - 0.05) < 5 * (0.05 * 0.95 / dropped.numel()) ** 0.5, rate  # within 5 standard errors

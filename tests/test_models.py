@@ -1,4 +1,5 @@
 """Model_1..Model_3 (sizes, shapes, receptive fields), the shared recipe, and several seeds trained at once."""
+import copy
 import re
 
 import pytest
@@ -130,8 +131,13 @@ def test_packing_keeps_each_model_and_refuses_mixed_architectures():
     assert torch.allclose(packed.unpack(1)(x[:, 1:]), second(x[:, 1:]), atol=1e-6)
     with pytest.raises(ValueError, match="one architecture"):
         PackedModels([models.Model_1(), models.Model_2()])
-    with_dropout = PackedModels([models.Model_2(), models.Model_2()]).train()  # its SeededDropout packs too
-    assert with_dropout(x).shape == (3, 2, 10)
+    # Dropout would draw one mask over all copies, not each copy's own: refused, unless it drops nothing
+    for dropping in (models.Model_2(), nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(784, 10))):
+        with pytest.raises(ValueError, match="dropout masks.*run_recipe"):
+            PackedModels([dropping, copy.deepcopy(dropping)])
+    without_dropout = models.Model_2(dropout=0.0)
+    assert PackedModels([without_dropout, copy.deepcopy(without_dropout)]).train()(x).shape == (3, 2, 10)
+    assert PackedModels([nn.Sequential(nn.Flatten(), nn.Dropout(0.0), nn.Linear(784, 10))] * 2)(x).shape == (3, 2, 10)
 
 
 def test_one_cycle_can_anneal_early_and_hold_the_final_rate():
