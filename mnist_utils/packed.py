@@ -19,9 +19,12 @@ from models import SeededDropout
 
 SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
              nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, SeededDropout, nn.Identity, nn.Sequential)
-# Dropout packs only when it drops nothing: one mask over the packed channels is not the mask each copy would
-# draw alone (from its own seed, over its own channels), so a copy would no longer train as it does alone.
-DROPOUT = (nn.modules.dropout._DropoutNd, SeededDropout)
+
+
+def drops_out(model: nn.Module) -> bool:
+    """Whether `model` has dropout that drops something. Such a model packs only alone: one mask over several
+    copies' channels is not the mask each copy draws alone (from its own seed, over its own channels)."""
+    return any(isinstance(m, (nn.modules.dropout._DropoutNd, SeededDropout)) and m.p > 0 for m in model.modules())
 
 
 class GroupedLinear(nn.Module):
@@ -57,8 +60,8 @@ class PackedModels(nn.Module):
     """`models` (same architecture, each with its own weights) packed side by side.
 
     Input (N, copies, H, W): copy g classifies image stream g. Output (N, copies, classes).
-    Only plain sequential stacks of the layer types in SUPPORTED, without dropout, can be packed (Model_1,
-    Model_3, Model_2 without its dropout).
+    Only plain sequential stacks of the layer types in SUPPORTED can be packed (Model_1 to Model_3), and a
+    model with dropout only alone (see `drops_out`).
     """
 
     def __init__(self, models: Sequence[nn.Module]):
@@ -72,9 +75,9 @@ class PackedModels(nn.Module):
             if name and not isinstance(layer, SUPPORTED) and next(layer.children(), None) is None:
                 raise ValueError(f"cannot pack layer {name!r} ({type(layer).__name__}): only "
                                  f"{', '.join(t.__name__ for t in SUPPORTED)} are supported")
-            if isinstance(layer, DROPOUT) and layer.p > 0:
-                raise ValueError(f"cannot pack layer {name!r} ({type(layer).__name__}, p = {layer.p}): packed copies "
-                                 "would not draw the dropout masks each draws alone; train each seed with run_recipe")
+        if len(models) > 1 and drops_out(models[0]):
+            raise ValueError(f"cannot pack {len(models)} copies of {type(models[0]).__name__}: its dropout would draw "
+                             "one mask for them all, not each copy's own; pack one copy at a time (train_seeds does)")
         self.copies = len(models)
         self._template = (copy.deepcopy(models[0]).cpu(),)  # in a tuple: not a submodule, so not trained
         self.net = copy.deepcopy(models[0])

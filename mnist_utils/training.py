@@ -19,7 +19,7 @@ from .config import computing_on
 from .data import MNIST
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
 from .lanes import lanes_for, run_in_lanes
-from .packed import PackedModels, packed_loss, side_by_side
+from .packed import PackedModels, drops_out, packed_loss, side_by_side
 from .recipes import Recipe, build_model
 
 
@@ -100,8 +100,8 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
                 progress: bool = True) -> list[tuple[nn.Module, History]]:
     """`recipe` run once per seed (the recipe's seeds by default), each seed fixing its model's
     initialisation, data order and augmentation exactly as `run_recipe` would; but the models train packed
-    side by side (mnist_utils.packed), up to SEEDS_PER_PACK in one network, and the packs in lanes, one per
-    usable CPU (mnist_utils.lanes): both are faster on a CPU than one model after the other.
+    side by side (mnist_utils.packed), up to SEEDS_PER_PACK in one network (one, for a model with dropout), and
+    the packs in lanes, one per usable CPU (mnist_utils.lanes): both are faster on a CPU than one after another.
     Returns (trained model, history) per seed. The packs share the machine, so each history's `seconds` is the
     wall time of the whole run, testing after every epoch included, shared out over its epochs: the same total
     for every seed."""
@@ -114,7 +114,7 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
         raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; use "
                          "run_recipe for recipes with a validation split, a share of the data or short epochs")
     models = {seed: build_seeded(recipe, seed) for seed in seeds}  # in turn, here, before any lane starts
-    packs = seed_packs(seeds)
+    packs = seed_packs(seeds, 1 if drops_out(models[seeds[0]]) else SEEDS_PER_PACK)  # dropout: its own masks
     lanes = lanes_for(models.values(), device)
     packed = [PackedModels([models[seed] for seed in pack]) for pack in packs]  # new layers draw: here too
     start = time.perf_counter()

@@ -100,14 +100,15 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64):
+@pytest.mark.parametrize("architecture", ["Model_3", "Model_2"])  # Model_2's dropout: one copy to a pack
+def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, architecture):
     # In float32 a grouped convolution sums its 73,728 products per weight gradient in another order than a
     # plain one, and three updates grow that rounding to ~1e-4 on some CPUs; float64 leaves only the logic.
-    data, recipe = small(mnist, train=384), RECIPE.with_epochs(1)
+    data, recipe = small(mnist, train=384), RECIPE.with_epochs(1).replace(model=architecture)
     packed = train_seeds(recipe, data, torch.device("cpu"), seeds=[1, 2], progress=False)
     for seed, (model, history) in zip([1, 2], packed):
         seed_everything(seed)
-        alone = models.Model_3()
+        alone = getattr(models, architecture)()
         alone_history = train_recipe(alone, recipe, data, torch.device("cpu"), seed=seed, progress=None)
         assert history["lr"] == alone_history["lr"]
         assert history["train_loss"] == pytest.approx(alone_history["train_loss"], rel=1e-9)
@@ -133,8 +134,9 @@ def test_packing_keeps_each_model_and_refuses_mixed_architectures():
         PackedModels([models.Model_1(), models.Model_2()])
     # Dropout would draw one mask over all copies, not each copy's own: refused, unless it drops nothing
     for dropping in (models.Model_2(), nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(784, 10))):
-        with pytest.raises(ValueError, match="dropout masks.*run_recipe"):
+        with pytest.raises(ValueError, match="one mask for them all.*one copy at a time"):
             PackedModels([dropping, copy.deepcopy(dropping)])
+        assert PackedModels([dropping]).train()(x[:, :1]).shape == (3, 1, 10)  # alone, it draws its own masks
     without_dropout = models.Model_2(dropout=0.0)
     assert PackedModels([without_dropout, copy.deepcopy(without_dropout)]).train()(x).shape == (3, 2, 10)
     assert PackedModels([nn.Sequential(nn.Flatten(), nn.Dropout(0.0), nn.Linear(784, 10))] * 2)(x).shape == (3, 2, 10)
