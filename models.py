@@ -22,7 +22,8 @@ def check_input(model: nn.Module, x: torch.Tensor) -> None:
 class SeededDropout(nn.Module):
     """Dropout whose masks come from a generator of its own, seeded from torch's global generator when the
     layer is built (so by the model's seed): models train side by side in lanes, and masks drawn from the
-    shared global generator would depend on which lane drew first. 0 parameters."""
+    shared global generator would depend on which lane drew first. Masks follow x's memory order, so a recipe's
+    memory format is part of what its seed fixes. 0 parameters."""
 
     SPARSE_BELOW = 0.25  # below this p, drawing where the drops fall beats a draw per element (timed on a CPU)
 
