@@ -61,22 +61,34 @@ def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, An
     return rows
 
 
+class _ReachedPool(Exception):
+    """Raised by feature_map_size's hook: the shape is known, so the rest of the forward pass is not run."""
+
+
 @torch.no_grad()
 def feature_map_size(model: nn.Module, image_size: int, channels: int = 1) -> tuple[int, int]:
     """(height, width) of the map that `model`'s global average pooling receives for an `image_size`-pixel
-    square input: how much spatial detail survives to the last layer."""
+    square input: how much spatial detail survives to the last layer. The pass stops at the pooling, so
+    what comes after it (a head still on another device, say) is never run."""
     if not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image_size must be a positive whole number of pixels, got {image_size!r}")
     pool = next((m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)), None)
     if pool is None:
         raise ValueError(f"{type(model).__name__} has no nn.AdaptiveAvgPool2d to measure the feature map at")
     seen: list[tuple[int, int]] = []
-    handle = pool.register_forward_pre_hook(lambda module, inputs: seen.append(tuple(inputs[0].shape[-2:])))
+
+    def note_shape(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        seen.append(tuple(inputs[0].shape[-2:]))
+        raise _ReachedPool
+
+    handle = pool.register_forward_pre_hook(note_shape)
     was_training = model.training
     device = next(model.parameters()).device
     try:
         model.eval()  # eval: a probe must not move BatchNorm's running statistics
         model(torch.zeros(1, channels, image_size, image_size, device=device))
+    except _ReachedPool:
+        pass
     finally:
         handle.remove()
         model.train(was_training)

@@ -232,6 +232,16 @@ def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothin
         feature_map_size(models.OneBlockVGG(), 28)
 
 
+def test_feature_map_size_stops_at_the_pooling_so_a_head_elsewhere_is_never_run():
+    # Notebook 05 moves a backbone to the GPU and leaves its head on the CPU; a float64 head stands in for
+    # that here: running it on the backbone's float32 features would fail, as the CPU head did on CUDA.
+    head = nn.Linear(64, 10).double()
+    calls = []
+    head.register_forward_pre_hook(lambda module, inputs: calls.append(1))
+    model = nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+    assert feature_map_size(model, 12) == (12, 12) and calls == []
+
+
 def test_linear_probe_on_raw_pixels_separates_digits(mnist):
     result = linear_probe(nn.Flatten(), Batches(mnist.train.head(1000), 250),
                                 Batches(mnist.test.head(500), 250), torch.device("cpu"), epochs=5, lr=3e-3)
