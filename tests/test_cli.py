@@ -118,7 +118,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, step3_checkpoint
 def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mnist_utils", "predict", "--model", str(tmp_path / "x"), "y.png"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(  # the project first, then what the caller had
+                              filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))})
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: No checkpoint at") and len(done.stderr.splitlines()) == 1
 
