@@ -276,7 +276,8 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
     signal (see Stop; `stop` is the run's, else one for this notebook) shuts the kernel down and gives
-    status interrupted; then the previous run's executed copy, HTML and results stay as they were.
+    status interrupted; then the previous run's executed copy, HTML and results stay as they were. An HTML
+    report that cannot be rendered is status error too, but the executed copy and the results are kept.
     """
     path, reports_dir = Path(path).resolve(), Path(reports_dir).resolve()
     folder = profile_reports_dir(profile, reports_dir)
@@ -345,19 +346,25 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         stack.close()
     seconds = time.monotonic() - started
 
+    cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
     if status == "interrupted":  # an unfinished run replaces nothing
         _discard(pending)
         if (folder / f"{path.stem}.html").exists():
             error += "; the report and results shown are the previous run's"
-    else:
+    else:  # the executed copy and the results first: a report that cannot be rendered loses neither
         if nb is not None:
             write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
-            exporter = HTMLExporter(template_name="lab", embed_images=True)
-            body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-            write_atomic(folder / f"{path.stem}.html", body.encode())
         _publish_results(pending, folder / "results", path.stem)
-
-    cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
+        if nb is not None:
+            try:
+                exporter = HTMLExporter(template_name="lab", embed_images=True)
+                body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+                write_atomic(folder / f"{path.stem}.html", body.encode())
+            except Exception as exc:  # e.g. nbconvert installed without its templates
+                (folder / f"{path.stem}.html").unlink(missing_ok=True)  # the previous run's is not this one's
+                problem = (f"its HTML report could not be written ({type(exc).__name__}: {_first_line(exc)}); "
+                           f"the executed notebook is {folder / path.stem}.ipynb")
+                status, error = "error", f"{error}; {problem}" if error else problem
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
             "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 

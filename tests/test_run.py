@@ -193,6 +193,28 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert "Old numbers" not in index and "Tiny but fine" in index
 
 
+def test_a_report_that_cannot_be_rendered_loses_neither_the_executed_copy_nor_the_results(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    path = make_notebook(tmp_path / "nb", "01_fine", "from mnist_utils.report import Report\n"
+                         "Report('01_fine', 'Fine').record(acc=99.5)")
+    reports = tmp_path / "reports"
+    (reports / "smoke").mkdir(parents=True)
+    (reports / "smoke" / "01_fine.html").write_text("the previous run's report")
+
+    class BrokenExporter:  # what nbconvert installed without its templates does
+        def __init__(self, **kwargs):
+            raise ValueError("No template sub-directory with name 'lab' found")
+
+    monkeypatch.setattr(run, "HTMLExporter", BrokenExporter)
+    entry = run.execute_notebook(path, reports, "smoke", timeout=120)
+
+    assert entry["status"] == "error" and "HTML report could not be written" in entry["error"]
+    assert "No template sub-directory" in entry["error"] and entry["cpu_seconds"] is not None
+    smoke = reports / "smoke"
+    assert (smoke / "01_fine.ipynb").exists() and json.loads((smoke / "results" / "01_fine.json").read_text())
+    assert not (smoke / "01_fine.html").exists(), "an older run's report must not pass for this run's"
+
+
 def test_the_timeout_is_for_the_whole_notebook(tmp_path: Path) -> None:
     # Each sleep(3) fits in a 5 s limit on its own; together they do not, so a whole-notebook limit
     # stops the second one, long before the sleep(30).
