@@ -346,13 +346,19 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         stack.close()
     seconds = time.monotonic() - started
 
+    # Read before a failed rendering below can make the status an error: the kernel's CPU time was measured.
     cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
     if status == "interrupted":  # an unfinished run replaces nothing
         _discard(pending)
         if (folder / f"{path.stem}.html").exists():
             error += "; the report and results shown are the previous run's"
-    else:  # the executed copy and the results first: a report that cannot be rendered loses neither
-        if nb is not None:
+    else:
+        # The previous run's report goes first, so that whatever fails below, the index never links it as this
+        # run's; then the executed copy and the results, so that a report that cannot be rendered loses neither.
+        (folder / f"{path.stem}.html").unlink(missing_ok=True)
+        if nb is None:  # the notebook could not even be read: no executed copy of this run
+            (folder / f"{path.stem}.ipynb").unlink(missing_ok=True)
+        else:
             write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
         _publish_results(pending, folder / "results", path.stem)
         if nb is not None:
@@ -361,10 +367,10 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
                 body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
                 write_atomic(folder / f"{path.stem}.html", body.encode())
             except Exception as exc:  # e.g. nbconvert installed without its templates
-                (folder / f"{path.stem}.html").unlink(missing_ok=True)  # the previous run's is not this one's
                 problem = (f"its HTML report could not be written ({type(exc).__name__}: {_first_line(exc)}); "
                            f"the executed notebook is {folder / path.stem}.ipynb")
-                status, error = "error", f"{error}; {problem}" if error else problem
+                status = "error" if status == "ok" else status  # a timeout stays a timeout
+                error = f"{error}; {problem}" if error else problem
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
             "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 
@@ -410,7 +416,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
                  "error": None}
         try:
             entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop, nice, cpus_each)
-        except BaseException as exc:  # noqa: BLE001 - e.g. its HTML could not be written: the series goes on
+        except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the series goes on
             entry["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
         finally:
             done.put((path.stem, entry))  # always: the loop below waits for it

@@ -193,25 +193,33 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert "Old numbers" not in index and "Tiny but fine" in index
 
 
-def test_a_report_that_cannot_be_rendered_loses_neither_the_executed_copy_nor_the_results(tmp_path: Path,
-                                                                                         monkeypatch) -> None:
+@pytest.mark.parametrize("last_cell, status, first_error", [
+    ("pass", "error", "its HTML report could not be written"),
+    ("raise ValueError('boom')", "error", "ValueError: boom"),
+    ("import time\ntime.sleep(30)", "timeout", "notebook exceeded its 8 s limit"),
+])
+def test_a_report_that_cannot_be_rendered_loses_neither_the_executed_copy_nor_the_results(
+        tmp_path: Path, monkeypatch, last_cell: str, status: str, first_error: str) -> None:
     path = make_notebook(tmp_path / "nb", "01_fine", "from mnist_utils.report import Report\n"
-                         "Report('01_fine', 'Fine').record(acc=99.5)")
-    reports = tmp_path / "reports"
-    (reports / "smoke").mkdir(parents=True)
-    (reports / "smoke" / "01_fine.html").write_text("the previous run's report")
+                         "Report('01_fine', 'Fine').record(acc=99.5)", last_cell)
+    smoke = tmp_path / "reports" / "smoke"
+    smoke.mkdir(parents=True)
+    (smoke / "01_fine.html").write_text("the previous run's report")
 
     class BrokenExporter:  # what nbconvert installed without its templates does
         def __init__(self, **kwargs):
             raise ValueError("No template sub-directory with name 'lab' found")
 
     monkeypatch.setattr(run, "HTMLExporter", BrokenExporter)
-    entry = run.execute_notebook(path, reports, "smoke", timeout=120)
+    entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=8)
 
-    assert entry["status"] == "error" and "HTML report could not be written" in entry["error"]
-    assert "No template sub-directory" in entry["error"] and entry["cpu_seconds"] is not None
-    smoke = reports / "smoke"
-    assert (smoke / "01_fine.ipynb").exists() and json.loads((smoke / "results" / "01_fine.json").read_text())
+    assert entry["status"] == status, "a failed rendering makes a run an error, and leaves a timeout a timeout"
+    assert entry["error"].startswith(first_error) and "No template sub-directory" in entry["error"]
+    assert entry["error"].endswith(f"the executed notebook is {smoke.resolve() / '01_fine.ipynb'}")
+    if status == "error" and last_cell == "pass" and Path("/proc/self/stat").exists():
+        assert entry["cpu_seconds"] is not None, "the kernel's CPU time was measured: the rendering does not lose it"
+    assert nbformat.read(smoke / "01_fine.ipynb", as_version=4).cells[1].execution_count == 1, "this run's copy"
+    assert json.loads((smoke / "results" / "01_fine.json").read_text())["metrics"]["acc"] == 99.5
     assert not (smoke / "01_fine.html").exists(), "an older run's report must not pass for this run's"
 
 
