@@ -86,12 +86,14 @@ def feature_map_size(model: nn.Module, image_size: int, channels: int = 1) -> tu
     device = next(model.parameters()).device
     try:
         model.eval()  # eval: a probe must not move BatchNorm's running statistics
-        model(torch.zeros(1, channels, image_size, image_size, device=device))
-    except _ReachedPool:
-        pass
+        with contextlib.suppress(_ReachedPool):
+            model(torch.zeros(1, channels, image_size, image_size, device=device))
     finally:
         handle.remove()
         model.train(was_training)
+    if not seen:
+        raise ValueError(f"{type(model).__name__}'s forward pass never calls its nn.AdaptiveAvgPool2d module: "
+                         "no map reaches it to measure")
     return seen[0]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import models
 from mnist_utils import pretrained
@@ -233,13 +234,27 @@ def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothin
 
 
 def test_feature_map_size_stops_at_the_pooling_so_a_head_elsewhere_is_never_run():
-    # Notebook 05 moves a backbone to the GPU and leaves its head on the CPU; a float64 head stands in for
-    # that here: running it on the backbone's float32 features would fail, as the CPU head did on CUDA.
-    head = nn.Linear(64, 10).double()
+    # Notebook 05 moves a backbone to the GPU and leaves its head on the CPU: running that head fails. Here the
+    # head only counts its calls; the probe must make none, and leave the model as it found it.
     calls = []
+    head = nn.Linear(64, 10)
     head.register_forward_pre_hook(lambda module, inputs: calls.append(1))
     model = nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
     assert feature_map_size(model, 12) == (12, 12) and calls == []
+    assert model(torch.zeros(2, 1, 12, 12)).shape == (2, 10) and calls == [1], "the probe's hook is gone"
+
+
+def test_feature_map_size_names_a_pooling_module_that_the_forward_pass_never_calls():
+    class PoolsByFunction(nn.Module):  # holds the module, but pools with the function
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool = nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            return F.adaptive_avg_pool2d(self.conv(x), 1)
+
+    with pytest.raises(ValueError, match="PoolsByFunction's forward pass never calls its nn.AdaptiveAvgPool2d"):
+        feature_map_size(PoolsByFunction(), 12)
 
 
 def test_linear_probe_on_raw_pixels_separates_digits(mnist):
