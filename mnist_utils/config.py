@@ -78,7 +78,7 @@ BUDGET_MINUTES = {
     "00_eda": 0.5,
     "01_step1_skeleton": 3.5,  # 15 epochs of Model_1 on one thread: 2.7 to 3.3 minutes in the last six runs
     "02_step2_gap_dropout": 3.0,
-    "03_step3_augment_onecycle": 9.0,  # 5.5 alone, in two lanes; 8.5 in one, beside another notebook
+    "03_step3_augment_onecycle": 10.0,  # alone, in two lanes, 5.5; in one, beside another, 8.0 and 9.5 (last two runs)
     "04_vgg_resnet_blocks": 6.0,  # four trainings, one at a time beside another notebook: 4.5 to 5.5 minutes
     "05_pretrained_finetune": 3.5,
     "06_cnn_comparison": 13.0,  # 8 alone, in two lanes; 12 in one, beside another notebook
