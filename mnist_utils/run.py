@@ -162,6 +162,17 @@ def _discard(pending: Path) -> None:
     shutil.rmtree(pending, ignore_errors=True)
 
 
+def _render_html(nb: Any, html: Path) -> str | None:
+    """Write `nb` as an HTML report to `html`; None when done, else what went wrong, in a line."""
+    try:
+        exporter = HTMLExporter(template_name="lab", embed_images=True)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
+        write_atomic(html, body.encode())
+    except Exception as exc:  # e.g. nbconvert installed without its templates
+        return f"its HTML report could not be written ({type(exc).__name__}: {_first_line(exc)})"
+    return None
+
+
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
                      kernel_name: str | None = None, stop: Stop | None = None, nice: int = 0,
                      lanes: int | None = None) -> dict[str, Any]:
@@ -245,29 +256,25 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
     # Read before a failed rendering below can make the status an error: the kernel's CPU time was measured.
     cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
+    executed, html = folder / f"{path.stem}.ipynb", folder / f"{path.stem}.html"
     if status == "interrupted":  # an unfinished run replaces nothing
         _discard(pending)
-        if (folder / f"{path.stem}.html").exists():
+        if html.exists():
             error += "; the report and results shown are the previous run's"
     else:
         # The previous run's report goes first, so that whatever fails below, the index never links it as this
         # run's; then the executed copy and the results, so that a report that cannot be rendered loses neither.
-        (folder / f"{path.stem}.html").unlink(missing_ok=True)
+        html.unlink(missing_ok=True)
         if nb is None:  # the notebook could not even be read: no executed copy of this run
-            (folder / f"{path.stem}.ipynb").unlink(missing_ok=True)
+            executed.unlink(missing_ok=True)
         else:
-            write_atomic(folder / f"{path.stem}.ipynb", nbformat.writes(nb).encode())
+            write_atomic(executed, nbformat.writes(nb).encode())
         _publish_results(pending, folder / "results", path.stem)
-        if nb is not None:
-            try:
-                exporter = HTMLExporter(template_name="lab", embed_images=True)
-                body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-                write_atomic(folder / f"{path.stem}.html", body.encode())
-            except Exception as exc:  # e.g. nbconvert installed without its templates
-                problem = (f"its HTML report could not be written ({type(exc).__name__}: {_first_line(exc)}); "
-                           f"the executed notebook is {folder / path.stem}.ipynb")
-                status = "error" if status == "ok" else status  # a timeout stays a timeout
-                error = f"{error}; {problem}" if error else problem
+        problem = None if nb is None else _render_html(nb, html)
+        if problem:
+            status = "error" if status == "ok" else status  # a timeout stays a timeout
+            problem += f"; the executed notebook is {executed}"
+            error = f"{error}; {problem}" if error else problem
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
             "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 
