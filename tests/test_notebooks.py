@@ -23,6 +23,8 @@ def test_source_notebook_holds_no_outputs(path):
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear outputs before committing"
     assert notebook.metadata.kernelspec.name == "mnist-notebooks"
+    ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]  # as written, before nbformat fills any
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: every cell needs an id of its own (nbformat 4.5)"
 
 
 @pytest.fixture(scope="module")
