@@ -183,6 +183,58 @@ def choose_members(predictions: dict[str, Predictions], rounds: int | None = Non
     return rows
 
 
+
+@dataclass
+class Choice:
+    """What held-out predictions choose (`choose_on`): each candidate's temperature, the rounds of the greedy
+    ensemble selection over the calibrated candidates, and the best single candidate by accuracy."""
+
+    temperature: dict[str, float]
+    selection: list[dict[str, Any]]
+    best: str
+
+    @property
+    def members(self) -> list[str]:
+        """The ensemble's members in the order chosen; a repeat is a larger weight."""
+        return [row["added"] for row in self.selection]
+
+
+def choose_on(predictions: dict[str, Predictions]) -> Choice:
+    """The whole choice notebook 06 makes from held-out predictions: a temperature per candidate
+    (`fit_temperature`), the ensemble by greedy selection on the calibrated candidates (`choose_members`), the
+    best single candidate by accuracy (ties: the first given). Feed it validation predictions only."""
+    temperature = {name: fit_temperature(p) for name, p in predictions.items()}
+    selection = choose_members({name: with_temperature(p, temperature[name]) for name, p in predictions.items()})
+    return Choice(temperature, selection, max(predictions, key=lambda name: predictions[name].accuracy))
+
+
+def _images(predictions: Predictions, index: torch.Tensor) -> Predictions:
+    return Predictions(predictions.labels[index], predictions.predicted[index], predictions.probabilities[index])
+
+
+def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: int) -> list[dict[str, Any]]:
+    """How `choose_on` does on images it did not choose on, from held-out predictions alone: each of `halvings`
+    seeded random halvings of the images, both ways round, chooses on one half and scores on the other. One
+    row per fold: the best single candidate, the ensemble's members, and `gain`, the images of the scoring
+    half the ensemble gets right minus those the best single gets right (positive: the ensemble is ahead)."""
+    _same_images(list(predictions.values()))
+    count = len(next(iter(predictions.values())).labels)
+    if count < 2:
+        raise ValueError(f"need at least 2 held-out images to halve, got {count}")
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for halving in range(1, halvings + 1):
+        order = torch.randperm(count, generator=generator)
+        halves = order[:count // 2], order[count // 2:]
+        for choose, score in (halves, halves[::-1]):
+            choice = choose_on({name: _images(p, choose) for name, p in predictions.items()})
+            scored = {name: _images(predictions[name], score) for name in {choice.best, *choice.members}}
+            combined = ensemble([with_temperature(scored[m], choice.temperature[m]) for m in choice.members])
+            rows.append({"halving": halving, "images": len(score), "best single": choice.best,
+                         "ensemble": " + ".join(choice.members),
+                         "gain": int(combined.correct.sum() - scored[choice.best].correct.sum())})
+    return rows
+
 def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
     """counts[i, j]: images that models i and j both get wrong; the diagonal holds each model's errors."""
     _same_images(predictions)

@@ -295,3 +295,44 @@ def test_temperature_scaling_finds_the_overconfidence_it_undoes_and_keeps_the_an
     assert torch.allclose(with_temperature(overconfident, 1.0).probabilities, sure, atol=1e-6)
     modest = with_temperature(overconfident, 4.0)  # as flat as a label-smoothed model's: sharpened back
     assert fit_temperature(modest) == pytest.approx(0.5, rel=0.05)
+
+
+def test_the_choice_is_the_temperatures_the_greedy_members_and_the_most_accurate_single():
+    from mnist_utils.evaluation import choose_members, choose_on, fit_temperature, with_temperature
+
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 10, (400,), generator=generator)
+    candidates = {}
+    for name, noise in (("sharp", 1.0), ("blurred", 3.0), ("worst", 6.0)):
+        logits = 4 * torch.nn.functional.one_hot(labels, 10).float() + noise * torch.randn(400, 10, generator=generator)
+        probabilities = torch.softmax(logits, dim=1)
+        candidates[name] = Predictions(labels, probabilities.argmax(dim=1), probabilities)
+    choice = choose_on(candidates)
+    assert choice.temperature == {name: fit_temperature(p) for name, p in candidates.items()}
+    calibrated = {name: with_temperature(p, choice.temperature[name]) for name, p in candidates.items()}
+    assert choice.selection == choose_members(calibrated)
+    assert choice.members == [row["added"] for row in choice.selection]
+    assert choice.best == "sharp" == max(candidates, key=lambda name: candidates[name].accuracy)
+
+
+def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the_best_single():
+    from mnist_utils.evaluation import choice_on_halves
+
+    def row(top, p):
+        return [p if c == top else (1 - p) / 9 for c in range(10)]
+
+    # Two partners, each wrong (unsure) where the other is right (sure): averaged, every image is right,
+    # while the better single model misses a quarter of them.
+    labels = [i % 10 for i in range(80)]
+    left = soft(labels, [row(y, 0.95) if i % 4 else row((y + 1) % 10, 0.4) for i, y in enumerate(labels)])
+    right = soft(labels, [row(y, 0.95) if i % 4 != 1 else row((y + 1) % 10, 0.4) for i, y in enumerate(labels)])
+    rows = choice_on_halves({"left": left, "right": right}, halvings=3, seed=0)
+    assert [r["halving"] for r in rows] == [1, 1, 2, 2, 3, 3] and all(r["images"] == 40 for r in rows)
+    for r in rows:
+        assert set(r["ensemble"].split(" + ")) == {"left", "right"}
+        assert r["gain"] > 0, "the pair fixes the single model's mistakes and breaks nothing"
+    assert choice_on_halves({"left": left, "right": right}, halvings=3, seed=0) == rows, "seeded: the same folds"
+    # One model alone: the ensemble is that model, so it gains nothing on any fold.
+    assert [r["gain"] for r in choice_on_halves({"left": left}, halvings=2, seed=1)] == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="at least 2"):
+        choice_on_halves({"left": soft([3], [row(3, 0.9)])}, halvings=1, seed=0)
