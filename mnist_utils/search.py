@@ -146,23 +146,26 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
     return rows
 
 
-def search_record(path: Path | str) -> list[dict[str, Any]]:
-    """The search file's record as a table, one row per candidate in the file's order (those run so far):
-    what was changed, the size, every seed's lowest test accuracy of its last epochs, and the verdict."""
+def recorded_candidates(path: Path | str) -> list[dict[str, Any]]:
+    """The record's rows of the search file's candidates, in the file's order (those run so far), as recorded
+    (`summarise`: numbers, for checks to compute with)."""
     spec = read_search(path)
     record_path, rows = _record(spec)
     if not record_path.exists():
         raise FileNotFoundError(f"{record_path} does not exist yet: run python -m mnist_utils.search {path}")
-    table = []
-    for changes, recipe in zip(spec["candidates"], candidate_recipes(spec)):
-        row = next((row for row in rows if _same_run(row, changes, recipe)), None)  # as run_search matches them
-        if row is None:
-            continue
-        table.append({"changes": ", ".join(changes) or "(none: the starting point)", "parameters": row["parameters"],
-                      f"lowest of the last {LAST_EPOCHS} epochs, per seed": " ".join(f"{a:.2f}" for a in row["lowest_last3"]),
-                      "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}",
-                      "final accuracy, mean": row["final_mean"], "minutes": row["seconds"] / 60})
-    return table
+    found = (next((row for row in rows if _same_run(row, changes, recipe)), None)  # as run_search matches them
+             for changes, recipe in zip(spec["candidates"], candidate_recipes(spec)))
+    return [row for row in found if row is not None]
+
+
+def search_record(path: Path | str) -> list[dict[str, Any]]:
+    """The search file's record as a table, one row per candidate in the file's order (those run so far):
+    what was changed, the size, every seed's lowest test accuracy of its last epochs, and the verdict."""
+    return [{"changes": ", ".join(row["changes"]) or "(none: the starting point)", "parameters": row["parameters"],
+             f"lowest of the last {LAST_EPOCHS} epochs, per seed": " ".join(f"{a:.2f}" for a in row["lowest_last3"]),
+             "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}",
+             "final accuracy, mean": row["final_mean"], "minutes": row["seconds"] / 60}
+            for row in recorded_candidates(path)]
 
 
 def main(argv: Iterable[str] | None = None) -> int:
