@@ -1,0 +1,75 @@
+"""What a notebook's prose says about its config, the config says: a changed config fails here, naming the
+sentence to update, instead of leaving a tutorial that describes a recipe it no longer runs."""
+import json
+import math
+from fractions import Fraction
+
+import yaml
+
+from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.recipes import load_config
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+PART_OF = {Fraction(1, 5): "fifth", Fraction(1, 4): "quarter", Fraction(1, 12): "twelfth"}  # as the prose words them
+
+
+def prose(stem: str) -> str:
+    """The markdown cells of notebooks/`stem`.ipynb, every run of white space one space."""
+    cells = json.loads((PROJECT_ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
+    return " ".join(" ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown").split())
+
+
+def power_of_ten(x: float) -> str:
+    """5e-4 as the prose writes it, 5·10⁻⁴; 1e-4 as 10⁻⁴."""
+    exponent = math.floor(math.log10(x))
+    mantissa = round(x / 10**exponent, 6)
+    power = "10" + str(exponent).translate(SUPERSCRIPT)
+    return power if mantissa == 1 else f"{mantissa:g}·{power}"
+
+
+def part(x: float) -> str:
+    return PART_OF[Fraction(x).limit_denominator(100)]
+
+
+def missing(stem: str, phrases: list[str]) -> list[str]:
+    text = prose(stem)
+    return [phrase for phrase in phrases if phrase not in text]
+
+
+def test_the_words_for_numbers_are_right():
+    assert power_of_ten(5e-4) == "5·10⁻⁴" and power_of_ten(1e-4) == "10⁻⁴" and power_of_ten(0.002) == "2·10⁻³"
+    assert part(0.2) == "fifth" and part(1 / 12) == "twelfth"
+    assert missing("03_step3_augment_onecycle", ["a random rotation within ±7°", "within ±70°"]) == ["within ±70°"]
+
+
+def test_step3_prose_states_its_config():
+    recipe = load_config("step3")
+    augment, start = recipe.augment, recipe.lr / recipe.div_factor
+    fresh = yaml.safe_load((PROJECT_ROOT / "configs/searches/step3_fresh.yaml").read_text())["candidates"][0]
+    fresh_seeds = yaml.safe_load(fresh[0].split("=", 1)[1])
+    assert missing("03_step3_augment_onecycle", [
+        f"a random rotation within ±{augment.rotation:g}°", f"a random shift within ±{100 * augment.translate:g}%",
+        f"a random zoom between {100 * augment.scale[0]:g}% and {100 * augment.scale[1]:g}%",
+        f"The last {recipe.clean_epochs} epochs", f"warm up from {start:g} to a peak of {recipe.lr:g}",
+        f"over the first {part(recipe.pct_start)} of the run", f"anneal to {start / recipe.final_div_factor:g}",
+        f"weight decay of {power_of_ten(recipe.weight_decay)}", f"batches of {recipe.batch_size}",
+        f"Five fresh seeds, {fresh_seeds[0]} to {fresh_seeds[-1]}",
+    ]) == [], "notebook 03's Target or its fresh-seed section no longer states configs/step3.yaml: update them"
+    assert len(fresh_seeds) == 5 and fresh == [f"seeds=[{','.join(map(str, fresh_seeds))}]"]
+
+
+def test_the_cnn_protocol_prose_states_its_configs():
+    protocol, minivgg, twobranch = (load_config(name) for name in ("cnn_simple", "cnn_minivgg", "cnn_twobranch"))
+    smoothing, short_epoch = protocol.label_smoothing, protocol.batches_per_epoch * protocol.batch_size
+    widths = minivgg.model_args["widths"]
+    assert missing("06_cnn_comparison", [
+        f"One {part(protocol.val_fraction)} of the training set ({round(60_000 * protocol.val_fraction):,} images)",
+        f"over the first {part(protocol.pct_start)} from 1/{protocol.div_factor:g} of the peak up to the peak, "
+        f"{power_of_ten(protocol.lr)}",
+        f"**Label smoothing** (ε = {smoothing:g})",
+        f"aims at {1 - smoothing + smoothing / 10:g} for the true digit and {smoothing / 10:g} for each of the others",
+        f"an \"epoch\" here is {protocol.batches_per_epoch} batches ({short_epoch:,} images",
+        f"every {short_epoch:,} images", f"ends a run after {protocol.patience} epochs without a lower validation loss",
+        f"to {', '.join(map(str, widths[:-1]))} and {widths[-1]} channels",
+        f"weight decay ({power_of_ten(twobranch.weight_decay)},",
+    ]) == [], "notebook 06's protocol no longer states configs/cnn_*.yaml: update it"
