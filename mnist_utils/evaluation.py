@@ -146,12 +146,24 @@ def fit_temperature(predictions: Predictions, lowest: float = 0.1, highest: floa
     that gives `predictions` the lowest log-loss: temperature scaling (Guo et al., 2017), fitted on held-out
     images. A model trained on smoothed labels aims at 0.91 for its answer, never 1, so its raw log-loss
     measures that aim more than its mistakes; once each model is calibrated, log-loss ranks them by how right
-    and how sure they are again. A grid, not an optimiser: the same predictions always give the same choice."""
+    and how sure they are again. A grid, not an optimiser: the same predictions always give the same choice.
+    The log-loss is convex in 1/T, so along the grid it falls, then rises: a binary search for the first point
+    whose next one is no lower finds the grid's minimum from about 18 of its losses instead of all of them."""
     temperatures = torch.logspace(math.log10(lowest), math.log10(highest), steps, dtype=torch.float64)
     log_p = predictions.probabilities.double().clamp_min(1e-12).log()
-    losses = torch.stack([-torch.log_softmax(log_p / t, dim=1).gather(1, predictions.labels[:, None]).mean()
-                          for t in temperatures])
-    return temperatures[losses.argmin()].item()
+    true = predictions.labels[:, None]
+
+    def loss(i: int) -> torch.Tensor:
+        return -torch.log_softmax(log_p / temperatures[i], dim=1).gather(1, true).mean()
+
+    low, high = 0, steps - 1
+    while low < high:
+        middle = (low + high) // 2
+        if loss(middle + 1) < loss(middle):
+            low = middle + 1
+        else:
+            high = middle
+    return temperatures[low].item()
 
 
 def choose_members(predictions: dict[str, Predictions], rounds: int | None = None) -> list[dict[str, Any]]:

@@ -336,3 +336,18 @@ def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the
     assert [r["gain"] for r in choice_on_halves({"left": left}, halvings=2, seed=1)] == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="at least 2"):
         choice_on_halves({"left": soft([3], [row(3, 0.9)])}, halvings=1, seed=0)
+
+
+def test_the_temperature_search_finds_the_grids_lowest_loss():
+    from mnist_utils.evaluation import fit_temperature
+
+    generator = torch.Generator().manual_seed(2)
+    grid = torch.logspace(-1, 1, 461, dtype=torch.float64)
+    for sharpness in (0.3, 1.0, 2.5, 8.0):  # minima spread over the grid, one near each end
+        logits = 3 * torch.randn(3_000, 10, generator=generator)
+        labels = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).flatten()
+        probabilities = torch.softmax(sharpness * logits, dim=1)
+        log_p = probabilities.double().clamp_min(1e-12).log()
+        scan = torch.stack([-torch.log_softmax(log_p / t, dim=1).gather(1, labels[:, None]).mean() for t in grid])
+        p = Predictions(labels, probabilities.argmax(dim=1), probabilities)
+        assert fit_temperature(p) == grid[scan.argmin()].item(), "the point a scan of every loss on the grid finds"
