@@ -144,7 +144,7 @@ def with_temperature(predictions: Predictions, temperature: float) -> Prediction
 def fit_temperature(predictions: Predictions, lowest: float = 0.1, highest: float = 10.0, steps: int = 461) -> float:
     """The temperature, of `steps` spaced evenly in log between `lowest` and `highest` (1% apart by default),
     that gives `predictions` the lowest log-loss: temperature scaling (Guo et al., 2017), fitted on held-out
-    images. A model trained on smoothed labels aims at 0.91 for its answer, never 1, so its raw log-loss
+    images. A model trained on smoothed labels aims at 1 − ε + ε/10 for its answer, never 1, so its raw log-loss
     measures that aim more than its mistakes; once each model is calibrated, log-loss ranks them by how right
     and how sure they are again. A grid, not an optimiser: the same predictions always give the same choice.
     The log-loss is convex in 1/T, so along the grid it falls, then rises: a binary search for the first point
@@ -195,7 +195,6 @@ def choose_members(predictions: dict[str, Predictions], rounds: int | None = Non
     return rows
 
 
-
 @dataclass
 class Choice:
     """What held-out predictions choose (`choose_on`): each candidate's temperature, the rounds of the greedy
@@ -220,32 +219,41 @@ def choose_on(predictions: dict[str, Predictions]) -> Choice:
     return Choice(temperature, selection, max(predictions, key=lambda name: predictions[name].accuracy))
 
 
-def _images(predictions: Predictions, index: torch.Tensor) -> Predictions:
+def _subset(predictions: Predictions, index: torch.Tensor) -> Predictions:
     return Predictions(predictions.labels[index], predictions.predicted[index], predictions.probabilities[index])
 
 
-def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: int) -> list[dict[str, Any]]:
-    """How `choose_on` does on images it did not choose on, from held-out predictions alone: each of `halvings`
-    seeded random halvings of the images, both ways round, chooses on one half and scores on the other. One
-    row per fold: the best single candidate, the ensemble's members, and `gain`, the images of the scoring
-    half the ensemble gets right minus those the best single gets right (positive: the ensemble is ahead)."""
-    _same_images(list(predictions.values()))
-    count = len(next(iter(predictions.values())).labels)
-    if count < 2:
-        raise ValueError(f"need at least 2 held-out images to halve, got {count}")
+def random_halves(count: int, halvings: int, seed: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """`halvings` seeded random halvings of `count` images, each both ways round: (halving, choosing half, scoring
+    half), two disjoint index sets that together hold every image (the scoring half takes the odd one out)."""
+    if count < 2 or halvings < 1:
+        raise ValueError(f"need at least 2 images and 1 halving, got {count} images and {halvings} halvings")
     generator = torch.Generator().manual_seed(seed)
-    rows = []
+    folds = []
     for halving in range(1, halvings + 1):
         order = torch.randperm(count, generator=generator)
-        halves = order[:count // 2], order[count // 2:]
-        for choose, score in (halves, halves[::-1]):
-            choice = choose_on({name: _images(p, choose) for name, p in predictions.items()})
-            scored = {name: _images(predictions[name], score) for name in {choice.best, *choice.members}}
-            combined = ensemble([with_temperature(scored[m], choice.temperature[m]) for m in choice.members])
-            rows.append({"halving": halving, "images": len(score), "best single": choice.best,
-                         "ensemble": " + ".join(choice.members),
-                         "gain": int(combined.correct.sum() - scored[choice.best].correct.sum())})
+        first, second = order[:count // 2], order[count // 2:]
+        folds += [(halving, first, second), (halving, second, first)]
+    return folds
+
+
+def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: int) -> list[dict[str, Any]]:
+    """`choose_on` made on half of the held-out images and scored on the other half, for each fold of
+    `random_halves`. One row per fold: the best single candidate and the ensemble's members chosen on the choosing
+    half, and `gain`, the images of the scoring half the ensemble gets right minus those that single candidate
+    gets right (positive: the ensemble is ahead). Both choices see half the images the whole split gives them,
+    so they are noisier than the whole split's; the folds of one halving are complements, so not independent."""
+    _same_images(list(predictions.values()))
+    rows = []
+    for halving, choose, score in random_halves(len(next(iter(predictions.values())).labels), halvings, seed):
+        choice = choose_on({name: _subset(p, choose) for name, p in predictions.items()})
+        scored = {name: _subset(predictions[name], score) for name in {choice.best, *choice.members}}
+        combined = ensemble([with_temperature(scored[m], choice.temperature[m]) for m in choice.members])
+        rows.append({"halving": halving, "images": len(score), "best single": choice.best,
+                     "ensemble": " + ".join(choice.members),
+                     "gain": int(combined.correct.sum() - scored[choice.best].correct.sum())})
     return rows
+
 
 def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
     """counts[i, j]: images that models i and j both get wrong; the diagonal holds each model's errors."""

@@ -315,6 +315,22 @@ def test_the_choice_is_the_temperatures_the_greedy_members_and_the_most_accurate
     assert choice.best == "sharp" == max(candidates, key=lambda name: candidates[name].accuracy)
 
 
+def test_random_halves_split_every_image_into_two_disjoint_halves_both_ways_round():
+    from mnist_utils.evaluation import random_halves
+
+    folds = random_halves(11, halvings=3, seed=0)
+    assert [halving for halving, _, _ in folds] == [1, 1, 2, 2, 3, 3]
+    for halving, choose, score in folds:
+        assert sorted(torch.cat([choose, score]).tolist()) == list(range(11)), "disjoint, and every image in one"
+        assert (len(choose), len(score)) in {(5, 6), (6, 5)}
+    assert all(torch.equal(a[1], b[2]) and torch.equal(a[2], b[1]) for a, b in zip(folds[::2], folds[1::2]))
+    assert not torch.equal(folds[0][1], folds[2][1]), "each halving draws anew"
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(folds, random_halves(11, halvings=3, seed=0))), "seeded"
+    for count, halvings in ((1, 1), (10, 0)):
+        with pytest.raises(ValueError, match="at least 2 images and 1 halving"):
+            random_halves(count, halvings=halvings, seed=0)
+
+
 def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the_best_single():
     from mnist_utils.evaluation import choice_on_halves
 
@@ -326,16 +342,33 @@ def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the
     labels = [i % 10 for i in range(80)]
     left = soft(labels, [row(y, 0.95) if i % 4 else row((y + 1) % 10, 0.4) for i, y in enumerate(labels)])
     right = soft(labels, [row(y, 0.95) if i % 4 != 1 else row((y + 1) % 10, 0.4) for i, y in enumerate(labels)])
-    rows = choice_on_halves({"left": left, "right": right}, halvings=3, seed=0)
+    pool = {"left": left, "right": right}
+    rows = choice_on_halves(pool, halvings=3, seed=0)
     assert [r["halving"] for r in rows] == [1, 1, 2, 2, 3, 3] and all(r["images"] == 40 for r in rows)
     for r in rows:
         assert set(r["ensemble"].split(" + ")) == {"left", "right"}
         assert r["gain"] > 0, "the pair fixes the single model's mistakes and breaks nothing"
-    assert choice_on_halves({"left": left, "right": right}, halvings=3, seed=0) == rows, "seeded: the same folds"
     # One model alone: the ensemble is that model, so it gains nothing on any fold.
     assert [r["gain"] for r in choice_on_halves({"left": left}, halvings=2, seed=1)] == [0, 0, 0, 0]
-    with pytest.raises(ValueError, match="at least 2"):
-        choice_on_halves({"left": soft([3], [row(3, 0.9)])}, halvings=1, seed=0)
+
+
+def test_each_fold_chooses_on_one_half_only_and_scores_on_the_other():
+    from mnist_utils.evaluation import _subset, choice_on_halves, choose_on, ensemble, random_halves, with_temperature
+
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 10, (300,), generator=generator)
+    pool = {}
+    for name, noise in (("a", 2.0), ("b", 2.5), ("c", 3.0)):  # near-ties, so which half chooses matters
+        logits = 2 * torch.nn.functional.one_hot(labels, 10).float() + noise * torch.randn(300, 10, generator=generator)
+        probabilities = torch.softmax(logits, dim=1)
+        pool[name] = Predictions(labels, probabilities.argmax(dim=1), probabilities)
+    rows = choice_on_halves(pool, halvings=4, seed=5)
+    for row, (_, choose, score) in zip(rows, random_halves(300, halvings=4, seed=5), strict=True):
+        choice = choose_on({name: _subset(p, choose) for name, p in pool.items()})  # by hand: this half chooses
+        combined = ensemble([with_temperature(_subset(pool[m], score), choice.temperature[m]) for m in choice.members])
+        gain = int(combined.correct.sum() - _subset(pool[choice.best], score).correct.sum())  # the other scores
+        assert (row["best single"], row["ensemble"], row["gain"]) == (choice.best, " + ".join(choice.members), gain)
+    assert len({(r["best single"], r["gain"]) for r in rows}) > 1, "the folds differ, so the comparison can fail"
 
 
 def test_the_temperature_search_finds_the_grids_lowest_loss():
@@ -343,11 +376,15 @@ def test_the_temperature_search_finds_the_grids_lowest_loss():
 
     generator = torch.Generator().manual_seed(2)
     grid = torch.logspace(-1, 1, 461, dtype=torch.float64)
-    for sharpness in (0.3, 1.0, 2.5, 8.0):  # minima spread over the grid, one near each end
+    found = []
+    for sharpness in (0.0, 0.05, 0.3, 1.0, 2.5, 8.0, None):  # flat, below the grid, inside it, beyond it
         logits = 3 * torch.randn(3_000, 10, generator=generator)
-        labels = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).flatten()
-        probabilities = torch.softmax(sharpness * logits, dim=1)
+        labels = (torch.randint(0, 10, (3_000,), generator=generator) if sharpness is None  # unrelated: flattest wins
+                  else torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).flatten())
+        probabilities = torch.softmax((1.0 if sharpness is None else sharpness) * logits, dim=1)
         log_p = probabilities.double().clamp_min(1e-12).log()
         scan = torch.stack([-torch.log_softmax(log_p / t, dim=1).gather(1, labels[:, None]).mean() for t in grid])
         p = Predictions(labels, probabilities.argmax(dim=1), probabilities)
         assert fit_temperature(p) == grid[scan.argmin()].item(), "the point a scan of every loss on the grid finds"
+        found.append(scan.argmin().item())
+    assert found[0] == found[1] == 0 and found[-1] == len(grid) - 1 and len(set(found)) == len(found) - 1

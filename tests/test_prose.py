@@ -1,16 +1,21 @@
 """What a notebook's prose says about its config, the config says: a changed config fails here, naming the
 sentence to update, instead of leaving a tutorial that describes a recipe it no longer runs."""
+import inspect
 import json
 import math
+import re
 from fractions import Fraction
 
+import pytest
 import yaml
 
+import models
 from mnist_utils.config import PROJECT_ROOT
 from mnist_utils.recipes import load_config
 
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-PART_OF = {Fraction(1, 5): "fifth", Fraction(1, 4): "quarter", Fraction(1, 12): "twelfth"}  # as the prose words them
+PART_OF = {Fraction(1, 5): "fifth", Fraction(1, 4): "quarter", Fraction(1, 12): "twelfth",  # as the prose words them
+           Fraction(1, 16): "sixteenth"}
 
 
 def prose(stem: str) -> str:
@@ -28,7 +33,11 @@ def power_of_ten(x: float) -> str:
 
 
 def part(x: float) -> str:
-    return PART_OF[Fraction(x).limit_denominator(100)]
+    fraction = Fraction(x).limit_denominator(100)
+    if fraction not in PART_OF:
+        raise ValueError(f"a config now gives {x} ({fraction}), which the prose has no word for: reword the sentence "
+                         f"that states it, then add the word to PART_OF")
+    return PART_OF[fraction]
 
 
 def missing(stem: str, phrases: list[str]) -> list[str]:
@@ -39,6 +48,8 @@ def missing(stem: str, phrases: list[str]) -> list[str]:
 def test_the_words_for_numbers_are_right():
     assert power_of_ten(5e-4) == "5·10⁻⁴" and power_of_ten(1e-4) == "10⁻⁴" and power_of_ten(0.002) == "2·10⁻³"
     assert part(0.2) == "fifth" and part(1 / 12) == "twelfth"
+    with pytest.raises(ValueError, match=r"0.3 \(3/10\), which the prose has no word for"):
+        part(0.3)
     assert missing("03_step3_augment_onecycle", ["a random rotation within ±7°", "within ±70°"]) == ["within ±70°"]
 
 
@@ -62,6 +73,7 @@ def test_the_cnn_protocol_prose_states_its_configs():
     protocol, minivgg, twobranch = (load_config(name) for name in ("cnn_simple", "cnn_minivgg", "cnn_twobranch"))
     smoothing, short_epoch = protocol.label_smoothing, protocol.batches_per_epoch * protocol.batch_size
     widths = minivgg.model_args["widths"]
+    classic = inspect.signature(models.MiniVGG).parameters["widths"].default  # the class's own, VGG's
     assert missing("06_cnn_comparison", [
         f"One {part(protocol.val_fraction)} of the training set ({round(60_000 * protocol.val_fraction):,} images)",
         f"over the first {part(protocol.pct_start)} from 1/{protocol.div_factor:g} of the peak up to the peak, "
@@ -71,5 +83,8 @@ def test_the_cnn_protocol_prose_states_its_configs():
         f"an \"epoch\" here is {protocol.batches_per_epoch} batches ({short_epoch:,} images",
         f"every {short_epoch:,} images", f"ends a run after {protocol.patience} epochs without a lower validation loss",
         f"to {', '.join(map(str, widths[:-1]))} and {widths[-1]} channels",
+        f"a {part((widths[0] / classic[0]) ** 2)} of the arithmetic per convolution",
         f"weight decay ({power_of_ten(twobranch.weight_decay)},",
     ]) == [], "notebook 06's protocol no longer states configs/cnn_*.yaml: update it"
+    aims = set(re.findall(r"aims at (\d\.\d+)", prose("06_cnn_comparison")))  # the Target, the protocol, the ensemble
+    assert aims == {f"{1 - smoothing + smoothing / 10:g}"}, f"06 says the loss aims at {sorted(aims)}: update it"
