@@ -209,6 +209,12 @@ class Choice:
         """The ensemble's members in the order chosen; a repeat is a larger weight."""
         return [row["added"] for row in self.selection]
 
+    def combine(self, predictions: dict[str, Predictions], members: Sequence[str] | None = None) -> Predictions:
+        """The average of `members` (default: the chosen ensemble's), each calibrated by the temperature this choice
+        fitted it, over `predictions`: each candidate's predictions on any one set of images (validation, test)."""
+        return ensemble([with_temperature(predictions[name], self.temperature[name])
+                         for name in (self.members if members is None else members)])
+
 
 def choose_on(predictions: dict[str, Predictions]) -> Choice:
     """The whole choice notebook 06 makes from held-out predictions: a temperature per candidate
@@ -248,7 +254,7 @@ def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: i
     for halving, choose, score in random_halves(len(next(iter(predictions.values())).labels), halvings, seed):
         choice = choose_on({name: _subset(p, choose) for name, p in predictions.items()})
         scored = {name: _subset(predictions[name], score) for name in {choice.best, *choice.members}}
-        combined = ensemble([with_temperature(scored[m], choice.temperature[m]) for m in choice.members])
+        combined = choice.combine(scored)
         rows.append({"halving": halving, "images": len(score), "best single": choice.best,
                      "ensemble": " + ".join(choice.members),
                      "gain": int(combined.correct.sum() - scored[choice.best].correct.sum())})

@@ -313,6 +313,9 @@ def test_the_choice_is_the_temperatures_the_greedy_members_and_the_most_accurate
     assert choice.selection == choose_members(calibrated)
     assert choice.members == [row["added"] for row in choice.selection]
     assert choice.best == "sharp" == max(candidates, key=lambda name: candidates[name].accuracy)
+    combined = choice.combine(candidates)  # the chosen members, each as calibrated
+    assert torch.equal(combined.probabilities, ensemble([calibrated[name] for name in choice.members]).probabilities)
+    assert torch.equal(choice.combine(candidates, members=["worst"]).probabilities, calibrated["worst"].probabilities)
 
 
 def test_random_halves_split_every_image_into_two_disjoint_halves_both_ways_round():
