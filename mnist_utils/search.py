@@ -158,14 +158,14 @@ def recorded_candidates(path: Path | str) -> list[dict[str, Any]]:
     return [row for row in found if row is not None]
 
 
-def search_record(path: Path | str) -> list[dict[str, Any]]:
-    """The search file's record as a table, one row per candidate in the file's order (those run so far):
-    what was changed, the size, every seed's lowest test accuracy of its last epochs, and the verdict."""
+def search_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recorded rows (`recorded_candidates`) as a table to show, one row each: what was changed, the size, every
+    seed's lowest test accuracy of its last epochs, and the verdict."""
     return [{"changes": ", ".join(row["changes"]) or "(none: the starting point)", "parameters": row["parameters"],
              f"lowest of the last {LAST_EPOCHS} epochs, per seed": " ".join(f"{a:.2f}" for a in row["lowest_last3"]),
              "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}",
              "final accuracy, mean": row["final_mean"], "minutes": row["seconds"] / 60}
-            for row in recorded_candidates(path)]
+            for row in rows]
 
 
 def main(argv: Iterable[str] | None = None) -> int:

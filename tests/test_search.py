@@ -56,7 +56,7 @@ def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, 
     search.run_search(search_file, only=[1])
     assert len(trained) == 3 and len(json.loads((search_file.parent / "docs/record.json").read_text())) == 2
 
-    table = search.search_record(search_file)
+    table = search.search_table(search.recorded_candidates(search_file))
     assert [r["changes"] for r in table] == ["model_args.widths=[8,8,12,10,10]", "epochs=5, lr=0.1"]
     assert table[0]["seeds meeting the goal"] == "2/5" and table[0]["lowest"] == first["lowest"]
 
@@ -70,7 +70,7 @@ def test_a_rerun_replaces_its_own_row_and_keeps_another_recipes_row_with_the_sam
     after = search.run_search(search_file, only=[1])
     assert len(after) == 3 and other in after, "another recipe's row is not this candidate's to replace"
     assert [r["changes"] for r in after].count(["epochs=5", "lr=0.1"]) == 2
-    assert search.search_record(search_file)[1]["lowest"] == rows[1]["lowest"], "the table shows this recipe's row"
+    assert search.recorded_candidates(search_file)[1]["lowest"] == rows[1]["lowest"], "the table shows this recipe's row"
 
 
 def test_the_projects_search_files_load_every_candidate_and_read_the_same_from_any_folder(monkeypatch, tmp_path):
@@ -84,7 +84,7 @@ def test_the_projects_search_files_load_every_candidate_and_read_the_same_from_a
         relative = path.relative_to(PROJECT_ROOT)
         spec = search.read_search(relative)
         assert len(search.candidate_recipes(spec)) == len(spec["candidates"])
-        assert len(search.search_record(relative)) == len(spec["candidates"]), "every candidate has its row"
+        assert len(search.recorded_candidates(relative)) == len(spec["candidates"]), "every candidate has its row"
 
 
 def test_only_must_name_a_candidate_of_the_file(search_file, capsys):
@@ -94,7 +94,7 @@ def test_only_must_name_a_candidate_of_the_file(search_file, capsys):
 
 def test_the_record_of_a_search_not_yet_run_names_the_command(search_file):
     with pytest.raises(FileNotFoundError, match="python -m mnist_utils.search"):
-        search.search_record(search_file)
+        search.recorded_candidates(search_file)
 
 
 def test_a_row_written_before_a_recipe_key_existed_matches_only_that_keys_default():
