@@ -180,10 +180,13 @@ class History:
         return [row.get(column) for row in self.rows]
 
     def record(self, epoch: int, lr: float, trained: EpochStats, *, val: EpochStats | None = None,
-               tested: EpochStats | None = None) -> dict[str, float]:
-        """Append the row of one epoch, from what training (and validating, testing) measured."""
+               tested: EpochStats | None = None, probed: EpochStats | None = None) -> dict[str, float]:
+        """Append the row of one epoch, from what training (and validating, testing, scoring training images
+        as the test set is: `probed`) measured."""
         row = {"epoch": epoch, "lr": lr, "train_loss": trained.loss, "train_acc": trained.accuracy,
                "seconds": trained.seconds, "images_per_s": trained.images_per_second}
+        if probed is not None:
+            row.update(train_eval_loss=probed.loss, train_eval_acc=probed.accuracy)
         if val is not None:
             row.update(val_loss=val.loss, val_acc=val.accuracy)
         if tested is not None:
@@ -204,6 +207,13 @@ class History:
     @property
     def seconds(self) -> float:
         return float(sum(self["seconds"]))
+
+    @property
+    def train_column(self) -> str:
+        """The training accuracy a train − test gap reads: 'train_eval_acc' where the run scored training images
+        after each epoch as it scores the test set (eval mode, no augmentation), else 'train_acc', measured during
+        each epoch on the batches learned from (with dropout and augmentation, if any, lowering it)."""
+        return "train_eval_acc" if self.rows and "train_eval_acc" in self.rows[0] else "train_acc"
 
 
 def row_summary(row: dict[str, float]) -> str:
@@ -258,16 +268,17 @@ def scheduler_step_kind(scheduler: Any) -> str | None:
 
 def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None, optimizer: torch.optim.Optimizer,
         device: torch.device, *, epochs: int, scheduler: Any = None, loss_fn: Callable = F.cross_entropy,
-        val_batches: Iterable | None = None, patience: int | None = None, monitor: str = "val_loss",
-        keep_best: bool = False, monitor_from: int = 1, progress: str | None = "batches", desc: str = "",
-        on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> History:
+        val_batches: Iterable | None = None, probe_batches: Iterable | None = None, patience: int | None = None,
+        monitor: str = "val_loss", keep_best: bool = False, monitor_from: int = 1, progress: str | None = "batches",
+        desc: str = "", on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> History:
     """Train for up to `epochs` epochs and return the history.
 
     Schedulers are stepped where they belong: OneCycleLR/CyclicLR per batch, ReduceLROnPlateau per epoch
     on the monitored metric, others per epoch. With `patience`, training stops once `monitor`
     (e.g. 'val_loss', 'val_acc') has not improved for that many epochs; with `keep_best`, the model ends
     with the weights of its best epoch. Epochs before `monitor_from` are neither best nor counted against
-    patience. `on_epoch(row, improved)` is called after each epoch (e.g. to save a checkpoint).
+    patience. `probe_batches` (training images, unaugmented) are scored after each epoch the way the test set
+    is, for the train − test gap. `on_epoch(row, improved)` is called after each epoch (e.g. to save a checkpoint).
     `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None.
     """
     if (patience is not None or keep_best) and monitor.startswith("val_") and val_batches is None:
@@ -287,7 +298,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
                         scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
         val = None if val_batches is None else test(model, val_batches, device, loss_fn=loss_fn)
         tested = None if test_batches is None else test(model, test_batches, device, loss_fn=loss_fn)
-        row = history.record(epoch, lr, trained, val=val, tested=tested)
+        probed = None if probe_batches is None else test(model, probe_batches, device, loss_fn=loss_fn)
+        row = history.record(epoch, lr, trained, val=val, tested=tested, probed=probed)
 
         if step_kind == "epoch":
             scheduler.step()

@@ -286,16 +286,23 @@ def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
 
 
 def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -> dict[str, Any]:
-    """Over- or under-fitting, from the train/test accuracy gap (points; train accuracy as measured during
-    each epoch, on the batches the model learned from) averaged over the `last` epochs: above +`tolerance`
-    the model does better on what it has seen than on new digits (it overfits); below −`tolerance` it does
-    better on test digits than on its own (harder: augmented or with dropout) training batches, so the
-    regularisation holds it back and it has room to fit more (it underfits); in between it fits well."""
-    gaps = [train - test for train, test in zip(history["train_acc"], history["test_acc"])]
-    mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
-    verdict = ("overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well")
+    """Over- or under-fitting, from the train/test accuracy gap (points) averaged over the `last` epochs. The
+    training accuracy is `history.train_column`'s: training images scored as the test set is, where the run
+    probed them, so that the two sides are measured alike; else the accuracy during each epoch. Above
+    +`tolerance` the model does better on what it has seen than on new digits (it overfits); below −`tolerance`
+    it does better on test digits than on its own (it underfits: during an epoch, augmentation or dropout can
+    make the training batches the harder ones); in between it fits well. `gaps_during`, `mean_gap_during` and
+    `verdict_during` are the same from the accuracy during each epoch, whichever column the verdict reads."""
+    def gaps_of(column: str) -> tuple[list[float], float, str]:
+        gaps = [train - test for train, test in zip(history[column], history["test_acc"])]
+        mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
+        return gaps, mean_gap, "overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well"
+
+    gaps, mean_gap, verdict = gaps_of(history.train_column)
+    gaps_during, mean_gap_during, verdict_during = gaps_of("train_acc")
     return {"gaps": gaps, "mean_gap": mean_gap, "verdict": verdict, "last": min(last, len(gaps)),
-            "tolerance": tolerance}
+            "tolerance": tolerance, "measured": history.train_column, "gaps_during": gaps_during,
+            "mean_gap_during": mean_gap_during, "verdict_during": verdict_during}
 
 
 def last_epochs_summary(history: History, threshold: float, last: int = 3) -> dict[str, Any]:
@@ -338,7 +345,9 @@ STEP_GOAL = (("params", "<", 8000, "Parameters"), ("epochs", "<=", 15, "Epochs")
 
 RUN_SUMMARY_LABELS = {"final_test_acc": "Final test accuracy (%)", "best_epoch": "Best epoch",
                       "final_train_acc": "Final train accuracy, during the epoch (%)",
+                      "final_train_eval_acc": "Final train accuracy, scored as the test set is (%)",
                       "mean_gap_last3": "Train − test gap, mean of the last 3 epochs (points)",
+                      "mean_gap_during_last3": "The same gap from the accuracy during each epoch (points)",
                       "training_seconds": "Training time (s)", "images_per_s": "Training images per second"}
 
 
@@ -353,8 +362,10 @@ def run_summary(model: nn.Module, history: History, threshold: float = 99.4) -> 
             "best_test_acc": final["best"], "best_epoch": final["best_epoch"], "final_test_acc": final["final"],
             "min_last3_test_acc": final["min_last"], "last3_test_acc": final["last"],
             "last3_met": final["met"], "last3_spread": final["spread"], "last5_spread": test_acc_spread(history, 5),
-            "final_train_acc": history["train_acc"][-1],
+            "final_train_acc": history["train_acc"][-1], "final_train_eval_acc": history["train_eval_acc"][-1],
             "mean_gap_last3": diagnosis["mean_gap"], "gaps": diagnosis["gaps"], "verdict": diagnosis["verdict"],
+            "gap_measured": diagnosis["measured"], "mean_gap_during_last3": diagnosis["mean_gap_during"],
+            "gaps_during": diagnosis["gaps_during"], "verdict_during": diagnosis["verdict_during"],
             "training_seconds": history.seconds, "images_per_s": sum(history["images_per_s"]) / len(history)}
 
 

@@ -61,6 +61,7 @@ class Recipe:
     clean_epochs: int = 0  # the last epochs train on the digits as they are, without augmentation
     image_size: int | None = None  # resize the 28×28 digits (pretrained backbones want more pixels)
     eval_batch_size: int = 1000
+    train_probe: int = 0  # training images scored after each epoch as the test set is, for the train − test gap
     # the optimisation
     epochs: int = 15
     optimizer: str = "sgd"  # sgd (Nesterov momentum), adam or adamw
@@ -95,6 +96,8 @@ class Recipe:
             problems.append(f"scheduler: unknown {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         if self.monitor not in MONITORS:
             problems.append(f"monitor: unknown {self.monitor!r}; choose one of {', '.join(MONITORS)}")
+        if self.train_probe < 0:
+            problems.append(f"train_probe: a number of training images, 0 for none, got {self.train_probe}")
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}: must be at least 1, got {getattr(self, key)}")
@@ -214,6 +217,12 @@ class Recipe:
         """Batches in a fixed order, for validation, testing and predictions."""
         return Batches(images, self.eval_batch_size, device=device, channels_last=self.channels_last,
                        size=self.image_size, **inputs)
+
+    def probe_batches(self, images: ImageSet, device: torch.device, **inputs: Any) -> Batches | None:
+        """The first `train_probe` of the training `images`, as evaluation batches (eval mode, no augmentation):
+        scored after each epoch like the test set, they measure how well the model fits what it learns from,
+        which the accuracy during an epoch, taken with dropout and augmentation on, understates. None: no probe."""
+        return self.eval_batches(images.head(self.train_probe), device, **inputs) if self.train_probe else None
 
     def make_optimizer(self, params: Iterable) -> torch.optim.Optimizer:
         return make_optimizer(self.optimizer, params, self.lr, momentum=self.momentum,

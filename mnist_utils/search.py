@@ -76,10 +76,14 @@ def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     return path, json.loads(path.read_text()) if path.exists() else []
 
 
+NOT_TRAINING = ("name", "title", "train_probe")  # the config file's stem, its title, what is measured after each epoch
+
+
 def _bare(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A recipe's settings without its name (a config file's stem): what decides the training. A key the record
-    lacks (added to Recipe after the row was written) had its default then: it is filled in, so old rows match."""
-    return {k: v for k, v in {**Recipe().to_dict(), **recipe}.items() if k not in ("name", "title")}
+    """A recipe's settings without those that leave the training as it is (NOT_TRAINING): what decides the
+    training. A key the record lacks (added to Recipe after the row was written) had its default then: it is
+    filled in, so old rows match."""
+    return {k: v for k, v in {**Recipe().to_dict(), **recipe}.items() if k not in NOT_TRAINING}
 
 
 def _trained(row: dict[str, Any], recipe: Recipe) -> bool:

@@ -35,12 +35,13 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     train_batches = recipe.train_batches(train_set, device, seed, **inputs)
     val_batches = None if val_set is None else recipe.eval_batches(val_set, device, **inputs)
     test_batches = recipe.eval_batches(data.test, device, **inputs) if val_set is None else None
+    probe_batches = recipe.probe_batches(train_set, device, **inputs)
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
     with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
         return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
                    epochs=recipe.epochs, scheduler=scheduler, loss_fn=recipe.loss_fn,
-                   val_batches=val_batches, patience=recipe.patience, monitor=recipe.monitor,
+                   val_batches=val_batches, probe_batches=probe_batches, patience=recipe.patience, monitor=recipe.monitor,
                    keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,
                    desc=desc or recipe.name, on_epoch=on_epoch)
 
@@ -143,10 +144,12 @@ def _at_a_time(lanes: int | None, jobs: int) -> str:
 
 def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: PackedModels, seeds: list[int],
                 bar: Any = None) -> list[tuple[nn.Module, History]]:
-    """`packed` (one seeded model per seed of `seeds`, packed) trained epoch by epoch, testing after each."""
+    """`packed` (one seeded model per seed of `seeds`, packed) trained epoch by epoch, testing (and scoring the
+    recipe's training probe) after each."""
     packed = packed.to(device, memory_format=recipe.memory_format)
     streams = [recipe.train_batches(data.train, device, seed) for seed in seeds]
     test_batches = recipe.eval_batches(data.test, device)
+    probe_batches = recipe.probe_batches(data.train, device)
     optimizer = recipe.make_optimizer(packed.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
     loss_fn = functools.partial(packed_loss, label_smoothing=recipe.label_smoothing)
@@ -165,11 +168,13 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
                 train_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
                 train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)
         tested = _test_packed(packed, test_batches, device, recipe.memory_format)
+        probed = [None] * copies if probe_batches is None else _test_packed(packed, probe_batches, device,
+                                                                            recipe.memory_format)
         seconds = time.perf_counter() - start  # training and testing: what the run's wall time is shared by
         for g, history in enumerate(histories):  # images: every copy's, as the packed epoch processed them
             trained = EpochStats(train_loss[g].item() / n_train, 100.0 * train_correct[g].item() / n_train,
                                  copies * n_train, seconds)
-            history.record(epoch, lr, trained, tested=tested[g])
+            history.record(epoch, lr, trained, tested=tested[g], probed=probed[g])
         if bar is not None:
             accuracies = [h["test_acc"][-1] for h in histories]
             bar.set_postfix_str(f"{label}, epoch {epoch}: test_acc min {min(accuracies):.2f}, max {max(accuracies):.2f}")

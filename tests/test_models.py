@@ -121,6 +121,30 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, ar
                       torch.device("cpu")).accuracy == history["test_acc"][-1]
 
 
+@pytest.mark.parametrize("architecture", ["Model_3", "Model_2"])
+def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_nothing_else(mnist, architecture):
+    # Model_2's dropout draws from generators of its own: a probe in eval mode must not draw from them either.
+    data, recipe, cpu = small(mnist, train=384), RECIPE.replace(model=architecture), torch.device("cpu")
+    probed_recipe = recipe.replace(train_probe=100)
+
+    def alone(recipe):
+        seed_everything(1)
+        model = getattr(models, architecture)()
+        return model, train_recipe(model, recipe, data, cpu, seed=1, progress=None)
+
+    def packed(recipe):
+        return train_seeds(recipe, data, cpu, seeds=[1], progress=False)[0]
+
+    for trained in (alone, packed):
+        (_, plain), (model, probed) = trained(recipe), trained(probed_recipe)
+        assert "train_eval_acc" not in plain.rows[0] and plain.train_column == "train_acc"
+        assert probed.train_column == "train_eval_acc" and len(probed["train_eval_acc"]) == recipe.epochs
+        without_probe = [{k: v for k, v in row.items() if not k.startswith("train_eval")} for row in metrics(probed)]
+        assert without_probe == metrics(plain), f"{trained.__name__}: the probe changes no other number"
+        scored = engine.test(model, recipe.eval_batches(data.train.head(100), cpu), cpu)
+        assert probed["train_eval_acc"][-1] == scored.accuracy, "the first 100 training images, in eval mode"
+
+
 def test_packing_keeps_each_model_and_refuses_mixed_architectures():
     torch.manual_seed(0)
     first, second = models.Model_1().eval(), models.Model_1().eval()
@@ -173,6 +197,15 @@ def test_fitting_diagnosis_reads_the_gap_of_the_last_epochs():
     diagnosis = fitting_diagnosis(made_up([99.0, 99.4, 99.45, 99.5], [99.2, 99.4, 99.4, 99.45]))
     assert diagnosis["verdict"] == "fits well"
     assert diagnosis["mean_gap"] == pytest.approx((0.0 + 0.05 + 0.05) / 3)
+
+
+def test_the_gap_reads_the_training_images_scored_as_the_test_set_where_the_run_probed_them():
+    history = History([{"epoch": i + 1, "train_acc": a, "train_eval_acc": b, "test_acc": 99.0}
+                       for i, (a, b) in enumerate([(98.5, 99.5), (98.7, 99.6), (98.8, 99.7)])])
+    diagnosis = fitting_diagnosis(history)
+    assert diagnosis["measured"] == "train_eval_acc" and diagnosis["verdict"] == "overfits"
+    assert diagnosis["mean_gap"] == pytest.approx(0.6) and diagnosis["mean_gap_during"] == pytest.approx(-0.33333333)
+    assert fitting_diagnosis(made_up([99.0] * 3, [99.0] * 3))["measured"] == "train_acc"
 
 
 def test_seed_table_meets_the_target_only_when_every_last_epoch_does():

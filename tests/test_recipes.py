@@ -62,6 +62,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["batch_size=0"], r"batch_size: must be at least 1"),
     (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
     (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
+    (["train_probe=-1"], r"train_probe: a number of training images, 0 for none, got -1"),
     (["epochs"], r"write key=value"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):

@@ -102,3 +102,10 @@ def test_a_row_written_before_a_recipe_key_existed_matches_only_that_keys_defaul
     row = {"recipe": {k: v for k, v in recipe.to_dict().items() if k != "threads"}}  # as older records hold it
     assert search._trained(row, recipe)
     assert not search._trained(row, recipe.replace(threads=1)), "one thread sums differently: another run"
+
+
+def test_what_a_run_measures_after_each_epoch_does_not_make_it_another_run():
+    recipe = load_config("step3")
+    row = {"recipe": recipe.replace(train_probe=0).to_dict()}  # the fresh-seed record, written before the probe
+    assert recipe.train_probe and search._trained(row, recipe)
+    assert not search._trained(row, recipe.replace(lr=0.2)), "a setting that trains differently still tells runs apart"
