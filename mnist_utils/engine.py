@@ -209,16 +209,18 @@ class History:
         return float(sum(self["seconds"]))
 
     @property
-    def train_column(self) -> str:
+    def train_accuracy_column(self) -> str:
         """The training accuracy a train − test gap reads: 'train_eval_acc' where the run scored training images
-        after each epoch as it scores the test set (eval mode, no augmentation), else 'train_acc', measured during
-        each epoch on the batches learned from (with dropout and augmentation, if any, lowering it)."""
-        return "train_eval_acc" if self.rows and "train_eval_acc" in self.rows[0] else "train_acc"
+        after every epoch as it scores the test set (eval mode, no augmentation: the recipe's `train_probe`), else
+        'train_acc', measured during each epoch on the batches learned from, while the weights move (and with
+        dropout and augmentation, if any, making those batches harder)."""
+        has_probe = bool(self.rows) and all("train_eval_acc" in row for row in self.rows)
+        return "train_eval_acc" if has_probe else "train_acc"
 
 
 def row_summary(row: dict[str, float]) -> str:
     """The numbers of an epoch a progress bar shows."""
-    shown = {k: row[k] for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in row}
+    shown = {k: row[k] for k in ("train_loss", "train_acc", "train_eval_acc", "val_acc", "test_acc") if k in row}
     return ", ".join(f"{k}={v:.4f}" if "loss" in k else f"{k}={v:.2f}" for k, v in shown.items())
 
 

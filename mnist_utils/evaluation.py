@@ -287,7 +287,7 @@ def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
 
 def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -> dict[str, Any]:
     """Over- or under-fitting, from the train/test accuracy gap (points) averaged over the `last` epochs. The
-    training accuracy is `history.train_column`'s: training images scored as the test set is, where the run
+    training accuracy is `history.train_accuracy_column`'s: training images scored as the test set is, where the run
     probed them, so that the two sides are measured alike; else the accuracy during each epoch. Above
     +`tolerance` the model does better on what it has seen than on new digits (it overfits); below −`tolerance`
     it does better on test digits than on its own (it underfits: during an epoch, augmentation or dropout can
@@ -298,10 +298,10 @@ def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -
         mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
         return gaps, mean_gap, "overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well"
 
-    gaps, mean_gap, verdict = gaps_of(history.train_column)
+    gaps, mean_gap, verdict = gaps_of(history.train_accuracy_column)
     gaps_during, mean_gap_during, verdict_during = gaps_of("train_acc")
     return {"gaps": gaps, "mean_gap": mean_gap, "verdict": verdict, "last": min(last, len(gaps)),
-            "tolerance": tolerance, "measured": history.train_column, "gaps_during": gaps_during,
+            "tolerance": tolerance, "measured": history.train_accuracy_column, "gaps_during": gaps_during,
             "mean_gap_during": mean_gap_during, "verdict_during": verdict_during}
 
 
@@ -346,9 +346,23 @@ STEP_GOAL = (("params", "<", 8000, "Parameters"), ("epochs", "<=", 15, "Epochs")
 RUN_SUMMARY_LABELS = {"final_test_acc": "Final test accuracy (%)", "best_epoch": "Best epoch",
                       "final_train_acc": "Final train accuracy, during the epoch (%)",
                       "final_train_eval_acc": "Final train accuracy, scored as the test set is (%)",
-                      "mean_gap_last3": "Train − test gap, mean of the last 3 epochs (points)",
+                      "mean_gap_last3": "Train − test gap, mean of the last 3 epochs (points; training digits "
+                                        "scored as the test set is)",
                       "mean_gap_during_last3": "The same gap from the accuracy during each epoch (points)",
                       "training_seconds": "Training time (s)", "images_per_s": "Training images per second"}
+
+
+PROBED = "train_eval_acc"  # the column of training images scored as the test set is (a recipe's train_probe)
+
+
+def probed_gap(metrics: dict[str, Any], notebook: str) -> float:
+    """The last-3-epoch train − test gap that `notebook`'s results file records, provided it was measured on
+    training images scored as the test set is, as this series measures it; a file from a run that measured it
+    during the epoch would compare unlike with like, and is an error that names the notebook to rerun."""
+    if metrics.get("gap_measured") != PROBED:
+        raise ValueError(f"{notebook}'s results measure the train − test gap during the epoch, not as the test set "
+                         f"is scored: rerun notebook {notebook} first (its config's train_probe scores training images)")
+    return metrics["mean_gap_last3"]
 
 
 def run_summary(model: nn.Module, history: History, threshold: float = 99.4) -> dict[str, Any]:
@@ -362,7 +376,8 @@ def run_summary(model: nn.Module, history: History, threshold: float = 99.4) -> 
             "best_test_acc": final["best"], "best_epoch": final["best_epoch"], "final_test_acc": final["final"],
             "min_last3_test_acc": final["min_last"], "last3_test_acc": final["last"],
             "last3_met": final["met"], "last3_spread": final["spread"], "last5_spread": test_acc_spread(history, 5),
-            "final_train_acc": history["train_acc"][-1], "final_train_eval_acc": history["train_eval_acc"][-1],
+            "final_train_acc": history["train_acc"][-1],
+            **({"final_train_eval_acc": history["train_eval_acc"][-1]} if diagnosis["measured"] == PROBED else {}),
             "mean_gap_last3": diagnosis["mean_gap"], "gaps": diagnosis["gaps"], "verdict": diagnosis["verdict"],
             "gap_measured": diagnosis["measured"], "mean_gap_during_last3": diagnosis["mean_gap_during"],
             "gaps_during": diagnosis["gaps_during"], "verdict_during": diagnosis["verdict_during"],
@@ -389,8 +404,9 @@ def head_to_head(predictions: dict[str, Predictions], a: str, b: str,
 
 def clean_epochs_effect(history: History, clean_epochs: int) -> dict[str, float]:
     """For a run whose last `clean_epochs` epochs trained on unaugmented digits: the change in test
-    accuracy from the last augmented epoch to the first clean one, and the train − test gap of that last
-    augmented epoch (points). NaN for both when no epoch was clean."""
+    accuracy from the last augmented epoch to the first clean one, and `augmented_gap`, that last augmented
+    epoch's accuracy on its augmented batches, during the epoch, minus its test accuracy (points): how much
+    harder the augmented digits are than the test set's. NaN for both when no epoch was clean."""
     last_augmented = len(history) - clean_epochs
     if not clean_epochs or last_augmented < 1:
         return {"gain": math.nan, "augmented_gap": math.nan}

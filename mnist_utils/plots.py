@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from .augment import Augment
 from .data import CLASSES
+from .evaluation import fitting_diagnosis
 from .engine import History
 from .evaluation import Predictions
 from .exploration import class_counts
@@ -108,7 +109,7 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
         loss_ax.plot(epochs, history["train_loss"], ls="--", color=colour, label=f"{prefix}train")
         loss_ax.plot(epochs, history[f"{held_out}_loss"], color=colour, label=f"{prefix}{held_out}")
         acc_ax.plot(epochs, history["train_acc"], ls="--", color=colour, label=f"{prefix}train")
-        if history.train_column == "train_eval_acc":
+        if history.train_accuracy_column == "train_eval_acc":
             loss_ax.plot(epochs, history["train_eval_loss"], ls=":", color=colour, label=f"{prefix}train, eval mode")
             acc_ax.plot(epochs, history["train_eval_acc"], ls=":", color=colour, label=f"{prefix}train, eval mode")
         acc_ax.plot(epochs, history[f"{held_out}_acc"], color=colour, marker="o", ms=3, label=f"{prefix}{held_out}")
@@ -137,14 +138,14 @@ def plot_test_accuracy(histories: History | dict[str, History], target: float | 
                        title: str = "") -> plt.Figure:
     """Test accuracy per epoch, zoomed in near the top, with the target line and the last `last` epochs
     shaded (where a target "in each of the last epochs" is judged); and the train − test gap per epoch, from
-    `History.train_column` (training images scored as the test set is, where the run probed them)."""
+    `fitting_diagnosis` (training images scored as the test set is, where the run probed them)."""
     if isinstance(histories, History):
         histories = {"": histories}
     fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
     palette = sns.color_palette("tab10", len(histories))
     for colour, (name, history) in zip(palette, histories.items()):
         acc_ax.plot(history["epoch"], history["test_acc"], marker="o", ms=3, color=colour, label=name or "test")
-        gaps = [a - b for a, b in zip(history[history.train_column], history["test_acc"])]
+        gaps = fitting_diagnosis(history)["gaps"]
         gap_ax.plot(history["epoch"], gaps, marker="o", ms=3, color=colour, label=name or "train − test")
     epochs = max(len(h) for h in histories.values())
     lows = [min(h["test_acc"][min(2, len(h) - 1):]) for h in histories.values()]  # zoom past the first epochs

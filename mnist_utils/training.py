@@ -104,8 +104,8 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     side by side (mnist_utils.packed), up to SEEDS_PER_PACK in one network (one, for a model with dropout), and
     the packs in lanes, one per usable CPU (mnist_utils.lanes): both are faster on a CPU than one after another.
     Returns (trained model, history) per seed. The packs share the machine, so each history's `seconds` is the
-    wall time of the whole run, testing after every epoch included, shared out over its epochs: the same total
-    for every seed."""
+    wall time of the whole run, testing (and the recipe's training probe) after every epoch included, shared out
+    over its epochs: the same total for every seed."""
     seeds = list(recipe.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("need at least one seed")
@@ -170,7 +170,7 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
         tested = _test_packed(packed, test_batches, device, recipe.memory_format)
         probed = [None] * copies if probe_batches is None else _test_packed(packed, probe_batches, device,
                                                                             recipe.memory_format)
-        seconds = time.perf_counter() - start  # training and testing: what the run's wall time is shared by
+        seconds = time.perf_counter() - start  # training, testing, probing: what the run's wall time is shared by
         for g, history in enumerate(histories):  # images: every copy's, as the packed epoch processed them
             trained = EpochStats(train_loss[g].item() / n_train, 100.0 * train_correct[g].item() / n_train,
                                  copies * n_train, seconds)

@@ -12,7 +12,7 @@ from mnist_utils.data import MNIST
 from mnist_utils.packed import PackedModels, side_by_side
 from mnist_utils.augment import Augment
 from mnist_utils.engine import History, seed_everything
-from mnist_utils.evaluation import fitting_diagnosis, seed_table
+from mnist_utils.evaluation import fitting_diagnosis, probed_gap, run_summary, seed_table
 from mnist_utils.inspection import count_parameters, receptive_field
 from mnist_utils.recipes import Recipe, load_config
 from mnist_utils.training import train_recipe, train_seeds
@@ -125,7 +125,7 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, ar
 def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_nothing_else(mnist, architecture):
     # Model_2's dropout draws from generators of its own: a probe in eval mode must not draw from them either.
     data, recipe, cpu = small(mnist, train=384), RECIPE.replace(model=architecture), torch.device("cpu")
-    probed_recipe = recipe.replace(train_probe=100)
+    probed_recipe = recipe.replace(train_probe=1000)  # more than the 384 images there are: all of them
 
     def alone(recipe):
         seed_everything(1)
@@ -137,12 +137,12 @@ def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_n
 
     for trained in (alone, packed):
         (_, plain), (model, probed) = trained(recipe), trained(probed_recipe)
-        assert "train_eval_acc" not in plain.rows[0] and plain.train_column == "train_acc"
-        assert probed.train_column == "train_eval_acc" and len(probed["train_eval_acc"]) == recipe.epochs
+        assert "train_eval_acc" not in plain.rows[0] and plain.train_accuracy_column == "train_acc"
+        assert probed.train_accuracy_column == "train_eval_acc" and len(probed["train_eval_acc"]) == recipe.epochs
         without_probe = [{k: v for k, v in row.items() if not k.startswith("train_eval")} for row in metrics(probed)]
         assert without_probe == metrics(plain), f"{trained.__name__}: the probe changes no other number"
-        scored = engine.test(model, recipe.eval_batches(data.train.head(100), cpu), cpu)
-        assert probed["train_eval_acc"][-1] == scored.accuracy, "the first 100 training images, in eval mode"
+        scored = engine.test(model, recipe.eval_batches(data.train, cpu), cpu)
+        assert probed["train_eval_acc"][-1] == scored.accuracy, "every training image, in eval mode"
 
 
 def test_packing_keeps_each_model_and_refuses_mixed_architectures():
@@ -206,6 +206,18 @@ def test_the_gap_reads_the_training_images_scored_as_the_test_set_where_the_run_
     assert diagnosis["measured"] == "train_eval_acc" and diagnosis["verdict"] == "overfits"
     assert diagnosis["mean_gap"] == pytest.approx(0.6) and diagnosis["mean_gap_during"] == pytest.approx(-0.33333333)
     assert fitting_diagnosis(made_up([99.0] * 3, [99.0] * 3))["measured"] == "train_acc"
+    history.rows.append({"epoch": 4, "train_acc": 99.0, "test_acc": 99.0})  # a row without the probe
+    assert fitting_diagnosis(history)["measured"] == "train_acc", "the gap reads one measure throughout"
+
+
+def test_a_gap_measured_during_the_epoch_is_not_compared_with_a_probed_one():
+    row = {"epoch": 1, "train_acc": 99.0, "test_acc": 99.2, "seconds": 1.0, "images_per_s": 1.0}
+    summary = run_summary(models.Model_1(), History([row]))
+    assert "final_train_eval_acc" not in summary, "no probe, no probe's accuracy"
+    with pytest.raises(ValueError, match="rerun notebook 01_step1_skeleton"):
+        probed_gap(summary, "01_step1_skeleton")
+    summary = run_summary(models.Model_1(), History([{**row, "train_eval_acc": 99.5}]))
+    assert summary["final_train_eval_acc"] == 99.5 and probed_gap(summary, "01") == pytest.approx(0.3)
 
 
 def test_seed_table_meets_the_target_only_when_every_last_epoch_does():
