@@ -296,7 +296,8 @@ def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -
     def gaps_of(column: str) -> tuple[list[float], float, str]:
         gaps = [train - test for train, test in zip(history[column], history["test_acc"])]
         mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
-        return gaps, mean_gap, "overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well"
+        verdict = "overfits" if mean_gap > tolerance else "underfits" if mean_gap < -tolerance else "fits well"
+        return gaps, mean_gap, verdict
 
     gaps, mean_gap, verdict = gaps_of(history.train_accuracy_column)
     gaps_during, mean_gap_during, verdict_during = gaps_of("train_acc")
@@ -361,7 +362,8 @@ def probed_gap(metrics: dict[str, Any], notebook: str) -> float:
     during the epoch would compare unlike with like, and is an error that names the notebook to rerun."""
     if metrics.get("gap_measured") != PROBED:
         raise ValueError(f"{notebook}'s results measure the train − test gap during the epoch, not as the test set "
-                         f"is scored: rerun notebook {notebook} first (its config's train_probe scores training images)")
+                         f"is scored: rerun notebook {notebook} first (its config's train_probe scores training "
+                         "images)")
     return metrics["mean_gap_last3"]
 
 

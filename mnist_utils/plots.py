@@ -13,9 +13,8 @@ import torch.nn as nn
 
 from .augment import Augment
 from .data import CLASSES
-from .evaluation import fitting_diagnosis
 from .engine import History
-from .evaluation import Predictions
+from .evaluation import Predictions, fitting_diagnosis
 from .exploration import class_counts
 from .recipes import Recipe
 

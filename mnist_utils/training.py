@@ -41,9 +41,9 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
         return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
                    epochs=recipe.epochs, scheduler=scheduler, loss_fn=recipe.loss_fn,
-                   val_batches=val_batches, probe_batches=probe_batches, patience=recipe.patience, monitor=recipe.monitor,
-                   keep_best=recipe.keep_best, monitor_from=recipe.monitor_from, progress=progress,
-                   desc=desc or recipe.name, on_epoch=on_epoch)
+                   val_batches=val_batches, probe_batches=probe_batches, patience=recipe.patience,
+                   monitor=recipe.monitor, keep_best=recipe.keep_best, monitor_from=recipe.monitor_from,
+                   progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
 
 
 def build_seeded(recipe: Recipe, seed: int) -> nn.Module:
