@@ -167,6 +167,9 @@ def test(model: nn.Module, batches: Iterable, device: torch.device, *,
 # ---------------------------------------------------------------------------- the epoch loop's bookkeeping
 
 
+PROBED = "train_eval_acc"  # the column of training images scored as the test set is (a recipe's train_probe)
+
+
 @dataclass
 class History:
     """One row per epoch: train/test (and validation) loss and accuracy, learning rate, seconds."""
@@ -214,8 +217,8 @@ class History:
         after every epoch as it scores the test set (eval mode, no augmentation: the recipe's `train_probe`), else
         'train_acc', measured during each epoch on the batches learned from, while the weights move (and with
         dropout and augmentation, if any, making those batches harder)."""
-        has_probe = bool(self.rows) and all("train_eval_acc" in row for row in self.rows)
-        return "train_eval_acc" if has_probe else "train_acc"
+        has_probe = bool(self.rows) and all(PROBED in row for row in self.rows)
+        return PROBED if has_probe else "train_acc"
 
 
 def row_summary(row: dict[str, float]) -> str:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .batches import Batches
-from .engine import History
+from .engine import PROBED, History
 from .inspection import count_parameters
 
 
@@ -353,9 +353,6 @@ RUN_SUMMARY_LABELS = {"final_test_acc": "Final test accuracy (%)", "best_epoch":
                       "training_seconds": "Training time (s)", "images_per_s": "Training images per second"}
 
 
-PROBED = "train_eval_acc"  # the column of training images scored as the test set is (a recipe's train_probe)
-
-
 def probed_gap(metrics: dict[str, Any], notebook: str) -> float:
     """The last-3-epoch train − test gap that `notebook`'s results file records, provided it was measured on
     training images scored as the test set is, as this series measures it; a file from a run that measured it
@@ -406,12 +403,15 @@ def head_to_head(predictions: dict[str, Predictions], a: str, b: str,
 
 def clean_epochs_effect(history: History, clean_epochs: int) -> dict[str, float]:
     """For a run whose last `clean_epochs` epochs trained on unaugmented digits: the change in test
-    accuracy from the last augmented epoch to the first clean one, and `augmented_gap`, that last augmented
+    accuracy from the last augmented epoch to the first clean one; `augmented_gap`, that last augmented
     epoch's accuracy on its augmented batches, during the epoch, minus its test accuracy (points): how much
-    harder the augmented digits are than the test set's. NaN for both when no epoch was clean."""
+    harder the augmented digits are than the test set's; and `gap_alike`, that epoch's train − test gap as
+    `fitting_diagnosis` measures it (the training probe's, where the run has one). NaN for all three when no epoch
+    was clean."""
     last_augmented = len(history) - clean_epochs
     if not clean_epochs or last_augmented < 1:
-        return {"gain": math.nan, "augmented_gap": math.nan}
+        return {"gain": math.nan, "augmented_gap": math.nan, "gap_alike": math.nan}
     test_acc, train_acc = history["test_acc"], history["train_acc"]
     return {"gain": test_acc[last_augmented] - test_acc[last_augmented - 1],
-            "augmented_gap": train_acc[last_augmented - 1] - test_acc[last_augmented - 1]}
+            "augmented_gap": train_acc[last_augmented - 1] - test_acc[last_augmented - 1],
+            "gap_alike": fitting_diagnosis(history)["gaps"][last_augmented - 1]}

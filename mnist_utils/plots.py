@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from .augment import Augment
 from .data import CLASSES
-from .engine import History
+from .engine import PROBED, History
 from .evaluation import Predictions, fitting_diagnosis
 from .exploration import class_counts
 from .recipes import Recipe
@@ -108,7 +108,7 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
         loss_ax.plot(epochs, history["train_loss"], ls="--", color=colour, label=f"{prefix}train")
         loss_ax.plot(epochs, history[f"{held_out}_loss"], color=colour, label=f"{prefix}{held_out}")
         acc_ax.plot(epochs, history["train_acc"], ls="--", color=colour, label=f"{prefix}train")
-        if history.train_accuracy_column == "train_eval_acc":
+        if history.train_accuracy_column == PROBED:
             loss_ax.plot(epochs, history["train_eval_loss"], ls=":", color=colour, label=f"{prefix}train, eval mode")
             acc_ax.plot(epochs, history["train_eval_acc"], ls=":", color=colour, label=f"{prefix}train, eval mode")
         acc_ax.plot(epochs, history[f"{held_out}_acc"], color=colour, marker="o", ms=3, label=f"{prefix}{held_out}")

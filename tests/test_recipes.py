@@ -128,6 +128,11 @@ def test_clean_epochs_effect_compares_the_first_clean_epoch_with_the_last_augmen
     history = made_up([97.0, 98.0, 99.5, 99.6], [98.5, 99.0, 99.3, 99.4])
     effect = clean_epochs_effect(history, clean_epochs=2)
     assert effect["gain"] == pytest.approx(0.3) and effect["augmented_gap"] == pytest.approx(-1.0)
+    assert effect["gap_alike"] == pytest.approx(-1.0), "without a probe, the gap is the during-epoch one"
+    for row, probed in zip(history.rows, [98.0, 99.2, 99.6, 99.8]):
+        row["train_eval_acc"] = probed
+    probed_effect = clean_epochs_effect(history, clean_epochs=2)
+    assert probed_effect["gap_alike"] == pytest.approx(0.2) and probed_effect["augmented_gap"] == pytest.approx(-1.0)
     assert all(math.isnan(v) for v in clean_epochs_effect(history, clean_epochs=0).values())
 
 
