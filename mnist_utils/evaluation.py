@@ -79,6 +79,26 @@ def predict(model: nn.Module, batches: Batches, device: torch.device,
     return ensemble(predict_views(model, batches, device, shifts))
 
 
+def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.device) -> float:
+    """Accuracy (%) on `batches` with dropout on, as in training, and BatchNorm on its running statistics, as at
+    test: set beside the accuracy with dropout off (`predict`), what dropout alone costs on the same images and
+    weights. The masks come from the model's dropout layers, as a training step's would; the model is left in
+    eval mode."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):  # the same normalisation as `predict`'s
+            module.eval()
+    correct = total = 0
+    try:
+        with torch.no_grad():
+            for images, targets in batches:
+                correct += int((model(images.to(device)).argmax(dim=1).cpu() == targets.cpu()).sum())
+                total += len(targets)
+    finally:
+        model.eval()
+    return 100 * correct / max(1, total)
+
+
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
     """counts[true, predicted]."""
     index = labels.long() * num_classes + predicted.long()
@@ -285,7 +305,17 @@ def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
     return {"only_a": only_a, "only_b": only_b, "p_value": min(1.0, 2 * tail / 2**n)}
 
 
-def fitting_diagnosis(history: History, last: int = 3, tolerance: float = 0.1) -> dict[str, Any]:
+GAP_TOLERANCE = 0.1  # points: a gap within ±this "fits well"; 10 of 10,000 images, about one standard error
+
+
+def accuracy_difference_se(a: float, count_a: int, b: float, count_b: int) -> float:
+    """Standard error (points) of the difference of two accuracies (%) measured on `count_a` and `count_b`
+    independent images: how far apart two such figures lie by the luck of the images alone."""
+    variance = sum(p / 100 * (1 - p / 100) / n for p, n in ((a, count_a), (b, count_b)))
+    return 100 * math.sqrt(variance)
+
+
+def fitting_diagnosis(history: History, last: int = 3, tolerance: float = GAP_TOLERANCE) -> dict[str, Any]:
     """Over- or under-fitting, from the train/test accuracy gap (points) averaged over the `last` epochs. The
     training accuracy is `history.train_accuracy_column`'s: training images scored as the test set is, where the run
     probed them, so that the two sides are measured alike; else the accuracy during each epoch. Above
@@ -316,8 +346,8 @@ def last_epochs_summary(history: History, threshold: float, last: int = 3) -> di
 
 
 def test_acc_spread(history: History, last: int) -> float:
-    """How far apart the test accuracies of the `last` epochs lie: highest minus lowest, in points. Small when
-    the weights have settled; at a constant learning rate they keep moving, and so does the score."""
+    """How far apart the test accuracies of the `last` epochs lie: highest minus lowest, in points: how much
+    the score still moves from epoch to epoch, the weights' steps and the luck of the last batches together."""
     values = history.last("test_acc", last)
     return max(values) - min(values)
 

@@ -12,7 +12,10 @@ from mnist_utils.data import MNIST
 from mnist_utils.packed import PackedModels, side_by_side
 from mnist_utils.augment import Augment
 from mnist_utils.engine import History, seed_everything
-from mnist_utils.evaluation import fitting_diagnosis, probed_gap, run_summary, seed_table
+from mnist_utils.batches import Batches
+from mnist_utils.data import ImageSet
+from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_with_dropout, fitting_diagnosis,
+                                    predict, probed_gap, run_summary, seed_table)
 from mnist_utils.inspection import count_parameters, receptive_field
 from mnist_utils.recipes import Recipe, load_config
 from mnist_utils.training import train_recipe, train_seeds
@@ -145,6 +148,27 @@ def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_n
         assert probed["train_eval_acc"][-1] == scored.accuracy, "every training image, in eval mode"
 
 
+def test_accuracy_with_dropout_switches_on_the_dropout_alone():
+    torch.manual_seed(0)
+    plain, dropped = models.Model_2(dropout=0.0), models.Model_2(dropout=0.9)  # untrained: only a harsh rate shows
+    for module in plain.modules():  # running statistics unlike any one batch's, so a batch-statistics slip shows
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.fill_(0.3)
+            module.running_var.fill_(2.0)
+    dropped.load_state_dict(plain.state_dict())  # the same weights; dropout has none
+    images = torch.randint(0, 256, (200, 28, 28), dtype=torch.uint8)
+    probe = Batches(ImageSet(images, torch.zeros(200, dtype=torch.long)), 50)
+    labels = predict(plain, probe, "cpu").predicted  # labels the network gets all right, dropout off
+    probe = Batches(ImageSet(images, labels), 50)
+    statistics = copy.deepcopy([b.running_mean for b in dropped.modules() if isinstance(b, nn.BatchNorm2d)])
+    assert predict(dropped, probe, "cpu").accuracy == 100.0
+    assert accuracy_with_dropout(plain, probe, "cpu") == 100.0, "without dropout it is the test-time accuracy"
+    assert accuracy_with_dropout(dropped, probe, "cpu") < 100.0, "most activations off cost answers"
+    assert not dropped.training, "left in eval mode"
+    after = [b.running_mean for b in dropped.modules() if isinstance(b, nn.BatchNorm2d)]
+    assert all(torch.equal(a, b) for a, b in zip(statistics, after)), "BatchNorm keeps its running statistics"
+
+
 def test_packing_keeps_each_model_and_refuses_mixed_architectures():
     torch.manual_seed(0)
     first, second = models.Model_1().eval(), models.Model_1().eval()
@@ -197,6 +221,15 @@ def test_fitting_diagnosis_reads_the_gap_of_the_last_epochs():
     diagnosis = fitting_diagnosis(made_up([99.0, 99.4, 99.45, 99.5], [99.2, 99.4, 99.4, 99.45]))
     assert diagnosis["verdict"] == "fits well"
     assert diagnosis["mean_gap"] == pytest.approx((0.0 + 0.05 + 0.05) / 3)
+
+
+def test_the_standard_error_of_a_gap_is_that_of_two_independent_accuracies():
+    assert accuracy_difference_se(50.0, 100, 50.0, 100) == pytest.approx(100 * (2 * 0.25 / 100) ** 0.5)
+    assert accuracy_difference_se(99.5, 10_000, 99.5, 10_000) == pytest.approx(0.0997, abs=1e-4)
+    assert accuracy_difference_se(99.5, 10_000, 99.5, 2_500) > accuracy_difference_se(99.5, 10_000, 99.5, 10_000)
+    assert accuracy_difference_se(100.0, 10, 0.0, 10) == 0.0, "all right or all wrong: no spread"
+    # the verdict's threshold is about one standard error of a gap between two sets of 10,000 images at 99.5%
+    assert GAP_TOLERANCE == pytest.approx(accuracy_difference_se(99.5, 10_000, 99.5, 10_000), rel=0.05)
 
 
 def test_the_gap_reads_the_training_images_scored_as_the_test_set_where_the_run_probed_them():
