@@ -50,22 +50,22 @@ readme: setup  ## regenerate the README's results section from reports/results (
 test: data  ## unit tests plus every notebook in the smoke profile
 	@$(PY) -m pytest
 
-train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="epochs=5")
+train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="epochs=5", PROFILE=smoke, REPLACE=1)
 	@test -n "$(CONFIG)" || { echo "Name a config: make train CONFIG=configs/step3.yaml (they are in configs/)"; exit 2; }
-	@$(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s))
+	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s)) $(if $(REPLACE),--replace)
 
 bench: data  ## training speed: pipeline, time to 99.0% / 99.4%, PyTorch's MNIST example for comparison
 	@$(PY) -m mnist_utils.bench
 
 bench-app: data  ## the page's API: one prediction's latency (p50, p95) and 20 clients at once for 10 s
-	@$(PY) -m mnist_utils.app_bench
+	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.app_bench
 
 # The page needs a trained model: on a fresh machine, train the default (Step 3) one first.
 app: data  ## the web page on 127.0.0.1:8000 (HOST=, PORT=): draw or upload a digit; trains the Step 3 model if none is saved
-	@$(PY) -m mnist_utils.app --check || { \
+	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.app --check || { \
 	  echo "No Step 3 model saved yet: training one with $(DEFAULT_CONFIG) first ..."; \
-	  $(PY) -m mnist_utils train --config $(DEFAULT_CONFIG); }
-	@$(PY) -m mnist_utils.app --host $(HOST) --port $(PORT)
+	  MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils train --config $(DEFAULT_CONFIG); }
+	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.app --host $(HOST) --port $(PORT)
 
 lab: data  ## open JupyterLab on the notebooks with the project's kernel
 	@$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -1,16 +1,17 @@
 """The command line: ``python -m mnist_utils COMMAND``.
 
     python -m mnist_utils train --config configs/step3.yaml [--set epochs=5 ...]
-    python -m mnist_utils test --model reports/models/step3.safetensors
-    python -m mnist_utils predict --model reports/models/step3.safetensors digit.png photo.jpg
+    python -m mnist_utils test --model reports/models/step3-seed1.safetensors
+    python -m mnist_utils predict --model reports/models/step3-seed1.safetensors digit.png photo.jpg
 
 `train` trains a config file's recipe with the code the notebooks run (see mnist_utils/trainer.py for the
 run folder it writes and when it saves the checkpoint). `test` evaluates a saved model on the MNIST test set (cut to the MNIST_PROFILE's size) and writes accuracy,
 per-class precision / recall / F1 (CSV and JSON), the confusion matrix (PNG and CSV) and the most confident
 mistakes (PNG) into a results folder, all at once, then appends a line to a performance log. `predict` reads
 images through the web page's preprocessing and prints each one's digit, confidence and top 3.
-Bad input (a missing or damaged checkpoint, a missing or non-image file, a wrong option) ends the command
-with one line naming the problem and its fix, exit status 2, and nothing written.
+Bad input (a missing or damaged checkpoint, a missing or non-image file, a wrong option, a device or profile
+this machine does not have) ends the command with one line naming the problem and its fix, exit status 2, and
+nothing written; Ctrl-C ends it with one line and exit status 130 (a stopped `train` keeps its run folder).
 """
 from __future__ import annotations
 
@@ -36,9 +37,12 @@ from .evaluation import confusion_matrix, per_class_metrics
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
-from .trainer import train_from_config
+from .trainer import TrainingDiverged, train_from_config
 
 EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
+RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
+                "misclassified.png")  # a `test` results folder: what `result_files` writes
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
 
 
@@ -120,15 +124,35 @@ def append_line(path: Path, record: dict[str, Any]) -> None:
 
 
 def _classifier(args: argparse.Namespace) -> Classifier:
-    try:
-        device = get_device(args.device)
-    except (RuntimeError, ValueError) as error:  # no GPU, or a device name torch does not know
-        raise UsageError(f"--device {args.device}: {error}") from None
-    return Classifier.load(_checkpoint_path(args.model), device)
+    return Classifier.load(_checkpoint_path(args.model), get_device(args.device))
+
+
+def results_folder(given: str | None, default: Path) -> Path:
+    """Where `test` puts its results: `given` or `default`, refused (UsageError) where replacing that folder whole
+    would lose something: a file, the current folder or one above it, a folder holding other files."""
+    folder = Path(given) if given else default
+    refuse = f"--out {given or folder}"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{refuse}: a file is there; `test` writes a folder of results: give a new folder")
+    if folder.is_dir():
+        here = Path.cwd().resolve()
+        if folder.resolve() in (here, *here.parents):
+            raise UsageError(f"{refuse}: `test` replaces its results folder whole: give a new folder, not the "
+                             "current one or one above it")
+        others = sorted(p.name for p in folder.iterdir() if p.name not in RESULT_FILES)
+        if others:
+            more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+            raise UsageError(f"{refuse}: it holds {others[0]}{more}, which `test` did not write; it replaces its "
+                             "results folder whole: give a new or empty folder, or one an earlier `test` wrote")
+    return folder
 
 
 def run_train(args: argparse.Namespace) -> int:
-    checkpoint = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device)
+    checkpoint = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
+                                   replace=args.replace)
+    if checkpoint.parent.resolve() != models_dir().resolve():
+        print(f"{_shown(models_dir())} already has a model of this name, kept: this run's checkpoint stays in its "
+              "folder (--replace puts it there instead).")
     print(f"checkpoint: {_shown(checkpoint)}; test it with `python -m mnist_utils test --model {_shown(checkpoint)}`")
     return 0
 
@@ -136,11 +160,14 @@ def run_train(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     classifier = _classifier(args)
     meta = classifier.metadata
+    folder = results_folder(args.out, reports_dir() / "evaluations" / meta["id"])
+    log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
+    if log.is_dir():
+        raise UsageError(f"--log {args.log}: a folder is there; the performance log is a file: give a file's path")
     data = load_mnist()
     test = data.test.head(get_profile().subset(len(data.test), "test"))
     evaluation = evaluate(classifier, test)
     macro = evaluation["per_class"][-1]
-    folder = Path(args.out) if args.out else reports_dir() / "evaluations" / meta["id"]
     summary = {"checkpoint": meta["path"], "weights_sha256": meta["weights"]["sha256"], "title": meta["title"],
                "model": meta["model"]["name"], "images": len(test), "accuracy": evaluation["accuracy"],
                "loss": evaluation["loss"], "macro_precision": macro["precision"], "macro_recall": macro["recall"],
@@ -148,7 +175,6 @@ def run_test(args: argparse.Namespace) -> int:
                "seconds": round(evaluation["seconds"], 3),
                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     write_folder_atomic(folder, result_files(evaluation, summary, test.images))
-    log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
     append_line(log, {**summary, "results": str(folder)})
 
     print(f"{meta['title']} ({meta['model']['name']}, {_shown(meta['path'])}) on {len(test):,} MNIST test images: "
@@ -219,13 +245,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    train = commands.add_parser("train", help="train a config file's recipe; checkpoint to reports/models")
+    train = commands.add_parser("train", help="train a config file's recipe; checkpoint to its run folder, then "
+                                "to reports/models")
     train.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/step3.yaml (or just step3)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change one key of the config, e.g. --set epochs=5 --set augment.rotation=10")
     train.add_argument("--seed", type=int, help="default: the config's first seed")
     train.add_argument("--out", metavar="DIR", help="run folder (default: reports/runs/CONFIG-seedN-TIME)")
     train.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
+    train.add_argument("--replace", action="store_true",
+                       help="put the checkpoint in reports/models even where one of its name is (a notebook's)")
     train.set_defaults(run=run_train)
 
     test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder")
@@ -243,13 +272,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ConfigError, ImageError, MNISTDataError)
+BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ConfigError, ImageError, MNISTDataError,
+                                         TrainingDiverged)
+
+
+def _settings(args: argparse.Namespace) -> None:
+    """The profile and the device, checked before anything runs (a UsageError says which and how to fix it)."""
+    try:
+        get_profile()
+        get_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _settings(args)
         return args.run(args)
     except BAD_INPUT as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever the message
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"stopped (Ctrl-C){': the run folder keeps the epochs so far' if args.command == 'train' else ''}",
+              file=sys.stderr)
+        return EXIT_STOPPED

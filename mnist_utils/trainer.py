@@ -1,13 +1,18 @@
 """`python -m mnist_utils train --config configs/X.yaml`: a config trained from the command line, with the
 same code the notebooks run (`training.train_recipe`, `features.train_head`), into a run folder:
 
-    reports/runs/<config>-seed<N>-<time>/   train.log, history.csv, history.json, curves.png
-    reports/models/<config>-seed<N>         the checkpoint (.safetensors + .json)
+    reports/runs/<config>-seed<N>-<time>/   train.log, history.csv, history.json, curves.png,
+                                            model.safetensors + model.json (the run's checkpoint)
+    reports/models/<config>-seed<N>         the checkpoint, published when the run ends
 
-The checkpoint is written whenever the monitored validation metric improves (the config's `monitor`, watched
-from the end of its warm-up; during the warm-up the latest epoch is kept), so an interrupted run keeps its
-best epoch; a config without a validation split keeps the latest epoch's weights. At the end the checkpoint's model is tested once and its metadata gets
-the test figures. Every file is written atomically.
+The run's checkpoint is written whenever the monitored validation metric improves (the config's `monitor`,
+watched from the end of its warm-up; during the warm-up the latest epoch is kept), so a run that is stopped or
+fails keeps its best epoch, in its own folder, beside the history of the epochs it ran; a config without a
+validation split keeps the latest epoch's weights. At the end the checkpoint's model is tested once, its metadata
+gets the test figures, and it is published to reports/models, where the app, `test` and `predict` look, unless a
+checkpoint of that name is there already (a notebook's, say): that one is kept unless `replace` is asked for.
+A loss that is no longer a number (a learning rate far too high, say) stops the run at the end of that epoch,
+before its weights are kept. Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -16,19 +21,20 @@ import datetime as _dt
 import io
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from .checkpoints import Classifier, models_dir, recipe_fields, save_checkpoint
+from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
 from .config import computing_on, get_device, get_profile, reports_dir
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .features import train_head
 from .plots import plot_history, png_bytes
-from .recipes import PRETRAINED, Recipe, build_model, build_pretrained, load_config
+from .recipes import PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, load_config
 from .training import train_recipe
 
 
@@ -54,20 +60,31 @@ def _history_files(history: History, title: str) -> dict[str, bytes]:
             "history.json": (json.dumps(history.rows, indent=1) + "\n").encode()}
 
 
+class TrainingDiverged(ValueError):
+    """The loss is no longer a finite number: the run cannot recover; the message names what to change."""
+
+
 def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir: Path | str | None = None, *,
-                      seed: int | None = None, device: torch.device | str | None = None) -> Path:
+                      seed: int | None = None, device: torch.device | str | None = None,
+                      replace: bool = False) -> Path:
     """Train `config` (a name in configs/ or a path) with `overrides` ('key=value'), as the active profile
-    runs it, and return the checkpoint's weights path. `seed` defaults to the config's first."""
+    runs it, and return the weights' path of the checkpoint it published (see the module's docstring), or of
+    the run's own when one of that name was kept. `seed` defaults to the config's first."""
     recipe = load_config(config, overrides).for_profile(get_profile())
     seed = recipe.seeds[0] if seed is None else seed
-    device = torch.device(device) if device else get_device()
+    device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out_dir or reports_dir() / "runs" / f"{recipe.name}-seed{seed}-{stamp}")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: a file is there; give the path of a folder for the run")
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
-            return _train(recipe, seed, device, run_dir, log)
+            return _train(recipe, seed, device, run_dir, log, replace)
+    except KeyboardInterrupt:
+        log.error(f"stopped (Ctrl-C); the run folder keeps the best epoch so far: {run_dir}")
+        raise
     except Exception as error:  # the log keeps why the run ended; the caller reports it
         log.error(f"stopped: {type(error).__name__}: {error}")
         raise
@@ -77,8 +94,9 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         log.handlers.clear()
 
 
-def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger) -> Path:
-    checkpoint = models_dir() / f"{recipe.name}-seed{seed}"
+def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
+           replace: bool) -> Path:
+    checkpoint, published = run_dir / "model", models_dir() / f"{recipe.name}-seed{seed}"
     log.info(f"{recipe.name}: {recipe.describe()}; seed {seed}; {device}; run folder {run_dir}")
 
     data = load_data()
@@ -92,9 +110,14 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     model.to(device, memory_format=recipe.memory_format)
     fields = recipe_fields(recipe)
     validated = bool(recipe.val_fraction)
+    rows: list[dict[str, float]] = []  # the epochs so far: written out however the run ends
 
     def on_epoch(row: dict[str, float], improved: bool) -> None:
+        rows.append(row)
         log.info(f"epoch {row['epoch']}/{recipe.epochs}: {row_summary(row)}, {row['seconds']:.1f} s")
+        if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss") if key in row):
+            raise TrainingDiverged(f"{recipe.name}: the loss is {row['train_loss']} after epoch {row['epoch']}: "
+                                   f"training diverged; lower the learning rate (now lr={recipe.lr:g})")
         # Kept: the best epoch on validation; before its watch begins (the warm-up) and without a validation
         # split, the latest.
         if improved or not validated or row["epoch"] < recipe.monitor_from:
@@ -104,22 +127,29 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
             if improved:
                 log.info(f"  {recipe.monitor} improved: checkpoint saved ({checkpoint.name})")
 
-    if recipe.freeze_backbone:
-        history, _ = train_head(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
-                                on_epoch=on_epoch)
-    else:
-        history = train_recipe(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
-                               on_epoch=on_epoch)
+    try:
+        if recipe.freeze_backbone:
+            history, _ = train_head(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
+                                    on_epoch=on_epoch)
+        else:
+            history = train_recipe(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
+                                   on_epoch=on_epoch)
+    finally:
+        if rows:
+            for name, content in _history_files(History(rows), f"{recipe.name}, seed {seed}").items():
+                write_atomic(run_dir / name, content)
 
     # The test set, once, on the weights the checkpoint kept.
     classifier = Classifier.load(checkpoint, device)
     predictions = classifier.predict(data.test)
     kept = classifier.metadata
-    save_checkpoint(classifier.model, checkpoint, **fields, seed=seed, epochs=kept["epochs"],
-                    metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)},
-                    title=recipe.title, source=f"configs/{recipe.name}.yaml")
-    for name, content in _history_files(history, f"{recipe.name}, seed {seed}").items():
-        write_atomic(run_dir / name, content)
-    log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {len(history)}); "
-             f"checkpoint {checkpoint}.safetensors")
-    return checkpoint.with_name(checkpoint.name + ".safetensors")
+    final = dict(fields, seed=seed, epochs=kept["epochs"], title=recipe.title, source=f"configs/{recipe.name}.yaml",
+                 metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)})
+    save_checkpoint(classifier.model, checkpoint, **final)
+    log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {len(history)})")
+    if paths(published)[0].exists() and not replace:
+        log.info(f"{published}.safetensors is there already and is kept (pass --replace to put this run's "
+                 f"model there); this run's checkpoint: {checkpoint}.safetensors")
+        return paths(checkpoint)[0]
+    log.info(f"checkpoint published: {published}.safetensors")
+    return save_checkpoint(classifier.model, published, **final)

@@ -132,7 +132,8 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     # A validation split and keep_best: the checkpoint follows the best validation epoch.
     overrides = ["--set", "val_fraction=1/8", "--set", "patience=2", "--set", "keep_best=true"]
     assert main(["train", "--config", "configs/step3.yaml", *overrides, "--out", str(run)]) == 0
-    assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "train.log"]
+    assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "model.json",
+                                                     "model.safetensors", "train.log"]
     log = (run / "train.log").read_text()
     assert "step3: 1 epoch" in log and "test accuracy" in log
     history = json.loads((run / "history.json").read_text())
@@ -163,6 +164,10 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "epoch=3"], "unknown key epoch; the keys are"),
     (["--config", "step3", "--set", "epochs=three"], "epochs: expected int, got 'three'"),
     (["--config", "step3", "--set", "model=Model_9"], "model: unknown 'Model_9'; choose one of Model_1"),
+    (["--config", "step3", "--set", "lr=-1"], "lr: must be above 0, got -1.0"),
+    (["--config", "step3", "--set", "augment.scale=[2,1]"], "augment.scale: [smallest, largest] zoom"),
+    (["--config", "step3", "--set", "augment.translate=5"], "augment.translate: a share of the image in [0, 0.5]"),
+    (["--config", "step3", "--device", "foo"], "--device 'foo' is not a device this project runs on"),
 ])
 def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch,
                                                                     capsys):
@@ -171,3 +176,91 @@ def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, me
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and error.count("\n") == 1
     assert not (tmp_path / "run").exists() and not (tmp_path / "reports").exists()
+
+
+def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    published = paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
+    assert main(["train", "--config", "step1", "--out", str(tmp_path / "first")]) == 0
+    first = published.read_bytes()
+    assert first == (tmp_path / "first" / "model.safetensors").read_bytes(), "the run's own, published"
+
+    # A second run with other weights keeps the model already there (a notebook's, say), and says where its own is.
+    assert main(["train", "--config", "step1", "--seed", "1", "--set", "lr=0.02", "--out", str(tmp_path / "second")]) == 0
+    printed = capsys.readouterr().out
+    assert published.read_bytes() == first and "already has a model of this name, kept" in printed
+    second = (tmp_path / "second" / "model.safetensors").read_bytes()
+    assert second != first and "second/model.safetensors" in printed
+
+    assert main(["train", "--config", "step1", "--set", "lr=0.02", "--out", str(tmp_path / "third"), "--replace"]) == 0
+    assert published.read_bytes() == second, "--replace puts the new model there (the same seed: the same weights)"
+
+
+def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    assert main(["train", "--config", "step1", "--set", "lr=1e6", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
+    assert error.startswith("error: ") and "training diverged; lower the learning rate" in error
+    assert not (tmp_path / "reports" / "smoke" / "models").exists() and not (tmp_path / "run" / "model.json").exists()
+    assert "stopped: TrainingDiverged" in (tmp_path / "run" / "train.log").read_text()
+    assert json.loads((tmp_path / "run" / "history.json").read_text())[0]["epoch"] == 1, "the epoch it ran is kept"
+
+
+def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_path, monkeypatch, capsys):
+    from mnist_utils import trainer
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    real = trainer.train_recipe
+
+    def stopped_after_one_epoch(*args, on_epoch, **kwargs):
+        real(*args, on_epoch=on_epoch, **kwargs)  # the smoke profile's one epoch, checkpoint included
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_recipe", stopped_after_one_epoch)
+    assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
+    last = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
+    assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far"
+    run = tmp_path / "run"
+    assert {"model.safetensors", "model.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
+    assert "stopped (Ctrl-C)" in (run / "train.log").read_text()
+    assert not (tmp_path / "reports" / "smoke" / "models").exists(), "an unfinished run publishes nothing"
+
+
+@pytest.mark.parametrize("case", ["file", "foreign-file", "current-folder", "log-folder"])
+def test_test_refuses_a_results_folder_it_would_lose_something_by_replacing(case, step3_checkpoint, tmp_path,
+                                                                            monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "precious.txt").write_text("mine")
+    (tmp_path / "a-file").write_text("mine too")
+    out, log, words = {"file": ("a-file", "log.jsonl", "a file is there"),
+                       "foreign-file": ("notes", "log.jsonl", "it holds precious.txt, which `test` did not write"),
+                       "current-folder": (".", "log.jsonl", "not the current one or one above it"),
+                       "log-folder": ("results", "notes", "--log notes: a folder is there")}[case]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["test", "--model", str(step3_checkpoint), "--out", out, "--log", log]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and words in error and error.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "notes" / "precious.txt").read_text() == "mine"
+
+
+def test_the_results_folder_holds_exactly_the_files_test_writes(step3_checkpoint, tmp_path, smoke):
+    from mnist_utils.cli import RESULT_FILES
+    assert main(["test", "--model", str(step3_checkpoint), "--out", str(tmp_path / "r"),
+                 "--log", str(tmp_path / "log.jsonl")]) == 0
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(RESULT_FILES)
+
+
+@pytest.mark.parametrize("variable, value, words", [("MNIST_PROFILE", "bogus", "Unknown MNIST_PROFILE 'bogus'"),
+                                                    ("MNIST_DEVICE", "cuda", "unset MNIST_DEVICE")])
+def test_a_setting_this_machine_cannot_use_is_one_line_before_anything_runs(variable, value, words, step3_checkpoint,
+                                                                            tmp_path, monkeypatch, capsys):
+    if value == "cuda" and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU: MNIST_DEVICE=cuda is usable here")
+    monkeypatch.setenv(variable, value)
+    assert main(["test", "--model", str(step3_checkpoint), "--out", str(tmp_path / "r")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and words in error and "--device None" not in error
+    assert list(tmp_path.iterdir()) == []
