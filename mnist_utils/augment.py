@@ -105,6 +105,26 @@ class Augment:
     def enabled(self) -> bool:
         return self != Augment()
 
+    def problems(self) -> list[str]:
+        """What is out of range, each as 'key: what it must be, got what it is'; empty when all is well."""
+        def interval(lo: float, hi: float, low_bound: float, high_bound: float) -> bool:
+            return low_bound < lo <= hi <= high_bound
+        found = []
+        if not 0 <= self.rotation <= 180 or not 0 <= self.shear < 90:
+            found.append(f"rotation: degrees in [0, 180] and shear in [0, 90), got {self.rotation} and {self.shear}")
+        if not 0 <= self.translate <= 0.5:
+            found.append(f"translate: a share of the image in [0, 0.5], got {self.translate}")
+        if len(self.scale) != 2 or not interval(*self.scale, 0, 10):
+            found.append(f"scale: [smallest, largest] zoom, 0 < smallest <= largest <= 10, got {list(self.scale)}")
+        if not 0 <= self.erase_p <= 1:
+            found.append(f"erase_p: a probability in [0, 1], got {self.erase_p}")
+        if len(self.erase_area) != 2 or not interval(*self.erase_area, 0, 1):
+            found.append(f"erase_area: [smallest, largest] share of the image, within (0, 1], got "
+                         f"{list(self.erase_area)}")
+        if len(self.erase_ratio) != 2 or not interval(*self.erase_ratio, 0, float("inf")):
+            found.append(f"erase_ratio: [smallest, largest] aspect ratio above 0, got {list(self.erase_ratio)}")
+        return found
+
     def describe(self) -> str:
         """A short human-readable summary, e.g. 'rotation ±7°, shift ±10%'."""
         parts = []

@@ -129,14 +129,22 @@ def get_profile(name: str | None = None) -> Profile:
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """CUDA when present, else CPU. `prefer` (or $MNIST_DEVICE) forces one, e.g. 'cpu'."""
+    """CUDA when present, else CPU. `prefer` (or $MNIST_DEVICE) forces one: 'cpu', 'cuda' or 'cuda:N'. A device
+    this project does not run on, or CUDA without a GPU, is a ValueError naming where the request came from."""
+    source = "--device" if prefer else "MNIST_DEVICE"
     wanted = prefer or os.environ.get("MNIST_DEVICE")
-    if wanted:
+    if not wanted:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
         device = torch.device(wanted)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("MNIST_DEVICE asks for CUDA but torch sees no GPU: unset it or set it to 'cpu'.")
-        return device
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    except RuntimeError:  # a name torch does not know
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{source} {wanted!r} is not a device this project runs on: use 'cpu' or 'cuda'.")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        fix = "leave it out or use 'cpu'" if prefer else "unset MNIST_DEVICE or set it to 'cpu'"
+        raise ValueError(f"{source} asks for CUDA but torch sees no GPU: {fix}.")
+    return device
 
 
 def use_threads(threads: int | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import fractions
 import inspect
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,15 @@ class Recipe:
             problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
             problems.append(f"image_size: must be a positive number of pixels, got {self.image_size}")
+        if not self.lr > 0:  # also refuses nan
+            problems.append(f"lr: must be above 0, got {self.lr}")
+        if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
+            problems.append(f"momentum must be in [0, 1) and weight_decay at least 0, got {self.momentum} and "
+                            f"{self.weight_decay}")
+        if not 0 < self.pct_start < 1 or not self.div_factor >= 1 or not self.final_div_factor >= 1:
+            problems.append(f"pct_start must be in (0, 1), div_factor and final_div_factor at least 1, got "
+                            f"{self.pct_start}, {self.div_factor} and {self.final_div_factor}")
+        problems += [f"augment.{problem}" for problem in self.augment.problems()]
         if problems:
             raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
 
@@ -364,6 +374,9 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 _AUGMENT_FIELDS = {f.name: f for f in dataclasses.fields(Augment)}
 
 
+_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")  # a number in scientific notation, such as 1e-3
+
+
 def _convert(where: str, value: Any, kind: Any) -> Any:
     """`value` as the type `kind` (a dataclass field's annotation), or a ConfigError naming `where`."""
     kind = eval(kind, vars(typing)) if isinstance(kind, str) else kind  # annotations are strings here
@@ -377,6 +390,8 @@ def _convert(where: str, value: Any, kind: Any) -> Any:
                 return float(fractions.Fraction(value.replace(" ", "")))
             except ValueError:
                 continue
+        if origin is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin is tuple and isinstance(value, (list, tuple)):

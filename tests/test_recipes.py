@@ -42,6 +42,13 @@ def test_fractions_read_as_written():
     assert load_config("finetune_full").train_fraction == pytest.approx(1 / 20)
 
 
+def test_scientific_notation_reads_as_a_number_where_a_number_is_expected():
+    assert load_config("step3", ["lr=1e-3", "weight_decay=5E-4"]).lr == pytest.approx(1e-3)
+    assert load_config("step3", ["weight_decay=5E-4"]).weight_decay == pytest.approx(5e-4)
+    with pytest.raises(ConfigError, match=r"epochs: expected int, got '1e3'"):
+        load_config("step3", ["epochs=1e3"])  # a whole number is written as one
+
+
 def test_overrides_change_keys_and_nested_keys():
     recipe = load_config("step3", ["epochs=5", "augment.rotation=5", "model_args.dropout=0.1", "seeds=[7]"])
     assert (recipe.epochs, recipe.augment.rotation, recipe.augment.translate) == (5, 5.0, 0.08)
@@ -64,6 +71,13 @@ def test_overrides_change_keys_and_nested_keys():
     (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
     (["train_probe=-1"], r"train_probe: a number of training images, 0 for none, got -1"),
     (["epochs"], r"write key=value"),
+    (["lr=0"], r"lr: must be above 0, got 0.0"),
+    (["momentum=1"], r"momentum must be in \[0, 1\) and weight_decay at least 0, got 1.0"),
+    (["weight_decay=-1e-4"], r"weight_decay at least 0, got 0.9 and -0.0001"),
+    (["pct_start=0"], r"pct_start must be in \(0, 1\)"),
+    (["augment.rotation=-5"], r"augment.rotation: degrees in \[0, 180\]"),
+    (["augment.scale=[0,1]"], r"augment.scale: \[smallest, largest\] zoom, 0 < smallest"),
+    (["augment.erase_p=2"], r"augment.erase_p: a probability in \[0, 1\], got 2.0"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
     with pytest.raises(ConfigError, match=message):
