@@ -109,6 +109,9 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
 def _greyscale(image: Image.Image) -> torch.Tensor:
     """Luminance as float32 (H, W); transparent pixels become paper contrasting with the opaque ink."""
     has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
+    if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit greyscale (scanners): convert("L") clips it
+        wide = np.asarray(image, dtype=np.float32)
+        return torch.from_numpy(wide * (255 / 65535) if wide.max() > 255 else wide.copy())
     if not has_alpha:
         return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())
     rgba = image.convert("RGBA")

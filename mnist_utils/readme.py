@@ -2,6 +2,7 @@
 the benchmark's figures (never from a smoke run, never typed by hand)."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -147,4 +148,6 @@ def main(readme: Path | None = None, reports: Path | None = None, notebooks: Pat
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(prog="python -m mnist_utils.readme",
+                            description=main.__doc__.split(";")[0].replace("`make readme`: r", "R")).parse_args()
     sys.exit(main())

@@ -153,3 +153,14 @@ def test_to_mnist_leaves_an_mnist_digit_as_it_is(mnist):
         pixels, inverted = to_mnist(original.float())
         assert not inverted
         assert closeness(pixels, original) > 0.95
+
+
+def test_a_16_bit_greyscale_scan_reads_like_its_8_bit_picture(mnist, make_picture):
+    picture = Image.open(io.BytesIO(make_picture(mnist.test.images[0], dark_ink=True))).convert("L")
+    wide = (np.asarray(picture, dtype=np.uint32) * 257).astype(np.uint16)  # 0-255 → 0-65535: the same tones
+    scan = io.BytesIO()
+    Image.fromarray(wide).save(scan, format="PNG")
+    assert Image.open(io.BytesIO(scan.getvalue())).mode == "I;16", "a real 16-bit file"
+    narrow = io.BytesIO()
+    picture.save(narrow, format="PNG")
+    assert torch.equal(preprocess(scan.getvalue()).pixels, preprocess(narrow.getvalue()).pixels)
