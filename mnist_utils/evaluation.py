@@ -4,6 +4,7 @@ history (over- or under-fitting, the last epochs against a target, a table over 
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -82,20 +83,19 @@ def predict(model: nn.Module, batches: Batches, device: torch.device,
 def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.device) -> float:
     """Accuracy (%) on `batches` with dropout on, as in training, and BatchNorm on its running statistics, as at
     test: set beside the accuracy with dropout off (`predict`), what dropout alone costs on the same images and
-    weights. The masks come from the model's dropout layers, as a training step's would; the model is left in
-    eval mode."""
-    model.train()
-    for module in model.modules():
+    weights. A copy of `model` draws the masks, from its dropout layers' generators as they stand (torch's own
+    generator forked and seeded, for layers that use it): the model is left as it was, and a rerun gives the same
+    number."""
+    copy = deepcopy(model).train()  # its generators are copies: the model's own draw nothing
+    for module in copy.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):  # the same normalisation as `predict`'s
             module.eval()
     correct = total = 0
-    try:
-        with torch.no_grad():
-            for images, targets in batches:
-                correct += int((model(images.to(device)).argmax(dim=1).cpu() == targets.cpu()).sum())
-                total += len(targets)
-    finally:
-        model.eval()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for images, targets in batches:
+            correct += int((copy(images.to(device)).argmax(dim=1).cpu() == targets.cpu()).sum())
+            total += len(targets)
     return 100 * correct / max(1, total)
 
 
