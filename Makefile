@@ -8,7 +8,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 KERNEL  := mnist-notebooks
-PROFILE ?= full
+PROFILE ?= $(or $(MNIST_PROFILE),full)
 NB      ?=
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
@@ -52,7 +52,7 @@ test: data  ## unit tests plus every notebook in the smoke profile
 
 train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="epochs=5", PROFILE=smoke, REPLACE=1)
 	@test -n "$(CONFIG)" || { echo "Name a config: make train CONFIG=configs/step3.yaml (they are in configs/)"; exit 2; }
-	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s)) $(if $(REPLACE),--replace)
+	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s)) $(if $(filter 1 yes true,$(REPLACE)),--replace)
 
 bench: data  ## training speed: pipeline, time to 99.0% / 99.4%, PyTorch's MNIST example for comparison
 	@$(PY) -m mnist_utils.bench

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import socket
 import sys
 import threading
 import time
@@ -122,6 +123,9 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
     @app.post("/api/predict")
     async def api_predict(request: Request, model: str | None = None) -> Any:
         start = time.perf_counter()
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            return _error(415, "Send the picture as the request body itself, not as a form: e.g. curl "
+                               "--data-binary @digit.png -H 'Content-Type: image/png' .../api/predict")
         data = await _read_body(request, max_bytes)
         if data is None:
             return _error(413, f"The image is larger than the {max_bytes / 2**20:.0f} MB allowed: "
@@ -148,10 +152,30 @@ def _classify(classifier: Classifier, data: bytes):
     return digit, classifier.answers(digit.pixels[None])[0]
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1 to 65535, from the command line or $PORT."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535, e.g. 8000")
+    return int(text)
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why `host`:`port` cannot be served on (in use, say), or None: asked before the page says it serves there."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        if os.name != "nt":  # as the server binds; on Windows the option would let two programs share a port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_utils.app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--port", type=port_number, default=os.environ.get("PORT", str(DEFAULT_PORT)),
+                        help=f"default: $PORT, else {DEFAULT_PORT}")
     parser.add_argument("--models", type=Path, default=None, help="folder of checkpoints (default: reports/models)")
     parser.add_argument("--check", action="store_true",
                         help="only say whether a Step 3 model (Model_3) is saved: exit status 0 if so, 1 if not")
@@ -163,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if not listing:
         print(f"error: no saved model in {directory}: `make app` trains one, or run "
               "`python -m mnist_utils train --config configs/step3.yaml`.", file=sys.stderr)
+        return 2
+    if (problem := port_taken(args.host, args.port)) is not None:
+        other = DEFAULT_PORT if args.port != DEFAULT_PORT else DEFAULT_PORT + 1
+        print(f"error: cannot serve on {args.host}:{args.port} ({problem}): choose another port (e.g. "
+              f"`make app PORT={other}`), or check the host (HOST=127.0.0.1 serves this machine only).",
+              file=sys.stderr)
         return 2
     import uvicorn
 

@@ -110,8 +110,10 @@ class Augment:
         def interval(lo: float, hi: float, low_bound: float, high_bound: float) -> bool:
             return low_bound < lo <= hi <= high_bound
         found = []
-        if not 0 <= self.rotation <= 180 or not 0 <= self.shear < 90:
-            found.append(f"rotation: degrees in [0, 180] and shear in [0, 90), got {self.rotation} and {self.shear}")
+        if not 0 <= self.rotation <= 180:
+            found.append(f"rotation: degrees in [0, 180], got {self.rotation}")
+        if not 0 <= self.shear < 90:
+            found.append(f"shear: degrees in [0, 90), got {self.shear}")
         if not 0 <= self.translate <= 0.5:
             found.append(f"translate: a share of the image in [0, 0.5], got {self.translate}")
         if len(self.scale) != 2 or not interval(*self.scale, 0, 10):

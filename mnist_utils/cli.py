@@ -43,6 +43,7 @@ EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
+DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
 
 
@@ -131,7 +132,7 @@ def results_folder(given: str | None, default: Path) -> Path:
     """Where `test` puts its results: `given` or `default`, refused (UsageError) where replacing that folder whole
     would lose something: a file, the current folder or one above it, a folder holding other files."""
     folder = Path(given) if given else default
-    refuse = f"--out {given or folder}"
+    refuse = f"--out {given}" if given else f"The results folder {folder}"
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{refuse}: a file is there; `test` writes a folder of results: give a new folder")
     if folder.is_dir():
@@ -139,7 +140,7 @@ def results_folder(given: str | None, default: Path) -> Path:
         if folder.resolve() in (here, *here.parents):
             raise UsageError(f"{refuse}: `test` replaces its results folder whole: give a new folder, not the "
                              "current one or one above it")
-        others = sorted(p.name for p in folder.iterdir() if p.name not in RESULT_FILES)
+        others = sorted(p.name for p in folder.iterdir() if p.name not in RESULT_FILES + DESKTOP_FILES)
         if others:
             more = f" and {len(others) - 1} more" if len(others) > 1 else ""
             raise UsageError(f"{refuse}: it holds {others[0]}{more}, which `test` did not write; it replaces its "
@@ -148,9 +149,9 @@ def results_folder(given: str | None, default: Path) -> Path:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    checkpoint = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
-                                   replace=args.replace)
-    if checkpoint.parent.resolve() != models_dir().resolve():
+    checkpoint, published = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
+                                              replace=args.replace)
+    if not published:
         print(f"{_shown(models_dir())} already has a model of this name, kept: this run's checkpoint stays in its "
               "folder (--replace puts it there instead).")
     print(f"checkpoint: {_shown(checkpoint)}; test it with `python -m mnist_utils test --model {_shown(checkpoint)}`")
@@ -238,7 +239,7 @@ def _checkpoint_path(given: str | None) -> Path:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH",
                         help="a checkpoint (NAME.safetensors beside NAME.json); default: the best Step 3 model "
-                             "in reports/models")
+                             "in reports/models (reports/smoke/models under MNIST_PROFILE=smoke)")
     parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
 
 

@@ -144,6 +144,9 @@ def get_device(prefer: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         fix = "leave it out or use 'cpu'" if prefer else "unset MNIST_DEVICE or set it to 'cpu'"
         raise ValueError(f"{source} asks for CUDA but torch sees no GPU: {fix}.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{source} asks for {device}, but torch sees {torch.cuda.device_count()} GPU(s): "
+                         f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}.")
     return device
 
 

@@ -111,7 +111,7 @@ def _greyscale(image: Image.Image) -> torch.Tensor:
     has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
     if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit greyscale (scanners): convert("L") clips it
         wide = np.asarray(image, dtype=np.float32)
-        return torch.from_numpy(wide * (255 / 65535) if wide.max() > 255 else wide.copy())
+        return torch.from_numpy(wide / 257 if wide.max() > 255 else wide.copy())  # 65535 / 257 = 255
     if not has_alpha:
         return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())
     rgba = image.convert("RGBA")

@@ -381,6 +381,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         profile = get_profile(args.profile).name
         paths = find_notebooks(args.notebooks, args.selectors)
+        if args.lanes is not None:
+            check_lanes(args.lanes)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

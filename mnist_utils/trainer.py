@@ -2,7 +2,7 @@
 same code the notebooks run (`training.train_recipe`, `features.train_head`), into a run folder:
 
     reports/runs/<config>-seed<N>-<time>/   train.log, history.csv, history.json, curves.png,
-                                            model.safetensors + model.json (the run's checkpoint)
+                                            <run folder's name>.safetensors + .json (the run's checkpoint)
     reports/models/<config>-seed<N>         the checkpoint, published when the run ends
 
 The run's checkpoint is written whenever the monitored validation metric improves (the config's `monitor`,
@@ -24,7 +24,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 
@@ -60,16 +60,22 @@ def _history_files(history: History, title: str) -> dict[str, bytes]:
             "history.json": (json.dumps(history.rows, indent=1) + "\n").encode()}
 
 
+class Trained(NamedTuple):
+    """What `train_from_config` gives back: the checkpoint's weights path, and whether it went to reports/models."""
+    path: Path
+    published: bool
+
+
 class TrainingDiverged(ValueError):
     """The loss is no longer a finite number: the run cannot recover; the message names what to change."""
 
 
 def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir: Path | str | None = None, *,
                       seed: int | None = None, device: torch.device | str | None = None,
-                      replace: bool = False) -> Path:
+                      replace: bool = False) -> Trained:
     """Train `config` (a name in configs/ or a path) with `overrides` ('key=value'), as the active profile
-    runs it, and return the weights' path of the checkpoint it published (see the module's docstring), or of
-    the run's own when one of that name was kept. `seed` defaults to the config's first."""
+    runs it; return the weights' path of the checkpoint it published (see the module's docstring), or of the
+    run's own where one of that name was kept. `seed` defaults to the config's first."""
     recipe = load_config(config, overrides).for_profile(get_profile())
     seed = recipe.seeds[0] if seed is None else seed
     device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
@@ -83,7 +89,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
             return _train(recipe, seed, device, run_dir, log, replace)
     except KeyboardInterrupt:
-        log.error(f"stopped (Ctrl-C); the run folder keeps the best epoch so far: {run_dir}")
+        log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}")
         raise
     except Exception as error:  # the log keeps why the run ended; the caller reports it
         log.error(f"stopped: {type(error).__name__}: {error}")
@@ -95,8 +101,10 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
 
 
 def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
-           replace: bool) -> Path:
-    checkpoint, published = run_dir / "model", models_dir() / f"{recipe.name}-seed{seed}"
+           replace: bool) -> Trained:
+    # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
+    # run's own, never the published model's.
+    checkpoint, published = run_dir / run_dir.name, models_dir() / f"{recipe.name}-seed{seed}"
     log.info(f"{recipe.name}: {recipe.describe()}; seed {seed}; {device}; run folder {run_dir}")
 
     data = load_data()
@@ -115,9 +123,10 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     def on_epoch(row: dict[str, float], improved: bool) -> None:
         rows.append(row)
         log.info(f"epoch {row['epoch']}/{recipe.epochs}: {row_summary(row)}, {row['seconds']:.1f} s")
-        if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss") if key in row):
-            raise TrainingDiverged(f"{recipe.name}: the loss is {row['train_loss']} after epoch {row['epoch']}: "
-                                   f"training diverged; lower the learning rate (now lr={recipe.lr:g})")
+        for key in ("train_loss", "val_loss"):
+            if key in row and not math.isfinite(row[key]):
+                raise TrainingDiverged(f"{recipe.name}: {key} is {row[key]} after epoch {row['epoch']}: training "
+                                       f"diverged; lower the learning rate (now lr={recipe.lr:g})")
         # Kept: the best epoch on validation; before its watch begins (the warm-up) and without a validation
         # split, the latest.
         if improved or not validated or row["epoch"] < recipe.monitor_from:
@@ -150,6 +159,6 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     if paths(published)[0].exists() and not replace:
         log.info(f"{published}.safetensors is there already and is kept (pass --replace to put this run's "
                  f"model there); this run's checkpoint: {checkpoint}.safetensors")
-        return paths(checkpoint)[0]
+        return Trained(paths(checkpoint)[0], published=False)
     log.info(f"checkpoint published: {published}.safetensors")
-    return save_checkpoint(classifier.model, published, **final)
+    return Trained(save_checkpoint(classifier.model, published, **final), published=True)

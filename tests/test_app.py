@@ -1,8 +1,10 @@
 """The web page's JSON API through FastAPI's test client: answers for real digits, the choice of model, and a
 4xx answer with a message for every kind of bad input, after which the server still answers."""
+import argparse
 import base64
 import io
 import shutil
+import socket
 import tempfile
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mnist_utils.app import create_app
+from mnist_utils.app import create_app, main, port_number, port_taken
 from mnist_utils.checkpoints import paths, save_checkpoint
 from mnist_utils.inspection import count_parameters
 from mnist_utils.preprocess import MAX_BYTES, preprocess
@@ -139,3 +141,28 @@ def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path):
         for path in paths(models_dir / "step3"):
             shutil.copy(path, folder / path.name)
         assert client.get("/api/models").json()["default"] == "step3"
+
+
+def test_a_picture_sent_as_a_form_is_told_how_to_send_it(client, mnist, make_picture):
+    answer = client.post("/api/predict", files={"file": ("seven.png", make_picture(mnist.test.images[0]), "image/png")})
+    assert answer.status_code == 415 and "not as a form" in answer.json()["error"]
+    assert "--data-binary" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "99999", "-1", ""])
+def test_a_port_that_is_not_one_is_refused_by_name(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a port: give a number from 1 to 65535"):
+        port_number(text)
+    assert port_number("8000") == 8000
+
+
+def test_a_port_in_use_is_an_error_before_the_page_says_it_serves(models_dir, capsys):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert port_taken("127.0.0.1", port) is not None
+        assert main(["--models", str(models_dir), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert "Serving" not in captured.out and f"cannot serve on 127.0.0.1:{port}" in captured.err
+    assert port_taken("127.0.0.1", port) is None, "free again once its holder closed"

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from mnist_utils.checkpoints import paths
 from mnist_utils.cli import main
@@ -132,8 +134,8 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     # A validation split and keep_best: the checkpoint follows the best validation epoch.
     overrides = ["--set", "val_fraction=1/8", "--set", "patience=2", "--set", "keep_best=true"]
     assert main(["train", "--config", "configs/step3.yaml", *overrides, "--out", str(run)]) == 0
-    assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "model.json",
-                                                     "model.safetensors", "train.log"]
+    assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "run.json",
+                                                     "run.safetensors", "train.log"]
     log = (run / "train.log").read_text()
     assert "step3: 1 epoch" in log and "test accuracy" in log
     history = json.loads((run / "history.json").read_text())
@@ -184,17 +186,19 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     published = paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "first")]) == 0
     first = published.read_bytes()
-    assert first == (tmp_path / "first" / "model.safetensors").read_bytes(), "the run's own, published"
+    assert first == (tmp_path / "first" / "first.safetensors").read_bytes(), "the run's own, published"
 
     # A second run with other weights keeps the model already there (a notebook's, say), and says where its own is.
     assert main(["train", "--config", "step1", "--seed", "1", "--set", "lr=0.02", "--out", str(tmp_path / "second")]) == 0
     printed = capsys.readouterr().out
     assert published.read_bytes() == first and "already has a model of this name, kept" in printed
-    second = (tmp_path / "second" / "model.safetensors").read_bytes()
-    assert second != first and "second/model.safetensors" in printed
+    second = (tmp_path / "second" / "second.safetensors").read_bytes()
+    assert second != first and str(tmp_path / "second" / "second.safetensors") in printed
 
     assert main(["train", "--config", "step1", "--set", "lr=0.02", "--out", str(tmp_path / "third"), "--replace"]) == 0
-    assert published.read_bytes() == second, "--replace puts the new model there (the same seed: the same weights)"
+    replaced, run = load_file(published), load_file(tmp_path / "second" / "second.safetensors")
+    assert replaced.keys() == run.keys() and all(torch.equal(replaced[k], run[k]) for k in run), \
+        "--replace puts the new model there (the same seed and recipe: the same weights)"
 
 
 def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, monkeypatch, capsys):
@@ -203,7 +207,7 @@ def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, mon
     assert main(["train", "--config", "step1", "--set", "lr=1e6", "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
     assert error.startswith("error: ") and "training diverged; lower the learning rate" in error
-    assert not (tmp_path / "reports" / "smoke" / "models").exists() and not (tmp_path / "run" / "model.json").exists()
+    assert not (tmp_path / "reports" / "smoke" / "models").exists() and not (tmp_path / "run" / "run.json").exists()
     assert "stopped: TrainingDiverged" in (tmp_path / "run" / "train.log").read_text()
     assert json.loads((tmp_path / "run" / "history.json").read_text())[0]["epoch"] == 1, "the epoch it ran is kept"
 
@@ -223,7 +227,7 @@ def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_pat
     last = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
     assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far"
     run = tmp_path / "run"
-    assert {"model.safetensors", "model.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
+    assert {"run.safetensors", "run.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
     assert "stopped (Ctrl-C)" in (run / "train.log").read_text()
     assert not (tmp_path / "reports" / "smoke" / "models").exists(), "an unfinished run publishes nothing"
 

@@ -82,6 +82,12 @@ def test_unknown_selector_is_an_error_naming_the_available_notebooks(series: Pat
     assert "00_eda" in capsys.readouterr().err
 
 
+def test_no_lanes_is_an_error_before_anything_runs(series: Path, capsys) -> None:
+    assert run.main(["--lanes", "0", "--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
+    assert "lanes must be at least 1" in capsys.readouterr().err
+    assert not (series.parent / "r").exists()
+
+
 def test_kernel_choice_and_environment(monkeypatch, tmp_path: Path) -> None:
     specs = {"python3": "/somewhere"}
     monkeypatch.setattr(run.KernelSpecManager, "find_kernel_specs", lambda self: specs)
