@@ -98,6 +98,20 @@ def paths(path: Path | str) -> tuple[Path, Path]:
     return stem.with_name(stem.name + WEIGHTS_SUFFIX), stem.with_name(stem.name + METADATA_SUFFIX)
 
 
+def _same_header_order(weights: bytes) -> bytes:
+    """`weights` (a safetensors file) with its header's metadata in sorted order, padded to its length as before:
+    safetensors writes that map in an order that varies from one save to the next, so the same tensors would give
+    files, and SHA-256s, that differ."""
+    length = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8:8 + length])
+    if isinstance(header.get("__metadata__"), dict):
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if len(text) > length:  # cannot happen (the same keys and values); keep the file as written rather than fail
+        return weights
+    return weights[:8] + text.ljust(length) + weights[8 + length:]
+
+
 def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, model_args: Mapping[str, Any] | None = None,
                     config: Any = None, seed: int | None = None, mean: float = MNIST_MEAN, std: float = MNIST_STD,
                     input_size: int = 28, metrics: Mapping[str, Any] | None = None, epochs: int | None = None,
@@ -116,7 +130,7 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
     if (problem := _state_mismatch(rebuilt, state)) is not None:
         raise CheckpointError(f"Not saved to {weights_path}: {model_name}({dict(model_args or {})}) does not rebuild "
                               f"this model: {problem}. Pass the name and arguments the model was built with.")
-    weights = save_safetensors(state, metadata={"format": FORMAT, "model": model_name})
+    weights = _same_header_order(save_safetensors(state, metadata={"format": FORMAT, "model": model_name}))
     metadata = {
         "format": FORMAT,
         "title": title or weights_path.stem,
@@ -272,11 +286,12 @@ class Classifier:
         device computes it natively, else float32), so that its recorded accuracy is what it scores here."""
         return precision_for(trained_with(self.metadata, "bf16"), self.device)
 
-    def predict(self, images: ImageSet) -> Predictions:
+    def predict(self, images: ImageSet, desc: str | None = None) -> Predictions:
         """The model's predictions for every image of `images`, prepared and computed as it was tested when it
-        was saved (`python -m mnist_utils test` and the `train` command's final test both call this)."""
+        was saved (`python -m mnist_utils test` and the `train` command's final test both call this); `desc`: a
+        progress bar with that label."""
         return predict(in_precision(self.model, self.precision, self.device),
-                       input_batches(images, self.metadata, self.device), self.device)
+                       input_batches(images, self.metadata, self.device), self.device, desc=desc)
 
     def probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
         """Softmax (N, 10) for uint8 digits (N, 28, 28), prepared as the model was trained."""

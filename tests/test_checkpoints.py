@@ -55,6 +55,18 @@ def test_a_saved_model_is_rebuilt_from_its_files_alone(tmp_path):
     assert meta["weights"]["bytes"] == weights.stat().st_size and meta["id"] == "step2"
 
 
+def test_the_same_weights_save_to_the_same_bytes(tmp_path):
+    torch.manual_seed(0)
+    model = Model_3()
+    digests = set()
+    for attempt in range(12):  # the header's metadata came out in either of 2 orders: 12 equal saves by chance: 1/2048
+        weights = save_checkpoint(model, tmp_path / f"m{attempt}", model_name="Model_3")
+        digests.add(hashlib.sha256(weights.read_bytes()).hexdigest())
+        assert json.loads(weights.with_suffix(".json").read_text())["weights"]["sha256"] in digests
+    assert len(digests) == 1
+    assert load_model(tmp_path / "m0.safetensors")[0].state_dict().keys() == model.state_dict().keys()
+
+
 def test_saving_and_loading_leave_the_random_state_alone(tmp_path):
     model = trained_like(Model_3())
     torch.manual_seed(5)
