@@ -64,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
 def evaluate(classifier: Classifier, test: ImageSet) -> dict[str, Any]:
     """Accuracy, loss, confusion matrix and per-class metrics of `classifier` on `test`, and the predictions."""
     start = time.perf_counter()
-    predictions = classifier.predict(test)
+    predictions = classifier.predict(test, desc=f"testing on {len(test):,} images")
     seconds = time.perf_counter() - start
     confusion = confusion_matrix(predictions.labels, predictions.predicted)
     per_class = per_class_metrics(confusion)

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .batches import Batches
-from .engine import PROBED, History
+from .engine import PROBED, History, progress_bar
 from .inspection import count_parameters
 
 
@@ -50,18 +50,19 @@ ONE_PIXEL_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the image, then
 
 @torch.inference_mode()
 def predict_views(model: nn.Module, batches: Batches, device: torch.device,
-                  shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> list[Predictions]:
+                  shifts: Sequence[tuple[int, int]] = NO_SHIFT, desc: str | None = None) -> list[Predictions]:
     """One Predictions per shift ((down, right) in pixels): the model's verdict on every image of `batches`
     (which must not shuffle) rolled by that shift. A roll moves mostly background across the edges: MNIST
     centres each digit in a 28×28 frame with a margin (the few digits that touch the frame see a pixel of their
-    ink wrap to the other side). The views of one model are computed in one pass over the batches."""
+    ink wrap to the other side). The views of one model are computed in one pass over the batches. `desc`: a
+    progress bar with that label (for a long evaluation outside a notebook's training loop)."""
     if batches.shuffle:
         raise ValueError("predictions need batches in a fixed order: make them with shuffle=False")
     if not shifts:
         raise ValueError("shifts must hold at least one (down, right) pair; (0, 0) is the image as it is")
     model.eval()
     labels, views = [], [[] for _ in shifts]
-    for images, targets in batches:
+    for images, targets in progress_bar(batches, desc=desc, unit="batch", leave=False) if desc else batches:
         images = images.to(device)
         for view, shift in zip(views, shifts):
             shown = torch.roll(images, shift, dims=(2, 3)) if any(shift) else images
@@ -73,11 +74,11 @@ def predict_views(model: nn.Module, batches: Batches, device: torch.device,
 
 
 def predict(model: nn.Module, batches: Batches, device: torch.device,
-            shifts: Sequence[tuple[int, int]] = NO_SHIFT) -> Predictions:
+            shifts: Sequence[tuple[int, int]] = NO_SHIFT, desc: str | None = None) -> Predictions:
     """Predictions and probabilities for every image of `batches` (which must not shuffle). With several
     `shifts`, test-time augmentation: each image is seen once per shift (`predict_views`) and the softmax
     outputs are averaged."""
-    return ensemble(predict_views(model, batches, device, shifts))
+    return ensemble(predict_views(model, batches, device, shifts, desc))
 
 
 def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.device) -> float:

@@ -150,7 +150,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
 
     # The test set, once, on the weights the checkpoint kept.
     classifier = Classifier.load(checkpoint, device)
-    predictions = classifier.predict(data.test)
+    predictions = classifier.predict(data.test, desc="testing the checkpoint")
     kept = classifier.metadata
     final = dict(fields, seed=seed, epochs=kept["epochs"], title=recipe.title, source=f"configs/{recipe.name}.yaml",
                  metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)})
