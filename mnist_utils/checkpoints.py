@@ -106,7 +106,7 @@ def _same_header_order(weights: bytes) -> bytes:
     header = json.loads(weights[8:8 + length])
     if isinstance(header.get("__metadata__"), dict):
         header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()  # as the writer: UTF-8
     if len(text) > length:  # cannot happen (the same keys and values); keep the file as written rather than fail
         return weights
     return weights[:8] + text.ljust(length) + weights[8 + length:]
