@@ -92,7 +92,9 @@ def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.devi
         if isinstance(module, nn.modules.batchnorm._BatchNorm):  # the same normalisation as `predict`'s
             module.eval()
     correct = total = 0
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+    device = torch.device(device)
+    cuda = [device.index or 0] if device.type == "cuda" else []  # manual_seed reseeds CUDA too: fork it there
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
         torch.manual_seed(0)
         for images, targets in batches:
             correct += int((copy(images.to(device)).argmax(dim=1).cpu() == targets.cpu()).sum())

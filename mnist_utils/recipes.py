@@ -374,7 +374,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 _AUGMENT_FIELDS = {f.name: f for f in dataclasses.fields(Augment)}
 
 
-_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")  # a number in scientific notation, such as 1e-3
+_EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")  # a number in scientific notation: 1e-3, .5e3
 
 
 def _convert(where: str, value: Any, kind: Any) -> Any:

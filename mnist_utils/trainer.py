@@ -104,7 +104,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
            replace: bool) -> Trained:
     # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
     # run's own, never the published model's.
-    checkpoint, published = run_dir / run_dir.name, models_dir() / f"{recipe.name}-seed{seed}"
+    checkpoint, published = run_dir / run_dir.resolve().name, models_dir() / f"{recipe.name}-seed{seed}"
     log.info(f"{recipe.name}: {recipe.describe()}; seed {seed}; {device}; run folder {run_dir}")
 
     data = load_data()

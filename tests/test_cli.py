@@ -186,9 +186,11 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     published = paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
-    def same_weights(a, b):  # tensors, not bytes: safetensors may order its header's metadata either way
-        a, b = load_file(a), load_file(b)
-        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    def same_weights(a, b):  # the tensors; the files' bytes too (see test_the_same_weights_save_to_the_same_bytes)
+        same = load_file(a).keys() == load_file(b).keys() and all(torch.equal(load_file(a)[k], load_file(b)[k])
+                                                                for k in load_file(a))
+        assert same == (a.read_bytes() == b.read_bytes())
+        return same
 
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "first")]) == 0
     first = published.read_bytes()
@@ -272,3 +274,12 @@ def test_a_setting_this_machine_cannot_use_is_one_line_before_anything_runs(vari
     error = capsys.readouterr().err
     assert error.startswith("error: ") and words in error and "--device None" not in error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_given_as_dot_names_its_checkpoint_after_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    (tmp_path / "myrun").mkdir()
+    monkeypatch.chdir(tmp_path / "myrun")
+    assert main(["train", "--config", "step1", "--out", "."]) == 0
+    assert {"myrun.safetensors", "myrun.json", "train.log"} <= {p.name for p in (tmp_path / "myrun").iterdir()}

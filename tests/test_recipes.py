@@ -45,6 +45,7 @@ def test_fractions_read_as_written():
 def test_scientific_notation_reads_as_a_number_where_a_number_is_expected():
     assert load_config("step3", ["lr=1e-3", "weight_decay=5E-4"]).lr == pytest.approx(1e-3)
     assert load_config("step3", ["weight_decay=5E-4"]).weight_decay == pytest.approx(5e-4)
+    assert load_config("step3", ["lr=.5e-1"]).lr == pytest.approx(0.05)
     with pytest.raises(ConfigError, match=r"epochs: expected int, got '1e3'"):
         load_config("step3", ["epochs=1e3"])  # a whole number is written as one
 
