@@ -116,7 +116,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     else:
         model = build_model(recipe)
     model.to(device, memory_format=recipe.memory_format)
-    fields = recipe_fields(recipe)
+    fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=f"configs/{recipe.name}.yaml")
     validated = bool(recipe.val_fraction)
     rows: list[dict[str, float]] = []  # the epochs so far: written out however the run ends
 
@@ -131,8 +131,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
         # split, the latest.
         if improved or not validated or row["epoch"] < recipe.monitor_from:
             metrics = {k: row[k] for k in ("val_loss", "val_acc") if k in row}
-            save_checkpoint(model, checkpoint, **fields, seed=seed, epochs=row["epoch"], metrics=metrics,
-                            title=recipe.title, source=f"configs/{recipe.name}.yaml")
+            save_checkpoint(model, checkpoint, **fields, epochs=row["epoch"], metrics=metrics)
             if improved:
                 log.info(f"  {recipe.monitor} improved: checkpoint saved ({checkpoint.name})")
 
@@ -152,7 +151,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     classifier = Classifier.load(checkpoint, device)
     predictions = classifier.predict(data.test, desc="testing the checkpoint")
     kept = classifier.metadata
-    final = dict(fields, seed=seed, epochs=kept["epochs"], title=recipe.title, source=f"configs/{recipe.name}.yaml",
+    final = dict(fields, epochs=kept["epochs"],
                  metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)})
     save_checkpoint(classifier.model, checkpoint, **final)
     log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {len(history)})")

@@ -187,8 +187,8 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     published = paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
     def same_weights(a, b):  # the tensors; the files' bytes too (see test_the_same_weights_save_to_the_same_bytes)
-        same = load_file(a).keys() == load_file(b).keys() and all(torch.equal(load_file(a)[k], load_file(b)[k])
-                                                                for k in load_file(a))
+        tensors_a, tensors_b = load_file(a), load_file(b)
+        same = tensors_a.keys() == tensors_b.keys() and all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
         assert same == (a.read_bytes() == b.read_bytes())
         return same
 
