@@ -344,6 +344,8 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
     base = values.pop("base", None)
+    if base and not (path.parent / base).is_file():
+        raise ConfigError(f"{path}: base {base}: no such file in {path.parent}; name a config file beside it")
     merged = _read(path.parent / base, seen + (path.resolve(),)) if base else {}
     for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
         merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value

@@ -12,6 +12,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
+from starlette import formparsers
 
 from mnist_utils.app import create_app, main, port_number, port_taken
 from mnist_utils.checkpoints import paths, save_checkpoint
@@ -113,6 +114,7 @@ def test_uploads_are_never_written_to_disk(client, mnist, make_picture, monkeypa
 
     for name in ("SpooledTemporaryFile", "NamedTemporaryFile", "TemporaryFile", "mkstemp"):
         monkeypatch.setattr(tempfile, name, no_disk)
+    monkeypatch.setattr(formparsers, "SpooledTemporaryFile", no_disk)  # imported by name where uploads spool
     big = make_picture(mnist.test.images[0], size=700, canvas=(1200, 900), at=(300, 100), mode="RGB", fmt="BMP")
     assert 1024 * 1024 < len(big) < MAX_BYTES  # larger than what a multipart parser keeps in memory
     assert client.post("/api/predict", content=big).json()["digit"] == 7
@@ -131,7 +133,7 @@ def test_a_checkpoint_that_breaks_while_serving_is_a_clear_error(models_dir, mni
         assert client.post("/api/predict", content=data).json()["digit"] == 7
 
 
-def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path):
+def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path, mnist, make_picture):
     folder = tmp_path / "models"
     folder.mkdir()
     with TestClient(create_app(folder)) as client:
@@ -141,6 +143,17 @@ def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path):
         for path in paths(models_dir / "step3"):
             shutil.copy(path, folder / path.name)
         assert client.get("/api/models").json()["default"] == "step3"
+        seven = make_picture(mnist.test.images[0])
+        trained = client.post("/api/predict?model=step3", content=seven).json()
+        assert trained["digit"] == 7 and trained["confidence"] > 0.5
+        # Replaced under the same name (`make train REPLACE=1` while the page runs): the new weights answer.
+        torch.manual_seed(0)
+        save_checkpoint(Model_1().eval(), folder / "step3", model_name="Model_1", metrics={"test_acc": 10.0},
+                        title="Model_1, untrained")
+        listed = client.get("/api/models").json()["models"]
+        assert [m["model"] for m in listed if m["id"] == "step3"] == ["Model_1"]
+        untrained = client.post("/api/predict?model=step3", content=seven).json()
+        assert untrained["confidence"] < 0.5, untrained
 
 
 def test_a_picture_sent_as_a_form_is_told_how_to_send_it(client, mnist, make_picture):
@@ -166,3 +179,16 @@ def test_a_port_in_use_is_an_error_before_the_page_says_it_serves(models_dir, ca
     captured = capsys.readouterr()
     assert "Serving" not in captured.out and f"cannot serve on 127.0.0.1:{port}" in captured.err
     assert port_taken("127.0.0.1", port) is None, "free again once its holder closed"
+
+
+def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(models_dir, tmp_path, capsys):
+    """`make app` trains a Step 3 model first when `--check` says there is none."""
+    only_model_1, empty = tmp_path / "model_1", tmp_path / "empty"
+    only_model_1.mkdir(), empty.mkdir()
+    for path in paths(models_dir / "untrained"):
+        shutil.copy(path, only_model_1 / path.name)
+    assert main(["--models", str(models_dir), "--check"]) == 0
+    assert main(["--models", str(only_model_1), "--check"]) == 1
+    assert main(["--models", str(empty), "--check"]) == 1 and main(["--models", str(tmp_path / "none"), "--check"]) == 1
+    assert main(["--models", str(empty)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no saved model in {empty}: `make app` trains one")

@@ -126,9 +126,9 @@ def test_a_cached_file_that_is_not_the_published_one_is_refused_with_the_fix(sta
 def test_offline_without_cached_weights_resnet18_is_reported_unavailable_quickly(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     asked = []
-    monkeypatch.setattr(pretrained, "_reachable", lambda address, timeout: asked.append(address) or False)
+    monkeypatch.setattr(pretrained, "_reachable", lambda address, timeout: asked.append((address, timeout)) or False)
     assert not pretrained.resnet18_weights_available(timeout=0.5)
-    assert asked == [pretrained.TORCHVISION_WEIGHTS_HOST]
+    assert asked == [(pretrained.TORCHVISION_WEIGHTS_HOST, 0.5)]
 
 
 def test_random_resnet18_has_no_weights_file(tmp_path, monkeypatch):

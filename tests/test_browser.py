@@ -74,10 +74,15 @@ def shown(page, element: str) -> str:
     return page.find_element(By.ID, element).text
 
 
+def seen(page) -> str:
+    """The image the model saw, as the page shows it (a data URL)."""
+    return page.find_element(By.ID, "seen").get_attribute("src") or ""
+
+
 def wait_for_answer(page, previous: str = "") -> str:
-    """The digit the page shows once it has read something new (the status line says who read it)."""
-    WebDriverWait(page, WAIT).until(lambda d: shown(d, "status").startswith("Read by")
-                                    and shown(d, "status") != previous)
+    """The digit the page shows once it has read something new: the status line says who read it, and the
+    image the model saw is not `previous`'s."""
+    WebDriverWait(page, WAIT).until(lambda d: shown(d, "status").startswith("Read by") and seen(d) != previous)
     return shown(page, "digit")
 
 
@@ -101,7 +106,7 @@ def test_an_uploaded_png_of_a_test_digit_is_read(page, mnist, make_picture, tmp_
     page.find_element(By.ID, "upload").send_keys(str(path))
     assert wait_for_answer(page) == "2"
     assert "sure" in shown(page, "confidence") and len(page.find_elements(By.CSS_SELECTOR, "#top .bar")) == 3
-    assert page.find_element(By.ID, "seen").get_attribute("src").startswith("data:image/png;base64,")
+    assert seen(page).startswith("data:image/png;base64,")
     assert shown(page, "error") == ""
 
 
@@ -110,7 +115,7 @@ def test_a_seven_drawn_with_the_mouse_and_a_one_drawn_by_touch_are_read(page):
     assert wait_for_answer(page) == "7"
     (reports_dir()).mkdir(parents=True, exist_ok=True)
     page.save_screenshot(str(reports_dir() / SCREENSHOT))
-    previous = shown(page, "status")
+    previous = seen(page)
 
     page.find_element(By.ID, "clear").click()
     stroke(page, [(150, 40), (146, 100), (142, 160), (138, 230)], kind=interaction.POINTER_TOUCH)

@@ -119,6 +119,29 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, step3_checkpoint
     assert sorted(tmp_path.iterdir()) == before, "nothing written"
 
 
+def test_without_model_out_or_log_test_and_predict_use_the_reports_folder(step3_checkpoint, mnist, make_picture,
+                                                                           tmp_path, smoke, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    reports, image = tmp_path / "reports" / "smoke", tmp_path / "digit.png"
+    image.write_bytes(make_picture(mnist.test.images[0]))
+    (reports / "models").mkdir(parents=True)
+    for arguments in (["test"], ["predict", str(image)]):
+        assert main(arguments) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: No saved model in {reports / 'models'}") and "make train" in error
+    assert sorted(p.name for p in reports.iterdir()) == ["models"], "a refusal writes nothing"
+
+    for path in paths(step3_checkpoint):  # the default: the best Model_3 in reports/models
+        (reports / "models" / path.name).write_bytes(path.read_bytes())
+    assert main(["test"]) == 0
+    logged = [json.loads(line) for line in (reports / "performance_log.jsonl").read_text().splitlines()]
+    assert len(logged) == 1 and logged[0]["checkpoint"] == str(reports / "models" / "step3.safetensors")
+    results = Path(logged[0]["results"])
+    assert results.parent == reports / "evaluations" and (results / "metrics.json").exists()
+    assert main(["predict", str(image)]) == 0
+    assert str(image) in capsys.readouterr().out
+
+
 def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mnist_utils", "predict", "--model", str(tmp_path / "x"), "y.png"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT,
@@ -133,7 +156,8 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     monkeypatch.setenv("MNIST_PROFILE", "smoke")  # 2,048 training digits, one epoch
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     run = tmp_path / "run"
-    # A validation split and keep_best: the checkpoint follows the best validation epoch.
+    # A validation split and keep_best: the checkpoint carries its validation figures (which epoch it keeps:
+    # test_train_keeps_the_best_validation_epoch_not_the_last).
     overrides = ["--set", "val_fraction=1/8", "--set", "patience=2", "--set", "keep_best=true"]
     assert main(["train", "--config", "configs/step3.yaml", *overrides, "--out", str(run)]) == 0
     assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "run.json",
@@ -205,6 +229,48 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
 
     assert main(["train", "--config", "step1", "--set", "lr=0.02", "--out", str(tmp_path / "third"), "--replace"]) == 0
     assert same_weights(published, second), "--replace puts the new model there (same seed and recipe, same weights)"
+
+
+def test_train_keeps_the_best_validation_epoch_not_the_last(tmp_path, monkeypatch):
+    """The smoke profile runs one epoch, where best and last are the same: here a stand-in for the training runs
+    three, changing the weights each time, and validation improves only at the second."""
+    from mnist_utils import trainer
+    from mnist_utils.engine import History
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    weights_after = {}  # epoch → the model's weights when that epoch ended
+
+    def three_epochs(model, recipe, *args, on_epoch, **kwargs):
+        assert recipe.monitor_from == 1, "scheduler none: validation is watched from the first epoch"
+        rows = []
+        for epoch, val_loss in ((1, 0.3), (2, 0.2), (3, 0.25)):
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    parameter.add_(0.01 * epoch)
+            weights_after[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+            rows.append({"epoch": epoch, "train_loss": 0.1, "val_loss": val_loss, "val_acc": 90.0, "seconds": 1.0})
+            on_epoch(rows[-1], val_loss == min(row["val_loss"] for row in rows))
+        return History(rows)
+
+    monkeypatch.setattr(trainer, "train_recipe", three_epochs)
+    run = tmp_path / "run"
+    assert main(["train", "--config", "step1", "--set", "val_fraction=1/8", "--out", str(run)]) == 0
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["epochs"] == 2 and meta["metrics"]["val_loss"] == 0.2 and meta["metrics"]["epochs_run"] == 3
+    kept = load_file(run / "run.safetensors")
+    assert all(torch.equal(kept[k], weights_after[2][k]) for k in kept), "the second epoch's weights"
+    assert not all(torch.equal(kept[k], weights_after[3][k]) for k in kept)
+
+
+def test_train_seed_trains_and_publishes_that_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    models = tmp_path / "reports" / "smoke" / "models"
+    for seed in (1, 2):  # step1.yaml's seed is 1
+        assert main(["train", "--config", "step1", "--seed", str(seed), "--out", str(tmp_path / f"seed{seed}")]) == 0
+    assert json.loads(paths(models / "step1-seed2")[1].read_text())["seed"] == 2
+    one, two = load_file(paths(models / "step1-seed1")[0]), load_file(paths(models / "step1-seed2")[0])
+    assert not all(torch.equal(one[k], two[k]) for k in one), "another seed, other weights"
 
 
 def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, monkeypatch, capsys):

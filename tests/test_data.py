@@ -3,7 +3,7 @@ import hashlib
 import os
 import pickle
 import shutil
-import time
+import threading
 import zipfile
 from pathlib import Path
 
@@ -211,10 +211,16 @@ def test_fetch_keeps_verified_files_without_any_download(raw_copy, monkeypatch):
 
 
 def test_unreachable_mirror_fails_fast(tmp_path, monkeypatch):
-    # A connection attempt that hangs, as one to a silent host does: the probe's timeout must end the wait,
-    # and the download itself must never start. No network is touched.
-    def hangs(*args, **kwargs):
-        time.sleep(30)
+    # A connection attempt that hangs, as one to a silent host does, until the test releases it: the probe's
+    # timeout must end the wait while it still hangs, and the download itself must never start. No network is
+    # touched.
+    entered, release, finished, timeouts = threading.Event(), threading.Event(), threading.Event(), []
+
+    def hangs(address, timeout):
+        timeouts.append(timeout)
+        entered.set()
+        release.wait(30)
+        finished.set()
         raise TimeoutError("timed out")  # as a real connection gives up: the probe's thread ends cleanly
 
     def download(*args, **kwargs):
@@ -222,10 +228,13 @@ def test_unreachable_mirror_fails_fast(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mdata.socket, "create_connection", hangs)
     monkeypatch.setattr("torchvision.datasets.MNIST", download)
-    start = time.perf_counter()
-    with pytest.raises(SourceUnavailable, match="is unreachable"):
-        mdata.fetch_with_torchvision(raw_dir(tmp_path), timeout=1.0, log=lambda _: None)
-    assert time.perf_counter() - start < 2.5
+    try:
+        with pytest.raises(SourceUnavailable, match="is unreachable"):
+            mdata.fetch_with_torchvision(raw_dir(tmp_path), timeout=1.0, log=lambda _: None)
+        assert entered.is_set() and not finished.is_set(), "it gave up while the connection still hung"
+        assert timeouts == [1.0]
+    finally:
+        release.set()
 
 
 def test_failed_sources_leave_a_clear_error(tmp_path, monkeypatch):

@@ -75,11 +75,11 @@ def test_a_failing_job_stops_the_other_lanes_at_once():
         time.sleep(0.3)
         raise RuntimeError("job failed")
 
-    before, start = torch.get_num_threads(), time.perf_counter()
+    before = torch.get_num_threads()
     with pytest.raises(RuntimeError, match="job failed"):
         run_in_lanes([long_job, broken, long_job], lanes=2)
-    assert time.perf_counter() - start < 5, "the long job was interrupted, not waited for"
-    assert len(steps) < 100 and torch.get_num_threads() == before
+    assert len(steps) < 100, "the long job was interrupted, not waited for"  # 1,200 if both long jobs finished
+    assert torch.get_num_threads() == before
     assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 
@@ -101,10 +101,9 @@ def test_ctrl_c_stops_every_lane(python_handles_ctrl_c):
             time.sleep(0.05)
 
     threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as a terminal sends it
-    start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         run_in_lanes([long_job, long_job], lanes=2)
-    assert time.perf_counter() - start < 5 and len(steps) < 100
+    assert len(steps) < 100, "both jobs were interrupted"  # 1,200 if they finished
     assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 

@@ -23,8 +23,9 @@ def test_every_config_loads_and_builds_its_model(name):
         model = build_model(recipe)
     size = recipe.image_size or 28
     assert model.eval()(torch.zeros(2, 1, size, size)).shape == (2, 10)
-    assert recipe.make_optimizer(model.parameters()) is not None
-    assert recipe.describe()
+    optimizer = recipe.make_optimizer(model.parameters())
+    assert type(optimizer).__name__.lower() == recipe.optimizer and optimizer.param_groups[0]["lr"] == recipe.lr
+    assert f"{recipe.epochs} epoch" in recipe.describe()
 
 
 def test_a_config_builds_on_its_base_and_changes_only_what_it_says():
@@ -79,6 +80,8 @@ def test_overrides_change_keys_and_nested_keys():
     (["augment.rotation=-5"], r"augment.rotation: degrees in \[0, 180\]"),
     (["augment.scale=[0,1]"], r"augment.scale: \[smallest, largest\] zoom, 0 < smallest"),
     (["augment.erase_p=2"], r"augment.erase_p: a probability in \[0, 1\], got 2.0"),
+    (["lr.peak=1"], r"--set 'lr.peak=1': lr is not a group of keys"),
+    (["augment=5"], r"step3: augment: expected keys such as rotation, translate; got 5"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -91,6 +94,12 @@ def test_a_missing_config_lists_the_ones_there_are(tmp_path):
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="leads back to itself"):
         load_config(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: gone.yaml\nepochs: 3\n")
+    with pytest.raises(ConfigError, match=r"orphan.yaml: base gone.yaml: no such file in "):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "broken.yaml").write_text("epochs: [3\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: not valid YAML"):
+        load_config(tmp_path / "broken.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected keys and values"):
         load_config(tmp_path / "list.yaml")
