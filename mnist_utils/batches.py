@@ -28,6 +28,9 @@ class Batches:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if len(data) == 0:
             raise ValueError("cannot make batches of an empty ImageSet")
+        if drop_last and len(data) < batch_size:
+            raise ValueError(f"{len(data)} images make no whole batch of {batch_size}, and drop_last drops the "
+                             "rest: lower batch_size, or set drop_last: false")
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
@@ -38,7 +41,6 @@ class Batches:
         self.size = size
         self.drop_last = drop_last
         self.channels_last = channels_last
-        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.augment_passes = augment_passes
         self.passes = 0  # passes started so far
@@ -50,17 +52,6 @@ class Batches:
     @property
     def num_images(self) -> int:
         return len(self.labels)
-
-    def reseed(self, seed: int) -> None:
-        """Start the shuffling and augmentation stream again from `seed`."""
-        self.seed = seed
-        self.generator.manual_seed(seed)
-        self.passes = 0
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, H, W) on the device → the float batch a model sees (no augmentation)."""
-        x = images.unsqueeze(1).to(torch.get_default_dtype()).div_(255)
-        return self._finish(x)
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         if self.size is not None and x.shape[-1] != self.size:

@@ -33,7 +33,7 @@ from .config import reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet, write_atomic
 from .engine import in_precision, precision_for
 from .evaluation import Predictions, predict
-from .recipes import (PRETRAINED, ConfigError, Recipe, build_model as build_from_recipe, build_pretrained,
+from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
 from .report import _jsonable
 
@@ -53,13 +53,13 @@ def models_dir() -> Path:
     return reports_dir() / "models"
 
 
-def build_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:
+def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:
     """A freshly initialised model: `name` is a class of models.py or 'pretrained' (an ImageNet backbone, built
     here without its ImageNet weights, which the checkpoint replaces), `args` its keyword arguments."""
     try:
         recipe = Recipe(name="checkpoint", model=name, model_args=dict(args or {}), image_size=input_size)
         with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: leave the caller's seed alone
-            return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_from_recipe(recipe)
+            return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_model(recipe)
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
 
@@ -126,7 +126,7 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
     """
     weights_path, metadata_path = paths(path)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    rebuilt = build_model(model_name, model_args, input_size).state_dict()
+    rebuilt = rebuild_model(model_name, model_args, input_size).state_dict()
     if (problem := _state_mismatch(rebuilt, state)) is not None:
         raise CheckpointError(f"Not saved to {weights_path}: {model_name}({dict(model_args or {})}) does not rebuild "
                               f"this model: {problem}. Pass the name and arguments the model was built with.")
@@ -220,7 +220,7 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
         raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error}).") from None
     spec = metadata["model"]
     try:
-        model = build_model(spec["name"], spec.get("args"), metadata.get("input_size", 28))
+        model = rebuild_model(spec["name"], spec.get("args"), metadata.get("input_size", 28))
     except CheckpointError as error:
         raise CheckpointError(f"{weights_path}: {error}") from None
     if (problem := _state_mismatch(model.state_dict(), state)) is not None:

@@ -32,8 +32,8 @@ import torch
 
 from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
 from .config import get_device, get_profile, reports_dir
-from .data import ImageSet, MNISTDataError, load_mnist
-from .evaluation import confusion_matrix, per_class_metrics
+from .data import ImageSet, MNISTDataError, load_data
+from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -68,9 +68,8 @@ def evaluate(classifier: Classifier, test: ImageSet) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     confusion = confusion_matrix(predictions.labels, predictions.predicted)
     per_class = per_class_metrics(confusion)
-    picked = predictions.probabilities.gather(1, predictions.labels[:, None]).clamp_min(1e-12)
     return {"predictions": predictions, "confusion": confusion, "per_class": per_class,
-            "accuracy": predictions.accuracy, "loss": float(-picked.log().mean()), "seconds": seconds}
+            "accuracy": predictions.accuracy, "loss": log_loss(predictions), "seconds": seconds}
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> bytes:
@@ -98,21 +97,27 @@ def result_files(evaluation: dict[str, Any], summary: dict[str, Any], images: to
 
 
 def write_folder_atomic(folder: Path, files: dict[str, bytes]) -> None:
-    """Put `files` in `folder` all at once: written into a temporary folder beside it, then swapped in, so a
-    reader sees the old results or the new ones, never a mix or a part."""
+    """Put `files` in `folder` all at once: written into a temporary folder beside it, then swapped in by two
+    renames, so a reader sees the old results or the new ones (or, for the instant between the renames, no
+    folder), never a mix or a part. If the swap fails, the old results are put back."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         for name, data in files.items():
             (staging / name).write_bytes(data)
         staging.chmod(0o755)  # mkdtemp makes it private; results are for everyone
-        if folder.exists():
-            retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-            os.replace(folder, retired / folder.name)
+        if not folder.exists():
             os.replace(staging, folder)
-            shutil.rmtree(retired)
-        else:
+            return
+        retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+        os.replace(folder, retired / folder.name)
+        try:
             os.replace(staging, folder)
+        except BaseException:
+            os.replace(retired / folder.name, folder)
+            raise
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -165,8 +170,7 @@ def run_test(args: argparse.Namespace) -> int:
     log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
     if log.is_dir():
         raise UsageError(f"--log {args.log}: a folder is there; the performance log is a file: give a file's path")
-    data = load_mnist()
-    test = data.test.head(get_profile().subset(len(data.test), "test"))
+    test = load_data().test  # the profile's share: all 10,000 digits, or the smoke profile's few
     evaluation = evaluate(classifier, test)
     macro = evaluation["per_class"][-1]
     summary = {"checkpoint": meta["path"], "weights_sha256": meta["weights"]["sha256"], "title": meta["title"],

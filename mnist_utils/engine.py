@@ -294,39 +294,42 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     history, stopping, best_state = History(), EarlyStopping(monitor, patience, monitor_from), None
     run_bar = progress_bar(total=epochs, desc=desc or "epochs", unit="epoch") if progress == "epochs" else None
 
-    for epoch in range(1, epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        bar = None
-        if progress == "batches":
-            bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(), unit="batch")
-        trained = train(model, train_batches, optimizer, device,
-                        scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
-        val = None if val_batches is None else test(model, val_batches, device, loss_fn=loss_fn)
-        tested = None if test_batches is None else test(model, test_batches, device, loss_fn=loss_fn)
-        probed = None if probe_batches is None else test(model, probe_batches, device, loss_fn=loss_fn)
-        row = history.record(epoch, lr, trained, val=val, tested=tested, probed=probed)
+    bar = None  # closed however the run ends: a failed epoch, Ctrl-C, an error raised by on_epoch
+    try:
+        for epoch in range(1, epochs + 1):
+            lr = optimizer.param_groups[0]["lr"]
+            if progress == "batches":
+                bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(), unit="batch")
+            trained = train(model, train_batches, optimizer, device,
+                            scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
+            val = None if val_batches is None else test(model, val_batches, device, loss_fn=loss_fn)
+            tested = None if test_batches is None else test(model, test_batches, device, loss_fn=loss_fn)
+            probed = None if probe_batches is None else test(model, probe_batches, device, loss_fn=loss_fn)
+            row = history.record(epoch, lr, trained, val=val, tested=tested, probed=probed)
 
-        if step_kind == "epoch":
-            scheduler.step()
-        elif step_kind == "plateau":
-            scheduler.step(row[monitor] if monitor in row else row["train_loss"])
+            if step_kind == "epoch":
+                scheduler.step()
+            elif step_kind == "plateau":
+                scheduler.step(row[monitor] if monitor in row else row["train_loss"])
+            for shown in (bar, run_bar):
+                if shown is not None:
+                    shown.set_postfix_str(row_summary(row))
+            if bar is not None:
+                bar.close()
+            if run_bar is not None:
+                run_bar.update(1)
+
+            improved = stopping.update(row)
+            if improved and keep_best:
+                best_state = copy.deepcopy(model.state_dict())
+            if on_epoch is not None:
+                on_epoch(row, improved)
+            if stopping.should_stop:
+                break
+    finally:
         for shown in (bar, run_bar):
             if shown is not None:
-                shown.set_postfix_str(row_summary(row))
-        if bar is not None:
-            bar.close()
-        if run_bar is not None:
-            run_bar.update(1)
-
-        improved = stopping.update(row)
-        if improved and keep_best:
-            best_state = copy.deepcopy(model.state_dict())
-        if on_epoch is not None:
-            on_epoch(row, improved)
-        if stopping.should_stop:
-            break
-    if run_bar is not None:
-        run_bar.close()
+                shown.close()
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
     return history
@@ -371,11 +374,12 @@ ONE_CYCLE_MOMENTUM = (0.85, 0.95)
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
                    max_lr: float | None = None, pct_start: float = 0.25, div_factor: float = 25.0,
                    final_div_factor: float = 1e4, anneal_epochs: int | None = None, step_size: int = 5,
-                   gamma: float = 0.1, factor: float = 0.5, patience: int = 2) -> Any:
+                   gamma: float = 0.1, factor: float = 0.5, patience: int = 2, mode: str = "min") -> Any:
     """'onecycle' (per batch: from max_lr/div_factor up to `max_lr` over the first `pct_start` of the
     cycle, then down to max_lr/div_factor/final_div_factor; with `anneal_epochs`, the cycle lasts that
     many epochs and the final rate holds after it), 'step' (×`gamma` every `step_size` epochs),
-    'plateau' (×`factor` after `patience` epochs without improvement) or 'none' (returns None)."""
+    'plateau' (×`factor` after `patience` epochs without improvement of the number it is stepped with: lower for
+    `mode` 'min', a loss; higher for 'max', an accuracy) or 'none' (returns None)."""
     name = name.lower()
     if name == "onecycle":
         low, high = ONE_CYCLE_MOMENTUM
@@ -390,14 +394,14 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int =
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
     if name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=factor, patience=patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience)
     if name == "none":
         return None
     raise ValueError(f"Unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}.")
 
 
 def make_loss(label_smoothing: float = 0.0) -> Callable[..., torch.Tensor]:
-    """Cross-entropy on raw logits, `loss(logits, labels, reduction="mean")` as `train` and `test` call it, with
+    """Cross-entropy on raw logits, `loss(logits, labels)` as `train` calls it (`test` adds reduction="sum"), with
     optional label smoothing: the target puts 1 - ε + ε/10 on the true digit and ε/10 on each other one."""
     if not label_smoothing:
         return F.cross_entropy

@@ -422,9 +422,9 @@ def head_to_head(predictions: dict[str, Predictions], a: str, b: str,
     lead in points, how many images only a and only b get right and the McNemar p-value (`mcnemar`), and,
     given training `seconds` per model, b's training time as a multiple of a's. `text` says it in one line:
     'b 99.41% vs a 99.30% (+0.11 points, McNemar p = 0.21) for 2.3× the training time'."""
-    test = mcnemar(predictions[b], predictions[a])
+    test = mcnemar(predictions[a], predictions[b])
     result = {"a": a, "b": b, "accuracy_a": predictions[a].accuracy, "accuracy_b": predictions[b].accuracy,
-              "only_a": test["only_b"], "only_b": test["only_a"], "p_value": test["p_value"],
+              "only_a": test["only_a"], "only_b": test["only_b"], "p_value": test["p_value"],
               "time_ratio": None if seconds is None else seconds[b] / seconds[a]}
     result["points"] = result["accuracy_b"] - result["accuracy_a"]
     result["text"] = (f"{b} {result['accuracy_b']:.2f}% vs {a} {result['accuracy_a']:.2f}% ({result['points']:+.2f} "

@@ -1,10 +1,10 @@
-"""Several copies of one architecture trained as one module, so that a run over five seeds costs one pass.
+"""Several copies of one architecture trained as one module, so that a run over several seeds costs one pass.
 
 Every convolution becomes a grouped convolution with one group per copy, every BatchNorm keeps one set of
 statistics per copy (they are per channel anyway), every linear layer becomes a batched matrix product.
 Copy g reads input channel block g and writes output block g, so the copies never see each other: with
 each copy's loss averaged over its own batch and the losses summed, every copy gets exactly the gradient
-it would get alone. On two CPU cores the one large grouped convolution runs faster than five small ones.
+it would get alone. On two CPU cores one large grouped convolution runs faster than several small ones.
 """
 from __future__ import annotations
 

@@ -245,14 +245,16 @@ class Recipe:
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         """The schedule the recipe names. A one-cycle needs a step up and a step down: a run of fewer than
-        3 steps (smoke-sized) keeps the rate constant, and the warm-up is at least 2 steps."""
+        3 steps (smoke-sized) keeps the rate constant, and the warm-up is at least 2 steps (half the run at most).
+        A plateau schedule waits for the monitored number to fall (a loss) or rise (an accuracy)."""
         steps = self.epochs * steps_per_epoch
         if self.scheduler == "none" or (self.scheduler == "onecycle" and steps < 3):
             return None
+        pct_start = self.pct_start if self.pct_start * steps >= 2 else min(0.5, 2 / steps)
         return make_scheduler(self.scheduler, optimizer, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
-                              max_lr=self.lr, pct_start=min(0.5, max(self.pct_start, 2 / steps)),
+                              max_lr=self.lr, pct_start=pct_start,
                               div_factor=self.div_factor, final_div_factor=self.final_div_factor,
-                              anneal_epochs=self.anneal_epochs)
+                              anneal_epochs=self.anneal_epochs, mode="max" if self.monitor.endswith("_acc") else "min")
 
     @property
     def monitor_from(self) -> int:
@@ -309,9 +311,12 @@ def build_model(recipe: Recipe) -> nn.Module:
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:
-    """The mean and standard deviation the model's inputs are normalised with."""
+    """The mean and standard deviation the model's inputs are normalised with. It leaves the global random
+    stream alone (a pretrained family's are read off a network built for the purpose, whose initialisation
+    draws), so asking for them between seeding and training changes no number."""
     if recipe.model == PRETRAINED:
-        net = build_pretrained(recipe, pretrained=False)
+        with torch.random.fork_rng(devices=[]):
+            net = build_pretrained(recipe, pretrained=False)
         return {"mean": net.mean, "std": net.std}
     return {"mean": MNIST_MEAN, "std": MNIST_STD}
 
@@ -331,38 +336,46 @@ def config_names() -> list[str]:
     return sorted(path.stem for path in CONFIGS_DIR.glob("*.yaml"))
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The keys of one file, after those of its `base` (recursively)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in {CONFIGS_DIR}")
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: 'base' leads back to itself")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
-    base = values.pop("base", None)
-    if base and not (path.parent / base).is_file():
-        raise ConfigError(f"{path}: base {base}: no such file in {path.parent}; name a config file beside it")
-    merged = _read(path.parent / base, seen + (path.resolve(),)) if base else {}
-    for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(path, text, keys) of a config file and of every file it builds on (`base`), the first base first; a
+    missing, unreadable or circular file is a ConfigError that names it."""
+    chain: list[tuple[Path, str, dict[str, Any]]] = []
+    while True:
+        if not path.is_file():
+            if not chain:
+                raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in "
+                                  f"{CONFIGS_DIR}")
+            raise ConfigError(f"{chain[0][0]}: base {chain[0][2]['base']}: no such file in {path.parent}; name a "
+                              "config file beside it")
+        if path.resolve() in (p.resolve() for p, _, _ in chain):
+            raise ConfigError(f"{path}: 'base' leads back to itself")
+        text = path.read_text()
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
+        chain.insert(0, (path, text, values))
+        if not values.get("base"):
+            return chain
+        path = path.parent / values["base"]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The keys of a config file, after those of the files it builds on."""
+    merged: dict[str, Any] = {}
+    for _, _, values in _chain(path):
+        for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
+            if key != "base":
+                merged[key] = ({**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict)
+                               else value)
     return merged
 
 
 def config_files(name: str | Path) -> list[tuple[Path, str]]:
     """(path, text) of a config file and of every file it builds on, the first base first."""
-    path = config_path(name)
-    chain = []
-    while True:
-        text = path.read_text()
-        chain.insert(0, (path, text))
-        base = (yaml.safe_load(text) or {}).get("base")
-        if not base:
-            return chain
-        path = path.parent / base
+    return [(path, text) for path, text, _ in _chain(config_path(name))]
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

@@ -29,12 +29,12 @@ from typing import Any, NamedTuple, Sequence
 import torch
 
 from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
-from .config import computing_on, get_device, get_profile, reports_dir
+from .config import PROJECT_ROOT, computing_on, get_device, get_profile, reports_dir
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .features import train_head
 from .plots import plot_history, png_bytes
-from .recipes import PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, load_config
+from .recipes import PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_path, load_config
 from .training import train_recipe
 
 
@@ -77,6 +77,8 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     runs it; return the weights' path of the checkpoint it published (see the module's docstring), or of the
     run's own where one of that name was kept. `seed` defaults to the config's first."""
     recipe = load_config(config, overrides).for_profile(get_profile())
+    source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
+    source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
     device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -87,7 +89,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
-            return _train(recipe, seed, device, run_dir, log, replace)
+            return _train(recipe, seed, device, run_dir, log, replace, str(source))
     except KeyboardInterrupt:
         log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}")
         raise
@@ -101,7 +103,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
 
 
 def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
-           replace: bool) -> Trained:
+           replace: bool, source: str) -> Trained:
     # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
     # run's own, never the published model's.
     checkpoint, published = run_dir / run_dir.resolve().name, models_dir() / f"{recipe.name}-seed{seed}"
@@ -116,7 +118,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     else:
         model = build_model(recipe)
     model.to(device, memory_format=recipe.memory_format)
-    fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=f"configs/{recipe.name}.yaml")
+    fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=source)
     validated = bool(recipe.val_fraction)
     rows: list[dict[str, float]] = []  # the epochs so far: written out however the run ends
 

@@ -114,6 +114,9 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     if recipe.val_fraction or recipe.batches_per_epoch or recipe.train_fraction < 1:
         raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; use "
                          "run_recipe for recipes with a validation split, a share of the data or short epochs")
+    if recipe.scheduler not in ("onecycle", "none"):
+        raise ValueError(f"{recipe.name}: packed seeds step the learning rate after every batch (one-cycle) or "
+                         f"never (none), not {recipe.scheduler!r}; use run_recipe for it")
     models = {seed: build_seeded(recipe, seed) for seed in seeds}  # in turn, here, before any lane starts
     packs = seed_packs(seeds, 1 if drops_out(models[seeds[0]]) else SEEDS_PER_PACK)  # dropout: its own masks
     lanes = lanes_for(models.values(), device)
@@ -154,7 +157,7 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
     loss_fn = functools.partial(packed_loss, label_smoothing=recipe.label_smoothing)
     histories = [History() for _ in seeds]
-    copies, n_train = len(seeds), streams[0].num_images
+    copies, smoothing = len(seeds), recipe.label_smoothing  # losses as `fit` measures them: the recipe's loss
     label = f"seed {seeds[0]}" if copies == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     for epoch in range(1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -162,14 +165,17 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
         start = time.perf_counter()
         train_loss = torch.zeros(copies, device=device)
         train_correct = torch.zeros(copies, dtype=torch.long, device=device)
+        n_train = 0  # the images each copy trained on (drop_last may leave some out)
         for images, labels in side_by_side(streams, recipe.memory_format):  # copy g: its own seed's batches
             logits, _ = training_step(packed, images, labels, optimizer, scheduler, loss_fn)
             with torch.no_grad():
-                train_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
+                train_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none",
+                                              label_smoothing=smoothing).sum(dim=0)
                 train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)
-        tested = _test_packed(packed, test_batches, device, recipe.memory_format)
+            n_train += len(labels)
+        tested = _test_packed(packed, test_batches, device, recipe.memory_format, smoothing)
         probed = [None] * copies if probe_batches is None else _test_packed(packed, probe_batches, device,
-                                                                            recipe.memory_format)
+                                                                            recipe.memory_format, smoothing)
         seconds = time.perf_counter() - start  # training, testing, probing: what the run's wall time is shared by
         for g, history in enumerate(histories):  # images: every copy's, as the packed epoch processed them
             trained = EpochStats(train_loss[g].item() / n_train, 100.0 * train_correct[g].item() / n_train,
@@ -183,9 +189,10 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
 
 
 @torch.inference_mode()
-def _test_packed(packed: PackedModels, batches: Any, device: torch.device,
-                 memory_format: torch.memory_format) -> list[EpochStats]:
-    """Each copy's test loss and accuracy on `batches`, every copy seeing the same images."""
+def _test_packed(packed: PackedModels, batches: Any, device: torch.device, memory_format: torch.memory_format,
+                 label_smoothing: float = 0.0) -> list[EpochStats]:
+    """Each copy's test loss (with the recipe's label smoothing, as `fit` measures it) and accuracy on `batches`,
+    every copy seeing the same images."""
     packed.eval()
     start = time.perf_counter()
     total_loss = torch.zeros(packed.copies, device=device)
@@ -194,7 +201,8 @@ def _test_packed(packed: PackedModels, batches: Any, device: torch.device,
         images = images.to(device).expand(-1, packed.copies, -1, -1)  # every copy sees the same images
         logits = packed(images.contiguous(memory_format=memory_format))
         labels = labels.to(device)[:, None].expand(-1, packed.copies)
-        total_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").sum(dim=0)
+        total_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none",
+                                      label_smoothing=label_smoothing).sum(dim=0)
         correct += (logits.argmax(dim=2) == labels).sum(dim=0)
     n, seconds = batches.num_images, time.perf_counter() - start
     return [EpochStats(total_loss[g].item() / n, 100.0 * correct[g].item() / n, n, seconds)

@@ -291,3 +291,13 @@ def test_fit_one_cycle_handles_runs_of_a_few_steps(mnist, images):
 def test_feature_map_size_refuses_an_image_size_that_is_not_positive():
     with pytest.raises(ValueError, match="image_size must be a positive whole number"):
         feature_map_size(models.OneBlockResNet(), 0)
+
+
+def test_a_pretrained_recipes_input_normalization_leaves_the_random_stream_alone():
+    """`train` asks for it between seeding and training: the notebook's numbers need the stream untouched."""
+    from mnist_utils.recipes import input_normalization, load_config
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    normalization = input_normalization(load_config("finetune_full"))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert set(normalization) == {"mean", "std"} and normalization["std"] > 0

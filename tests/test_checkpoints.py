@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import mnist_utils.checkpoints as checkpoints
-from mnist_utils.checkpoints import (CheckpointError, Classifier, build_model, default_checkpoint, input_batches,
-                                     list_checkpoints, load_model, paths, recipe_fields, save_checkpoint, save_trained)
+from mnist_utils.checkpoints import (CheckpointError, Classifier, default_checkpoint, input_batches, list_checkpoints,
+                                     load_model, paths, rebuild_model, recipe_fields, save_checkpoint, save_trained)
 from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
 from mnist_utils.recipes import load_config
 from models import Model_1, Model_2, Model_3, OneBlockVGG, SimpleCNN
@@ -243,7 +243,7 @@ def test_listing_skips_broken_files_and_the_default_is_the_best_step3_model(tmp_
 def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path):
     recipe = load_config("finetune_full").replace(model_args={"family": "efficientnet-lite0"}, image_size=32)
     fields = recipe_fields(recipe)
-    model = trained_like(build_model(fields["model_name"], fields["model_args"], fields["input_size"]))
+    model = trained_like(rebuild_model(fields["model_name"], fields["model_args"], fields["input_size"]))
     save_checkpoint(model, tmp_path / "e", **fields)
     loaded, meta = load_model(tmp_path / "e")
     x = torch.randn(2, 1, 32, 32)

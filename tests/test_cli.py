@@ -262,6 +262,16 @@ def test_train_keeps_the_best_validation_epoch_not_the_last(tmp_path, monkeypatc
     assert not all(torch.equal(kept[k], weights_after[3][k]) for k in kept)
 
 
+def test_a_config_outside_the_project_is_recorded_by_its_own_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((PROJECT_ROOT / "configs" / "step1.yaml").read_text())
+    assert main(["train", "--config", str(mine), "--out", str(tmp_path / "run")]) == 0
+    meta = json.loads(paths(tmp_path / "reports" / "smoke" / "models" / "mine-seed1")[1].read_text())
+    assert meta["source"] == str(mine.resolve())
+
+
 def test_train_seed_trains_and_publishes_that_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
@@ -349,3 +359,22 @@ def test_a_run_folder_given_as_dot_names_its_checkpoint_after_the_folder(tmp_pat
     monkeypatch.chdir(tmp_path / "myrun")
     assert main(["train", "--config", "step1", "--out", "."]) == 0
     assert {"myrun.safetensors", "myrun.json", "train.log"} <= {p.name for p in (tmp_path / "myrun").iterdir()}
+
+
+def test_a_results_folder_whose_swap_fails_keeps_the_old_results(tmp_path, monkeypatch):
+    from mnist_utils import cli
+    folder = tmp_path / "results"
+    cli.write_folder_atomic(folder, {"metrics.json": b"old"})
+    real, calls = os.replace, []
+
+    def second_rename_fails(source, target):
+        calls.append(target)
+        if len(calls) == 2:  # the new folder into place
+            raise OSError("disk gone")
+        real(source, target)
+
+    monkeypatch.setattr(cli.os, "replace", second_rename_fails)
+    with pytest.raises(OSError, match="disk gone"):
+        cli.write_folder_atomic(folder, {"metrics.json": b"new"})
+    assert (folder / "metrics.json").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results"], "nothing left beside it"

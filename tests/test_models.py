@@ -103,18 +103,22 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-@pytest.mark.parametrize("architecture", ["Model_3", "Model_2"])  # Model_2's dropout: one copy to a pack
-def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, architecture):
+@pytest.mark.parametrize("architecture, changes", [
+    ("Model_3", {}), ("Model_2", {}),  # Model_2's dropout: one copy to a pack
+    ("Model_3", {"label_smoothing": 0.1, "drop_last": True, "batch_size": 100}),  # losses and counts as fit's
+])
+def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, architecture, changes):
     # In float32 a grouped convolution sums its 73,728 products per weight gradient in another order than a
     # plain one, and three updates grow that rounding to ~1e-4 on some CPUs; float64 leaves only the logic.
-    data, recipe = small(mnist, train=384), RECIPE.with_epochs(1).replace(model=architecture)
+    data, recipe = small(mnist, train=384), RECIPE.with_epochs(1).replace(model=architecture, **changes)
     packed = train_seeds(recipe, data, torch.device("cpu"), seeds=[1, 2], progress=False)
     for seed, (model, history) in zip([1, 2], packed):
         seed_everything(seed)
         alone = getattr(models, architecture)()
         alone_history = train_recipe(alone, recipe, data, torch.device("cpu"), seed=seed, progress=None)
         assert history["lr"] == alone_history["lr"]
-        assert history["train_loss"] == pytest.approx(alone_history["train_loss"], rel=1e-9)
+        for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert history[column] == pytest.approx(alone_history[column], rel=1e-9), column
         for (name, trained), expected in zip(model.state_dict().items(), alone.state_dict().values()):
             assert trained.dtype == torch.float64 or trained.dtype == torch.int64, name
             assert torch.allclose(trained, expected, rtol=0, atol=1e-9), name
@@ -122,6 +126,12 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, ar
     model, history = packed[0]
     assert engine.test(model, recipe.eval_batches(data.test, torch.device("cpu")),
                       torch.device("cpu")).accuracy == history["test_acc"][-1]
+
+
+def test_packed_seeds_refuse_a_schedule_stepped_per_epoch(mnist):
+    for scheduler in ("step", "plateau"):
+        with pytest.raises(ValueError, match=f"not '{scheduler}'; use run_recipe"):
+            train_seeds(RECIPE.replace(scheduler=scheduler), small(mnist), torch.device("cpu"), progress=False)
 
 
 @pytest.mark.parametrize("architecture", ["Model_3", "Model_2"])

@@ -141,6 +141,20 @@ def test_one_cycle_needs_three_steps_and_warms_up_for_two_at_least():
     assert recipe.make_scheduler(recipe.make_optimizer([parameter]), steps_per_epoch=2) is None
     scheduler = recipe.make_scheduler(recipe.make_optimizer([parameter]), steps_per_epoch=4)
     assert scheduler.total_steps == 4 and scheduler._schedule_phases[0]["end_step"] == 1  # 2 steps up: 0, 1
+    long = Recipe(epochs=10, scheduler="onecycle", lr=0.1, pct_start=0.6)  # a long run keeps the warm-up it asks for
+    scheduler = long.make_scheduler(long.make_optimizer([parameter]), steps_per_epoch=100)
+    assert scheduler._schedule_phases[0]["end_step"] == 599
+
+
+@pytest.mark.parametrize("monitor, mode", [("val_loss", "min"), ("val_acc", "max")])
+def test_a_plateau_schedule_waits_for_the_monitored_number_to_improve(monitor, mode):
+    recipe = Recipe(scheduler="plateau", monitor=monitor, val_fraction=0.1, lr=1.0)
+    optimizer = recipe.make_optimizer([torch.nn.Parameter(torch.zeros(1))])
+    scheduler = recipe.make_scheduler(optimizer, steps_per_epoch=10)
+    improving = [0.5, 0.4, 0.3, 0.2, 0.1] if mode == "min" else [90, 91, 92, 93, 94]
+    for value in improving:
+        scheduler.step(value)
+    assert scheduler.mode == mode and optimizer.param_groups[0]["lr"] == 1.0, "improving: the rate holds"
 
 
 def made_up(train, test):
