@@ -35,7 +35,7 @@ from .engine import in_precision, precision_for
 from .evaluation import Predictions, predict
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
-from .report import _jsonable
+from .report import PENDING_ENV, _jsonable
 
 FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
 WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
@@ -310,8 +310,11 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
                  directory: Path | str | None = None) -> str:
     """Save a model a notebook reports as `<config>-seed<N>` in reports/models (the profile's), the name
     `python -m mnist_utils train` gives the same config and seed; return its path relative to the reports
-    folder, which the results file, the index and the leaderboard link to."""
-    directory = Path(directory or models_dir())
+    folder, which the results file, the index and the leaderboard link to. Under the runner it goes to the
+    notebook's pending folder first, as its results do: the runner moves both into place when the notebook
+    finishes, so a run that is stopped replaces no model."""
+    pending = os.environ.get(PENDING_ENV)
+    directory = Path(directory or (Path(pending) / "models" if pending else models_dir()))
     weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
                               epochs=epochs, metrics={"test_acc": test_acc}, title=recipe.title,
                               source=f"notebooks/{notebook}.ipynb")

@@ -40,13 +40,14 @@ def record_run(reports_dir: Path | str, stem: str, entry: dict[str, Any]) -> Pat
     return path
 
 
-def record_series(reports_dir: Path | str, entries: dict[str, dict[str, Any]], seconds: float, lanes: int) -> Path:
+def record_series(reports_dir: Path | str, entries: dict[str, dict[str, Any]], seconds: float,
+                  side_by_side: int) -> Path:
     """REPORTS/series.json: the runner's last finished run, whichever notebooks it ran: their stems, how many
-    ok, how many ran side by side at most (`lanes`), its wall time and the sum of theirs, and the CPU time
+    ok, how many ran side by side at most (`side_by_side`), its wall time and the sum of theirs, and the CPU time
     their kernels computed (None when one is unknown) with the machine's usable CPUs."""
     cpu = [e.get("cpu_seconds") for e in entries.values()]
     series = {"notebooks": list(entries), "ok": sum(e["status"] == "ok" for e in entries.values()),
-              "side_by_side": lanes, "seconds": round(seconds, 1),
+              "side_by_side": side_by_side, "seconds": round(seconds, 1),
               "notebook_seconds": round(sum(e["seconds"] or 0 for e in entries.values()), 1),
               # The kernels' CPU time against what the machine's CPUs could give over the run: how busy it was.
               "cpu_seconds": None if None in cpu else round(sum(cpu), 1), "cpus": usable_cpus(),
@@ -115,19 +116,27 @@ def results_by_stem(reports_dir: Path) -> dict[str, dict[str, Any]]:
     return {r["notebook"]: r for r in load_results(Path(reports_dir) / "results")}
 
 
-def _headline_text(results: dict[str, Any] | None) -> str | None:
+def headline_text(results: dict[str, Any] | None) -> str | None:
+    """'Test accuracy: 99.32%': a notebook's headline, from its results; None when it has none."""
     headline = (results or {}).get("headline")
     if not headline:
         return None
-    return f"{headline['label']} {fmt(headline.get('value'), headline.get('unit', ''))}"
+    return f"{headline['label']}: {fmt(headline.get('value'), headline.get('unit', ''))}"
 
 
-def time_against_budget(stem: str, seconds: float | None, profile: str | None) -> str:
-    """'3m12s', or '3m12s of a 4m00s budget ✅ met' for a full-profile run of a notebook with a budget."""
+def time_against_budget(stem: str, seconds: float | None, profile: str | None, status: str = "ok") -> str:
+    """'3m12s', or '3m12s of a 4m00s budget ✅ met' for a full-profile run of a notebook with a budget; a run
+    that did not finish (`status` other than ok) is not judged: '40.0s of a 4m00s budget'."""
     budget = budget_minutes(stem, profile or "")
     if seconds is None or budget is None:
         return fmt_duration(seconds)
-    return f"{fmt_duration(seconds)} of a {fmt_duration(budget * 60)} budget {mark(seconds <= budget * 60)}"
+    text = f"{fmt_duration(seconds)} of a {fmt_duration(budget * 60)} budget"
+    return f"{text} {mark(seconds <= budget * 60)}" if status == "ok" else text
+
+
+def notebook_seconds(run: dict[str, Any], results: dict[str, Any] | None) -> float | None:
+    """A notebook's run time: its kernel's, as the runner recorded it (runs.json), else its Report's."""
+    return run.get("seconds", (results or {}).get("seconds"))
 
 
 def series_time(series: dict[str, Any]) -> str:
@@ -142,11 +151,12 @@ def series_time(series: dict[str, Any]) -> str:
 
 def progress_suffix(stem: str, entry: dict[str, Any], results: dict[str, Any] | None) -> str:
     """`ok in 3m12s of a 4m00s budget ✅ met · Test accuracy 99.32% · targets 2/3 met`."""
-    parts = [f"{entry['status']} in {time_against_budget(stem, entry['seconds'], entry.get('profile'))}"]
+    parts = [f"{entry['status']} in "
+             f"{time_against_budget(stem, entry['seconds'], entry.get('profile'), entry['status'])}"]
     if entry.get("error"):
         parts.append(entry["error"])
-    if _headline_text(results):
-        parts.append(_headline_text(results))
+    if headline_text(results):
+        parts.append(headline_text(results))
     targets = (results or {}).get("targets") or []
     if targets:
         parts.append(f"targets {sum(t['met'] for t in targets)}/{len(targets)} met")
@@ -180,24 +190,27 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
     if run.get("error"):
         status_cell += f"<div class='why'>{_e(run['error'])}</div>"
-    seconds = run.get("seconds", results.get("seconds"))
+    seconds = notebook_seconds(run, results)
     link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
     saved = [m for m in results.get("models", []) if m.get("checkpoint")]
     models = "".join(f"<li><a href='{_e(m['checkpoint'])}'>{_e(m['name'])}</a></li>" for m in saved)
-    cells = [notebook, _e(_headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
+    cells = [notebook, _e(headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
              status_cell, _e(run.get("profile") or results.get("profile") or "—"),
-             _e(time_against_budget(stem, seconds, run.get("profile") or results.get("profile"))), link, f"<ul>{models}</ul>" if saved else "—"]
+             _e(time_against_budget(stem, seconds, run.get("profile") or results.get("profile"), run.get("status", "ok"))),
+             link, f"<ul>{models}</ul>" if saved else "—"]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def write_series_leaderboard(reports_dir: Path, results: Iterable[dict[str, Any]]) -> tuple[Path, Path] | None:
     """Every model of the notebooks' `results`, as `leaderboard.png` and `leaderboard.html` in `reports_dir`
-    (see mnist_utils.leaderboard); None, writing nothing, while no notebook has recorded a model. Built here,
+    (see mnist_utils.leaderboard); None, removing any older board, while no notebook has recorded a model. Built here,
     from the results files, rather than by a notebook: no notebook has to wait for all the others."""
     from .leaderboard import plot_leaderboard, write_leaderboard  # matplotlib: the runner imports it only here
 
     board = leaderboard_rows(list(results))
     if not board:
+        for name in ("leaderboard.png", "leaderboard.html"):  # an older board would pass for this one's
+            (reports_dir / name).unlink(missing_ok=True)
         return None
     notebooks = len({row["notebook"] for row in board})
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")

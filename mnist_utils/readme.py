@@ -7,19 +7,21 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import NOTEBOOKS_DIR, PROJECT_ROOT, SERIES_BUDGET_MINUTES, find_notebooks, reports_dir
+from .config import NOTEBOOKS_DIR, PROJECT_ROOT, find_notebooks, reports_dir
 from .data import write_atomic
-from .index import cpu_busy, is_full_series, read_series
+from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
+                    series_time, time_against_budget)
 from .report import fmt, leaderboard_rows, load_results, mark, markdown_table, read_json
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] = (),
-                     series: dict[str, Any] | None = None) -> str:
+                     series: dict[str, Any] | None = None, runs: dict[str, dict[str, Any]] | None = None) -> str:
     """The README's results section, built only from full-profile results files. A notebook of `expected`
     (stems) without one is an error that names it: the section would silently leave it out. `series` (the
-    runner's series.json) gives the wall time when it is a full-profile run of every notebook of `results`."""
+    runner's series.json) gives the wall time when it is a full-profile run of every notebook of `results`; `runs`
+    (its runs.json) each notebook's time, as the index shows it."""
     results = [r for r in results if r.get("profile") == "full"]
     missing = sorted(set(expected) - {r["notebook"] for r in results})
     if missing:
@@ -30,25 +32,22 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
         raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
     hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
     versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
-    total = sum(r["seconds"] for r in results)
-    timing = f"the notebooks took {total / 60:.1f} minutes in all."
+    seconds = {r["notebook"]: notebook_seconds((runs or {}).get(r["notebook"], {}), r) for r in results}
+    timing = f"the notebooks took {fmt_duration(sum(seconds.values()))} in all."
     if is_full_series(series, [r["notebook"] for r in results]):
-        wall, busy = series["seconds"] / 60, cpu_busy(series)
-        timing = (f"the series ran in **{wall:.1f} minutes** by the clock, up to {series['side_by_side']} notebooks "
-                  f"side by side (their own times add up to {total / 60:.1f} minutes"
-                  f"{f'; their kernels computed for {busy}' if busy else ''}); "
-                  f"budget {SERIES_BUDGET_MINUTES} "
-                  f"minutes: {mark(wall <= SERIES_BUDGET_MINUTES)}.")
+        busy = cpu_busy(series)
+        timing = (f"the series ran in **{series_time(series)}** by the clock, up to {series['side_by_side']} "
+                  f"notebooks side by side (their own times add up to {fmt_duration(series['notebook_seconds'])}"
+                  f"{f'; their kernels computed for {busy}' if busy else ''}).")
     lines = [
         "## Results", "",
         f"Generated from the results files of full-profile runs (`make notebooks`, then `make readme`) on "
         f"{hardware_used}, torch {versions}; {timing}", "",
         markdown_table([{
             "notebook": f"{r['notebook']}: {r['title']}",
-            "headline": (f"{r['headline']['label']}: {fmt(r['headline']['value'], r['headline']['unit'])}"
-                         if r.get("headline") else "—"),
+            "headline": headline_text(r) or "—",
             "targets met": f"{sum(t['met'] for t in r['targets'])}/{len(r['targets'])}",
-            "run time (min)": r["seconds"] / 60,
+            "run time": time_against_budget(r["notebook"], seconds[r["notebook"]], "full"),
             "run on": r["saved"][:10],
         } for r in results]),
     ]
@@ -109,7 +108,8 @@ def _reached_text(hit: dict[str, Any] | None) -> str:
 
 
 def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None,
-                  expected: Sequence[str] = (), series: dict[str, Any] | None = None) -> None:
+                  expected: Sequence[str] = (), series: dict[str, Any] | None = None,
+                  runs: dict[str, dict[str, Any]] | None = None) -> None:
     """Replace the text between the results markers in `readme` (atomically), adding the benchmark's
     figures when `bench` (the JSON `make bench` writes) is given; every notebook of `expected` (stems)
     must have full-profile results."""
@@ -118,7 +118,7 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
         raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    section = results_markdown(results, expected, series) + ("\n" + bench_markdown(bench) if bench else "")
+    section = results_markdown(results, expected, series, runs) + ("\n" + bench_markdown(bench) if bench else "")
     write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
 
 
@@ -138,7 +138,8 @@ def main(readme: Path | None = None, reports: Path | None = None, notebooks: Pat
     bench = read_json(reports / "bench.json", "benchmark file", "Run `make bench` again to rewrite it.", _bench_problem)
     expected = [path.stem for path in find_notebooks(notebooks or NOTEBOOKS_DIR)]
     try:
-        update_readme(readme, load_results(reports / "results"), bench, expected, read_series(reports))
+        update_readme(readme, load_results(reports / "results"), bench, expected, read_series(reports),
+                      read_runs(reports))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

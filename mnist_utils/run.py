@@ -15,8 +15,8 @@ fixed by its configs: side by side changes no accuracy or loss, only the times, 
 Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebooks' kernels are shut
 down, those notebooks are recorded as interrupted, no other notebook starts, and the exit status is 130
 (143 for SIGTERM). A notebook's new executed copy, HTML and results replace the previous run's only
-when it finishes: while it runs, its Report writes to a pending folder, so an interrupted (or killed)
-run leaves the last finished run's outputs as they were.
+when it finishes: while it runs, its Report and the models it saves write to a pending folder, so an
+interrupted (or killed) run leaves the last finished run's outputs as they were.
 
     python -m mnist_utils.run                     # every notebooks/NN_*.ipynb
     python -m mnist_utils.run 00 3 --profile smoke  # → reports/smoke/
@@ -53,7 +53,7 @@ from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .report import PENDING_ENV
-from .series import check_lanes, default_lanes, longest_chain, ready_to_start, waits_for
+from .series import check_lanes, default_lanes, longest_chain, most_side_by_side, ready_to_start, waits_for
 from .stopping import Interrupted, Stop, execute_until_stopped
 
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
@@ -144,11 +144,14 @@ def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
-def _publish_results(pending: Path, results: Path, stem: str) -> None:
-    """Move the results files a finished run wrote to `pending` into `results`, replacing the previous
-    run's. A run that wrote none for its notebook leaves none: the index must not show old numbers as
-    this run's."""
-    written = sorted(pending.glob("*.json"))
+def _publish_results(pending: Path, folder: Path, stem: str) -> None:
+    """Move the results files and models a finished run wrote to `pending` into the profile's `folder`
+    (results/ and models/), replacing the previous run's. A run that wrote no results for its notebook leaves
+    none: the index must not show old numbers as this run's."""
+    for model in sorted((pending / "models").glob("*")):  # weights, then metadata: each file atomically
+        (folder / "models").mkdir(parents=True, exist_ok=True)
+        os.replace(model, folder / "models" / model.name)
+    results, written = folder / "results", sorted(pending.glob("*.json"))
     for file in written:
         results.mkdir(parents=True, exist_ok=True)
         os.replace(file, results / file.name)
@@ -174,12 +177,11 @@ def _render_html(nb: Any, html: Path) -> str | None:
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     kernel_name: str | None = None, stop: Stop | None = None, nice: int = 0,
-                     lanes: int | None = None) -> dict[str, Any]:
+                     stop: Stop | None = None, nice: int = 0, training_lanes: int | None = None) -> dict[str, Any]:
     """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
     config.reports_dir), and the results its Report wrote; return its runs.json entry. `nice` > 0: its
-    kernel computes at that lower priority, leaving the CPU to a notebook beside it first. `lanes`: how many
-    lanes its trainings may use (mnist_utils.lanes; default: one per usable CPU).
+    kernel computes at that lower priority, leaving the CPU to a notebook beside it first. `training_lanes`: how
+    many lanes its trainings may use (mnist_utils.lanes; default: one per usable CPU).
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
@@ -225,7 +227,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         client = NotebookClient(
-            nb, kernel_name=kernel_name or project_kernel(),
+            nb, kernel_name=project_kernel(),
             timeout=max(1, math.ceil(timeout)), timeout_func=time_left,  # `timeout` covers non-cell waits
             resources={"metadata": {"path": str(path.parent)}},
             on_notebook_start=start_clock, on_cell_execute=before_cell, on_cell_executed=after_cell,
@@ -234,8 +236,8 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
         )
         env = {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}
-        if lanes is not None:
-            env[LANES_ENV] = str(lanes)
+        if training_lanes is not None:
+            env[LANES_ENV] = str(training_lanes)
         execute_until_stopped(client, env, stop)
     except Interrupted as exc:
         status, error = "interrupted", f"stopped by {exc} ({_cell_label(current['cell'], current['index'])})"
@@ -269,7 +271,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             executed.unlink(missing_ok=True)
         else:
             write_atomic(executed, nbformat.writes(nb).encode())
-        _publish_results(pending, folder / "results", path.stem)
+        _publish_results(pending, folder, path.stem)
         problem = None if nb is None else _render_html(nb, html)
         if problem:
             status = "error" if status == "ok" else status  # a timeout stays a timeout
@@ -283,11 +285,10 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
-                  kernel_name: str | None = None, stop: Stop | None = None, lanes: int | None = None,
-                  reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF,
-                  order: Sequence[str] = START_ORDER) -> dict[str, dict[str, Any]]:
+                  stop: Stop | None = None, lanes: int | None = None,
+                  reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
     """Run `paths`, up to `lanes` at once (default: `default_lanes`), each as soon as the notebooks whose results it
-    `reads` have finished (see `waits_for`), those first in `order` first (see `ready_to_start`). Print a line as each
+    `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a line as each
     starts and as each ends; keep the profile's runs.json and index.html current after each, and at the end, unless
     stopped, its series.json (see index.record_series). Side by side, the notebooks off the series' longest chain (by
     their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them does not slow the
@@ -306,8 +307,9 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     number = {stem: n for n, stem in enumerate(path_of, 1)}
     after, waiting = waits_for(list(path_of), reads), list(path_of)
     chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}, reads))
-    # Side by side, each notebook's trainings get its share of the CPUs: more threads than cores slow them all.
-    shared = min(lanes, len(paths))
+    # Where notebooks can run side by side, each one's trainings get its share of the CPUs (more threads than cores
+    # slow them all) and those off the chain yield to it; one that can only run alone keeps every CPU.
+    shared = most_side_by_side(list(path_of), lanes, reads)
     cpus_each = max(1, usable_cpus() // shared) if shared > 1 else None
     running: dict[str, threading.Thread] = {}
     finished: set[str] = set()
@@ -319,7 +321,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
         entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": profile, "finished": None,
                  "error": None}
         try:
-            entry = execute_notebook(path, reports_dir, profile, limit, kernel_name, stop, nice, cpus_each)
+            entry = execute_notebook(path, reports_dir, profile, limit, stop, nice, cpus_each)
         except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the series goes on
             entry["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
         finally:
@@ -328,14 +330,14 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(Stop())
         while waiting or running:
-            for stem in ready_to_start(waiting, after, finished, len(running), lanes, order):
+            for stem in ready_to_start(waiting, after, finished, len(running), lanes, START_ORDER):
                 if stop.signum is not None:  # a signal may come in the middle of this loop
                     break
                 waiting.remove(stem)
                 beside = f" beside {', '.join(running)}" if running else ""
                 print(f"[{number[stem]}/{len(paths)}] {stem} started{beside}", flush=True)
                 limit = timeout or notebook_timeout(stem, profile)
-                nice = YIELDING_NICE if lanes > 1 and stem not in chain else 0
+                nice = YIELDING_NICE if shared > 1 and stem not in chain else 0
                 running[stem] = threading.Thread(target=execute, args=(path_of[stem], limit, nice), name=stem,
                                                  daemon=True)
                 running[stem].start()
@@ -381,8 +383,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         profile = get_profile(args.profile).name
         paths = find_notebooks(args.notebooks, args.selectors)
-        if args.lanes is not None:
-            check_lanes(args.lanes)
+        lanes = default_lanes() if args.lanes is None else args.lanes  # default_lanes reads MNIST_DEVICE: checked
+        check_lanes(lanes)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -393,7 +395,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
     started = time.monotonic()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, lanes=args.lanes)
+        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, lanes=lanes)
         seconds = time.monotonic() - started
         failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
         interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]

@@ -2,10 +2,12 @@
 notebooks whose results it reads have finished (config.READS_RESULTS_OF; a notebook not listed there waits for
 every one before it) and a lane is free, in the order config.START_ORDER gives among those ready. Pure
 functions of the notebooks' stems: the runner (run.py) follows them with real kernels, `schedule` with given
-durations (the budgets' test), `longest_chain` says which notebooks the series cannot end before.
+durations (the budgets' test), `longest_chain` says which notebooks the series cannot end before and
+`most_side_by_side` how many can share the machine.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Mapping, Sequence
 
 from .config import READS_RESULTS_OF, START_ORDER, get_device, usable_cpus
@@ -68,6 +70,20 @@ def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] 
         chain.append(last)
         last = ending[last][1]
     return chain[::-1]
+
+
+def most_side_by_side(stems: Sequence[str], lanes: int, reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> int:
+    """How many of `stems` (in number order) can ever run at once with `lanes`: the largest group of them none of
+    which waits, directly or through another, for one of the others (see `waits_for`), at most `lanes`."""
+    after = waits_for(list(stems), reads)
+    before: dict[str, set[str]] = {}  # all a notebook waits for, through others too
+    for stem in stems:  # in number order: what a notebook waits for comes before it
+        before[stem] = set(after[stem]).union(*(before[s] for s in after[stem]))
+    for size in range(min(lanes, len(stems)), 1, -1):
+        if any(all(a not in before[b] for a, b in itertools.permutations(group, 2))
+               for group in itertools.combinations(stems, size)):
+            return size
+    return min(1, len(stems))
 
 
 def default_lanes() -> int:

@@ -45,7 +45,7 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
 
     assert "<title>MNIST notebook series — reports</title>" in page
     assert "Step 1 &lt;the skeleton&gt;" in page and "<the skeleton>" not in page  # escaped
-    assert "href='01_step1.html'" in page and "Test accuracy 99.10%" in page
+    assert "href='01_step1.html'" in page and "Test accuracy: 99.10%" in page
     assert "Test accuracy &gt;= 99.40%: 99.10% ❌ not met" in page
     assert "Parameters &lt; 8,000: 7,412 ✅ met" in page
     assert "3m12s" in page and "ValueError: &lt;oops&gt;" in page
@@ -74,6 +74,16 @@ def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budge
     page = index.write_index(tmp_path).read_text()
     assert f"{index.fmt_duration(budget * 60 - 1)} of a {index.fmt_duration(budget * 60)} budget ✅ met" in page
     assert "<td>3.0s</td>" in page, "a smoke run has no budget"
+    failed = {**over, "status": "error", "seconds": 12.0}  # quick, but not a run that kept to its budget
+    assert progress_suffix(stem, failed, None) == f"error in 12.0s of a {index.fmt_duration(budget * 60)} budget"
+
+
+def test_an_index_without_models_links_no_older_leaderboard(tmp_path: Path) -> None:
+    for name in ("leaderboard.html", "leaderboard.png"):
+        (tmp_path / name).write_text("an older run's board")
+    index.record_run(tmp_path, "00_eda", {"status": "ok", "seconds": 3.0, "profile": "smoke", "error": None})
+    page = index.write_index(tmp_path).read_text()
+    assert "leaderboard" not in page and not (tmp_path / "leaderboard.html").exists()
 
 
 def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budget(tmp_path: Path) -> None:
@@ -82,7 +92,7 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     from mnist_utils.readme import results_markdown
 
     every = {stem: {"status": "ok", "seconds": 300.0, "profile": "full"} for stem in BUDGET_MINUTES}
-    record_series(tmp_path, every, seconds=60 * SERIES_BUDGET_MINUTES + 1, lanes=2)
+    record_series(tmp_path, every, seconds=60 * SERIES_BUDGET_MINUTES + 1, side_by_side=2)
     page = index.write_index(tmp_path).read_text()
     assert (f"Last finished run: {len(every)} notebooks, {len(every)} ok, up to 2 side by side, in "
             f"{index.fmt_duration(60 * SERIES_BUDGET_MINUTES + 1)} of a "
@@ -92,23 +102,29 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     results = [{"notebook": stem, "title": stem, "profile": "full", "hardware": "CPU", "torch": "2.14.1",
                 "seconds": 300.0, "targets": [], "saved": "2026-12-03T00:00:00"} for stem in BUDGET_MINUTES]
     series = json.loads((tmp_path / "series.json").read_text())
-    text = results_markdown(results, series=series)
-    assert f"the series ran in **{SERIES_BUDGET_MINUTES + 1 / 60:.1f} minutes** by the clock, up to 2 notebooks" in text
-    assert f"add up to {300.0 * len(every) / 60:.1f} minutes); budget {SERIES_BUDGET_MINUTES} minutes: ❌ not met" in text
+    text = results_markdown(results, series=series, runs=every)
+    assert (f"the series ran in **{index.fmt_duration(60 * SERIES_BUDGET_MINUTES + 1)} of a "
+            f"{index.fmt_duration(60 * SERIES_BUDGET_MINUTES)} budget ❌ not met** by the clock, up to 2 notebooks") in text
+    assert f"their own times add up to {index.fmt_duration(300.0 * len(every))})" in text
+    # Each notebook's time, as the index gives it: the runner's, against the notebook's budget.
+    budget = BUDGET_MINUTES["03_step3_augment_onecycle"]
+    assert (f"| {index.fmt_duration(300.0)} of a {index.fmt_duration(budget * 60)} budget "
+            f"{'✅ met' if 300 <= budget * 60 else '❌ not met'} |") in text
     # A run of some notebooks only says nothing of the series: the README adds up the notebooks' own times.
-    record_series(tmp_path, {"03_step3_augment_onecycle": every["03_step3_augment_onecycle"]}, seconds=300.0, lanes=1)
+    record_series(tmp_path, {"03_step3_augment_onecycle": every["03_step3_augment_onecycle"]}, seconds=300.0,
+                  side_by_side=1)
     part = json.loads((tmp_path / "series.json").read_text())
     assert "by the clock" not in results_markdown(results, series=part)
     page = index.write_index(tmp_path).read_text()
     assert "Last finished run: 1 notebook, 1 ok, up to 1 side by side, in 5m00s (their own times add up to 5m00s)" in page
     # A full run with a failed notebook is not the series' time either.
     record_series(tmp_path, {**every, "02_step2_gap_dropout": {**every["02_step2_gap_dropout"], "status": "error"}},
-                  seconds=600.0, lanes=2)
+                  seconds=600.0, side_by_side=2)
     assert "budget" not in index.write_index(tmp_path).read_text().split("Last finished run")[1].split("</p>")[0]
     assert "by the clock" not in results_markdown(results, series=json.loads((tmp_path / "series.json").read_text()))
     # With the kernels' CPU times: how busy they kept the machine, on the page and in the README.
     busy = {stem: {**entry, "cpu_seconds": 480.0} for stem, entry in every.items()}
-    record_series(tmp_path, busy, seconds=1200.0, lanes=2)
+    record_series(tmp_path, busy, seconds=1200.0, side_by_side=2)
     series = json.loads((tmp_path / "series.json").read_text())
     assert series["cpu_seconds"] == 480.0 * len(busy) and series["cpus"] >= 1
     series["cpus"] = 2  # as on the 2-CPU machine the budgets are for
@@ -117,7 +133,7 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     expected = f"their kernels computed for {480.0 * len(busy) / 60:.1f} CPU-minutes, {share} of 2 CPUs over the run"
     assert expected in index.write_index(tmp_path).read_text() and expected in results_markdown(results, series=series)
     one_unknown = {**busy, "00_eda": {**busy["00_eda"], "cpu_seconds": None}}  # e.g. not on Linux
-    record_series(tmp_path, one_unknown, seconds=1200.0, lanes=2)
+    record_series(tmp_path, one_unknown, seconds=1200.0, side_by_side=2)
     assert "CPU-minutes" not in index.write_index(tmp_path).read_text()
     # A record written before CPU times were measured still shows, without them.
     old = {k: v for k, v in series.items() if k not in ("cpu_seconds", "cpus")}

@@ -82,6 +82,14 @@ def test_unknown_selector_is_an_error_naming_the_available_notebooks(series: Pat
     assert "00_eda" in capsys.readouterr().err
 
 
+def test_a_device_this_machine_lacks_is_an_error_before_anything_runs(series: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_DEVICE", "cuda:99")  # no machine has a hundredth GPU
+    assert run.main(["--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1
+    assert not (series.parent / "r").exists()
+
+
 def test_no_lanes_is_an_error_before_anything_runs(series: Path, capsys) -> None:
     assert run.main(["--lanes", "0", "--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
     assert "lanes must be at least 1" in capsys.readouterr().err
@@ -157,7 +165,7 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     assert out[0] == "[1/2] 01_boom started"
     assert out[1].startswith("[1/2] 01_boom … error in ") and "ValueError: boom (cell [2])" in out[1]
     assert out[2] == "[2/2] 02_ok started"
-    assert out[3].startswith("[2/2] 02_ok … ok in ") and out[3].endswith("· Test accuracy 99.32% · targets 1/2 met")
+    assert out[3].startswith("[2/2] 02_ok … ok in ") and out[3].endswith("· Test accuracy: 99.32% · targets 1/2 met")
     assert out[4].startswith("1/2 notebooks ok in ") and "failed: 01_boom" in out[4]
     assert out[4].endswith(f"→ {smoke.resolve() / 'index.html'}")
     series = json.loads((smoke / "series.json").read_text())
@@ -230,12 +238,30 @@ def test_a_report_that_cannot_be_rendered_loses_neither_the_executed_copy_nor_th
 
 
 def test_a_run_where_every_notebook_succeeds_exits_0(tmp_path: Path, capsys) -> None:
-    notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
-    make_notebook(notebooks, "01_fine", "x = 1")
+    notebooks, reports, seen = tmp_path / "notebooks", tmp_path / "reports", tmp_path / "seen"
+    # Alone, a notebook keeps its priority and every CPU (no MNIST_LANES), whatever --lanes allows.
+    make_notebook(notebooks, "01_fine", f"import os\nopen({str(seen)!r}, 'w').write("
+                                        "f\"{os.getpriority(os.PRIO_PROCESS, 0)} {os.environ.get('MNIST_LANES')}\")")
     assert run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke",
-                     "--timeout", "120"]) == 0
+                     "--timeout", "120", "--lanes", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("1/1 notebooks ok in ")
     assert (reports / "smoke" / "index.html").exists()
+    assert seen.read_text() == f"{os.getpriority(os.PRIO_PROCESS, 0)} None"
+
+
+def test_a_notebooks_models_reach_reports_models_when_it_finishes_not_before(tmp_path: Path) -> None:
+    saves = ("from models import Model_1\n"
+             "from mnist_utils.checkpoints import models_dir, save_trained\n"
+             "from mnist_utils.recipes import load_config\n"
+             "path = save_trained(Model_1(), load_config('step1'), seed=1, test_acc=10.0, epochs=0, notebook='01_saves')\n"
+             "assert path == 'models/step1-seed1.safetensors', path\n"
+             "assert not (models_dir() / 'step1-seed1.safetensors').exists(), 'published before the notebook ended'")
+    path = make_notebook(tmp_path / "nb", "01_saves", saves)
+    entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=120)
+    assert entry["status"] == "ok", entry["error"]
+    models = tmp_path / "reports" / "smoke" / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["step1-seed1.json", "step1-seed1.safetensors"]
+    assert not (tmp_path / "reports" / "smoke" / ".pending" / "01_saves").exists()
 
 
 def test_the_timeout_is_for_the_whole_notebook(tmp_path: Path) -> None:

@@ -89,3 +89,15 @@ def test_lanes_must_be_one_or_more_and_no_notebooks_is_no_run(tmp_path: Path) ->
     with pytest.raises(ValueError, match="lanes must be at least 1"):
         series.schedule({"01_x": 1.0}, lanes=0)
     assert run.run_notebooks([], tmp_path, "smoke", lanes=2) == {} and series.longest_chain({}) == []
+
+
+def test_notebooks_share_the_machine_only_where_they_can_run_side_by_side() -> None:
+    full = ["00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
+            "04_vgg_resnet_blocks", "05_pretrained_finetune", "06_cnn_comparison"]
+    assert series.most_side_by_side(full, lanes=2) == 2
+    assert series.most_side_by_side(full, lanes=8) == 4  # 00, one of 01-03, one of 04-05, 06
+    chain = ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle"]  # each reads the one before
+    assert series.most_side_by_side(chain, lanes=2) == 1
+    assert series.most_side_by_side(["01_step1_skeleton", "03_step3_augment_onecycle"], lanes=2) == 2  # 03 reads 02's last
+    assert series.most_side_by_side(["06_cnn_comparison"], lanes=2) == 1
+    assert series.most_side_by_side(["01_a", "02_b", "03_after"], lanes=2, reads={"01_a": (), "02_b": ()}) == 2
