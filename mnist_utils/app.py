@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
-from .preprocess import MAX_BYTES, ImageError, png_bytes, preprocess
+from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
@@ -102,8 +102,7 @@ def _summary(meta: dict[str, Any], default_id: str | None) -> dict[str, Any]:
             "default": meta["id"] == default_id}
 
 
-def create_app(directory: Path | str | None = None, *, device: torch.device | str = "cpu",
-               max_bytes: int = MAX_BYTES) -> FastAPI:
+def create_app(directory: Path | str | None = None, *, device: torch.device | str = "cpu") -> FastAPI:
     """The page and its API over the checkpoints in `directory` (default reports/models)."""
     shelf = ModelShelf(Path(directory or models_dir()), torch.device(device))
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
@@ -126,9 +125,9 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
         if request.headers.get("content-type", "").lower().startswith("multipart/"):
             return _error(415, "Send the picture as the request body itself, not as a form: e.g. curl "
                                "--data-binary @digit.png -H 'Content-Type: image/png' .../api/predict")
-        data = await _read_body(request, max_bytes)
+        data = await _read_body(request, MAX_BYTES)  # preprocess checks the same limit of a body read whole
         if data is None:
-            return _error(413, f"The image is larger than the {max_bytes / 2**20:.0f} MB allowed: "
+            return _error(413, f"The image is larger than the {MAX_BYTES / 2**20:.0f} MB allowed: "
                                "crop or scale it down.")
         try:
             classifier = await run_in_threadpool(shelf.get, model)
@@ -141,7 +140,7 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
             return _error(409, str(error))
         return {**answer, "model": classifier.metadata["id"], "inverted": digit.inverted,
                 "source_size": list(digit.source_size),
-                "image": "data:image/png;base64," + base64.b64encode(png_bytes(digit.pixels)).decode(),
+                "image": "data:image/png;base64," + base64.b64encode(pixels_png(digit.pixels)).decode(),
                 "milliseconds": round(1000 * (time.perf_counter() - start), 2)}
 
     return app

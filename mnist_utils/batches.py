@@ -3,6 +3,7 @@ augmented and normalised there. No DataLoader, no workers, no per-image Python."
 from __future__ import annotations
 
 import itertools
+from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +76,11 @@ class Batches:
             yield self._finish(x), self.labels[index]
 
 
+def endless(batches: Iterable) -> Iterator:
+    """Pass after pass over `batches` as one stream (a Batches draws a new order for each pass)."""
+    return itertools.chain.from_iterable(itertools.repeat(batches))
+
+
 class ShortEpochs:
     """`batches` as one endless stream, cut into epochs of `batches_per_epoch` batches each.
 
@@ -88,7 +94,7 @@ class ShortEpochs:
             raise ValueError(f"batches_per_epoch must be at least 1, got {batches_per_epoch}")
         self.batches = batches
         self.batches_per_epoch = batches_per_epoch
-        self._stream = itertools.chain.from_iterable(itertools.repeat(batches))  # a new pass when one ends
+        self._stream = endless(batches)  # a new pass when one ends
 
     def __len__(self) -> int:
         return self.batches_per_epoch

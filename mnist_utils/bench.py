@@ -48,6 +48,7 @@ from torchvision import transforms
 
 from models import Model_3
 
+from .batches import endless
 from .config import data_root, get_device, reports_root, usable_cpus
 from .engine import Autocast, epochs_until, progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
@@ -85,11 +86,6 @@ QUICK = Sizes(steps=3, warmup=1, repeats=1, train_images=1024, test_images=512, 
 
 
 # ----------------------------------------------------------------------------- timing training steps
-
-
-def endless(batches: Iterable) -> Iterator:
-    """Pass after pass over `batches` as one stream, so a measurement can run over an epoch's end."""
-    return itertools.chain.from_iterable(itertools.repeat(batches))
 
 
 def take_steps(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
@@ -218,7 +214,7 @@ def pipeline_speed(recipe: Recipe, images: ImageSet, device: torch.device, sizes
             "steps_images_per_s": steps, "ceiling_ratio": ceiling}
 
 
-# ----------------------------------------------------------------------------- 2. time to accuracy
+# ----------------------------------------------------------------------------- 2. time to accuracy, 3. the example
 
 
 def first_reaching(rows: Sequence[dict[str, float]], threshold: float) -> dict[str, float] | None:
@@ -305,7 +301,7 @@ def against_example(fastest: dict[str, Any], device: torch.device, sizes: Sizes)
             "goal_ratio": EXAMPLE_GOAL_RATIO, "met": met}
 
 
-# ----------------------------------------------------------------------------- 3. knobs
+# ----------------------------------------------------------------------------- 4. knobs
 
 
 @dataclass(frozen=True)

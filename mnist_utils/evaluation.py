@@ -254,7 +254,8 @@ def _subset(predictions: Predictions, index: torch.Tensor) -> Predictions:
 
 def random_halves(count: int, halvings: int, seed: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """`halvings` seeded random halvings of `count` images, each both ways round: (halving, choosing half, scoring
-    half), two disjoint index sets that together hold every image (the scoring half takes the odd one out)."""
+    half), two disjoint index sets that together hold every image (of an odd count, the second half of each halving
+    holds the one more: the scoring half in one fold, the choosing half in the other)."""
     if count < 2 or halvings < 1:
         raise ValueError(f"need at least 2 images and 1 halving, got {count} images and {halvings} halvings")
     generator = torch.Generator().manual_seed(seed)

@@ -11,10 +11,9 @@ from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchsummary
 
-from .engine import Autocast
+from .engine import Autocast, training_step
 from .recipes import Recipe
 
 
@@ -120,22 +119,16 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     if autocast_dtype is not None:
         probe = Autocast(probe, autocast_dtype, device.type)  # as training runs it: see Recipe.computing
 
-    def step() -> None:
-        loss = F.cross_entropy(probe(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
     best = 0.0
     cuda_devices = range(torch.cuda.device_count()) if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_devices):  # dropout draws here must not shift seeded runs
         for _ in range(warmup):
-            step()
+            training_step(probe, x, y, optimizer)
         for _ in range(repeats):
             _synchronize(device)
             start = time.perf_counter()
             for _ in range(steps):
-                step()
+                training_step(probe, x, y, optimizer)
             _synchronize(device)
             best = max(best, steps * len(y) / (time.perf_counter() - start))
     return best

@@ -32,7 +32,7 @@ def _finish(fig: plt.Figure) -> plt.Figure:
 
 
 def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> plt.Figure:
-    """Bars of images per class for train and test, with the share of the largest and smallest class."""
+    """Bars of images per class for train and test, with the mean count marked."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
     for ax, labels, name in zip(axes, (train_labels, test_labels), ("train", "test")):
         counts = np.array(class_counts(labels))
@@ -120,16 +120,6 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _finish(fig)
-
-
-def plot_lr(history: History) -> plt.Figure:
-    """The learning rate at the start of each epoch."""
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot(history["epoch"], history["lr"], marker="o")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="learning rate", title="learning-rate schedule")
-    ax.grid(alpha=0.3)
     return _finish(fig)
 
 

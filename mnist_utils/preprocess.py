@@ -173,7 +173,7 @@ def preprocess(data: bytes, **limits: int) -> Digit:
     return Digit(pixels, inverted, source_size)
 
 
-def png_bytes(pixels: torch.Tensor) -> bytes:
+def pixels_png(pixels: torch.Tensor) -> bytes:
     """A uint8 (H, W) greyscale tensor as PNG bytes."""
     buffer = io.BytesIO()
     Image.fromarray(pixels.cpu().numpy()).save(buffer, format="PNG")

@@ -70,10 +70,6 @@ class PretrainedNet:
         return Path(self.weights_path).name if self.weights_path else None
 
     @property
-    def feature_dim(self) -> int:
-        return self.model.head.in_features
-
-    @property
     def name(self) -> str:
         return f"{self.family} ({'ImageNet weights' if self.pretrained else 'random init'})"
 

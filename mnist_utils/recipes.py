@@ -245,14 +245,13 @@ class Recipe:
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         """The schedule the recipe names. A one-cycle needs a step up and a step down: a run of fewer than
-        3 steps (smoke-sized) keeps the rate constant, and the warm-up is at least 2 steps (half the run at most).
+        3 steps (smoke-sized) keeps the rate constant, and the warm-up is at least 2 steps (the peak, its second)
         A plateau schedule waits for the monitored number to fall (a loss) or rise (an accuracy)."""
         steps = self.epochs * steps_per_epoch
         if self.scheduler == "none" or (self.scheduler == "onecycle" and steps < 3):
             return None
-        pct_start = self.pct_start if self.pct_start * steps >= 2 else min(0.5, 2 / steps)
         return make_scheduler(self.scheduler, optimizer, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
-                              max_lr=self.lr, pct_start=pct_start,
+                              max_lr=self.lr, pct_start=max(self.pct_start, 2 / steps),
                               div_factor=self.div_factor, final_div_factor=self.final_div_factor,
                               anneal_epochs=self.anneal_epochs, mode="max" if self.monitor.endswith("_acc") else "min")
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mnist_utils import bench
+from mnist_utils.batches import endless
 from mnist_utils.bench import Knob, Sizes
 from mnist_utils.recipes import load_config
 
@@ -86,7 +87,7 @@ def test_knobs_start_with_the_baseline_and_change_one_thing_each():
 def test_full_batches_drop_an_epochs_short_last_batch(mnist):
     batches = STEP3.train_batches(mnist.train.head(300), torch.device("cpu"), 1)
     batch = STEP3.batch_size  # 300 is no multiple of it: every epoch ends on a short batch
-    sizes = [len(y) for _, y in itertools.islice(bench.full_batches(bench.endless(batches), batch), 5)]
+    sizes = [len(y) for _, y in itertools.islice(bench.full_batches(endless(batches), batch), 5)]
     assert sizes == [batch] * 5
 
 

@@ -99,7 +99,7 @@ def test_resnet18_loads_through_the_torch_hub_cache_and_sums_conv1(stand_in_resn
     backbone = net.model.backbone
     assert torch.equal(backbone.conv1.weight, state["conv1.weight"].sum(dim=1, keepdim=True))
     assert torch.equal(backbone.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
-    assert isinstance(backbone.fc, nn.Identity) and net.model.head.out_features == 10 and net.feature_dim == 512
+    assert isinstance(backbone.fc, nn.Identity) and net.model.head.out_features == 10 and net.model.head.in_features == 512
     assert pretrained.stem_conversion_error(net) == 0.0
     assert net.provenance() == {"backbone": "resnet18", "pretrained": True,
                                 "weights_source": net.source, "weights_file": "resnet18-f37072fd.pth",

@@ -118,8 +118,24 @@ def test_a_seven_drawn_with_the_mouse_and_a_one_drawn_by_touch_are_read(page):
     previous = seen(page)
 
     page.find_element(By.ID, "clear").click()
+    assert not page.find_element(By.ID, "answer").is_displayed() and shown(page, "status") == "", \
+        "after Clear, no answer to the erased drawing"
     stroke(page, [(150, 40), (146, 100), (142, 160), (138, 230)], kind=interaction.POINTER_TOUCH)
     assert wait_for_answer(page, previous) == "1"
+
+
+def test_the_page_fits_a_narrow_phone_without_scrolling_sideways(page):
+    page.set_window_size(360, 800)
+    try:
+        page.refresh()
+        WebDriverWait(page, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+        width, scrolled = page.execute_script(
+            "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+        assert scrolled <= width, f"the page is {scrolled} px wide in a {width} px window"
+        stroke(page, [(60, 62), (110, 60), (160, 58), (215, 60), (190, 110), (165, 160), (140, 215), (128, 245)])
+        assert wait_for_answer(page) == "7", "a smaller canvas still draws where the finger goes"
+    finally:
+        page.set_window_size(1100, 900)
 
 
 def test_bad_input_shows_the_servers_message(page, tmp_path):

@@ -14,7 +14,7 @@ from mnist_utils.engine import (EpochStats, History, count_correct, fit, make_lo
 from mnist_utils.evaluation import confusion_matrix, per_class_metrics, predict, predict_views, top_confusions
 from mnist_utils.exploration import count_repeats, exact_duplicates
 from mnist_utils.inspection import count_parameters, receptive_field, summary
-from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_lr, plot_per_class,
+from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_per_class,
                                plot_samples)
 
 
@@ -208,7 +208,7 @@ def test_duplicates_are_found_exactly():
 def test_plots_return_figures(mnist):
     _, history = run(mnist, seed=0, epochs=1)
     confusion = confusion_matrix(mnist.test.labels[:100], mnist.test.labels[:100].roll(1))
-    for figure in (plot_history({"a": history, "b": history}), plot_lr(history),
+    for figure in (plot_history({"a": history, "b": history}),
                    plot_confusion(confusion), plot_per_class(per_class_metrics(confusion)),
                    plot_class_counts(mnist.train.labels, mnist.test.labels),
                    plot_samples(mnist.test.images, mnist.test.labels, per_class=2)):

@@ -141,6 +141,14 @@ def test_one_cycle_needs_three_steps_and_warms_up_for_two_at_least():
     assert recipe.make_scheduler(recipe.make_optimizer([parameter]), steps_per_epoch=2) is None
     scheduler = recipe.make_scheduler(recipe.make_optimizer([parameter]), steps_per_epoch=4)
     assert scheduler.total_steps == 4 and scheduler._schedule_phases[0]["end_step"] == 1  # 2 steps up: 0, 1
+    optimizer = recipe.make_optimizer([parameter])
+    scheduler = recipe.make_scheduler(optimizer, steps_per_epoch=3)  # the shortest cycle reaches its peak too
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(2):
+        optimizer.step()  # as training orders them
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[1] == pytest.approx(0.1) and rates[0] < 0.1 and rates[2] < 0.1
     long = Recipe(epochs=10, scheduler="onecycle", lr=0.1, pct_start=0.6)  # a long run keeps the warm-up it asks for
     scheduler = long.make_scheduler(long.make_optimizer([parameter]), steps_per_epoch=100)
     assert scheduler._schedule_phases[0]["end_step"] == 599
