@@ -42,7 +42,7 @@ from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
-from mnist_utils.evaluation import (GAP_TOLERANCE, RUN_SUMMARY_LABELS, STEP_GOAL, accuracy_difference_se,
+from mnist_utils.evaluation import (GAP_TOLERANCE, GOAL_ACC, RUN_SUMMARY_LABELS, STEP_GOAL, accuracy_difference_se,
                                     accuracy_with_dropout, clean_epochs_effect, confusion_matrix, fitting_diagnosis,
                                     per_class_metrics, predict, predict_views, probed_gap, run_summary, seed_table,
                                     test_acc_spread, top_confusions)
@@ -79,7 +79,7 @@ __all__ = [
     "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
     "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
-    "GAP_TOLERANCE", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "probed_gap", "run_summary",
+    "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble", "fit_temperature", "head_to_head", "mcnemar",
     "shared_errors", "with_temperature", "wrong_by_all",
