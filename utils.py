@@ -36,7 +36,7 @@ from mnist_utils.inspection import (BF16_MARGIN, bf16_choices_fit, count_paramet
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, bf16_native, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs
-from mnist_utils.training import run_recipe, run_recipes, train_recipe, train_seeds
+from mnist_utils.training import run_recipe, run_recipes, train_model, train_recipe, train_seeds
 from mnist_utils.search import recorded_candidates, recorded_run, search_table
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
@@ -78,7 +78,7 @@ __all__ = [
     "speed_table", "summary", "training_speed",
     "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
-    "run_recipe", "run_recipes", "train_recipe", "train_seeds", "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
+    "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
     "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble", "fit_temperature", "head_to_head", "mcnemar",

@@ -70,6 +70,11 @@ class PretrainedNet:
         return Path(self.weights_path).name if self.weights_path else None
 
     @property
+    def inputs(self) -> dict[str, float]:
+        """Its input normalisation, as `Recipe.train_batches`/`eval_batches` and the training functions take it."""
+        return {"mean": self.mean, "std": self.std}
+
+    @property
     def name(self) -> str:
         return f"{self.family} ({'ImageNet weights' if self.pretrained else 'random init'})"
 

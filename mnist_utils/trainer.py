@@ -1,5 +1,5 @@
 """`python -m mnist_utils train --config configs/X.yaml`: a config trained from the command line, with the
-same code the notebooks run (`training.train_recipe`, `features.train_head`), into a run folder:
+same code the notebooks run (`training.train_model`), into a run folder:
 
     reports/runs/<config>-seed<N>-<time>/   train.log, history.csv, history.json, curves.png,
                                             <run folder's name>.safetensors + .json (the run's checkpoint)
@@ -32,10 +32,9 @@ from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_chec
 from .config import PROJECT_ROOT, computing_on, get_device, get_profile, reports_dir
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
-from .features import train_head
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_path, load_config
-from .training import train_recipe
+from .training import train_model
 
 
 def _logger(log_file: Path) -> logging.Logger:
@@ -114,7 +113,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
     inputs: dict[str, Any] = {}
     if recipe.model == PRETRAINED:
         net = build_pretrained(recipe)
-        model, inputs = net.model, {"mean": net.mean, "std": net.std}
+        model, inputs = net.model, net.inputs
     else:
         model = build_model(recipe)
     model.to(device, memory_format=recipe.memory_format)
@@ -138,12 +137,8 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
                 log.info(f"  {recipe.monitor} improved: checkpoint saved ({checkpoint.name})")
 
     try:
-        if recipe.freeze_backbone:
-            history, _ = train_head(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
-                                    on_epoch=on_epoch)
-        else:
-            history = train_recipe(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
-                                   on_epoch=on_epoch)
+        history, _ = train_model(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
+                                 on_epoch=on_epoch)
     finally:
         if rows:
             for name, content in _history_files(History(rows), f"{recipe.name}, seed {seed}").items():

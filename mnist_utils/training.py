@@ -1,4 +1,5 @@
-"""Training a recipe: one model (`train_recipe`), or one model per seed, packed and in lanes (`train_seeds`).
+"""Training a recipe: one model (`train_recipe`; `train_model` also trains a frozen backbone's head), or one model
+per seed, packed and in lanes (`train_seeds`).
 
 Both run the engine's epoch bookkeeping (`History.record`, `row_summary`), so a history from either reads
 the same. The test set is looked at after every epoch only when the recipe holds out no validation split:
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from .config import computing_on
 from .data import MNIST
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
+from .features import train_head
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, drops_out, packed_loss, side_by_side
 from .recipes import Recipe, build_model
@@ -44,6 +46,16 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
                    val_batches=val_batches, probe_batches=probe_batches, patience=recipe.patience,
                    monitor=recipe.monitor, keep_best=recipe.keep_best, monitor_from=recipe.monitor_from,
                    progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
+
+
+def train_model(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
+                inputs: dict[str, Any] | None = None, **kwargs: Any) -> tuple[History, float]:
+    """`model` trained as `recipe` says: its head alone, on the backbone's features computed once (`train_head`),
+    when the recipe freezes the backbone; else every layer (`train_recipe`). Returns the history and the seconds
+    the feature pass took (0 without one). `kwargs` (progress, desc, on_epoch) go to either."""
+    if recipe.freeze_backbone:
+        return train_head(model, recipe, data, device, seed=seed, inputs=inputs, **kwargs)
+    return train_recipe(model, recipe, data, device, seed=seed, inputs=inputs, **kwargs), 0.0
 
 
 def build_seeded(recipe: Recipe, seed: int) -> nn.Module:

@@ -250,9 +250,9 @@ def test_train_keeps_the_best_validation_epoch_not_the_last(tmp_path, monkeypatc
             weights_after[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
             rows.append({"epoch": epoch, "train_loss": 0.1, "val_loss": val_loss, "val_acc": 90.0, "seconds": 1.0})
             on_epoch(rows[-1], val_loss == min(row["val_loss"] for row in rows))
-        return History(rows)
+        return History(rows), 0.0
 
-    monkeypatch.setattr(trainer, "train_recipe", three_epochs)
+    monkeypatch.setattr(trainer, "train_model", three_epochs)
     run = tmp_path / "run"
     assert main(["train", "--config", "step1", "--set", "val_fraction=1/8", "--out", str(run)]) == 0
     meta = json.loads((run / "run.json").read_text())
@@ -298,13 +298,13 @@ def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_pat
     from mnist_utils import trainer
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    real = trainer.train_recipe
+    real = trainer.train_model
 
     def stopped_after_one_epoch(*args, on_epoch, **kwargs):
         real(*args, on_epoch=on_epoch, **kwargs)  # the smoke profile's one epoch, checkpoint included
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "train_recipe", stopped_after_one_epoch)
+    monkeypatch.setattr(trainer, "train_model", stopped_after_one_epoch)
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
     last = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
     assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far"
