@@ -16,7 +16,7 @@ DEFAULT_CONFIG := configs/step3.yaml
 CONFIG  ?=
 SET     ?=
 
-.PHONY: help setup data notebooks readme test train bench bench-app app lab clean distclean
+.PHONY: help setup data notebooks readme test browser train bench bench-app app lab clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,10 +47,23 @@ notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PR
 readme: setup  ## regenerate the README's results section from reports/results (full-profile runs of every notebook)
 	@$(PY) -m mnist_utils.readme
 
-test: data  ## unit tests plus every notebook in the smoke profile
+test: data browser  ## unit tests plus every notebook in the smoke profile, and the page in a real browser
 	@$(PY) -m pytest
 
-train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="epochs=5", PROFILE=smoke, REPLACE=1)
+# The browser test drives Debian's Chromium through its chromedriver: installed here when missing (as root, with
+# apt-get), else an error naming the fix. MNIST_SKIP_BROWSER=1 skips the test and this step.
+browser:  ## Chromium and chromedriver for the browser test (apt-get install when missing)
+	@if [[ "$${MNIST_SKIP_BROWSER:-}" == 1 ]] || { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  exit 0; fi; \
+	if [[ "$$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then \
+	  echo "Installing Chromium and chromedriver for the browser test ..."; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null; \
+	else \
+	  echo "error: the browser test needs Chromium and chromedriver: sudo apt-get install chromium chromium-driver (Debian), or skip it: MNIST_SKIP_BROWSER=1 make test" >&2; \
+	  exit 1; \
+	fi
+
+train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="lr=0.05 label_smoothing=0.1", PROFILE=smoke, REPLACE=1)
 	@test -n "$(CONFIG)" || { echo "Name a config: make train CONFIG=configs/step3.yaml (they are in configs/)"; exit 2; }
 	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s)) $(if $(filter 1 yes true,$(REPLACE)),--replace)
 

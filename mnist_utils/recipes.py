@@ -107,6 +107,9 @@ class Recipe:
         if not 0 <= self.val_fraction < 1 or not 0 < self.train_fraction <= 1:
             problems.append(f"val_fraction must be in [0, 1) and train_fraction in (0, 1], got "
                             f"{self.val_fraction} and {self.train_fraction}")
+        if self.anneal_epochs is not None and not 1 <= self.anneal_epochs <= self.epochs:
+            problems.append(f"anneal_epochs: the cycle must fit the run, 1 to epochs = {self.epochs}, got "
+                            f"{self.anneal_epochs} (changing epochs? set anneal_epochs too)")
         if not 0 <= self.clean_epochs < self.epochs:
             problems.append(f"clean_epochs: must be between 0 and epochs - 1 = {self.epochs - 1}, got "
                             f"{self.clean_epochs}")

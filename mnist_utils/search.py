@@ -137,7 +137,11 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
                           f"0 to {len(recipes) - 1}")
     todo = [(i, changes, recipe) for i, (changes, recipe) in enumerate(zip(spec["candidates"], recipes))
             if i in wanted and (only is not None or not any(_same_run(row, changes, recipe) for row in rows))]
-    data, device = (load_mnist(), get_device()) if todo else (None, None)
+    if not todo:
+        print(f"Every candidate of {path} is in its record, {record_path}: nothing to train (--only N trains "
+              "candidate N again).", flush=True)
+        return rows
+    data, device = load_mnist(), get_device()
     for i, changes, recipe in todo:
         print(f"[{i}] {spec['config']} {' '.join(changes) or '(as it is)'}", flush=True)
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 """The page in a real browser: headless Chromium, driven by selenium, against the app served by uvicorn.
 It uploads a PNG of a test digit, draws digits on the canvas with mouse and touch pointer actions, and checks
-the digit and the error messages the page shows. `make test` (and CI) installs Chromium when it is missing;
+the digit and the error messages the page shows. `make test` installs Chromium when it is missing (see its `browser` step);
 set MNIST_SKIP_BROWSER=1 to skip this file on a machine that cannot have it."""
 import os
 import shutil

@@ -52,7 +52,7 @@ def test_scientific_notation_reads_as_a_number_where_a_number_is_expected():
 
 
 def test_overrides_change_keys_and_nested_keys():
-    recipe = load_config("step3", ["epochs=5", "augment.rotation=5", "model_args.dropout=0.1", "seeds=[7]"])
+    recipe = load_config("step3", ["epochs=5", "anneal_epochs=5", "augment.rotation=5", "model_args.dropout=0.1", "seeds=[7]"])
     assert (recipe.epochs, recipe.augment.rotation, recipe.augment.translate) == (5, 5.0, 0.08)
     assert recipe.seeds == (7,) and recipe.model_args == {**load_config("step3").model_args, "dropout": 0.1}, \
         "a nested key joins the file's other model_args"
@@ -81,6 +81,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["augment.scale=[0,1]"], r"augment.scale: \[smallest, largest\] zoom, 0 < smallest"),
     (["augment.erase_p=2"], r"augment.erase_p: a probability in \[0, 1\], got 2.0"),
     (["lr.peak=1"], r"--set 'lr.peak=1': lr is not a group of keys"),
+    (["epochs=5"], r"anneal_epochs: the cycle must fit the run, 1 to epochs = 5, got 15 \(changing epochs\? set"),
     (["augment=5"], r"step3: augment: expected keys such as rotation, translate; got 5"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):

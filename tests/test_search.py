@@ -27,7 +27,7 @@ def search_file(tmp_path, monkeypatch):
     monkeypatch.setattr(search, "load_mnist", lambda: None)
     path = tmp_path / "search.yaml"
     path.write_text('config: step3\nrecord: docs/record.json\ncandidates:\n'
-                    '  - ["model_args.widths=[8,8,12,10,10]"]\n  - ["epochs=5", "lr=0.1"]\n')
+                    '  - ["model_args.widths=[8,8,12,10,10]"]\n  - ["epochs=5", "anneal_epochs=5", "lr=0.1"]\n')
     return path
 
 
@@ -44,7 +44,7 @@ def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, 
     trained = []
     monkeypatch.setattr(search, "train_seeds", lambda recipe, data, device: trained.append(recipe) or fake_runs(recipe, data, device))
     rows = search.run_search(search_file)
-    assert [r["changes"] for r in rows] == [["model_args.widths=[8,8,12,10,10]"], ["epochs=5", "lr=0.1"]]
+    assert [r["changes"] for r in rows] == [["model_args.widths=[8,8,12,10,10]"], ["epochs=5", "anneal_epochs=5", "lr=0.1"]]
     assert trained[0].model_args == {"widths": [8, 8, 12, 10, 10]} and trained[1].lr == 0.1
     first = rows[0]
     assert first["lowest_last3"] == [pytest.approx(99.01 + s / 10) for s in range(1, 6)]
@@ -57,7 +57,7 @@ def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, 
     assert len(trained) == 3 and len(json.loads((search_file.parent / "docs/record.json").read_text())) == 2
 
     table = search.search_table(search.recorded_candidates(search_file))
-    assert [r["changes"] for r in table] == ["model_args.widths=[8,8,12,10,10]", "epochs=5, lr=0.1"]
+    assert [r["changes"] for r in table] == ["model_args.widths=[8,8,12,10,10]", "epochs=5, anneal_epochs=5, lr=0.1"]
     assert table[0]["seeds meeting the goal"] == "2/5" and table[0]["lowest"] == first["lowest"]
 
 
@@ -69,7 +69,7 @@ def test_a_rerun_replaces_its_own_row_and_keeps_another_recipes_row_with_the_sam
     record.write_text(json.dumps(rows + [other]))
     after = search.run_search(search_file, only=[1])
     assert len(after) == 3 and other in after, "another recipe's row is not this candidate's to replace"
-    assert [r["changes"] for r in after].count(["epochs=5", "lr=0.1"]) == 2
+    assert [r["changes"] for r in after].count(["epochs=5", "anneal_epochs=5", "lr=0.1"]) == 2
     assert search.recorded_candidates(search_file)[1]["lowest"] == rows[1]["lowest"], "the table shows this recipe's row"
 
 
