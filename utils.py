@@ -52,7 +52,7 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 # mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choice_on_halves, choose_members, choose_on, confused_pairs,
                                     ensemble, fit_temperature, head_to_head, mcnemar, shared_errors, with_temperature,
-                                    wrong_by_all)
+                                    wrong_by_all, wrong_by_any)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
@@ -82,7 +82,7 @@ __all__ = [
     "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble", "fit_temperature", "head_to_head", "mcnemar",
-    "shared_errors", "with_temperature", "wrong_by_all",
+    "shared_errors", "with_temperature", "wrong_by_all", "wrong_by_any",
     "plot_hard_images", "plot_shared_errors",
     "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",

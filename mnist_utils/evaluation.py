@@ -293,9 +293,15 @@ def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
 
 
 def wrong_by_all(predictions: Sequence[Predictions]) -> torch.Tensor:
-    """Indices of the images that every one of the models gets wrong."""
+    """Indices of the images that every one of the models gets wrong: no choice among them gets these right."""
     _same_images(predictions)
     return torch.nonzero(torch.stack([~p.correct for p in predictions]).all(dim=0)).flatten()
+
+
+def wrong_by_any(predictions: Sequence[Predictions]) -> torch.Tensor:
+    """Indices of the images that at least one of the models gets wrong."""
+    _same_images(predictions)
+    return torch.nonzero(torch.stack([~p.correct for p in predictions]).any(dim=0)).flatten()
 
 
 def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:

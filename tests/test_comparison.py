@@ -391,3 +391,15 @@ def test_the_temperature_search_finds_the_grids_lowest_loss():
         assert fit_temperature(p) == grid[scan.argmin()].item(), "the point a scan of every loss on the grid finds"
         found.append(scan.argmin().item())
     assert found[0] == found[1] == 0 and found[-1] == len(grid) - 1 and len(set(found)) == len(found) - 1
+
+
+def test_wrong_by_any_and_by_all_name_the_images_some_and_every_model_gets_wrong():
+    from mnist_utils.evaluation import Predictions, wrong_by_all, wrong_by_any
+    labels = torch.tensor([0, 1, 2, 3])
+
+    def answering(predicted):
+        predicted = torch.tensor(predicted)
+        return Predictions(labels, predicted, torch.nn.functional.one_hot(predicted, 10).float())
+
+    a, b = answering([0, 9, 9, 3]), answering([0, 1, 9, 9])
+    assert wrong_by_any([a, b]).tolist() == [1, 2, 3] and wrong_by_all([a, b]).tolist() == [2]
