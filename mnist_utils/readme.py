@@ -11,7 +11,7 @@ from .config import NOTEBOOKS_DIR, PROJECT_ROOT, find_notebooks, reports_dir
 from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, time_against_budget)
-from .report import fmt, leaderboard_rows, load_results, mark, markdown_table, read_json
+from .report import leaderboard_rows, load_results, mark, markdown_table, read_json
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
