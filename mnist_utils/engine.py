@@ -299,7 +299,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
         for epoch in range(1, epochs + 1):
             lr = optimizer.param_groups[0]["lr"]
             if progress == "batches":
-                bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(), unit="batch")
+                bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(),
+                                   unit="batch")
             trained = train(model, train_batches, optimizer, device,
                             scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
             val = None if val_batches is None else test(model, val_batches, device, loss_fn=loss_fn)

@@ -15,8 +15,9 @@ from .recipes import Recipe
 def fit_one_cycle(model: nn.Module, train_batches: Any, test_batches: Any, device: torch.device, *, epochs: int,
                   max_lr: float, optimizer: str = "adam", weight_decay: float = 0.0, **fit_kwargs: Any) -> History:
     """`fit` with one optimizer over all of `model`'s parameters and a one-cycle learning rate peaking at
-    `max_lr`: warm-up for the first quarter (at least 2 steps: the peak is the second), then annealing to almost zero. A cycle
-    needs a step up and a step down, so a run of fewer than 3 steps (smoke-sized) keeps `max_lr` constant."""
+    `max_lr`: warm-up for the first quarter (at least 2 steps: the peak is the second), then annealing to almost
+    zero. A cycle needs a step up and a step down, so a run of fewer than 3 steps (smoke-sized) keeps `max_lr`
+    constant."""
     opt = make_optimizer(optimizer, model.parameters(), lr=max_lr, weight_decay=weight_decay)
     steps = epochs * len(train_batches)
     scheduler = None

@@ -194,9 +194,9 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
     saved = [m for m in results.get("models", []) if m.get("checkpoint")]
     models = "".join(f"<li><a href='{_e(m['checkpoint'])}'>{_e(m['name'])}</a></li>" for m in saved)
+    profile = run.get("profile") or results.get("profile")
     cells = [notebook, _e(headline_text(results) or "—"), f"<ul>{target_items}</ul>" if targets else "—",
-             status_cell, _e(run.get("profile") or results.get("profile") or "—"),
-             _e(time_against_budget(stem, seconds, run.get("profile") or results.get("profile"), run.get("status", "ok"))),
+             status_cell, _e(profile or "—"), _e(time_against_budget(stem, seconds, profile, run.get("status", "ok"))),
              link, f"<ul>{models}</ul>" if saved else "—"]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 

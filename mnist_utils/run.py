@@ -288,11 +288,11 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
                   stop: Stop | None = None, lanes: int | None = None,
                   reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
     """Run `paths`, up to `lanes` at once (default: `default_lanes`), each as soon as the notebooks whose results it
-    `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a line as each
-    starts and as each ends; keep the profile's runs.json and index.html current after each, and at the end, unless
-    stopped, its series.json (see index.record_series). Side by side, the notebooks off the series' longest chain (by
-    their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them does not slow the
-    chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped and no
+    `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a
+    line as each starts and as each ends; keep the profile's runs.json and index.html current after each, and at the
+    end, unless stopped, its series.json (see index.record_series). Side by side, the notebooks off the series'
+    longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them
+    does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped and no
     other starts. `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
     lanes = default_lanes() if lanes is None else lanes
     check_lanes(lanes)
