@@ -20,24 +20,24 @@ from mnist_utils.engine import seed_everything
 
 # Look at the data: class balance, duplicates, samples, pixel statistics, augmentation.
 # mnist_utils/exploration.py, mnist_utils/plots.py
-from mnist_utils.exploration import class_counts, count_repeats, exact_duplicates
+from mnist_utils.exploration import class_counts, count_repeats, exact_duplicates, split_facts
 from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_images, plot_pixel_histogram,
                                plot_samples)
 
 # Look inside a model: parameters, layers, receptive fields, speed.
 # mnist_utils/inspection.py
-from mnist_utils.inspection import (BF16_MARGIN, bf16_choices_fit, count_parameters, feature_map_size, precision_speeds,
-                                    receptive_field, speed_table, summary, training_speed)
+from mnist_utils.inspection import (bf16_claim, count_parameters, feature_map_size, last_layer, receptive_field,
+                                    speed_probe, speed_table, summary, training_speed)
 
 # Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
 # (in lanes, one per core), searches.
 # mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/lanes.py,
 # mnist_utils/batches.py, mnist_utils/search.py
 from mnist_utils.batches import Batches
-from mnist_utils.engine import History, bf16_native, fit, make_optimizer, make_scheduler, test, train
+from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs
 from mnist_utils.training import run_recipe, run_recipes, train_model, train_recipe, train_seeds
-from mnist_utils.search import recorded_candidates, recorded_run, search_table
+from mnist_utils.search import held_on_every_seed, recorded_candidates, recorded_run, search_table
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
@@ -51,13 +51,13 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 # Compare models: paired tests, shared errors, ensembles.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choice_on_halves, choose_members, choose_on, confused_pairs,
-                                    ensemble, fit_temperature, head_to_head, mcnemar, shared_errors, with_temperature,
-                                    wrong_by_all, wrong_by_any)
+                                    ensemble, fit_temperature, halves_summary, head_to_head, mcnemar, shared_errors,
+                                    with_temperature, wrong_by_all, wrong_by_any)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
 # mnist_utils/pretrained.py, mnist_utils/recipes.py, mnist_utils/features.py
-from mnist_utils.features import linear_probe, train_head
+from mnist_utils.features import linear_probe, resolution_sweep, smallest_input_size, train_head
 from mnist_utils.pretrained import resnet18_weights_available, stem_conversion_error
 from mnist_utils.recipes import build_pretrained
 
@@ -72,19 +72,24 @@ from mnist_utils.report import Report, load_result, load_results, points_against
 __all__ = [
     "budget_minutes", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist",
     "normalization_stats", "seed_everything",
-    "class_counts", "count_repeats", "exact_duplicates", "plot_augmentation", "plot_class_counts",
+    "class_counts", "count_repeats", "exact_duplicates", "split_facts", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
-    "BF16_MARGIN", "bf16_choices_fit", "count_parameters", "feature_map_size", "precision_speeds", "receptive_field",
-    "speed_table", "summary", "training_speed",
-    "Batches", "History", "bf16_native", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
+    "bf16_claim", "count_parameters", "feature_map_size", "last_layer", "receptive_field", "speed_probe", "speed_table",
+    "summary", "training_speed",
+    "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
-    "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
-    "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views", "probed_gap", "run_summary",
+    "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "held_on_every_seed",
+    "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
+    "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout",
+    "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views",
+    "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
-    "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble", "fit_temperature", "head_to_head", "mcnemar",
+    "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble",
+    "fit_temperature", "halves_summary", "head_to_head", "mcnemar",
     "shared_errors", "with_temperature", "wrong_by_all", "wrong_by_any",
     "plot_hard_images", "plot_shared_errors",
-    "linear_probe", "train_head", "resnet18_weights_available", "stem_conversion_error", "build_pretrained",
+    "linear_probe", "resolution_sweep", "smallest_input_size", "train_head", "resnet18_weights_available",
+    "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",
     "Report", "load_result", "load_results", "points_against", "show_markdown", "show_table",
 ]

@@ -212,6 +212,11 @@ class History:
         return float(sum(self["seconds"]))
 
     @property
+    def images_per_second(self) -> float:
+        """Training images per second over the whole run: every epoch's images over every epoch's seconds."""
+        return sum(row["images_per_s"] * row["seconds"] for row in self.rows) / self.seconds
+
+    @property
     def train_accuracy_column(self) -> str:
         """The training accuracy a train − test gap reads: 'train_eval_acc' where the run scored training images
         after every epoch as it scores the test set (eval mode, no augmentation: the recipe's `train_probe`), else

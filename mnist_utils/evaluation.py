@@ -285,6 +285,18 @@ def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: i
     return rows
 
 
+def halves_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`choice_on_halves` rows in one table row: the folds, the images each scores, in how many the ensemble was
+    ahead of, tied with and behind the single candidate chosen beside it, and its gain: the mean (in images and in
+    points of the scoring half), the lowest and the highest."""
+    gains = [row["gain"] for row in rows]
+    ahead, behind, images = sum(g > 0 for g in gains), sum(g < 0 for g in gains), rows[0]["images"]
+    mean_gain = sum(gains) / len(gains)
+    return {"folds": len(gains), "images scored per fold": images, "ensemble ahead": ahead,
+            "tied": len(gains) - ahead - behind, "ensemble behind": behind, "mean gain (images)": mean_gain,
+            "lowest": min(gains), "highest": max(gains), "mean gain (points)": 100 * mean_gain / images}
+
+
 def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
     """counts[i, j]: images that models i and j both get wrong; the diagonal holds each model's errors."""
     _same_images(predictions)
@@ -421,7 +433,7 @@ def run_summary(model: nn.Module, history: History, threshold: float = GOAL_ACC)
             "mean_gap_last3": diagnosis["mean_gap"], "gaps": diagnosis["gaps"], "verdict": diagnosis["verdict"],
             "gap_measured": diagnosis["measured"], "mean_gap_during_last3": diagnosis["mean_gap_during"],
             "gaps_during": diagnosis["gaps_during"], "verdict_during": diagnosis["verdict_during"],
-            "training_seconds": history.seconds, "images_per_s": sum(history["images_per_s"]) / len(history)}
+            "training_seconds": history.seconds, "images_per_s": history.images_per_second}
 
 
 def head_to_head(predictions: dict[str, Predictions], a: str, b: str,

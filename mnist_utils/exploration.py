@@ -1,10 +1,21 @@
-"""Facts about the data itself (notebook 00): images per class, exact duplicates, repeats."""
+"""Facts about the data itself (notebook 00): what a split holds, images per class, exact duplicates, repeats."""
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 
-from .data import CLASSES
+from .data import CLASSES, ImageSet
+
+
+def split_facts(split: ImageSet) -> dict[str, Any]:
+    """What a split holds: its number of images, their shape and dtype, its distinct labels (sorted) and its
+    smallest and largest pixel value."""
+    return {"images": len(split), "shape": tuple(split.images.shape[1:]),
+            "dtype": str(split.images.dtype).removeprefix("torch."), "labels": sorted(set(split.labels.tolist())),
+            "pixel range": (split.images.min().item(), split.images.max().item())}
+
 
 def class_counts(labels: torch.Tensor) -> list[int]:
     """Images per digit, 0 to 9."""

@@ -8,9 +8,10 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
-from .data import MNIST
+from .data import MNIST, ImageSet
 from .engine import History, fit, make_optimizer, make_scheduler, test
-from .recipes import Recipe
+from .inspection import feature_map_size
+from .recipes import Recipe, build_pretrained
 
 def fit_one_cycle(model: nn.Module, train_batches: Any, test_batches: Any, device: torch.device, *, epochs: int,
                   max_lr: float, optimizer: str = "adam", weight_decay: float = 0.0, **fit_kwargs: Any) -> History:
@@ -101,6 +102,32 @@ def linear_probe(backbone: nn.Module, train_batches: Iterable, test_batches: Ite
     accuracy = test(head, FeatureBatches(test_x, test_y, 1000), device).accuracy
     return {"accuracy": accuracy, "train_accuracy": history["train_acc"][-1],
             "images_per_s": (len(train_y) + len(test_y)) / seconds}
+
+
+def resolution_sweep(recipe: Recipe, sizes: Iterable[int], train: ImageSet, val: ImageSet, device: torch.device, *,
+                     epochs: int, seed: int) -> list[dict[str, Any]]:
+    """A pretrained recipe's backbone at each input size in `sizes`: the last feature map it leaves, and a
+    `linear_probe` on its frozen features (trained on `train` for `epochs`, scored on `val`): the probe's
+    accuracy and the backbone's images/s. One row per size, as a table shows it."""
+    rows = []
+    for size in sizes:
+        net = build_pretrained(recipe, image_size=size)
+        backbone = net.model.backbone.to(device, memory_format=recipe.memory_format)
+        at_size = recipe.replace(image_size=size)  # the recipe's evaluation batches, resized to `size`
+        probe = linear_probe(backbone, at_size.eval_batches(train, device, **net.inputs),
+                             at_size.eval_batches(val, device, **net.inputs), device, epochs=epochs, seed=seed)
+        rows.append({"input px": size, "last feature map": "{}×{}".format(*feature_map_size(net.model, size)),
+                     "probe val %": probe["accuracy"], "backbone images/s": probe["images_per_s"]})
+    return rows
+
+
+def smallest_input_size(recipe: Recipe, *, stop: int, start: int = 28, least_map: int = 2) -> int | None:
+    """The smallest input size from `start` to `stop` px at which the last feature map of the recipe's pretrained
+    network is at least `least_map` × `least_map` (shapes only: each network is built for its size, without
+    weights); None if none is."""
+    return next((size for size in range(start, stop + 1)
+                 if min(feature_map_size(build_pretrained(recipe, image_size=size, pretrained=False).model,
+                                         size)) >= least_map), None)
 
 
 def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,

@@ -13,13 +13,24 @@ import torch
 import torch.nn as nn
 import torchsummary
 
-from .engine import Autocast, training_step
+from .batches import Batches
+from .data import ImageSet
+from .engine import Autocast, bf16_native, training_step
 from .recipes import Recipe
 
 
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def last_layer(model: nn.Module) -> nn.Module:
+    """The last layer of `model` with weights of its own, in the order the model registers them: the classifier of
+    the step models, wherever it sits (Model_1's 6×6 convolution, Model_2's linear layer after GAP)."""
+    weighted = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    if not weighted:
+        raise ValueError(f"{type(model).__name__} has no layer with weights")
+    return weighted[-1]
 
 
 def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
@@ -156,6 +167,15 @@ def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Reci
     return rows
 
 
+def speed_probe(models: Mapping[str, nn.Module], recipes: Mapping[str, Recipe], train: ImageSet, device: torch.device,
+                *, quick: bool = False) -> list[dict[str, Any]]:
+    """`precision_speeds` on the first batch of `train` of the first recipe's batch size, each figure the best of
+    two timings. `quick` (the smoke profile): a batch of 4, timed once, only to check that it runs."""
+    batch_size = 4 if quick else next(iter(recipes.values())).batch_size
+    images, labels = next(iter(Batches(train, batch_size)))
+    return precision_speeds(models, recipes, images, labels, device, repeats=1 if quick else 2)
+
+
 def speed_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """`precision_speeds` rows as a table reads them: whole images/s, speed-ups as ratios."""
     return [{"model": row["model"], "float32 (images/s)": round(row["float32"]),
@@ -182,3 +202,12 @@ def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
     evidence = ", ".join(f"{row['model']} {gains[row['model']]:.3f}× ({'on' if row['bf16 in its config'] else 'off'})"
                          for row in rows)
     return fits, evidence
+
+
+def bf16_claim(rows: Sequence[dict[str, Any]], device: torch.device,
+               margin: float = BF16_MARGIN) -> tuple[str, bool, str]:
+    """The claim a notebook checks about its `precision_speeds` rows, whether it holds on `device`
+    (`bf16_choices_fit`, with the device's native bf16 or not) and the evidence: `report.check(*bf16_claim(...))`."""
+    claim = (f"Each config's bf16 choice fits this run's speed-ups: on where bf16 is ≥ {margin - 1:.0%} faster, off "
+             "elsewhere (where the processor has no bf16 instructions, nothing trains in bf16)")
+    return (claim, *bf16_choices_fit(rows, bf16_native(device), margin))

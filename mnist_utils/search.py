@@ -166,6 +166,12 @@ def recorded_candidates(path: Path | str) -> list[dict[str, Any]]:
     return [row for row in found if row is not None]
 
 
+def held_on_every_seed(row: dict[str, Any]) -> bool:
+    """Whether a recorded candidate (`summarise`) met the goal on every seed it trained: what a search asks of the
+    candidate it keeps, the smallest that does."""
+    return row["seeds_met"] == len(row["seeds"])
+
+
 def search_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Recorded rows (`recorded_candidates`) as a table to show, one row each: what was changed, the size, every
     seed's lowest test accuracy of its last epochs, and the verdict."""

@@ -13,7 +13,8 @@ from mnist_utils import pretrained
 from mnist_utils.data import sha256_of
 from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
 from mnist_utils.batches import Batches
-from mnist_utils.features import FeatureBatches, extract_features, fit_one_cycle, linear_probe
+from mnist_utils.features import FeatureBatches, extract_features, fit_one_cycle, linear_probe, smallest_input_size
+from mnist_utils.recipes import load_config
 from mnist_utils.inspection import count_parameters, feature_map_size
 
 
@@ -286,6 +287,17 @@ def test_fit_one_cycle_handles_runs_of_a_few_steps(mnist, images):
     history = fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), batches, None,
                                   torch.device("cpu"), epochs=1, max_lr=0.01, progress=None)
     assert len(history) == 1 and history["train_loss"][0] > 0
+
+
+@pytest.mark.parametrize("family", ["efficientnet-lite0", "resnet18"])
+def test_the_smallest_input_size_is_the_first_whose_last_map_is_2x2(family):
+    recipe = load_config("finetune_full", [f"model_args.family={family}"])
+    size = smallest_input_size(recipe, stop=64)
+    built = {s: pretrained.pretrained_for_mnist(family, pretrained=False, image_size=s).model for s in (size - 1, size)}
+    assert min(feature_map_size(built[size - 1], size - 1)) < 2 <= min(feature_map_size(built[size], size))
+    assert smallest_input_size(recipe, stop=size - 1) is None, "none up to `stop` sees a 2×2 map"
+    if family == "efficientnet-lite0":  # the family this machine's config falls back to: 05 checks it too
+        assert size == recipe.image_size == 33
 
 
 def test_feature_map_size_refuses_an_image_size_that_is_not_positive():

@@ -10,7 +10,9 @@ from mnist_utils.data import ImageSet
 from mnist_utils.engine import fit, make_optimizer, make_scheduler
 from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, shared_errors,
                                     wrong_by_all)
-from mnist_utils.inspection import bf16_choices_fit, count_parameters, precision_speeds, speed_table, training_speed
+from mnist_utils import inspection
+from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, count_parameters, precision_speeds, speed_probe,
+                                    speed_table, training_speed)
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images
 from mnist_utils.recipes import Recipe
@@ -119,6 +121,27 @@ def test_bf16_choices_fit_the_speed_against_channels_last_in_float32_with_a_5_pe
     # Without native bf16 the configs' wishes do not matter: whether everything trains in float32 does.
     assert bf16_choices_fit([speed_row("A", 100, 50, on=True, trains_in="float32")], native_bf16=False)[0]
     assert not bf16_choices_fit([speed_row("A", 100, 50, on=True)], native_bf16=False)[0]
+
+
+def test_bf16_claim_asks_the_device_whether_it_has_native_bf16(monkeypatch):
+    on_but_slow = [speed_row("A", 100, 101, on=True, trains_in="float32")]
+    for native, holds in ((True, False), (False, True)):  # no native bf16: everything in float32 is what fits
+        monkeypatch.setattr(inspection, "bf16_native", lambda device: native)
+        claim, met, evidence = bf16_claim(on_but_slow, torch.device("cpu"))
+        assert claim.startswith("Each config's bf16 choice fits") and "≥ 5% faster" in claim
+        assert (met, evidence) == (holds, "A 1.010× (on)")
+
+
+def test_speed_probe_times_the_first_batch_of_the_first_recipe_or_a_tiny_one_when_quick(monkeypatch):
+    seen = []
+    monkeypatch.setattr(inspection, "precision_speeds",
+                        lambda models, recipes, x, y, device, repeats: seen.append((x.shape, y.tolist(), repeats)))
+    train = ImageSet(torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 28, 28).contiguous(),
+                     torch.arange(10))
+    recipes = {"first": Recipe(model="Model_1", batch_size=6), "second": Recipe(model="Model_1", batch_size=8)}
+    speed_probe({}, recipes, train, torch.device("cpu"))
+    speed_probe({}, recipes, train, torch.device("cpu"), quick=True)
+    assert seen == [((6, 1, 28, 28), [0, 1, 2, 3, 4, 5], 2), ((4, 1, 28, 28), [0, 1, 2, 3], 1)]
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["bf16 processor", "no bf16"])
@@ -353,6 +376,15 @@ def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the
         assert r["gain"] > 0, "the pair fixes the single model's mistakes and breaks nothing"
     # One model alone: the ensemble is that model, so it gains nothing on any fold.
     assert [r["gain"] for r in choice_on_halves({"left": left}, halvings=2, seed=1)] == [0, 0, 0, 0]
+
+
+def test_the_halves_summary_counts_folds_each_way_and_averages_the_gain():
+    from mnist_utils.evaluation import halves_summary
+
+    rows = [{"images": 200, "gain": gain} for gain in (3, 0, -1, 2)]
+    assert halves_summary(rows) == {"folds": 4, "images scored per fold": 200, "ensemble ahead": 2, "tied": 1,
+                                    "ensemble behind": 1, "mean gain (images)": 1.0, "lowest": -1, "highest": 3,
+                                    "mean gain (points)": 0.5}
 
 
 def test_each_fold_chooses_on_one_half_only_and_scores_on_the_other():

@@ -5,15 +5,16 @@ import pytest
 import torch
 import torch.nn as nn
 
+import models
 from mnist_utils import engine
 from mnist_utils.augment import Augment
 from mnist_utils.batches import Batches
-from mnist_utils.data import train_val_split
+from mnist_utils.data import ImageSet, train_val_split
 from mnist_utils.engine import (EpochStats, History, count_correct, fit, make_loss, make_optimizer, make_scheduler,
                                 seed_everything)
 from mnist_utils.evaluation import confusion_matrix, per_class_metrics, predict, predict_views, top_confusions
-from mnist_utils.exploration import count_repeats, exact_duplicates
-from mnist_utils.inspection import count_parameters, receptive_field, summary
+from mnist_utils.exploration import count_repeats, exact_duplicates, split_facts
+from mnist_utils.inspection import count_parameters, last_layer, receptive_field, summary
 from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_per_class,
                                plot_samples)
 
@@ -109,6 +110,15 @@ def test_monitoring_validation_needs_validation_batches(mnist):
                   torch.device("cpu"), epochs=1, patience=1)
 
 
+def test_history_speed_is_all_images_over_all_seconds():
+    history = History()
+    history.record(1, 0.1, EpochStats(loss=1.0, accuracy=90.0, images=1000, seconds=1.0))
+    history.record(2, 0.1, EpochStats(loss=0.5, accuracy=95.0, images=3000, seconds=3.0 / 5))
+    assert history.seconds == pytest.approx(1.6)
+    # 4,000 images in 1.6 s; the mean of the two epochs' rates (1,000 and 5,000 images/s) would say 3,000
+    assert history.images_per_second == pytest.approx(2500.0)
+
+
 def test_factories_refuse_unknown_names():
     params = tiny_cnn().parameters()
     with pytest.raises(ValueError, match="sgd, adam, adamw"):
@@ -191,11 +201,26 @@ def test_summary_leaves_batchnorm_statistics_and_random_state_alone():
     assert torch.equal(torch.get_rng_state(), before_rng)
 
 
+def test_last_layer_is_the_classifier_wherever_it_sits():
+    skeleton, step2 = models.Model_1(), models.Model_2()
+    assert last_layer(skeleton) is skeleton.net[-2], "the 6×6 convolution, before a Flatten without weights"
+    assert last_layer(step2) is step2.net[-1], "the linear layer after GAP"
+    with pytest.raises(ValueError, match="no layer with weights"):
+        last_layer(nn.Sequential(nn.ReLU(), nn.Flatten()))
+
+
 def test_receptive_field_table():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3), nn.AdaptiveAvgPool2d(1))
     rows = receptive_field(model)
     assert [(r["size"], r["jump"], r["rf"]) for r in rows] == [(28, 1, 1), (26, 1, 3), (13, 2, 4), (11, 2, 8), (1, 2, 28)]
     assert rows[-1]["kernel"] == 11, "global average pooling spans the whole 11×11 map"
+
+
+def test_split_facts_say_what_a_split_holds():
+    images = torch.zeros(3, 28, 28, dtype=torch.uint8)
+    images[1, 5, 5] = 200
+    assert split_facts(ImageSet(images, torch.tensor([7, 2, 7]))) == {
+        "images": 3, "shape": (28, 28), "dtype": "uint8", "labels": [2, 7], "pixel range": (0, 200)}
 
 
 def test_duplicates_are_found_exactly():

@@ -50,6 +50,8 @@ def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, 
     assert first["lowest_last3"] == [pytest.approx(99.01 + s / 10) for s in range(1, 6)]
     assert first["lowest"] == pytest.approx(99.11) and first["seeds_met"] == 2  # seeds 4 and 5 reach 99.4
     assert first["parameters"] == 8 and first["final_mean"] == pytest.approx(99.33)
+    assert not search.held_on_every_seed(first), "2 of 5 seeds met the goal"
+    assert search.held_on_every_seed(first | {"seeds": [4, 5]})
     assert json.loads((search_file.parent / "docs/record.json").read_text()) == rows
 
     assert search.run_search(search_file) == rows and len(trained) == 2, "recorded candidates are not run again"
