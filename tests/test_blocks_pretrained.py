@@ -9,11 +9,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import models
-from mnist_utils import pretrained
+from mnist_utils import features, pretrained
 from mnist_utils.data import sha256_of
 from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
 from mnist_utils.batches import Batches
-from mnist_utils.features import FeatureBatches, extract_features, fit_one_cycle, linear_probe, smallest_input_size
+from mnist_utils.features import (FeatureBatches, extract_features, fit_one_cycle, linear_probe, resolution_sweep,
+                                  smallest_input_size)
 from mnist_utils.recipes import load_config
 from mnist_utils.inspection import count_parameters, feature_map_size
 
@@ -298,6 +299,28 @@ def test_the_smallest_input_size_is_the_first_whose_last_map_is_2x2(family):
     assert smallest_input_size(recipe, stop=size - 1) is None, "none up to `stop` sees a 2×2 map"
     if family == "efficientnet-lite0":  # the family this machine's config falls back to: 05 checks it too
         assert size == recipe.image_size == 33
+
+
+def test_the_resolution_sweep_probes_the_backbone_built_for_each_size(mnist, monkeypatch):
+    probed = []
+
+    def probe(backbone, train_batches, val_batches, device, *, epochs, seed):
+        train_images, _ = next(iter(train_batches))
+        probed.append((type(backbone).__name__, tuple(train_images.shape[-2:]), train_batches.num_images,
+                       val_batches.num_images, epochs, seed))
+        return {"accuracy": 90.0 + len(probed), "images_per_s": 100.0 * len(probed)}
+
+    monkeypatch.setattr(features, "linear_probe", probe)
+    recipe = load_config("finetune_full", ["model_args.family=efficientnet-lite0"])
+    rows = resolution_sweep(recipe, (28, 40), mnist.train.head(20), mnist.test.head(10), torch.device("cpu"),
+                            epochs=7, seed=3)
+    assert probed == [("EfficientNet", (28, 28), 20, 10, 7, 3), ("EfficientNet", (40, 40), 20, 10, 7, 3)]
+    maps = [feature_map_size(pretrained.pretrained_for_mnist("efficientnet-lite0", pretrained=False,
+                                                             image_size=size).model, size) for size in (28, 40)]
+    assert rows == [{"input px": 28, "last feature map": "{}×{}".format(*maps[0]), "probe val %": 91.0,
+                     "backbone images/s": 100.0},
+                    {"input px": 40, "last feature map": "{}×{}".format(*maps[1]), "probe val %": 92.0,
+                     "backbone images/s": 200.0}]
 
 
 def test_feature_map_size_refuses_an_image_size_that_is_not_positive():
