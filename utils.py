@@ -52,7 +52,7 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 # mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choice_on_halves, choose_members, choose_on, confused_pairs,
                                     ensemble, fit_temperature, halves_summary, head_to_head, mcnemar, shared_errors,
-                                    with_temperature, wrong_by_all, wrong_by_any)
+                                    with_temperature, with_tta, wrong_by_all, wrong_by_any)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
@@ -86,7 +86,7 @@ __all__ = [
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble",
     "fit_temperature", "halves_summary", "head_to_head", "mcnemar",
-    "shared_errors", "with_temperature", "wrong_by_all", "wrong_by_any",
+    "shared_errors", "with_temperature", "with_tta", "wrong_by_all", "wrong_by_any",
     "plot_hard_images", "plot_shared_errors",
     "linear_probe", "resolution_sweep", "smallest_input_size", "train_head", "resnet18_weights_available",
     "stem_conversion_error", "build_pretrained",

@@ -81,6 +81,16 @@ def predict(model: nn.Module, batches: Batches, device: torch.device,
     return ensemble(predict_views(model, batches, device, shifts, desc))
 
 
+def with_tta(model: nn.Module, batches: Batches, device: torch.device, *,
+             plain: Predictions | None = None) -> tuple[Predictions, Predictions]:
+    """`model`'s predictions on `batches` for each image as it is, and with test-time augmentation: the softmax
+    averaged over the image and its four one-pixel shifts (`ONE_PIXEL_SHIFTS`), in one pass. Given `plain`, the
+    predictions for the images as they are, already made, only the shifts are computed."""
+    views = predict_views(model, batches, device, ONE_PIXEL_SHIFTS if plain is None else ONE_PIXEL_SHIFTS[1:])
+    views = views if plain is None else [plain, *views]
+    return views[0], ensemble(views)
+
+
 def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.device) -> float:
     """Accuracy (%) on `batches` with dropout on, as in training, and BatchNorm on its running statistics, as at
     test: set beside the accuracy with dropout off (`predict`), what dropout alone costs on the same images and

@@ -12,7 +12,8 @@ from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet, train_val_split
 from mnist_utils.engine import (EpochStats, History, count_correct, fit, make_loss, make_optimizer, make_scheduler,
                                 seed_everything)
-from mnist_utils.evaluation import confusion_matrix, per_class_metrics, predict, predict_views, top_confusions
+from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, confusion_matrix, per_class_metrics, predict, predict_views,
+                                    top_confusions, with_tta)
 from mnist_utils.exploration import count_repeats, exact_duplicates, split_facts
 from mnist_utils.inspection import count_parameters, last_layer, receptive_field, summary
 from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_per_class,
@@ -189,6 +190,17 @@ def test_predict_with_shifts_averages_the_softmax_of_each_rolled_view(mnist):
         predict(model, Batches(images, 64), cpu, shifts=())
     separate = predict_views(model, Batches(images, 64), cpu, shifts=shifts)  # one pass, every view kept
     assert all(torch.equal(a.probabilities, b.probabilities) for a, b in zip(separate, views))
+
+
+def test_with_tta_gives_the_image_as_it_is_and_the_mean_over_its_one_pixel_shifts(mnist):
+    model, _ = run(mnist, seed=0, epochs=1)
+    batches, cpu = Batches(mnist.test.head(200), 64), torch.device("cpu")
+    plain, tta = with_tta(model, batches, cpu)
+    assert torch.equal(plain.probabilities, predict(model, batches, cpu).probabilities)
+    assert torch.equal(tta.probabilities, predict(model, batches, cpu, shifts=ONE_PIXEL_SHIFTS).probabilities)
+    assert not torch.equal(plain.probabilities, tta.probabilities), "the shifts change what the model sees"
+    given, again = with_tta(model, batches, cpu, plain=plain)  # the image as it is, already predicted: reused
+    assert given is plain and torch.equal(again.probabilities, tta.probabilities)
 
 
 def test_summary_leaves_batchnorm_statistics_and_random_state_alone():
