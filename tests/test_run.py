@@ -244,7 +244,10 @@ def test_a_run_where_every_notebook_succeeds_exits_0(tmp_path: Path, capsys) -> 
                                         "f\"{os.getpriority(os.PRIO_PROCESS, 0)} {os.environ.get('MNIST_LANES')}\")")
     assert run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke",
                      "--timeout", "120", "--lanes", "2"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("1/1 notebooks ok in ")
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("1/1 notebooks ok in ")
+    series = json.loads((reports / "smoke" / "series.json").read_text())
+    assert last.startswith(f"1/1 notebooks ok in {run.fmt_duration(series['seconds'])} "), "the index's own time"
     assert (reports / "smoke" / "index.html").exists()
     assert seen.read_text() == f"{os.getpriority(os.PRIO_PROCESS, 0)} None"
 
