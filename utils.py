@@ -27,7 +27,7 @@ from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_i
 # Look inside a model: parameters, layers, receptive fields, speed.
 # mnist_utils/inspection.py
 from mnist_utils.inspection import (bf16_claim, count_parameters, feature_map_size, last_layer, receptive_field,
-                                    speed_probe, speed_table, summary, training_speed)
+                                    smallest_input_size, speed_probe, speed_table, summary, training_speed)
 
 # Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
 # (in lanes, one per core), searches.
@@ -57,7 +57,7 @@ from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
 # mnist_utils/pretrained.py, mnist_utils/recipes.py, mnist_utils/features.py
-from mnist_utils.features import linear_probe, resolution_sweep, smallest_input_size, train_head
+from mnist_utils.features import linear_probe, resolution_sweep, train_head
 from mnist_utils.pretrained import resnet18_weights_available, stem_conversion_error
 from mnist_utils.recipes import build_pretrained
 
@@ -74,8 +74,8 @@ __all__ = [
     "normalization_stats", "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "split_facts", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
-    "bf16_claim", "count_parameters", "feature_map_size", "last_layer", "receptive_field", "speed_probe", "speed_table",
-    "summary", "training_speed",
+    "bf16_claim", "count_parameters", "feature_map_size", "last_layer", "receptive_field", "smallest_input_size",
+    "speed_probe", "speed_table", "summary", "training_speed",
     "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
     "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "held_on_every_seed",
@@ -88,7 +88,7 @@ __all__ = [
     "fit_temperature", "halves_summary", "head_to_head", "mcnemar",
     "shared_errors", "with_temperature", "with_tta", "wrong_by_all", "wrong_by_any",
     "plot_hard_images", "plot_shared_errors",
-    "linear_probe", "resolution_sweep", "smallest_input_size", "train_head", "resnet18_weights_available",
+    "linear_probe", "resolution_sweep", "train_head", "resnet18_weights_available",
     "stem_conversion_error", "build_pretrained",
     "load_model", "save_trained",
     "Report", "load_result", "load_results", "points_against", "show_markdown", "show_table",

@@ -296,15 +296,16 @@ def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: i
 
 
 def halves_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`choice_on_halves` rows in one table row: the folds, the images each scores, in how many the ensemble was
-    ahead of, tied with and behind the single candidate chosen beside it, and its gain: the mean (in images and in
-    points of the scoring half), the lowest and the highest."""
-    gains = [row["gain"] for row in rows]
-    ahead, behind, images = sum(g > 0 for g in gains), sum(g < 0 for g in gains), rows[0]["images"]
-    mean_gain = sum(gains) / len(gains)
-    return {"folds": len(gains), "images scored per fold": images, "ensemble ahead": ahead,
-            "tied": len(gains) - ahead - behind, "ensemble behind": behind, "mean gain (images)": mean_gain,
-            "lowest": min(gains), "highest": max(gains), "mean gain (points)": 100 * mean_gain / images}
+    """`choice_on_halves` rows in one table row: the folds, the images each scores (a halving's two folds differ by
+    one when the split's count is odd: then their mean, rounded down), in how many the ensemble was ahead of, tied
+    with and behind the single candidate chosen beside it, and its gain: the mean (in images, and in points of the
+    images scored), the lowest and the highest."""
+    gains, images = [row["gain"] for row in rows], [row["images"] for row in rows]
+    ahead, behind = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
+    return {"folds": len(gains), "images scored per fold": sum(images) // len(images), "ensemble ahead": ahead,
+            "tied": len(gains) - ahead - behind, "ensemble behind": behind,
+            "mean gain (images)": sum(gains) / len(gains), "lowest": min(gains), "highest": max(gains),
+            "mean gain (points)": 100 * sum(gains) / sum(images)}
 
 
 def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:

@@ -121,15 +121,6 @@ def resolution_sweep(recipe: Recipe, sizes: Iterable[int], train: ImageSet, val:
     return rows
 
 
-def smallest_input_size(recipe: Recipe, *, stop: int, start: int = 28, least_map: int = 2) -> int | None:
-    """The smallest input size from `start` to `stop` px at which the last feature map of the recipe's pretrained
-    network is at least `least_map` × `least_map` (shapes only: each network is built for its size, without
-    weights); None if none is."""
-    return next((size for size in range(start, stop + 1)
-                 if min(feature_map_size(build_pretrained(recipe, image_size=size, pretrained=False).model,
-                                         size)) >= least_map), None)
-
-
 def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
                inputs: dict[str, Any] | None = None, progress: str | None = "epochs", desc: str = "",
                **fit_kwargs: Any) -> tuple[History, float]:

@@ -1,6 +1,6 @@
-"""Looking inside a model: its parameter count, torchsummary's layer table, receptive fields, the size of
-the map its global pooling sees, how many images per second it trains on, and whether its config's bf16
-choice fits those speeds."""
+"""Looking inside a model: its parameter count and last layer, torchsummary's layer table, receptive fields, the
+size of the map its global pooling sees (and the smallest input that leaves it a given size), how many images per
+second it trains on, and whether its config's bf16 choice fits those speeds."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +16,7 @@ import torchsummary
 from .batches import Batches
 from .data import ImageSet
 from .engine import Autocast, bf16_native, training_step
-from .recipes import Recipe
+from .recipes import Recipe, build_pretrained
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -105,6 +105,15 @@ def feature_map_size(model: nn.Module, image_size: int, channels: int = 1) -> tu
         raise ValueError(f"{type(model).__name__}'s forward pass never calls its nn.AdaptiveAvgPool2d module: "
                          "no map reaches it to measure")
     return seen[0]
+
+
+def smallest_input_size(recipe: Recipe, *, stop: int, start: int = 28, least_map: int = 2) -> int | None:
+    """The smallest input size from `start` to `stop` px at which the last feature map of the recipe's pretrained
+    network is at least `least_map` × `least_map` (shapes only: each network is built for its size, without
+    weights); None if none is."""
+    return next((size for size in range(start, stop + 1)
+                 if min(feature_map_size(build_pretrained(recipe, image_size=size, pretrained=False).model,
+                                         size)) >= least_map), None)
 
 
 def _synchronize(device: torch.device) -> None:

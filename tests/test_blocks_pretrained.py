@@ -13,10 +13,9 @@ from mnist_utils import features, pretrained
 from mnist_utils.data import sha256_of
 from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
 from mnist_utils.batches import Batches
-from mnist_utils.features import (FeatureBatches, extract_features, fit_one_cycle, linear_probe, resolution_sweep,
-                                  smallest_input_size)
+from mnist_utils.features import FeatureBatches, extract_features, fit_one_cycle, linear_probe, resolution_sweep
 from mnist_utils.recipes import load_config
-from mnist_utils.inspection import count_parameters, feature_map_size
+from mnist_utils.inspection import count_parameters, feature_map_size, smallest_input_size
 
 
 # ----------------------------------------------------------------------------- 04: the models
@@ -297,8 +296,7 @@ def test_the_smallest_input_size_is_the_first_whose_last_map_is_2x2(family):
     built = {s: pretrained.pretrained_for_mnist(family, pretrained=False, image_size=s).model for s in (size - 1, size)}
     assert min(feature_map_size(built[size - 1], size - 1)) < 2 <= min(feature_map_size(built[size], size))
     assert smallest_input_size(recipe, stop=size - 1) is None, "none up to `stop` sees a 2×2 map"
-    if family == "efficientnet-lite0":  # the family this machine's config falls back to: 05 checks it too
-        assert size == recipe.image_size == 33
+    assert size == recipe.image_size == 33, "the config's size is the rule's for either family `auto` may pick"
 
 
 def test_the_resolution_sweep_probes_the_backbone_built_for_each_size(mnist, monkeypatch):

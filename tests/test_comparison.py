@@ -385,6 +385,8 @@ def test_the_halves_summary_counts_folds_each_way_and_averages_the_gain():
     assert halves_summary(rows) == {"folds": 4, "images scored per fold": 200, "ensemble ahead": 2, "tied": 1,
                                     "ensemble behind": 1, "mean gain (images)": 1.0, "lowest": -1, "highest": 3,
                                     "mean gain (points)": 0.5}
+    odd = halves_summary([{"images": 3, "gain": 1}, {"images": 2, "gain": 0}])  # 5 images: folds of 3 and 2
+    assert odd["images scored per fold"] == 2 and odd["mean gain (points)"] == 20.0, "1 image gained of 5 scored"
 
 
 def test_each_fold_chooses_on_one_half_only_and_scores_on_the_other():
