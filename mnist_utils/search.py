@@ -37,8 +37,7 @@ from .recipes import ConfigError, Recipe, load_config
 from .report import hardware
 from .training import train_seeds
 
-LAST_EPOCHS = 3  # the goal holds in each of the last 3 epochs
-GOAL = GOAL_ACC  # the series' goal (%), in each of the last LAST_EPOCHS epochs
+LAST_EPOCHS = 3  # the goal (GOAL_ACC) holds in each of the last 3 epochs
 
 
 def in_project(path: Path | str) -> Path:
@@ -105,7 +104,7 @@ def recorded_run(path: Path | str, recipe: Recipe) -> dict[str, Any] | None:
 def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, History]],
               seconds: float) -> dict[str, Any]:
     """One row of the record: the candidate's changes, its size and what every seed reached."""
-    per_seed, overall = seed_table({seed: history for seed, (_, history) in zip(recipe.seeds, runs)}, GOAL,
+    per_seed, overall = seed_table({seed: history for seed, (_, history) in zip(recipe.seeds, runs)}, GOAL_ACC,
                                    LAST_EPOCHS)
     return {
         "changes": changes,
@@ -150,7 +149,7 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         rows = [r for r in rows if not _same_run(r, changes, recipe)] + [row]  # a rerun replaces its own row only
         write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
         print(f"    {row['parameters']:,} parameters · lowest last-{LAST_EPOCHS} {row['lowest']:.2f}% · "
-              f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL}% · {row['seconds']:.0f} s", flush=True)
+              f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL_ACC}% · {row['seconds']:.0f} s", flush=True)
     return rows
 
 
