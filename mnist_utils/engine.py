@@ -232,6 +232,12 @@ def row_summary(row: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4f}" if "loss" in k else f"{k}={v:.2f}" for k, v in shown.items())
 
 
+def monitor_mode(monitor: str) -> str:
+    """'max' for a history column that is better higher (an accuracy: '..._acc'), else 'min' (a loss): the
+    direction early stopping and a plateau schedule watch it in."""
+    return "max" if monitor.endswith("acc") else "min"
+
+
 class EarlyStopping:
     """Watches one column of the history (e.g. 'val_loss', 'val_acc'): `update` says whether this epoch
     is the best so far, `should_stop` whether `patience` epochs have passed without one. Epochs before
@@ -239,7 +245,7 @@ class EarlyStopping:
 
     def __init__(self, monitor: str = "val_loss", patience: int | None = None, monitor_from: int = 1):
         self.monitor, self.patience, self.monitor_from = monitor, patience, monitor_from
-        self.maximise = monitor.endswith("acc")
+        self.maximise = monitor_mode(monitor) == "max"
         self.best: float | None = None
         self.stale = 0
 
@@ -404,6 +410,18 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int =
     if name == "none":
         return None
     raise ValueError(f"Unknown scheduler {name!r}: use one of {', '.join(SCHEDULERS)}.")
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, pct_start: float = 0.25,
+              **settings: Any) -> Any:
+    """`make_scheduler('onecycle', ...)` for a run of `epochs` × `steps_per_epoch` steps, its warm-up at least 2
+    steps (the peak is the second); None for a run of fewer than 3 steps (smoke-sized), which has no room for a
+    step up and a step down: the rate stays constant. `settings`: make_scheduler's (max_lr, anneal_epochs, ...)."""
+    steps = epochs * steps_per_epoch
+    if steps < 3:
+        return None
+    return make_scheduler("onecycle", optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                          pct_start=max(pct_start, 2 / steps), **settings)
 
 
 def make_loss(label_smoothing: float = 0.0) -> Callable[..., torch.Tensor]:

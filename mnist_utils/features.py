@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 
 from .data import MNIST, ImageSet
-from .engine import History, fit, make_optimizer, make_scheduler, test
+from .engine import History, fit, make_optimizer, one_cycle, test
 from .inspection import feature_map_size
 from .recipes import Recipe, build_pretrained
+
 
 def fit_one_cycle(model: nn.Module, train_batches: Any, test_batches: Any, device: torch.device, *, epochs: int,
                   max_lr: float, optimizer: str = "adam", weight_decay: float = 0.0, **fit_kwargs: Any) -> History:
@@ -20,11 +21,7 @@ def fit_one_cycle(model: nn.Module, train_batches: Any, test_batches: Any, devic
     zero. A cycle needs a step up and a step down, so a run of fewer than 3 steps (smoke-sized) keeps `max_lr`
     constant."""
     opt = make_optimizer(optimizer, model.parameters(), lr=max_lr, weight_decay=weight_decay)
-    steps = epochs * len(train_batches)
-    scheduler = None
-    if steps >= 3:
-        scheduler = make_scheduler("onecycle", opt, epochs=epochs, steps_per_epoch=len(train_batches),
-                                   max_lr=max_lr, pct_start=max(0.25, 2 / steps))
+    scheduler = one_cycle(opt, epochs=epochs, steps_per_epoch=len(train_batches), max_lr=max_lr, pct_start=0.25)
     return fit(model, train_batches, test_batches, opt, device, epochs=epochs, scheduler=scheduler, **fit_kwargs)
 
 

@@ -29,7 +29,7 @@ from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
-                     precision_for)
+                     monitor_mode, one_cycle, precision_for)
 from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, resnet18_weights_available
 from .report import show_markdown
 
@@ -247,16 +247,15 @@ class Recipe:
         return make_loss(self.label_smoothing)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
-        """The schedule the recipe names. A one-cycle needs a step up and a step down: a run of fewer than
-        3 steps (smoke-sized) keeps the rate constant, and the warm-up is at least 2 steps (the peak is its second).
-        A plateau schedule waits for the monitored number to fall (a loss) or rise (an accuracy)."""
-        steps = self.epochs * steps_per_epoch
-        if self.scheduler == "none" or (self.scheduler == "onecycle" and steps < 3):
-            return None
-        return make_scheduler(self.scheduler, optimizer, epochs=self.epochs, steps_per_epoch=steps_per_epoch,
-                              max_lr=self.lr, pct_start=max(self.pct_start, 2 / steps),
-                              div_factor=self.div_factor, final_div_factor=self.final_div_factor,
-                              anneal_epochs=self.anneal_epochs, mode="max" if self.monitor.endswith("_acc") else "min")
+        """The schedule the recipe names (None for 'none'). A one-cycle is `one_cycle`'s: none for a run of fewer
+        than 3 steps (smoke-sized: the rate stays constant), a warm-up of at least 2 steps. A plateau schedule waits
+        for the monitored number to fall (a loss) or rise (an accuracy)."""
+        settings = dict(epochs=self.epochs, steps_per_epoch=steps_per_epoch, max_lr=self.lr, pct_start=self.pct_start,
+                        div_factor=self.div_factor, final_div_factor=self.final_div_factor,
+                        anneal_epochs=self.anneal_epochs)
+        if self.scheduler == "onecycle":
+            return one_cycle(optimizer, **settings)
+        return make_scheduler(self.scheduler, optimizer, **settings, mode=monitor_mode(self.monitor))
 
     @property
     def monitor_from(self) -> int:

@@ -10,8 +10,8 @@ from mnist_utils import engine
 from mnist_utils.augment import Augment
 from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet, train_val_split
-from mnist_utils.engine import (EpochStats, History, count_correct, fit, make_loss, make_optimizer, make_scheduler,
-                                seed_everything)
+from mnist_utils.engine import (EarlyStopping, EpochStats, History, count_correct, fit, make_loss, make_optimizer,
+                                make_scheduler, monitor_mode, one_cycle, seed_everything)
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, confusion_matrix, per_class_metrics, predict, predict_views,
                                     top_confusions, with_tta)
 from mnist_utils.exploration import count_repeats, exact_duplicates, split_facts
@@ -118,6 +118,25 @@ def test_history_speed_is_all_images_over_all_seconds():
     assert history.seconds == pytest.approx(1.6)
     # 4,000 images in 1.6 s; the mean of the two epochs' rates (1,000 and 5,000 images/s) would say 3,000
     assert history.images_per_second == pytest.approx(2500.0)
+
+
+def test_one_cycle_needs_3_steps_and_warms_up_over_at_least_2():
+    parameter = nn.Parameter(torch.zeros(1))
+    assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=1, steps_per_epoch=2) is None, "no step down"
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    scheduler = one_cycle(optimizer, epochs=1, steps_per_epoch=4, max_lr=1.0, pct_start=0.1)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates.index(max(rates)) == 1 and max(rates) == pytest.approx(1.0), "a tenth of 4 steps still peaks 2nd"
+
+
+def test_accuracies_are_watched_upwards_and_losses_downwards():
+    watched = ("val_acc", "train_eval_acc", "val_loss", "train_loss")
+    assert [monitor_mode(column) for column in watched] == ["max", "max", "min", "min"]
+    assert EarlyStopping("val_acc").maximise and not EarlyStopping("val_loss").maximise
 
 
 def test_factories_refuse_unknown_names():
