@@ -26,6 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from mnist_utils.app import create_app  # noqa: E402
 from mnist_utils.config import reports_dir  # noqa: E402
+from mnist_utils.preprocess import MAX_BYTES  # noqa: E402
 
 SCREENSHOT = "app.png"  # in the reports folder; docs/app.png in the README is a copy of one
 WAIT = 60  # seconds the page may take to answer on a busy machine
@@ -148,3 +149,9 @@ def test_bad_input_shows_the_servers_message(page, tmp_path):
     text.write_text("a shopping list, not a picture")
     page.find_element(By.ID, "upload").send_keys(str(text))
     WebDriverWait(page, WAIT).until(lambda d: "not an image" in shown(d, "error"))
+
+    # The server answers 413 before it has read the whole body; the browser must still show the message.
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\0" * (MAX_BYTES + 1))
+    page.find_element(By.ID, "upload").send_keys(str(huge))
+    WebDriverWait(page, WAIT).until(lambda d: "larger than the 5 MB" in shown(d, "error"))
