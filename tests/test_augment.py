@@ -88,3 +88,60 @@ def test_the_sampling_grid_is_torchs_affine_grid(size):
     theta = torch.randn(5, 2, 3, dtype=torch.float64)
     expected = F.affine_grid(theta, [5, 1, *size], align_corners=False)
     assert torch.allclose(affine_grid(theta, size), expected, rtol=0, atol=1e-12)
+
+
+def ink_radius(images):
+    """Root-mean-square distance of the ink from the image centre, in pixels: how far a digit spreads."""
+    h, w = images.shape[-2:]
+    rows = torch.arange(h, dtype=images.dtype).view(h, 1) - (h - 1) / 2
+    cols = torch.arange(w, dtype=images.dtype).view(1, w) - (w - 1) / 2
+    ink = images.squeeze(1)
+    return ((ink * (rows ** 2 + cols ** 2)).sum(dim=(1, 2)) / ink.sum(dim=(1, 2))).sqrt()
+
+
+@pytest.mark.parametrize("zoom", [1.2, 0.8])
+def test_a_fixed_zoom_scales_each_digits_extent_by_that_factor(mnist, zoom):
+    x = digits(mnist)
+    zoomed = random_affine(x, torch.Generator().manual_seed(4), scale=(zoom, zoom))
+    # The zoom is about the image centre, so a digit's spread around it grows (or shrinks) by `zoom`; the few
+    # digits reaching near the border lose a little ink over the edge when enlarged.
+    ratio = ink_radius(zoomed) / ink_radius(x)
+    assert ratio.median().item() == pytest.approx(zoom, abs=0.01)
+    assert (ratio - zoom).abs().max() < 0.15
+    ink = zoomed.sum().item() / x.sum().item()
+    assert ink == pytest.approx(zoom ** 2, rel=0.05), "the ink's area scales by zoom²"
+
+
+def test_shear_slants_a_vertical_bar_by_at_most_the_allowed_angle():
+    bar = torch.zeros(200, 1, 28, 28)
+    bar[:, :, 4:24, 13:15] = 1
+    sheared = random_affine(bar, torch.Generator().manual_seed(6), shear=30)
+    # x-shear moves each row sideways in proportion to its height: the bar's column drifts by tan(angle) a row.
+    rows = torch.arange(28, dtype=torch.float32)
+    cols = (sheared.squeeze(1) * torch.arange(28)).sum(2) / sheared.squeeze(1).sum(2).clamp_min(1e-9)
+    ink_rows = slice(8, 20)  # rows well inside the bar: its ends are blurred by the resampling
+    centred = rows[ink_rows] - rows[ink_rows].mean()
+    slope = ((cols[:, ink_rows] - cols[:, ink_rows].mean(1, keepdim=True)) * centred).sum(1) / (centred ** 2).sum()
+    limit = torch.tan(torch.deg2rad(torch.tensor(30.0)))
+    assert slope.abs().max() <= limit + 0.02, "no slant beyond ±30°"
+    assert slope.max() > 0.8 * limit and slope.min() < -0.8 * limit, "slants both ways, up to nearly ±30°"
+
+
+@pytest.mark.parametrize("recipe, message", [
+    (Augment(shear=90), "shear: degrees in [0, 90), got 90"),
+    (Augment(shear=-5), "shear: degrees in [0, 90), got -5"),
+    (Augment(erase_area=(0, 0.1)), "erase_area: [smallest, largest] share of the image, within (0, 1], got [0, 0.1]"),
+    (Augment(erase_area=(0.2, 0.1)), "erase_area: [smallest, largest] share of the image, within (0, 1], "
+                                     "got [0.2, 0.1]"),
+    (Augment(erase_area=(0.1, 1.5)), "erase_area: [smallest, largest] share of the image, within (0, 1], "
+                                     "got [0.1, 1.5]"),
+    (Augment(erase_ratio=(0, 3.3)), "erase_ratio: [smallest, largest] aspect ratio above 0, got [0, 3.3]"),
+    (Augment(erase_ratio=(3.3, 0.3)), "erase_ratio: [smallest, largest] aspect ratio above 0, got [3.3, 0.3]"),
+], ids=["shear-90", "shear-negative", "area-0", "area-reversed", "area-above-1", "ratio-0", "ratio-reversed"])
+def test_out_of_range_shear_and_erasing_are_named_with_their_range(recipe, message):
+    assert recipe.problems() == [message]
+
+
+def test_the_edges_of_each_range_are_accepted():
+    assert Augment(rotation=180, shear=89.9, translate=0.5, scale=(10, 10), erase_p=1,
+                   erase_area=(1e-3, 1), erase_ratio=(1e-3, 1e3)).problems() == []

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mnist_utils.augment import Augment
 from mnist_utils.batches import Batches
@@ -51,6 +52,23 @@ def test_unshuffled_order_drop_last_and_resize(numbered):
     assert labels.tolist() == list(range(90))
     x, _ = next(iter(batches))
     assert x.shape == (30, 1, 32, 32)
+
+
+def test_resizing_scales_the_picture_rather_than_framing_it(numbered, mnist):
+    # A uniform image stays uniform at any size: no border of padding, no edge effects.
+    for x, y in Batches(numbered, 50, size=56):
+        assert x.shape[-2:] == (56, 56)
+        expected = ((y.float() / 255 - MNIST_MEAN) / MNIST_STD).view(-1, 1, 1, 1).expand_as(x)
+        assert torch.allclose(x, expected, atol=1e-5)
+    # A digit doubled in size is the same digit, bilinearly interpolated: averaging each 2×2 block of it
+    # brings back the 28-px digit.
+    digits = mnist.test.head(8)
+    original = next(iter(Batches(digits, 8)))[0] * MNIST_STD + MNIST_MEAN
+    doubled = next(iter(Batches(digits, 8, size=56)))[0] * MNIST_STD + MNIST_MEAN
+    expected = F.interpolate(original, size=(56, 56), mode="bilinear", align_corners=False)
+    assert torch.allclose(doubled, expected, atol=1e-5)
+    assert (F.avg_pool2d(doubled, 2) - original).abs().max() < 0.35
+    assert (F.avg_pool2d(doubled, 2) - original).abs().mean() < 0.03
 
 
 def test_bad_arguments_are_refused(numbered):

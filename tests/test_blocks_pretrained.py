@@ -223,6 +223,35 @@ def test_feature_batches_cover_every_row_once_in_a_seeded_order():
         FeatureBatches(features, labels[:5], 4)
 
 
+def test_a_frozen_backbone_recipe_trains_the_head_alone_and_leaves_the_backbone_as_it_was(mnist):
+    # configs/finetune_head.yaml's path (train_model → train_head → fit_head), on a tiny backbone with BatchNorm
+    from collections import OrderedDict
+
+    from mnist_utils.data import MNIST
+    from mnist_utils.engine import test
+    from mnist_utils.recipes import Recipe
+    from mnist_utils.training import train_model
+
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+    model = nn.Sequential(OrderedDict(backbone=backbone, head=nn.Linear(16, 10)))
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    recipe, cpu = Recipe(freeze_backbone=True, val_fraction=0.25, epochs=2, batch_size=32, lr=0.01), torch.device("cpu")
+    data = MNIST(mnist.train.head(256), mnist.test.head(64))
+    history, seconds = train_model(model, recipe, data, cpu, seed=0, progress=None)
+    assert len(history) == 2 and seconds > 0
+    assert "val_acc" in history.rows[-1] and "test_acc" not in history.rows[-1], "validated; the test set kept apart"
+    for name, value in model.state_dict().items():  # weights, BatchNorm running statistics and batch counts
+        if name.startswith("backbone."):
+            assert torch.equal(value, before[name]), f"{name}: the backbone is frozen"
+        else:
+            assert not torch.equal(value, before[name]), f"{name}: the head is trained"
+    _, val = recipe.split(data.train, 0)  # the whole model on the validation images: what the head scored
+    assert test(model, recipe.eval_batches(val, cpu), cpu).accuracy == history["val_acc"][-1]
+    with pytest.raises(ValueError, match=r"fit_head needs a model with \.backbone and \.head .*got Model_3"):
+        train_model(models.Model_3(), recipe, data, cpu, seed=0, progress=None)
+
+
 def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothing():
     resnet = models.OneBlockResNet().train()
     running_mean = resnet.stem[0][1].running_mean.clone()

@@ -18,6 +18,7 @@ from mnist_utils.exploration import count_repeats, exact_duplicates, split_facts
 from mnist_utils.inspection import count_parameters, last_layer, receptive_field, summary
 from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_per_class,
                                plot_samples)
+from mnist_utils.recipes import Recipe
 
 
 
@@ -103,6 +104,45 @@ def test_early_stopping_watches_from_monitor_from_only(mnist, monkeypatch, monit
     assert len(history) == stops_after
     for trained, kept in zip(model.state_dict().values(), states[restored_epoch - 1].values()):
         assert torch.equal(trained, kept)
+
+
+def test_early_stopping_on_val_acc_keeps_the_highest_epoch_and_stops_once_it_falls(mnist, monkeypatch):
+    # Scripted validation: accuracy up to epoch 3, then down; the loss rises throughout, so watching it (or
+    # watching the accuracy downwards) would stop at epoch 3 and keep epoch 1.
+    scores, states = iter([(1.0, 90.0), (1.1, 92.0), (1.2, 95.0), (1.3, 94.0), (1.4, 93.0), (1.5, 96.0)]), []
+
+    def scripted_test(model, batches, device, **_):
+        states.append(copy.deepcopy(model.state_dict()))
+        loss, accuracy = next(scores)
+        return EpochStats(loss, accuracy, 1, 1.0)
+
+    monkeypatch.setattr(engine, "test", scripted_test)
+    model = tiny_cnn()
+    improved = []
+    history = fit(model, Batches(mnist.train.head(128), 64, shuffle=True), None,
+                  make_optimizer("sgd", model.parameters(), lr=0.1), torch.device("cpu"), epochs=6,
+                  val_batches=Batches(mnist.train.head(64), 64), patience=2, monitor="val_acc", keep_best=True,
+                  progress=None, on_epoch=lambda row, better: improved.append(better))
+    assert improved == [True, True, True, False, False], "best while it rises; 2 epochs lower: patience spent"
+    assert len(history) == 5 and history.best("val_acc") == (3, 95.0)
+    for trained, kept in zip(model.state_dict().values(), states[2].values()):
+        assert torch.equal(trained, kept), "the weights of epoch 3, the highest accuracy"
+
+
+def test_a_plateau_schedule_under_fit_waits_for_val_acc_to_stop_rising(mnist, monkeypatch):
+    # Scripted epochs: the training loss falls throughout while the validation accuracy rises to epoch 5, then
+    # holds. The rate must hold while the accuracy rises and halve after 3 epochs without a rise (patience 2).
+    train_losses = iter([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    accuracies = iter([90.0, 91.0, 92.0, 93.0, 94.0, 94.0, 94.0, 94.0, 94.0])
+    monkeypatch.setattr(engine, "train", lambda *args, **kwargs: EpochStats(next(train_losses), 50.0, 1, 1.0))
+    monkeypatch.setattr(engine, "test", lambda *args, **kwargs: EpochStats(1.0, next(accuracies), 1, 1.0))
+    recipe = Recipe(scheduler="plateau", monitor="val_acc", val_fraction=0.1, lr=1.0)
+    model = tiny_cnn()
+    optimizer = recipe.make_optimizer(model.parameters())
+    history = fit(model, Batches(mnist.train.head(64), 64), None, optimizer, torch.device("cpu"), epochs=9,
+                  scheduler=recipe.make_scheduler(optimizer, steps_per_epoch=1),
+                  val_batches=Batches(mnist.train.head(64), 64), monitor=recipe.monitor, progress=None)
+    assert history["lr"] == [1.0] * 8 + [0.5], "epochs 6-8 hold at 94%: epoch 9 trains at half the rate"
 
 
 def test_monitoring_validation_needs_validation_batches(mnist):

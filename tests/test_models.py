@@ -15,7 +15,7 @@ from mnist_utils.engine import History, seed_everything
 from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet
 from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_with_dropout, fitting_diagnosis,
-                                    predict, probed_gap, run_summary, seed_table)
+                                    last_epochs_summary, predict, probed_gap, run_summary, seed_table)
 from mnist_utils.inspection import count_parameters, receptive_field
 from mnist_utils.recipes import Recipe, load_config
 from mnist_utils.training import train_recipe, train_seeds
@@ -109,8 +109,9 @@ def float64():
 ])
 def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, architecture, changes):
     # In float32 a grouped convolution sums its 73,728 products per weight gradient in another order than a
-    # plain one, and three updates grow that rounding to ~1e-4 on some CPUs; float64 leaves only the logic.
-    data, recipe = small(mnist, train=384), RECIPE.with_epochs(1).replace(model=architecture, **changes)
+    # plain one, and a few updates grow that rounding to ~1e-4 on some CPUs; float64 leaves only the logic.
+    # Two epochs: the second must train as the first does (train mode after the first epoch's testing).
+    data, recipe = small(mnist, train=384), RECIPE.with_epochs(2).replace(model=architecture, **changes)
     packed = train_seeds(recipe, data, torch.device("cpu"), seeds=[1, 2], progress=False)
     for seed, (model, history) in zip([1, 2], packed):
         seed_everything(seed)
@@ -156,6 +157,22 @@ def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_n
         assert without_probe == metrics(plain), f"{trained.__name__}: the probe changes no other number"
         scored = engine.test(model, recipe.eval_batches(data.train, cpu), cpu)
         assert probed["train_eval_acc"][-1] == scored.accuracy, "every training image, in eval mode"
+
+
+def test_a_training_probe_smaller_than_the_training_set_scores_its_first_images_only(mnist):
+    # train_probe caps the images scored after each epoch: a probe of the whole set would cost a test pass of
+    # 60,000 images per epoch
+    images, cpu = mnist.train.head(384), torch.device("cpu")
+    recipe = RECIPE.replace(train_probe=100, epochs=1)
+    probe = recipe.probe_batches(images, cpu)
+    assert probe.num_images == 100
+    first = recipe.eval_batches(images.head(100), cpu)
+    assert [torch.equal(x, y) and torch.equal(a, b) for (x, a), (y, b) in zip(probe, first)] == [True] * len(first)
+    assert RECIPE.probe_batches(images, cpu) is None, "train_probe 0: no probe"
+    seed_everything(1)
+    model = models.Model_3()
+    history = train_recipe(model, recipe, MNIST(images, mnist.test.head(128)), cpu, seed=1, progress=None)
+    assert history["train_eval_acc"][-1] == engine.test(model, first, cpu).accuracy, "the first 100, in eval mode"
 
 
 def test_accuracy_with_dropout_switches_on_the_dropout_alone():
@@ -270,6 +287,17 @@ def test_seed_table_meets_the_target_only_when_every_last_epoch_does():
     assert rows[1]["best"] == 99.6 and rows[1]["best epoch"] == 1
     assert overall["seeds_met"] == 1 and overall["min_last"] == 99.39
     assert overall["final_mean"] == pytest.approx(99.45)
+
+
+def test_a_goal_for_each_of_the_last_3_epochs_is_not_met_by_a_run_of_2_epochs():
+    # two epochs above the threshold are not three: a run too short for the goal must not be reported as meeting it
+    short = made_up([99] * 2, [99.6, 99.7])
+    assert not last_epochs_summary(short, threshold=99.4)["met"]
+    assert last_epochs_summary(short, threshold=99.4, last=2)["met"], "the 2 epochs there are do meet it"
+    rows, overall = seed_table({1: short}, threshold=99.4)
+    assert rows[0]["≥ 99.4% in each"] == "NOT met" and overall["seeds_met"] == 0
+    assert not run_summary(models.Model_1(), History([{**row, "seconds": 1.0, "images_per_s": 1.0}
+                                                      for row in short.rows]))["last3_met"]
 
 
 def test_side_by_side_puts_each_streams_batch_in_its_own_channel(mnist):

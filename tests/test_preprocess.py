@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mnist_utils.checkpoints import Classifier
-from mnist_utils.preprocess import MAX_BYTES, ImageError, preprocess, read_image_file, to_mnist
+from mnist_utils.preprocess import MAX_BYTES, WORKING_SIZE, ImageError, decode, preprocess, read_image_file, to_mnist
 
 SUBSET = range(0, 10_000, 25)  # 400 fixed test digits, every class represented
 
@@ -95,6 +95,66 @@ def test_a_large_photo_is_reduced_before_the_digit_is_looked_for(mnist, make_pic
     digit = preprocess(data)
     assert digit.source_size == (4000, 3000)
     assert closeness(digit.pixels, mnist.test.images[0]) > 0.85
+    # JPEG's draft decoding alone stops at 1000×750 here: the rest of the way to the working size is a resize.
+    grey, _ = decode(data)
+    assert tuple(grey.shape) == (WORKING_SIZE * 3 // 4, WORKING_SIZE)
+
+
+def test_a_large_png_is_reduced_to_the_working_size_keeping_its_shape():
+    sheet = Image.new("L", (900, 600), 255)
+    sheet.paste(0, (300, 100, 420, 500))  # a bar, so the reduction has something to keep
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    grey, size = decode(buffer.getvalue(), working_size=90)  # PNG has no draft mode: only the resize reduces it
+    assert size == (900, 600) and tuple(grey.shape) == (60, 90)
+    assert float(grey[10:50, 30:42].max()) == 0 and float(grey[:, :25].min()) == 255, "the bar, a tenth the size"
+
+
+def letter_l(width: int = 120, height: int = 160) -> Image.Image:
+    """A dark "L" on white paper: turned a quarter, it is a different shape."""
+    sheet = Image.new("L", (width, height), 255)
+    sheet.paste(0, (30, 20, 50, 140))  # the upright stroke
+    sheet.paste(0, (30, 120, 95, 140))  # the foot, to the right
+    return sheet
+
+
+@pytest.mark.parametrize("orientation, stored_turn", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)])
+def test_a_photo_stored_sideways_is_read_the_way_its_exif_orientation_says(orientation, stored_turn):
+    # Phones save the sensor's pixels as they are and record in EXIF how to turn them (6: a quarter clockwise,
+    # 8: a quarter anticlockwise); the digit must be read as the photographer saw it.
+    upright = letter_l()
+    def encoded(image: Image.Image, **options) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", **options)
+        return buffer.getvalue()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = upright.transpose(stored_turn)
+    expected = preprocess(encoded(upright)).pixels
+    assert not torch.equal(preprocess(encoded(stored)).pixels, expected), "without EXIF it is another shape"
+    digit = preprocess(encoded(stored, exif=exif))
+    assert torch.equal(digit.pixels, expected)
+    assert digit.source_size == stored.size, "the size is the file's, as stored"
+
+
+def test_a_palette_picture_with_a_transparent_colour_is_read_as_the_strokes_on_it(mnist):
+    # GIFs and small PNGs keep a palette, one entry of it transparent: here the sheet is transparent black and
+    # the strokes opaque black, so only the transparency tells the strokes from the sheet.
+    enlarged = Image.fromarray(mnist.test.images[0].numpy()).resize((112, 112), Image.Resampling.BICUBIC)
+    strokes = np.asarray(enlarged) > 127
+    sheet = Image.fromarray(strokes.astype(np.uint8), mode="P")
+    sheet.putpalette([0, 0, 0] * 2)
+    on_paper = io.BytesIO()  # the same strokes, black on white paper
+    Image.fromarray(np.where(strokes, 0, 255).astype(np.uint8)).save(on_paper, format="PNG")
+    expected = preprocess(on_paper.getvalue()).pixels
+    for fmt in ("PNG", "GIF"):
+        buffer = io.BytesIO()
+        sheet.save(buffer, format=fmt, transparency=0)
+        reopened = Image.open(io.BytesIO(buffer.getvalue()))
+        assert reopened.mode == "P" and reopened.info["transparency"] == 0, "a palette with a transparent colour"
+        digit = preprocess(buffer.getvalue())
+        assert digit.inverted, "dark strokes: the sheet is read as light paper"
+        assert torch.equal(digit.pixels, expected)
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -7,6 +7,7 @@ import torch
 
 import models
 from mnist_utils.augment import Augment
+from mnist_utils.data import ImageSet
 from mnist_utils.engine import ONE_CYCLE_MOMENTUM, History
 from mnist_utils.evaluation import clean_epochs_effect, run_summary
 from mnist_utils.recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_files,
@@ -129,6 +130,26 @@ def test_recipe_cut_for_the_smoke_profile():
     assert (recipe.epochs, recipe.batches_per_epoch, recipe.seeds) == (1, 3, (6,))
     step3 = load_config("step3").for_profile(Smoke())
     assert (step3.epochs, step3.anneal_epochs, step3.clean_epochs, step3.seeds) == (1, 1, 0, (1, 2))
+
+
+def test_the_split_holds_validation_images_apart_drawn_by_the_seed_then_takes_the_share_trained_on():
+    ids = ImageSet(torch.zeros(120, 28, 28, dtype=torch.uint8), torch.arange(120))  # each label: its image's index
+    train, val = Recipe(val_fraction=0.25).split(ids, seed=1)
+    trained, held_out = set(train.labels.tolist()), set(val.labels.tolist())
+    assert (len(train), len(val)) == (90, 30) and len(trained) == 90 and len(held_out) == 30
+    assert not trained & held_out, "no validation image is trained on"
+    assert trained | held_out == set(range(120)), "and none is lost"
+    assert held_out != set(range(30)), "drawn at random, not the first images"
+    again_train, again_val = Recipe(val_fraction=0.25).split(ids, seed=1)
+    assert torch.equal(again_train.labels, train.labels) and torch.equal(again_val.labels, val.labels), "seeded"
+    assert set(Recipe(val_fraction=0.25).split(ids, seed=2)[1].labels.tolist()) != held_out, "another seed, another draw"
+    # train_fraction: a share of the whole set, the first of the training images left after the hold-out
+    part, part_val = Recipe(val_fraction=0.25, train_fraction=0.5).split(ids, seed=1)
+    assert torch.equal(part.labels, train.labels[:60]) and torch.equal(part_val.labels, val.labels)
+    everything, none = Recipe().split(ids, seed=1)
+    assert none is None and torch.equal(everything.labels, ids.labels)
+    first, none = Recipe(train_fraction=0.25).split(ids, seed=1)
+    assert none is None and first.labels.tolist() == list(range(30))
 
 
 def test_early_stopping_watches_from_the_end_of_the_warm_up():
