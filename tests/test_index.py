@@ -115,6 +115,8 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
                   side_by_side=1)
     part = json.loads((tmp_path / "series.json").read_text())
     assert "by the clock" not in results_markdown(results, series=part)
+    # Which clock a run time is read from is said only where it is the runner's.
+    assert "as the runner timed it" in text and "as the runner timed it" not in results_markdown(results, series=part)
     page = index.write_index(tmp_path).read_text()
     assert "Last finished run: 1 notebook, 1 ok, up to 1 side by side, in 5m00s (their own times add up to 5m00s)" in page
     # A full run with a failed notebook is not the series' time either.

@@ -104,7 +104,9 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     text = bench_markdown(bench)
     assert "Model_3, batches of 64:" in text
     assert "| this project: tensors in memory, batched augmentation, channels_last | 6,000 |" in text
-    assert "**4.0×**" in text
+    assert "Speed-up: **4.0×**." in text  # a bench.json from before the pipeline had a goal
+    short = bench_markdown({**bench, "pipeline": {**bench["pipeline"], "goal_ratio": 3.0, "met": False, "ratio": 2.2}})
+    assert "Speed-up: **2.2×** (goal ≥ 3×: ❌ not met)." in short
     assert "no pipeline could get past" not in text  # a bench.json from before the ceiling was measured
     ceiling = bench_markdown({**bench, "pipeline": {**bench["pipeline"], "steps_images_per_s": 7500.0,
                                                     "ceiling_ratio": 5.0}})
