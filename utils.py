@@ -26,8 +26,9 @@ from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_i
 
 # Look inside a model: parameters, layers, receptive fields, speed.
 # mnist_utils/inspection.py
-from mnist_utils.inspection import (bf16_claim, count_parameters, feature_map_size, last_layer, receptive_field,
-                                    smallest_input_size, speed_probe, speed_table, summary, training_speed)
+from mnist_utils.inspection import (bf16_claim, channels_last_claim, count_parameters, feature_map_size, last_layer,
+                                    receptive_field, smallest_input_size, speed_probe, speed_table, summary,
+                                    training_speed)
 
 # Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
 # (in lanes, one per core), searches.
@@ -74,8 +75,8 @@ __all__ = [
     "normalization_stats", "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "split_facts", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
-    "bf16_claim", "count_parameters", "feature_map_size", "last_layer", "receptive_field", "smallest_input_size",
-    "speed_probe", "speed_table", "summary", "training_speed",
+    "bf16_claim", "channels_last_claim", "count_parameters", "feature_map_size", "last_layer", "receptive_field",
+    "smallest_input_size", "speed_probe", "speed_table", "summary", "training_speed",
     "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
     "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "held_on_every_seed",

@@ -197,6 +197,19 @@ def speed_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
              "trains in": row["trains in"]} for row in rows]
 
 
+def channels_last_claim(rows: Sequence[dict[str, Any]], margin: float = BF16_MARGIN) -> tuple[str, bool, str]:
+    """The claim behind training every model channels_last, whether `precision_speeds` rows bear it out, and the
+    evidence: at least `margin` times as fast as the default layout for some model, and that much slower for none
+    (a smaller difference either way is within what a timing moves from run to run)."""
+    gains = {row["model"]: row["channels_last speed-up"] for row in rows}
+    faster = [name for name, gain in gains.items() if gain >= margin]
+    slower = [name for name, gain in gains.items() if gain <= 1 / margin]
+    claim = (f"channels_last, which every model trains with, pays: at least {margin - 1:.0%} faster for some models, "
+             "that much slower for none (a smaller difference is within a timing's noise)")
+    evidence = ", ".join(f"{name} {gain:.2f}×" for name, gain in gains.items())
+    return claim, bool(faster) and not slower, evidence
+
+
 def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
                      margin: float = BF16_MARGIN) -> tuple[bool, str]:
     """Whether every config's bf16 choice fits the measured speeds, and the evidence. Where the device computes

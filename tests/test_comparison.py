@@ -11,8 +11,8 @@ from mnist_utils.engine import fit, make_optimizer, make_scheduler
 from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, shared_errors,
                                     wrong_by_all)
 from mnist_utils import inspection
-from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, count_parameters, precision_speeds, speed_probe,
-                                    speed_table, training_speed)
+from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
+                                    precision_speeds, speed_probe, speed_table, training_speed)
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images
 from mnist_utils.recipes import Recipe
@@ -104,6 +104,19 @@ def test_training_speed_leaves_model_and_random_state_alone():
             training_speed(model, x, y, torch.device("cpu"), **bad)
 
 
+def test_training_speed_is_the_best_of_its_timed_repeats(monkeypatch):
+    # 3 repeats of 2 steps on 8 images, timed 0.5 s, 0.25 s and 1 s: the best is 16 images in 0.25 s.
+    clock = iter([0.0, 0.5, 1.0, 1.25, 2.0, 3.0])
+    steps = []
+    monkeypatch.setattr(inspection, "training_step", lambda model, x, y, optimizer: steps.append(len(y)))
+    monkeypatch.setattr(inspection.time, "perf_counter", lambda: next(clock))
+    model = nn.Linear(4, 2)
+    speed = training_speed(model, torch.randn(8, 4), torch.randint(0, 2, (8,)), torch.device("cpu"),
+                           steps=2, repeats=3, warmup=1)
+    assert speed == 64.0
+    assert steps == [8] * 7, "one warm-up step, then 3 repeats of 2 steps"
+
+
 def speed_row(model: str, channels_last: float, bf16: float, on: bool, trains_in: str = "bfloat16") -> dict:
     return {"model": model, "channels_last": channels_last, "bf16 + channels_last": bf16,
             "bf16 over channels_last": bf16 / channels_last, "bf16 in its config": on,
@@ -121,6 +134,18 @@ def test_bf16_choices_fit_the_speed_against_channels_last_in_float32_with_a_5_pe
     # Without native bf16 the configs' wishes do not matter: whether everything trains in float32 does.
     assert bf16_choices_fit([speed_row("A", 100, 50, on=True, trains_in="float32")], native_bf16=False)[0]
     assert not bf16_choices_fit([speed_row("A", 100, 50, on=True)], native_bf16=False)[0]
+
+
+def test_channels_last_pays_where_it_is_5_percent_faster_somewhere_and_that_much_slower_nowhere():
+    def rows(*gains):
+        return [{"model": name, "channels_last speed-up": gain} for name, gain in zip("ABC", gains)]
+
+    claim, met, evidence = channels_last_claim(rows(1.37, 1.04, 0.98))
+    assert met and evidence == "A 1.37×, B 1.04×, C 0.98×" and "at least 5% faster" in claim
+    assert channels_last_claim(rows(1.05, 1.0))[1]  # exactly 5% faster is enough
+    assert not channels_last_claim(rows(1.04, 1.01, 0.99))[1]  # no speed-up beyond a timing's noise
+    assert not channels_last_claim(rows(1.37, 0.95))[1]  # a clear speed-up, but one model clearly slower
+    assert channels_last_claim(rows(1.37, 0.96))[1]  # 4% slower is within the noise
 
 
 def test_bf16_claim_asks_the_device_whether_it_has_native_bf16(monkeypatch):
