@@ -3,11 +3,12 @@ Used to train the head of a pretrained network alone, and to probe how well its 
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
 
+from .config import computing_on
 from .data import MNIST, ImageSet
 from .engine import History, fit, make_optimizer, one_cycle, test
 from .inspection import feature_map_size
@@ -63,24 +64,6 @@ class FeatureBatches:
             yield self.features[index], self.labels[index]
 
 
-def fit_head(model: nn.Module, train_batches: Iterable, device: torch.device, *, epochs: int, max_lr: float,
-             batch_size: int = 64, seed: int = 0, val_batches: Iterable | None = None,
-             **fit_kwargs: Any) -> tuple[History, float]:
-    """Train only `model.head` on the features of the frozen `model.backbone`, computed once in eval mode
-    (one pass over `train_batches`, and one over `val_batches` if given) and reused at every epoch.
-    Returns the history and the seconds the pass over the training images took."""
-    if not (hasattr(model, "backbone") and hasattr(model, "head")):
-        raise ValueError(f"fit_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
-                         f"got {type(model).__name__}")
-    start = time.perf_counter()
-    features = extract_features(model.backbone, train_batches, device)
-    seconds = time.perf_counter() - start
-    val = None if val_batches is None else FeatureBatches(*extract_features(model.backbone, val_batches, device), 1000)
-    history = fit_one_cycle(model.head, FeatureBatches(*features, batch_size, shuffle=True, seed=seed), None, device,
-                            epochs=epochs, max_lr=max_lr, val_batches=val, **fit_kwargs)
-    return history, seconds
-
-
 def linear_probe(backbone: nn.Module, train_batches: Iterable, test_batches: Iterable, device: torch.device, *,
                  num_classes: int = 10, epochs: int = 30, lr: float = 1e-3, batch_size: int = 100,
                  seed: int = 0) -> dict[str, float]:
@@ -120,12 +103,28 @@ def resolution_sweep(recipe: Recipe, sizes: Iterable[int], train: ImageSet, val:
 
 def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
                inputs: dict[str, Any] | None = None, progress: str | None = "epochs", desc: str = "",
-               **fit_kwargs: Any) -> tuple[History, float]:
-    """`fit_head` the way a `freeze_backbone` recipe says: its split, batch size, epochs and peak rate.
-    Returns the history and the seconds of the one pass over the training images."""
+               on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> tuple[History, float]:
+    """Train only `model.head` on the features of the frozen `model.backbone`, as a `freeze_backbone` recipe
+    says: the features of its training and validation splits computed once, in eval mode (BatchNorm keeps its
+    statistics), then its optimizer, schedule, epochs, early stopping and thread count, as `train_recipe`
+    applies them to a whole model. Returns the history and the seconds the pass over the training images took."""
+    if not (hasattr(model, "backbone") and hasattr(model, "head")):
+        raise ValueError(f"train_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
+                         f"got {type(model).__name__}")
     inputs = inputs or {}
     train_set, val_set = recipe.split(data.train, seed)
-    val_batches = None if val_set is None else recipe.eval_batches(val_set, device, **inputs)
-    return fit_head(model, recipe.eval_batches(train_set, device, **inputs), device, epochs=recipe.epochs,
-                    max_lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, val_batches=val_batches,
-                    loss_fn=recipe.loss_fn, progress=progress, desc=desc or recipe.name, **fit_kwargs)
+    backbone = recipe.computing(model.backbone, device)  # in the precision the whole model will be tested in
+    with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
+        start = time.perf_counter()
+        features = extract_features(backbone, recipe.eval_batches(train_set, device, **inputs), device)
+        seconds = time.perf_counter() - start
+        val_batches = None if val_set is None else FeatureBatches(
+            *extract_features(backbone, recipe.eval_batches(val_set, device, **inputs), device), 1000)
+        train_batches = FeatureBatches(*features, recipe.batch_size, shuffle=True, seed=seed)
+        optimizer = recipe.make_optimizer(model.head.parameters())
+        history = fit(recipe.computing(model.head, device), train_batches, None, optimizer, device,
+                      epochs=recipe.epochs, scheduler=recipe.make_scheduler(optimizer, len(train_batches)),
+                      loss_fn=recipe.loss_fn, val_batches=val_batches, patience=recipe.patience,
+                      monitor=recipe.monitor, keep_best=recipe.keep_best, monitor_from=recipe.monitor_from,
+                      progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
+    return history, seconds

@@ -224,7 +224,7 @@ def test_feature_batches_cover_every_row_once_in_a_seeded_order():
 
 
 def test_a_frozen_backbone_recipe_trains_the_head_alone_and_leaves_the_backbone_as_it_was(mnist):
-    # configs/finetune_head.yaml's path (train_model → train_head → fit_head), on a tiny backbone with BatchNorm
+    # configs/finetune_head.yaml's path (train_model → train_head), on a tiny backbone with BatchNorm
     from collections import OrderedDict
 
     from mnist_utils.data import MNIST
@@ -248,8 +248,13 @@ def test_a_frozen_backbone_recipe_trains_the_head_alone_and_leaves_the_backbone_
             assert not torch.equal(value, before[name]), f"{name}: the head is trained"
     _, val = recipe.split(data.train, 0)  # the whole model on the validation images: what the head scored
     assert test(model, recipe.eval_batches(val, cpu), cpu).accuracy == history["val_acc"][-1]
-    with pytest.raises(ValueError, match=r"fit_head needs a model with \.backbone and \.head .*got Model_3"):
+    with pytest.raises(ValueError, match=r"train_head needs a model with \.backbone and \.head .*got Model_3"):
         train_model(models.Model_3(), recipe, data, cpu, seed=0, progress=None)
+    # The head trains with the recipe's schedule, not one of its own: a constant rate where it names none, a
+    # one-cycle (from a 25th of the peak) where it names one.
+    assert recipe.scheduler == "none" and history["lr"] == [0.01, 0.01]
+    cycled, _ = train_model(model, recipe.replace(scheduler="onecycle"), data, cpu, seed=0, progress=None)
+    assert cycled["lr"][0] == pytest.approx(0.01 / 25)
 
 
 def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothing():
