@@ -243,8 +243,8 @@ def list_checkpoints(directory: Path | str | None = None) -> list[dict[str, Any]
 
 
 def default_checkpoint(checkpoints: list[dict[str, Any]], architecture: str = "Model_3") -> dict[str, Any] | None:
-    """The best of `checkpoints` (as `list_checkpoints` orders them) of Step 3's `architecture`, else the best of
-    any; None when there are none."""
+    """The most accurate of `checkpoints` (as `list_checkpoints` orders them) of `architecture` (Step 3's, whichever
+    config trained it: `step3`, `fastest`, ...), else the most accurate of any; None when there are none."""
     return next((m for m in checkpoints if m["model"]["name"] == architecture), checkpoints[0] if checkpoints else None)
 
 

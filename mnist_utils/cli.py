@@ -230,7 +230,7 @@ def _shown(path: Path | str) -> str:
 
 
 def _checkpoint_path(given: str | None) -> Path:
-    """The checkpoint to use: the one given, else the default (best Step 3 model) in reports/models."""
+    """The checkpoint to use: the one given, else the default (the most accurate Model_3) in reports/models."""
     if given:
         return Path(given)
     chosen = default_checkpoint(list_checkpoints(models_dir()))
@@ -242,8 +242,9 @@ def _checkpoint_path(given: str | None) -> Path:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH",
-                        help="a checkpoint (NAME.safetensors beside NAME.json); default: the best Step 3 model "
-                             "in reports/models (reports/smoke/models under MNIST_PROFILE=smoke)")
+                        help="a checkpoint (NAME.safetensors beside NAME.json); default: the most accurate "
+                             "Model_3 (Step 3's architecture, from any config) in reports/models "
+                             "(reports/smoke/models under MNIST_PROFILE=smoke)")
     parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
 
 
