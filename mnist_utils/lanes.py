@@ -39,9 +39,10 @@ def draws_global_randomness(model: nn.Module) -> bool:
 
 def lane_count() -> int:
     """Lanes for independent trainings: one per usable CPU, or as many as $MNIST_LANES says. `make notebooks`
-    sets it to 1 for notebooks it runs beside another: two notebooks with two lanes each would share 2 cores
-    among 4 threads, and time-sliced trainings cost a third more CPU time (measured: 03 computed for 501
-    CPU-seconds alone, 652-685 beside a second notebook's lanes). The numbers do not depend on it."""
+    sets it to each notebook's share of the cores (1 on 2 cores) wherever notebooks may run side by side: two
+    notebooks with two lanes each would share 2 cores among 4 threads, and time-sliced trainings cost a third more
+    CPU time (measured: 03 computed for 501 CPU-seconds alone, 652-685 beside a second notebook's lanes). The
+    numbers do not depend on it."""
     value = os.environ.get(LANES_ENV)
     if value is None:
         return usable_cpus()
