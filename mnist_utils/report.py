@@ -418,6 +418,11 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     profile = profile or get_profile().name
     for result in load_results(directory or reports_dir(profile) / "results"):
         if result.get("notebook") == notebook and result.get("profile") == profile:
+            if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
+                raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and "
+                                     f"its last run there stopped early ({result['stopped']}): run it again first "
+                                     f"(`make notebooks NB={notebook[:2]}"
+                                     f"{' PROFILE=' + profile if profile != 'full' else ''}`, or open it in Jupyter).")
             return result
     raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and there are "
                          f"none yet: run that notebook first (`make notebooks NB={notebook[:2]}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import json
 import logging
 import math
 import os
@@ -52,8 +53,9 @@ from .config import (LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_
 from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
-from .report import PENDING_ENV
-from .series import check_lanes, default_lanes, longest_chain, most_side_by_side, ready_to_start, waits_for
+from .report import PENDING_ENV, load_results, read_json
+from .series import (check_lanes, default_lanes, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
+                     waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
 
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
@@ -144,13 +146,19 @@ def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
-def _publish_results(pending: Path, folder: Path, stem: str) -> None:
+def _publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | None = None) -> None:
     """Move the results files and models a finished run wrote to `pending` into the profile's `folder`
     (results/ and models/), replacing the previous run's. A run that wrote no results for its notebook leaves
-    none: the index must not show old numbers as this run's."""
+    none: the index must not show old numbers as this run's. A run that `stopped` early (on an error or a
+    timeout) has its results marked so (`stopped`: what stopped it), since they hold only what the cells before
+    it recorded: the index shows them, and a later notebook refuses to build on them (`report.load_result`)."""
     for model in sorted((pending / "models").glob("*")):  # weights, then metadata: each file atomically
         (folder / "models").mkdir(parents=True, exist_ok=True)
         os.replace(model, folder / "models" / model.name)
+    if stopped and (own := pending / f"{stem}.json").exists():
+        marked = read_json(own, "results file", f"Run notebook {stem} again.")
+        if marked is not None:
+            write_atomic(own, json.dumps({**marked, "stopped": stopped}, indent=2).encode())
     results, written = folder / "results", sorted(pending.glob("*.json"))
     for file in written:
         results.mkdir(parents=True, exist_ok=True)
@@ -271,7 +279,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             executed.unlink(missing_ok=True)
         else:
             write_atomic(executed, nbformat.writes(nb).encode())
-        _publish_results(pending, folder, path.stem)
+        _publish_results(pending, folder, path.stem, stopped=error if status != "ok" else None)
         problem = None if nb is None else _render_html(nb, html)
         if problem:
             status = "error" if status == "ok" else status  # a timeout stays a timeout
@@ -392,6 +400,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
         return 2
     reports = Path(args.reports or reports_root()).resolve()
+    have = {r["notebook"] for r in load_results(profile_reports_dir(profile, reports) / "results")
+            if r.get("profile") == profile}
+    first = inputs_to_run([path.stem for path in paths], have)
+    if first:  # what the chosen notebooks build on, never run in this profile: run it too, before them
+        print(f"{', '.join(path.stem for path in paths)} read the results of {', '.join(first)}, which the "
+              f"{profile} profile has none of yet: running {'it' if len(first) == 1 else 'them'} first", flush=True)
+        paths = find_notebooks(args.notebooks, [*first, *(path.stem for path in paths)])
 
     started = time.monotonic()
     with Stop() as stop:

@@ -20,6 +20,20 @@ def waits_for(stems: Sequence[str], reads: Mapping[str, Sequence[str]] = READS_R
             for i, stem in enumerate(stems)}
 
 
+def inputs_to_run(stems: Sequence[str], have_results: set[str],
+                  reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> list[str]:
+    """The notebooks `stems` read the results of, directly or through another (config.READS_RESULTS_OF), that are
+    not among `stems` and have no results yet (`have_results`): what must run first, in number order. Asked for
+    03 alone on a fresh checkout, that is 01 and 02."""
+    needed, todo = set(), list(stems)
+    while todo:
+        for source in reads.get(todo.pop(), ()):
+            if source not in stems and source not in have_results and source not in needed:
+                needed.add(source)
+                todo.append(source)
+    return sorted(needed)
+
+
 def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished: set[str], running: int,
                    lanes: int, order: Sequence[str] = START_ORDER) -> list[str]:
     """The notebooks of `waiting` (in number order) that start now: those whose notebooks to wait for (`after`)

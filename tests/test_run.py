@@ -21,7 +21,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from mnist_utils import run
 from mnist_utils.config import PROJECT_ROOT
-from mnist_utils.report import Report
+from mnist_utils.report import MissingResults, Report, load_result
 
 
 def make_notebook(folder: Path, stem: str, *sources: str) -> Path:
@@ -121,7 +121,9 @@ def test_fmt_duration() -> None:
 
 def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, monkeypatch, capsys) -> None:
     notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
-    boom = make_notebook(notebooks, "01_boom", "print('before')", "raise ValueError('boom')", "print('after')")
+    boom = make_notebook(notebooks, "01_boom", "print('before')\nfrom mnist_utils.report import Report\n"
+                         "Report('01_boom', 'Fails half-way').target('acc', '>', 50, 'Accuracy', '%')",
+                         "raise ValueError('boom')", "print('after')")
     # The source carries an output from some earlier run: the executed copy must not show it.
     nb = nbformat.read(boom, as_version=4)
     nb.cells[3].outputs = [new_output("stream", name="stdout", text="STALE OUTPUT\n")]
@@ -193,7 +195,13 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
         assert (smoke / f"{stem}.ipynb").exists() and (smoke / f"{stem}.html").exists()
     page = (smoke / "01_boom.html").read_text()
     assert "boom" in page and "before" in page and "STALE OUTPUT" not in page
-    assert not (smoke / "results" / "01_boom.json").exists()  # its old numbers went
+    # Its old numbers went; the half-run's results (a target, no value) are marked as stopped early, and a
+    # notebook that builds on them is told to run it again, not handed a run that stopped half-way.
+    half = json.loads((smoke / "results" / "01_boom.json").read_text())
+    assert half["title"] == "Fails half-way" and half["stopped"].startswith("ValueError: boom (cell [2])")
+    with pytest.raises(MissingResults, match=r"01_boom's results .* its last run there stopped early \(ValueError: "
+                                             r"boom .*\): run it again first \(`make notebooks NB=01 PROFILE=smoke`"):
+        load_result("01_boom", "smoke", smoke / "results")
 
     # The kernel ran in the notebook's folder with the runner's profile and reports folder.
     assert text_outputs(smoke / "02_ok.ipynb").split() == ["smoke", str(reports.resolve()), str(notebooks.resolve())]

@@ -24,6 +24,16 @@ def test_a_notebook_waits_for_the_ones_whose_results_it_reads_and_an_unlisted_on
     assert series.waits_for(["02_step2_gap_dropout"]) == {"02_step2_gap_dropout": set()}
 
 
+def test_a_notebook_asked_for_alone_brings_the_ones_it_builds_on_that_have_not_run() -> None:
+    three, two, one = "03_step3_augment_onecycle", "02_step2_gap_dropout", "01_step1_skeleton"
+    assert series.inputs_to_run([three], have_results=set()) == [one, two], "a fresh checkout: the whole chain"
+    assert series.inputs_to_run([three], have_results={two}) == [], "02's results are there: 03 reads them"
+    assert series.inputs_to_run([three], have_results={one}) == [two]
+    assert series.inputs_to_run([two, three], have_results=set()) == [one], "02 is asked for: run as asked"
+    assert series.inputs_to_run(["05_pretrained_finetune", "06_cnn_comparison"], set()) == ["04_vgg_resnet_blocks"]
+    assert series.inputs_to_run(["00_eda", "99_new"], set()) == []  # reads nothing (or is not in the map)
+
+
 def test_notebooks_that_read_other_notebooks_results_name_them() -> None:
     """What READS_RESULTS_OF says is what the notebooks do: each notebook that loads another's results
     lists it (or is left out of the map, and so waits for every notebook before it)."""
