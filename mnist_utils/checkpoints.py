@@ -203,14 +203,9 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     metadata = read_metadata(path)
     weights_path = Path(metadata["path"])
     expected = metadata["weights"]
-    try:
-        weights = weights_path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{weights_path} is missing, though its metadata is there: copy the weights file "
-                              "next to it, or save the model again.") from None
-    if len(weights) != expected["bytes"]:
-        raise CheckpointError(f"{weights_path} is {len(weights):,} bytes where its metadata says "
-                              f"{expected['bytes']:,}: the file is truncated or was replaced. Save the model again.")
+    if (problem := _weights_file_problem(metadata)) is not None:
+        raise CheckpointError(problem)
+    weights = weights_path.read_bytes()
     if hashlib.sha256(weights).hexdigest() != expected["sha256"]:
         raise CheckpointError(f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or "
                               "belongs to another checkpoint. Save the model again.")
@@ -230,15 +225,36 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     return model.to(device or "cpu").eval(), metadata
 
 
+def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's weights file that a look at the file alone shows (missing, or not the
+    size its metadata records), as an error message; None when it looks whole (`load_model` checks the rest)."""
+    weights_path, expected = Path(metadata["path"]), metadata["weights"]["bytes"]
+    try:
+        size = weights_path.stat().st_size
+    except FileNotFoundError:
+        return (f"{weights_path} is missing, though its metadata is there: copy the weights file next to it, or save "
+                "the model again.")
+    if size != expected:
+        return (f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is truncated or "
+                "was replaced. Save the model again.")
+    return None
+
+
 def list_checkpoints(directory: Path | str | None = None) -> list[dict[str, Any]]:
     """The metadata of every checkpoint in `directory` (default reports/models), best test accuracy first.
-    A file that is not a valid checkpoint's metadata is left out with a logged warning."""
+    A checkpoint whose metadata is not valid, or whose weights file is missing or not the size it records, is
+    left out with a logged warning: a broken file must not become the page's or the command line's default."""
     found = []
     for metadata_path in sorted(Path(directory or models_dir()).glob(f"*{METADATA_SUFFIX}")):
         try:
-            found.append(read_metadata(metadata_path))
+            metadata = read_metadata(metadata_path)
         except CheckpointError as error:
             _log.warning("skipped: %s", error)
+            continue
+        if (problem := _weights_file_problem(metadata)) is not None:
+            _log.warning("skipped: %s", problem)
+        else:
+            found.append(metadata)
     return sorted(found, key=lambda m: (-(m["metrics"].get("test_acc") or 0.0), m["id"]))
 
 
