@@ -36,7 +36,7 @@ from mnist_utils.inspection import (bf16_claim, channels_last_claim, count_param
 # mnist_utils/batches.py, mnist_utils/search.py
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
-from mnist_utils.recipes import Recipe, build_model, load_config, show_config, show_configs
+from mnist_utils.recipes import Recipe, build_model, load_config
 from mnist_utils.training import run_recipe, run_recipes, train_model, train_recipe, train_seeds
 from mnist_utils.search import held_on_every_seed, recorded_candidates, recorded_run, search_table
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
@@ -68,7 +68,8 @@ from mnist_utils.checkpoints import load_model, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
-from mnist_utils.report import Report, load_result, load_results, points_against, show_markdown, show_table
+from mnist_utils.report import (Report, load_result, load_results, points_against, show_config, show_configs,
+                                show_markdown, show_table)
 
 __all__ = [
     "budget_minutes", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist",

@@ -10,6 +10,7 @@ a variant of an experiment differs from it; `overrides` (the command line's `--s
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fractions
 import inspect
 import re
@@ -31,7 +32,6 @@ from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
                      monitor_mode, one_cycle, precision_for)
 from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, resnet18_weights_available
-from .report import show_markdown
 
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
@@ -141,9 +141,9 @@ class Recipe:
         """The recipe in one sentence."""
         if self.scheduler == "onecycle":
             cycle = self.anneal_epochs or self.epochs
-            schedule = (f"one-cycle learning rate, peak {self.lr:g} over {cycle} epoch{'s' * (cycle != 1)} "
-                        f"(warm-up {self.pct_start:.0%}, from {self.lr / self.div_factor:g} to "
-                        f"{self.lr / self.div_factor / self.final_div_factor:g})")
+            start, end = self.lr / self.div_factor, self.lr / self.div_factor / self.final_div_factor
+            schedule = (f"one-cycle learning rate over {cycle} epoch{'s' * (cycle != 1)} ({start:g} → {self.lr:g} "
+                        f"in the first {self.pct_start * 100:g}%, then → {end:g})")
         else:
             schedule = {"none": "constant learning rate", "step": "step decay", "plateau": "decay on plateau"}[
                 self.scheduler]
@@ -335,30 +335,49 @@ def config_names() -> list[str]:
     return sorted(path.stem for path in CONFIGS_DIR.glob("*.yaml"))
 
 
+def _yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
+    """(where, what) of a YAML error, each on one line: ("line 3, column 2", "expected ',' or ']', but got ':'
+    (while parsing a flow sequence from line 2, column 5)"), lines and columns counted from 1; yaml's own
+    message spans several lines and names no file. ("", yaml's message) where it gives no place."""
+    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+    if mark is None or not problem:
+        return "", " ".join(str(error).split())
+    start = getattr(error, "context_mark", None)
+    context = getattr(error, "context", None)
+    if context and start is not None and (start.line, start.column) != (mark.line, mark.column):
+        problem += f" ({context} from line {start.line + 1}, column {start.column + 1})"
+    return f"line {mark.line + 1}, column {mark.column + 1}", problem
+
+
 def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
     """(path, text, keys) of a config file and of every file it builds on (`base`), the first base first; a
-    missing, unreadable or circular file is a ConfigError that names it."""
+    missing, unreadable or circular file is a ConfigError that names it. A base is looked for beside the file
+    that names it first, then in the project's configs/ (so a config kept elsewhere can build on `step3.yaml`)."""
     chain: list[tuple[Path, str, dict[str, Any]]] = []
     while True:
         if not path.is_file():
             if not chain:
                 raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in "
                                   f"{CONFIGS_DIR}")
-            raise ConfigError(f"{chain[0][0]}: base {chain[0][2]['base']}: no such file in {path.parent}; name a "
-                              "config file beside it")
+            base, beside = chain[0][2]["base"], chain[0][0].parent / Path(chain[0][2]["base"]).parent
+            places = (f"in {beside}; name a config file there" if beside.resolve() == CONFIGS_DIR.resolve() else
+                      f"in {beside} or {CONFIGS_DIR}; name a config file in either")
+            raise ConfigError(f"{chain[0][0]}: base {base}: no such file {places}")
         if path.resolve() in (p.resolve() for p, _, _ in chain):
             raise ConfigError(f"{path}: 'base' leads back to itself")
         text = path.read_text()
         try:
             values = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+            where, what = _yaml_problem(error)
+            raise ConfigError(f"{path}{', ' * bool(where)}{where}: not valid YAML: {what}") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
         chain.insert(0, (path, text, values))
         if not values.get("base"):
             return chain
-        path = path.parent / values["base"]
+        beside, shared = path.parent / values["base"], CONFIGS_DIR / values["base"]
+        path = shared if not beside.is_file() and shared.is_file() else beside
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -381,11 +400,32 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: write key=value, e.g. epochs=3 or augment.rotation=5")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    try:
+        return key.strip().split("."), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {_yaml_problem(error)[1]}") from None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 _AUGMENT_FIELDS = {f.name: f for f in dataclasses.fields(Augment)}
+
+
+# names a newcomer reaches for, and the key that does it (the close misspellings difflib finds by itself)
+_SYNONYMS = {"learning_rate": "lr", "max_lr": "lr", "architecture": "model", "dropout": "model_args.dropout"}
+_AUGMENT_SYNONYMS = {"shift": "translate", "zoom": "scale", "erasing": "erase_p"}
+
+
+def _unknown_keys(where: str, unknown: list[str], known: Iterable[str], synonyms: dict[str, str]) -> ConfigError:
+    """The error for keys a recipe does not have: each with the key it most likely means ("unknown key lrr; did
+    you mean lr?"), and the list of the keys only where one of them resembles none."""
+    known = list(known)
+    guesses = {key: synonyms.get(key) or next(iter(difflib.get_close_matches(key, known, n=1)), None)
+               for key in unknown}
+    if len(unknown) == 1 and guesses[unknown[0]]:
+        return ConfigError(f"{where}unknown key {unknown[0]}; did you mean {guesses[unknown[0]]}?")
+    named = ", ".join(f"{key} (did you mean {guess}?)" if guess else key for key, guess in guesses.items())
+    keys = f"; the keys are {', '.join(known)}" if not all(guesses.values()) else ""
+    return ConfigError(f"{where}unknown key{'s' * (len(unknown) > 1)} {named}{keys}")
 
 
 _EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")  # a number in scientific notation: 1e-3, .5e3
@@ -422,8 +462,7 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
     """A validated recipe from a config's keys; unknown keys and wrong types are errors naming the key."""
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
-        raise ConfigError(f"{name or 'config'}: unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}; "
-                          f"the keys are {', '.join(_FIELDS)}")
+        raise _unknown_keys(f"{name or 'config'}: ", unknown, _FIELDS, _SYNONYMS)
     settings = {"name": name}
     for key, value in values.items():
         if key == "augment":
@@ -431,8 +470,7 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
                 raise ConfigError(f"{name}: augment: expected keys such as rotation, translate; got {value!r}")
             wrong = sorted(set(value) - set(_AUGMENT_FIELDS))
             if wrong:
-                raise ConfigError(f"{name}: augment: unknown key {', '.join(wrong)}; the keys are "
-                                  f"{', '.join(_AUGMENT_FIELDS)}")
+                raise _unknown_keys(f"{name}: augment: ", wrong, _AUGMENT_FIELDS, _AUGMENT_SYNONYMS)
             settings[key] = Augment(**{k: _convert(f"{name}: augment.{k}", v, _AUGMENT_FIELDS[k].type)
                                        for k, v in value.items()})
         else:
@@ -442,7 +480,8 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
 
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """The recipe of `configs/NAME.yaml` (or a path), with `overrides` such as 'epochs=3' or
-    'model_args.dropout=0.1' applied last."""
+    'model_args.dropout=0.1' applied last. The file, or a file it builds on, must name the `model` (the
+    Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
     path = config_path(name)
     values = _read(path)
     for text in overrides:
@@ -453,23 +492,8 @@ def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
             if not isinstance(target, dict):
                 raise ConfigError(f"--set {text!r}: {key} is not a group of keys")
         target[keys[-1]] = value
+    if "model" not in values:  # the Recipe's default is for code; a file (or its base) says what it trains
+        raise ConfigError(f"{path}: no model; name the architecture, e.g. model: Model_3 (models.py has "
+                          f"{', '.join(model_names())}; or model: {PRETRAINED} for an ImageNet backbone)")
     return recipe_from_dict(values, path.stem)
 
-
-def show_config(recipe: Recipe) -> None:
-    """Show the config file a recipe comes from (and the files it builds on), then the recipe in one
-    sentence as this run uses it (the smoke profile cuts epochs and seeds)."""
-    show_configs([recipe])
-
-
-def show_configs(recipes: Iterable[Recipe]) -> None:
-    """Show the config files several recipes come from, each file once (a shared base before the files
-    that build on it), then each recipe in one sentence as this run uses it."""
-    recipes, shown, blocks = list(recipes), set(), []
-    for recipe in recipes:
-        for path, text in config_files(recipe.name):
-            if path.resolve() not in shown:
-                shown.add(path.resolve())
-                blocks.append(f"`configs/{path.name}`\n\n```yaml\n{text.strip()}\n```")
-    runs = "\n".join(f"- `{recipe.name}`: {recipe.describe()}; seeds {list(recipe.seeds)}." for recipe in recipes)
-    show_markdown("\n\n".join(blocks) + f"\n\n**As run here:**\n\n{runs}")

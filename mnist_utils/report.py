@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -117,6 +117,27 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
     body = ["| " + " | ".join(fmt(row.get(c), units.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
+
+
+def show_config(recipe: Any) -> None:
+    """Show the config file a recipe comes from (and the files it builds on), then the recipe in one
+    sentence as this run uses it (the smoke profile cuts epochs and seeds)."""
+    show_configs([recipe])
+
+
+def show_configs(recipes: Iterable[Any]) -> None:
+    """Show the config files several recipes come from, each file once (a shared base before the files
+    that build on it), then each recipe in one sentence as this run uses it."""
+    from .recipes import config_files  # here: recipes builds on this module's neighbours, not the reverse
+
+    recipes, shown, blocks = list(recipes), set(), []
+    for recipe in recipes:
+        for path, text in config_files(recipe.name):
+            if path.resolve() not in shown:
+                shown.add(path.resolve())
+                blocks.append(f"`configs/{path.name}`\n\n```yaml\n{text.strip()}\n```")
+    runs = "\n".join(f"- `{recipe.name}`: {recipe.describe()}; seeds {list(recipe.seeds)}." for recipe in recipes)
+    show_markdown("\n\n".join(blocks) + f"\n\n**As run here:**\n\n{runs}")
 
 
 def show_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,

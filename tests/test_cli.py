@@ -189,7 +189,7 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
 
 @pytest.mark.parametrize("arguments, message", [
     (["--config", "configs/step4.yaml"], "no such config file; choose one of"),
-    (["--config", "step3", "--set", "epoch=3"], "unknown key epoch; the keys are"),
+    (["--config", "step3", "--set", "epoch=3"], "unknown key epoch; did you mean epochs?"),
     (["--config", "step3", "--set", "epochs=three"], "epochs: expected int, got 'three'"),
     (["--config", "step3", "--set", "model=Model_9"], "model: unknown 'Model_9'; choose one of Model_1"),
     (["--config", "step3", "--set", "lr=-1"], "lr: must be above 0, got -1.0"),

@@ -286,12 +286,12 @@ def test_head_to_head_compares_b_with_a():
 
 
 def test_show_configs_shows_a_shared_base_once(monkeypatch):
-    from mnist_utils import recipes
+    from mnist_utils import recipes, report
 
     shown = []
-    monkeypatch.setattr(recipes, "show_markdown", shown.append)
+    monkeypatch.setattr(report, "show_markdown", shown.append)
     variants = [recipes.load_config(name) for name in ("cnn_simple", "cnn_deeper", "cnn_twobranch")]
-    recipes.show_configs(variants)
+    report.show_configs(variants)
     text = shown[0]
     assert text.count("`configs/cnn_simple.yaml`") == 1, "the shared base once"
     assert text.index("cnn_simple.yaml") < text.index("cnn_deeper.yaml") < text.index("cnn_twobranch.yaml")

@@ -10,8 +10,8 @@ from mnist_utils.augment import Augment
 from mnist_utils.data import ImageSet
 from mnist_utils.engine import ONE_CYCLE_MOMENTUM, History
 from mnist_utils.evaluation import clean_epochs_effect, run_summary
-from mnist_utils.recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_files,
-                                 config_names, load_config, model_names)
+from mnist_utils.recipes import (CONFIGS_DIR, PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
+                                 config_files, config_names, load_config, model_names)
 
 
 @pytest.mark.parametrize("name", config_names())
@@ -60,13 +60,19 @@ def test_overrides_change_keys_and_nested_keys():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["epoch=3"], r"unknown key epoch; the keys are name, title, model"),
+    (["epoch=3"], r"step3: unknown key epoch; did you mean epochs\?$"),
+    (["lrr=0.05"], r"step3: unknown key lrr; did you mean lr\?$"),
+    (["learning_rate=0.05"], r"unknown key learning_rate; did you mean lr\?$"),
+    (["lrr=0.05", "zzz=1"], r"unknown keys lrr \(did you mean lr\?\), zzz; the keys are name, title, model"),
+    (["augment.shift=0.7"], r"step3: augment: unknown key shift; did you mean translate\?$"),
+    (["augment.rotate=5"], r"augment: unknown key rotate; did you mean rotation\?$"),
+    (["lr=[0.05"], r"--set 'lr=\[0.05': the value is not valid YAML: expected ',' or '\]'"),
     (["epochs=three"], r"epochs: expected int, got 'three'"),
     (["epochs=2.5"], r"epochs: expected int"),
     (["model=Model_9"], r"model: unknown 'Model_9'; choose one of Model_1, Model_2"),
     (["optimizer=rmsprop"], r"optimizer: unknown 'rmsprop'; choose one of sgd, adam, adamw"),
     (["scheduler=cosine"], r"scheduler: unknown 'cosine'; choose one of onecycle"),
-    (["augment.spin=3"], r"augment: unknown key spin"),
+    (["augment.spin=3"], r"augment: unknown key spin; the keys are rotation, translate"),
     (["patience=3"], r"patience and keep_best watch the validation split: set val_fraction"),
     (["clean_epochs=15"], r"clean_epochs: must be between 0 and epochs - 1 = 14"),
     (["batch_size=0"], r"batch_size: must be at least 1"),
@@ -97,14 +103,62 @@ def test_a_missing_config_lists_the_ones_there_are(tmp_path):
     with pytest.raises(ConfigError, match="leads back to itself"):
         load_config(tmp_path / "loop.yaml")
     (tmp_path / "orphan.yaml").write_text("base: gone.yaml\nepochs: 3\n")
-    with pytest.raises(ConfigError, match=r"orphan.yaml: base gone.yaml: no such file in "):
+    with pytest.raises(ConfigError, match=rf"orphan.yaml: base gone.yaml: no such file in {re.escape(str(tmp_path))} "
+                                          rf"or {re.escape(str(CONFIGS_DIR))}; name a config file in either"):
         load_config(tmp_path / "orphan.yaml")
     (tmp_path / "broken.yaml").write_text("epochs: [3\n")
-    with pytest.raises(ConfigError, match=r"broken.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"broken.yaml, line 2, column 1: not valid YAML: expected ',' or '\]', "
+                                          r"but got '<stream end>' \(while parsing a flow sequence from line 1, "
+                                          r"column 9\)$"):
         load_config(tmp_path / "broken.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected keys and values"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_a_config_must_name_its_model_itself_or_through_its_base(tmp_path):
+    """The Recipe's default model is for code: an empty file, or one that never says what it trains, is refused."""
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "nomodel.yaml").write_text("epochs: 3\n")
+    for name in ("empty.yaml", "nomodel.yaml"):
+        with pytest.raises(ConfigError, match=rf"{name}: no model; name the architecture, e.g. model: Model_3 "
+                                              r"\(models.py has Model_1, Model_2, Model_3, .*; or model: pretrained"):
+            load_config(tmp_path / name)
+    assert load_config(tmp_path / "empty.yaml", ["model=Model_2"]).model == "Model_2", "or the command line does"
+    (tmp_path / "variant.yaml").write_text(f"base: {CONFIGS_DIR / 'step1.yaml'}\nepochs: 3\n")
+    assert load_config(tmp_path / "variant.yaml").model == "Model_1", "named by the base"
+
+
+def test_every_config_and_search_start_names_its_model_directly_or_through_its_base():
+    import yaml
+
+    files = sorted(CONFIGS_DIR.rglob("*.yaml"))
+    configs = [f for f in files if "candidates" not in yaml.safe_load(f.read_text())]  # searches are not configs
+    assert {f.name for f in configs} >= {"step3.yaml", "step3_start.yaml"}
+    for path in configs:
+        assert load_config(path).model in model_names() + [PRETRAINED]
+
+
+def test_a_config_kept_elsewhere_builds_on_a_project_config_by_its_name(tmp_path):
+    """The base is looked for beside the file first, then in configs/."""
+    (tmp_path / "mine.yaml").write_text("base: step3.yaml\nlr: 0.2\n")
+    recipe = load_config(tmp_path / "mine.yaml")
+    assert recipe.replace(lr=0.1, name="step3") == load_config("step3") and recipe.lr == 0.2
+    assert [path for path, _ in config_files(tmp_path / "mine.yaml")] == [CONFIGS_DIR / "step3.yaml",
+                                                                           tmp_path / "mine.yaml"]
+    (tmp_path / "step3.yaml").write_text("model: Model_1\ntitle: a local step3\n")  # beside it: that one comes first
+    assert load_config(tmp_path / "mine.yaml").model == "Model_1"
+    (tmp_path / "inside.yaml").write_text("base: gone.yaml\n")
+    with pytest.raises(ConfigError, match=r"base gone.yaml: no such file in .* or .*configs; name a config file"):
+        load_config(tmp_path / "inside.yaml")
+
+
+def test_the_one_cycle_is_described_from_its_start_to_its_peak_and_its_end():
+    recipe = load_config("step3")  # lr 0.1, div_factor 10, final_div_factor 100, pct_start 0.2
+    assert "one-cycle learning rate over 15 epochs (0.01 → 0.1 in the first 20%, then → 0.0001)" in recipe.describe()
+    assert "(0.0016 → 0.04 in the first 10%, then → 1.6e-07)" in load_config("fastest").describe()
+    assert "in the first 12.5%" in recipe.replace(pct_start=0.125).describe(), "the share as set, not rounded"
+    assert "over 13 epochs" in recipe.replace(anneal_epochs=13).describe()
 
 
 def test_model_arguments_that_do_not_fit_are_an_error_naming_the_model():
