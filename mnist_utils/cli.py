@@ -30,7 +30,8 @@ from typing import Any, NoReturn, Sequence
 
 import torch
 
-from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
+from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
+                          models_dir)
 from .config import get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
@@ -41,6 +42,7 @@ from .trainer import TrainingDiverged, train_from_config
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
+MAX_SEED = 2**64 - 1  # torch's generators take no larger
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
 DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
@@ -56,6 +58,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"error: {message}. See `{self.prog} --help`.\n")
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        # argparse hands a command's unknown options up to the top-level parser, whose error would point at the
+        # top-level --help, which does not list the command's options: each parser refuses its own instead.
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
 
 
 # ----------------------------------------------------------------------------- test
@@ -153,13 +164,40 @@ def results_folder(given: str | None, default: Path) -> Path:
     return folder
 
 
+def per_class_table(per_class: Sequence[dict[str, Any]]) -> list[str]:
+    """The lines of `test`'s per-class table, heading first: each column as wide as its widest value (100.00%)."""
+    lines = [f"{'digit':>5}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'support':>7}"]
+    for row in per_class:
+        lines.append(f"{row['class']!s:>5}  {row['precision']:8.2f}%  {row['recall']:6.2f}%  {row['f1']:6.2f}%  "
+                     f"{row['support']:7,}")
+    return lines
+
+
+def check_run_folder(given: str | None) -> None:
+    """Refuse (UsageError) a `train --out` folder that holds files already: the run would write its log,
+    history and checkpoint among an earlier run's, appending to its train.log. Without --out, the run folder is
+    a new one, named after the config, seed and second it starts."""
+    if not given or not Path(given).is_dir():
+        return  # a file there is the trainer's to refuse, before it writes anything
+    others = sorted(p.name for p in Path(given).iterdir() if p.name not in DESKTOP_FILES)
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise UsageError(f"--out {given}: it holds {others[0]}{more} (an earlier run's?); `train` writes its run "
+                         "into a folder of its own: give a new or empty folder, or remove this one")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    check_run_folder(args.out)
     checkpoint, published = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
                                               replace=args.replace)
     if not published:
         print(f"{_shown(models_dir())} already has a model of this name, kept: this run's checkpoint stays in its "
               "folder (--replace puts it there instead).")
-    print(f"checkpoint: {_shown(checkpoint)}; test it with `python -m mnist_utils test --model {_shown(checkpoint)}`")
+    # The profile picks the folders `test` reads and writes: run as printed, it tests where this run trained.
+    profile = get_profile().name
+    setting = f"MNIST_PROFILE={profile} " if profile != "full" else ""
+    print(f"checkpoint: {_shown(checkpoint)}; test it with "
+          f"`{setting}python -m mnist_utils test --model {_shown(checkpoint)}`")
     return 0
 
 
@@ -184,10 +222,7 @@ def run_test(args: argparse.Namespace) -> int:
 
     print(f"{meta['title']} ({meta['model']['name']}, {_shown(meta['path'])}) on {len(test):,} MNIST test images: "
           f"accuracy {evaluation['accuracy']:.2f}%, loss {evaluation['loss']:.4f}, macro F1 {macro['f1']:.2f}%")
-    print("digit  precision  recall     F1  support")
-    for row in evaluation["per_class"]:
-        print(f"{row['class']!s:>5}  {row['precision']:8.2f}%  {row['recall']:5.2f}%  {row['f1']:5.2f}%  "
-              f"{row['support']:7,}")
+    print("\n".join(per_class_table(evaluation["per_class"])))
     print(f"Results in {_shown(folder)}: metrics.json, per_class.csv/.json, confusion.png/.csv, misclassified.png; "
           f"logged in {_shown(log)}")
     return 0
@@ -207,8 +242,12 @@ def run_predict(args: argparse.Namespace) -> int:
         except ImageError as error:  # its message speaks of "the image": say which
             raise ImageError(error.kind, f"{image}: {error}") from None
     answers = classifier.answers(torch.stack([d.pixels for d in digits]))
-    if args.json:
-        print(json.dumps([{"image": str(image), **answer, "inverted": digit.inverted}
+    # Which model answered (the default may be another architecture than expected), on stderr: stdout keeps
+    # one line per image, or the JSON alone.
+    meta = classifier.metadata
+    print(f"model {meta['id']} ({meta['model']['name']}, {_shown(meta['path'])}): {meta['title']}", file=sys.stderr)
+    if args.json:  # each record as the API answers, with the model's id
+        print(json.dumps([{"image": str(image), **answer, "model": meta["id"], "inverted": digit.inverted}
                           for image, digit, answer in zip(args.images, digits, answers)], indent=2))
         return 0
     width = max(len(str(image)) for image in args.images)
@@ -231,6 +270,12 @@ def _shown(path: Path | str) -> str:
 
 def _checkpoint_path(given: str | None) -> Path:
     """The checkpoint to use: the one given, else the default (the most accurate Model_3) in reports/models."""
+    if given and Path(given).is_dir():  # as NAME it would name NAME.json beside the folder, a file never given
+        found = sorted(p.name for p in Path(given).glob(f"*{WEIGHTS_SUFFIX}"))
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        held = (f"it holds {', '.join(found[:3])}{more}" if found
+                else f"it holds none (saved models are in {_shown(models_dir())})")
+        raise UsageError(f"--model {given} is a folder: pass NAME{WEIGHTS_SUFFIX}, a checkpoint's weights; {held}")
     if given:
         return Path(given)
     chosen = default_checkpoint(list_checkpoints(models_dir()))
@@ -238,6 +283,18 @@ def _checkpoint_path(given: str | None) -> Path:
         raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with "
                          "`make train CONFIG=configs/step3.yaml`.")
     return Path(chosen["path"])
+
+
+def _seed(text: str) -> int:
+    """--seed's value: a whole number torch can seed with (it names the model, CONFIG-seedN: no minus sign)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, 0 or more (below 2**64), got {text!r}: "
+                                         "give e.g. --seed 2")
+    return seed
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -256,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/step3.yaml (or just step3)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change one key of the config, e.g. --set epochs=5 --set augment.rotation=10")
-    train.add_argument("--seed", type=int, help="default: the config's first seed")
-    train.add_argument("--out", metavar="DIR", help="run folder (default: reports/runs/CONFIG-seedN-TIME)")
+    train.add_argument("--seed", type=_seed, help="default: the config's first seed")
+    train.add_argument("--out", metavar="DIR",
+                       help="a new or empty run folder (default: reports/runs/CONFIG-seedN-TIME)")
     train.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
     train.add_argument("--replace", action="store_true",
                        help="put the checkpoint in reports/models even where one of its name is (a notebook's)")

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Sequence
 import torch
 
 from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
-from .config import PROJECT_ROOT, computing_on, get_device, get_profile, reports_dir
+from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .plots import plot_history, png_bytes
@@ -75,7 +75,8 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     """Train `config` (a name in configs/ or a path) with `overrides` ('key=value'), as the active profile
     runs it; return the weights' path of the checkpoint it published (see the module's docstring), or of the
     run's own where one of that name was kept. `seed` defaults to the config's first."""
-    recipe = load_config(config, overrides).for_profile(get_profile())
+    asked, profile = load_config(config, overrides), get_profile()
+    recipe = asked.for_profile(profile)
     source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
@@ -88,7 +89,8 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
-            return _train(recipe, seed, device, run_dir, log, replace, str(source))
+            return _train(recipe, seed, device, run_dir, log, replace, str(source),
+                          profile_cuts(asked, recipe, profile))
     except KeyboardInterrupt:
         log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}")
         raise
@@ -101,12 +103,28 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         log.handlers.clear()
 
 
+def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
+    """What `profile` cut from the recipe `asked` for, so that it runs `runs` ("smoke profile: 1 of 200 epochs,
+    ..."), for the run's first line: a user who asked for 200 epochs sees why one runs. "" in the full profile."""
+    if profile.name == "full":
+        return ""
+    cuts = [f"{runs.epochs} of {asked.epochs} epochs"] if runs.epochs != asked.epochs else []
+    if runs.batches_per_epoch != asked.batches_per_epoch:
+        cuts.append(f"{runs.batches_per_epoch} of {asked.batches_per_epoch} batches per epoch")
+    images = [f"{count:,} {split}" for count, split in ((profile.train_images, "training"),
+                                                        (profile.test_images, "test")) if count is not None]
+    if images:
+        cuts.append(f"the first {' and '.join(images)} images")
+    return f"{profile.name} profile: {', '.join(cuts) or 'nothing cut'}"
+
+
 def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
-           replace: bool, source: str) -> Trained:
+           replace: bool, source: str, cuts: str) -> Trained:
     # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
     # run's own, never the published model's.
     checkpoint, published = run_dir / run_dir.resolve().name, models_dir() / f"{recipe.name}-seed{seed}"
-    log.info(f"{recipe.name}: {recipe.describe()}; seed {seed}; {device}; run folder {run_dir}")
+    log.info(f"{cuts + '; ' if cuts else ''}{recipe.name}: {recipe.describe()}; seed {seed}; {device}; "
+             f"run folder {run_dir}")
 
     data = load_data()
     seed_everything(seed)

@@ -104,7 +104,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, step3_checkpoint
                           "gone.png does not exist"),
         "folder-as-image": (["predict", "--model", model, str(tmp_path)], "is a folder"),
         "text-as-image": (["predict", "--model", model, str(good), str(text)], "notes.png: This is not an image"),
-        "unknown-option": (["test", "--model", model, "--epochs", "3"], "unrecognized arguments: --epochs 3"),
+        "unknown-option": (["test", "--model", model, "--epochs", "3"],  # the command's help lists its options
+                           "unrecognized arguments: --epochs 3. See `python -m mnist_utils test --help`"),
         "no-command": ([], "required: COMMAND"),
     }[case]
     before = sorted(tmp_path.iterdir())
@@ -378,3 +379,102 @@ def test_a_results_folder_whose_swap_fails_keeps_the_old_results(tmp_path, monke
         cli.write_folder_atomic(folder, {"metrics.json": b"new"})
     assert (folder / "metrics.json").read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["results"], "nothing left beside it"
+
+
+def test_predict_names_the_model_that_answered_once_and_in_each_json_record(step3_checkpoint, mnist, make_picture,
+                                                                            tmp_path, capsys):
+    images = []
+    for index in range(2):
+        images.append(tmp_path / f"digit{index}.png")
+        images[-1].write_bytes(make_picture(mnist.test.images[index]))
+    named = f"model step3 (Model_3, {step3_checkpoint})"  # the id, the architecture and the path
+    assert main(["predict", "--model", str(step3_checkpoint), *map(str, images)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count(named) == 1 and len(captured.err.splitlines()) == 1, captured.err
+    assert [line.split()[0] for line in captured.out.splitlines()] == list(map(str, images)), "one line per image"
+
+    assert main(["predict", "--model", str(step3_checkpoint), "--json", *map(str, images)]) == 0
+    captured = capsys.readouterr()
+    assert [a["model"] for a in json.loads(captured.out)] == ["step3", "step3"], "as the API's reply names it"
+    assert captured.err.count(named) == 1
+
+
+def test_train_refuses_an_out_folder_an_earlier_run_wrote_and_its_default_folder_is_new(tmp_path, monkeypatch,
+                                                                                       capsys):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    assert main(["train", "--config", "step1"]) == 0  # without --out: reports/smoke/runs/step1-seed1-TIME
+    (earlier,) = (tmp_path / "reports" / "smoke" / "runs").iterdir()
+    assert earlier.name.startswith("step1-seed1-") and (earlier / f"{earlier.name}.safetensors").exists()
+    kept = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    capsys.readouterr()
+
+    assert main(["train", "--config", "step2", "--out", str(earlier)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: --out {earlier}: it holds ") and captured.err.count("\n") == 1
+    assert "give a new or empty folder, or remove this one" in captured.err and captured.out == ""
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == kept, "the earlier run untouched, its log too"
+
+
+def test_a_smoke_train_says_what_the_profile_cut_and_how_to_test_in_that_profile(tmp_path, monkeypatch, capsys):
+    from mnist_utils.config import get_profile
+    from mnist_utils.trainer import profile_cuts
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    assert main(["train", "--config", "step1", "--set", "epochs=200", "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split(" ", 1)[1].startswith("smoke profile: 1 of 200 epochs, the first 2,048 training and "
+                                                  "1,024 test images; step1: 1 epoch"), printed[0]
+    # As printed, the command tests in the profile that trained it, into reports/smoke/, not the full run's.
+    assert "test it with `MNIST_PROFILE=smoke python -m mnist_utils test --model " in printed[-1], printed[-1]
+    assert printed[-1].endswith("/reports/smoke/models/step1-seed1.safetensors`"), printed[-1]
+    recipe = load_config("step1", ["epochs=200"])
+    assert profile_cuts(recipe, recipe.for_profile(get_profile("full")), get_profile("full")) == "", \
+        "the full profile cuts nothing and says nothing"
+
+
+def test_a_folder_given_as_model_is_named_as_a_folder_with_the_checkpoints_in_it(step3_checkpoint, tmp_path,
+                                                                               capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (tmp_path / "runs.json").write_text('{"other": "results"}')  # what `runs` would name as a checkpoint NAME
+    out, log = tmp_path / "out", tmp_path / "log.jsonl"
+    for held in ("it holds none (saved models are in", "it holds step3.safetensors"):
+        if "step3" in held:
+            for path in paths(step3_checkpoint):
+                (runs / path.name).write_bytes(path.read_bytes())
+        before = sorted(tmp_path.rglob("*"))
+        for command in (["test", "--out", str(out), "--log", str(log)], ["predict", str(tmp_path / "seven.png")]):
+            assert main([command[0], "--model", str(runs), *command[1:]]) == 2
+            error = capsys.readouterr().err
+            assert error.startswith(f"error: --model {runs} is a folder: pass NAME.safetensors") and held in error
+            assert "runs.json" not in error and error.count("\n") == 1
+        assert sorted(tmp_path.rglob("*")) == before, "nothing written"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--config", "step1", "--bogus"], "unrecognized arguments: --bogus. See `python -m mnist_utils train --help`."),
+    (["--config", "step1", "--seed", "-1"], "argument --seed: a seed is a whole number, 0 or more"),
+])
+def test_train_refuses_a_wrong_option_in_one_line_naming_its_own_help(arguments, message, tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")  # were it accepted, a short run
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    with pytest.raises(SystemExit) as exit_:  # argparse's own mistakes
+        main(["train", *arguments, "--out", str(tmp_path / "run")])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and error.startswith("error: ") and message in error and error.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [], "nothing trained, nothing published"
+
+
+def test_the_per_class_table_keeps_its_columns_at_100_percent():
+    import re
+
+    from mnist_utils.cli import per_class_table
+    rows = [{"class": 0, "precision": 100.0, "recall": 100.0, "f1": 100.0, "support": 980},
+            {"class": 1, "precision": 9.5, "recall": 99.12, "f1": 0.0, "support": 1135},
+            {"class": "macro", "precision": 99.5, "recall": 100.0, "f1": 99.75, "support": 10000}]
+    lines = per_class_table(rows)
+    assert lines[0].split() == ["digit", "precision", "recall", "F1", "support"] and "100.00%" in lines[1]
+    ends = [[m.end() for m in re.finditer(r"\S+", line)] for line in lines]  # every column right-aligned
+    assert all(end == ends[0] for end in ends), "\n".join(lines)
