@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import nbformat
 import zmq
@@ -61,6 +61,7 @@ from .stopping import Interrupted, Stop, execute_until_stopped
 PROJECT_KERNEL = "mnist-notebooks"  # registered by `make setup` (ipykernel install --sys-prefix)
 FALLBACK_KERNEL = "python3"  # the running interpreter's ipykernel
 YIELDING_NICE = 10  # a notebook off the series' longest chain: about a tenth of a core beside one on it
+HEARTBEAT_SECONDS = 60  # a line for each running notebook this often: a series runs minutes without an end
 
 # nbclient logs its own line for every timeout or dead kernel; the runner reports those itself,
 # and stray log lines would break the one-line-per-notebook progress output.
@@ -185,11 +186,13 @@ def _render_html(nb: Any, html: Path) -> str | None:
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     stop: Stop | None = None, nice: int = 0, training_lanes: int | None = None) -> dict[str, Any]:
+                     stop: Stop | None = None, nice: int = 0, training_lanes: int | None = None,
+                     on_cell: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
     config.reports_dir), and the results its Report wrote; return its runs.json entry. `nice` > 0: its
     kernel computes at that lower priority, leaving the CPU to a notebook beside it first. `training_lanes`: how
-    many lanes its trainings may use (mnist_utils.lanes; default: one per usable CPU).
+    many lanes its trainings may use (mnist_utils.lanes; default: one per usable CPU). `on_cell(index, cells)` is
+    told as each cell starts (counted from 1, of all the notebook's cells).
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
@@ -212,6 +215,8 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
     def before_cell(cell: Any, cell_index: int, **_: Any) -> None:
         current.update(cell=cell, index=cell_index)
+        if on_cell is not None:
+            on_cell(cell_index + 1, len(nb.cells))
         # Out of time: stop here, rather than hand each remaining cell time_left's 1 s minimum.
         if time.monotonic() >= deadline[0]:
             raise TimeoutError("out of time before this cell started")
@@ -324,12 +329,16 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     done: queue.Queue = queue.Queue()  # (stem, entry) as each notebook ends
     entries: dict[str, dict[str, Any]] = {}
     most_at_once, started = 0, time.monotonic()
+    at_cell: dict[str, tuple[int, int, float]] = {}  # stem → (cell, cells, when it started): for the heartbeat
+    heartbeat = started + HEARTBEAT_SECONDS
 
     def execute(path: Path, limit: float, nice: int) -> None:
         entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": profile, "finished": None,
                  "error": None}
+        began = time.monotonic()
         try:
-            entry = execute_notebook(path, reports_dir, profile, limit, stop, nice, cpus_each)
+            entry = execute_notebook(path, reports_dir, profile, limit, stop, nice, cpus_each,
+                                     on_cell=lambda cell, cells: at_cell.__setitem__(path.stem, (cell, cells, began)))
         except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the series goes on
             entry["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
         finally:
@@ -352,6 +361,13 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
                 most_at_once = max(most_at_once, len(running))
             if not running:
                 break  # stopped before the rest could start
+            if time.monotonic() >= heartbeat:
+                heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+                for stem in running:
+                    if stem in at_cell:
+                        cell, cells, began = at_cell[stem]
+                        print(f"[{number[stem]}/{len(paths)}] {stem} … running, "
+                              f"{fmt_duration(time.monotonic() - began)}, cell {cell} of {cells}", flush=True)
             try:
                 stem, entry = done.get(timeout=0.2)  # short waits: a stop signal reaches this thread between them
             except queue.Empty:

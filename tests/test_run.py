@@ -260,6 +260,18 @@ def test_a_run_where_every_notebook_succeeds_exits_0(tmp_path: Path, capsys, mon
     assert seen.read_text() == f"{os.getpriority(os.PRIO_PROCESS, 0)} None"
 
 
+def test_a_long_notebook_says_it_is_running_and_at_which_cell(tmp_path: Path, capsys, monkeypatch) -> None:
+    notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
+    make_notebook(notebooks, "01_slow", "x = 1", "import time\ntime.sleep(2.5)", "y = 2")
+    monkeypatch.setattr(run, "HEARTBEAT_SECONDS", 1.0)
+    assert run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    beats = [line for line in out if "running" in line]
+    assert beats and all(re.fullmatch(r"\[1/1\] 01_slow … running, \d+\.\ds, cell \d of 4", line) for line in beats), out
+    assert any("cell 3 of 4" in line for line in beats), "the cell that sleeps (after the title and the first)"
+    assert out.index(beats[0]) > out.index("[1/1] 01_slow started") and out[-1].startswith("1/1 notebooks ok")
+
+
 def test_a_notebooks_models_reach_reports_models_when_it_finishes_not_before(tmp_path: Path) -> None:
     saves = ("from models import Model_1\n"
              "from mnist_utils.checkpoints import models_dir, save_trained\n"
