@@ -64,7 +64,7 @@ browser:  ## Chromium and chromedriver for the browser test (apt-get install whe
 	fi
 
 train: data  ## train a config file's recipe, e.g. make train CONFIG=configs/step3.yaml (SET="lr=0.05 label_smoothing=0.1", PROFILE=smoke, REPLACE=1)
-	@test -n "$(CONFIG)" || { echo "Name a config: make train CONFIG=configs/step3.yaml (they are in configs/)"; exit 2; }
+	@test -n "$(CONFIG)" || { echo "error: name a config: make train CONFIG=configs/step3.yaml (they are in configs/)" >&2; exit 2; }
 	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils train --config $(CONFIG) $(foreach s,$(SET),--set $(s)) $(if $(filter 1 yes true,$(REPLACE)),--replace)
 
 bench: data  ## training speed: pipeline, time to 99.0% / 99.4%, PyTorch's MNIST example for comparison

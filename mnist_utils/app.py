@@ -27,6 +27,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
@@ -107,6 +108,12 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
     shelf = ModelShelf(Path(directory or models_dir()), torch.device(device))
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(title="MNIST digit reader", docs_url="/api/docs", redoc_url=None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # An unknown path or method answers as every other refusal does, {"error": message}, not {"detail": ...}
+        return JSONResponse({"error": f"{error.detail}: {request.method} {request.url.path}"},
+                            status_code=error.status_code, headers=getattr(error, "headers", None))
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:

@@ -84,6 +84,10 @@ def test_the_model_can_be_chosen(client, mnist, make_picture):
     assert unknown.json()["error"] == "No model 'nope'. Choose one of: step3, untrained."
     traversal = client.post("/api/predict?model=../step3", content=data)
     assert traversal.status_code == 404
+    # Paths and methods the API does not have are refused in the same shape as every other error.
+    assert client.get("/api/nothing").json() == {"error": "Not Found: GET /api/nothing"}
+    wrong_method = client.get("/api/predict")
+    assert wrong_method.status_code == 405 and wrong_method.json() == {"error": "Method Not Allowed: GET /api/predict"}
 
 
 def too_many_bytes():
