@@ -188,11 +188,9 @@ def check_run_folder(given: str | None) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     check_run_folder(args.out)
-    checkpoint, published = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
-                                              replace=args.replace)
-    if not published:
-        print(f"{_shown(models_dir())} already has a model of this name, kept: this run's checkpoint stays in its "
-              "folder (--replace puts it there instead).")
+    # Where a model of its name was kept rather than replaced, the trainer's log has said so (and how to replace it).
+    checkpoint, _ = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
+                                      replace=args.replace)
     # The profile picks the folders `test` reads and writes: run as printed, it tests where this run trained.
     profile = get_profile().name
     setting = f"MNIST_PROFILE={profile} " if profile != "full" else ""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import itertools
 import json
 import logging
 import math
@@ -81,11 +82,14 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
     device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out_dir or reports_dir() / "runs" / f"{recipe.name}-seed{seed}-{stamp}")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir}: a file is there; give the path of a folder for the run")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir:
+        run_dir = Path(out_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"--out {run_dir}: a file is there; give the path of a folder for the run")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = _new_folder(reports_dir() / "runs" / f"{recipe.name}-seed{seed}-{stamp}")
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
@@ -101,6 +105,20 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         for handler in log.handlers:
             handler.close()
         log.handlers.clear()
+
+
+def _new_folder(wanted: Path) -> Path:
+    """`wanted`, made; or, where a run that started in the same second made it, `wanted`-2, -3, ...: two runs
+    never share a folder (mkdir without exist_ok: of two processes racing for a name, one gets the next)."""
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        folder = wanted if number == 1 else wanted.with_name(f"{wanted.name}-{number}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:

@@ -224,7 +224,8 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     # A second run with other weights keeps the model already there (a notebook's, say), and says where its own is.
     assert main(["train", "--config", "step1", "--seed", "1", "--set", "lr=0.02", "--out", str(tmp_path / "second")]) == 0
     printed = capsys.readouterr().out
-    assert published.read_bytes() == first and "already has a model of this name, kept" in printed
+    assert published.read_bytes() == first and "is there already and is kept (pass --replace" in printed
+    assert printed.count("kept") == 1, "said once"
     second = tmp_path / "second" / "second.safetensors"
     assert not same_weights(second, published) and str(second) in printed
 
@@ -414,6 +415,14 @@ def test_train_refuses_an_out_folder_an_earlier_run_wrote_and_its_default_folder
     assert captured.err.startswith(f"error: --out {earlier}: it holds ") and captured.err.count("\n") == 1
     assert "give a new or empty folder, or remove this one" in captured.err and captured.out == ""
     assert {p.name: p.read_bytes() for p in earlier.iterdir()} == kept, "the earlier run untouched, its log too"
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    from mnist_utils.trainer import _new_folder
+    wanted = tmp_path / "runs" / "step1-seed1-20261205-071500"
+    made = [_new_folder(wanted) for _ in range(3)]
+    assert [p.name for p in made] == [wanted.name, f"{wanted.name}-2", f"{wanted.name}-3"]
+    assert all(p.is_dir() and not any(p.iterdir()) for p in made)
 
 
 def test_a_smoke_train_says_what_the_profile_cut_and_how_to_test_in_that_profile(tmp_path, monkeypatch, capsys):
