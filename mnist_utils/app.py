@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
+from .config import CommandParser
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
@@ -178,7 +179,7 @@ def port_taken(host: str, port: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnist_utils.app", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m mnist_utils.app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST))
     parser.add_argument("--port", type=port_number, default=os.environ.get("PORT", str(DEFAULT_PORT)),
                         help=f"default: $PORT, else {DEFAULT_PORT}")

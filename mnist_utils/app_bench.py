@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 
 from .bench import GOAL_CPU_CORES, machine_facts
 from .checkpoints import default_checkpoint, list_checkpoints, models_dir
-from .config import PROJECT_ROOT, reports_dir, usable_cpus
+from .config import PROJECT_ROOT, CommandParser, reports_dir, usable_cpus
 from .data import load_mnist, write_atomic
 from .report import mark
 
@@ -181,7 +181,7 @@ def concurrent(port: int, picture: bytes, sizes: Sizes) -> dict[str, Any]:
 
 
 def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m mnist_utils.app_bench", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m mnist_utils.app_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, help="folder of checkpoints (default: reports/models)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench_app.json)")

@@ -49,7 +49,7 @@ from torchvision import transforms
 from models import Model_3
 
 from .batches import endless
-from .config import data_root, get_device, reports_root, usable_cpus
+from .config import CommandParser, data_root, get_device, reports_root, usable_cpus
 from .engine import Autocast, epochs_until, progress_bar, seed_everything, test, train, training_step
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
 from .lanes import lanes_for, run_in_lanes
@@ -423,7 +423,7 @@ def machine_facts(device: torch.device) -> dict[str, Any]:
 
 
 def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m mnist_utils.bench", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m mnist_utils.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, help=f"timed training steps per repeat (default {Sizes.steps})")
     parser.add_argument("--repeats", type=int, help=f"timings per measurement, the fastest counts (default {Sizes.repeats})")
     parser.add_argument("--skip-accuracy", action="store_true", help="leave out the time-to-accuracy run")

@@ -26,13 +26,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
                           models_dir)
-from .config import get_device, get_profile, reports_dir
+from .config import CommandParser, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .plots import plot_confusion, plot_misclassified, png_bytes
@@ -51,22 +51,6 @@ PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in 
 
 class UsageError(ValueError):
     """Input the command cannot use; the message says what to do instead."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line naming the fix (argparse's default prints the usage first)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"error: {message}. See `{self.prog} --help`.\n")
-
-    def parse_known_args(self, args: Sequence[str] | None = None,
-                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
-        # argparse hands a command's unknown options up to the top-level parser, whose error would point at the
-        # top-level --help, which does not list the command's options: each parser refuses its own instead.
-        parsed, extra = super().parse_known_args(args, namespace)
-        if extra:
-            self.error(f"unrecognized arguments: {' '.join(extra)}")
-        return parsed, extra
 
 
 # ----------------------------------------------------------------------------- test
@@ -304,8 +288,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    parser = CommandParser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     train = commands.add_parser("train", help="train a config file's recipe; checkpoint to its run folder, then "
                                 "to reports/models")
     train.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/step3.yaml (or just step3)")

@@ -1,12 +1,13 @@
 """Where things live, which profile is running, and which device to use: decided here, once."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 import torch
 
@@ -204,3 +205,20 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
         chosen.update(matches)
     # Number order whatever order the selectors came in: later notebooks read earlier ones' results.
     return sorted(chosen)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the fix, exit status 2 (argparse's default prints the usage
+    first): the parser of every command line of the project."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}. See `{self.prog} --help`.\n")
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        # argparse hands a command's unknown options up to the top-level parser, whose error would point at the
+        # top-level --help, which does not list the command's options: each parser refuses its own instead.
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra

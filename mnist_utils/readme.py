@@ -2,12 +2,11 @@
 the benchmark's figures (never from a smoke run, never typed by hand)."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import NOTEBOOKS_DIR, PROJECT_ROOT, find_notebooks, reports_dir
+from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir
 from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, time_against_budget)
@@ -154,6 +153,6 @@ def main(readme: Path | None = None, reports: Path | None = None, notebooks: Pat
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(prog="python -m mnist_utils.readme",
+    CommandParser(prog="python -m mnist_utils.readme",
                             description=main.__doc__.split(";")[0].replace("`make readme`: r", "R")).parse_args()
     sys.exit(main())

@@ -24,7 +24,6 @@ interrupted (or killed) run leaves the last finished run's outputs as they were.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import json
@@ -48,8 +47,8 @@ from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 from .config import (LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
-                     START_ORDER, TIMEOUT_HEADROOM, budget_minutes, find_notebooks, get_profile, notebook_timeout,
-                     reports_dir as profile_reports_dir, reports_root, usable_cpus)
+                     START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes, find_notebooks, get_profile,
+                     notebook_timeout, reports_dir as profile_reports_dir, reports_root, usable_cpus)
 from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
@@ -390,7 +389,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnist_utils.run", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m mnist_utils.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("selectors", nargs="*", metavar="SELECTOR",
                         help="notebook number (00, 3) or stem (00_eda); none: all")
     parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")

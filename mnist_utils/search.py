@@ -18,7 +18,6 @@ what it finished and the next run goes on from there.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,7 +27,7 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import PROJECT_ROOT, get_device
+from .config import PROJECT_ROOT, CommandParser, get_device
 from .data import MNISTDataError, load_mnist, write_atomic
 from .engine import History
 from .evaluation import GOAL_ACC, seed_table
@@ -182,7 +181,7 @@ def search_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnist_utils.search", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m mnist_utils.search", description=__doc__.split("\n\n")[0])
     parser.add_argument("search", type=Path, help="a search file, e.g. configs/searches/step3.yaml")
     parser.add_argument("--only", type=int, action="append", metavar="N",
                         help="run candidate N (from 0) even if it is recorded; repeat for more")

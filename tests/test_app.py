@@ -173,6 +173,18 @@ def test_a_port_that_is_not_one_is_refused_by_name(text):
     assert port_number("8000") == 8000
 
 
+def test_every_command_line_refuses_a_bad_option_in_one_line(capsys):
+    # argparse's own error prints the usage first; each of the project's commands says the problem and the fix.
+    from mnist_utils import bench, run
+
+    for command, arguments in ((main, ["--port", "99999"]), (run.main, ["--lanes", "x"]), (bench.main, ["--nope"])):
+        with pytest.raises(SystemExit) as stopped:
+            command(arguments)
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+        assert "--help`." in err and "usage:" not in err
+
+
 def test_a_port_in_use_is_an_error_before_the_page_says_it_serves(models_dir, capsys):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
