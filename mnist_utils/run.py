@@ -184,6 +184,33 @@ def _render_html(nb: Any, html: Path) -> str | None:
     return None
 
 
+def _publish_run(nb: Any, stem: str, folder: Path, pending: Path, status: str,
+                 error: str | None) -> tuple[str, str | None]:
+    """What a run of notebook `stem` leaves in the profile's `folder`: its executed copy `nb` (None: it could not
+    be read), its HTML report and the results and models it wrote to `pending`; nothing new for an interrupted run.
+    Returns the status and error, a report that cannot be rendered making an ok run an error."""
+    executed, html = folder / f"{stem}.ipynb", folder / f"{stem}.html"
+    if status == "interrupted":  # an unfinished run replaces nothing
+        _discard(pending)
+        if html.exists():
+            error += "; the report and results shown are the previous run's"
+        return status, error
+    # The previous run's report goes first, so that whatever fails below, the index never links it as this
+    # run's; then the executed copy and the results, so that a report that cannot be rendered loses neither.
+    html.unlink(missing_ok=True)
+    if nb is None:  # the notebook could not even be read: no executed copy of this run
+        executed.unlink(missing_ok=True)
+    else:
+        write_atomic(executed, nbformat.writes(nb).encode())
+    _publish_results(pending, folder, stem, stopped=error if status != "ok" else None)
+    problem = None if nb is None else _render_html(nb, html)
+    if problem:
+        status = "error" if status == "ok" else status  # a timeout stays a timeout
+        problem += f"; the executed notebook is {executed}"
+        error = f"{error}; {problem}" if error else problem
+    return status, error
+
+
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
                      stop: Stop | None = None, nice: int = 0, training_lanes: int | None = None,
                      on_cell: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -270,25 +297,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
     # Read before a failed rendering below can make the status an error: the kernel's CPU time was measured.
     cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
-    executed, html = folder / f"{path.stem}.ipynb", folder / f"{path.stem}.html"
-    if status == "interrupted":  # an unfinished run replaces nothing
-        _discard(pending)
-        if html.exists():
-            error += "; the report and results shown are the previous run's"
-    else:
-        # The previous run's report goes first, so that whatever fails below, the index never links it as this
-        # run's; then the executed copy and the results, so that a report that cannot be rendered loses neither.
-        html.unlink(missing_ok=True)
-        if nb is None:  # the notebook could not even be read: no executed copy of this run
-            executed.unlink(missing_ok=True)
-        else:
-            write_atomic(executed, nbformat.writes(nb).encode())
-        _publish_results(pending, folder, path.stem, stopped=error if status != "ok" else None)
-        problem = None if nb is None else _render_html(nb, html)
-        if problem:
-            status = "error" if status == "ok" else status  # a timeout stays a timeout
-            problem += f"; the executed notebook is {executed}"
-            error = f"{error}; {problem}" if error else problem
+    status, error = _publish_run(nb, path.stem, folder, pending, status, error)
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
             "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
 
