@@ -234,6 +234,8 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     except FileNotFoundError:
         return (f"{weights_path} is missing, though its metadata is there: copy the weights file next to it, or save "
                 "the model again.")
+    except OSError as error:  # a link to itself, no permission: one unreadable file must not stop the listing
+        return f"{weights_path} cannot be read ({error.strerror or error}): save the model again."
     if size != expected:
         return (f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is truncated or "
                 "was replaced. Save the model again.")

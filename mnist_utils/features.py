@@ -107,7 +107,9 @@ def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.devi
     """Train only `model.head` on the features of the frozen `model.backbone`, as a `freeze_backbone` recipe
     says: the features of its training and validation splits computed once, in eval mode (BatchNorm keeps its
     statistics), then its optimizer, schedule, epochs, early stopping and thread count, as `train_recipe`
-    applies them to a whole model. Returns the history and the seconds the pass over the training images took."""
+    applies them to a whole model. Computed once, the features take no augmentation and no short epochs. Without
+    a validation split, the test set is scored after each epoch, as `train_recipe` does. Returns the history and
+    the seconds the pass over the training images took."""
     if not (hasattr(model, "backbone") and hasattr(model, "head")):
         raise ValueError(f"train_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
                          f"got {type(model).__name__}")
@@ -120,9 +122,11 @@ def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.devi
         seconds = time.perf_counter() - start
         val_batches = None if val_set is None else FeatureBatches(
             *extract_features(backbone, recipe.eval_batches(val_set, device, **inputs), device), 1000)
+        test_batches = None if val_set is not None else FeatureBatches(
+            *extract_features(backbone, recipe.eval_batches(data.test, device, **inputs), device), 1000)
         train_batches = FeatureBatches(*features, recipe.batch_size, shuffle=True, seed=seed)
         optimizer = recipe.make_optimizer(model.head.parameters())
-        history = fit(recipe.computing(model.head, device), train_batches, None, optimizer, device,
+        history = fit(recipe.computing(model.head, device), train_batches, test_batches, optimizer, device,
                       epochs=recipe.epochs, scheduler=recipe.make_scheduler(optimizer, len(train_batches)),
                       loss_fn=recipe.loss_fn, val_batches=val_batches, patience=recipe.patience,
                       monitor=recipe.monitor, keep_best=recipe.keep_best, monitor_from=recipe.monitor_from,

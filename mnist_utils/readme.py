@@ -29,6 +29,12 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
         raise ValueError(f"No full-profile results for {', '.join(missing)}: run `make notebooks NB={selector}` first.")
     if not results:
         raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
+    stopped = [r["notebook"] for r in results if r.get("stopped")]  # marked by the runner: part of a run only
+    if stopped:
+        numbers = " ".join(stem[:2] for stem in stopped)
+        selector = numbers if len(stopped) == 1 else f'"{numbers}"'
+        raise ValueError(f"The last run of {', '.join(stopped)} stopped early; its results are part of a run: run "
+                         f"`make notebooks NB={selector}` again first.")
     hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
     versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
     seconds = {r["notebook"]: notebook_seconds((runs or {}).get(r["notebook"], {}), r) for r in results}

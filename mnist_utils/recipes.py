@@ -336,9 +336,8 @@ def config_names() -> list[str]:
 
 
 def _yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
-    """(where, what) of a YAML error, each on one line: ("line 3, column 2", "expected ',' or ']', but got ':'
-    (while parsing a flow sequence from line 2, column 5)"), lines and columns counted from 1; yaml's own
-    message spans several lines and names no file. ("", yaml's message) where it gives no place."""
+    """(where, what) of a YAML error, each in one line (yaml's own spans several and names no file): ("line 3,
+    column 2", "expected ',' or ']', but got ':' (while parsing ... from line 2, column 5)"), or ("", message)."""
     mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
     if mark is None or not problem:
         return "", " ".join(str(error).split())
@@ -376,6 +375,8 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
         chain.insert(0, (path, text, values))
         if not values.get("base"):
             return chain
+        if not isinstance(values["base"], str):
+            raise ConfigError(f"{path}: base: expected a config file's name (base: step3.yaml), got {values['base']!r}")
         beside, shared = path.parent / values["base"], CONFIGS_DIR / values["base"]
         path = shared if not beside.is_file() and shared.is_file() else beside
 
@@ -408,16 +409,14 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 _AUGMENT_FIELDS = {f.name: f for f in dataclasses.fields(Augment)}
-
-
 # names a newcomer reaches for, and the key that does it (the close misspellings difflib finds by itself)
 _SYNONYMS = {"learning_rate": "lr", "max_lr": "lr", "architecture": "model", "dropout": "model_args.dropout"}
 _AUGMENT_SYNONYMS = {"shift": "translate", "zoom": "scale", "erasing": "erase_p"}
 
 
 def _unknown_keys(where: str, unknown: list[str], known: Iterable[str], synonyms: dict[str, str]) -> ConfigError:
-    """The error for keys a recipe does not have: each with the key it most likely means ("unknown key lrr; did
-    you mean lr?"), and the list of the keys only where one of them resembles none."""
+    """The error for keys a recipe lacks, each with the key it likely means ("unknown key lrr; did you mean lr?");
+    the list of the keys only where one of them resembles none."""
     known = list(known)
     guesses = {key: synonyms.get(key) or next(iter(difflib.get_close_matches(key, known, n=1)), None)
                for key in unknown}
@@ -460,7 +459,7 @@ def _convert(where: str, value: Any, kind: Any) -> Any:
 
 def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
     """A validated recipe from a config's keys; unknown keys and wrong types are errors naming the key."""
-    unknown = sorted(set(values) - set(_FIELDS))
+    unknown = sorted(str(key) for key in set(values) - set(_FIELDS))  # `3: 4` in a file is a key too
     if unknown:
         raise _unknown_keys(f"{name or 'config'}: ", unknown, _FIELDS, _SYNONYMS)
     settings = {"name": name}
@@ -468,7 +467,7 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
         if key == "augment":
             if not isinstance(value, dict):
                 raise ConfigError(f"{name}: augment: expected keys such as rotation, translate; got {value!r}")
-            wrong = sorted(set(value) - set(_AUGMENT_FIELDS))
+            wrong = sorted(str(key) for key in set(value) - set(_AUGMENT_FIELDS))
             if wrong:
                 raise _unknown_keys(f"{name}: augment: ", wrong, _AUGMENT_FIELDS, _AUGMENT_SYNONYMS)
             settings[key] = Augment(**{k: _convert(f"{name}: augment.{k}", v, _AUGMENT_FIELDS[k].type)
@@ -492,7 +491,8 @@ def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
             if not isinstance(target, dict):
                 raise ConfigError(f"--set {text!r}: {key} is not a group of keys")
         target[keys[-1]] = value
-    if "model" not in values:  # the Recipe's default is for code; a file (or its base) says what it trains
+    # A file must name its model (the Recipe's default is for code); unknown keys first: `modle:` is a typo.
+    if "model" not in values and not set(values) - set(_FIELDS):
         raise ConfigError(f"{path}: no model; name the architecture, e.g. model: Model_3 (models.py has "
                           f"{', '.join(model_names())}; or model: {PRETRAINED} for an ImageNet backbone)")
     return recipe_from_dict(values, path.stem)

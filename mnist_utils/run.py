@@ -425,12 +425,18 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     reports = Path(args.reports or reports_root()).resolve()
     have = {r["notebook"] for r in load_results(profile_reports_dir(profile, reports) / "results")
-            if r.get("profile") == profile}
+            if r.get("profile") == profile and not r.get("stopped")}  # a run that stopped half-way is no input
     first = inputs_to_run([path.stem for path in paths], have)
-    if first:  # what the chosen notebooks build on, never run in this profile: run it too, before them
-        print(f"{', '.join(path.stem for path in paths)} read the results of {', '.join(first)}, which the "
-              f"{profile} profile has none of yet: running {'it' if len(first) == 1 else 'them'} first", flush=True)
-        paths = find_notebooks(args.notebooks, [*first, *(path.stem for path in paths)])
+    if first:  # what the chosen notebooks build on, with no whole run in this profile: run it too, before them
+        try:
+            paths = find_notebooks(args.notebooks, [*first, *(path.stem for path in paths)])
+        except ValueError as exc:
+            print(f"error: the notebooks asked for read the results of {', '.join(first)}, of which the {profile} "
+                  f"profile has no whole run, and {args.notebooks} cannot run them: {exc}", file=sys.stderr)
+            return 2
+        print(f"{', '.join(path.stem for path in paths if path.stem not in first)} read the results of "
+              f"{', '.join(first)}, which the {profile} profile has no whole run of: running "
+              f"{'it' if len(first) == 1 else 'them'} first", flush=True)
 
     started = time.monotonic()
     with Stop() as stop:

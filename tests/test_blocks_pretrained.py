@@ -255,6 +255,10 @@ def test_a_frozen_backbone_recipe_trains_the_head_alone_and_leaves_the_backbone_
     assert recipe.scheduler == "none" and history["lr"] == [0.01, 0.01]
     cycled, _ = train_model(model, recipe.replace(scheduler="onecycle"), data, cpu, seed=0, progress=None)
     assert cycled["lr"][0] == pytest.approx(0.01 / 25)
+    # Without a validation split, the test set is scored after each epoch, as for a whole model.
+    unvalidated, _ = train_model(model, recipe.replace(val_fraction=0.0), data, cpu, seed=0, progress=None)
+    assert "test_acc" in unvalidated.rows[-1] and "val_acc" not in unvalidated.rows[-1]
+    assert unvalidated["test_acc"][-1] == test(model, recipe.eval_batches(data.test, cpu), cpu).accuracy
 
 
 def test_feature_map_size_reports_what_reaches_global_pooling_and_changes_nothing():

@@ -230,17 +230,19 @@ def test_foreign_files_are_refused(tmp_path):
 
 def test_listing_skips_broken_files_and_the_default_is_the_best_step3_model(tmp_path, caplog):
     for name, model, accuracy in (("a", Model_3(), 99.1), ("b", Model_1(), 99.5), ("c", Model_3(), 99.3),
-                                  ("cut", Model_3(), 99.9), ("gone", Model_3(), 99.8)):
+                                  ("cut", Model_3(), 99.9), ("gone", Model_3(), 99.8), ("loop", Model_3(), 99.7)):
         save_checkpoint(model, tmp_path / name, model_name=type(model).__name__, metrics={"test_acc": accuracy})
     (tmp_path / "broken.json").write_text("{")
     # The two most accurate Model_3 lose their weights: truncated, deleted. Listed, they would be the default.
     (tmp_path / "cut.safetensors").write_bytes((tmp_path / "cut.safetensors").read_bytes()[:500])
     (tmp_path / "gone.safetensors").unlink()
+    (tmp_path / "loop.safetensors").unlink()
+    (tmp_path / "loop.safetensors").symlink_to("loop.safetensors")  # stat() fails, and not as a missing file
     listing = list_checkpoints(tmp_path)
     assert [m["id"] for m in listing] == ["b", "c", "a"]
     assert "broken.json is not valid JSON" in caplog.text
     assert "cut.safetensors is 500 bytes where its metadata says" in caplog.text
-    assert "gone.safetensors is missing" in caplog.text
+    assert "gone.safetensors is missing" in caplog.text and "loop.safetensors cannot be read" in caplog.text
     assert default_checkpoint(listing)["id"] == "c"
     assert default_checkpoint([m for m in listing if m["id"] == "b"])["id"] == "b", "no Model_3: the best of any"
     assert default_checkpoint([]) is None

@@ -127,6 +127,14 @@ def test_a_config_must_name_its_model_itself_or_through_its_base(tmp_path):
     assert load_config(tmp_path / "empty.yaml", ["model=Model_2"]).model == "Model_2", "or the command line does"
     (tmp_path / "variant.yaml").write_text(f"base: {CONFIGS_DIR / 'step1.yaml'}\nepochs: 3\n")
     assert load_config(tmp_path / "variant.yaml").model == "Model_1", "named by the base"
+    # A misspelt key is named as one, not read as a missing model; keys and bases that are not names are refused.
+    for text, message in (("modle: Model_3\n", "unknown key modle; did you mean model?"),
+                          ("3: 4\nmodel: Model_3\n", "unknown key 3; the keys are"),
+                          ("model: Model_3\naugment: {3: 1}\n", "augment: unknown key 3; the keys are"),
+                          ("base: 3\n", r"base: expected a config file's name \(base: step3.yaml\), got 3")):
+        (tmp_path / "odd.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_config(tmp_path / "odd.yaml")
 
 
 def test_every_config_and_search_start_names_its_model_directly_or_through_its_base():

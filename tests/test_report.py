@@ -74,6 +74,8 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     smoke = {**full, "notebook": "02_smoke", "profile": "smoke"}
     with pytest.raises(ValueError, match="make notebooks"):
         results_markdown([smoke])
+    with pytest.raises(ValueError, match=r"The last run of 01_demo stopped early; .* `make notebooks NB=01` again"):
+        results_markdown([{**full, "stopped": "ValueError: boom (cell [7])"}])
     text = results_markdown([full, smoke])
     assert "Test accuracy: 99.51%" in text and "| 1 | 99.47% |" in text and "02_smoke" not in text
     assert "| Model_3 | 01_demo | 5,000 | 99.51% |" in text

@@ -2,6 +2,7 @@
 the longest chain, the schedule the budgets must fit. No kernel here."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -91,6 +92,31 @@ def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts
         assert config.notebook_timeout(stem, "full") >= 1.5 * 60 * config.budget_minutes(stem, "full")
         assert config.budget_minutes(stem, "smoke") is None and config.notebook_timeout(stem, "smoke") == config.SMOKE_TIMEOUT
     assert config.notebook_timeout("99_new", "full") == config.UNBUDGETED_TIMEOUT
+
+
+def test_the_runner_runs_first_the_inputs_with_no_whole_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    notebooks, results = tmp_path / "notebooks", tmp_path / "reports" / "smoke" / "results"
+    stems = ("01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle")
+    notebooks.mkdir()
+    for stem in stems:
+        nbformat.write(nbformat.v4.new_notebook(), notebooks / f"{stem}.ipynb")
+    results.mkdir(parents=True)
+    whole = {"title": "t", "profile": "smoke", "targets": [], "seconds": 1.0, "saved": "2026-12-05", "hardware": "CPU",
+             "torch": "2"}
+    (results / f"{stems[0]}.json").write_text(json.dumps({**whole, "notebook": stems[0]}))
+    (results / f"{stems[1]}.json").write_text(json.dumps({**whole, "notebook": stems[1], "stopped": "boom"}))
+    ran = []
+    monkeypatch.setattr(run, "run_notebooks", lambda paths, *args, **kwargs: ran.extend(p.stem for p in paths) or {})
+    arguments = ["03", "--profile", "smoke", "--notebooks", str(notebooks), "--reports", str(tmp_path / "reports")]
+    assert run.main(arguments) == 0
+    assert ran == list(stems[1:]), "02 stopped half-way last time: it runs again, before 03; 01's whole run stays"
+    printed = capsys.readouterr().out
+    assert "read the results of 02_step2_gap_dropout, which the smoke profile has no whole run of" in printed
+    # Where the notebooks folder lacks an input, the runner says so in a line, and runs nothing.
+    (notebooks / f"{stems[1]}.ipynb").unlink()
+    ran.clear()
+    assert run.main(arguments) == 2 and ran == []
+    assert capsys.readouterr().err.startswith("error: the notebooks asked for read the results of 02_step2_gap_dropout")
 
 
 def test_lanes_must_be_one_or_more_and_no_notebooks_is_no_run(tmp_path: Path) -> None:
