@@ -39,14 +39,20 @@ from .training import train_model
 
 
 def _logger(log_file: Path) -> logging.Logger:
-    """A logger writing to the console and to `log_file`, one line per message."""
+    """A logger writing to the console and to `log_file`, one line per message; a message logged with
+    `extra=FILE_ONLY` goes to the file alone (how a run ended: the command line says it on the console)."""
     logger = logging.getLogger(f"mnist_utils.train.{log_file}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(log_file)):
+    console = logging.StreamHandler(sys.stdout)
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
+    for handler in (console, logging.FileHandler(log_file)):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     return logger
+
+
+FILE_ONLY = {"file_only": True}
 
 
 def _history_files(history: History, title: str) -> dict[str, bytes]:
@@ -96,10 +102,11 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
             return _train(recipe, seed, device, run_dir, log, replace, str(source),
                           profile_cuts(asked, recipe, profile))
     except KeyboardInterrupt:
-        log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}")
+        log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}",
+                  extra=FILE_ONLY)
         raise
     except Exception as error:  # the log keeps why the run ended; the caller reports it
-        log.error(f"stopped: {type(error).__name__}: {error}")
+        log.error(f"stopped: {type(error).__name__}: {error}", extra=FILE_ONLY)
         raise
     finally:
         for handler in log.handlers:

@@ -289,8 +289,10 @@ def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, mon
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     assert main(["train", "--config", "step1", "--set", "lr=1e6", "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
+    captured = capsys.readouterr()
+    error = captured.err.splitlines()[-1]  # after the epoch's progress bar
     assert error.startswith("error: ") and "training diverged; lower the learning rate" in error
+    assert "diverged" not in captured.out, "said once, by the command: the log's line goes to train.log only"
     assert not (tmp_path / "reports" / "smoke" / "models").exists() and not (tmp_path / "run" / "run.json").exists()
     assert "stopped: TrainingDiverged" in (tmp_path / "run" / "train.log").read_text()
     assert json.loads((tmp_path / "run" / "history.json").read_text())[0]["epoch"] == 1, "the epoch it ran is kept"
@@ -308,8 +310,9 @@ def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_pat
 
     monkeypatch.setattr(trainer, "train_model", stopped_after_one_epoch)
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
-    last = capsys.readouterr().err.splitlines()[-1]  # after the epoch's progress bar
-    assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far"
+    captured = capsys.readouterr()
+    last = captured.err.splitlines()[-1]  # after the epoch's progress bar
+    assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far" and "stopped" not in captured.out
     run = tmp_path / "run"
     assert {"run.safetensors", "run.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
     assert "stopped (Ctrl-C)" in (run / "train.log").read_text()
