@@ -37,7 +37,7 @@ from mnist_utils.inspection import (bf16_claim, channels_last_claim, count_param
 from mnist_utils.batches import Batches
 from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
 from mnist_utils.recipes import Recipe, build_model, load_config
-from mnist_utils.training import run_recipe, run_recipes, train_model, train_recipe, train_seeds
+from mnist_utils.training import run_recipe, run_recipes, train_head, train_model, train_recipe, train_seeds
 from mnist_utils.search import held_on_every_seed, recorded_candidates, recorded_run, search_table
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
@@ -58,7 +58,7 @@ from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
 # mnist_utils/pretrained.py, mnist_utils/recipes.py, mnist_utils/features.py
-from mnist_utils.features import linear_probe, resolution_sweep, train_head
+from mnist_utils.features import linear_probe, resolution_sweep
 from mnist_utils.pretrained import resnet18_weights_available, stem_conversion_error
 from mnist_utils.recipes import build_pretrained
 

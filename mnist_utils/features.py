@@ -1,15 +1,15 @@
 """Frozen features: a backbone run once over the images, then only a head trained on what it computed.
-Used to train the head of a pretrained network alone, and to probe how well its features separate digits."""
+Used to train the head of a pretrained network alone (`training.train_head`), and to probe how well its
+features separate digits."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
 
-from .config import computing_on
-from .data import MNIST, ImageSet
+from .data import ImageSet
 from .engine import History, fit, make_optimizer, one_cycle, test
 from .inspection import feature_map_size
 from .recipes import Recipe, build_pretrained
@@ -100,35 +100,3 @@ def resolution_sweep(recipe: Recipe, sizes: Iterable[int], train: ImageSet, val:
                      "probe val %": probe["accuracy"], "backbone images/s": probe["images_per_s"]})
     return rows
 
-
-def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
-               inputs: dict[str, Any] | None = None, progress: str | None = "epochs", desc: str = "",
-               on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> tuple[History, float]:
-    """Train only `model.head` on the features of the frozen `model.backbone`, as a `freeze_backbone` recipe
-    says: the features of its training and validation splits computed once, in eval mode (BatchNorm keeps its
-    statistics), then its optimizer, schedule, epochs, early stopping and thread count, as `train_recipe`
-    applies them to a whole model. Computed once, the features take no augmentation and no short epochs. Without
-    a validation split, the test set is scored after each epoch, as `train_recipe` does. Returns the history and
-    the seconds the pass over the training images took."""
-    if not (hasattr(model, "backbone") and hasattr(model, "head")):
-        raise ValueError(f"train_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
-                         f"got {type(model).__name__}")
-    inputs = inputs or {}
-    train_set, val_set = recipe.split(data.train, seed)
-    backbone = recipe.computing(model.backbone, device)  # in the precision the whole model will be tested in
-    with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
-        start = time.perf_counter()
-        features = extract_features(backbone, recipe.eval_batches(train_set, device, **inputs), device)
-        seconds = time.perf_counter() - start
-        val_batches = None if val_set is None else FeatureBatches(
-            *extract_features(backbone, recipe.eval_batches(val_set, device, **inputs), device), 1000)
-        test_batches = None if val_set is not None else FeatureBatches(
-            *extract_features(backbone, recipe.eval_batches(data.test, device, **inputs), device), 1000)
-        train_batches = FeatureBatches(*features, recipe.batch_size, shuffle=True, seed=seed)
-        optimizer = recipe.make_optimizer(model.head.parameters())
-        history = fit(recipe.computing(model.head, device), train_batches, test_batches, optimizer, device,
-                      epochs=recipe.epochs, scheduler=recipe.make_scheduler(optimizer, len(train_batches)),
-                      loss_fn=recipe.loss_fn, val_batches=val_batches, patience=recipe.patience,
-                      monitor=recipe.monitor, keep_best=recipe.keep_best, monitor_from=recipe.monitor_from,
-                      progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
-    return history, seconds

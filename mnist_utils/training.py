@@ -17,12 +17,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import computing_on
-from .data import MNIST
+from .data import MNIST, ImageSet
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
-from .features import train_head
+from .features import FeatureBatches, extract_features
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, drops_out, packed_loss, side_by_side
 from .recipes import Recipe, build_model
+
+
+def _fit_recipe(model: nn.Module, recipe: Recipe, train_batches: Any, test_batches: Any, device: torch.device, *,
+                val_batches: Any = None, probe_batches: Any = None, progress: str | None, desc: str,
+                on_epoch: Callable[[dict[str, float], bool], None] | None) -> History:
+    """`fit` with what `recipe` says of the loop: its optimizer and schedule over `model`'s parameters, its epochs,
+    loss, early stopping and precision. The caller sets its thread count (`computing_on(recipe.threads)`)."""
+    optimizer = recipe.make_optimizer(model.parameters())
+    return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
+               epochs=recipe.epochs, scheduler=recipe.make_scheduler(optimizer, len(train_batches)),
+               loss_fn=recipe.loss_fn, val_batches=val_batches, probe_batches=probe_batches,
+               patience=recipe.patience, monitor=recipe.monitor, keep_best=recipe.keep_best,
+               monitor_from=recipe.monitor_from, progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
 
 
 def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
@@ -38,14 +51,39 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
     val_batches = None if val_set is None else recipe.eval_batches(val_set, device, **inputs)
     test_batches = recipe.eval_batches(data.test, device, **inputs) if val_set is None else None
     probe_batches = recipe.probe_batches(train_set, device, **inputs)
-    optimizer = recipe.make_optimizer(model.parameters())
-    scheduler = recipe.make_scheduler(optimizer, len(train_batches))
     with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
-        return fit(recipe.computing(model, device), train_batches, test_batches, optimizer, device,
-                   epochs=recipe.epochs, scheduler=scheduler, loss_fn=recipe.loss_fn,
-                   val_batches=val_batches, probe_batches=probe_batches, patience=recipe.patience,
-                   monitor=recipe.monitor, keep_best=recipe.keep_best, monitor_from=recipe.monitor_from,
-                   progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
+        return _fit_recipe(model, recipe, train_batches, test_batches, device, val_batches=val_batches,
+                           probe_batches=probe_batches, progress=progress, desc=desc, on_epoch=on_epoch)
+
+
+def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
+               inputs: dict[str, Any] | None = None, progress: str | None = "epochs", desc: str = "",
+               on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> tuple[History, float]:
+    """Train only `model.head` on the features of the frozen `model.backbone`, as a `freeze_backbone` recipe
+    says: the features of its training and validation splits computed once, in eval mode (BatchNorm keeps its
+    statistics), then the loop `train_recipe` runs on a whole model (`_fit_recipe`). Computed once, the features
+    take no augmentation and no short epochs. Without a validation split, the test set is scored after each
+    epoch, as `train_recipe` does. Returns the history and the seconds the pass over the training images took."""
+    if not (hasattr(model, "backbone") and hasattr(model, "head")):
+        raise ValueError(f"train_head needs a model with .backbone and .head (as pretrained_for_mnist builds), "
+                         f"got {type(model).__name__}")
+    inputs = inputs or {}
+    train_set, val_set = recipe.split(data.train, seed)
+    backbone = recipe.computing(model.backbone, device)  # in the precision the whole model will be tested in
+
+    def features_of(images: ImageSet, batch_size: int = 1000, **order: Any) -> FeatureBatches:
+        return FeatureBatches(*extract_features(backbone, recipe.eval_batches(images, device, **inputs), device),
+                              batch_size, **order)
+
+    with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
+        start = time.perf_counter()
+        train_batches = features_of(train_set, recipe.batch_size, shuffle=True, seed=seed)
+        seconds = time.perf_counter() - start
+        val_batches = None if val_set is None else features_of(val_set)
+        test_batches = None if val_set is not None else features_of(data.test)
+        history = _fit_recipe(model.head, recipe, train_batches, test_batches, device, val_batches=val_batches,
+                              progress=progress, desc=desc, on_epoch=on_epoch)
+    return history, seconds
 
 
 def train_model(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
