@@ -15,6 +15,12 @@ from .report import leaderboard_rows, load_results, mark, markdown_table, read_j
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def _selector(stems: Sequence[str]) -> str:
+    """`make notebooks`' NB= value for `stems`: 03, or "03 06" (quoted for the shell) for several."""
+    numbers = " ".join(stem[:2] for stem in stems)
+    return numbers if len(stems) == 1 else f'"{numbers}"'
+
+
 def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] = (),
                      series: dict[str, Any] | None = None, runs: dict[str, dict[str, Any]] | None = None) -> str:
     """The README's results section, built only from full-profile results files. A notebook of `expected`
@@ -24,17 +30,14 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
     results = [r for r in results if r.get("profile") == "full"]
     missing = sorted(set(expected) - {r["notebook"] for r in results})
     if missing:
-        numbers = " ".join(stem[:2] for stem in missing)
-        selector = numbers if len(missing) == 1 else f'"{numbers}"'
-        raise ValueError(f"No full-profile results for {', '.join(missing)}: run `make notebooks NB={selector}` first.")
+        raise ValueError(f"No full-profile results for {', '.join(missing)}: run `make notebooks "
+                         f"NB={_selector(missing)}` first.")
     if not results:
         raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
     stopped = [r["notebook"] for r in results if r.get("stopped")]  # marked by the runner: part of a run only
     if stopped:
-        numbers = " ".join(stem[:2] for stem in stopped)
-        selector = numbers if len(stopped) == 1 else f'"{numbers}"'
         raise ValueError(f"The last run of {', '.join(stopped)} stopped early; its results are part of a run: run "
-                         f"`make notebooks NB={selector}` again first.")
+                         f"`make notebooks NB={_selector(stopped)}` again first.")
     hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
     versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
     seconds = {r["notebook"]: notebook_seconds((runs or {}).get(r["notebook"], {}), r) for r in results}

@@ -437,17 +437,17 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     """The results of `notebook` run in `profile` (the active one by default), for a later notebook that
     builds on them; a clear error naming the notebook to run first when there are none."""
     profile = profile or get_profile().name
+    rerun = (f"(`make notebooks NB={notebook[:2]}{' PROFILE=' + profile if profile != 'full' else ''}`, or open it "
+             "in Jupyter)")
     for result in load_results(directory or reports_dir(profile) / "results"):
         if result.get("notebook") == notebook and result.get("profile") == profile:
             if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
                 raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and "
                                      f"its last run there stopped early ({result['stopped']}): run it again first "
-                                     f"(`make notebooks NB={notebook[:2]}"
-                                     f"{' PROFILE=' + profile if profile != 'full' else ''}`, or open it in Jupyter).")
+                                     f"{rerun}.")
             return result
     raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and there are "
-                         f"none yet: run that notebook first (`make notebooks NB={notebook[:2]}"
-                         f"{' PROFILE=' + profile if profile != 'full' else ''}`, or open it in Jupyter).")
+                         f"none yet: run that notebook first {rerun}.")
 
 
 def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ from .config import (LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_
 from .data import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
-from .report import PENDING_ENV, load_results, read_json
+from .report import PENDING_ENV, read_json
 from .series import (check_lanes, default_lanes, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
@@ -424,7 +424,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
         return 2
     reports = Path(args.reports or reports_root()).resolve()
-    have = {r["notebook"] for r in load_results(profile_reports_dir(profile, reports) / "results")
+    have = {stem for stem, r in results_by_stem(profile_reports_dir(profile, reports)).items()
             if r.get("profile") == profile and not r.get("stopped")}  # a run that stopped half-way is no input
     first = inputs_to_run([path.stem for path in paths], have)
     if first:  # what the chosen notebooks build on, with no whole run in this profile: run it too, before them

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import itertools
 import json
 import logging
 import math
@@ -118,14 +117,14 @@ def _new_folder(wanted: Path) -> Path:
     """`wanted`, made; or, where a run that started in the same second made it, `wanted`-2, -3, ...: two runs
     never share a folder (mkdir without exist_ok: of two processes racing for a name, one gets the next)."""
     wanted.parent.mkdir(parents=True, exist_ok=True)
-    for number in itertools.count(1):
-        folder = wanted if number == 1 else wanted.with_name(f"{wanted.name}-{number}")
+    folder, number = wanted, 1
+    while True:
         try:
             folder.mkdir()
             return folder
         except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
+            number += 1
+            folder = wanted.with_name(f"{wanted.name}-{number}")
 
 
 def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
