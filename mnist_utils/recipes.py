@@ -358,9 +358,10 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
             if not chain:
                 raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in "
                                   f"{CONFIGS_DIR}")
-            base, beside = chain[0][2]["base"], chain[0][0].parent / Path(chain[0][2]["base"]).parent
-            places = (f"in {beside}; name a config file there" if beside.resolve() == CONFIGS_DIR.resolve() else
-                      f"in {beside} or {CONFIGS_DIR}; name a config file in either")
+            base = chain[0][2]["base"]  # the two folders tried, as the end of this loop tries them
+            beside, shared = chain[0][0].parent / Path(base).parent, CONFIGS_DIR / Path(base).parent
+            places = (f"in {beside}; name a config file there" if beside.resolve() == shared.resolve() else
+                      f"in {beside} or {shared}; name a config file in either")
             raise ConfigError(f"{chain[0][0]}: base {base}: no such file {places}")
         if path.resolve() in (p.resolve() for p, _, _ in chain):
             raise ConfigError(f"{path}: 'base' leads back to itself")

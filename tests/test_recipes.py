@@ -159,6 +159,10 @@ def test_a_config_kept_elsewhere_builds_on_a_project_config_by_its_name(tmp_path
     (tmp_path / "inside.yaml").write_text("base: gone.yaml\n")
     with pytest.raises(ConfigError, match=r"base gone.yaml: no such file in .* or .*configs; name a config file"):
         load_config(tmp_path / "inside.yaml")
+    (tmp_path / "deeper.yaml").write_text("base: sub/gone.yaml\n")  # both places, with the base's folder
+    with pytest.raises(ConfigError, match=rf"no such file in {re.escape(str(tmp_path / 'sub'))} or "
+                                          rf"{re.escape(str(CONFIGS_DIR / 'sub'))}; name"):
+        load_config(tmp_path / "deeper.yaml")
 
 
 def test_the_one_cycle_is_described_from_its_start_to_its_peak_and_its_end():
