@@ -298,11 +298,13 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     is, for the train − test gap. `on_epoch(row, improved)` is called after each epoch (e.g. to save a checkpoint).
     `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None.
     """
-    if (patience is not None or keep_best) and monitor.startswith("val_") and val_batches is None:
-        raise ValueError(f"monitoring {monitor!r} needs val_batches")
+    step_kind = scheduler_step_kind(scheduler)
+    watched = patience is not None or keep_best or step_kind == "plateau"  # what reads `monitor`
+    if watched and monitor.startswith("val_") and val_batches is None:
+        raise ValueError(f"monitoring {monitor!r} (patience, keep_best or a plateau schedule) needs val_batches: "
+                         f"pass them, or monitor a column the run has ('test_acc' with test_batches)")
     if monitor.startswith("test_") and test_batches is None:
         raise ValueError(f"monitoring {monitor!r} needs test_batches")
-    step_kind = scheduler_step_kind(scheduler)
     history, stopping, best_state = History(), EarlyStopping(monitor, patience, monitor_from), None
     run_bar = progress_bar(total=epochs, desc=desc or "epochs", unit="epoch") if progress == "epochs" else None
 
@@ -323,7 +325,7 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
             if step_kind == "epoch":
                 scheduler.step()
             elif step_kind == "plateau":
-                scheduler.step(row[monitor] if monitor in row else row["train_loss"])
+                scheduler.step(row[monitor])
             for shown in (bar, run_bar):
                 if shown is not None:
                     shown.set_postfix_str(row_summary(row))

@@ -115,8 +115,8 @@ class Recipe:
                             f"{self.clean_epochs}")
         if self.clean_epochs and self.batches_per_epoch:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
-        if (self.patience is not None or self.keep_best) and not self.val_fraction:
-            problems.append("patience and keep_best watch the validation split: set val_fraction too")
+        if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
+            problems.append("patience, keep_best and a plateau schedule watch the validation split: set val_fraction")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if self.threads is not None and self.threads < 1:
@@ -218,18 +218,18 @@ class Recipe:
         return images, validation
 
     def train_batches(self, images: ImageSet, device: torch.device, seed: int, **inputs: Any) -> Iterable:
-        """Shuffled, augmented training batches: `seed` fixes the order and the augmentation. With
-        `batches_per_epoch`, the stream is cut into short epochs."""
+        """Shuffled, augmented training batches: `seed` fixes the order and the augmentation; with `batches_per_epoch`,
+        short epochs. Here as in the other batches, normalised as the model expects unless `inputs` (mean, std) say."""
         passes = self.epochs - self.clean_epochs if self.clean_epochs else None
         batches = Batches(images, self.batch_size, device=device, shuffle=True, seed=seed, augment=self.augment,
                           drop_last=self.drop_last, channels_last=self.channels_last, augment_passes=passes,
-                          size=self.image_size, **inputs)
+                          size=self.image_size, **(inputs or input_normalization(self)))
         return batches if self.batches_per_epoch is None else ShortEpochs(batches, self.batches_per_epoch)
 
     def eval_batches(self, images: ImageSet, device: torch.device, **inputs: Any) -> Batches:
         """Batches in a fixed order, for validation, testing and predictions."""
         return Batches(images, self.eval_batch_size, device=device, channels_last=self.channels_last,
-                       size=self.image_size, **inputs)
+                       size=self.image_size, **(inputs or input_normalization(self)))
 
     def probe_batches(self, images: ImageSet, device: torch.device, **inputs: Any) -> Batches | None:
         """The first `train_probe` of the training `images`, as evaluation batches (eval mode, no augmentation):

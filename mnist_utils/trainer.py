@@ -24,7 +24,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -33,7 +33,7 @@ from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .plots import plot_history, png_bytes
-from .recipes import PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, config_path, load_config
+from .recipes import ConfigError, Recipe, build_model, config_path, load_config
 from .training import train_model
 
 
@@ -152,12 +152,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
 
     data = load_data()
     seed_everything(seed)
-    inputs: dict[str, Any] = {}
-    if recipe.model == PRETRAINED:
-        net = build_pretrained(recipe)
-        model, inputs = net.model, net.inputs
-    else:
-        model = build_model(recipe)
+    model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
     model.to(device, memory_format=recipe.memory_format)
     fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=source)
     validated = bool(recipe.val_fraction)
@@ -179,7 +174,7 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
                 log.info(f"  {recipe.monitor} improved: checkpoint saved ({checkpoint.name})")
 
     try:
-        history, _ = train_model(model, recipe, data, device, seed=seed, inputs=inputs, progress="batches",
+        history, _ = train_model(model, recipe, data, device, seed=seed, progress="batches",
                                  on_epoch=on_epoch)
     finally:
         if rows:

@@ -373,3 +373,17 @@ def test_a_pretrained_recipes_input_normalization_leaves_the_random_stream_alone
     normalization = input_normalization(recipe)
     assert torch.equal(torch.get_rng_state(), state)
     assert normalization == build_pretrained(recipe, pretrained=False).inputs, "what the network itself is fed"
+
+
+def test_a_recipes_batches_are_normalised_as_its_model_expects_unless_told_otherwise(mnist):
+    """`run_recipe` on a pretrained config passes no `inputs`: its batches must still use the backbone's."""
+    from mnist_utils.recipes import input_normalization, load_config
+    images, cpu = mnist.train.head(256), torch.device("cpu")  # a whole batch of cnn_simple's 128
+    for name in ("finetune_full", "cnn_simple"):
+        recipe = load_config(name)
+        expected = input_normalization(recipe)
+        for batches in (recipe.eval_batches(images, cpu), recipe.train_batches(images, cpu, seed=1).batches
+                        if recipe.batches_per_epoch else recipe.train_batches(images, cpu, seed=1)):
+            assert (batches.mean, batches.std) == (expected["mean"], expected["std"]), name
+    told = load_config("finetune_full").eval_batches(images, cpu, mean=0.5, std=0.25)
+    assert (told.mean, told.std) == (0.5, 0.25)

@@ -151,6 +151,19 @@ def test_monitoring_validation_needs_validation_batches(mnist):
                   torch.device("cpu"), epochs=1, patience=1)
 
 
+def test_a_plateau_schedule_without_the_validation_it_watches_is_refused(mnist):
+    # It once fell back to the training loss, stepped in val_acc's direction ('max'): falling losses read as
+    # no progress and halved the rate. Now the recipe and fit both refuse it.
+    with pytest.raises(ValueError, match="plateau schedule watch the validation split: set val_fraction"):
+        Recipe(scheduler="plateau", monitor="val_acc")
+    model = tiny_cnn()
+    optimizer = make_optimizer("sgd", model.parameters(), 0.1)
+    plateau = engine.make_scheduler("plateau", optimizer, mode="max")
+    with pytest.raises(ValueError, match="plateau schedule.*needs val_batches"):
+        fit(model, Batches(mnist.train.head(64), 32), None, optimizer, torch.device("cpu"), epochs=1,
+            scheduler=plateau, monitor="val_acc", progress=None)
+
+
 def test_history_speed_is_all_images_over_all_seconds():
     history = History()
     history.record(1, 0.1, EpochStats(loss=1.0, accuracy=90.0, images=1000, seconds=1.0))

@@ -73,7 +73,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["optimizer=rmsprop"], r"optimizer: unknown 'rmsprop'; choose one of sgd, adam, adamw"),
     (["scheduler=cosine"], r"scheduler: unknown 'cosine'; choose one of onecycle"),
     (["augment.spin=3"], r"augment: unknown key spin; the keys are rotation, translate"),
-    (["patience=3"], r"patience and keep_best watch the validation split: set val_fraction"),
+    (["patience=3"], r"patience, keep_best and a plateau schedule watch the validation split: set val_fraction"),
     (["clean_epochs=15"], r"clean_epochs: must be between 0 and epochs - 1 = 14"),
     (["batch_size=0"], r"batch_size: must be at least 1"),
     (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
