@@ -417,10 +417,12 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int =
 
 def one_cycle(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, pct_start: float = 0.25,
               **settings: Any) -> Any:
-    """`make_scheduler('onecycle', ...)` for a run of `epochs` × `steps_per_epoch` steps, its warm-up at least 2
-    steps (the peak is the second); None for a run of fewer than 3 steps (smoke-sized), which has no room for a
-    step up and a step down: the rate stays constant. `settings`: make_scheduler's (max_lr, anneal_epochs, ...)."""
-    steps = epochs * steps_per_epoch
+    """`make_scheduler('onecycle', ...)` for a cycle over `anneal_epochs` (default: all `epochs`) × `steps_per_epoch`
+    steps, its warm-up at least 2 steps (the peak is the second); None for a cycle of fewer than 3 steps
+    (smoke-sized), which has no room for a step up and a step down: the rate stays constant. `settings`:
+    make_scheduler's (max_lr, anneal_epochs, ...)."""
+    anneal_epochs = settings.get("anneal_epochs")  # the cycle's steps, as make_scheduler counts them, not the run's
+    steps = epochs * steps_per_epoch if anneal_epochs is None else anneal_epochs * steps_per_epoch + 1
     if steps < 3:
         return None
     return make_scheduler("onecycle", optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,

@@ -184,6 +184,18 @@ def test_one_cycle_needs_3_steps_and_warms_up_over_at_least_2():
         optimizer.step()
         scheduler.step()
     assert rates.index(max(rates)) == 1 and max(rates) == pytest.approx(1.0), "a tenth of 4 steps still peaks 2nd"
+    # the steps counted are the cycle's (anneal_epochs), not the run's: a 1-step cycle in a 10-step run is none
+    # (a 2-step one divided by zero), and a 4-step one still peaks at its second step
+    assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=10, steps_per_epoch=1, anneal_epochs=1) is None
+    assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=3, steps_per_epoch=2, anneal_epochs=1) is not None
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    scheduler = one_cycle(optimizer, epochs=10, steps_per_epoch=4, max_lr=1.0, pct_start=0.1, anneal_epochs=1)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates.index(max(rates)) == 1 and max(rates) == pytest.approx(1.0) and rates[4] == rates[5] < 1e-3
 
 
 def test_accuracies_are_watched_upwards_and_losses_downwards():
