@@ -50,7 +50,8 @@ from models import Model_3
 
 from .batches import endless
 from .config import CommandParser, data_root, get_device, reports_root, usable_cpus
-from .engine import Autocast, epochs_until, progress_bar, seed_everything, test, train, training_step
+from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
+                     training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
@@ -233,7 +234,10 @@ def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: flo
     train_batches = recipe.train_batches(data.train, device, SEED)
     test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(model.parameters())
-    scheduler = recipe.make_scheduler(optimizer, len(train_batches))  # one-cycle or none: both per batch
+    scheduler = recipe.make_scheduler(optimizer, len(train_batches))
+    if scheduler_step_kind(scheduler) not in ("batch", None):  # train() below steps it after every batch
+        raise ValueError(f"{recipe.name}: the bench steps the rate after every batch (scheduler: onecycle) or never "
+                         f"(none), not {recipe.scheduler!r}; time it with `python -m mnist_utils train` instead")
     bar = progress_bar(total=recipe.epochs * len(train_batches), desc=f"{recipe.name} to {stop_at}%", unit="batch")
 
     def run_epoch(epoch: int) -> float:

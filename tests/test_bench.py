@@ -137,6 +137,12 @@ def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
     assert "failed: RuntimeError: no C++ compiler found" in capsys.readouterr().out
 
 
+def test_time_to_accuracy_refuses_a_schedule_stepped_per_epoch(mnist):
+    # train() would step a per-epoch schedule after every batch: 469 decays an epoch instead of one
+    with pytest.raises(ValueError, match="after every batch .* not 'step'"):
+        bench.accuracy_run(load_config("fastest").replace(scheduler="step"), mnist, torch.device("cpu"), 99.0)
+
+
 def test_epochs_until_stops_at_the_first_epoch_that_reaches_the_threshold():
     from mnist_utils.engine import epochs_until
 
