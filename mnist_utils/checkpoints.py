@@ -212,7 +212,8 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     try:
         state = load_safetensors(weights)
     except (SafetensorError, ValueError) as error:
-        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error}).") from None
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error}). "
+                              "Save the model again.") from None
     spec = metadata["model"]
     try:
         model = rebuild_model(spec["name"], spec.get("args"), metadata.get("input_size", 28))

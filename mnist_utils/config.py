@@ -123,9 +123,10 @@ def notebook_timeout(stem: str, profile: str) -> float:
 
 def get_profile(name: str | None = None) -> Profile:
     """The active profile: `name`, else $MNIST_PROFILE, else `full` (so a notebook opened in Jupyter runs for real)."""
+    source = "profile" if name else "MNIST_PROFILE"  # the error names where the bad name came from
     name = (name or os.environ.get("MNIST_PROFILE") or "full").strip().lower()
     if name not in _PROFILES:
-        raise ValueError(f"Unknown MNIST_PROFILE {name!r}: use one of {', '.join(PROFILES)}.")
+        raise ValueError(f"Unknown {source} {name!r}: use one of {', '.join(PROFILES)}.")
     return _PROFILES[name]
 
 

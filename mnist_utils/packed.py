@@ -74,7 +74,7 @@ class PackedModels(nn.Module):
         for name, layer in models[0].named_modules():
             if name and not isinstance(layer, SUPPORTED) and next(layer.children(), None) is None:
                 raise ValueError(f"cannot pack layer {name!r} ({type(layer).__name__}): only "
-                                 f"{', '.join(t.__name__ for t in SUPPORTED)} are supported")
+                                 f"{', '.join(t.__name__ for t in SUPPORTED)} are supported; train it with run_recipe")
         if len(models) > 1 and drops_out(models[0]):
             raise ValueError(f"cannot pack {len(models)} copies of {type(models[0]).__name__}: its dropout would draw "
                              "one mask for them all, not each copy's own; pack one copy at a time (train_seeds does)")

@@ -25,7 +25,7 @@ def test_profiles(monkeypatch):
     monkeypatch.delenv("MNIST_PROFILE")
     full = get_profile()
     assert full.name == "full" and full.epochs(15) == 15 and full.subset(60000) == 60000
-    with pytest.raises(ValueError, match="MNIST_PROFILE"):
+    with pytest.raises(ValueError, match="Unknown profile 'huge': use one of full, smoke"):
         get_profile("huge")
 
 
