@@ -307,7 +307,7 @@ def build_model(recipe: Recipe) -> nn.Module:
         return build_pretrained(recipe).model
     try:
         return getattr(models, recipe.model)(**recipe.model_args)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # an unknown argument; widths of the wrong count
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model}: {error}") from None
 
 
