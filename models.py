@@ -184,7 +184,8 @@ class BasicBlock(nn.Module):
 
 
 class OneBlockResNet(nn.Module):
-    """Stem convolution, one residual basic block, global average pooling, linear head: 33,130 parameters, 33,298 with BatchNorm."""
+    """Stem convolution, one residual basic block, global average pooling, linear head, BatchNorm unless told not
+    to (OneBlockVGG's default is without): 33,130 parameters, 33,298 with BatchNorm."""
 
     def __init__(self, batchnorm: bool = True, width: int = 24):
         super().__init__()
