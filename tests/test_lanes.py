@@ -83,6 +83,29 @@ def test_a_failing_job_stops_the_other_lanes_at_once():
     assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 
+def test_after_a_job_fails_no_lane_starts_another():
+    started = []
+
+    def partner():  # busy until the failure's interrupt reaches it; then it ends as a job that had just finished
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+        return 1
+
+    def broken():
+        raise RuntimeError("job failed")
+
+    def later():
+        started.append(1)
+
+    with pytest.raises(RuntimeError, match="job failed"):
+        run_in_lanes([partner, broken, later], lanes=2)
+    assert not started, "the lane whose job ended after the failure took no new one"
+
+
 @pytest.fixture
 def python_handles_ctrl_c():
     """Python's own SIGINT handler for the test's length: Python raises KeyboardInterrupt only where SIGINT was not

@@ -16,7 +16,7 @@ from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet
 from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_with_dropout, fitting_diagnosis,
                                     last_epochs_summary, predict, probed_gap, run_summary, seed_table)
-from mnist_utils.inspection import count_parameters, receptive_field
+from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, smallest_input_size
 from mnist_utils.recipes import Recipe, load_config
 from mnist_utils.training import train_recipe, train_seeds
 
@@ -291,6 +291,17 @@ def test_seed_table_meets_the_target_only_when_every_last_epoch_does():
     assert overall["final_mean"] == pytest.approx(99.45)
 
 
+def test_seed_table_spreads_the_finals_by_their_sample_std_and_takes_the_best_of_any_epoch():
+    histories = {1: made_up([99] * 3, [99.2, 99.7, 99.4]),  # its best epoch is not its last
+                 2: made_up([99] * 3, [99.3, 99.4, 99.5]),
+                 3: made_up([99] * 3, [99.5, 99.5, 99.6])}
+    _, overall = seed_table(histories, threshold=99.4)
+    # finals 99.4, 99.5, 99.6: three seeds are a sample of the seeds there could be, so the squared deviations
+    # (0.02 in all) are divided by n - 1: √(0.02 / 2) = 0.1, not √(0.02 / 3) ≈ 0.082
+    assert overall["final_std"] == pytest.approx(0.1)
+    assert overall["best"] == 99.7, "the best epoch of any seed, above every final"
+
+
 def test_a_goal_for_each_of_the_last_3_epochs_is_not_met_by_a_run_of_2_epochs():
     # two epochs above the threshold are not three: a run too short for the goal must not be reported as meeting it
     short = made_up([99] * 2, [99.6, 99.7])
@@ -329,6 +340,18 @@ def test_receptive_field_refuses_sizes_that_leave_no_pixels():
     with pytest.raises(ValueError, match=r"leaves no pixels of a 8×8 input; Model_1 expects at least"):
         receptive_field(models.Model_1(), input_size=8)
     assert receptive_field(models.Model_1())[-1]["size"] == 1
+
+
+def test_feature_map_size_leaves_a_model_in_eval_mode_in_eval_mode():
+    model = models.OneBlockResNet().eval()
+    assert feature_map_size(model, 28) == (7, 7)
+    assert not any(m.training for m in model.modules()), "the probe puts back the mode it found"
+
+
+def test_the_smallest_input_size_may_be_stop_itself():
+    recipe = load_config("finetune_full", ["model_args.family=resnet18"])  # its size is the rule's (33)
+    size = recipe.image_size
+    assert smallest_input_size(recipe, start=size - 1, stop=size) == size, "`stop` is included"
 
 
 def test_a_recipe_refuses_an_unknown_optimizer_or_scheduler_when_it_is_made():

@@ -87,6 +87,22 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     assert "Test accuracy: 99.51%" in updated
 
 
+def test_readme_table_counts_the_targets_met_of_all_and_adds_up_the_notebooks_times(report):
+    from mnist_utils.readme import results_markdown
+
+    report.target("acc", ">=", 99.4, "Accuracy", "%")
+    report.target("params", "<", 8000, "Parameters")
+    report.target("epochs", "<=", 15, "Epochs")
+    report.headline("acc", "Test accuracy", "%")
+    report.record(acc=99.51, params=9000, epochs=15)  # too large: 2 targets of 3 met, 1 not (neither way round)
+    first = {**report.to_dict(), "profile": "full", "seconds": 100.0, "saved": "2025-01-02T23:30:00+00:00"}
+    second = {**first, "notebook": "02_demo", "seconds": 200.0, "saved": "2025-03-04T08:00:00+00:00"}
+    text = results_markdown([first, second])
+    assert "the notebooks took 5m00s in all." in text, "100 s + 200 s"
+    assert "| 01_demo: Demo | Test accuracy: 99.51% | 2/3 | 1m40s | 2025-01-02 |" in text
+    assert "| 02_demo: Demo | Test accuracy: 99.51% | 2/3 | 3m20s | 2025-03-04 |" in text, "each its own date"
+
+
 def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     from mnist_utils.readme import bench_markdown
 
