@@ -103,7 +103,7 @@ def fmt_duration(seconds: float | None) -> str:
     """3.2s, 3m12s, 1h05m."""
     if seconds is None:
         return "—"
-    if seconds < 60:
+    if round(seconds, 1) < 60:  # 59.96 s reads 1m00s, not 60.0s
         return f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:

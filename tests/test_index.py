@@ -78,6 +78,20 @@ def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budge
     assert progress_suffix(stem, failed, None) == f"error in 12.0s of a {index.fmt_duration(budget * 60)} budget"
 
 
+def test_a_full_run_that_errored_shows_its_budget_on_the_index_without_a_verdict(tmp_path: Path) -> None:
+    stem = "03_step3_augment_onecycle"
+    index.record_run(tmp_path, stem, {"status": "error", "seconds": 12.0, "profile": "full", "error": "ValueError: x"})
+    page = index.write_index(tmp_path).read_text()
+    row = next(line for line in page.splitlines() if line.startswith("<tr>") and stem in line)
+    assert "12.0s of a " in row and " budget" in row
+    assert "✅" not in row and "❌" not in row, "quick because it stopped: no run that kept to its budget"
+
+
+def test_durations_change_unit_at_a_minute_and_at_an_hour() -> None:
+    assert [index.fmt_duration(s) for s in (59.0, 60, 3599, 3600)] == ["59.0s", "1m00s", "59m59s", "1h00m"]
+    assert [index.fmt_duration(s) for s in (59.94, 59.96)] == ["59.9s", "1m00s"], "never 60.0s"
+
+
 def test_an_index_without_models_links_no_older_leaderboard(tmp_path: Path) -> None:
     for name in ("leaderboard.html", "leaderboard.png"):
         (tmp_path / name).write_text("an older run's board")
@@ -149,3 +163,15 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     for bad in ({"cpu_seconds": "lots"}, {"cpu_seconds": float("nan")}, {"cpu_seconds": -1.0}, {"cpus": True}):
         (tmp_path / "series.json").write_text(json.dumps({**series, **bad}))
         assert "Last finished run" not in index.write_index(tmp_path).read_text(), f"{bad} is no CPU time"
+
+
+def test_a_smoke_run_of_every_notebook_is_not_judged_against_the_series_budget(tmp_path: Path) -> None:
+    from mnist_utils.config import BUDGET_MINUTES
+    from mnist_utils.index import is_full_series, record_series
+
+    every = {stem: {"status": "ok", "seconds": 3.0, "profile": "smoke"} for stem in BUDGET_MINUTES}
+    record_series(tmp_path, every, seconds=30.0, side_by_side=2)
+    series = json.loads((tmp_path / "series.json").read_text())
+    assert not is_full_series(series, BUDGET_MINUTES) and is_full_series({**series, "profile": "full"}, BUDGET_MINUTES)
+    line = index.write_index(tmp_path).read_text().split("Last finished run")[1].split("</p>")[0]
+    assert "in 30.0s (their own times" in line and "budget" not in line
