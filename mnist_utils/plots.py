@@ -6,6 +6,7 @@ import io
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 import seaborn as sns
 import torch
@@ -96,28 +97,35 @@ def plot_augmentation(images: torch.Tensor, augment: Augment, n: int = 8, copies
 
 def plot_history(histories: History | dict[str, History], title: str = "") -> plt.Figure:
     """Loss and accuracy per epoch, train (dashed: during each epoch; dotted: training images scored as the test
-    set is, where the run probed them) and test or validation (solid), for one run or several."""
+    set is, where the run probed them) and test or validation (solid), for one run or several. With several, the
+    colour names the run and the line style the measurement, each in a legend of its own (one legend entry per
+    line would hide the curves)."""
     if isinstance(histories, History):
         histories = {"": histories}
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
     palette = sns.color_palette("tab10", len(histories))
+    several, styles = len(histories) > 1, {}  # styles: each measurement drawn, by its line style
     for colour, (name, history) in zip(palette, histories.items()):
-        epochs = history["epoch"]
         held_out = "test" if history.rows and "test_acc" in history.rows[0] else "val"
-        prefix = f"{name} " if name else ""
-        loss_ax.plot(epochs, history["train_loss"], ls="--", color=colour, label=f"{prefix}train")
-        loss_ax.plot(epochs, history[f"{held_out}_loss"], color=colour, label=f"{prefix}{held_out}")
-        acc_ax.plot(epochs, history["train_acc"], ls="--", color=colour, label=f"{prefix}train")
-        if history.train_accuracy_column == PROBED:
-            loss_ax.plot(epochs, history["train_eval_loss"], ls=":", color=colour, label=f"{prefix}train, eval mode")
-            acc_ax.plot(epochs, history["train_eval_acc"], ls=":", color=colour, label=f"{prefix}train, eval mode")
-        acc_ax.plot(epochs, history[f"{held_out}_acc"], color=colour, marker="o", ms=3, label=f"{prefix}{held_out}")
+        measured = [("train", "train", "--")] + [("train_eval", "train, eval mode", ":")] * (
+            history.train_accuracy_column == PROBED) + [(held_out, held_out, "-")]
+        for column, what, style in measured:
+            label = None if several else f"{name} {what}".strip()
+            loss_ax.plot(history["epoch"], history[f"{column}_loss"], ls=style, color=colour, label=label)
+            acc_ax.plot(history["epoch"], history[f"{column}_acc"], ls=style, color=colour, label=label,
+                        **(dict(marker="o", ms=3) if style == "-" else {}))
+            styles[what] = style
     loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    if several:
+        loss_ax.legend([Line2D([], [], ls=style, color="grey") for style in styles.values()], list(styles), fontsize=8)
+        acc_ax.legend([Line2D([], [], color=colour) for colour in palette], list(histories), fontsize=8)
+    else:
+        loss_ax.legend(fontsize=8)
+        acc_ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return _finish(fig)
