@@ -26,9 +26,9 @@ from mnist_utils.plots import (plot_augmentation, plot_class_counts, plot_mean_i
 
 # Look inside a model: parameters, layers, receptive fields, speed.
 # mnist_utils/inspection.py
-from mnist_utils.inspection import (bf16_claim, channels_last_claim, count_parameters, feature_map_size, last_layer,
-                                    receptive_field, smallest_input_size, speed_probe, speed_table, summary,
-                                    training_speed)
+from mnist_utils.inspection import (bf16_claim, channels_last_claim, count_parameters, feature_map_size,
+                                    last_convolution_field, last_layer, receptive_field, smallest_input_size,
+                                    speed_probe, speed_table, summary, training_speed)
 
 # Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
 # (in lanes, one per core), searches.
@@ -52,8 +52,8 @@ from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 # Compare models: paired tests, shared errors, ensembles.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choice_on_halves, choose_members, choose_on, confused_pairs,
-                                    ensemble, fit_temperature, halves_summary, head_to_head, mcnemar, shared_errors,
-                                    with_temperature, with_tta, wrong_by_all, wrong_by_any)
+                                    ensemble, fit_temperature, halves_summary, head_to_head, mcnemar, most_shared,
+                                    shared_errors, with_temperature, with_tta, wrong_by_all, wrong_by_any)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
@@ -64,7 +64,7 @@ from mnist_utils.recipes import build_pretrained
 
 # Keep a trained model: a checkpoint in reports/models that `python -m mnist_utils test` and the web page load.
 # mnist_utils/checkpoints.py
-from mnist_utils.checkpoints import load_model, save_trained
+from mnist_utils.checkpoints import load_model, save_and_record, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
@@ -76,7 +76,8 @@ __all__ = [
     "normalization_stats", "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "split_facts", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
-    "bf16_claim", "channels_last_claim", "count_parameters", "feature_map_size", "last_layer", "receptive_field",
+    "bf16_claim", "channels_last_claim", "count_parameters", "feature_map_size", "last_convolution_field",
+    "last_layer", "receptive_field",
     "smallest_input_size", "speed_probe", "speed_table", "summary", "training_speed",
     "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
@@ -87,11 +88,11 @@ __all__ = [
     "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
     "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble",
-    "fit_temperature", "halves_summary", "head_to_head", "mcnemar",
+    "fit_temperature", "halves_summary", "head_to_head", "mcnemar", "most_shared",
     "shared_errors", "with_temperature", "with_tta", "wrong_by_all", "wrong_by_any",
     "plot_hard_images", "plot_shared_errors",
     "linear_probe", "resolution_sweep", "train_head", "resnet18_weights_available",
     "stem_conversion_error", "build_pretrained",
-    "load_model", "save_trained",
+    "load_model", "save_and_record", "save_trained",
     "Report", "load_result", "load_results", "points_against", "show_markdown", "show_table",
 ]

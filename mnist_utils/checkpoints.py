@@ -31,11 +31,12 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 from .batches import Batches
 from .config import reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet, write_atomic
-from .engine import in_precision, precision_for
+from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
+from .inspection import count_parameters
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
-from .report import PENDING_ENV, _jsonable
+from .report import PENDING_ENV, Report, _jsonable
 
 FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
 WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
@@ -338,3 +339,15 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
                               epochs=epochs, metrics={"test_acc": test_acc}, title=recipe.title,
                               source=f"notebooks/{notebook}.ipynb")
     return str(weights.relative_to(directory.parent))
+
+
+def save_and_record(report: Report, name: str, model: nn.Module, recipe: Recipe, history: History, *, seed: int,
+                    test_acc: float, seconds: float, run: str | None = None, **extra: Any) -> str:
+    """A model a notebook trained, in one call: saved as `save_trained` saves it, on `report`'s leaderboard as
+    `name` (its parameters, `test_acc`, `seconds`, epochs run, checkpoint and `extra`), its history kept under
+    `run` (default: `name`). Returns the checkpoint's path, relative to the reports folder."""
+    checkpoint = save_trained(model, recipe, seed=seed, test_acc=test_acc, epochs=len(history), notebook=report.notebook)
+    report.add_model(name, params=count_parameters(model), test_acc=test_acc, seconds=seconds, epochs=len(history),
+                     checkpoint=checkpoint, **extra)
+    report.add_run(run or name, history=history.rows)
+    return checkpoint

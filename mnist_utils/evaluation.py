@@ -315,6 +315,13 @@ def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
     return (wrong @ wrong.T).long()
 
 
+def most_shared(overlap: torch.Tensor) -> list[float]:
+    """For each model (a row of `shared_errors`' counts), the largest share of its errors that one other model also
+    makes: 1.0 when another model makes every one of them (0 for a model without errors)."""
+    others = overlap.double().fill_diagonal_(-1)  # a model's own errors are not another's
+    return (others.max(dim=1).values / overlap.diagonal().clamp(min=1)).tolist()
+
+
 def wrong_by_all(predictions: Sequence[Predictions]) -> torch.Tensor:
     """Indices of the images that every one of the models gets wrong: no choice among them gets these right."""
     _same_images(predictions)

@@ -71,6 +71,12 @@ def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, An
     return rows
 
 
+def last_convolution_field(fields: list[dict[str, Any]]) -> int:
+    """The receptive field (pixels) of the last convolution among `receptive_field`'s rows: what each input of the
+    classifier sees (a global pooling after it, which sees every position, is not a convolution)."""
+    return next(row["rf"] for row in reversed(fields) if row["layer"].endswith("(Conv2d)"))
+
+
 class _ReachedPool(Exception):
     """Raised by feature_map_size's hook: the shape is known, so the rest of the forward pass is not run."""
 

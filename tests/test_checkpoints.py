@@ -248,6 +248,15 @@ def test_listing_skips_broken_files_and_the_default_is_the_best_step3_model(tmp_
     assert default_checkpoint([]) is None
 
 
+def test_without_a_step3_model_the_default_is_the_most_accurate_of_the_others(tmp_path):
+    # saved in an order (by name) that is not the order of accuracy, neither way round
+    for name, model, accuracy in (("a", Model_1(), 99.2), ("b", Model_2(), 99.6), ("c", Model_1(), 99.4)):
+        save(model, tmp_path / name, type(model).__name__, metrics={"test_acc": accuracy})
+    listing = list_checkpoints(tmp_path)
+    assert [m["id"] for m in listing] == ["b", "c", "a"]
+    assert default_checkpoint(listing)["id"] == "b"
+
+
 def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path):
     recipe = load_config("finetune_full").replace(model_args={"family": "efficientnet-lite0"}, image_size=32)
     fields = recipe_fields(recipe)
@@ -272,6 +281,27 @@ def test_a_notebook_saves_its_model_under_the_name_train_gives_it(tmp_path):
     assert meta["config"]["model"] == "Model_2" and meta["title"] == recipe.title
     x = torch.zeros(2, 1, 28, 28)
     assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_save_and_record_saves_the_model_and_puts_it_on_the_leaderboard_with_its_history(tmp_path, monkeypatch):
+    from mnist_utils.checkpoints import save_and_record
+    from mnist_utils.engine import History, EpochStats
+    from mnist_utils.report import Report
+
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path))
+    monkeypatch.delenv("MNIST_RESULTS_PENDING", raising=False)
+    history = History()
+    for epoch in (1, 2):
+        history.record(epoch, 0.1, EpochStats(1.0 / epoch, 90.0 + epoch, 100, 1.0))
+    report = Report("06_cnn_comparison", "test", seed=6)
+    model = Model_2()
+    path = save_and_record(report, "Model_2 here", model, load_config("step2"), history, seed=6, test_acc=98.5,
+                           seconds=12.0, run="the run", epoch_budget=3)
+    assert path == "models/step2-seed6.safetensors" and (tmp_path / path).is_file()
+    assert load_model(tmp_path / path)[1]["metrics"] == {"test_acc": 98.5}
+    assert report.models == [{"name": "Model_2 here", "params": 7146, "test_acc": 98.5, "seconds": 12.0, "epochs": 2,
+                              "checkpoint": path, "epoch_budget": 3}]
+    assert report.runs == {"the run": {"history": history.rows}}
 
 
 def test_a_loaded_model_computes_in_the_precision_it_trained_in(tmp_path, monkeypatch, mnist):

@@ -8,8 +8,8 @@ from mnist_utils import engine
 from mnist_utils.batches import Batches, ShortEpochs
 from mnist_utils.data import ImageSet
 from mnist_utils.engine import fit, make_optimizer, make_scheduler
-from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, shared_errors,
-                                    top_confusions, wrong_by_all)
+from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, most_shared,
+                                    shared_errors, top_confusions, wrong_by_all)
 from mnist_utils import inspection
 from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
                                     precision_speeds, speed_probe, speed_table, training_speed)
@@ -228,6 +228,9 @@ def test_shared_errors_and_images_every_model_gets_wrong():
     assert shared_errors([a, b, c]).tolist() == [[2, 1, 2], [1, 2, 2], [2, 2, 3]]
     assert wrong_by_all([a, b, c]).tolist() == [0]
     assert wrong_by_all([a, predictions(labels, labels)]).tolist() == []
+    # a: both its errors are c's too; b: one of its two is a's, both are c's; c: two of its three are a's (and b's)
+    assert most_shared(shared_errors([a, b, c])) == [1.0, 1.0, 2 / 3]
+    assert most_shared(shared_errors([a, b, predictions(labels, labels)])) == [0.5, 0.5, 0.0], "no errors: 0"
 
 
 def test_mcnemar_counts_disagreements_and_gives_the_exact_p_value():

@@ -15,7 +15,7 @@ from mnist_utils.engine import (EarlyStopping, EpochStats, History, count_correc
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, confusion_matrix, per_class_metrics, predict, predict_views,
                                     top_confusions, with_tta)
 from mnist_utils.exploration import count_repeats, exact_duplicates, split_facts
-from mnist_utils.inspection import count_parameters, last_layer, receptive_field, summary
+from mnist_utils.inspection import count_parameters, last_convolution_field, last_layer, receptive_field, summary
 from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_per_class,
                                plot_samples)
 from mnist_utils.recipes import Recipe
@@ -235,6 +235,18 @@ def test_confusion_matrix_and_per_class_metrics():
     assert count_correct(torch.eye(3)[predicted.clamp(max=2)], labels) == 4
 
 
+def test_support_counts_each_classs_true_images_and_macro_f1_averages_the_classes_f1():
+    # Rows (true class) and columns (predicted) add up differently: 4, 4, 2 images of each class, 5, 2, 3 answers.
+    confusion = torch.tensor([[3, 1, 0], [2, 1, 1], [0, 0, 2]])
+    rows = per_class_metrics(confusion)
+    assert [row["support"] for row in rows] == [4, 4, 2, 10]
+    precision, recall = [3 / 5, 1 / 2, 2 / 3], [3 / 4, 1 / 4, 2 / 2]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    assert [row["f1"] for row in rows[:3]] == pytest.approx([100 * v for v in f1])
+    # the mean of the classes' F1 (60%), not the F1 of the mean precision and mean recall (62.5%)
+    assert rows[-1]["f1"] == pytest.approx(100 * sum(f1) / 3) == 60.0
+
+
 def test_predict_orders_mistakes_by_confidence(mnist):
     model, _ = run(mnist, seed=0, epochs=1)
     batches = Batches(mnist.test.head(256), 100)
@@ -310,6 +322,7 @@ def test_receptive_field_table():
     rows = receptive_field(model)
     assert [(r["size"], r["jump"], r["rf"]) for r in rows] == [(28, 1, 1), (26, 1, 3), (13, 2, 4), (11, 2, 8), (1, 2, 28)]
     assert rows[-1]["kernel"] == 11, "global average pooling spans the whole 11×11 map"
+    assert last_convolution_field(rows) == 8, "the classifier's inputs: the last convolution's field, not the pool's"
 
 
 def test_split_facts_say_what_a_split_holds():
@@ -329,7 +342,12 @@ def test_duplicates_are_found_exactly():
 def test_plots_return_figures(mnist):
     _, history = run(mnist, seed=0, epochs=1)
     confusion = confusion_matrix(mnist.test.labels[:100], mnist.test.labels[:100].roll(1))
-    for figure in (plot_history({"a": history, "b": history}),
+    two = plot_history({"a": history, "b": history})  # colour names the run, line style the measurement
+    assert [t.get_text() for t in two.axes[1].get_legend().get_texts()] == ["a", "b"]
+    assert [t.get_text() for t in two.axes[0].get_legend().get_texts()] == ["train", "test"]
+    one = plot_history(history)
+    assert [t.get_text() for t in one.axes[1].get_legend().get_texts()] == ["train", "test"]
+    for figure in (two,
                    plot_confusion(confusion), plot_per_class(per_class_metrics(confusion)),
                    plot_class_counts(mnist.train.labels, mnist.test.labels),
                    plot_samples(mnist.test.images, mnist.test.labels, per_class=2)):
