@@ -168,13 +168,18 @@ def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Reci
     """What each config's layout and precision choice rests on: per model (`recipes` by the same names),
     training images/s (`training_speed`) in float32, with channels_last, and with channels_last under bfloat16
     autocast, the speed-ups (each over float32, and bf16's over channels_last alone, the ratio the bf16 rule
-    weighs), the config's `bf16` and the precision it trains in on `device`."""
+    weighs), the config's `bf16` and the precision it trains in on `device`. The three are timed in turn,
+    `repeats` rounds, each keeping its best: other work on the machine (a notebook running beside this one)
+    then slows all three alike, not whichever happened to be timed while it was busiest."""
+    ways = {"float32": {}, "channels_last": {"channels_last": True},
+            "bf16 + channels_last": {"channels_last": True, "autocast_dtype": torch.bfloat16}}
     rows = []
     for name, model in models.items():
-        fp32 = training_speed(model, images, labels, device, repeats=repeats)
-        channels_last = training_speed(model, images, labels, device, channels_last=True, repeats=repeats)
-        bf16 = training_speed(model, images, labels, device, channels_last=True, autocast_dtype=torch.bfloat16,
-                              repeats=repeats)
+        best = dict.fromkeys(ways, 0.0)
+        for _ in range(repeats):
+            for way, settings in ways.items():
+                best[way] = max(best[way], training_speed(model, images, labels, device, **settings))
+        fp32, channels_last, bf16 = best.values()
         rows.append({"model": name, "float32": fp32, "channels_last": channels_last, "bf16 + channels_last": bf16,
                      "channels_last speed-up": channels_last / fp32, "bf16 speed-up": bf16 / fp32,
                      "bf16 over channels_last": bf16 / channels_last,  # what the bf16 rule weighs
@@ -185,10 +190,10 @@ def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Reci
 def speed_probe(models: Mapping[str, nn.Module], recipes: Mapping[str, Recipe], train: ImageSet, device: torch.device,
                 *, quick: bool = False) -> list[dict[str, Any]]:
     """`precision_speeds` on the first batch of `train` of the first recipe's batch size, each figure the best of
-    two timings. `quick` (the smoke profile): a batch of 4, timed once, only to check that it runs."""
+    three rounds. `quick` (the smoke profile): a batch of 4, timed once, only to check that it runs."""
     batch_size = 4 if quick else next(iter(recipes.values())).batch_size
     images, labels = next(iter(Batches(train, batch_size)))
-    return precision_speeds(models, recipes, images, labels, device, repeats=1 if quick else 2)
+    return precision_speeds(models, recipes, images, labels, device, repeats=1 if quick else 3)
 
 
 def speed_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -166,7 +166,20 @@ def test_speed_probe_times_the_first_batch_of_the_first_recipe_or_a_tiny_one_whe
     recipes = {"first": Recipe(model="Model_1", batch_size=6), "second": Recipe(model="Model_1", batch_size=8)}
     speed_probe({}, recipes, train, torch.device("cpu"))
     speed_probe({}, recipes, train, torch.device("cpu"), quick=True)
-    assert seen == [((6, 1, 28, 28), [0, 1, 2, 3, 4, 5], 2), ((4, 1, 28, 28), [0, 1, 2, 3], 1)]
+    assert seen == [((6, 1, 28, 28), [0, 1, 2, 3, 4, 5], 3), ((4, 1, 28, 28), [0, 1, 2, 3], 1)]
+
+
+def test_precision_speeds_times_the_three_ways_in_turn_and_keeps_each_ways_best_round(monkeypatch):
+    # other work on the machine slows whatever is timed meanwhile: in turn, round after round, it falls on all three
+    calls, speeds = [], iter([100.0, 80.0, 300.0, 120.0, 160.0, 200.0])  # round 1: fp32, cl, bf16; round 2: ...
+    def timed(model, images, labels, device, channels_last=False, autocast_dtype=None):
+        calls.append((channels_last, autocast_dtype))
+        return next(speeds)
+    monkeypatch.setattr(inspection, "training_speed", timed)
+    row, = precision_speeds({"m": nn.Linear(1, 1)}, {"m": Recipe(model="Model_1")}, torch.zeros(1), torch.zeros(1),
+                            torch.device("cpu"), repeats=2)
+    assert calls == [(False, None), (True, None), (True, torch.bfloat16)] * 2
+    assert (row["float32"], row["channels_last"], row["bf16 + channels_last"]) == (120.0, 160.0, 300.0)
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["bf16 processor", "no bf16"])
