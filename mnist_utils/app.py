@@ -29,7 +29,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .checkpoints import CheckpointError, Classifier, default_checkpoint, list_checkpoints, models_dir
+from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
+                          models_dir)
 from .config import CommandParser
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     directory = args.models or models_dir()
     listing = list_checkpoints(directory) if directory.is_dir() else []
     if args.check:
-        return 0 if any(m["model"]["name"] == "Model_3" for m in listing) else 1
+        return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:
         print(f"error: no saved model in {directory}: `make app` trains one, or run "
               "`python -m mnist_utils train --config configs/step3.yaml`.", file=sys.stderr)

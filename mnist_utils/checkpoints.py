@@ -262,7 +262,11 @@ def list_checkpoints(directory: Path | str | None = None) -> list[dict[str, Any]
     return sorted(found, key=lambda m: (-(m["metrics"].get("test_acc") or 0.0), m["id"]))
 
 
-def default_checkpoint(checkpoints: list[dict[str, Any]], architecture: str = "Model_3") -> dict[str, Any] | None:
+DEFAULT_ARCHITECTURE = "Model_3"  # Step 3's: the page and the command line answer with it unless told otherwise
+
+
+def default_checkpoint(checkpoints: list[dict[str, Any]],
+                       architecture: str = DEFAULT_ARCHITECTURE) -> dict[str, Any] | None:
     """The most accurate of `checkpoints` (as `list_checkpoints` orders them) of `architecture` (Step 3's, whichever
     config trained it: `step3`, `fastest`, ...), else the most accurate of any; None when there are none."""
     return next((m for m in checkpoints if m["model"]["name"] == architecture), checkpoints[0] if checkpoints else None)
@@ -346,7 +350,8 @@ def save_and_record(report: Report, name: str, model: nn.Module, recipe: Recipe,
     """A model a notebook trained, in one call: saved as `save_trained` saves it, on `report`'s leaderboard as
     `name` (its parameters, `test_acc`, `seconds`, epochs run, checkpoint and `extra`), its history kept under
     `run` (default: `name`). Returns the checkpoint's path, relative to the reports folder."""
-    checkpoint = save_trained(model, recipe, seed=seed, test_acc=test_acc, epochs=len(history), notebook=report.notebook)
+    checkpoint = save_trained(model, recipe, seed=seed, test_acc=test_acc, epochs=len(history),
+                              notebook=report.notebook)
     report.add_model(name, params=count_parameters(model), test_acc=test_acc, seconds=seconds, epochs=len(history),
                      checkpoint=checkpoint, **extra)
     report.add_run(run or name, history=history.rows)

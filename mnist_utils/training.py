@@ -1,8 +1,8 @@
 """Training a recipe: one model (`train_recipe`; `train_model` also trains a frozen backbone's head), or one model
 per seed, packed and in lanes (`train_seeds`).
 
-Both run the engine's epoch bookkeeping (`History.record`, `row_summary`), so a history from either reads
-the same. The test set is looked at after every epoch only when the recipe holds out no validation split:
+Both record their epochs with the engine's bookkeeping (`History.record`), so a history from either reads the
+same. The test set is looked at after every epoch only when the recipe holds out no validation split:
 with one, the validation split decides and the test set is used once, at the end, by whoever evaluates.
 """
 from __future__ import annotations
