@@ -301,8 +301,11 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     step_kind = scheduler_step_kind(scheduler)
     watched = patience is not None or keep_best or step_kind == "plateau"  # what reads `monitor`
     if watched and monitor.startswith("val_") and val_batches is None:
-        raise ValueError(f"monitoring {monitor!r} (patience, keep_best or a plateau schedule) needs val_batches: "
-                         f"pass them, or monitor a column the run has ('test_acc' with test_batches)")
+        raise ValueError(f"monitoring {monitor!r} (patience, keep_best or a plateau schedule) needs val_batches")
+    if step_kind == "plateau" and scheduler.mode != monitor_mode(monitor):
+        raise ValueError(f"the plateau schedule watches {monitor!r} in mode {scheduler.mode!r}, but {monitor!r} is "
+                         f"better {'higher' if monitor_mode(monitor) == 'max' else 'lower'}: make it with "
+                         f"mode={monitor_mode(monitor)!r} (Recipe.make_scheduler does)")
     if monitor.startswith("test_") and test_batches is None:
         raise ValueError(f"monitoring {monitor!r} needs test_batches")
     history, stopping, best_state = History(), EarlyStopping(monitor, patience, monitor_from), None
@@ -421,9 +424,9 @@ def one_cycle(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch:
     steps, its warm-up at least 2 steps (the peak is the second); None for a cycle of fewer than 3 steps
     (smoke-sized), which has no room for a step up and a step down: the rate stays constant. `settings`:
     make_scheduler's (max_lr, anneal_epochs, ...)."""
-    anneal_epochs = settings.get("anneal_epochs")  # the cycle's steps, as make_scheduler counts them, not the run's
+    anneal_epochs = settings.get("anneal_epochs")  # the cycle's steps, as make_scheduler counts them
     steps = epochs * steps_per_epoch if anneal_epochs is None else anneal_epochs * steps_per_epoch + 1
-    if steps < 3:
+    if steps < 3 or epochs * steps_per_epoch < 3:  # the run's too: a smoke run's schedule is none either way
         return None
     return make_scheduler("onecycle", optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
                           pct_start=max(pct_start, 2 / steps), **settings)

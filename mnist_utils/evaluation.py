@@ -318,7 +318,9 @@ def shared_errors(predictions: Sequence[Predictions]) -> torch.Tensor:
 def most_shared(overlap: torch.Tensor) -> list[float]:
     """For each model (a row of `shared_errors`' counts), the largest share of its errors that one other model also
     makes: 1.0 when another model makes every one of them (0 for a model without errors)."""
-    others = overlap.double().fill_diagonal_(-1)  # a model's own errors are not another's
+    if len(overlap) < 2:
+        raise ValueError(f"most_shared compares each model with the others: give at least 2, got {len(overlap)}")
+    others = overlap.to(torch.float64, copy=True).fill_diagonal_(-1)  # a model's own errors are not another's
     return (others.max(dim=1).values / overlap.diagonal().clamp(min=1)).tolist()
 
 

@@ -74,7 +74,10 @@ def receptive_field(model: nn.Module, input_size: int = 28) -> list[dict[str, An
 def last_convolution_field(fields: list[dict[str, Any]]) -> int:
     """The receptive field (pixels) of the last convolution among `receptive_field`'s rows: what each input of the
     classifier sees (a global pooling after it, which sees every position, is not a convolution)."""
-    return next(row["rf"] for row in reversed(fields) if row["layer"].endswith("(Conv2d)"))
+    convolutions = [row["rf"] for row in fields if row["layer"].endswith("(Conv2d)")]
+    if not convolutions:
+        raise ValueError("these receptive_field rows hold no convolution: the model has no Conv2d")
+    return convolutions[-1]
 
 
 class _ReachedPool(Exception):

@@ -303,9 +303,9 @@ def build_pretrained(recipe: Recipe, **changes: Any):
 
 def build_model(recipe: Recipe) -> nn.Module:
     """A freshly initialised model (from the global torch seed: call `seed_everything` first)."""
-    if recipe.model == PRETRAINED:
-        return build_pretrained(recipe).model
     try:
+        if recipe.model == PRETRAINED:
+            return build_pretrained(recipe).model
         return getattr(models, recipe.model)(**recipe.model_args)
     except (TypeError, ValueError) as error:  # an unknown argument; widths of the wrong count
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model}: {error}") from None

@@ -33,7 +33,7 @@ from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile
 from .data import load_data, write_atomic
 from .engine import History, row_summary, seed_everything
 from .plots import plot_history, png_bytes
-from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config
+from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config, pretrained_family
 from .training import train_model
 
 
@@ -87,8 +87,12 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
     device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
-    if recipe.model != PRETRAINED:  # so do model_args that do not fit the model (a pretrained one loads weights)
-        build_model(recipe)  # the run seeds the generator afresh before it builds its own
+    if recipe.model == PRETRAINED:  # 'auto' decided once: the backbone built and its inputs' normalisation agree
+        recipe = recipe.replace(model_args={**recipe.model_args, "family": pretrained_family(recipe)})
+    # so do model_args that do not fit the model (a pretrained backbone is tried without loading its weights); the
+    # run seeds the generator afresh before it builds its own
+    build_model(recipe.replace(model_args={**recipe.model_args, "pretrained": False}) if recipe.model == PRETRAINED
+                else recipe)
     if out_dir:
         run_dir = Path(out_dir)
         if run_dir.exists() and not run_dir.is_dir():

@@ -377,13 +377,15 @@ def test_a_pretrained_recipes_input_normalization_leaves_the_random_stream_alone
 
 def test_a_recipes_batches_are_normalised_as_its_model_expects_unless_told_otherwise(mnist):
     """`run_recipe` on a pretrained config passes no `inputs`: its batches must still use the backbone's."""
-    from mnist_utils.recipes import input_normalization, load_config
+    from mnist_utils.data import MNIST_MEAN, MNIST_STD
+    from mnist_utils.recipes import build_pretrained, load_config
     images, cpu = mnist.train.head(256), torch.device("cpu")  # a whole batch of cnn_simple's 128
-    for name in ("finetune_full", "cnn_simple"):
+    backbone = build_pretrained(load_config("finetune_full"), pretrained=False)  # what the network itself expects
+    for name, expected in (("finetune_full", (backbone.mean, backbone.std)), ("cnn_simple", (MNIST_MEAN, MNIST_STD))):
         recipe = load_config(name)
-        expected = input_normalization(recipe)
         for batches in (recipe.eval_batches(images, cpu), recipe.train_batches(images, cpu, seed=1).batches
                         if recipe.batches_per_epoch else recipe.train_batches(images, cpu, seed=1)):
-            assert (batches.mean, batches.std) == (expected["mean"], expected["std"]), name
+            assert (batches.mean, batches.std) == expected, name
+    assert (backbone.mean, backbone.std) != (MNIST_MEAN, MNIST_STD)
     told = load_config("finetune_full").eval_batches(images, cpu, mean=0.5, std=0.25)
     assert (told.mean, told.std) == (0.5, 0.25)

@@ -244,6 +244,10 @@ def test_shared_errors_and_images_every_model_gets_wrong():
     # a: both its errors are c's too; b: one of its two is a's, both are c's; c: two of its three are a's (and b's)
     assert most_shared(shared_errors([a, b, c])) == [1.0, 1.0, 2 / 3]
     assert most_shared(shared_errors([a, b, predictions(labels, labels)])) == [0.5, 0.5, 0.0], "no errors: 0"
+    counts = torch.tensor([[5.0, 3.0], [3.0, 4.0]], dtype=torch.float64)
+    assert most_shared(counts) == [0.6, 0.75] and counts[0, 0] == 5.0, "the counts given are left as they were"
+    with pytest.raises(ValueError, match="at least 2"):
+        most_shared(shared_errors([a]))
 
 
 def test_mcnemar_counts_disagreements_and_gives_the_exact_p_value():

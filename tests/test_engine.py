@@ -162,6 +162,11 @@ def test_a_plateau_schedule_without_the_validation_it_watches_is_refused(mnist):
     with pytest.raises(ValueError, match="plateau schedule.*needs val_batches"):
         fit(model, Batches(mnist.train.head(64), 32), None, optimizer, torch.device("cpu"), epochs=1,
             scheduler=plateau, monitor="val_acc", progress=None)
+    # and one made to wait for a fall, watching an accuracy: it would cut the rate as the accuracy rises
+    with pytest.raises(ValueError, match="watches 'val_acc' in mode 'min'.*mode='max'"):
+        fit(model, Batches(mnist.train.head(64), 32), None, optimizer, torch.device("cpu"), epochs=1,
+            scheduler=engine.make_scheduler("plateau", optimizer, mode="min"), monitor="val_acc",
+            val_batches=Batches(mnist.train.head(64), 32), progress=None)
 
 
 def test_history_speed_is_all_images_over_all_seconds():
@@ -188,6 +193,8 @@ def test_one_cycle_needs_3_steps_and_warms_up_over_at_least_2():
     # (a 2-step one divided by zero), and a 4-step one still peaks at its second step
     assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=10, steps_per_epoch=1, anneal_epochs=1) is None
     assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=3, steps_per_epoch=2, anneal_epochs=1) is not None
+    assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=1, steps_per_epoch=2, anneal_epochs=1) is None, \
+        "a 2-step run has no schedule, with anneal_epochs or without"
     optimizer = torch.optim.SGD([parameter], lr=0.1)
     scheduler = one_cycle(optimizer, epochs=10, steps_per_epoch=4, max_lr=1.0, pct_start=0.1, anneal_epochs=1)
     rates = []
@@ -323,6 +330,8 @@ def test_receptive_field_table():
     assert [(r["size"], r["jump"], r["rf"]) for r in rows] == [(28, 1, 1), (26, 1, 3), (13, 2, 4), (11, 2, 8), (1, 2, 28)]
     assert rows[-1]["kernel"] == 11, "global average pooling spans the whole 11×11 map"
     assert last_convolution_field(rows) == 8, "the classifier's inputs: the last convolution's field, not the pool's"
+    with pytest.raises(ValueError, match="no Conv2d"):
+        last_convolution_field(receptive_field(nn.Sequential(nn.MaxPool2d(2), nn.Flatten())))
 
 
 def test_split_facts_say_what_a_split_holds():
