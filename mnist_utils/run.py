@@ -115,6 +115,25 @@ def _mark_failure(cell: Any, ename: str, message: str) -> None:
         cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
 
 
+def _failure(exc: Exception, cell: Any, index: int | None, timeout: float) -> tuple[str, str]:
+    """(status, error) for a notebook run that `exc` ended in `cell` (the `index`th): interrupted by a stop signal,
+    an error in a cell, out of time, a dead kernel, or anything else (an unreadable notebook, a kernel that will not
+    start). A timeout and a dead kernel are shown under their cell too, as nbclient shows a cell's error."""
+    where = _cell_label(cell, index)
+    if isinstance(exc, Interrupted):
+        return "interrupted", f"stopped by {exc} ({where})"
+    if isinstance(exc, CellExecutionError):  # nbclient already put the traceback under the cell
+        return "error", f"{exc.ename}: {_first_line(exc.evalue)} ({where})"
+    if isinstance(exc, TimeoutError):  # nbclient's CellTimeoutError is one too
+        error = f"notebook exceeded its {timeout:g} s limit ({where})"
+        _mark_failure(cell, "TimeoutError", error)
+        return "timeout", error
+    if isinstance(exc, DeadKernelError):
+        _mark_failure(cell, "DeadKernelError", f"kernel died ({where}); out of memory, or a crash in native code?")
+        return "error", f"kernel died ({where})"
+    return "error", f"{type(exc).__name__}: {_first_line(exc)}"
+
+
 def _kernel_process(kernel_manager: Any) -> Any:
     """The kernel's process (a Popen), or None before it starts or without a local provisioner."""
     return getattr(getattr(kernel_manager, "provisioner", None), "process", None)
@@ -278,19 +297,8 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
         if training_lanes is not None:
             env[LANES_ENV] = str(training_lanes)
         execute_until_stopped(client, env, stop)
-    except Interrupted as exc:
-        status, error = "interrupted", f"stopped by {exc} ({_cell_label(current['cell'], current['index'])})"
-    except CellExecutionError as exc:  # nbclient already put the traceback under the cell
-        status, error = "error", f"{exc.ename}: {_first_line(exc.evalue)} ({_cell_label(current['cell'], current['index'])})"
-    except TimeoutError:  # nbclient's CellTimeoutError is one too
-        status = "timeout"
-        error = f"notebook exceeded its {timeout:g} s limit ({_cell_label(current['cell'], current['index'])})"
-        _mark_failure(current["cell"], "TimeoutError", error)
-    except DeadKernelError:
-        status, error = "error", f"kernel died ({_cell_label(current['cell'], current['index'])})"
-        _mark_failure(current["cell"], "DeadKernelError", error + "; out of memory, or a crash in native code?")
-    except Exception as exc:  # unreadable notebook, kernel that won't start: report it, go on with the rest
-        status, error = "error", f"{type(exc).__name__}: {_first_line(exc)}"
+    except Exception as exc:  # a stop, a failing cell, a timeout, ...: reported, and the series goes on
+        status, error = _failure(exc, current["cell"], current["index"], timeout)
     finally:
         stack.close()
     seconds = time.monotonic() - started
@@ -303,6 +311,14 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
 
 
 # ----------------------------------------------------------------------------- a series, side by side
+
+
+def _heartbeat(at_cell: Mapping[str, tuple[int, int, float]], number: Mapping[str, int], total: int) -> None:
+    """A line per running notebook (stem → its cell, its cell count and when it started): how long it has run
+    and which cell it is at, so that a long series shows it is alive."""
+    for stem, (cell, cells, began) in at_cell.items():
+        print(f"[{number[stem]}/{total}] {stem} … running, {fmt_duration(time.monotonic() - began)}, "
+              f"cell {cell} of {cells}", flush=True)
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
@@ -371,11 +387,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
                 break  # stopped before the rest could start
             if time.monotonic() >= heartbeat:
                 heartbeat = time.monotonic() + HEARTBEAT_SECONDS
-                for stem in running:
-                    if stem in at_cell:
-                        cell, cells, began = at_cell[stem]
-                        print(f"[{number[stem]}/{len(paths)}] {stem} … running, "
-                              f"{fmt_duration(time.monotonic() - began)}, cell {cell} of {cells}", flush=True)
+                _heartbeat({stem: at_cell[stem] for stem in running if stem in at_cell}, number, len(paths))
             try:
                 stem, entry = done.get(timeout=0.2)  # short waits: a stop signal reaches this thread between them
             except queue.Empty:

@@ -464,3 +464,24 @@ def test_a_kernels_cpu_time_is_its_processs_user_and_system_time() -> None:
     after = os.times()
     assert before.user + before.system - 0.02 <= measured <= after.user + after.system + 0.02
     assert run.kernel_cpu_seconds(SimpleNamespace()) is None, "no kernel process: unknown"
+
+
+def test_each_way_a_notebook_run_ends_has_its_status_and_a_line_naming_the_cell():
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from mnist_utils.stopping import Interrupted
+
+    def cell():
+        return new_code_cell("train()", execution_count=7)
+
+    shown = cell()
+    assert run._failure(Interrupted("SIGTERM"), shown, 3, 60) == ("interrupted", "stopped by SIGTERM (cell [7])")
+    failed = CellExecutionError("traceback", "ValueError", "bad value\nmore")
+    assert run._failure(failed, cell(), 3, 60) == ("error", "ValueError: bad value (cell [7])")
+    assert run._failure(CellTimeoutError("slow"), shown, 3, 90) == (
+        "timeout", "notebook exceeded its 90 s limit (cell [7])")
+    dead = cell()
+    assert run._failure(DeadKernelError("gone"), dead, 3, 60) == ("error", "kernel died (cell [7])")
+    assert run._failure(OSError("disk full"), None, None, 60) == ("error", "OSError: disk full")
+    # what nbclient does not show under a cell, the runner does: the timeout, and a dead kernel with its likely cause
+    assert shown.outputs[-1]["ename"] == "TimeoutError" and "90 s limit" in shown.outputs[-1]["evalue"]
+    assert dead.outputs[-1]["evalue"].endswith("kernel died (cell [7]); out of memory, or a crash in native code?")
