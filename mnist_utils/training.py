@@ -112,7 +112,8 @@ def run_recipe(recipe: Recipe, data: MNIST, device: torch.device, *, seed: int |
     return model, history
 
 
-def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device, *, progress: bool = True,
+def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device, *,
+                progress: str | None = "epochs",
                 cost: Mapping[str, float] | None = None) -> dict[str, tuple[nn.Module, History]]:
     """Each of `recipes` run as `run_recipe` runs it (seeded with its first seed, built, trained), but in lanes,
     one per usable CPU, where the models allow it (mnist_utils.lanes): (model, history) by the same names.
@@ -148,7 +149,7 @@ def seed_packs(seeds: Sequence[int], size: int = SEEDS_PER_PACK) -> list[list[in
 
 
 def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Sequence[int] | None = None,
-                progress: bool = True) -> list[tuple[nn.Module, History]]:
+                progress: str | None = "epochs") -> list[tuple[nn.Module, History]]:
     """`recipe` run once per seed (the recipe's seeds by default), each seed fixing its model's
     initialisation, data order and augmentation exactly as `run_recipe` would; but the models train packed
     side by side (mnist_utils.packed), up to SEEDS_PER_PACK in one network (one, for a model with dropout), and
@@ -186,8 +187,11 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     return results
 
 
-def _bar(progress: bool, total: int, desc: str) -> Any:
-    """A progress bar counting epochs, to use in a `with` (closed even when a lane fails), or nothing."""
+def _bar(progress: str | None, total: int, desc: str) -> Any:
+    """With progress 'epochs', a bar counting the epochs of every training, to use in a `with` (closed even when a
+    lane fails); with None, nothing ('batches', a bar per epoch as `fit` draws it, has no meaning in lanes)."""
+    if progress not in ("epochs", None):
+        raise ValueError(f"progress: 'epochs' (one bar for every training's epochs) or None, got {progress!r}")
     return progress_bar(total=total, desc=desc, unit="epoch") if progress else contextlib.nullcontext()
 
 

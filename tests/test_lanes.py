@@ -257,7 +257,7 @@ def test_seeds_give_the_same_numbers_on_one_lane_and_on_two(mnist, monkeypatch):
     runs = {}
     for lanes in (1, 2):  # one lane: a one-core machine
         monkeypatch.setattr(training, "lanes_for", lambda models, device, lanes=lanes: lanes)
-        runs[lanes] = train_seeds(RECIPE, data, torch.device("cpu"), seeds=seeds, progress=False)
+        runs[lanes] = train_seeds(RECIPE, data, torch.device("cpu"), seeds=seeds, progress=None)
     for (one, one_history), (two, two_history) in zip(runs[1], runs[2]):
         assert one_history["test_acc"] == two_history["test_acc"]
         assert one_history["train_loss"] == two_history["train_loss"]
@@ -275,7 +275,7 @@ def test_recipes_run_at_once_give_what_run_recipe_gives_on_one_thread(mnist, mon
     started = []
     monkeypatch.setattr(training, "train_recipe", lambda *args, train=training.train_recipe, **kwargs:
                         started.append(args[1].seeds[0]) or train(*args, **kwargs))
-    runs = training.run_recipes(recipes, data, torch.device("cpu"), progress=False,
+    runs = training.run_recipes(recipes, data, torch.device("cpu"), progress=None,
                                 cost={"plain": 1, "no augmentation": 3, "dropout": 2})
     assert list(runs) == list(recipes), "in the recipes' order, whichever started first"
     assert set(started[:2]) == {4, 5} and started[2] == 3, "the costliest first, one per lane, the cheapest last"
@@ -288,3 +288,14 @@ def test_recipes_run_at_once_give_what_run_recipe_gives_on_one_thread(mnist, mon
             assert all(torch.equal(a, b) for a, b in zip(runs[name][0].state_dict().values(), model.state_dict().values()))
     finally:
         torch.set_num_threads(previous)
+
+
+def test_trainings_in_lanes_draw_one_bar_for_all_their_epochs_or_none():
+    # progress as fit takes it, where it has a meaning here: 'epochs' or None ('batches', or a bool, is refused)
+    from mnist_utils.training import _bar
+    assert _bar(None, 5, "x").__class__.__name__ == "nullcontext"
+    with _bar("epochs", 5, "x") as bar:
+        assert bar.total == 5
+    for wrong in ("batches", True, False):
+        with pytest.raises(ValueError, match="'epochs' .* or None"):
+            _bar(wrong, 5, "x")

@@ -112,7 +112,7 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, ar
     # plain one, and a few updates grow that rounding to ~1e-4 on some CPUs; float64 leaves only the logic.
     # Two epochs: the second must train as the first does (train mode after the first epoch's testing).
     data, recipe = small(mnist, train=384), RECIPE.with_epochs(2).replace(model=architecture, **changes)
-    packed = train_seeds(recipe, data, torch.device("cpu"), seeds=[1, 2], progress=False)
+    packed = train_seeds(recipe, data, torch.device("cpu"), seeds=[1, 2], progress=None)
     for seed, (model, history) in zip([1, 2], packed):
         seed_everything(seed)
         alone = getattr(models, architecture)()
@@ -131,10 +131,10 @@ def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, ar
 
 def test_packed_seeds_refuse_a_schedule_stepped_per_epoch(mnist):
     with pytest.raises(ValueError, match="not 'step'; use run_recipe"):
-        train_seeds(RECIPE.replace(scheduler="step"), small(mnist), torch.device("cpu"), progress=False)
+        train_seeds(RECIPE.replace(scheduler="step"), small(mnist), torch.device("cpu"), progress=None)
     with pytest.raises(ValueError, match="use run_recipe for recipes with a validation split"):  # as plateau needs
         train_seeds(RECIPE.replace(scheduler="plateau", val_fraction=0.1), small(mnist), torch.device("cpu"),
-                    progress=False)
+                    progress=None)
 
 
 @pytest.mark.parametrize("architecture", ["Model_3", "Model_2"])
@@ -149,7 +149,7 @@ def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_n
         return model, train_recipe(model, recipe, data, cpu, seed=1, progress=None)
 
     def packed(recipe):
-        return train_seeds(recipe, data, cpu, seeds=[1], progress=False)[0]
+        return train_seeds(recipe, data, cpu, seeds=[1], progress=None)[0]
 
     for trained in (alone, packed):
         (_, plain), (model, probed) = trained(recipe), trained(probed_recipe)
