@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
+import torch.nn as nn
 
 from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
@@ -89,10 +90,8 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
     if recipe.model == PRETRAINED:  # 'auto' decided once: the backbone built and its inputs' normalisation agree
         recipe = recipe.replace(model_args={**recipe.model_args, "family": pretrained_family(recipe)})
-    # so do model_args that do not fit the model (a pretrained backbone is tried without loading its weights); the
-    # run seeds the generator afresh before it builds its own
-    build_model(recipe.replace(model_args={**recipe.model_args, "pretrained": False}) if recipe.model == PRETRAINED
-                else recipe)
+    seed_everything(seed)  # the run's model, built before any file: model_args that do not fit it stop here too
+    model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
     if out_dir:
         run_dir = Path(out_dir)
         if run_dir.exists() and not run_dir.is_dir():
@@ -104,7 +103,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
-            return _train(recipe, seed, device, run_dir, log, replace, str(source),
+            return _train(model, recipe, seed, device, run_dir, log, replace, str(source),
                           profile_cuts(asked, recipe, profile))
     except KeyboardInterrupt:
         log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}",
@@ -148,7 +147,7 @@ def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
     return f"{profile.name} profile: {', '.join(cuts) or 'nothing cut'}"
 
 
-def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
+def _train(model: nn.Module, recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
            replace: bool, source: str, cuts: str) -> Trained:
     # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
     # run's own, never the published model's.
@@ -157,8 +156,6 @@ def _train(recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: 
              f"run folder {run_dir}")
 
     data = load_data()
-    seed_everything(seed)
-    model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
     model.to(device, memory_format=recipe.memory_format)
     fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=source)
     validated = bool(recipe.val_fraction)
