@@ -424,9 +424,10 @@ def one_cycle(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch:
     steps, its warm-up at least 2 steps (the peak is the second); None for a cycle of fewer than 3 steps
     (smoke-sized), which has no room for a step up and a step down: the rate stays constant. `settings`:
     make_scheduler's (max_lr, anneal_epochs, ...)."""
-    anneal_epochs = settings.get("anneal_epochs")  # the cycle's steps, as make_scheduler counts them
-    steps = epochs * steps_per_epoch if anneal_epochs is None else anneal_epochs * steps_per_epoch + 1
-    if steps < 3 or epochs * steps_per_epoch < 3:  # the run's too: a smoke run's schedule is none either way
+    run, anneal_epochs = epochs * steps_per_epoch, settings.get("anneal_epochs")
+    # the cycle's steps, as make_scheduler counts them
+    steps = run if anneal_epochs is None else anneal_epochs * steps_per_epoch + 1
+    if min(run, steps) < 3:  # the run's too: a smoke run's schedule is none, with anneal_epochs or without
         return None
     return make_scheduler("onecycle", optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
                           pct_start=max(pct_start, 2 / steps), **settings)

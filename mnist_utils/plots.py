@@ -107,8 +107,10 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
     several, styles = len(histories) > 1, {}  # styles: each measurement drawn, by its line style
     for colour, (name, history) in zip(palette, histories.items()):
         held_out = "test" if history.rows and "test_acc" in history.rows[0] else "val"
-        measured = [("train", "train", "--")] + [("train_eval", "train, eval mode", ":")] * (
-            history.train_accuracy_column == PROBED) + [(held_out, held_out, "-")]
+        measured = [("train", "train", "--")]  # (column, what it is, line style)
+        if history.train_accuracy_column == PROBED:
+            measured.append(("train_eval", "train, eval mode", ":"))
+        measured.append((held_out, held_out, "-"))
         for column, what, style in measured:
             label = None if several else f"{name} {what}".strip()
             loss_ax.plot(history["epoch"], history[f"{column}_loss"], ls=style, color=colour, label=label)
