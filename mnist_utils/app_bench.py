@@ -37,7 +37,8 @@ from PIL import Image, ImageOps
 from .bench import GOAL_CPU_CORES, machine_facts
 from .checkpoints import default_checkpoint, list_checkpoints, models_dir
 from .config import PROJECT_ROOT, CommandParser, reports_dir, usable_cpus
-from .data import load_mnist, write_atomic
+from .data import load_mnist
+from .files import write_atomic
 from .report import mark
 
 GOALS_MS = {"p50": 20.0, "p95": 50.0}  # one request at a time

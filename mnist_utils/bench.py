@@ -52,7 +52,8 @@ from .batches import endless
 from .config import CommandParser, data_root, get_device, reports_root, usable_cpus
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
-from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist, write_atomic
+from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
+from .files import write_atomic
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference

@@ -30,9 +30,10 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
 from .config import reports_dir
-from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet, write_atomic
+from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
+from .files import write_atomic
 from .inspection import count_parameters
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)

@@ -12,13 +12,11 @@ import contextlib
 import gzip
 import hashlib
 import io
-import os
 import pickle
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from .config import Profile, data_root, get_profile
+from .files import reachable, sha256_of, write_atomic
 
 # name -> (size in bytes, SHA-256) of the published, uncompressed originals.
 FILES: dict[str, tuple[int, str]] = {
@@ -79,14 +78,6 @@ def raw_dir(root: Path | str | None = None) -> Path:
 
 def downloads_dir(root: Path | str | None = None) -> Path:
     return Path(root if root is not None else data_root()) / "downloads"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fix_hint(root: Path | str | None) -> str:
@@ -147,23 +138,6 @@ def _ensure_writable(raw: Path, problems: dict[str, str]) -> None:
                              f"{READ_ONLY_HINT.format(folder=raw)}") from error
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary data files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _install_verified(path: Path, data: bytes) -> None:
     """Put `data` at `path` only if it is the published file."""
     size, sha = FILES[path.name]
@@ -203,26 +177,9 @@ def read_idx(path: Path) -> torch.Tensor:
 # ----------------------------------------------------------------------------- sources
 
 
-def _reachable(address: tuple[str, int], timeout: float) -> bool:
-    """Can a TCP connection be opened within `timeout` seconds? Name lookups cannot hang us: a daemon thread."""
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection(address, timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def fetch_with_torchvision(raw: Path, *, timeout: float = 5.0, log: Callable[[str], None] = print) -> None:
     """torchvision's own download (the route a user with internet takes), into a temporary folder first."""
-    if not _reachable(TORCHVISION_HOST, timeout):
+    if not reachable(TORCHVISION_HOST, timeout):
         raise SourceUnavailable(f"torchvision's MNIST mirror {TORCHVISION_HOST[0]} is unreachable")
     from torchvision.datasets import MNIST
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, usable_cpus
-from .data import write_atomic
+from .files import write_atomic
 from .report import fmt, leaderboard_rows, load_results, mark, read_json
 
 

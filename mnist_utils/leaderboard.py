@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .config import reports_dir
-from .data import write_atomic
+from .files import write_atomic
 from .plots import _finish, png_bytes
 from .report import fmt
 

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
-from .data import _reachable, sha256_of
+from .files import reachable, sha256_of
 
 FAMILIES = ("resnet18", "efficientnet-lite0")
 
@@ -146,7 +146,7 @@ def resnet18_weights_path() -> Path:
 def resnet18_weights_available(timeout: float = 3.0) -> bool:
     """True if the ImageNet ResNet-18 weights are in the torch hub cache, or their server answers
     within `timeout` seconds (so offline, this returns quickly instead of hanging in a download)."""
-    return resnet18_weights_path().exists() or _reachable(TORCHVISION_WEIGHTS_HOST, timeout)
+    return resnet18_weights_path().exists() or reachable(TORCHVISION_WEIGHTS_HOST, timeout)
 
 
 def resnet18_for_mnist(pretrained: bool = True, *, num_classes: int = 10, image_size: int = 28,

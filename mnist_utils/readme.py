@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir
-from .data import write_atomic
+from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, time_against_budget)
 from .report import leaderboard_rows, load_results, mark, markdown_table, read_json

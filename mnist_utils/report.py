@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .config import get_device, get_profile, reports_dir, usable_cpus
-from .data import write_atomic
+from .files import write_atomic
 
 # Set by the runner while it runs a notebook: the folder a Report writes its results to until the notebook
 # finishes (the runner then moves them into results/), so an unfinished run never replaces finished results.

@@ -49,7 +49,7 @@ from traitlets.config import Config
 from .config import (LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
                      START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes, find_notebooks, get_profile,
                      notebook_timeout, reports_dir as profile_reports_dir, reports_root, usable_cpus)
-from .data import write_atomic
+from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .report import PENDING_ENV, read_json

@@ -28,9 +28,10 @@ import torch
 import yaml
 
 from .config import PROJECT_ROOT, CommandParser, get_device
-from .data import MNISTDataError, load_mnist, write_atomic
+from .data import MNISTDataError, load_mnist
 from .engine import History
 from .evaluation import GOAL_ACC, seed_table
+from .files import write_atomic
 from .inspection import count_parameters
 from .recipes import ConfigError, Recipe, load_config
 from .report import hardware

@@ -31,8 +31,9 @@ import torch.nn as nn
 
 from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
-from .data import load_data, write_atomic
+from .data import load_data
 from .engine import History, row_summary, seed_everything
+from .files import write_atomic
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config, pretrained_family
 from .training import train_model

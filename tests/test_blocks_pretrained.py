@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import models
 from mnist_utils import features, pretrained
-from mnist_utils.data import sha256_of
+from mnist_utils.files import sha256_of
 from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
 from mnist_utils.batches import Batches
 from mnist_utils.features import FeatureBatches, extract_features, fit_one_cycle, linear_probe, resolution_sweep
@@ -83,7 +83,7 @@ def stand_in_resnet18(tmp_path, monkeypatch):
     from torchvision.models import resnet18
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(pretrained, "_reachable", lambda *args: pytest.fail("no network access expected"))
+    monkeypatch.setattr(pretrained, "reachable", lambda *args: pytest.fail("no network access expected"))
     torch.manual_seed(0)
     state = resnet18().state_dict()
     path = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
@@ -127,7 +127,7 @@ def test_a_cached_file_that_is_not_the_published_one_is_refused_with_the_fix(sta
 def test_offline_without_cached_weights_resnet18_is_reported_unavailable_quickly(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     asked = []
-    monkeypatch.setattr(pretrained, "_reachable", lambda address, timeout: asked.append((address, timeout)) or False)
+    monkeypatch.setattr(pretrained, "reachable", lambda address, timeout: asked.append((address, timeout)) or False)
     assert not pretrained.resnet18_weights_available(timeout=0.5)
     assert asked == [(pretrained.TORCHVISION_WEIGHTS_HOST, 0.5)]
 

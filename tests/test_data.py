@@ -15,7 +15,8 @@ import torchvision
 from mnist_utils import data as mdata
 from mnist_utils.data import (FILES, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, SourceUnavailable,
                               check_file, fetch_mnist, idx_bytes, load_mnist, normalization_stats, raw_dir,
-                              read_idx, train_val_split, verify, write_atomic)
+                              read_idx, train_val_split, verify)
+from mnist_utils.files import write_atomic
 
 
 @pytest.fixture
