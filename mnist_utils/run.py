@@ -53,7 +53,7 @@ from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .report import PENDING_ENV, read_json
-from .series import (check_lanes, default_lanes, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
+from .series import (check_jobs, default_jobs, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
 
@@ -322,17 +322,17 @@ def _heartbeat(at_cell: Mapping[str, tuple[int, int, float]], number: Mapping[st
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
-                  stop: Stop | None = None, lanes: int | None = None,
+                  stop: Stop | None = None, jobs: int | None = None,
                   reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
-    """Run `paths`, up to `lanes` at once (default: `default_lanes`), each as soon as the notebooks whose results it
+    """Run `paths`, up to `jobs` at once (default: `default_jobs`), each as soon as the notebooks whose results it
     `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a
     line as each starts and as each ends; keep the profile's runs.json and index.html current after each, and at the
     end, unless stopped, its series.json (see index.record_series). Side by side, the notebooks off the series'
     longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them
     does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped and no
     other starts. `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
-    lanes = default_lanes() if lanes is None else lanes
-    check_lanes(lanes)
+    jobs = default_jobs() if jobs is None else jobs
+    check_jobs(jobs)
     if not paths:
         return {}
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
@@ -346,7 +346,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}, reads))
     # Where notebooks can run side by side, each one's trainings get its share of the CPUs (more threads than cores
     # slow them all) and those off the chain yield to it; one that can only run alone keeps every CPU.
-    shared = most_side_by_side(list(path_of), lanes, reads)
+    shared = most_side_by_side(list(path_of), jobs, reads)
     cpus_each = max(1, usable_cpus() // shared) if shared > 1 else None
     running: dict[str, threading.Thread] = {}
     finished: set[str] = set()
@@ -371,7 +371,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(Stop())
         while waiting or running:
-            for stem in ready_to_start(waiting, after, finished, len(running), lanes, START_ORDER):
+            for stem in ready_to_start(waiting, after, finished, len(running), jobs, START_ORDER):
                 if stop.signum is not None:  # a signal may come in the middle of this loop
                     break
                 waiting.remove(stem)
@@ -417,7 +417,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float,
                         help=f"seconds per notebook (default: {TIMEOUT_HEADROOM:g}× its budget in the full profile, "
                              f"see config.BUDGET_MINUTES; {SMOKE_TIMEOUT} in the smoke profile)")
-    parser.add_argument("--lanes", type=int, metavar="N",
+    parser.add_argument("--jobs", "-j", type=int, metavar="N",
                         help="notebooks side by side at most (default: one per usable CPU; 1 on a GPU)")
     parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
                                                      "the smoke profile writes to its smoke/ subfolder")
@@ -427,8 +427,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         profile = get_profile(args.profile).name
         paths = find_notebooks(args.notebooks, args.selectors)
-        lanes = default_lanes() if args.lanes is None else args.lanes  # default_lanes reads MNIST_DEVICE: checked
-        check_lanes(lanes)
+        jobs = default_jobs() if args.jobs is None else args.jobs  # default_jobs reads MNIST_DEVICE: checked
+        check_jobs(jobs)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -452,7 +452,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
     started = time.monotonic()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, lanes=lanes)
+        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, jobs=jobs)
         failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
         interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
         ok = len(entries) - len(failed) - len(interrupted)
