@@ -35,6 +35,7 @@ from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_c
 from .config import CommandParser, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
+from .files import DESKTOP_FILES
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -45,7 +46,6 @@ EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
 MAX_SEED = 2**64 - 1  # torch's generators take no larger
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
-DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
 
 
@@ -157,21 +157,7 @@ def per_class_table(per_class: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def check_run_folder(given: str | None) -> None:
-    """Refuse (UsageError) a `train --out` folder that holds files already: the run would write its log,
-    history and checkpoint among an earlier run's, appending to its train.log. Without --out, the run folder is
-    a new one, named after the config, seed and second it starts."""
-    if not given or not Path(given).is_dir():
-        return  # a file there is the trainer's to refuse, before it writes anything
-    others = sorted(p.name for p in Path(given).iterdir() if p.name not in DESKTOP_FILES)
-    if others:
-        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-        raise UsageError(f"--out {given}: it holds {others[0]}{more} (an earlier run's?); `train` writes its run "
-                         "into a folder of its own: give a new or empty folder, or remove this one")
-
-
 def run_train(args: argparse.Namespace) -> int:
-    check_run_folder(args.out)
     # Where a model of its name was kept rather than replaced, the trainer's log has said so (and how to replace it).
     checkpoint, _ = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
                                       replace=args.replace)

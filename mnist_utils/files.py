@@ -10,6 +10,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""

@@ -33,7 +33,7 @@ from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_chec
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
 from .data import load_data
 from .engine import History, row_summary, seed_everything
-from .files import write_atomic
+from .files import DESKTOP_FILES, write_atomic
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config, pretrained_family
 from .training import train_model
@@ -93,14 +93,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         recipe = recipe.replace(model_args={**recipe.model_args, "family": pretrained_family(recipe)})
     seed_everything(seed)  # the run's model, built before any file: model_args that do not fit it stop here too
     model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
-    if out_dir:
-        run_dir = Path(out_dir)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ConfigError(f"--out {run_dir}: a file is there; give the path of a folder for the run")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = _new_folder(reports_dir() / "runs" / f"{recipe.name}-seed{seed}-{stamp}")
+    run_dir = _run_folder(out_dir, f"{recipe.name}-seed{seed}")
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
@@ -117,6 +110,25 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         for handler in log.handlers:
             handler.close()
         log.handlers.clear()
+
+
+def _run_folder(out_dir: Path | str | None, name: str) -> Path:
+    """The run's folder: `out_dir` (`train --out`), made where missing, and refused (ConfigError) where a file is
+    there or where it holds files already: the run would write its log, history and checkpoint among an earlier
+    run's, appending to its train.log. Without `out_dir`, a new folder in reports/runs, named `name` and the
+    second the run starts."""
+    if not out_dir:
+        return _new_folder(reports_dir() / "runs" / f"{name}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    run_dir = Path(out_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: a file is there; give the path of a folder for the run")
+    others = sorted(p.name for p in run_dir.iterdir() if p.name not in DESKTOP_FILES) if run_dir.is_dir() else []
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise ConfigError(f"--out {run_dir}: it holds {others[0]}{more} (an earlier run's?); `train` writes its run "
+                          "into a folder of its own: give a new or empty folder, or remove this one")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def _new_folder(wanted: Path) -> Path:

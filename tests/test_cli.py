@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from mnist_utils.checkpoints import paths
 from mnist_utils.cli import main
 from mnist_utils.config import PROJECT_ROOT
-from mnist_utils.recipes import load_config
 
 
 @pytest.fixture
@@ -152,176 +149,6 @@ def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
     assert done.stderr.startswith("error: No checkpoint at") and len(done.stderr.splitlines()) == 1
 
 
-def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path, monkeypatch, capsys, make_picture,
-                                                                       mnist):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")  # 2,048 training digits, one epoch
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    run = tmp_path / "run"
-    # A validation split and keep_best: the checkpoint carries its validation figures (which epoch it keeps:
-    # test_train_keeps_the_best_validation_epoch_not_the_last).
-    overrides = ["--set", "val_fraction=1/8", "--set", "patience=2", "--set", "keep_best=true"]
-    assert main(["train", "--config", "configs/step3.yaml", *overrides, "--out", str(run)]) == 0
-    assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "run.json",
-                                                     "run.safetensors", "train.log"]
-    log = (run / "train.log").read_text()
-    assert "step3: 1 epoch" in log and "test accuracy" in log
-    history = json.loads((run / "history.json").read_text())
-    assert [row["epoch"] for row in history] == [1] and "val_acc" in history[0]
-
-    weights, metadata = paths(tmp_path / "reports" / "smoke" / "models" / "step3-seed1")
-    meta = json.loads(metadata.read_text())
-    assert meta["model"] == {"name": "Model_3", "args": load_config("step3").model_args}
-    assert meta["seed"] == 1 and meta["epochs"] == 1
-    assert meta["config"]["val_fraction"] == 0.125 and meta["source"] == "configs/step3.yaml"
-    assert set(meta["metrics"]) >= {"val_loss", "val_acc", "test_acc"}
-    printed = capsys.readouterr().out
-    shown = printed.split("checkpoint: ", 1)[1].split()[0].rstrip(";,.")
-    assert Path(shown).resolve() == Path(weights).resolve(), printed
-
-    assert main(["test", "--model", str(weights), "--out", str(tmp_path / "tested"),
-                 "--log", str(tmp_path / "log.jsonl")]) == 0
-    tested = json.loads((tmp_path / "tested" / "metrics.json").read_text())
-    assert tested["accuracy"] == pytest.approx(meta["metrics"]["test_acc"], abs=1e-6)
-    image = tmp_path / "digit.png"
-    image.write_bytes(make_picture(mnist.test.images[0]))
-    assert main(["predict", "--model", str(weights), str(image)]) == 0
-    assert str(image) in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("arguments, message", [
-    (["--config", "configs/step4.yaml"], "no such config file; choose one of"),
-    (["--config", "step3", "--set", "epoch=3"], "unknown key epoch; did you mean epochs?"),
-    (["--config", "step3", "--set", "epochs=three"], "epochs: expected int, got 'three'"),
-    (["--config", "step3", "--set", "model=Model_9"], "model: unknown 'Model_9'; choose one of Model_1"),
-    (["--config", "step3", "--set", "lr=-1"], "lr: must be above 0, got -1.0"),
-    (["--config", "step3", "--set", "augment.scale=[2,1]"], "augment.scale: [smallest, largest] zoom"),
-    (["--config", "step3", "--set", "augment.translate=5"], "augment.translate: a share of the image in [0, 0.5]"),
-    (["--config", "step3", "--device", "foo"], "--device 'foo' is not a device this project runs on"),
-    (["--config", "step3", "--set", "model_args.widths=[8,8]"], "do not fit Model_3: not enough values to unpack"),
-    (["--config", "step3", "--set", "model_args.depth=3"], "do not fit Model_3: "),
-    (["--config", "finetune_full", "--set", "model_args.depth=3"], "do not fit pretrained: "),
-])
-def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch,
-                                                                    capsys):
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    assert main(["train", *arguments, "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("error: ") and message in error and error.count("\n") == 1
-    assert not (tmp_path / "run").exists() and not (tmp_path / "reports").exists()
-
-
-def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    published = paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
-    def same_weights(a, b):  # the tensors; the files' bytes too (see test_the_same_weights_save_to_the_same_bytes)
-        tensors_a, tensors_b = load_file(a), load_file(b)
-        same = tensors_a.keys() == tensors_b.keys() and all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
-        assert same == (a.read_bytes() == b.read_bytes())
-        return same
-
-    assert main(["train", "--config", "step1", "--out", str(tmp_path / "first")]) == 0
-    first = published.read_bytes()
-    assert same_weights(published, tmp_path / "first" / "first.safetensors"), "the run's own, published"
-
-    # A second run with other weights keeps the model already there (a notebook's, say), and says where its own is.
-    assert main(["train", "--config", "step1", "--seed", "1", "--set", "lr=0.02", "--out", str(tmp_path / "second")]) == 0
-    printed = capsys.readouterr().out
-    assert published.read_bytes() == first and "is there already and is kept (pass --replace" in printed
-    assert printed.count("kept") == 1, "said once"
-    second = tmp_path / "second" / "second.safetensors"
-    assert not same_weights(second, published) and str(second) in printed
-
-    assert main(["train", "--config", "step1", "--set", "lr=0.02", "--out", str(tmp_path / "third"), "--replace"]) == 0
-    assert same_weights(published, second), "--replace puts the new model there (same seed and recipe, same weights)"
-
-
-def test_train_keeps_the_best_validation_epoch_not_the_last(tmp_path, monkeypatch):
-    """The smoke profile runs one epoch, where best and last are the same: here a stand-in for the training runs
-    three, changing the weights each time, and validation improves only at the second."""
-    from mnist_utils import trainer
-    from mnist_utils.engine import History
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    weights_after = {}  # epoch → the model's weights when that epoch ended
-
-    def three_epochs(model, recipe, *args, on_epoch, **kwargs):
-        assert recipe.monitor_from == 1, "scheduler none: validation is watched from the first epoch"
-        rows = []
-        for epoch, val_loss in ((1, 0.3), (2, 0.2), (3, 0.25)):
-            with torch.no_grad():
-                for parameter in model.parameters():
-                    parameter.add_(0.01 * epoch)
-            weights_after[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
-            rows.append({"epoch": epoch, "train_loss": 0.1, "val_loss": val_loss, "val_acc": 90.0, "seconds": 1.0})
-            on_epoch(rows[-1], val_loss == min(row["val_loss"] for row in rows))
-        return History(rows), 0.0
-
-    monkeypatch.setattr(trainer, "train_model", three_epochs)
-    run = tmp_path / "run"
-    assert main(["train", "--config", "step1", "--set", "val_fraction=1/8", "--out", str(run)]) == 0
-    meta = json.loads((run / "run.json").read_text())
-    assert meta["epochs"] == 2 and meta["metrics"]["val_loss"] == 0.2 and meta["metrics"]["epochs_run"] == 3
-    kept = load_file(run / "run.safetensors")
-    assert all(torch.equal(kept[k], weights_after[2][k]) for k in kept), "the second epoch's weights"
-    assert not all(torch.equal(kept[k], weights_after[3][k]) for k in kept)
-
-
-def test_a_config_outside_the_project_is_recorded_by_its_own_path(tmp_path, monkeypatch):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    mine = tmp_path / "mine.yaml"
-    mine.write_text((PROJECT_ROOT / "configs" / "step1.yaml").read_text())
-    assert main(["train", "--config", str(mine), "--out", str(tmp_path / "run")]) == 0
-    meta = json.loads(paths(tmp_path / "reports" / "smoke" / "models" / "mine-seed1")[1].read_text())
-    assert meta["source"] == str(mine.resolve())
-
-
-def test_train_seed_trains_and_publishes_that_seed(tmp_path, monkeypatch):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    models = tmp_path / "reports" / "smoke" / "models"
-    for seed in (1, 2):  # step1.yaml's seed is 1
-        assert main(["train", "--config", "step1", "--seed", str(seed), "--out", str(tmp_path / f"seed{seed}")]) == 0
-    assert json.loads(paths(models / "step1-seed2")[1].read_text())["seed"] == 2
-    one, two = load_file(paths(models / "step1-seed1")[0]), load_file(paths(models / "step1-seed2")[0])
-    assert not all(torch.equal(one[k], two[k]) for k in one), "another seed, other weights"
-
-
-def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    assert main(["train", "--config", "step1", "--set", "lr=1e6", "--out", str(tmp_path / "run")]) == 2
-    captured = capsys.readouterr()
-    error = captured.err.splitlines()[-1]  # after the epoch's progress bar
-    assert error.startswith("error: ") and "training diverged; lower the learning rate" in error
-    assert "diverged" not in captured.out, "said once, by the command: the log's line goes to train.log only"
-    assert not (tmp_path / "reports" / "smoke" / "models").exists() and not (tmp_path / "run" / "run.json").exists()
-    assert "stopped: TrainingDiverged" in (tmp_path / "run" / "train.log").read_text()
-    assert json.loads((tmp_path / "run" / "history.json").read_text())[0]["epoch"] == 1, "the epoch it ran is kept"
-
-
-def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_path, monkeypatch, capsys):
-    from mnist_utils import trainer
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    real = trainer.train_model
-
-    def stopped_after_one_epoch(*args, on_epoch, **kwargs):
-        real(*args, on_epoch=on_epoch, **kwargs)  # the smoke profile's one epoch, checkpoint included
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "train_model", stopped_after_one_epoch)
-    assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
-    captured = capsys.readouterr()
-    last = captured.err.splitlines()[-1]  # after the epoch's progress bar
-    assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far" and "stopped" not in captured.out
-    run = tmp_path / "run"
-    assert {"run.safetensors", "run.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
-    assert "stopped (Ctrl-C)" in (run / "train.log").read_text()
-    assert not (tmp_path / "reports" / "smoke" / "models").exists(), "an unfinished run publishes nothing"
-
-
 @pytest.mark.parametrize("case", ["file", "foreign-file", "current-folder", "log-folder"])
 def test_test_refuses_a_results_folder_it_would_lose_something_by_replacing(case, step3_checkpoint, tmp_path,
                                                                             monkeypatch, capsys):
@@ -358,15 +185,6 @@ def test_a_setting_this_machine_cannot_use_is_one_line_before_anything_runs(vari
     error = capsys.readouterr().err
     assert error.startswith("error: ") and words in error and "--device None" not in error
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_run_folder_given_as_dot_names_its_checkpoint_after_the_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    (tmp_path / "myrun").mkdir()
-    monkeypatch.chdir(tmp_path / "myrun")
-    assert main(["train", "--config", "step1", "--out", "."]) == 0
-    assert {"myrun.safetensors", "myrun.json", "train.log"} <= {p.name for p in (tmp_path / "myrun").iterdir()}
 
 
 def test_a_results_folder_whose_swap_fails_keeps_the_old_results(tmp_path, monkeypatch):
@@ -406,48 +224,6 @@ def test_predict_names_the_model_that_answered_once_and_in_each_json_record(step
     assert captured.err.count(named) == 1
 
 
-def test_train_refuses_an_out_folder_an_earlier_run_wrote_and_its_default_folder_is_new(tmp_path, monkeypatch,
-                                                                                       capsys):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    assert main(["train", "--config", "step1"]) == 0  # without --out: reports/smoke/runs/step1-seed1-TIME
-    (earlier,) = (tmp_path / "reports" / "smoke" / "runs").iterdir()
-    assert earlier.name.startswith("step1-seed1-") and (earlier / f"{earlier.name}.safetensors").exists()
-    kept = {p.name: p.read_bytes() for p in earlier.iterdir()}
-    capsys.readouterr()
-
-    assert main(["train", "--config", "step2", "--out", str(earlier)]) == 2
-    captured = capsys.readouterr()
-    assert captured.err.startswith(f"error: --out {earlier}: it holds ") and captured.err.count("\n") == 1
-    assert "give a new or empty folder, or remove this one" in captured.err and captured.out == ""
-    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == kept, "the earlier run untouched, its log too"
-
-
-def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
-    from mnist_utils.trainer import _new_folder
-    wanted = tmp_path / "runs" / "step1-seed1-20261205-071500"
-    made = [_new_folder(wanted) for _ in range(3)]
-    assert [p.name for p in made] == [wanted.name, f"{wanted.name}-2", f"{wanted.name}-3"]
-    assert all(p.is_dir() and not any(p.iterdir()) for p in made)
-
-
-def test_a_smoke_train_says_what_the_profile_cut_and_how_to_test_in_that_profile(tmp_path, monkeypatch, capsys):
-    from mnist_utils.config import get_profile
-    from mnist_utils.trainer import profile_cuts
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    assert main(["train", "--config", "step1", "--set", "epochs=200", "--out", str(tmp_path / "run")]) == 0
-    printed = capsys.readouterr().out.splitlines()
-    assert printed[0].split(" ", 1)[1].startswith("smoke profile: 1 of 200 epochs, the first 2,048 training and "
-                                                  "1,024 test images; step1: 1 epoch"), printed[0]
-    # As printed, the command tests in the profile that trained it, into reports/smoke/, not the full run's.
-    assert "test it with `MNIST_PROFILE=smoke python -m mnist_utils test --model " in printed[-1], printed[-1]
-    assert printed[-1].endswith("/reports/smoke/models/step1-seed1.safetensors`"), printed[-1]
-    recipe = load_config("step1", ["epochs=200"])
-    assert profile_cuts(recipe, recipe.for_profile(get_profile("full")), get_profile("full")) == "", \
-        "the full profile cuts nothing and says nothing"
-
-
 def test_a_folder_given_as_model_is_named_as_a_folder_with_the_checkpoints_in_it(step3_checkpoint, tmp_path,
                                                                                capsys):
     runs = tmp_path / "runs"
@@ -465,21 +241,6 @@ def test_a_folder_given_as_model_is_named_as_a_folder_with_the_checkpoints_in_it
             assert error.startswith(f"error: --model {runs} is a folder: pass NAME.safetensors") and held in error
             assert "runs.json" not in error and error.count("\n") == 1
         assert sorted(tmp_path.rglob("*")) == before, "nothing written"
-
-
-@pytest.mark.parametrize("arguments, message", [
-    (["--config", "step1", "--bogus"], "unrecognized arguments: --bogus. See `python -m mnist_utils train --help`."),
-    (["--config", "step1", "--seed", "-1"], "argument --seed: a seed is a whole number, 0 or more"),
-])
-def test_train_refuses_a_wrong_option_in_one_line_naming_its_own_help(arguments, message, tmp_path, monkeypatch,
-                                                                       capsys):
-    monkeypatch.setenv("MNIST_PROFILE", "smoke")  # were it accepted, a short run
-    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    with pytest.raises(SystemExit) as exit_:  # argparse's own mistakes
-        main(["train", *arguments, "--out", str(tmp_path / "run")])
-    error = capsys.readouterr().err
-    assert exit_.value.code == 2 and error.startswith("error: ") and message in error and error.count("\n") == 1
-    assert list(tmp_path.iterdir()) == [], "nothing trained, nothing published"
 
 
 def test_the_per_class_table_keeps_its_columns_at_100_percent():
