@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
-from .data import load_data
+from .data import ImageSet, load_data
 from .engine import History, row_summary, seed_everything
 from .files import DESKTOP_FILES, write_atomic
 from .plots import plot_history, png_bytes
@@ -162,6 +162,8 @@ def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
 
 def _train(model: nn.Module, recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
            replace: bool, source: str, cuts: str) -> Trained:
+    """Train `model` by `recipe`, keeping its checkpoint and history in `run_dir` as the epochs go, then test and
+    publish it."""
     # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
     # run's own, never the published model's.
     checkpoint, published = run_dir / run_dir.resolve().name, models_dir() / f"{recipe.name}-seed{seed}"
@@ -197,14 +199,20 @@ def _train(model: nn.Module, recipe: Recipe, seed: int, device: torch.device, ru
             for name, content in _history_files(History(rows), f"{recipe.name}, seed {seed}").items():
                 write_atomic(run_dir / name, content)
 
-    # The test set, once, on the weights the checkpoint kept.
+    return _test_and_publish(checkpoint, published, data.test, device, fields, len(history), log, replace)
+
+
+def _test_and_publish(checkpoint: Path, published: Path, test: ImageSet, device: torch.device, fields: dict,
+                      epochs_run: int, log: logging.Logger, replace: bool) -> Trained:
+    """Test the run's `checkpoint` once, on the weights it kept, record the figures in its metadata and publish it
+    as `published`, unless a checkpoint is there already and `replace` is not asked for."""
     classifier = Classifier.load(checkpoint, device)
-    predictions = classifier.predict(data.test, desc="testing the checkpoint")
+    predictions = classifier.predict(test, desc="testing the checkpoint")
     kept = classifier.metadata
     final = dict(fields, epochs=kept["epochs"],
-                 metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": len(history)})
+                 metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": epochs_run})
     save_checkpoint(classifier.model, checkpoint, **final)
-    log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {len(history)})")
+    log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {epochs_run})")
     if paths(published)[0].exists() and not replace:
         log.info(f"{published}.safetensors is there already and is kept (pass --replace to put this run's "
                  f"model there); this run's checkpoint: {checkpoint}.safetensors")
