@@ -313,12 +313,12 @@ def test_a_config_that_fixes_threads_trains_on_them_and_the_callers_come_back(mo
     from mnist_utils.config import use_threads
 
     seen = []
-    monkeypatch.setattr(trainer, "_train", lambda recipe, *rest: seen.append(torch.get_num_threads()) or tmp_path)
+    monkeypatch.setattr(trainer, "_train", lambda model, *rest: seen.append(torch.get_num_threads()) or tmp_path)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        trainer.train_from_config("step1", out_dir=tmp_path / "run")  # threads: 1
-        trainer.train_from_config("step3", out_dir=tmp_path / "run")  # not set: the caller's
+        trainer.train_from_config("step1", out_dir=tmp_path / "run1")  # threads: 1
+        trainer.train_from_config("step3", out_dir=tmp_path / "run2")  # not set: the caller's
         assert seen == [1, 2] and torch.get_num_threads() == 2
         use_threads(None)
         assert torch.get_num_threads() == 2
