@@ -10,11 +10,7 @@ a variant of an experiment differs from it; `overrides` (the command line's `--s
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import fractions
 import inspect
-import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -28,6 +24,7 @@ import models
 from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
+from .config_values import ConfigError, convert, unknown_keys, yaml_problem
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
                      monitor_mode, one_cycle, precision_for)
@@ -36,10 +33,6 @@ from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, res
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
 MONITORS = ("val_loss", "val_acc")
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the key and the choices."""
 
 
 @dataclass(frozen=True)
@@ -335,19 +328,6 @@ def config_names() -> list[str]:
     return sorted(path.stem for path in CONFIGS_DIR.glob("*.yaml"))
 
 
-def _yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
-    """(where, what) of a YAML error, each in one line (yaml's own spans several and names no file): ("line 3,
-    column 2", "expected ',' or ']', but got ':' (while parsing ... from line 2, column 5)"), or ("", message)."""
-    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
-    if mark is None or not problem:
-        return "", " ".join(str(error).split())
-    start = getattr(error, "context_mark", None)
-    context = getattr(error, "context", None)
-    if context and start is not None and (start.line, start.column) != (mark.line, mark.column):
-        problem += f" ({context} from line {start.line + 1}, column {start.column + 1})"
-    return f"line {mark.line + 1}, column {mark.column + 1}", problem
-
-
 def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
     """(path, text, keys) of a config file and of every file it builds on (`base`), the first base first; a
     missing, unreadable or circular file is a ConfigError that names it. A base is looked for beside the file
@@ -369,7 +349,7 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
         try:
             values = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
-            where, what = _yaml_problem(error)
+            where, what = yaml_problem(error)
             raise ConfigError(f"{path}{', ' * bool(where)}{where}: not valid YAML: {what}") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
@@ -405,7 +385,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     try:
         return key.strip().split("."), yaml.safe_load(value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {_yaml_problem(error)[1]}") from None
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {yaml_problem(error)[1]}") from None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
@@ -415,54 +395,11 @@ _SYNONYMS = {"learning_rate": "lr", "max_lr": "lr", "architecture": "model", "dr
 _AUGMENT_SYNONYMS = {"shift": "translate", "zoom": "scale", "erasing": "erase_p"}
 
 
-def _unknown_keys(where: str, unknown: list[str], known: Iterable[str], synonyms: dict[str, str]) -> ConfigError:
-    """The error for keys a recipe lacks, each with the key it likely means ("unknown key lrr; did you mean lr?");
-    the list of the keys only where one of them resembles none."""
-    known = list(known)
-    guesses = {key: synonyms.get(key) or next(iter(difflib.get_close_matches(key, known, n=1)), None)
-               for key in unknown}
-    if len(unknown) == 1 and guesses[unknown[0]]:
-        return ConfigError(f"{where}unknown key {unknown[0]}; did you mean {guesses[unknown[0]]}?")
-    named = ", ".join(f"{key} (did you mean {guess}?)" if guess else key for key, guess in guesses.items())
-    keys = f"; the keys are {', '.join(known)}" if not all(guesses.values()) else ""
-    return ConfigError(f"{where}unknown key{'s' * (len(unknown) > 1)} {named}{keys}")
-
-
-_EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")  # a number in scientific notation: 1e-3, .5e3
-
-
-def _convert(where: str, value: Any, kind: Any) -> Any:
-    """`value` as the type `kind` (a dataclass field's annotation), or a ConfigError naming `where`."""
-    kind = eval(kind, vars(typing)) if isinstance(kind, str) else kind  # annotations are strings here
-    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, type(int | None)) else (kind,)
-    if value is None and type(None) in options:
-        return None
-    for option in (o for o in options if o is not type(None)):
-        origin = typing.get_origin(option) or option
-        if origin is float and isinstance(value, str) and "/" in value:  # fractions read best as 1/12
-            try:
-                return float(fractions.Fraction(value.replace(" ", "")))
-            except ValueError:
-                continue
-        if origin is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
-        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if origin is tuple and isinstance(value, (list, tuple)):
-            inner = typing.get_args(option)[0]
-            return tuple(_convert(where, v, inner) for v in value)
-        if origin in (int, bool, str, dict) and type(value) is origin:
-            return value
-    names = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o))
-                        for o in options)
-    raise ConfigError(f"{where}: expected {names}, got {value!r} ({type(value).__name__})")
-
-
 def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
     """A validated recipe from a config's keys; unknown keys and wrong types are errors naming the key."""
     unknown = sorted(str(key) for key in set(values) - set(_FIELDS))  # `3: 4` in a file is a key too
     if unknown:
-        raise _unknown_keys(f"{name or 'config'}: ", unknown, _FIELDS, _SYNONYMS)
+        raise unknown_keys(f"{name or 'config'}: ", unknown, _FIELDS, _SYNONYMS)
     settings = {"name": name}
     for key, value in values.items():
         if key == "augment":
@@ -470,11 +407,11 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
                 raise ConfigError(f"{name}: augment: expected keys such as rotation, translate; got {value!r}")
             wrong = sorted(str(key) for key in set(value) - set(_AUGMENT_FIELDS))
             if wrong:
-                raise _unknown_keys(f"{name}: augment: ", wrong, _AUGMENT_FIELDS, _AUGMENT_SYNONYMS)
-            settings[key] = Augment(**{k: _convert(f"{name}: augment.{k}", v, _AUGMENT_FIELDS[k].type)
+                raise unknown_keys(f"{name}: augment: ", wrong, _AUGMENT_FIELDS, _AUGMENT_SYNONYMS)
+            settings[key] = Augment(**{k: convert(f"{name}: augment.{k}", v, _AUGMENT_FIELDS[k].type)
                                        for k, v in value.items()})
         else:
-            settings[key] = _convert(f"{name}: {key}", value, _FIELDS[key].type)
+            settings[key] = convert(f"{name}: {key}", value, _FIELDS[key].type)
     return Recipe(**settings)
 
 

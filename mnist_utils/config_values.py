@@ -1,0 +1,72 @@
+"""Values read from YAML, checked: each converted to a dataclass field's type (fractions such as 1/12 and
+numbers such as 1e-3 included), unknown keys named with the key likely meant, YAML's errors in one line. The
+errors are ConfigErrors that name the key; recipes.py reads config files with them."""
+from __future__ import annotations
+
+import difflib
+import fractions
+import re
+import typing
+from typing import Any, Iterable
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key and the choices."""
+
+
+def yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
+    """(where, what) of a YAML error, each in one line (yaml's own spans several and names no file): ("line 3,
+    column 2", "expected ',' or ']', but got ':' (while parsing ... from line 2, column 5)"), or ("", message)."""
+    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+    if mark is None or not problem:
+        return "", " ".join(str(error).split())
+    start = getattr(error, "context_mark", None)
+    context = getattr(error, "context", None)
+    if context and start is not None and (start.line, start.column) != (mark.line, mark.column):
+        problem += f" ({context} from line {start.line + 1}, column {start.column + 1})"
+    return f"line {mark.line + 1}, column {mark.column + 1}", problem
+
+
+def unknown_keys(where: str, unknown: list[str], known: Iterable[str], synonyms: dict[str, str]) -> ConfigError:
+    """The error for keys a recipe lacks, each with the key it likely means ("unknown key lrr; did you mean lr?");
+    the list of the keys only where one of them resembles none."""
+    known = list(known)
+    guesses = {key: synonyms.get(key) or next(iter(difflib.get_close_matches(key, known, n=1)), None)
+               for key in unknown}
+    if len(unknown) == 1 and guesses[unknown[0]]:
+        return ConfigError(f"{where}unknown key {unknown[0]}; did you mean {guesses[unknown[0]]}?")
+    named = ", ".join(f"{key} (did you mean {guess}?)" if guess else key for key, guess in guesses.items())
+    keys = f"; the keys are {', '.join(known)}" if not all(guesses.values()) else ""
+    return ConfigError(f"{where}unknown key{'s' * (len(unknown) > 1)} {named}{keys}")
+
+
+_EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")  # a number in scientific notation: 1e-3, .5e3
+
+
+def convert(where: str, value: Any, kind: Any) -> Any:
+    """`value` as the type `kind` (a dataclass field's annotation), or a ConfigError naming `where`."""
+    kind = eval(kind, vars(typing)) if isinstance(kind, str) else kind  # annotations are strings here
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, type(int | None)) else (kind,)
+    if value is None and type(None) in options:
+        return None
+    for option in (o for o in options if o is not type(None)):
+        origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, str) and "/" in value:  # fractions read best as 1/12
+            try:
+                return float(fractions.Fraction(value.replace(" ", "")))
+            except ValueError:
+                continue
+        if origin is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is tuple and isinstance(value, (list, tuple)):
+            inner = typing.get_args(option)[0]
+            return tuple(convert(where, v, inner) for v in value)
+        if origin in (int, bool, str, dict) and type(value) is origin:
+            return value
+    names = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o))
+                        for o in options)
+    raise ConfigError(f"{where}: expected {names}, got {value!r} ({type(value).__name__})")
