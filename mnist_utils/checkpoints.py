@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
-from .config import reports_dir
+from .config import pending_dir, reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
@@ -37,7 +37,7 @@ from .files import write_atomic
 from .inspection import count_parameters
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
-from .report import PENDING_ENV, Report, _jsonable
+from .report import Report, _jsonable
 
 FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
 WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
@@ -338,8 +338,8 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
     folder, which the results file, the index and the leaderboard link to. Under the runner it goes to the
     notebook's pending folder first, as its results do: the runner moves both into place when the notebook
     finishes, so a run that is stopped replaces no model."""
-    pending = os.environ.get(PENDING_ENV)
-    directory = Path(directory or (Path(pending) / "models" if pending else models_dir()))
+    pending = pending_dir()
+    directory = Path(directory or (pending / "models" if pending else models_dir()))
     weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
                               epochs=epochs, metrics={"test_acc": test_acc}, title=recipe.title,
                               source=f"notebooks/{notebook}.ipynb")

@@ -174,7 +174,33 @@ def computing_on(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-LANES_ENV = "MNIST_LANES"  # set by `make notebooks` to each kernel's share of the cores: see lanes.lane_count
+# ---------------------------------------------------------------------------- what the runner tells a kernel
+# `make notebooks` runs each notebook in a kernel of its own and tells it these through its environment (run.py's
+# kernel_env); a notebook opened in Jupyter has none of them.
+HEADLESS_ENV = "MNIST_HEADLESS"  # progress bars as text lines, which the runner folds to their last state
+LANES_ENV = "MNIST_LANES"  # each kernel's share of the cores, for its trainings' lanes: see lanes.lane_count
+PENDING_ENV = "MNIST_RESULTS_PENDING"  # where results and models go until the notebook finishes
+
+
+def headless() -> bool:
+    """Whether this runs under the runner, which keeps a cell's text output rather than showing widgets."""
+    return bool(os.environ.get(HEADLESS_ENV))
+
+
+def lanes_asked() -> int | None:
+    """The lanes $MNIST_LANES asks for, or None where it is unset; anything but a whole number, 1 or more, is a
+    ValueError that names the fix."""
+    value = os.environ.get(LANES_ENV)
+    if value is not None and (not value.isdigit() or int(value) < 1):
+        raise ValueError(f"{LANES_ENV}={value!r}: give a whole number of lanes, 1 or more, or unset it")
+    return None if value is None else int(value)
+
+
+def pending_dir() -> Path | None:
+    """The folder a notebook's results and models go to until it finishes (the runner then moves them into
+    place, so an unfinished run never replaces finished ones); None outside the runner: straight into place."""
+    pending = os.environ.get(PENDING_ENV)
+    return Path(pending) if pending else None
 
 
 def usable_cpus() -> int:

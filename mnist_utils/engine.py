@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import random
 import sys
 import time
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm as auto_tqdm
 
+from .config import headless
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (the weight initialisation). Data order and augmentation are
@@ -36,7 +37,7 @@ def seed_everything(seed: int) -> None:
 def progress_bar(iterable: Iterable | None = None, **kwargs: Any):
     """A tqdm bar: a widget in Jupyter, a text bar in terminals and headless runs (MNIST_HEADLESS=1,
     set by the runner), where the runner keeps only each bar's final line."""
-    if os.environ.get("MNIST_HEADLESS"):
+    if headless():
         return text_tqdm(iterable, file=sys.stdout, mininterval=2.0, ascii=" ▏▎▍▌▋▊▉█", **kwargs)
     return auto_tqdm(iterable, **kwargs)
 

@@ -20,14 +20,13 @@ Ctrl-C (or a failing job) stops every lane within a training step: the other lan
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from typing import Callable, Iterable, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
 
-from .config import LANES_ENV, usable_cpus
+from .config import lanes_asked, usable_cpus
 
 T = TypeVar("T")
 
@@ -43,12 +42,8 @@ def lane_count() -> int:
     notebooks with two lanes each would share 2 cores among 4 threads, and time-sliced trainings cost a third more
     CPU time (measured: 03 computed for 501 CPU-seconds alone, 652-685 beside a second notebook's lanes). The
     numbers do not depend on it."""
-    value = os.environ.get(LANES_ENV)
-    if value is None:
-        return usable_cpus()
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{LANES_ENV}={value!r}: give a whole number of lanes, 1 or more, or unset it")
-    return int(value)
+    asked = lanes_asked()
+    return usable_cpus() if asked is None else asked
 
 
 def lanes_for(models: Iterable[nn.Module], device: torch.device) -> int | None:

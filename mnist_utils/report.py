@@ -30,12 +30,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .config import get_device, get_profile, reports_dir, usable_cpus
+from .config import get_device, get_profile, pending_dir, reports_dir, usable_cpus
 from .files import write_atomic
-
-# Set by the runner while it runs a notebook: the folder a Report writes its results to until the notebook
-# finishes (the runner then moves them into results/), so an unfinished run never replaces finished results.
-PENDING_ENV = "MNIST_RESULTS_PENDING"
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
@@ -207,9 +203,9 @@ class Report:
         self.started = time.perf_counter()
         self.profile = get_profile()
         self.device = get_device()
-        pending = os.environ.get(PENDING_ENV) if self.output_dir is None else None
+        pending = pending_dir() if self.output_dir is None else None
         self.output_dir = Path(self.output_dir or reports_dir(self.profile.name) / "results")
-        self._save_dir = Path(pending) if pending else self.output_dir
+        self._save_dir = pending or self.output_dir
 
     # ------------------------------------------------------------------ declaring
 

@@ -46,13 +46,14 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from .config import (LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PROFILES, PROJECT_ROOT, READS_RESULTS_OF, SMOKE_TIMEOUT,
-                     START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes, find_notebooks, get_profile,
-                     notebook_timeout, reports_dir as profile_reports_dir, reports_root, usable_cpus)
+from .config import (HEADLESS_ENV, LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
+                     READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes,
+                     find_notebooks, get_profile, notebook_timeout, reports_dir as profile_reports_dir, reports_root,
+                     usable_cpus)
 from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
-from .report import PENDING_ENV, read_json
+from .report import read_json
 from .series import (check_jobs, default_jobs, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
@@ -86,7 +87,7 @@ def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
     env = dict(os.environ)
     env["MNIST_PROFILE"] = profile
     env["MNIST_REPORTS_DIR"] = str(Path(reports_dir).resolve())
-    env["MNIST_HEADLESS"] = "1"  # progress bars as text lines, which coalescing folds to their final state
+    env[HEADLESS_ENV] = "1"  # progress bars as text lines, which coalescing folds to their final state
     # The kernel runs in notebooks/, so make the project importable even without `pip install -e .`.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     # A headless shell often sets MPLBACKEND=Agg; ipykernel only picks its inline backend (figures
