@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import logging
 import math
 import os
@@ -43,17 +42,15 @@ import zmq
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
-from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 from .config import (HEADLESS_ENV, LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
                      READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes,
                      find_notebooks, get_profile, notebook_timeout, reports_dir as profile_reports_dir, reports_root,
                      usable_cpus)
-from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
-from .report import read_json
+from .publish import first_line, publish_run
 from .series import (check_jobs, default_jobs, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
@@ -98,11 +95,6 @@ def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
     return env
 
 
-def _first_line(text: Any, limit: int = 200) -> str:
-    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _cell_label(cell: Any, index: int | None) -> str:
     """How a reader finds the cell in the HTML: its [n] prompt, else its position."""
     if cell is not None and cell.get("execution_count"):
@@ -113,7 +105,8 @@ def _cell_label(cell: Any, index: int | None) -> str:
 def _mark_failure(cell: Any, ename: str, message: str) -> None:
     """Show a failure nbclient doesn't record (timeout, dead kernel) as an error output under its cell."""
     if cell is not None and cell.get("cell_type") == "code":
-        cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
+        cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=message,
+                                                   traceback=[f"{ename}: {message}"]))
 
 
 def _failure(exc: Exception, cell: Any, index: int | None, timeout: float) -> tuple[str, str]:
@@ -124,7 +117,7 @@ def _failure(exc: Exception, cell: Any, index: int | None, timeout: float) -> tu
     if isinstance(exc, Interrupted):
         return "interrupted", f"stopped by {exc} ({where})"
     if isinstance(exc, CellExecutionError):  # nbclient already put the traceback under the cell
-        return "error", f"{exc.ename}: {_first_line(exc.evalue)} ({where})"
+        return "error", f"{exc.ename}: {first_line(exc.evalue)} ({where})"
     if isinstance(exc, TimeoutError):  # nbclient's CellTimeoutError is one too
         error = f"notebook exceeded its {timeout:g} s limit ({where})"
         _mark_failure(cell, "TimeoutError", error)
@@ -132,7 +125,7 @@ def _failure(exc: Exception, cell: Any, index: int | None, timeout: float) -> tu
     if isinstance(exc, DeadKernelError):
         _mark_failure(cell, "DeadKernelError", f"kernel died ({where}); out of memory, or a crash in native code?")
         return "error", f"kernel died ({where})"
-    return "error", f"{type(exc).__name__}: {_first_line(exc)}"
+    return "error", f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _kernel_process(kernel_manager: Any) -> Any:
@@ -166,69 +159,45 @@ def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
-def _publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | None = None) -> None:
-    """Move the results files and models a finished run wrote to `pending` into the profile's `folder`
-    (results/ and models/), replacing the previous run's. A run that wrote no results for its notebook leaves
-    none: the index must not show old numbers as this run's. A run that `stopped` early (on an error or a
-    timeout) has its results marked so (`stopped`: what stopped it), since they hold only what the cells before
-    it recorded: the index shows them, and a later notebook refuses to build on them (`report.load_result`)."""
-    for model in sorted((pending / "models").glob("*")):  # weights, then metadata: each file atomically
-        (folder / "models").mkdir(parents=True, exist_ok=True)
-        os.replace(model, folder / "models" / model.name)
-    if stopped and (own := pending / f"{stem}.json").exists():
-        marked = read_json(own, "results file", f"Run notebook {stem} again.")
-        if marked is not None:
-            write_atomic(own, json.dumps({**marked, "stopped": stopped}, indent=2).encode())
-    results, written = folder / "results", sorted(pending.glob("*.json"))
-    for file in written:
-        results.mkdir(parents=True, exist_ok=True)
-        os.replace(file, results / file.name)
-    if not any(file.stem == stem for file in written):
-        (results / f"{stem}.json").unlink(missing_ok=True)
-    _discard(pending)
+class _CellClock:
+    """nbclient's hooks for a notebook's run by `client`: its deadline, its cell and index, its kernel's CPU time."""
+
+    def __init__(self, timeout: float, nice: int, on_cell: Callable[[int, int], None] | None) -> None:
+        self.timeout, self.nice, self.on_cell = timeout, nice, on_cell
+        self.deadline, self.cell, self.index, self.cpu, self.client = math.inf, None, None, None, None
+
+    def start(self, **_: Any) -> None:  # kernel is up: the notebook's time starts now
+        self.deadline = time.monotonic() + self.timeout
+        if self.nice:
+            _lower_priority(self.client.km, self.nice)
+
+    def before_cell(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.cell, self.index = cell, cell_index
+        if self.on_cell is not None:
+            self.on_cell(cell_index + 1, len(self.client.nb.cells))
+        # Out of time: stop here, rather than hand each remaining cell time_left's 1 s minimum.
+        if time.monotonic() >= self.deadline:
+            raise TimeoutError("out of time before this cell started")
+
+    def after_cell(self, **_: Any) -> None:  # the kernel's CPU time, read while it lives: after each cell's reply
+        self.cpu = kernel_cpu_seconds(self.client.km)
+
+    def time_left(self, cell: Any) -> int:
+        # The limit is for the whole notebook: each cell may use only what the ones before it left.
+        # At least 1 s, because nbclient reads 0 as "no timeout".
+        return max(1, math.ceil(self.deadline - time.monotonic()))
 
 
-def _discard(pending: Path) -> None:
-    # .pending/ itself stays: a notebook running beside this one may be creating its own folder in it.
-    shutil.rmtree(pending, ignore_errors=True)
-
-
-def _render_html(nb: Any, html: Path) -> str | None:
-    """Write `nb` as an HTML report to `html`; None when done, else what went wrong, in a line."""
-    try:
-        exporter = HTMLExporter(template_name="lab", embed_images=True)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
-        write_atomic(html, body.encode())
-    except Exception as exc:  # e.g. nbconvert installed without its templates
-        return f"its HTML report could not be written ({type(exc).__name__}: {_first_line(exc)})"
-    return None
-
-
-def _publish_run(nb: Any, stem: str, folder: Path, pending: Path, status: str,
-                 error: str | None) -> tuple[str, str | None]:
-    """What a run of notebook `stem` leaves in the profile's `folder`: its executed copy `nb` (None: it could not
-    be read), its HTML report and the results and models it wrote to `pending`; nothing new for an interrupted run.
-    Returns the status and error, a report that cannot be rendered making an ok run an error."""
-    executed, html = folder / f"{stem}.ipynb", folder / f"{stem}.html"
-    if status == "interrupted":  # an unfinished run replaces nothing
-        _discard(pending)
-        if html.exists():
-            error += "; the report and results shown are the previous run's"
-        return status, error
-    # The previous run's report goes first, so that whatever fails below, the index never links it as this
-    # run's; then the executed copy and the results, so that a report that cannot be rendered loses neither.
-    html.unlink(missing_ok=True)
-    if nb is None:  # the notebook could not even be read: no executed copy of this run
-        executed.unlink(missing_ok=True)
-    else:
-        write_atomic(executed, nbformat.writes(nb).encode())
-    _publish_results(pending, folder, stem, stopped=error if status != "ok" else None)
-    problem = None if nb is None else _render_html(nb, html)
-    if problem:
-        status = "error" if status == "ok" else status  # a timeout stays a timeout
-        problem += f"; the executed notebook is {executed}"
-        error = f"{error}; {problem}" if error else problem
-    return status, error
+def _notebook_client(nb: Any, path: Path, timeout: float, clock: _CellClock) -> NotebookClient:
+    """A client that runs `nb` in its folder with the project's kernel, timed by `clock`."""
+    return NotebookClient(
+        nb, kernel_name=project_kernel(),
+        timeout=max(1, math.ceil(timeout)), timeout_func=clock.time_left,  # `timeout` covers non-cell waits
+        resources={"metadata": {"path": str(path.parent)}},
+        on_notebook_start=clock.start, on_cell_execute=clock.before_cell, on_cell_executed=clock.after_cell,
+        coalesce_streams=True,  # a progress bar's carriage-return updates collapse to its last line
+        shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
+        log=_NBCLIENT_LOG, config=_KERNEL_CONFIG)
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
@@ -250,65 +219,29 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     folder = profile_reports_dir(profile, reports_dir)
     pending = folder / ".pending" / path.stem  # where the Report writes until the notebook finishes
     shutil.rmtree(pending, ignore_errors=True)  # left by a run that was killed
-
-    current: dict[str, Any] = {"cell": None, "index": None, "cpu": None}
-    deadline = [math.inf]
-
-    def start_clock(**_: Any) -> None:  # kernel is up: the notebook's time starts now
-        deadline[0] = time.monotonic() + timeout
-        if nice:
-            _lower_priority(client.km, nice)
-
-    def before_cell(cell: Any, cell_index: int, **_: Any) -> None:
-        current.update(cell=cell, index=cell_index)
-        if on_cell is not None:
-            on_cell(cell_index + 1, len(nb.cells))
-        # Out of time: stop here, rather than hand each remaining cell time_left's 1 s minimum.
-        if time.monotonic() >= deadline[0]:
-            raise TimeoutError("out of time before this cell started")
-
-    def after_cell(**_: Any) -> None:  # the kernel's CPU time, read while it lives: after each cell's reply
-        current["cpu"] = kernel_cpu_seconds(client.km)
-
-    def time_left(cell: Any) -> int:
-        # The limit is for the whole notebook: each cell may use only what the ones before it left.
-        # At least 1 s, because nbclient reads 0 as "no timeout".
-        return max(1, math.ceil(deadline[0] - time.monotonic()))
-
-    nb = None
-    status, error = "ok", None
-    started = time.monotonic()
-    stack = contextlib.ExitStack()
-    try:
-        stop = stop or stack.enter_context(Stop())
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:  # cells that never run this time must not show an earlier run's output
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-        client = NotebookClient(
-            nb, kernel_name=project_kernel(),
-            timeout=max(1, math.ceil(timeout)), timeout_func=time_left,  # `timeout` covers non-cell waits
-            resources={"metadata": {"path": str(path.parent)}},
-            on_notebook_start=start_clock, on_cell_execute=before_cell, on_cell_executed=after_cell,
-            coalesce_streams=True,  # a progress bar's carriage-return updates collapse to its last line
-            shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
-            log=_NBCLIENT_LOG, config=_KERNEL_CONFIG,
-        )
-        env = {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}
-        if training_lanes is not None:
-            env[LANES_ENV] = str(training_lanes)
-        execute_until_stopped(client, env, stop)
-    except Exception as exc:  # a stop, a failing cell, a timeout, ...: reported, and the series goes on
-        status, error = _failure(exc, current["cell"], current["index"], timeout)
-    finally:
-        stack.close()
+    clock = _CellClock(timeout, nice, on_cell)
+    nb, status, error, started = None, "ok", None, time.monotonic()
+    with contextlib.ExitStack() as stack:
+        try:
+            stop = stop or stack.enter_context(Stop())
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:  # cells that never run this time must not show an earlier run's output
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = [], None
+            clock.client = _notebook_client(nb, path, timeout, clock)
+            env = {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}
+            if training_lanes is not None:
+                env[LANES_ENV] = str(training_lanes)
+            execute_until_stopped(clock.client, env, stop)
+        except Exception as exc:  # a stop, a failing cell, a timeout, ...: reported, and the series goes on
+            status, error = _failure(exc, clock.cell, clock.index, timeout)
     seconds = time.monotonic() - started
-
     # Read before a failed rendering below can make the status an error: the kernel's CPU time was measured.
-    cpu = current["cpu"] if status == "ok" else None  # a stopped cell's CPU time was never read
-    status, error = _publish_run(nb, path.stem, folder, pending, status, error)
+    cpu = clock.cpu if status == "ok" else None  # a stopped cell's CPU time was never read
+    status, error = publish_run(nb, path.stem, folder, pending, status, error)
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
-            "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "error": error}
+            "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "error": error}
 
 
 # ----------------------------------------------------------------------------- a series, side by side
@@ -322,6 +255,86 @@ def _heartbeat(at_cell: Mapping[str, tuple[int, int, float]], number: Mapping[st
               f"cell {cell} of {cells}", flush=True)
 
 
+class _Series:
+    """A series as it runs: its notebooks waiting, running (a thread each) and finished, and the finished ones'
+    entries."""
+
+    def __init__(self, paths: Sequence[Path], folder: Path, reports_dir: Path | str, profile: str,
+                 timeout: float | None, jobs: int, reads: Mapping[str, Sequence[str]]) -> None:
+        self.folder, self.reports_dir, self.profile = folder, reports_dir, profile
+        self.timeout, self.jobs = timeout, jobs
+        self.path_of = {path.stem: path for path in paths}
+        self.number, self.total = {stem: n for n, stem in enumerate(self.path_of, 1)}, len(paths)
+        self.after, self.waiting = waits_for(list(self.path_of), reads), list(self.path_of)
+        self.chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in self.number}, reads))
+        # Where notebooks can run side by side, each one's trainings get its share of the CPUs (more threads than
+        # cores slow them all) and those off the chain yield to it; one that can only run alone keeps every CPU.
+        self.shared = most_side_by_side(list(self.path_of), jobs, reads)
+        self.cpus_each = max(1, usable_cpus() // self.shared) if self.shared > 1 else None
+        self.running: dict[str, threading.Thread] = {}
+        self.finished: set[str] = set()  # a failed notebook too: the ones after it run, as they would one by one
+        self.entries: dict[str, dict[str, Any]] = {}  # runs.json's entry of each finished notebook
+        self.done: queue.Queue = queue.Queue()  # (stem, entry) as each notebook ends
+        self.at_cell: dict[str, tuple[int, int, float]] = {}  # stem → (cell, cells, when it started): the heartbeat
+        self.stop: Stop | None = None  # the run's, from `run`
+        self.most_at_once, self.started = 0, time.monotonic()
+
+    def run(self, stop: Stop) -> None:  # until every notebook has ended, or `stop` came
+        self.stop, heartbeat = stop, self.started + HEARTBEAT_SECONDS
+        while self.waiting or self.running:
+            ready = ready_to_start(self.waiting, self.after, self.finished, len(self.running), self.jobs, START_ORDER)
+            for stem in ready:
+                if self.stop.signum is not None:  # a signal may come in the middle of this loop
+                    break
+                self.start(stem)
+            if not self.running:
+                break  # stopped before the rest could start
+            if time.monotonic() >= heartbeat:
+                heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+                _heartbeat({s: self.at_cell[s] for s in self.running if s in self.at_cell}, self.number, self.total)
+            try:
+                stem, entry = self.done.get(timeout=0.2)  # short waits: a stop signal reaches this thread in between
+            except queue.Empty:
+                continue
+            self.finish(stem, entry)
+
+    def start(self, stem: str) -> None:  # in a thread of its own, at its priority
+        self.waiting.remove(stem)
+        beside = f" beside {', '.join(self.running)}" if self.running else ""
+        print(f"[{self.number[stem]}/{self.total}] {stem} started{beside}", flush=True)
+        limit = self.timeout or notebook_timeout(stem, self.profile)
+        nice = YIELDING_NICE if self.shared > 1 and stem not in self.chain else 0
+        self.running[stem] = threading.Thread(target=self.execute, args=(self.path_of[stem], limit, nice),
+                                              name=stem, daemon=True)
+        self.running[stem].start()
+        self.most_at_once = max(self.most_at_once, len(self.running))
+
+    def execute(self, path: Path, limit: float, nice: int) -> None:  # a notebook's thread
+        entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": self.profile, "finished": None,
+                 "error": None}
+        began = time.monotonic()
+
+        def at_cell(cell: int, cells: int) -> None:
+            self.at_cell[path.stem] = (cell, cells, began)
+
+        try:
+            entry = execute_notebook(path, self.reports_dir, self.profile, limit, self.stop, nice, self.cpus_each,
+                                     on_cell=at_cell)
+        except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the series goes on
+            entry["error"] = f"{type(exc).__name__}: {first_line(exc)}"
+        finally:
+            self.done.put((path.stem, entry))  # always: `run` waits for it
+
+    def finish(self, stem: str, entry: dict[str, Any]) -> None:  # record an ended notebook's run, and say how it went
+        self.running.pop(stem).join()
+        self.finished.add(stem)
+        record_run(self.folder, stem, entry)
+        write_index(self.folder)  # after each notebook, so an interrupted series still has a page
+        print(f"[{self.number[stem]}/{self.total}] {stem} … "
+              f"{progress_suffix(stem, entry, results_by_stem(self.folder).get(stem))}", flush=True)
+        self.entries[stem] = entry
+
+
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
                   stop: Stop | None = None, jobs: int | None = None,
                   reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
@@ -330,8 +343,9 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     line as each starts and as each ends; keep the profile's runs.json and index.html current after each, and at the
     end, unless stopped, its series.json (see index.record_series). Side by side, the notebooks off the series'
     longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them
-    does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped and no
-    other starts. `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`)."""
+    does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks
+    are stopped and no other starts. `timeout`: seconds per notebook; by default each notebook's own
+    (`config.notebook_timeout`)."""
     jobs = default_jobs() if jobs is None else jobs
     check_jobs(jobs)
     if not paths:
@@ -341,68 +355,12 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     read_runs(folder)
     read_series(folder)
     results_by_stem(folder)
-    path_of = {path.stem: path for path in paths}
-    number = {stem: n for n, stem in enumerate(path_of, 1)}
-    after, waiting = waits_for(list(path_of), reads), list(path_of)
-    chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in number}, reads))
-    # Where notebooks can run side by side, each one's trainings get its share of the CPUs (more threads than cores
-    # slow them all) and those off the chain yield to it; one that can only run alone keeps every CPU.
-    shared = most_side_by_side(list(path_of), jobs, reads)
-    cpus_each = max(1, usable_cpus() // shared) if shared > 1 else None
-    running: dict[str, threading.Thread] = {}
-    finished: set[str] = set()
-    done: queue.Queue = queue.Queue()  # (stem, entry) as each notebook ends
-    entries: dict[str, dict[str, Any]] = {}
-    most_at_once, started = 0, time.monotonic()
-    at_cell: dict[str, tuple[int, int, float]] = {}  # stem → (cell, cells, when it started): for the heartbeat
-    heartbeat = started + HEARTBEAT_SECONDS
-
-    def execute(path: Path, limit: float, nice: int) -> None:
-        entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": profile, "finished": None,
-                 "error": None}
-        began = time.monotonic()
-        try:
-            entry = execute_notebook(path, reports_dir, profile, limit, stop, nice, cpus_each,
-                                     on_cell=lambda cell, cells: at_cell.__setitem__(path.stem, (cell, cells, began)))
-        except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the series goes on
-            entry["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
-        finally:
-            done.put((path.stem, entry))  # always: the loop below waits for it
-
+    series = _Series(paths, folder, reports_dir, profile, timeout, jobs, reads)
     with contextlib.ExitStack() as stack:
-        stop = stop or stack.enter_context(Stop())
-        while waiting or running:
-            for stem in ready_to_start(waiting, after, finished, len(running), jobs, START_ORDER):
-                if stop.signum is not None:  # a signal may come in the middle of this loop
-                    break
-                waiting.remove(stem)
-                beside = f" beside {', '.join(running)}" if running else ""
-                print(f"[{number[stem]}/{len(paths)}] {stem} started{beside}", flush=True)
-                limit = timeout or notebook_timeout(stem, profile)
-                nice = YIELDING_NICE if shared > 1 and stem not in chain else 0
-                running[stem] = threading.Thread(target=execute, args=(path_of[stem], limit, nice), name=stem,
-                                                 daemon=True)
-                running[stem].start()
-                most_at_once = max(most_at_once, len(running))
-            if not running:
-                break  # stopped before the rest could start
-            if time.monotonic() >= heartbeat:
-                heartbeat = time.monotonic() + HEARTBEAT_SECONDS
-                _heartbeat({stem: at_cell[stem] for stem in running if stem in at_cell}, number, len(paths))
-            try:
-                stem, entry = done.get(timeout=0.2)  # short waits: a stop signal reaches this thread between them
-            except queue.Empty:
-                continue
-            running.pop(stem).join()
-            finished.add(stem)  # a failed notebook too: the ones after it run, as they would one by one
-            record_run(folder, stem, entry)
-            write_index(folder)  # after each notebook, so an interrupted series still has a page
-            print(f"[{number[stem]}/{len(paths)}] {stem} … "
-                  f"{progress_suffix(stem, entry, results_by_stem(folder).get(stem))}", flush=True)
-            entries[stem] = entry
-        entries = dict(sorted(entries.items(), key=lambda item: number[item[0]]))
-        if stop.signum is None:
-            record_series(folder, entries, time.monotonic() - started, most_at_once)
+        series.run(stop or stack.enter_context(Stop()))
+        entries = dict(sorted(series.entries.items(), key=lambda item: series.number[item[0]]))
+        if series.stop.signum is None:
+            record_series(folder, entries, time.monotonic() - series.started, series.most_at_once)
             write_index(folder)
     return entries
 
@@ -410,7 +368,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
 # ----------------------------------------------------------------------------- command line
 
 
-def main(argv: Iterable[str] | None = None) -> int:
+def _parser() -> CommandParser:
     parser = CommandParser(prog="python -m mnist_utils.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("selectors", nargs="*", metavar="SELECTOR",
                         help="notebook number (00, 3) or stem (00_eda); none: all")
@@ -423,57 +381,75 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
                                                      "the smoke profile writes to its smoke/ subfolder")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    return parser
 
+
+def _summarize(entries: dict[str, dict[str, Any]], total: int, profile: str, reports: Path, stop: Stop,
+               started: float) -> int:
+    """Print the run's last line (notebooks ok, in how long, those not, the index) and return the exit status it
+    means."""
+    failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
+    interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
+    ok = len(entries) - len(failed) - len(interrupted)
+    series = read_series(profile_reports_dir(profile, reports)) if stop.signum is None else None
+    # the index's and the README's figure, where the run recorded one: the same run reads the same everywhere
+    seconds = series["seconds"] if series else time.monotonic() - started
+    at_once = f", up to {series['side_by_side']} side by side" if series and series["side_by_side"] > 1 else ""
+    busy = series and cpu_busy(series)
+    at_once += f"; {busy}" if busy else ""
+    summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile{at_once})"
+    summary += f"; failed: {', '.join(failed)}" if failed else ""
+    summary += f"; interrupted: {', '.join(interrupted)}" if interrupted else ""
+    if stop.signum is not None:
+        summary += f"; stopped by {stop.name}" + (f", {total - len(entries)} not run" if len(entries) < total else "")
+    print(f"{summary} → {profile_reports_dir(profile, reports) / 'index.html'}", flush=True)
+    if stop.signum is not None:
+        return 128 + stop.signum  # as a shell reports a process killed by the signal: 130 for SIGINT
+    return 1 if ok < len(entries) else 0
+
+
+def _with_inputs(paths: list[Path], notebooks: Path, profile: str, reports: Path) -> list[Path]:
+    """`paths`, and before them the notebooks whose results they read, directly or through another, where the
+    profile has no whole run of those (a run that stopped half-way is no input): saying so in a line. A ValueError
+    where `notebooks` lacks one of them."""
+    have = {stem for stem, r in results_by_stem(profile_reports_dir(profile, reports)).items()
+            if r.get("profile") == profile and not r.get("stopped")}
+    first = inputs_to_run([path.stem for path in paths], have)
+    if not first:
+        return paths
+    try:
+        wanted = find_notebooks(notebooks, [*first, *(path.stem for path in paths)])
+    except ValueError as exc:
+        raise ValueError(f"the notebooks asked for read the results of {', '.join(first)}, of which the {profile} "
+                         f"profile has no whole run, and {notebooks} cannot run them: {exc}") from None
+    print(f"{', '.join(path.stem for path in wanted if path.stem not in first)} read the results of "
+          f"{', '.join(first)}, which the {profile} profile has no whole run of: running "
+          f"{'it' if len(first) == 1 else 'them'} first", flush=True)
+    return wanted
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = _parser().parse_args(list(argv) if argv is not None else None)
     try:
         profile = get_profile(args.profile).name
         paths = find_notebooks(args.notebooks, args.selectors)
         jobs = default_jobs() if args.jobs is None else args.jobs  # default_jobs reads MNIST_DEVICE: checked
         check_jobs(jobs)
+        if not paths:
+            raise ValueError(f"no {NOTEBOOK_GLOB} in {args.notebooks}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not paths:
-        print(f"error: no {NOTEBOOK_GLOB} in {args.notebooks}", file=sys.stderr)
-        return 2
     reports = Path(args.reports or reports_root()).resolve()
-    have = {stem for stem, r in results_by_stem(profile_reports_dir(profile, reports)).items()
-            if r.get("profile") == profile and not r.get("stopped")}  # a run that stopped half-way is no input
-    first = inputs_to_run([path.stem for path in paths], have)
-    if first:  # what the chosen notebooks build on, with no whole run in this profile: run it too, before them
-        try:
-            paths = find_notebooks(args.notebooks, [*first, *(path.stem for path in paths)])
-        except ValueError as exc:
-            print(f"error: the notebooks asked for read the results of {', '.join(first)}, of which the {profile} "
-                  f"profile has no whole run, and {args.notebooks} cannot run them: {exc}", file=sys.stderr)
-            return 2
-        print(f"{', '.join(path.stem for path in paths if path.stem not in first)} read the results of "
-              f"{', '.join(first)}, which the {profile} profile has no whole run of: running "
-              f"{'it' if len(first) == 1 else 'them'} first", flush=True)
-
+    try:
+        paths = _with_inputs(paths, args.notebooks, profile, reports)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     with Stop() as stop:
         entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, jobs=jobs)
-        failed = [stem for stem, e in entries.items() if e["status"] in ("error", "timeout")]
-        interrupted = [stem for stem, e in entries.items() if e["status"] == "interrupted"]
-        ok = len(entries) - len(failed) - len(interrupted)
-        series = read_series(profile_reports_dir(profile, reports)) if stop.signum is None else None
-        # the index's and the README's figure, where the run recorded one: the same run reads the same everywhere
-        seconds = series["seconds"] if series else time.monotonic() - started
-        at_once = f", up to {series['side_by_side']} side by side" if series and series["side_by_side"] > 1 else ""
-        busy = series and cpu_busy(series)
-        at_once += f"; {busy}" if busy else ""
-        summary = f"{ok}/{len(entries)} notebooks ok in {fmt_duration(seconds)} ({profile} profile{at_once})"
-        if failed:
-            summary += f"; failed: {', '.join(failed)}"
-        if interrupted:
-            summary += f"; interrupted: {', '.join(interrupted)}"
-        if stop.signum is not None:
-            summary += f"; stopped by {stop.name}" + (f", {len(paths) - len(entries)} not run" if len(entries) < len(paths) else "")
-        print(f"{summary} → {profile_reports_dir(profile, reports) / 'index.html'}", flush=True)
-    if stop.signum is not None:
-        return 128 + stop.signum  # as a shell reports a process killed by the signal: 130 for SIGINT
-    return 1 if ok < len(entries) else 0
+        return _summarize(entries, len(paths), profile, reports, stop, started)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from mnist_utils import run
+from mnist_utils import publish, run
 from mnist_utils.config import PROJECT_ROOT
 from mnist_utils.report import MissingResults, Report, load_result
 
@@ -232,7 +232,7 @@ def test_a_report_that_cannot_be_rendered_loses_neither_the_executed_copy_nor_th
         def __init__(self, **kwargs):
             raise ValueError("No template sub-directory with name 'lab' found")
 
-    monkeypatch.setattr(run, "HTMLExporter", BrokenExporter)
+    monkeypatch.setattr(publish, "HTMLExporter", BrokenExporter)
     entry = run.execute_notebook(path, tmp_path / "reports", "smoke", timeout=8)
 
     assert entry["status"] == status, "a failed rendering makes a run an error, and leaves a timeout a timeout"
