@@ -14,6 +14,7 @@ import torch.nn as nn
 import torchsummary
 
 from .batches import Batches
+from .config import computing_on
 from .data import ImageSet
 from .engine import Autocast, bf16_native, training_step
 from .recipes import Recipe, build_pretrained
@@ -171,17 +172,20 @@ def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Reci
     """What each config's layout and precision choice rests on: per model (`recipes` by the same names),
     training images/s (`training_speed`) in float32, with channels_last, and with channels_last under bfloat16
     autocast, the speed-ups (each over float32, and bf16's over channels_last alone, the ratio the bf16 rule
-    weighs), the config's `bf16` and the precision it trains in on `device`. The three are timed in turn,
-    `repeats` rounds, each keeping its best: other work on the machine (a notebook running beside this one)
-    then slows all three alike, not whichever happened to be timed while it was busiest."""
+    weighs), the config's `bf16` and the precision it trains in on `device`. On a CPU each is timed on one thread,
+    as a lane trains it (mnist_utils.lanes): on two threads, networks this small spend much of a step waiting for
+    each other, and what bf16 saves shrinks to the size of a timing's noise. The three are timed in turn, `repeats`
+    rounds, each keeping its best: other work on the machine (a notebook running beside this one) then slows all
+    three alike, not whichever happened to be timed while it was busiest."""
     ways = {"float32": {}, "channels_last": {"channels_last": True},
             "bf16 + channels_last": {"channels_last": True, "autocast_dtype": torch.bfloat16}}
     rows = []
     for name, model in models.items():
         best = dict.fromkeys(ways, 0.0)
-        for _ in range(repeats):
-            for way, settings in ways.items():
-                best[way] = max(best[way], training_speed(model, images, labels, device, **settings))
+        with computing_on(1 if device.type == "cpu" else None):
+            for _ in range(repeats):
+                for way, settings in ways.items():
+                    best[way] = max(best[way], training_speed(model, images, labels, device, **settings))
         fp32, channels_last, bf16 = best.values()
         rows.append({"model": name, "float32": fp32, "channels_last": channels_last, "bf16 + channels_last": bf16,
                      "channels_last speed-up": channels_last / fp32, "bf16 speed-up": bf16 / fp32,

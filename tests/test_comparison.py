@@ -169,16 +169,22 @@ def test_speed_probe_times_the_first_batch_of_the_first_recipe_or_a_tiny_one_whe
     assert seen == [((6, 1, 28, 28), [0, 1, 2, 3, 4, 5], 3), ((4, 1, 28, 28), [0, 1, 2, 3], 1)]
 
 
-def test_precision_speeds_times_the_three_ways_in_turn_and_keeps_each_ways_best_round(monkeypatch):
+def test_precision_speeds_times_the_three_ways_in_turn_on_one_thread_and_keeps_each_ways_best_round(monkeypatch):
     # other work on the machine slows whatever is timed meanwhile: in turn, round after round, it falls on all three
     calls, speeds = [], iter([100.0, 80.0, 300.0, 120.0, 160.0, 200.0])  # round 1: fp32, cl, bf16; round 2: ...
     def timed(model, images, labels, device, channels_last=False, autocast_dtype=None):
-        calls.append((channels_last, autocast_dtype))
+        calls.append((channels_last, autocast_dtype, torch.get_num_threads()))
         return next(speeds)
     monkeypatch.setattr(inspection, "training_speed", timed)
-    row, = precision_speeds({"m": nn.Linear(1, 1)}, {"m": Recipe(model="Model_1")}, torch.zeros(1), torch.zeros(1),
-                            torch.device("cpu"), repeats=2)
-    assert calls == [(False, None), (True, None), (True, torch.bfloat16)] * 2
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the caller's: each way is timed on one thread, as a lane trains, then theirs again
+        row, = precision_speeds({"m": nn.Linear(1, 1)}, {"m": Recipe(model="Model_1")}, torch.zeros(1),
+                                torch.zeros(1), torch.device("cpu"), repeats=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert calls == [(False, None, 1), (True, None, 1), (True, torch.bfloat16, 1)] * 2
     assert (row["float32"], row["channels_last"], row["bf16 + channels_last"]) == (120.0, 160.0, 300.0)
 
 
