@@ -83,6 +83,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     """Train `config` (a name in configs/ or a path) with `overrides` ('key=value'), as the active profile
     runs it; return the weights' path of the checkpoint it published (see the module's docstring), or of the
     run's own where one of that name was kept. `seed` defaults to the config's first."""
+    _check_run_folder(out_dir)  # first: a folder that cannot be used stops it before a backbone's weights load
     asked, profile = load_config(config, overrides), get_profile()
     recipe = asked.for_profile(profile)
     source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
@@ -112,23 +113,29 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         log.handlers.clear()
 
 
-def _run_folder(out_dir: Path | str | None, name: str) -> Path:
-    """The run's folder: `out_dir` (`train --out`), made where missing, and refused (ConfigError) where a file is
-    there or where it holds files already: the run would write its log, history and checkpoint among an earlier
-    run's, appending to its train.log. Without `out_dir`, a new folder in reports/runs, named `name` and the
-    second the run starts."""
+def _check_run_folder(out_dir: Path | str | None) -> None:
+    """Refuse (ConfigError) a run folder `out_dir` (`train --out`) where a file is there or that holds files
+    already: the run would write its log, history and checkpoint among an earlier run's, appending to its
+    train.log."""
     if not out_dir:
-        return _new_folder(reports_dir() / "runs" / f"{name}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+        return
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir}: a file is there; give the path of a folder for the run")
+        raise ConfigError(f"--out {out_dir}: a file is there; give the path of a folder for the run")
     others = sorted(p.name for p in run_dir.iterdir() if p.name not in DESKTOP_FILES) if run_dir.is_dir() else []
     if others:
         more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-        raise ConfigError(f"--out {run_dir}: it holds {others[0]}{more} (an earlier run's?); `train` writes its run "
+        raise ConfigError(f"--out {out_dir}: it holds {others[0]}{more} (an earlier run's?); `train` writes its run "
                           "into a folder of its own: give a new or empty folder, or remove this one")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+
+
+def _run_folder(out_dir: Path | str | None, name: str) -> Path:
+    """The run's folder: `out_dir` (checked by `_check_run_folder`), made where missing; without it, a new folder
+    in reports/runs, named `name` and the second the run starts."""
+    if not out_dir:
+        return _new_folder(reports_dir() / "runs" / f"{name}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return Path(out_dir)
 
 
 def _new_folder(wanted: Path) -> Path:

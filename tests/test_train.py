@@ -208,6 +208,10 @@ def test_train_refuses_an_out_folder_an_earlier_run_wrote_and_its_default_folder
     assert "give a new or empty folder, or remove this one" in captured.err and captured.out == ""
     assert {p.name: p.read_bytes() for p in earlier.iterdir()} == kept, "the earlier run untouched, its log too"
 
+    # Refused first, before the config is even read: a pretrained backbone's weights would load before it otherwise.
+    assert main(["train", "--config", "no-such-config", "--out", str(earlier)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {earlier}: it holds ")
+
     # The Python API refuses it as the command line does: the check is the trainer's, not the parser's.
     from mnist_utils.recipes import ConfigError
     from mnist_utils.trainer import train_from_config
