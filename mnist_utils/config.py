@@ -1,4 +1,5 @@
-"""Where things live, which profile is running, and which device to use: decided here, once."""
+"""Where things live, which profile is running, which device to use, and what the runner tells a notebook's kernel
+(headless, its lanes, its pending folder): decided here, once."""
 from __future__ import annotations
 
 import argparse
@@ -176,14 +177,15 @@ def computing_on(threads: int | None) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------- what the runner tells a kernel
 # `make notebooks` runs each notebook in a kernel of its own and tells it these through its environment (run.py's
-# kernel_env); a notebook opened in Jupyter has none of them.
+# kernel_env and execute_notebook); a notebook opened in Jupyter has none of them.
 HEADLESS_ENV = "MNIST_HEADLESS"  # progress bars as text lines, which the runner folds to their last state
 LANES_ENV = "MNIST_LANES"  # each kernel's share of the cores, for its trainings' lanes: see lanes.lane_count
 PENDING_ENV = "MNIST_RESULTS_PENDING"  # where results and models go until the notebook finishes
 
 
 def headless() -> bool:
-    """Whether this runs under the runner, which keeps a cell's text output rather than showing widgets."""
+    """Whether progress is shown as text lines rather than Jupyter widgets: set by the runner, which keeps a cell's
+    text output (and by anyone who wants text bars)."""
     return bool(os.environ.get(HEADLESS_ENV))
 
 

@@ -45,7 +45,8 @@ def publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | No
 
 
 def discard(pending: Path) -> None:
-    # .pending/ itself stays: a notebook running beside this one may be creating its own folder in it.
+    """Remove a run's pending folder. .pending/ itself stays: a notebook running beside this one may be creating
+    its own folder in it."""
     shutil.rmtree(pending, ignore_errors=True)
 
 

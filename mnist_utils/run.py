@@ -51,7 +51,7 @@ from .config import (HEADLESS_ENV, LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PEND
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .publish import first_line, publish_run
-from .series import (check_jobs, default_jobs, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
+from .series import (check_at_once, default_at_once, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
 
@@ -160,7 +160,8 @@ def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
 
 
 class _CellClock:
-    """nbclient's hooks for a notebook's run by `client`: its deadline, its cell and index, its kernel's CPU time."""
+    """nbclient's hooks for one notebook's run: its deadline (from the kernel's start), the cell it is at, its
+    kernel's priority and CPU time. `client` is set once the client is built, since the client takes the hooks."""
 
     def __init__(self, timeout: float, nice: int, on_cell: Callable[[int, int], None] | None) -> None:
         self.timeout, self.nice, self.on_cell = timeout, nice, on_cell
@@ -260,16 +261,16 @@ class _Series:
     entries."""
 
     def __init__(self, paths: Sequence[Path], folder: Path, reports_dir: Path | str, profile: str,
-                 timeout: float | None, jobs: int, reads: Mapping[str, Sequence[str]]) -> None:
+                 timeout: float | None, at_once: int, reads: Mapping[str, Sequence[str]]) -> None:
         self.folder, self.reports_dir, self.profile = folder, reports_dir, profile
-        self.timeout, self.jobs = timeout, jobs
+        self.timeout, self.at_once = timeout, at_once
         self.path_of = {path.stem: path for path in paths}
         self.number, self.total = {stem: n for n, stem in enumerate(self.path_of, 1)}, len(paths)
         self.after, self.waiting = waits_for(list(self.path_of), reads), list(self.path_of)
         self.chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in self.number}, reads))
         # Where notebooks can run side by side, each one's trainings get its share of the CPUs (more threads than
         # cores slow them all) and those off the chain yield to it; one that can only run alone keeps every CPU.
-        self.shared = most_side_by_side(list(self.path_of), jobs, reads)
+        self.shared = most_side_by_side(list(self.path_of), at_once, reads)
         self.cpus_each = max(1, usable_cpus() // self.shared) if self.shared > 1 else None
         self.running: dict[str, threading.Thread] = {}
         self.finished: set[str] = set()  # a failed notebook too: the ones after it run, as they would one by one
@@ -282,7 +283,7 @@ class _Series:
     def run(self, stop: Stop) -> None:  # until every notebook has ended, or `stop` came
         self.stop, heartbeat = stop, self.started + HEARTBEAT_SECONDS
         while self.waiting or self.running:
-            ready = ready_to_start(self.waiting, self.after, self.finished, len(self.running), self.jobs, START_ORDER)
+            ready = ready_to_start(self.waiting, self.after, self.finished, len(self.running), self.at_once, START_ORDER)
             for stem in ready:
                 if self.stop.signum is not None:  # a signal may come in the middle of this loop
                     break
@@ -336,9 +337,9 @@ class _Series:
 
 
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
-                  stop: Stop | None = None, jobs: int | None = None,
+                  stop: Stop | None = None, at_once: int | None = None,
                   reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
-    """Run `paths`, up to `jobs` at once (default: `default_jobs`), each as soon as the notebooks whose results it
+    """Run `paths`, up to `at_once` at a time (default: `default_at_once`), each as soon as the notebooks whose results it
     `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a
     line as each starts and as each ends; keep the profile's runs.json and index.html current after each, and at the
     end, unless stopped, its series.json (see index.record_series). Side by side, the notebooks off the series'
@@ -346,8 +347,8 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks
     are stopped and no other starts. `timeout`: seconds per notebook; by default each notebook's own
     (`config.notebook_timeout`)."""
-    jobs = default_jobs() if jobs is None else jobs
-    check_jobs(jobs)
+    at_once = default_at_once() if at_once is None else at_once
+    check_at_once(at_once)
     if not paths:
         return {}
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
@@ -355,7 +356,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     read_runs(folder)
     read_series(folder)
     results_by_stem(folder)
-    series = _Series(paths, folder, reports_dir, profile, timeout, jobs, reads)
+    series = _Series(paths, folder, reports_dir, profile, timeout, at_once, reads)
     with contextlib.ExitStack() as stack:
         series.run(stop or stack.enter_context(Stop()))
         entries = dict(sorted(series.entries.items(), key=lambda item: series.number[item[0]]))
@@ -376,7 +377,7 @@ def _parser() -> CommandParser:
     parser.add_argument("--timeout", type=float,
                         help=f"seconds per notebook (default: {TIMEOUT_HEADROOM:g}× its budget in the full profile, "
                              f"see config.BUDGET_MINUTES; {SMOKE_TIMEOUT} in the smoke profile)")
-    parser.add_argument("--jobs", "-j", type=int, metavar="N",
+    parser.add_argument("--at-once", "-j", type=int, metavar="N",
                         help="notebooks side by side at most (default: one per usable CPU; 1 on a GPU)")
     parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
                                                      "the smoke profile writes to its smoke/ subfolder")
@@ -433,8 +434,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         profile = get_profile(args.profile).name
         paths = find_notebooks(args.notebooks, args.selectors)
-        jobs = default_jobs() if args.jobs is None else args.jobs  # default_jobs reads MNIST_DEVICE: checked
-        check_jobs(jobs)
+        at_once = default_at_once() if args.at_once is None else args.at_once  # reads MNIST_DEVICE: checked
+        check_at_once(at_once)
         if not paths:
             raise ValueError(f"no {NOTEBOOK_GLOB} in {args.notebooks}")
     except ValueError as exc:
@@ -448,7 +449,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, jobs=jobs)
+        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, at_once=at_once)
         return _summarize(entries, len(paths), profile, reports, stop, started)
 
 

@@ -1,6 +1,6 @@
 """Which notebook of a series starts when: `make notebooks` runs notebooks side by side, each as soon as the
 notebooks whose results it reads have finished (config.READS_RESULTS_OF; a notebook not listed there waits for
-every one before it) and a job slot is free (`jobs`: notebooks at most side by side), in the order config.START_ORDER gives among those ready. Pure
+every one before it) and fewer than `at_once` run, in the order config.START_ORDER gives among those ready. Pure
 functions of the notebooks' stems: the runner (run.py) follows them with real kernels, `schedule` with given
 durations (the budgets' test), `longest_chain` says which notebooks the series cannot end before and
 `most_side_by_side` how many can share the machine.
@@ -35,27 +35,27 @@ def inputs_to_run(stems: Sequence[str], have_results: set[str],
 
 
 def ready_to_start(waiting: Sequence[str], after: dict[str, set[str]], finished: set[str], running: int,
-                   jobs: int, order: Sequence[str] = START_ORDER) -> list[str]:
+                   at_once: int, order: Sequence[str] = START_ORDER) -> list[str]:
     """The notebooks of `waiting` (in number order) that start now: those whose notebooks to wait for (`after`)
     have all finished, first those that come first in `order` (config.START_ORDER), then the others by number,
-    while fewer than `jobs` run."""
+    while fewer than `at_once` run."""
     rank = {stem: i for i, stem in enumerate(order)}
     ready = sorted((stem for stem in waiting if after[stem] <= finished), key=lambda stem: rank.get(stem, len(rank)))
-    return ready[:max(0, jobs - running)]
+    return ready[:max(0, at_once - running)]
 
 
-def schedule(seconds: dict[str, float], jobs: int,
+def schedule(seconds: dict[str, float], at_once: int,
              order: Sequence[str] = START_ORDER) -> dict[str, tuple[float, float]]:
     """When each notebook would start and end if it took `seconds[stem]` (stems in number order) and the series
-    ran as `run_notebooks` runs it, with `jobs` notebooks at most side by side: stem → (start, end)."""
-    check_jobs(jobs)
+    ran as `run_notebooks` runs it, with `at_once` notebooks at most side by side: stem → (start, end)."""
+    check_at_once(at_once)
     stems = list(seconds)
     after, waiting, finished = waits_for(stems), list(stems), set()
     running: dict[str, float] = {}  # stem → when it ends
     times: dict[str, tuple[float, float]] = {}
     now = 0.0
     while waiting or running:
-        for stem in ready_to_start(waiting, after, finished, len(running), jobs, order):
+        for stem in ready_to_start(waiting, after, finished, len(running), at_once, order):
             waiting.remove(stem)
             running[stem] = now + seconds[stem]
             times[stem] = (now, running[stem])
@@ -69,7 +69,7 @@ def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] 
     """The notebooks of `minutes` (stem → minutes, in number order), each waiting for the one before it (see
     `waits_for`), that take longest together: the series cannot end sooner than they do, so they get the CPU
     first. Ties go to the lower numbers. A notebook that waits for none and that none waits for is no chain,
-    however long: it can start whenever a job slot is free (config.START_ORDER says when) and fill the CPU that a
+    however long: it can start whenever fewer than `at_once` run (config.START_ORDER says when) and fill the CPU that a
     chain leaves."""
     after = waits_for(list(minutes), reads)
     linked = set().union(*after.values()) | {stem for stem, before in after.items() if before}
@@ -86,26 +86,26 @@ def longest_chain(minutes: dict[str, float], reads: Mapping[str, Sequence[str]] 
     return chain[::-1]
 
 
-def most_side_by_side(stems: Sequence[str], jobs: int, reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> int:
-    """How many of `stems` (in number order) can ever run at once with `jobs`: the largest group of them none of
-    which waits, directly or through another, for one of the others (see `waits_for`), at most `jobs`."""
+def most_side_by_side(stems: Sequence[str], at_once: int, reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> int:
+    """How many of `stems` (in number order) can ever run at once with `at_once`: the largest group of them none of
+    which waits, directly or through another, for one of the others (see `waits_for`), at most `at_once`."""
     after = waits_for(list(stems), reads)
     before: dict[str, set[str]] = {}  # all a notebook waits for, through others too
     for stem in stems:  # in number order: what a notebook waits for comes before it
         before[stem] = set(after[stem]).union(*(before[s] for s in after[stem]))
-    for size in range(min(jobs, len(stems)), 1, -1):
+    for size in range(min(at_once, len(stems)), 1, -1):
         if any(all(a not in before[b] for a, b in itertools.permutations(group, 2))
                for group in itertools.combinations(stems, size)):
             return size
     return min(1, len(stems))
 
 
-def default_jobs() -> int:
+def default_at_once() -> int:
     """How many notebooks `make notebooks` runs side by side: one per usable CPU; one at a time on a GPU, which
     one notebook's training already fills (and whose memory two would share)."""
     return 1 if get_device().type == "cuda" else usable_cpus()
 
 
-def check_jobs(jobs: int) -> None:
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1 (notebooks side by side), got {jobs}")
+def check_at_once(at_once: int) -> None:
+    if at_once < 1:
+        raise ValueError(f"notebooks at once (--at-once) must be at least 1, got {at_once}")

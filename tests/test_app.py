@@ -177,7 +177,7 @@ def test_every_command_line_refuses_a_bad_option_in_one_line(capsys):
     # argparse's own error prints the usage first; each of the project's commands says the problem and the fix.
     from mnist_utils import bench, run
 
-    for command, arguments in ((main, ["--port", "99999"]), (run.main, ["--jobs", "x"]), (bench.main, ["--nope"])):
+    for command, arguments in ((main, ["--port", "99999"]), (run.main, ["--at-once", "x"]), (bench.main, ["--nope"])):
         with pytest.raises(SystemExit) as stopped:
             command(arguments)
         err = capsys.readouterr().err

@@ -90,9 +90,9 @@ def test_a_device_this_machine_lacks_is_an_error_before_anything_runs(series: Pa
     assert not (series.parent / "r").exists()
 
 
-def test_no_jobs_is_an_error_before_anything_runs(series: Path, capsys) -> None:
-    assert run.main(["--jobs", "0", "--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
-    assert "jobs must be at least 1" in capsys.readouterr().err
+def test_no_notebooks_at_once_is_an_error_before_anything_runs(series: Path, capsys) -> None:
+    assert run.main(["--at-once", "0", "--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
+    assert "notebooks at once (--at-once) must be at least 1" in capsys.readouterr().err
     assert not (series.parent / "r").exists()
 
 
@@ -247,14 +247,14 @@ def test_a_report_that_cannot_be_rendered_loses_neither_the_executed_copy_nor_th
 
 def test_a_run_where_every_notebook_succeeds_exits_0(tmp_path: Path, capsys, monkeypatch) -> None:
     notebooks, reports, seen = tmp_path / "notebooks", tmp_path / "reports", tmp_path / "seen"
-    # Alone, a notebook keeps its priority and every CPU (no MNIST_LANES), whatever --jobs allows.
+    # Alone, a notebook keeps its priority and every CPU (no MNIST_LANES), whatever --at-once allows.
     make_notebook(notebooks, "01_fine", f"import os\nopen({str(seen)!r}, 'w').write("
                                         "f\"{os.getpriority(os.PRIO_PROCESS, 0)} {os.environ.get('MNIST_LANES')}\")")
     record_series = run.record_series  # the series' time as recorded, set apart from any clock's
     monkeypatch.setattr(run, "record_series", lambda folder, entries, seconds, most: record_series(folder, entries,
                                                                                                  754.3, most))
     assert run.main(["--notebooks", str(notebooks), "--reports", str(reports), "--profile", "smoke",
-                     "--timeout", "120", "--jobs", "2"]) == 0
+                     "--timeout", "120", "--at-once", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("1/1 notebooks ok in 12m34s "), "the index's own time"
     assert (reports / "smoke" / "index.html").exists()
     assert seen.read_text() == f"{os.getpriority(os.PRIO_PROCESS, 0)} None"
@@ -394,7 +394,7 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     reads = {"01_a": (), "02_b": ()}  # 03_after, not listed: it waits for both
     paths = run.find_notebooks(notebooks)
 
-    entries = run.run_notebooks(paths, reports, "smoke", timeout=120, jobs=2, reads=reads)
+    entries = run.run_notebooks(paths, reports, "smoke", timeout=120, at_once=2, reads=reads)
 
     assert [e["status"] for e in entries.values()] == ["ok", "ok", "ok"]
     when = {name.name: float(name.read_text().split()[0]) for name in marks.iterdir()}
@@ -431,7 +431,7 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
 
     with run.Stop() as stop:
         threading.Thread(target=interrupt_once_both_sleep, daemon=True).start()
-        entries = run.run_notebooks(paths, reports, "smoke", timeout=600, stop=stop, jobs=2, reads=reads)
+        entries = run.run_notebooks(paths, reports, "smoke", timeout=600, stop=stop, at_once=2, reads=reads)
     assert stop.signum == signal.SIGINT
     assert all((marks / f"{stem}.start").exists() for stem in ("01_a", "02_b")), "both kernels were running"
     assert list(entries) == ["01_a", "02_b"] and {e["status"] for e in entries.values()} == {"interrupted"}

@@ -63,20 +63,20 @@ def test_the_longest_chain_is_the_one_the_series_cannot_end_before() -> None:
     assert series.longest_chain({"06_cnn_comparison": 14}) == [] and series.longest_chain({"01_x": 1}, {"01_x": ()}) == []
 
 
-def test_the_schedule_starts_each_notebook_as_soon_as_a_job_slot_and_its_inputs_are_free() -> None:
+def test_the_schedule_starts_each_notebook_as_soon_as_a_slot_and_its_inputs_are_free() -> None:
     seconds = {"00_eda": 1, "01_step1_skeleton": 10, "02_step2_gap_dropout": 10, "03_step3_augment_onecycle": 20,
                "04_vgg_resnet_blocks": 15, "05_pretrained_finetune": 5, "06_cnn_comparison": 30}
-    in_number_order = series.schedule(seconds, jobs=2, order=())
+    in_number_order = series.schedule(seconds, at_once=2, order=())
     assert in_number_order["00_eda"] == (0, 1) and in_number_order["01_step1_skeleton"] == (0, 10)
     assert in_number_order["04_vgg_resnet_blocks"] == (1, 16)  # 02 waits for 01: 04 takes 00's slot
     assert in_number_order["02_step2_gap_dropout"] == (10, 20) and in_number_order["05_pretrained_finetune"] == (16, 21)
     # 06 waits for no notebook, only for a slot: in number order, after 05, and it ends the series alone
     assert in_number_order["03_step3_augment_onecycle"] == (20, 40) and in_number_order["06_cnn_comparison"] == (21, 51)
     # config.START_ORDER: 06 before 05 when both are ready; 05 takes 03's slot, and the series ends sooner
-    times = series.schedule(seconds, jobs=2)
+    times = series.schedule(seconds, at_once=2)
     assert times["06_cnn_comparison"] == (16, 46) and times["05_pretrained_finetune"] == (40, 45)
     assert {stem: times[stem] for stem in list(seconds)[:5]} == {stem: in_number_order[stem] for stem in list(seconds)[:5]}
-    assert max(end for _, end in series.schedule(seconds, jobs=1).values()) == sum(seconds.values())
+    assert max(end for _, end in series.schedule(seconds, at_once=1).values()) == sum(seconds.values())
 
 
 def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts_leave_headroom() -> None:
@@ -86,7 +86,7 @@ def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts
     assert sorted(config.BUDGET_MINUTES) == stems, "one budget per notebook, no stale ones"
     assert sorted(config.START_ORDER) == stems, "each notebook once in the start order, no stale ones"
     # Run as make notebooks runs them on 2 cores (2 side by side), notebooks taking their budgets end in time.
-    times = series.schedule({stem: 60 * config.BUDGET_MINUTES[stem] for stem in stems}, jobs=2)
+    times = series.schedule({stem: 60 * config.BUDGET_MINUTES[stem] for stem in stems}, at_once=2)
     assert max(end for _, end in times.values()) <= 60 * config.SERIES_BUDGET_MINUTES
     for stem in stems:
         assert config.notebook_timeout(stem, "full") >= 1.5 * 60 * config.budget_minutes(stem, "full")
@@ -119,21 +119,21 @@ def test_the_runner_runs_first_the_inputs_with_no_whole_run(tmp_path: Path, monk
     assert capsys.readouterr().err.startswith("error: the notebooks asked for read the results of 02_step2_gap_dropout")
 
 
-def test_jobs_must_be_one_or_more_and_no_notebooks_is_no_run(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="jobs must be at least 1"):
-        run.run_notebooks([tmp_path / "01_x.ipynb"], tmp_path, "smoke", jobs=0)
-    with pytest.raises(ValueError, match="jobs must be at least 1"):
-        series.schedule({"01_x": 1.0}, jobs=0)
-    assert run.run_notebooks([], tmp_path, "smoke", jobs=2) == {} and series.longest_chain({}) == []
+def test_at_once_must_be_one_or_more_and_no_notebooks_is_no_run(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"notebooks at once \(--at-once\) must be at least 1"):
+        run.run_notebooks([tmp_path / "01_x.ipynb"], tmp_path, "smoke", at_once=0)
+    with pytest.raises(ValueError, match=r"notebooks at once \(--at-once\) must be at least 1"):
+        series.schedule({"01_x": 1.0}, at_once=0)
+    assert run.run_notebooks([], tmp_path, "smoke", at_once=2) == {} and series.longest_chain({}) == []
 
 
 def test_notebooks_share_the_machine_only_where_they_can_run_side_by_side() -> None:
     full = ["00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
             "04_vgg_resnet_blocks", "05_pretrained_finetune", "06_cnn_comparison"]
-    assert series.most_side_by_side(full, jobs=2) == 2
-    assert series.most_side_by_side(full, jobs=8) == 4  # 00, one of 01-03, one of 04-05, 06
+    assert series.most_side_by_side(full, at_once=2) == 2
+    assert series.most_side_by_side(full, at_once=8) == 4  # 00, one of 01-03, one of 04-05, 06
     chain = ["01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle"]  # each reads the one before
-    assert series.most_side_by_side(chain, jobs=2) == 1
-    assert series.most_side_by_side(["01_step1_skeleton", "03_step3_augment_onecycle"], jobs=2) == 2  # 03 reads 02's last
-    assert series.most_side_by_side(["06_cnn_comparison"], jobs=2) == 1
-    assert series.most_side_by_side(["01_a", "02_b", "03_after"], jobs=2, reads={"01_a": (), "02_b": ()}) == 2
+    assert series.most_side_by_side(chain, at_once=2) == 1
+    assert series.most_side_by_side(["01_step1_skeleton", "03_step3_augment_onecycle"], at_once=2) == 2  # 03 reads 02's last
+    assert series.most_side_by_side(["06_cnn_comparison"], at_once=2) == 1
+    assert series.most_side_by_side(["01_a", "02_b", "03_after"], at_once=2, reads={"01_a": (), "02_b": ()}) == 2
