@@ -284,6 +284,20 @@ def scheduler_step_kind(scheduler: Any) -> str | None:
 # ---------------------------------------------------------------------------- fit: the epoch loop
 
 
+def _check_monitor(monitor: str, plateau: Any, watched: bool, has_val: bool, has_test: bool) -> None:
+    """Refuse a `fit` whose `monitor` cannot be read or is read the wrong way: a validation column `watched` (by
+    patience, keep_best or a plateau schedule) without validation batches, a `plateau` schedule whose mode is not
+    the column's, a test column without test batches."""
+    if watched and monitor.startswith("val_") and not has_val:
+        raise ValueError(f"monitoring {monitor!r} (patience, keep_best or a plateau schedule) needs val_batches")
+    if plateau is not None and plateau.mode != monitor_mode(monitor):
+        raise ValueError(f"the plateau schedule watches {monitor!r} in mode {plateau.mode!r}, but {monitor!r} is "
+                         f"better {'higher' if monitor_mode(monitor) == 'max' else 'lower'}: make it with "
+                         f"mode={monitor_mode(monitor)!r} (Recipe.make_scheduler does)")
+    if monitor.startswith("test_") and not has_test:
+        raise ValueError(f"monitoring {monitor!r} needs test_batches")
+
+
 def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None, optimizer: torch.optim.Optimizer,
         device: torch.device, *, epochs: int, scheduler: Any = None, loss_fn: Callable = F.cross_entropy,
         val_batches: Iterable | None = None, probe_batches: Iterable | None = None, patience: int | None = None,
@@ -301,14 +315,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     """
     step_kind = scheduler_step_kind(scheduler)
     watched = patience is not None or keep_best or step_kind == "plateau"  # what reads `monitor`
-    if watched and monitor.startswith("val_") and val_batches is None:
-        raise ValueError(f"monitoring {monitor!r} (patience, keep_best or a plateau schedule) needs val_batches")
-    if step_kind == "plateau" and scheduler.mode != monitor_mode(monitor):
-        raise ValueError(f"the plateau schedule watches {monitor!r} in mode {scheduler.mode!r}, but {monitor!r} is "
-                         f"better {'higher' if monitor_mode(monitor) == 'max' else 'lower'}: make it with "
-                         f"mode={monitor_mode(monitor)!r} (Recipe.make_scheduler does)")
-    if monitor.startswith("test_") and test_batches is None:
-        raise ValueError(f"monitoring {monitor!r} needs test_batches")
+    _check_monitor(monitor, scheduler if step_kind == "plateau" else None, watched, val_batches is not None,
+                   test_batches is not None)
     history, stopping, best_state = History(), EarlyStopping(monitor, patience, monitor_from), None
     run_bar = progress_bar(total=epochs, desc=desc or "epochs", unit="epoch") if progress == "epochs" else None
 
