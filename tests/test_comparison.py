@@ -188,6 +188,21 @@ def test_precision_speeds_times_the_three_ways_in_turn_on_one_thread_and_keeps_e
     assert (row["float32"], row["channels_last"], row["bf16 + channels_last"]) == (120.0, 160.0, 300.0)
 
 
+def test_precision_speeds_on_a_gpu_leaves_the_callers_cpu_threads_alone(monkeypatch):
+    # one thread is how a lane trains on a CPU; on a GPU the CPU only feeds it, with the caller's threads
+    seen = []
+    monkeypatch.setattr(inspection, "training_speed",
+                        lambda *args, **kwargs: seen.append(torch.get_num_threads()) or 1.0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        precision_speeds({"m": nn.Linear(1, 1)}, {"m": Recipe(model="Model_1")}, torch.zeros(1), torch.zeros(1),
+                         torch.device("cuda"), repeats=1)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2, 2, 2]
+
+
 @pytest.mark.parametrize("native", [True, False], ids=["bf16 processor", "no bf16"])
 def test_precision_speeds_measures_each_model_three_ways_and_says_what_its_recipe_trains_in(monkeypatch, native):
     monkeypatch.setattr(engine, "bf16_native", lambda device: native)

@@ -169,6 +169,19 @@ def test_a_plateau_schedule_without_the_validation_it_watches_is_refused(mnist):
             val_batches=Batches(mnist.train.head(64), 32), progress=None)
 
 
+def test_fit_refuses_a_monitor_it_cannot_read_and_a_plateau_schedule_read_the_wrong_way():
+    from types import SimpleNamespace
+    check = engine._check_monitor
+    with pytest.raises(ValueError, match="monitoring 'test_acc' needs test_batches"):
+        check("test_acc", None, True, has_val=True, has_test=False)
+    check("val_loss", None, False, has_val=False, has_test=True)  # nothing watches it: a column left out, no error
+    # the message says which way the column gets better, and the mode that matches it
+    with pytest.raises(ValueError, match=r"'val_acc' is better higher: make it with mode='max'"):
+        check("val_acc", SimpleNamespace(mode="min"), True, has_val=True, has_test=True)
+    with pytest.raises(ValueError, match=r"'val_loss' is better lower: make it with mode='min'"):
+        check("val_loss", SimpleNamespace(mode="max"), True, has_val=True, has_test=True)
+
+
 def test_history_speed_is_all_images_over_all_seconds():
     history = History()
     history.record(1, 0.1, EpochStats(loss=1.0, accuracy=90.0, images=1000, seconds=1.0))

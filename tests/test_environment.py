@@ -86,3 +86,14 @@ def test_an_old_python_is_refused_even_under_pythonoptimize_naming_how_to_choose
     assert "error: Python 3.10+ needed, found 3.9.18" in done.stderr
     assert "Choose another interpreter: make PYTHON=python3.12 setup" in done.stderr
     assert not (tmp_path / ".venv").exists()
+
+
+def test_the_runners_headless_and_pending_variables_count_as_unset_when_set_empty(monkeypatch, tmp_path):
+    # `export MNIST_RESULTS_PENDING=` clears it in a shell: results must then go straight into place, not to ./
+    from mnist_utils.config import HEADLESS_ENV, PENDING_ENV, headless, pending_dir
+    monkeypatch.setenv(HEADLESS_ENV, "")
+    monkeypatch.setenv(PENDING_ENV, "")
+    assert not headless() and pending_dir() is None
+    monkeypatch.setenv(HEADLESS_ENV, "1")
+    monkeypatch.setenv(PENDING_ENV, str(tmp_path / ".pending" / "01_x"))
+    assert headless() and pending_dir() == tmp_path / ".pending" / "01_x"

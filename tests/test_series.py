@@ -137,3 +137,44 @@ def test_notebooks_share_the_machine_only_where_they_can_run_side_by_side() -> N
     assert series.most_side_by_side(["01_step1_skeleton", "03_step3_augment_onecycle"], at_once=2) == 2  # 03 reads 02's last
     assert series.most_side_by_side(["06_cnn_comparison"], at_once=2) == 1
     assert series.most_side_by_side(["01_a", "02_b", "03_after"], at_once=2, reads={"01_a": (), "02_b": ()}) == 2
+
+
+def test_the_ready_notebooks_start_in_the_start_order_then_by_number_while_slots_are_free() -> None:
+    after = {"01_a": set(), "02_b": set(), "03_c": set(), "04_d": {"01_a"}}
+    waiting = list(after)
+    # 03 is named first in the start order; the unnamed ones follow it, by number; 04 waits for 01
+    assert series.ready_to_start(waiting, after, set(), 0, 8, order=("03_c",)) == ["03_c", "01_a", "02_b"]
+    assert series.ready_to_start(waiting, after, {"01_a"}, 0, 8, order=()) == waiting
+    assert series.ready_to_start(waiting, after, set(), 1, 3, order=()) == ["01_a", "02_b"], "two slots left"
+    assert series.ready_to_start(waiting, after, set(), 3, 2, order=()) == [], "none free: more run than at_once"
+
+
+def test_a_series_runs_one_notebook_at_a_time_on_a_gpu_and_one_per_cpu_elsewhere(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(series, "usable_cpus", lambda: 6)
+    monkeypatch.setattr(series, "get_device", lambda: torch.device("cuda"))
+    assert series.default_at_once() == 1, "one notebook's training fills a GPU"
+    monkeypatch.setattr(series, "get_device", lambda: torch.device("cpu"))
+    assert series.default_at_once() == 6
+
+
+def test_results_of_another_profile_are_no_input_and_the_runner_runs_that_notebook_first(tmp_path: Path, monkeypatch,
+                                                                                         capsys) -> None:
+    notebooks, results = tmp_path / "notebooks", tmp_path / "reports" / "smoke" / "results"
+    stems = ("01_step1_skeleton", "02_step2_gap_dropout")
+    notebooks.mkdir()
+    for stem in stems:
+        nbformat.write(nbformat.v4.new_notebook(), notebooks / f"{stem}.ipynb")
+    results.mkdir(parents=True)  # a full run's results, copied into the smoke folder: not this profile's
+    (results / f"{stems[0]}.json").write_text(json.dumps({"notebook": stems[0], "title": "t", "profile": "full",
+                                                          "targets": [], "seconds": 1.0, "saved": "2026-12-05",
+                                                          "hardware": "CPU", "torch": "2"}))
+    ran = []
+    monkeypatch.setattr(run, "run_notebooks", lambda paths, *args, **kwargs: ran.extend(p.stem for p in paths) or {})
+    arguments = ["02", "--profile", "smoke", "--notebooks", str(notebooks), "--reports", str(tmp_path / "reports")]
+    assert run.main(arguments) == 0 and ran == list(stems)
+    captured = capsys.readouterr()
+    assert captured.err == "", "a readable results file: read, not set aside"
+    assert captured.out.splitlines()[0] == (f"{stems[1]} read the results of {stems[0]}, which the smoke profile "
+                                            "has no whole run of: running it first")

@@ -258,3 +258,33 @@ def test_train_refuses_a_wrong_option_in_one_line_naming_its_own_help(arguments,
     error = capsys.readouterr().err
     assert exit_.value.code == 2 and error.startswith("error: ") and message in error and error.count("\n") == 1
     assert list(tmp_path.iterdir()) == [], "nothing trained, nothing published"
+
+
+def test_an_out_folder_is_refused_where_a_file_is_and_named_by_its_first_file_and_how_many_more(tmp_path):
+    from mnist_utils.recipes import ConfigError
+    from mnist_utils.trainer import _check_run_folder
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ConfigError, match="notes.txt: a file is there; give the path of a folder for the run"):
+        _check_run_folder(tmp_path / "notes.txt")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for name in ("train.log", "history.csv", "earlier.json"):
+        (earlier / name).write_text("")
+    with pytest.raises(ConfigError, match=r"it holds earlier\.json and 2 more \(an earlier run's\?\)"):
+        _check_run_folder(earlier)
+    # what a file browser leaves in a folder it showed is no run's: the folder counts as empty
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    for name in (".DS_Store", "Thumbs.db", "desktop.ini"):
+        (shown / name).write_text("")
+    _check_run_folder(shown)
+
+
+def test_train_from_config_says_whether_it_published_its_model_or_kept_the_one_there(tmp_path, monkeypatch):
+    from mnist_utils.trainer import train_from_config
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    first = train_from_config("step1", out_dir=tmp_path / "first")
+    assert first.published and first.path == paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
+    second = train_from_config("step1", out_dir=tmp_path / "second")  # a model of its name is there: kept
+    assert not second.published and second.path == tmp_path / "second" / "second.safetensors"

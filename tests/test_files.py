@@ -1,0 +1,45 @@
+"""Files written whole, and whether a host answers (mnist_utils/files.py). Local sockets only: no network."""
+import socket
+import stat
+import threading
+import time
+
+from mnist_utils import files
+from mnist_utils.files import reachable, write_atomic
+
+
+def test_a_file_written_atomically_replaces_the_old_one_and_is_readable_by_others(tmp_path):
+    target = tmp_path / "deeper" / "results.json"
+    write_atomic(target, b"old")
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new" and [p.name for p in target.parent.iterdir()] == ["results.json"]
+    # mkstemp makes 0600 files; a results file or a checkpoint is an ordinary data file that others may read
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_host_that_accepts_a_connection_is_reachable_and_a_closed_port_is_not():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert reachable(listener.getsockname(), timeout=5.0), "it waits up to its timeout for the answer"
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert not reachable(("127.0.0.1", port), timeout=5.0), "a refused connection is no answer"
+
+
+def test_a_host_that_does_not_answer_in_time_is_unreachable_without_waiting_for_the_lookup(monkeypatch):
+    # a name lookup ignores the socket's timeout: the probe runs in a thread that reachable stops waiting for
+    answered = threading.Event()
+
+    def hangs(address, timeout):
+        answered.wait(10)
+        raise OSError("too late")
+
+    monkeypatch.setattr(files.socket, "create_connection", hangs)
+    started = time.monotonic()
+    try:
+        assert not reachable(("mirror.example", 443), timeout=0.2)
+        assert time.monotonic() - started < 2
+    finally:
+        answered.set()

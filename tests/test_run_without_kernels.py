@@ -1,0 +1,62 @@
+"""The runner's pieces that need no kernel (mnist_utils/run.py): the clock that times a notebook's cells, a
+series that goes on when a notebook's run raises, and the run's last line with its exit status."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from mnist_utils import run
+
+
+def test_the_cell_clock_counts_cells_from_1_and_never_gives_a_cell_a_timeout_of_0() -> None:
+    told = []
+    clock = run._CellClock(60, 0, lambda cell, cells: told.append((cell, cells)))
+    clock.client = SimpleNamespace(nb=SimpleNamespace(cells=[None] * 4))
+    clock.start()  # the kernel is up: the notebook's 60 s start now
+    clock.before_cell(cell="third", cell_index=2)
+    assert told == [(3, 4)] and (clock.cell, clock.index) == ("third", 2)
+    assert 58 <= clock.time_left("third") <= 60
+    clock.deadline = time.monotonic() - 5
+    assert clock.time_left("third") == 1, "nbclient reads a timeout of 0 as no timeout at all"
+    # out of time: the next cell does not start, rather than run with the 1 s minimum
+    with pytest.raises(TimeoutError, match="out of time before this cell started"):
+        clock.before_cell(cell="fourth", cell_index=3)
+
+
+def test_a_notebook_whose_run_raises_is_an_error_in_one_line_and_the_series_goes_on(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    def execute(path, *args, **kwargs):  # e.g. a full disk while its outputs are written
+        if path.stem == "01_a":
+            raise OSError("No space left on device\nwhile writing 01_a.html")
+        return {"status": "ok", "seconds": 1.0, "cpu_seconds": None, "profile": "smoke",
+                "finished": "2026-12-05T10:00:00+00:00", "error": None}
+
+    monkeypatch.setattr(run, "execute_notebook", execute)
+    paths = [tmp_path / "nb" / f"{stem}.ipynb" for stem in ("01_a", "02_b")]
+    entries = run.run_notebooks(paths, tmp_path / "reports", "smoke", timeout=60, at_once=1, reads={})
+    assert entries["01_a"]["status"] == "error" and entries["01_a"]["error"] == "OSError: No space left on device"
+    assert entries["02_b"]["status"] == "ok"
+
+
+def test_the_last_line_counts_a_timeout_as_failed_and_so_does_the_exit_status(tmp_path: Path, capsys) -> None:
+    entries = {"01_a": {"status": "ok"}, "02_b": {"status": "timeout"}, "03_c": {"status": "interrupted"}}
+    assert run._summarize(entries, 3, "smoke", tmp_path, run.Stop(), time.monotonic()) == 1
+    line = capsys.readouterr().out
+    assert line.startswith("1/3 notebooks ok in ") and "; failed: 02_b; interrupted: 03_c →" in line
+
+
+@pytest.mark.parametrize("side_by_side, shown", [(2, ", up to 2 side by side"), (1, "")])
+def test_the_last_line_gives_the_series_recorded_time_how_many_ran_side_by_side_and_how_busy_the_cpus_were(
+        tmp_path: Path, capsys, side_by_side: int, shown: str) -> None:
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "series.json").write_text(json.dumps({
+        "notebooks": ["01_a"], "ok": 1, "side_by_side": side_by_side, "seconds": 600.0, "notebook_seconds": 600.0,
+        "profile": "smoke", "cpu_seconds": 600.0, "cpus": 2}))
+    assert run._summarize({"01_a": {"status": "ok"}}, 1, "smoke", tmp_path, run.Stop(), time.monotonic()) == 0
+    # one at a time says nothing of side by side; the CPU time is the index's own figure
+    assert capsys.readouterr().out == (f"1/1 notebooks ok in 10m00s (smoke profile{shown}; 10.0 CPU-minutes, 50% of 2 "
+                                       f"CPUs over the run) → {tmp_path / 'smoke' / 'index.html'}\n")
