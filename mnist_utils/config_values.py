@@ -16,6 +16,15 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key and the choices."""
 
 
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load(text)`, where a value its explicit tag cannot make (`!!int x`, `!!bool x`: a ValueError, a
+    KeyError, ... from inside PyYAML) is a YAMLError too, for the caller to name as it names YAML's own."""
+    try:
+        return yaml.safe_load(text)
+    except (ValueError, KeyError, AttributeError, TypeError) as error:
+        raise yaml.YAMLError(f"a value its tag cannot make ({type(error).__name__}: {error})") from None
+
+
 def yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
     """(where, what) of a YAML error, each in one line (yaml's own spans several and names no file): ("line 3,
     column 2", "expected ',' or ']', but got ':' (while parsing ... from line 2, column 5)"), or ("", message)."""
@@ -56,7 +65,7 @@ def convert(where: str, value: Any, kind: Any) -> Any:
         if origin is float and isinstance(value, str) and "/" in value:  # fractions read best as 1/12
             try:
                 return float(fractions.Fraction(value.replace(" ", "")))
-            except ValueError:
+            except (ValueError, ZeroDivisionError):  # 1/x, 1/0: no number; the error below names the key
                 continue
         if origin is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
             return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string

@@ -24,7 +24,7 @@ import models
 from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT
-from .config_values import ConfigError, convert, unknown_keys, yaml_problem
+from .config_values import ConfigError, convert, load_yaml, unknown_keys, yaml_problem
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
                      monitor_mode, one_cycle, precision_for)
@@ -347,7 +347,7 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
             raise ConfigError(f"{path}: 'base' leads back to itself")
         text = path.read_text()
         try:
-            values = yaml.safe_load(text) or {}
+            values = load_yaml(text) or {}
         except yaml.YAMLError as error:
             where, what = yaml_problem(error)
             raise ConfigError(f"{path}{', ' * bool(where)}{where}: not valid YAML: {what}") from None
@@ -383,7 +383,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: write key=value, e.g. epochs=3 or augment.rotation=5")
     key, value = text.split("=", 1)
     try:
-        return key.strip().split("."), yaml.safe_load(value)
+        return key.strip().split("."), load_yaml(value)
     except yaml.YAMLError as error:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML: {yaml_problem(error)[1]}") from None
 

@@ -42,12 +42,14 @@ def test_a_config_builds_on_its_base_and_changes_only_what_it_says():
 def test_fractions_read_as_written():
     assert load_config("cnn_simple").val_fraction == pytest.approx(1 / 12)
     assert load_config("finetune_full").train_fraction == pytest.approx(1 / 20)
+    assert load_config("step3", ["val_fraction=1 / 12"]).val_fraction == pytest.approx(1 / 12), "spaced as in prose"
 
 
 def test_scientific_notation_reads_as_a_number_where_a_number_is_expected():
     assert load_config("step3", ["lr=1e-3", "weight_decay=5E-4"]).lr == pytest.approx(1e-3)
     assert load_config("step3", ["weight_decay=5E-4"]).weight_decay == pytest.approx(5e-4)
     assert load_config("step3", ["lr=.5e-1"]).lr == pytest.approx(0.05)
+    assert load_config("step3", ["lr=' 1e-3 '"]).lr == pytest.approx(1e-3), "quoted with spaces: still a number"
     with pytest.raises(ConfigError, match=r"epochs: expected int, got '1e3'"):
         load_config("step3", ["epochs=1e3"])  # a whole number is written as one
 
@@ -90,10 +92,32 @@ def test_overrides_change_keys_and_nested_keys():
     (["lr.peak=1"], r"--set 'lr.peak=1': lr is not a group of keys"),
     (["epochs=5"], r"anneal_epochs: the cycle must fit the run, 1 to epochs = 5, got 15 \(changing epochs\? set"),
     (["augment=5"], r"step3: augment: expected keys such as rotation, translate; got 5"),
+    # each unknown key has a likely meaning: the guesses say enough, no list of every key
+    (["lrr=0.05", "epoch=3"], r"unknown keys epoch \(did you mean epochs\?\), lrr \(did you mean lr\?\)$"),
+    # YAML's context at the very spot of its problem says nothing more; an error without a spot, in one line
+    (["lr=]"], r"not valid YAML: expected the node content, but found '\]'$"),
+    (["lr=\x07"], r"not valid YAML: unacceptable character #x0007: special characters are not allowed in "
+                  r"\"<unicode string>\", position 0$"),
+    # a value is its field's type, never coerced to it: true is no number, nor null a batch size
+    (["lr=true"], r"step3: lr: expected float, got True \(bool\)$"),
+    (["epochs=true"], r"step3: epochs: expected int, got True \(bool\)$"),
+    (["batch_size=null"], r"step3: batch_size: expected int, got None \(NoneType\)$"),
+    (["seeds=[1, 2.5]"], r"step3: seeds: expected int, got 2.5 \(float\)$"),
+    (["lr=1/x"], r"step3: lr: expected float, got '1/x' \(str\)$"),
+    (["lr=1/0"], r"step3: lr: expected float, got '1/0' \(str\)$"),  # not a ZeroDivisionError's traceback
+    # a value its explicit tag cannot make raised PyYAML's own ValueError or KeyError, a traceback
+    (["epochs=!!int x"], r"--set 'epochs=!!int x': the value is not valid YAML: a value its tag cannot make "
+                         r"\(ValueError: invalid literal for int\(\) with base 10: 'x'\)$"),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("step3", overrides)
+
+
+def test_a_config_file_whose_tag_cannot_make_its_value_is_one_error_naming_the_file(tmp_path):
+    (tmp_path / "tagged.yaml").write_text("model: Model_3\nepochs: !!bool maybe\n")
+    with pytest.raises(ConfigError, match=r"tagged.yaml: not valid YAML: a value its tag cannot make \(KeyError"):
+        load_config(tmp_path / "tagged.yaml")
 
 
 def test_a_missing_config_lists_the_ones_there_are(tmp_path):
