@@ -21,12 +21,9 @@ def _selector(stems: Sequence[str]) -> str:
     return numbers if len(stems) == 1 else f'"{numbers}"'
 
 
-def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] = (),
-                     series: dict[str, Any] | None = None, runs: dict[str, dict[str, Any]] | None = None) -> str:
-    """The README's results section, built only from full-profile results files. A notebook of `expected`
-    (stems) without one is an error that names it: the section would silently leave it out. `series` (the
-    runner's series.json) gives the wall time when it is a full-profile run of every notebook of `results`; `runs`
-    (its runs.json) each notebook's time, as the index shows it."""
+def _full_results(results: Sequence[dict[str, Any]], expected: Sequence[str]) -> list[dict[str, Any]]:
+    """The full-profile ones of `results`; a ValueError naming the notebooks to run where one of `expected` has
+    none, where there are none at all, or where one is what a run that stopped early left."""
     results = [r for r in results if r.get("profile") == "full"]
     missing = sorted(set(expected) - {r["notebook"] for r in results})
     if missing:
@@ -38,15 +35,31 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
     if stopped:
         raise ValueError(f"The last run of {', '.join(stopped)} stopped early; its results are part of a run: run "
                          f"`make notebooks NB={_selector(stopped)}` again first.")
+    return results
+
+
+def _timing(series: dict[str, Any] | None, stems: Sequence[str], seconds: float) -> str:
+    """How long the notebooks took: the series' time by the clock where `series` is a full run of `stems`, else the
+    sum of their own times (`seconds`)."""
+    if not is_full_series(series, stems):
+        return f"the notebooks took {fmt_duration(seconds)} in all."
+    busy = cpu_busy(series)
+    return (f"the series ran in **{series_time(series)}** by the clock, up to {series['side_by_side']} "
+            f"notebooks side by side (their own times add up to {fmt_duration(series['notebook_seconds'])}"
+            f"{f'; their kernels computed for {busy}' if busy else ''}).")
+
+
+def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] = (),
+                     series: dict[str, Any] | None = None, runs: dict[str, dict[str, Any]] | None = None) -> str:
+    """The README's results section, built only from full-profile results files. A notebook of `expected`
+    (stems) without one is an error that names it: the section would silently leave it out. `series` (the
+    runner's series.json) gives the wall time when it is a full-profile run of every notebook of `results`; `runs`
+    (its runs.json) each notebook's time, as the index shows it."""
+    results = _full_results(results, expected)
     hardware_used = "; ".join(sorted({r["hardware"] for r in results}))
     versions = ", ".join(sorted({r["torch"].split("+")[0] for r in results}))
     seconds = {r["notebook"]: notebook_seconds((runs or {}).get(r["notebook"], {}), r) for r in results}
-    timing = f"the notebooks took {fmt_duration(sum(seconds.values()))} in all."
-    if is_full_series(series, [r["notebook"] for r in results]):
-        busy = cpu_busy(series)
-        timing = (f"the series ran in **{series_time(series)}** by the clock, up to {series['side_by_side']} "
-                  f"notebooks side by side (their own times add up to {fmt_duration(series['notebook_seconds'])}"
-                  f"{f'; their kernels computed for {busy}' if busy else ''}).")
+    timing = _timing(series, [r["notebook"] for r in results], sum(seconds.values()))
     lines = [
         "## Results", "",
         f"Generated from the results files of full-profile runs (`make notebooks`, then `make readme`) on "
