@@ -35,7 +35,7 @@ from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_c
 from .config import CommandParser, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
-from .files import DESKTOP_FILES
+from .files import held_besides
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -140,11 +140,10 @@ def results_folder(given: str | None, default: Path) -> Path:
         if folder.resolve() in (here, *here.parents):
             raise UsageError(f"{refuse}: `test` replaces its results folder whole: give a new folder, not the "
                              "current one or one above it")
-        others = sorted(p.name for p in folder.iterdir() if p.name not in RESULT_FILES + DESKTOP_FILES)
-        if others:
-            more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-            raise UsageError(f"{refuse}: it holds {others[0]}{more}, which `test` did not write; it replaces its "
-                             "results folder whole: give a new or empty folder, or one an earlier `test` wrote")
+        held = held_besides(folder, RESULT_FILES)
+        if held:
+            raise UsageError(f"{refuse}: it holds {held}, which `test` did not write; it replaces its results "
+                             "folder whole: give a new or empty folder, or one an earlier `test` wrote")
     return folder
 
 

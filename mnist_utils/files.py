@@ -1,5 +1,5 @@
-"""Files written whole or not at all, their checksums, and whether a host answers: what every module that
-writes a results file, a checkpoint or a report, or fetches one, shares."""
+"""Files written whole or not at all, their checksums, what else a folder holds, and whether a host answers: what
+every module that writes a results file, a checkpoint or a report, or fetches one, shares."""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +9,17 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
+from typing import Iterable
 
 DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
+
+
+def held_besides(folder: Path, expected: Iterable[str] = ()) -> str:
+    """What `folder` holds besides the `expected` names and what file browsers leave (DESKTOP_FILES), for an error
+    message: "train.log", "train.log and 4 more" (the first by name); "" where it holds nothing else."""
+    skip = {*expected, *DESKTOP_FILES}
+    others = sorted(p.name for p in folder.iterdir() if p.name not in skip)
+    return f"{others[0]} and {len(others) - 1} more" if len(others) > 1 else "".join(others)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import queue
-import shutil
 import sys
 import threading
 import time
@@ -50,7 +49,7 @@ from .config import (HEADLESS_ENV, LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PEND
                      usable_cpus)
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
-from .publish import first_line, publish_run
+from .publish import discard, first_line, publish_run
 from .series import (check_at_once, default_at_once, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
@@ -219,7 +218,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     path, reports_dir = Path(path).resolve(), Path(reports_dir).resolve()
     folder = profile_reports_dir(profile, reports_dir)
     pending = folder / ".pending" / path.stem  # where the Report writes until the notebook finishes
-    shutil.rmtree(pending, ignore_errors=True)  # left by a run that was killed
+    discard(pending)  # left by a run that was killed
     clock = _CellClock(timeout, nice, on_cell)
     nb, status, error, started = None, "ok", None, time.monotonic()
     with contextlib.ExitStack() as stack:

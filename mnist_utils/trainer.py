@@ -33,7 +33,7 @@ from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_chec
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
 from .data import ImageSet, load_data
 from .engine import History, row_summary, seed_everything
-from .files import DESKTOP_FILES, write_atomic
+from .files import held_besides, write_atomic
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config, pretrained_family
 from .training import train_model
@@ -122,11 +122,10 @@ def _check_run_folder(out_dir: Path | str | None) -> None:
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: a file is there; give the path of a folder for the run")
-    others = sorted(p.name for p in run_dir.iterdir() if p.name not in DESKTOP_FILES) if run_dir.is_dir() else []
-    if others:
-        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-        raise ConfigError(f"--out {out_dir}: it holds {others[0]}{more} (an earlier run's?); `train` writes its run "
-                          "into a folder of its own: give a new or empty folder, or remove this one")
+    held = held_besides(run_dir) if run_dir.is_dir() else ""
+    if held:
+        raise ConfigError(f"--out {out_dir}: it holds {held} (an earlier run's?); `train` writes its run into a "
+                          "folder of its own: give a new or empty folder, or remove this one")
 
 
 def _run_folder(out_dir: Path | str | None, name: str) -> Path:

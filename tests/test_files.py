@@ -43,3 +43,11 @@ def test_a_host_that_does_not_answer_in_time_is_unreachable_without_waiting_for_
         assert time.monotonic() - started < 2
     finally:
         answered.set()
+
+
+def test_what_a_folder_holds_besides_the_expected_files_is_its_first_by_name_and_how_many_more(tmp_path):
+    assert files.held_besides(tmp_path) == ""
+    for name in ("metrics.json", ".DS_Store", "b.txt", "a.txt", "c.txt"):
+        (tmp_path / name).write_text("")
+    assert files.held_besides(tmp_path, ["metrics.json"]) == "a.txt and 2 more", "a file browser's is no one's"
+    assert files.held_besides(tmp_path, ["metrics.json", "a.txt", "c.txt"]) == "b.txt"
