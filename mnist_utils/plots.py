@@ -233,13 +233,14 @@ def plot_per_class(metrics: Sequence[dict[str, float]], title: str = "") -> plt.
     return _finish(fig)
 
 
-def plot_shared_errors(counts: torch.Tensor, names: Sequence[str]) -> plt.Figure:
-    """Heatmap of `shared_errors`: images each pair of models both get wrong, each model's errors on the diagonal."""
+def plot_shared_errors(counts: torch.Tensor, names: Sequence[str], images: str = "test") -> plt.Figure:
+    """Heatmap of `shared_errors`: images each pair of models both get wrong, each model's errors on the diagonal.
+    `images` names the set they were counted on, for the title."""
     size = 1.2 * len(names) + 2
     fig, ax = plt.subplots(figsize=(size + 0.5, size - 0.5))
     sns.heatmap(counts.numpy(), annot=True, fmt="d", cmap="Purples", cbar=False, xticklabels=names,
                 yticklabels=names, ax=ax, linewidths=0.5, linecolor="0.9")
-    ax.set_title("test images both models get wrong\n(diagonal: each model's own errors)")
+    ax.set_title(f"{images} images both models get wrong\n(diagonal: each model's own errors)")
     ax.tick_params(axis="x", rotation=30)
     ax.tick_params(axis="y", rotation=0)
     return _finish(fig)

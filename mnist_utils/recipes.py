@@ -46,7 +46,8 @@ class Recipe:
     model_args: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (1,)  # each fixes the initialisation, the split, the data order, the augmentation
     # the data
-    val_fraction: float = 0.0  # share of the training set held out for validation (seeded by the run's seed)
+    val_fraction: float = 0.0  # share of the training set held out for validation, drawn with the run's seed ...
+    split_seed: int | None = None  # ... or this one: then the models of every seed validate on the same images
     train_fraction: float = 1.0  # share of the training set trained on (taken after the validation split)
     batch_size: int = 128
     batches_per_epoch: int | None = None  # short epochs: an epoch is this many batches of an endless stream
@@ -90,6 +91,8 @@ class Recipe:
             problems.append(f"scheduler: unknown {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         if self.monitor not in MONITORS:
             problems.append(f"monitor: unknown {self.monitor!r}; choose one of {', '.join(MONITORS)}")
+        if self.split_seed is not None and not self.val_fraction:
+            problems.append("split_seed draws the validation split: set val_fraction too, or leave split_seed out")
         if self.train_probe < 0:
             problems.append(f"train_probe: a number of training images, 0 for none, got {self.train_probe}")
         for key in ("epochs", "batch_size", "eval_batch_size"):
@@ -201,11 +204,12 @@ class Recipe:
     # ------------------------------------------------------------------ what it builds
 
     def split(self, images: ImageSet, seed: int) -> tuple[ImageSet, ImageSet | None]:
-        """(training images, validation images or None): a hold-out drawn with `seed`, then the share
-        of the training set trained on."""
+        """(training images, validation images or None): a hold-out drawn with the recipe's `split_seed`, or
+        with `seed` where it sets none, then the share of the training set trained on."""
         total, validation = len(images), None
         if self.val_fraction:
-            images, validation = train_val_split(images, int(total * self.val_fraction), seed)
+            drawn_with = seed if self.split_seed is None else self.split_seed
+            images, validation = train_val_split(images, int(total * self.val_fraction), drawn_with)
         if self.train_fraction < 1:
             images = images.head(int(total * self.train_fraction))
         return images, validation

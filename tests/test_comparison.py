@@ -14,7 +14,7 @@ from mnist_utils import inspection
 from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
                                     precision_speeds, speed_probe, speed_table, training_speed)
 from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
-from mnist_utils.plots import plot_hard_images
+from mnist_utils.plots import plot_hard_images, plot_shared_errors
 from mnist_utils.recipes import Recipe
 from mnist_utils.report import leaderboard_rows
 
@@ -309,6 +309,15 @@ def test_hard_images_plot_handles_none_and_some():
     capped = plot_hard_images(torch.zeros(40, 28, 28, dtype=torch.uint8), torch.arange(40),
                                     {"a": predictions([0] * 40, [1] * 40)}, n=16)
     assert "16 of 40 images" in capped.texts[0].get_text()
+
+
+def test_shared_errors_plot_names_the_images_it_counts():
+    labels = [0, 1, 2]
+    counts = shared_errors([predictions(labels, [9, 1, 2]), predictions(labels, [8, 1, 0])])
+    assert plot_shared_errors(counts, ["a", "b"]).axes[0].get_title().startswith("test images both models get wrong")
+    on_validation = plot_shared_errors(counts, ["a", "b"], images="validation").axes[0]
+    assert on_validation.get_title().startswith("validation images both models get wrong")
+    assert [text.get_text() for text in on_validation.texts] == ["1", "1", "1", "2"], "each pair's count, annotated"
 
 
 def test_write_leaderboard_writes_plot_and_page(tmp_path):

@@ -81,6 +81,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
     (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
     (["train_probe=-1"], r"train_probe: a number of training images, 0 for none, got -1"),
+    (["split_seed=3"], r"split_seed draws the validation split: set val_fraction too, or leave split_seed out"),
     (["epochs"], r"write key=value"),
     (["lr=0"], r"lr: must be above 0, got 0.0"),
     (["momentum=1"], r"momentum must be in \[0, 1\) and weight_decay at least 0, got 1.0"),
@@ -217,7 +218,7 @@ def test_recipe_cut_for_the_smoke_profile():
             return 1
 
     recipe = load_config("cnn_minivgg").for_profile(Smoke())
-    assert (recipe.epochs, recipe.batches_per_epoch, recipe.seeds) == (1, 3, (6,))
+    assert (recipe.epochs, recipe.batches_per_epoch, recipe.seeds) == (1, 3, (6, 7))
     step3 = load_config("step3").for_profile(Smoke())
     assert (step3.epochs, step3.anneal_epochs, step3.clean_epochs, step3.seeds) == (1, 1, 0, (1, 2))
 
@@ -240,6 +241,18 @@ def test_the_split_holds_validation_images_apart_drawn_by_the_seed_then_takes_th
     assert none is None and torch.equal(everything.labels, ids.labels)
     first, none = Recipe(train_fraction=0.25).split(ids, seed=1)
     assert none is None and first.labels.tolist() == list(range(30))
+
+
+def test_a_split_seed_holds_out_the_same_images_whatever_the_run_s_seed():
+    ids = ImageSet(torch.zeros(120, 28, 28, dtype=torch.uint8), torch.arange(120))
+    fixed = Recipe(val_fraction=0.25, split_seed=5)
+    drawn = [fixed.split(ids, seed=seed) for seed in (1, 2, 3)]
+    assert all(torch.equal(val.labels, drawn[0][1].labels) and torch.equal(train.labels, drawn[0][0].labels)
+               for train, val in drawn), "the runs of every seed train and validate on the same images"
+    assert torch.equal(drawn[0][1].labels, Recipe(val_fraction=0.25).split(ids, seed=5)[1].labels), \
+        "the images seed 5 would hold out"
+    assert load_config("cnn_minivgg").split_seed == load_config("cnn_minivgg").seeds[0], \
+        "06's committee validates on its first seed's split"
 
 
 def test_early_stopping_watches_from_the_end_of_the_warm_up():
