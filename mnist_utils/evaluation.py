@@ -280,29 +280,31 @@ def random_halves(count: int, halvings: int, seed: int) -> list[tuple[int, torch
 def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: int) -> list[dict[str, Any]]:
     """`choose_on` made on half of the held-out images and scored on the other half, for each fold of
     `random_halves`. One row per fold: the best single candidate and the ensemble's members chosen on the choosing
-    half, and `gain`, the images of the scoring half the ensemble gets right minus those that single candidate
-    gets right (positive: the ensemble is ahead). Both choices see half the images the whole split gives them,
+    half, the images of the scoring half each gets right, and `gain`, the ensemble's minus that single candidate's
+    (positive: the ensemble is ahead). Both choices see half the images the whole split gives them,
     so they are noisier than the whole split's; the folds of one halving are complements, so not independent."""
     _same_images(list(predictions.values()))
     rows = []
     for halving, choose, score in random_halves(len(next(iter(predictions.values())).labels), halvings, seed):
         choice = choose_on({name: _subset(p, choose) for name, p in predictions.items()})
         scored = {name: _subset(predictions[name], score) for name in {choice.best, *choice.members}}
-        combined = choice.combine(scored)
+        ensemble_right, single_right = int(choice.combine(scored).correct.sum()), int(scored[choice.best].correct.sum())
         rows.append({"halving": halving, "images": len(score), "best single": choice.best,
-                     "ensemble": " + ".join(choice.members),
-                     "gain": int(combined.correct.sum() - scored[choice.best].correct.sum())})
+                     "ensemble": " + ".join(choice.members), "ensemble right": ensemble_right,
+                     "single right": single_right, "gain": ensemble_right - single_right})
     return rows
 
 
 def halves_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """`choice_on_halves` rows in one table row: the folds, the images each scores (a halving's two folds differ by
-    one when the split's count is odd: then their mean, rounded down), in how many the ensemble was ahead of, tied
-    with and behind the single candidate chosen beside it, and its gain: the mean (in images, and in points of the
-    images scored), the lowest and the highest."""
+    one when the split's count is odd: then their mean, rounded down), the images the ensemble and the single
+    candidate chosen beside it get right (means over the folds), in how many folds the ensemble was ahead, tied and
+    behind, and its gain: the mean (in images, and in points of the images scored), the lowest and the highest."""
     gains, images = [row["gain"] for row in rows], [row["images"] for row in rows]
     ahead, behind = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
-    return {"folds": len(gains), "images scored per fold": sum(images) // len(images), "ensemble ahead": ahead,
+    return {"folds": len(gains), "images scored per fold": sum(images) // len(images),
+            "ensemble right": sum(row["ensemble right"] for row in rows) / len(rows),
+            "single right": sum(row["single right"] for row in rows) / len(rows), "ensemble ahead": ahead,
             "tied": len(gains) - ahead - behind, "ensemble behind": behind,
             "mean gain (images)": sum(gains) / len(gains), "lowest": min(gains), "highest": max(gains),
             "mean gain (points)": 100 * sum(gains) / sum(images)}

@@ -44,7 +44,7 @@ class Recipe:
     title: str = ""  # one line on what the experiment shows
     model: str = "Model_1"  # a class of models.py, or 'pretrained'
     model_args: dict = field(default_factory=dict)
-    seeds: tuple[int, ...] = (1,)  # each fixes the initialisation, the split, the data order, the augmentation
+    seeds: tuple[int, ...] = (1,)  # each fixes the initialisation, the data order, the augmentation (and the split)
     # the data
     val_fraction: float = 0.0  # share of the training set held out for validation, drawn with the run's seed ...
     split_seed: int | None = None  # ... or this one: then the models of every seed validate on the same images

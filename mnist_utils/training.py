@@ -42,8 +42,9 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.de
                  inputs: dict[str, Any] | None = None, progress: str | None = "batches", desc: str = "",
                  on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> History:
     """Train `model` (already initialised, e.g. after `seed_everything(seed)`) on `data.train` the way
-    `recipe` says. `seed` fixes the validation split, the data order and the augmentation. `inputs`
-    (mean, std) normalise the batches for a model that expects other inputs than MNIST's statistics."""
+    `recipe` says. `seed` fixes the data order, the augmentation and, unless the recipe's `split_seed` does, the
+    validation split. `inputs` (mean, std) normalise the batches for a model that expects other inputs than
+    MNIST's statistics."""
     inputs = inputs or {}
     model.to(device, memory_format=recipe.memory_format)
     train_set, val_set = recipe.split(data.train, seed)

@@ -162,11 +162,14 @@ def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the
 def test_the_halves_summary_counts_folds_each_way_and_averages_the_gain():
     from mnist_utils.evaluation import halves_summary
 
-    rows = [{"images": 200, "gain": gain} for gain in (3, 0, -1, 2)]
-    assert halves_summary(rows) == {"folds": 4, "images scored per fold": 200, "ensemble ahead": 2, "tied": 1,
+    rows = [{"images": 200, "ensemble right": 190 + gain, "single right": 190, "gain": gain} for gain in (3, 0, -1, 2)]
+    rows[0] |= {"ensemble right": 200, "single right": 197}
+    assert halves_summary(rows) == {"folds": 4, "images scored per fold": 200, "ensemble right": 192.75,
+                                    "single right": 191.75, "ensemble ahead": 2, "tied": 1,
                                     "ensemble behind": 1, "mean gain (images)": 1.0, "lowest": -1, "highest": 3,
                                     "mean gain (points)": 0.5}
-    odd = halves_summary([{"images": 3, "gain": 1}, {"images": 2, "gain": 0}])  # 5 images: folds of 3 and 2
+    odd = halves_summary([{"images": 3, "ensemble right": 3, "single right": 2, "gain": 1},
+                          {"images": 2, "ensemble right": 2, "single right": 2, "gain": 0}])  # 5 images: 3 and 2
     assert odd["images scored per fold"] == 2 and odd["mean gain (points)"] == 20.0, "1 image gained of 5 scored"
 
 
@@ -184,8 +187,9 @@ def test_each_fold_chooses_on_one_half_only_and_scores_on_the_other():
     for row, (_, choose, score) in zip(rows, random_halves(300, halvings=4, seed=5), strict=True):
         choice = choose_on({name: _subset(p, choose) for name, p in pool.items()})  # by hand: this half chooses
         combined = ensemble([with_temperature(_subset(pool[m], score), choice.temperature[m]) for m in choice.members])
-        gain = int(combined.correct.sum() - _subset(pool[choice.best], score).correct.sum())  # the other scores
-        assert (row["best single"], row["ensemble"], row["gain"]) == (choice.best, " + ".join(choice.members), gain)
+        right = int(combined.correct.sum()), int(_subset(pool[choice.best], score).correct.sum())  # the other scores
+        assert (row["best single"], row["ensemble"], row["ensemble right"], row["single right"], row["gain"]) == \
+            (choice.best, " + ".join(choice.members), *right, right[0] - right[1])
     assert len({(r["best single"], r["gain"]) for r in rows}) > 1, "the folds differ, so the comparison can fail"
 
 

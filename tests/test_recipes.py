@@ -251,8 +251,12 @@ def test_a_split_seed_holds_out_the_same_images_whatever_the_run_s_seed():
                for train, val in drawn), "the runs of every seed train and validate on the same images"
     assert torch.equal(drawn[0][1].labels, Recipe(val_fraction=0.25).split(ids, seed=5)[1].labels), \
         "the images seed 5 would hold out"
-    assert load_config("cnn_minivgg").split_seed == load_config("cnn_minivgg").seeds[0], \
-        "06's committee validates on its first seed's split"
+    minivgg = load_config("cnn_minivgg")
+    assert minivgg.split_seed == minivgg.seeds[0], "06's further MiniVGG runs validate on its first run's split"
+    assert {load_config(f"cnn_{name}").split_seed for name in ("simple", "deeper", "twobranch")} == {6}, \
+        "the protocol's, inherited: every model of 06 validates on the same images"
+    smoke = type("Smoke", (), {"is_smoke": True, "seeds": 1, "epochs": lambda self, wanted: 1})()
+    assert minivgg.for_profile(smoke).split_seed == 6, "a quick run validates on the same images too"
 
 
 def test_early_stopping_watches_from_the_end_of_the_warm_up():
