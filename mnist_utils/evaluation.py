@@ -288,7 +288,8 @@ def choice_on_halves(predictions: dict[str, Predictions], halvings: int, seed: i
     for halving, choose, score in random_halves(len(next(iter(predictions.values())).labels), halvings, seed):
         choice = choose_on({name: _subset(p, choose) for name, p in predictions.items()})
         scored = {name: _subset(predictions[name], score) for name in {choice.best, *choice.members}}
-        ensemble_right, single_right = int(choice.combine(scored).correct.sum()), int(scored[choice.best].correct.sum())
+        ensemble_right = int(choice.combine(scored).correct.sum())
+        single_right = int(scored[choice.best].correct.sum())
         rows.append({"halving": halving, "images": len(score), "best single": choice.best,
                      "ensemble": " + ".join(choice.members), "ensemble right": ensemble_right,
                      "single right": single_right, "gain": ensemble_right - single_right})
