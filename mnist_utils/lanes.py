@@ -92,21 +92,14 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
     try:
         for thread in threads:
             thread.start()
-        while any(thread.is_alive() for thread in threads):
-            for thread in threads:
-                thread.join(timeout=0.1)  # short waits: a Ctrl-C reaches this thread between them
-                if stop.is_set():  # a job failed: the others need not finish
-                    break
-            if stop.is_set():
-                break
+        _wait_for(threads, stop)
     except BaseException:  # a Ctrl-C here
         stop.set()
         raise
     finally:
         if stop.is_set():
             with lock:  # no lane starts or leaves a job meanwhile
-                for ident in busy:
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+                _interrupt(busy)
         for thread in threads:
             thread.join()
         torch.set_num_threads(previous)
@@ -114,3 +107,19 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
         raise errors[0]
     return results
 
+
+def _wait_for(threads: Sequence[threading.Thread], stop: threading.Event) -> None:
+    """Until every lane has ended, or a job has failed (`stop`): in short waits, so that a Ctrl-C reaches the
+    caller's thread between them."""
+    while not stop.is_set() and any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=0.1)
+            if stop.is_set():  # a job failed: the others need not finish
+                return
+
+
+def _interrupt(idents: Iterable[int]) -> None:
+    """A KeyboardInterrupt raised in each of these threads, at its next Python instruction: a lane inside a
+    training step stops when the step's kernel returns."""
+    for ident in idents:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
