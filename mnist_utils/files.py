@@ -22,6 +22,21 @@ def held_besides(folder: Path, expected: Iterable[str] = ()) -> str:
     return f"{others[0]} and {len(others) - 1} more" if len(others) > 1 else "".join(others)
 
 
+def unwritable(folder: Path) -> str:
+    """Why no file can be written in `folder`, or in the folders still to be made down to it: for an error message
+    before any work, "" where one can. The check leaves nothing behind (a temporary file, deleted)."""
+    existing = folder
+    while not existing.exists():  # the first folder that exists must take the ones still to be made
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        return f"cannot write in {existing}: {error.strerror or error}"
+    return ""
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_chec
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
 from .data import ImageSet, load_data
 from .engine import History, row_summary, seed_everything
-from .files import held_besides, write_atomic
+from .files import held_besides, unwritable, write_atomic
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config, pretrained_family
 from .training import train_model
@@ -116,8 +116,13 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
 def _check_run_folder(out_dir: Path | str | None) -> None:
     """Refuse (ConfigError) a run folder `out_dir` (`train --out`) where a file is there or that holds files
     already: the run would write its log, history and checkpoint among an earlier run's, appending to its
-    train.log."""
+    train.log; and a run folder, given or not, where nothing can be written."""
     if not out_dir:
+        runs = reports_dir() / "runs"
+        why = unwritable(runs)
+        if why:
+            raise ConfigError(f"The run folders' place {runs}: {why}; pass --out DIR, or set MNIST_REPORTS_DIR to a "
+                              "folder you can write to")
         return
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -126,6 +131,9 @@ def _check_run_folder(out_dir: Path | str | None) -> None:
     if held:
         raise ConfigError(f"--out {out_dir}: it holds {held} (an earlier run's?); `train` writes its run into a "
                           "folder of its own: give a new or empty folder, or remove this one")
+    why = unwritable(run_dir)
+    if why:
+        raise ConfigError(f"--out {out_dir}: {why}; give a folder you can write to")
 
 
 def _run_folder(out_dir: Path | str | None, name: str) -> Path:

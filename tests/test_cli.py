@@ -149,7 +149,8 @@ def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
     assert done.stderr.startswith("error: No checkpoint at") and len(done.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("case", ["file", "foreign-file", "current-folder", "log-folder"])
+@pytest.mark.parametrize("case", ["file", "foreign-file", "current-folder", "log-folder", "out-in-a-file",
+                                  "log-in-a-file"])
 def test_test_refuses_a_results_folder_it_would_lose_something_by_replacing(case, step3_checkpoint, tmp_path,
                                                                             monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -159,7 +160,10 @@ def test_test_refuses_a_results_folder_it_would_lose_something_by_replacing(case
     out, log, words = {"file": ("a-file", "log.jsonl", "a file is there"),
                        "foreign-file": ("notes", "log.jsonl", "it holds precious.txt, which `test` did not write"),
                        "current-folder": (".", "log.jsonl", "not the current one or one above it"),
-                       "log-folder": ("results", "notes", "--log notes: a folder is there")}[case]
+                       "log-folder": ("results", "notes", "--log notes: a folder is there"),
+                       # checked before the evaluation: no results folder is written where no log line can be
+                       "out-in-a-file": ("a-file/results", "log.jsonl", "a-file is a file, not a folder; give a path"),
+                       "log-in-a-file": ("results", "a-file/log.jsonl", "--log a-file/log.jsonl: a-file is a file")}[case]
     before = sorted(tmp_path.rglob("*"))
     assert main(["test", "--model", str(step3_checkpoint), "--out", out, "--log", log]) == 2
     error = capsys.readouterr().err

@@ -51,3 +51,17 @@ def test_what_a_folder_holds_besides_the_expected_files_is_its_first_by_name_and
         (tmp_path / name).write_text("")
     assert files.held_besides(tmp_path, ["metrics.json"]) == "a.txt and 2 more", "a file browser's is no one's"
     assert files.held_besides(tmp_path, ["metrics.json", "a.txt", "c.txt"]) == "b.txt"
+
+
+def test_unwritable_says_why_no_file_can_be_written_and_leaves_nothing(tmp_path, monkeypatch):
+    from mnist_utils.files import unwritable
+    assert unwritable(tmp_path / "to" / "be" / "made") == "" and list(tmp_path.iterdir()) == []  # made by the writer
+    (tmp_path / "a-file").write_text("")
+    assert unwritable(tmp_path / "a-file" / "sub") == f"{tmp_path / 'a-file'} is a file, not a folder"
+
+    def refused(**_):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("mnist_utils.files.tempfile.TemporaryFile", refused)  # root may write where others may not
+    assert unwritable(tmp_path / "new") == f"cannot write in {tmp_path}: Permission denied"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+

@@ -272,12 +272,24 @@ def test_an_out_folder_is_refused_where_a_file_is_and_named_by_its_first_file_an
         (earlier / name).write_text("")
     with pytest.raises(ConfigError, match=r"it holds earlier\.json and 2 more \(an earlier run's\?\)"):
         _check_run_folder(earlier)
+    with pytest.raises(ConfigError, match="notes.txt is a file, not a folder; give a folder you can write to"):
+        _check_run_folder(tmp_path / "notes.txt" / "run")  # a folder that cannot be made: refused before any work
+    assert not (tmp_path / "notes.txt").is_dir()
     # what a file browser leaves in a folder it showed is no run's: the folder counts as empty
     shown = tmp_path / "shown"
     shown.mkdir()
     for name in (".DS_Store", "Thumbs.db", "desktop.ini"):
         (shown / name).write_text("")
     _check_run_folder(shown)
+
+
+def test_train_refuses_a_reports_folder_it_cannot_write_before_any_work(tmp_path, monkeypatch):
+    from mnist_utils.recipes import ConfigError
+    from mnist_utils.trainer import _check_run_folder
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "a-file"))
+    with pytest.raises(ConfigError, match="a-file is a file, not a folder; pass --out DIR, or set MNIST_REPORTS_DIR"):
+        _check_run_folder(None)
 
 
 def test_train_from_config_says_whether_it_published_its_model_or_kept_the_one_there(tmp_path, monkeypatch):
