@@ -72,7 +72,8 @@ class ModelShelf:
         if chosen is None:
             known = ", ".join(m["id"] for m in listing) or f"none: {self.directory} holds no checkpoint"
             raise LookupError(f"No model {model_id!r}. Choose one of: {known}." if model_id else
-                              f"No model saved in {self.directory}: train one with `make app` or `make train`.")
+                              f"No model saved in {self.directory}: train one with `make app` or "
+                              "`make train CONFIG=configs/step3.yaml`.")
         with self._lock:
             cached = self._loaded.get(chosen["id"])
             if cached is None or cached[0] != chosen["weights"]["sha256"]:  # a new file under the same name

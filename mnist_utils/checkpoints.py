@@ -179,7 +179,8 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             raise CheckpointError(f"{weights_path} has no metadata file {metadata_path.name} beside it, so its model "
                                   "cannot be rebuilt: keep the two files together (save with save_checkpoint).")
         raise CheckpointError(f"No checkpoint at {path}: neither {weights_path.name} nor {metadata_path.name} exists "
-                              f"there. Saved models are in {models_dir()}; train one with `make train`.")
+                              f"there. Saved models are in {models_dir()}; train one with "
+                              "`make train CONFIG=configs/step3.yaml`.")
     try:
         metadata = json.loads(metadata_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -304,8 +304,11 @@ def build_model(recipe: Recipe) -> nn.Module:
         if recipe.model == PRETRAINED:
             return build_pretrained(recipe).model
         return getattr(models, recipe.model)(**recipe.model_args)
-    except (TypeError, ValueError) as error:  # an unknown argument; widths of the wrong count
-        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model}: {error}") from None
+    except (TypeError, ValueError) as error:  # an unknown argument; a value of the wrong type or count
+        model = None if recipe.model == PRETRAINED else getattr(models, recipe.model)
+        takes = f" (it takes {recipe.model}{inspect.signature(model)})" if model else ""  # names and types
+        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model}{takes}: "
+                          f"{error}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:
