@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NoReturn, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
 import torch
 
@@ -239,6 +239,10 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
 class CommandParser(argparse.ArgumentParser):
     """argparse, but a mistake is one line naming the fix, exit status 2 (argparse's default prints the usage
     first): the parser of every command line of the project."""
+
+    def __init__(self, *args: Any, description: str | None = None, **kwargs: Any):
+        # descriptions come from docstrings, whose ``code`` is reStructuredText: a terminal shows `code`
+        super().__init__(*args, description=description and description.replace("``", "`"), **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}. See `{self.prog} --help`.\n")

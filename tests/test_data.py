@@ -304,3 +304,11 @@ def test_imageset_rejects_wrong_shapes():
         ImageSet(torch.zeros(3, 28, 28), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="labels"):
         ImageSet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+
+
+def test_the_data_command_answers_help_without_fetching(monkeypatch, capsys):
+    from mnist_utils import data
+    monkeypatch.setattr(data, "fetch_mnist", lambda *a, **k: pytest.fail("--help fetched the data"))
+    with pytest.raises(SystemExit) as exit_:
+        data.main(["--help"])
+    assert exit_.value.code == 0 and "verify the four files against their published SHA-256" in capsys.readouterr().out
