@@ -124,6 +124,12 @@ def headline_text(results: dict[str, Any] | None) -> str | None:
     return f"{headline['label']}: {fmt(headline.get('value'), headline.get('unit', ''))}"
 
 
+def target_text(target: dict[str, Any]) -> str:
+    """A results file's target as a line: "Epochs <= 15: 15"."""
+    unit = target.get("unit", "")
+    return f"{target['label']} {target['op']} {fmt(target['threshold'], unit)}: {fmt(target.get('actual'), unit)}"
+
+
 def time_against_budget(stem: str, seconds: float | None, profile: str | None, status: str = "ok") -> str:
     """'3m12s', or '3m12s of a 4m00s budget ✅ met' for a full-profile run of a notebook with a budget; a run
     that did not finish (`status` other than ok) is not judged: '40.0s of a 4m00s budget'."""
@@ -183,9 +189,7 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     notebook = f"<b>{_e(stem[:2])}</b> " + (
         f"{_e(results['title'])}<div class='stem'>{_e(stem)}</div>" if results.get("title") else _e(stem))
     targets = results.get("targets") or []
-    target_items = "".join(
-        f"<li>{_e(t['label'])} {_e(t['op'])} {_e(fmt(t['threshold'], t.get('unit', '')))}: "
-        f"{_e(fmt(t.get('actual'), t.get('unit', '')))} {_e(mark(t['met']))}</li>" for t in targets)
+    target_items = "".join(f"<li>{_e(target_text(t))} {_e(mark(t['met']))}</li>" for t in targets)
     status = run.get("status", "—")
     status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
     if run.get("error"):

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir
 from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
-                    series_time, time_against_budget)
+                    series_time, target_text, time_against_budget)
 from .report import leaderboard_rows, load_results, mark, markdown_table, read_json
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -68,6 +68,7 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
             "notebook": f"{r['notebook']}: {r['title']}",
             "headline": headline_text(r) or "—",
             "targets met": f"{sum(t['met'] for t in r['targets'])}/{len(r['targets'])}",
+            "not met": "; ".join(target_text(t) for t in r["targets"] if not t["met"]) or "—",
             "run time": time_against_budget(r["notebook"], seconds[r["notebook"]], "full"),
             "run on": r["saved"][:10],
         } for r in results]),

@@ -87,7 +87,7 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     assert "Test accuracy: 99.51%" in updated
 
 
-def test_readme_table_counts_the_targets_met_of_all_and_adds_up_the_notebooks_times(report):
+def test_readme_table_counts_the_targets_met_names_those_not_and_adds_up_the_notebooks_times(report):
     from mnist_utils.readme import results_markdown
 
     report.target("acc", ">=", 99.4, "Accuracy", "%")
@@ -99,8 +99,9 @@ def test_readme_table_counts_the_targets_met_of_all_and_adds_up_the_notebooks_ti
     second = {**first, "notebook": "02_demo", "seconds": 200.0, "saved": "2025-03-04T08:00:00+00:00"}
     text = results_markdown([first, second])
     assert "the notebooks took 5m00s in all." in text, "100 s + 200 s"
-    assert "| 01_demo: Demo | Test accuracy: 99.51% | 2/3 | 1m40s | 2025-01-02 |" in text
-    assert "| 02_demo: Demo | Test accuracy: 99.51% | 2/3 | 3m20s | 2025-03-04 |" in text, "each its own date"
+    assert "| 01_demo: Demo | Test accuracy: 99.51% | 2/3 | Parameters < 8,000: 9,000 | 1m40s | 2025-01-02 |" in text
+    assert "| 02_demo: Demo | Test accuracy: 99.51% | 2/3 | Parameters < 8,000: 9,000 | 3m20s | 2025-03-04 |" in text, \
+        "each its own date; the target not met named, with what was measured"
 
 
 def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
