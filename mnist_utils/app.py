@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
-                          models_dir)
+                          models_dir, trained_with)
 from .config import CommandParser
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
@@ -103,6 +103,7 @@ def _summary(meta: dict[str, Any], default_id: str | None) -> dict[str, Any]:
     return {"id": meta["id"], "title": meta["title"], "model": meta["model"]["name"],
             "parameters": meta["parameters"], "test_acc": meta["metrics"].get("test_acc"), "epochs": meta.get("epochs"),
             "seed": meta.get("seed"), "source": meta.get("source"), "saved": meta.get("saved"),
+            "label_smoothing": trained_with(meta, "label_smoothing"),  # the page says why such a model is less sure
             "default": meta["id"] == default_id}
 
 

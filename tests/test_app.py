@@ -54,6 +54,7 @@ def test_models_are_listed_best_first_with_the_step3_model_as_default(client, st
     step3 = listing["models"][0]
     assert step3["model"] == "Model_3" and step3["parameters"] == count_parameters(Model_3()) and step3["default"]
     assert step3["test_acc"] > 97 and not listing["models"][1]["default"]
+    assert step3["label_smoothing"] == 0.0, "step3.yaml trains without it: the page says so where a model has it"
 
 
 def test_a_test_digit_is_read_with_its_confidence_top_3_and_the_image_the_model_saw(client, mnist, make_picture):

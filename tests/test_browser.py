@@ -83,7 +83,7 @@ def seen(page) -> str:
 def wait_for_answer(page, previous: str = "") -> str:
     """The digit the page shows once it has read something new: the status line says who read it, and the
     image the model saw is not `previous`'s."""
-    WebDriverWait(page, WAIT).until(lambda d: shown(d, "status").startswith("Read by") and seen(d) != previous)
+    WebDriverWait(page, WAIT).until(lambda d: " as " in shown(d, "status") and seen(d) != previous)
     return shown(page, "digit")
 
 
@@ -104,8 +104,14 @@ def test_an_uploaded_png_of_a_test_digit_is_read(page, mnist, make_picture, tmp_
     path = tmp_path / "two.png"
     path.write_bytes(make_picture(mnist.test.images[1]))  # a 2
     assert int(mnist.test.labels[1]) == 2
+    stroke(page, [(150, 40), (146, 100), (142, 160), (138, 230)])  # a drawing first: the upload replaces it
+    previous = seen(page) if wait_for_answer(page) else ""
     page.find_element(By.ID, "upload").send_keys(str(path))
-    assert wait_for_answer(page) == "2"
+    assert wait_for_answer(page, previous) == "2"
+    assert shown(page, "status").startswith("Read two.png as 2, ") and "% sure, by " in shown(page, "status")
+    blank = page.execute_script("const d = document.getElementById('canvas').getContext('2d')"
+                                ".getImageData(0, 0, 280, 280).data; return d.every((v) => v === 255);")
+    assert blank, "the canvas no longer shows a drawing the answer is not to"
     assert "sure" in shown(page, "confidence") and len(page.find_elements(By.CSS_SELECTOR, "#top .bar")) == 3
     assert seen(page).startswith("data:image/png;base64,")
     assert shown(page, "error") == ""
