@@ -177,7 +177,10 @@ th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padd
 .stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
 .interrupted{color:#9a6700;font-weight:600}
 .why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
-"""
+table{table-layout:fixed}td{overflow-wrap:anywhere}th:nth-child(1){width:15%}th:nth-child(2){width:13%}
+th:nth-child(3){width:32%}th:nth-child(4),th:nth-child(5){width:6%}th:nth-child(6){width:10%}
+th:nth-child(7),th:nth-child(8){width:9%}
+"""  # fixed widths: the targets (3rd column) are sentences and get the widest share, not the links
 
 
 def _e(value: Any) -> str:
@@ -195,7 +198,7 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     if run.get("error"):
         status_cell += f"<div class='why'>{_e(run['error'])}</div>"
     seconds = notebook_seconds(run, results)
-    link = f"<a href='{_e(stem)}.html'>{_e(stem)}.html</a>" if (reports_dir / f"{stem}.html").exists() else "—"
+    link = f"<a href='{_e(stem)}.html'>HTML</a>" if (reports_dir / f"{stem}.html").exists() else "—"  # the row names it
     saved = [m for m in results.get("models", []) if m.get("checkpoint")]
     models = "".join(f"<li><a href='{_e(m['checkpoint'])}'>{_e(m['name'])}</a></li>" for m in saved)
     profile = run.get("profile") or results.get("profile")

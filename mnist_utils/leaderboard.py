@@ -1,4 +1,4 @@
-"""Every model of the series on one page: test accuracy against parameters, as a figure and a table
+"""Every model of the series on one page: test error against parameters, as a figure and a table
 (`reports/leaderboard.html`, linked from the index)."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import LogLocator, NullFormatter
 import seaborn as sns
 
 from .config import reports_dir
@@ -17,26 +18,36 @@ from .report import fmt
 LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "test accuracy", "training time (s)")
 
 
+LABEL_OFFSETS = ((5, 2), (5, -9))  # points of text right of a marker, above or below in turn: neighbours differ
+
+
 def plot_leaderboard(rows: Sequence[dict[str, Any]], highlight: str | None = None) -> plt.Figure:
-    """Test accuracy against parameters (log scale) for rows of `leaderboard_rows`, one colour per
-    notebook, each point labelled with its model and training time; `highlight` rings one notebook's models."""
+    """Test error against parameters, both on log scales, for rows of `leaderboard_rows`, one colour per notebook;
+    each point is numbered with its rank in the table under the figure (names would overlap: the best models lie
+    within a few tenths of a point of each other); `highlight` rings one notebook's models. Error on a log scale
+    spreads the models near 100% apart, where accuracy would stack them; the axis is turned so that better is up."""
     fig, ax = plt.subplots(figsize=(10, 5.5))
     notebooks = sorted({row["notebook"] for row in rows})
     palette = dict(zip(notebooks, sns.color_palette("tab10", max(1, len(notebooks)))))
     for notebook in notebooks:
         mine = [row for row in rows if row["notebook"] == notebook]
-        ax.scatter([r["parameters"] for r in mine], [r["test accuracy"] for r in mine], s=60, label=notebook,
+        ax.scatter([r["parameters"] for r in mine], [100 - r["test accuracy"] for r in mine], s=60, label=notebook,
                    color=palette[notebook], edgecolor="black" if notebook == highlight else "white", linewidth=1.2, zorder=3)
-        for r in mine:
-            ax.annotate(f"{r['model']} · {r['training time (s)']:,.0f} s", (r["parameters"], r["test accuracy"]),
-                        xytext=(5, 4), textcoords="offset points", fontsize=7)
+    for rank, r in enumerate(rows, 1):
+        ax.annotate(str(rank), (r["parameters"], 100 - r["test accuracy"]), fontsize=8,
+                    xytext=LABEL_OFFSETS[rank % len(LABEL_OFFSETS)], textcoords="offset points")
     if not rows:
         ax.text(0.5, 0.5, "no results files yet: run the notebooks", ha="center", transform=ax.transAxes)
-    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)",
-           title="every model of the series: accuracy against size (label: model · training time)")
-    ax.grid(alpha=0.3, which="both")
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test error (%, log scale)",
+           title="every model of the series: test error against size (numbers: the ranks in the table below)")
     if rows:
-        ax.legend(title="notebook", fontsize=8, loc="lower right")
+        ax.set_yscale("log")
+        ax.invert_yaxis()  # the fewest errors at the top
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5, ...: a decade holds few models
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.legend(title="notebook", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.grid(alpha=0.3, which="both")
     return _finish(fig)
 
 

@@ -353,6 +353,11 @@ def test_the_leaderboard_ranks_from_1_and_rings_only_the_highlighted_notebooks_m
     assert "<tr><td>1</td><td>MiniVGG</td>" in text and "<tr><td>2</td><td>Model_1</td>" in text, "the best is 1st"
     edges = {points.get_label(): tuple(points.get_edgecolor()[0]) for points in figure.axes[0].collections}
     assert edges == {"06_cnn_comparison": to_rgba("black"), "01_step1": to_rgba("white")}
+    # each point numbered with its rank in the table, at its test error (names would overlap near 100%)
+    ax = figure.axes[0]
+    assert [(t.get_text(), t.xy) for t in ax.texts] == [("1", (2_920_778, pytest.approx(0.39))),
+                                                        ("2", (7_412, pytest.approx(0.9)))]
+    assert ax.get_yscale() == "log" and ax.yaxis_inverted(), "the fewest errors at the top"
 
 
 def test_head_to_head_compares_b_with_a():
