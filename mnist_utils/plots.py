@@ -206,13 +206,13 @@ def plot_misclassified(images: torch.Tensor, predictions: Predictions, n: int = 
     """The most confident mistakes: image, true → predicted, confidence."""
     wrong = predictions.wrong[:n]
     rows = max(1, -(-len(wrong) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.6), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, wrong.tolist()):
         ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
         ax.set_title(f"{predictions.labels[index]}→{predictions.predicted[index]} "
-                     f"{predictions.confidence[index]:.0%}", fontsize=8, color="#b00")
+                     f"{predictions.confidence[index]:.0%}", fontsize=10, color="#b00")  # legible in a page
     fig.suptitle(f"{len(predictions.wrong)} misclassified; the {len(wrong)} most confident (true→predicted)")
     return _finish(fig)
 
@@ -228,7 +228,7 @@ def plot_per_class(metrics: Sequence[dict[str, float]], title: str = "") -> plt.
     low = min(min(r[k] for r in rows) for k in ("precision", "recall", "f1"))
     ax.set(xticks=x, xticklabels=[str(r["class"]) for r in rows], ylim=(max(0, low - 1), 100.2),
            xlabel="digit", ylabel="%", title=title or "per-class precision, recall and F1")
-    ax.legend(ncol=3, fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1))  # beside the axes: bars reach the top
     ax.grid(axis="y", alpha=0.3)
     return _finish(fig)
 
