@@ -35,7 +35,7 @@ from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_c
 from .config import CommandParser, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
-from .files import held_besides, unwritable
+from .files import cannot_append, held_besides, unwritable
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -175,11 +175,11 @@ def run_test(args: argparse.Namespace) -> int:
     log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
     if log.is_dir():
         raise UsageError(f"--log {args.log}: a folder is there; the performance log is a file: give a file's path")
-    for option, place in ((f"--out {args.out}" if args.out else f"The results folder {folder}", folder.parent),
-                          (f"--log {args.log}" if args.log else f"The performance log {log}", log.parent)):
-        why = unwritable(place)  # before the evaluation: nothing is written unless all of it can be
-        if why:
-            raise UsageError(f"{option}: {why}; give a path in a folder you can write to")
+    out_option = f"--out {args.out}" if args.out else f"The results folder {folder}"
+    log_option = f"--log {args.log}" if args.log else f"The performance log {log}"
+    for option, why in ((out_option, unwritable(folder.parent)), (log_option, cannot_append(log))):
+        if why:  # checked before the evaluation: nothing is written unless all of it can be
+            raise UsageError(f"{option}: {why}; give a path you can write to")
     test = load_data().test  # the profile's share: all 10,000 digits, or the smoke profile's few
     evaluation = evaluate(classifier, test)
     macro = evaluation["per_class"][-1]

@@ -3,6 +3,7 @@ every module that writes a results file, a checkpoint or a report, or fetches on
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import socket
@@ -26,14 +27,33 @@ def unwritable(folder: Path) -> str:
     """Why no file can be written in `folder`, or in the folders still to be made down to it: for an error message
     before any work, "" where one can. The check leaves nothing behind (a temporary file, deleted)."""
     existing = folder
-    while not existing.exists():  # the first folder that exists must take the ones still to be made
-        existing = existing.parent
+    try:
+        while not existing.exists() and not existing.is_symlink():  # the first that exists takes the ones to be made
+            existing = existing.parent
+    except OSError as error:  # a folder on the way that may not be looked into
+        return f"cannot look into {existing.parent}: {error.strerror or error}"
+    if not existing.exists():
+        return f"{existing} is a link to a place that does not exist"
     if not existing.is_dir():
         return f"{existing} is a file, not a folder"
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
-        return f"cannot write in {existing}: {error.strerror or error}"
+        # /proc and its like answer "no such file" for a folder that exists but takes no files: say what that means
+        why = "it takes no new files" if error.errno in (errno.ENOENT, errno.EOPNOTSUPP) else error.strerror or error
+        return f"cannot write in {existing}: {why}"
+    return ""
+
+
+def cannot_append(path: Path) -> str:
+    """Why a line cannot be appended to the file at `path` (made where missing, with its folders): "" where it can.
+    An existing file is opened to append and closed, which changes nothing in it."""
+    if not path.exists():
+        return unwritable(path.parent)
+    try:
+        open(path, "a").close()
+    except OSError as error:
+        return f"cannot append to {path}: {error.strerror or error}"
     return ""
 
 

@@ -116,13 +116,14 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
 def _check_run_folder(out_dir: Path | str | None) -> None:
     """Refuse (ConfigError) a run folder `out_dir` (`train --out`) where a file is there or that holds files
     already: the run would write its log, history and checkpoint among an earlier run's, appending to its
-    train.log; and a run folder, given or not, where nothing can be written."""
-    if not out_dir:
-        runs = reports_dir() / "runs"
-        why = unwritable(runs)
+    train.log; and a run folder, given or not, or a reports folder (where the model is published) where nothing can
+    be written."""
+    for place in ([] if out_dir else [reports_dir() / "runs"]) + [models_dir()]:  # where the checkpoint is published
+        why = unwritable(place)
         if why:
-            raise ConfigError(f"The run folders' place {runs}: {why}; pass --out DIR, or set MNIST_REPORTS_DIR to a "
-                              "folder you can write to")
+            raise ConfigError(f"{place}, where `train` writes its model: {why}; set MNIST_REPORTS_DIR to a folder "
+                              "you can write to")
+    if not out_dir:
         return
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():

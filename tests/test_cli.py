@@ -265,3 +265,15 @@ def test_help_shows_code_as_a_terminal_does_not_as_restructuredtext(capsys):
         main(["--help"])
     shown = capsys.readouterr().out
     assert "`python -m mnist_utils COMMAND`" in shown and "``" not in shown
+
+
+def test_test_refuses_a_log_it_cannot_append_to_before_evaluating(step3_checkpoint, tmp_path, monkeypatch, capsys):
+    log = tmp_path / "log.jsonl"
+    log.write_text("")
+
+    def refused(*_, **__):  # a read-only or immutable log (root may write where its mode says no)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("mnist_utils.files.open", refused, raising=False)
+    assert main(["test", "--model", str(step3_checkpoint), "--out", str(tmp_path / "r"), "--log", str(log)]) == 2
+    assert f"--log {log}: cannot append to {log}: Permission denied" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists(), "no results written where no log line can be"

@@ -65,3 +65,27 @@ def test_unwritable_says_why_no_file_can_be_written_and_leaves_nothing(tmp_path,
     assert unwritable(tmp_path / "new") == f"cannot write in {tmp_path}: Permission denied"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
+
+def test_unwritable_names_a_link_to_nowhere_and_a_folder_that_takes_no_files(tmp_path, monkeypatch):
+    from mnist_utils.files import unwritable
+    (tmp_path / "gone").symlink_to(tmp_path / "missing")
+    assert unwritable(tmp_path / "gone" / "sub") == f"{tmp_path / 'gone'} is a link to a place that does not exist"
+
+    def procfs(**_):  # what /proc answers for a file made in it
+        raise FileNotFoundError(2, "No such file or directory")
+    monkeypatch.setattr("mnist_utils.files.tempfile.TemporaryFile", procfs)
+    assert unwritable(tmp_path) == f"cannot write in {tmp_path}: it takes no new files"
+
+
+def test_cannot_append_tries_an_existing_file_itself_and_changes_nothing(tmp_path, monkeypatch):
+    from mnist_utils.files import cannot_append
+    log = tmp_path / "log.jsonl"
+    assert cannot_append(log) == "" and not log.exists(), "a missing file: its folder is asked, nothing is made"
+    log.write_text('{"a": 1}\n')
+    assert cannot_append(log) == "" and log.read_text() == '{"a": 1}\n'
+
+    def refused(*_, **__):  # an immutable or read-only file (root may write where its mode says no)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(files, "open", refused, raising=False)
+    assert cannot_append(log) == f"cannot append to {log}: Permission denied"
+

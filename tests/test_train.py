@@ -275,7 +275,7 @@ def test_an_out_folder_is_refused_where_a_file_is_and_named_by_its_first_file_an
         _check_run_folder(earlier)
     with pytest.raises(ConfigError, match="notes.txt is a file, not a folder; give a folder you can write to"):
         _check_run_folder(tmp_path / "notes.txt" / "run")  # a folder that cannot be made: refused before any work
-    assert not (tmp_path / "notes.txt").is_dir()
+    assert (tmp_path / "notes.txt").read_text() == "", "the file in the way is left as it was"
     # what a file browser leaves in a folder it showed is no run's: the folder counts as empty
     shown = tmp_path / "shown"
     shown.mkdir()
@@ -289,8 +289,12 @@ def test_train_refuses_a_reports_folder_it_cannot_write_before_any_work(tmp_path
     from mnist_utils.trainer import _check_run_folder
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "a-file"))
-    with pytest.raises(ConfigError, match="a-file is a file, not a folder; pass --out DIR, or set MNIST_REPORTS_DIR"):
-        _check_run_folder(None)
+    # the runs folder by default; the models folder, where the checkpoint is published, with --out too
+    for out in (None, tmp_path / "run"):
+        with pytest.raises(ConfigError, match="where `train` writes its model: .*a-file is a file, not a folder; "
+                                              "set MNIST_REPORTS_DIR to a folder you can write to"):
+            _check_run_folder(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], "nothing made"
 
 
 def test_train_from_config_says_whether_it_published_its_model_or_kept_the_one_there(tmp_path, monkeypatch):
