@@ -358,6 +358,9 @@ def test_the_leaderboard_ranks_from_1_and_rings_only_the_highlighted_notebooks_m
     assert [(t.get_text(), t.xy) for t in ax.texts] == [("1", (2_920_778, pytest.approx(0.39))),
                                                         ("2", (7_412, pytest.approx(0.9)))]
     assert ax.get_yscale() == "log" and ax.yaxis_inverted(), "the fewest errors at the top"
+    perfect = leaderboard_rows([{"notebook": "01_step1", "models": [{"name": "smoke", "params": 100, "test_acc": 100.0,
+                                                                    "seconds": 1.0}]}])
+    assert plot_leaderboard(perfect).axes[0].texts[0].xy == (100, 0.01), "a perfect score at the floor, not dropped"
 
 
 def test_head_to_head_compares_b_with_a():
