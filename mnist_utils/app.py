@@ -29,8 +29,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
-                          models_dir, trained_with)
+from .checkpoints import (DEFAULT_ARCHITECTURE, TRAIN_ONE, CheckpointError, Classifier, default_checkpoint,
+                          list_checkpoints, models_dir, trained_with)
 from .config import CommandParser
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
@@ -72,8 +72,7 @@ class ModelShelf:
         if chosen is None:
             known = ", ".join(m["id"] for m in listing) or f"none: {self.directory} holds no checkpoint"
             raise LookupError(f"No model {model_id!r}. Choose one of: {known}." if model_id else
-                              f"No model saved in {self.directory}: train one with `make app` or "
-                              "`make train CONFIG=configs/step3.yaml`.")
+                              f"No model saved in {self.directory}: train one with `make app` or {TRAIN_ONE}.")
         with self._lock:
             cached = self._loaded.get(chosen["id"])
             if cached is None or cached[0] != chosen["weights"]["sha256"]:  # a new file under the same name

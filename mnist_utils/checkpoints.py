@@ -55,6 +55,9 @@ def models_dir() -> Path:
     return reports_dir() / "models"
 
 
+TRAIN_ONE = "`make train CONFIG=configs/step3.yaml`"  # what a message says where no model is saved yet
+
+
 def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:
     """A freshly initialised model: `name` is a class of models.py or 'pretrained' (an ImageNet backbone, built
     here without its ImageNet weights, which the checkpoint replaces), `args` its keyword arguments."""
@@ -179,8 +182,7 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             raise CheckpointError(f"{weights_path} has no metadata file {metadata_path.name} beside it, so its model "
                                   "cannot be rebuilt: keep the two files together (save with save_checkpoint).")
         raise CheckpointError(f"No checkpoint at {path}: neither {weights_path.name} nor {metadata_path.name} exists "
-                              f"there. Saved models are in {models_dir()}; train one with "
-                              "`make train CONFIG=configs/step3.yaml`.")
+                              f"there. Saved models are in {models_dir()}; train one with {TRAIN_ONE}.")
     try:
         metadata = json.loads(metadata_path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
+from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
                           models_dir)
 from .config import CommandParser, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
@@ -130,7 +130,8 @@ def _classifier(args: argparse.Namespace) -> Classifier:
 
 def results_folder(given: str | None, default: Path) -> Path:
     """Where `test` puts its results: `given` or `default`, refused (UsageError) where replacing that folder whole
-    would lose something: a file, the current folder or one above it, a folder holding other files."""
+    would lose something (a file, the current folder or one above it, a folder holding other files) or where it
+    cannot be written."""
     folder = Path(given) if given else default
     refuse = f"--out {given}" if given else f"The results folder {folder}"
     if folder.exists() and not folder.is_dir():
@@ -144,7 +145,23 @@ def results_folder(given: str | None, default: Path) -> Path:
         if held:
             raise UsageError(f"{refuse}: it holds {held}, which `test` did not write; it replaces its results "
                              "folder whole: give a new or empty folder, or one an earlier `test` wrote")
+    why = unwritable(folder.parent)  # where write_folder_atomic stages the results
+    if why:
+        raise UsageError(f"{refuse}: {why}; give a path you can write to")
     return folder
+
+
+def performance_log(given: str | None) -> Path:
+    """The file `test` appends its line to: `given` or the reports folder's, refused (UsageError) where a folder is
+    there or no line can be appended."""
+    log = Path(given) if given else reports_dir() / PERFORMANCE_LOG
+    refuse = f"--log {given}" if given else f"The performance log {log}"
+    if log.is_dir():
+        raise UsageError(f"{refuse}: a folder is there; the performance log is a file: give a file's path")
+    why = cannot_append(log)
+    if why:
+        raise UsageError(f"{refuse}: {why}; give a path you can write to")
+    return log
 
 
 def per_class_table(per_class: Sequence[dict[str, Any]]) -> list[str]:
@@ -171,15 +188,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     classifier = _classifier(args)
     meta = classifier.metadata
+    # both checked before the evaluation: nothing is written unless all of it can be
     folder = results_folder(args.out, reports_dir() / "evaluations" / meta["id"])
-    log = Path(args.log) if args.log else reports_dir() / PERFORMANCE_LOG
-    if log.is_dir():
-        raise UsageError(f"--log {args.log}: a folder is there; the performance log is a file: give a file's path")
-    out_option = f"--out {args.out}" if args.out else f"The results folder {folder}"
-    log_option = f"--log {args.log}" if args.log else f"The performance log {log}"
-    for option, why in ((out_option, unwritable(folder.parent)), (log_option, cannot_append(log))):
-        if why:  # checked before the evaluation: nothing is written unless all of it can be
-            raise UsageError(f"{option}: {why}; give a path you can write to")
+    log = performance_log(args.log)
     test = load_data().test  # the profile's share: all 10,000 digits, or the smoke profile's few
     evaluation = evaluate(classifier, test)
     macro = evaluation["per_class"][-1]
@@ -252,8 +263,7 @@ def _checkpoint_path(given: str | None) -> Path:
         return Path(given)
     chosen = default_checkpoint(list_checkpoints(models_dir()))
     if chosen is None:
-        raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with "
-                         "`make train CONFIG=configs/step3.yaml`.")
+        raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {TRAIN_ONE}.")
     return Path(chosen["path"])
 
 
