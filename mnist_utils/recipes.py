@@ -295,20 +295,24 @@ def build_pretrained(recipe: Recipe, **changes: Any):
     (a `PretrainedNet`: the module, its input normalisation and where its weights came from)."""
     args = {"pretrained": True, "image_size": recipe.image_size or 28}
     args |= {k: v for k, v in recipe.model_args.items() if k != "family"} | changes
-    return pretrained_for_mnist(pretrained_family(recipe), **args)
+    family = pretrained_family(recipe)
+    try:
+        return pretrained_for_mnist(family, **args)
+    except (TypeError, ValueError) as error:  # a key other than family; a value it cannot use
+        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit a pretrained backbone (it takes "
+                          f"family: auto, {', '.join(FAMILIES)}): {error}") from None
 
 
 def build_model(recipe: Recipe) -> nn.Module:
     """A freshly initialised model (from the global torch seed: call `seed_everything` first)."""
+    if recipe.model == PRETRAINED:
+        return build_pretrained(recipe).model
+    model = getattr(models, recipe.model)
     try:
-        if recipe.model == PRETRAINED:
-            return build_pretrained(recipe).model
-        return getattr(models, recipe.model)(**recipe.model_args)
+        return model(**recipe.model_args)
     except (TypeError, ValueError) as error:  # an unknown argument; a value of the wrong type or count
-        model = None if recipe.model == PRETRAINED else getattr(models, recipe.model)
-        takes = f" (it takes {recipe.model}{inspect.signature(model)})" if model else ""  # names and types
-        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model}{takes}: "
-                          f"{error}") from None
+        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} (it takes "
+                          f"{recipe.model}{inspect.signature(model)}): {error}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:

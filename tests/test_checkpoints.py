@@ -94,9 +94,14 @@ def test_a_model_its_name_and_arguments_do_not_rebuild_is_not_saved(tmp_path):
         save(OneBlockVGG(width=8), tmp_path / "m", "OneBlockVGG", {"width": 16})
     with pytest.raises(CheckpointError, match="unknown 'Model_9'; choose one of .*Model_1"):
         save(Model_1(), tmp_path / "m", "Model_9")
-    with pytest.raises(CheckpointError, match=r"model_args \{'width': 3\} do not fit Model_1"):
+    with pytest.raises(CheckpointError, match=r"model_args \{'width': 3\} do not fit Model_1 \(it takes Model_1\("):
         save(Model_1(), tmp_path / "m", "Model_1", {"width": 3})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pretrained_checkpoints_arguments_that_do_not_fit_say_what_it_takes():
+    with pytest.raises(CheckpointError, match=r"do not fit a pretrained backbone \(it takes family: auto, resnet18"):
+        rebuild_model("pretrained", {"family": "resnet18", "depth": 3})  # was a TypeError's traceback
 
 
 def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):

@@ -61,7 +61,7 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "model_args.widths=[8,8]"],  # what the model takes, with its types
      "do not fit Model_3 (it takes Model_3(widths: tuple[int, ...] = (12, 10, 14, 12, 10))): not enough values"),
     (["--config", "step3", "--set", "model_args.depth=3"], "do not fit Model_3 (it takes Model_3(widths"),
-    (["--config", "finetune_full", "--set", "model_args.depth=3"], "do not fit pretrained: "),
+    (["--config", "finetune_full", "--set", "model_args.depth=3"], "do not fit a pretrained backbone (it takes family: auto, resnet18, efficientnet-lite0): "),
 ])
 def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch,
                                                                     capsys):
