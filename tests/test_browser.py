@@ -87,16 +87,18 @@ def wait_for_answer(page, previous: str = "") -> str:
     return shown(page, "digit")
 
 
-def stroke(page, points, kind=interaction.POINTER_MOUSE):
-    """Press at the first of `points` (canvas pixels, 280×280), move through the others, lift: with a mouse
-    or a finger (touch)."""
+def draw(page, *strokes, kind=interaction.POINTER_MOUSE):
+    """Each of `strokes` (points in canvas pixels, 280×280): press at its first point, move through the others,
+    lift; with a mouse or a finger (touch). All in one action sequence: the browser plays them without a pause
+    between strokes longer than one move (250 ms), as a hand drawing one digit would."""
     canvas = page.find_element(By.ID, "canvas")
     actions = ActionBuilder(page, mouse=PointerInput(kind, "touch" if kind == interaction.POINTER_TOUCH else "mouse"))
-    (x, y), rest = points[0], points[1:]
-    actions.pointer_action.move_to(canvas, x - 140, y - 140).pointer_down()
-    for x, y in rest:
-        actions.pointer_action.move_to(canvas, x - 140, y - 140)
-    actions.pointer_action.pointer_up()
+    for points in strokes:
+        (x, y), rest = points[0], points[1:]
+        actions.pointer_action.move_to(canvas, x - 140, y - 140).pointer_down()
+        for x, y in rest:
+            actions.pointer_action.move_to(canvas, x - 140, y - 140)
+        actions.pointer_action.pointer_up()
     actions.perform()
 
 
@@ -104,7 +106,7 @@ def test_an_uploaded_png_of_a_test_digit_is_read(page, mnist, make_picture, tmp_
     path = tmp_path / "two.png"
     path.write_bytes(make_picture(mnist.test.images[1]))  # a 2
     assert int(mnist.test.labels[1]) == 2
-    stroke(page, [(150, 40), (146, 100), (142, 160), (138, 230)])  # a drawing first: the upload replaces it
+    draw(page, [(150, 40), (146, 100), (142, 160), (138, 230)])  # a drawing first: the upload replaces it
     previous = seen(page) if wait_for_answer(page) else ""
     page.find_element(By.ID, "upload").send_keys(str(path))
     assert wait_for_answer(page, previous) == "2"
@@ -118,7 +120,7 @@ def test_an_uploaded_png_of_a_test_digit_is_read(page, mnist, make_picture, tmp_
 
 
 def test_a_seven_drawn_with_the_mouse_and_a_one_drawn_by_touch_are_read(page):
-    stroke(page, [(60, 62), (110, 60), (160, 58), (215, 60), (190, 110), (165, 160), (140, 215), (128, 245)])
+    draw(page, [(60, 62), (110, 60), (160, 58), (215, 60), (190, 110), (165, 160), (140, 215), (128, 245)])
     assert wait_for_answer(page) == "7"
     (reports_dir()).mkdir(parents=True, exist_ok=True)
     page.save_screenshot(str(reports_dir() / SCREENSHOT))
@@ -127,8 +129,17 @@ def test_a_seven_drawn_with_the_mouse_and_a_one_drawn_by_touch_are_read(page):
     page.find_element(By.ID, "clear").click()
     assert not page.find_element(By.ID, "answer").is_displayed() and shown(page, "status") == "", \
         "after Clear, no answer to the erased drawing"
-    stroke(page, [(150, 40), (146, 100), (142, 160), (138, 230)], kind=interaction.POINTER_TOUCH)
+    draw(page, [(150, 40), (146, 100), (142, 160), (138, 230)], kind=interaction.POINTER_TOUCH)
     assert wait_for_answer(page, previous) == "1"
+
+
+def test_a_digit_of_two_strokes_is_read_once_when_the_hand_rests(page):
+    """The page reads a drawing once the hand has rested (600 ms), not at the end of each stroke: a 4's first
+    stroke alone is another digit."""
+    draw(page, [(100, 40), (85, 150), (215, 150)], [(175, 60), (172, 150), (168, 250)])  # ∟, then the upright
+    assert wait_for_answer(page) == "4"
+    time.sleep(1)  # longer than the rest: a read of the first stroke would have been made by now
+    assert page.execute_script("return sent;") == 1, "one read of the whole digit, none of its first stroke"
 
 
 def test_the_page_fits_a_narrow_phone_without_scrolling_sideways(page):
@@ -139,7 +150,7 @@ def test_the_page_fits_a_narrow_phone_without_scrolling_sideways(page):
         width, scrolled = page.execute_script(
             "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
         assert scrolled <= width, f"the page is {scrolled} px wide in a {width} px window"
-        stroke(page, [(60, 62), (110, 60), (160, 58), (215, 60), (190, 110), (165, 160), (140, 215), (128, 245)])
+        draw(page, [(60, 62), (110, 60), (160, 58), (215, 60), (190, 110), (165, 160), (140, 215), (128, 245)])
         assert wait_for_answer(page) == "7", "a smaller canvas still draws where the finger goes"
     finally:
         page.set_window_size(1100, 900)
