@@ -46,10 +46,11 @@ def lane_count() -> int:
     return usable_cpus() if asked is None else asked
 
 
-def lanes_for(models: Iterable[nn.Module], device: torch.device) -> int | None:
+def lanes_for(models: Iterable[nn.Module], device: torch.device, threads: int = 1) -> int | None:
     """How many lanes the independent trainings of `models` get on `device`: `lane_count()`; None (no
-    lanes: in turn, on the caller's threads) on a GPU or when a model draws from the global generator."""
-    if device.type != "cpu" or any(draws_global_randomness(m) for m in models):
+    lanes: in turn, on the caller's threads) on a GPU, when a model draws from the global generator, or when
+    the trainings ask for more `threads` each than a lane's one."""
+    if device.type != "cpu" or threads > 1 or any(draws_global_randomness(m) for m in models):
         return None
     return lane_count()
 

@@ -48,7 +48,7 @@ class Recipe:
     # the data
     val_fraction: float = 0.0  # share of the training set held out for validation, drawn with the run's seed ...
     split_seed: int | None = None  # ... or this one: then the models of every seed validate on the same images
-    train_fraction: float = 1.0  # share of the training set trained on (taken after the validation split)
+    train_fraction: float = 1.0  # share of the whole training set trained on, from what the validation split leaves
     batch_size: int = 128
     batches_per_epoch: int | None = None  # short epochs: an epoch is this many batches of an endless stream
     drop_last: bool = False
@@ -103,6 +103,12 @@ class Recipe:
         if not 0 <= self.val_fraction < 1 or not 0 < self.train_fraction <= 1:
             problems.append(f"val_fraction must be in [0, 1) and train_fraction in (0, 1], got "
                             f"{self.val_fraction} and {self.train_fraction}")
+        elif self.train_fraction < 1 and self.val_fraction + self.train_fraction > 1:  # both shares of the whole set
+            problems.append(f"train_fraction {self.train_fraction:g} and val_fraction {self.val_fraction:g} add up "
+                            "to more than the whole training set: lower one")
+        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
+            problems.append(f"batches_per_epoch: must be at least 1 (or left out: whole passes), got "
+                            f"{self.batches_per_epoch}")
         if self.anneal_epochs is not None and not 1 <= self.anneal_epochs <= self.epochs:
             problems.append(f"anneal_epochs: the cycle must fit the run, 1 to epochs = {self.epochs}, got "
                             f"{self.anneal_epochs} (changing epochs? set anneal_epochs too)")
@@ -213,6 +219,26 @@ class Recipe:
         if self.train_fraction < 1:
             images = images.head(int(total * self.train_fraction))
         return images, validation
+
+    def check_data(self, images: int) -> None:
+        """Refuse (ConfigError) a recipe whose split and batches `images` training images cannot make: checked
+        before a run makes anything, where the profile's data are known."""
+        held_out = int(images * self.val_fraction)
+        trained = images - held_out
+        if self.train_fraction < 1:
+            trained = min(trained, int(images * self.train_fraction))
+        problems = []
+        if self.val_fraction and held_out < 1:
+            problems.append(f"val_fraction {self.val_fraction:g} of {images:,} training images holds out none: "
+                            "raise it")
+        if trained < 1:
+            problems.append(f"train_fraction {self.train_fraction:g} of {images:,} training images leaves none to "
+                            "train on: raise it")
+        elif self.drop_last and trained < self.batch_size:
+            problems.append(f"{trained:,} training images make no whole batch of {self.batch_size}, and drop_last "
+                            "drops the rest: lower batch_size, or set drop_last: false")
+        if problems:
+            raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
 
     def train_batches(self, images: ImageSet, device: torch.device, seed: int, **inputs: Any) -> Iterable:
         """Shuffled, augmented training batches: `seed` fixes the order and the augmentation; with `batches_per_epoch`,

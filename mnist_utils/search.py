@@ -35,7 +35,7 @@ from .files import write_atomic
 from .inspection import count_parameters
 from .recipes import ConfigError, Recipe, load_config
 from .report import hardware
-from .training import train_seeds
+from .training import check_packable, train_seeds
 
 LAST_EPOCHS = 3  # the goal (GOAL_ACC) holds in each of the last 3 epochs
 
@@ -63,10 +63,14 @@ def read_search(path: Path | str) -> dict[str, Any]:
 
 
 def candidate_recipes(spec: dict[str, Any]) -> list[Recipe]:
-    """Every candidate's recipe (the config with its changes), checked before anything trains."""
+    """Every candidate's recipe (the config with its changes), checked before anything trains: its keys and
+    values, and that the packed trainer can train it."""
     config = spec["config"]
     config = in_project(config) if str(config).endswith((".yaml", ".yml")) else config  # a name: configs/NAME.yaml
-    return [load_config(config, changes) for changes in spec["candidates"]]
+    recipes = [load_config(config, changes) for changes in spec["candidates"]]
+    for recipe in recipes:
+        check_packable(recipe)
+    return recipes
 
 
 def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
@@ -141,6 +145,8 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
               "candidate N again).", flush=True)
         return rows
     data, device = load_mnist(), get_device()
+    for _, _, recipe in todo:  # what the data decide (a split, whole batches), for every candidate before the first
+        recipe.check_data(len(data.train))
     for i, changes, recipe in todo:
         print(f"[{i}] {spec['config']} {' '.join(changes) or '(as it is)'}", flush=True)
         start = time.perf_counter()

@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
-from .data import ImageSet, load_data
+from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
 from .files import held_besides, unwritable, write_atomic
 from .plots import plot_history, png_bytes
@@ -42,9 +42,7 @@ from .training import train_model
 def _logger(log_file: Path) -> logging.Logger:
     """A logger writing to the console and to `log_file`, one line per message; a message logged with
     `extra=FILE_ONLY` goes to the file alone (how a run ended: the command line says it on the console)."""
-    logger = logging.getLogger(f"mnist_utils.train.{log_file}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logger = logging.Logger(f"mnist_utils.train.{log_file}", logging.INFO)  # the run's own: not kept by logging
     console = logging.StreamHandler(sys.stdout)
     console.addFilter(lambda record: not getattr(record, "file_only", False))
     for handler in (console, logging.FileHandler(log_file)):
@@ -94,11 +92,13 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
         recipe = recipe.replace(model_args={**recipe.model_args, "family": pretrained_family(recipe)})
     seed_everything(seed)  # the run's model, built before any file: model_args that do not fit it stop here too
     model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
+    data = load_data()
+    recipe.check_data(len(data.train))  # a split or batches these images cannot make stop it here too
     run_dir = _run_folder(out_dir, f"{recipe.name}-seed{seed}")
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
-            return _train(model, recipe, seed, device, run_dir, log, replace, str(source),
+            return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source),
                           profile_cuts(asked, recipe, profile))
     except KeyboardInterrupt:
         log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}",
@@ -175,17 +175,16 @@ def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
     return f"{profile.name} profile: {', '.join(cuts) or 'nothing cut'}"
 
 
-def _train(model: nn.Module, recipe: Recipe, seed: int, device: torch.device, run_dir: Path, log: logging.Logger,
-           replace: bool, source: str, cuts: str) -> Trained:
-    """Train `model` by `recipe`, keeping its checkpoint and history in `run_dir` as the epochs go, then test and
-    publish it."""
+def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: torch.device, run_dir: Path,
+           log: logging.Logger, replace: bool, source: str, cuts: str) -> Trained:
+    """Train `model` by `recipe` on `data`, keeping its checkpoint and history in `run_dir` as the epochs go, then
+    test and publish it."""
     # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
     # run's own, never the published model's.
     checkpoint, published = run_dir / run_dir.resolve().name, models_dir() / f"{recipe.name}-seed{seed}"
     log.info(f"{cuts + '; ' if cuts else ''}{recipe.name}: {recipe.describe()}; seed {seed}; {device}; "
              f"run folder {run_dir}")
 
-    data = load_data()
     model.to(device, memory_format=recipe.memory_format)
     fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=source)
     validated = bool(recipe.val_fraction)

@@ -1,8 +1,9 @@
 """Training a recipe: one model (`train_recipe`; `train_model` also trains a frozen backbone's head), or one model
 per seed, packed and in lanes (`train_seeds`).
 
-Both record their epochs with the engine's bookkeeping (`History.record`), so a history from either reads the
-same. The test set is looked at after every epoch only when the recipe holds out no validation split:
+Both record their epochs with the engine's bookkeeping (`History.record`), so a history from either has the
+same columns (a packed run's seconds are each epoch's share of the whole run's wall time: see `train_seeds`). The
+test set is looked at after every epoch only when the recipe holds out no validation split:
 with one, the validation split decides and the test set is used once, at the end, by whoever evaluates.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_ev
 from .features import FeatureBatches, extract_features
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, drops_out, packed_loss, side_by_side
-from .recipes import Recipe, build_model
+from .recipes import ConfigError, Recipe, build_model
 
 
 def _fit_recipe(model: nn.Module, recipe: Recipe, train_batches: Any, test_batches: Any, device: torch.device, *,
@@ -121,7 +122,7 @@ def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device
     One progress bar counts the epochs of them all. `cost` (name → estimated time, any unit) starts the
     costliest first, so that the lanes end close together; the order changes no number, only when each runs."""
     models = {name: build_seeded(recipe, recipe.seeds[0]) for name, recipe in recipes.items()}  # in turn, here
-    lanes = lanes_for(models.values(), device)
+    lanes = lanes_for(models.values(), device, threads=max(recipe.threads or 1 for recipe in recipes.values()))
     with _bar(progress, sum(recipe.epochs for recipe in recipes.values()),
               f"{len(recipes)} recipes, {_at_a_time(lanes, len(recipes))}") as bar:
         def job(name: str, recipe: Recipe) -> History:
@@ -149,6 +150,19 @@ def seed_packs(seeds: Sequence[int], size: int = SEEDS_PER_PACK) -> list[list[in
     return [list(seeds[start:start + n]) for start, n in zip(starts, sizes)]
 
 
+def check_packable(recipe: Recipe) -> None:
+    """Refuse (ConfigError) a recipe that `train_seeds` cannot train as it is written: what a search checks of every
+    candidate before the first trains."""
+    if recipe.bf16:
+        raise ConfigError(f"{recipe.name}: packed seeds train in float32; set bf16: false, or use run_recipe")
+    if recipe.val_fraction or recipe.batches_per_epoch or recipe.train_fraction < 1:
+        raise ConfigError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; use "
+                          "run_recipe for recipes with a validation split, a share of the data or short epochs")
+    if recipe.scheduler not in ("onecycle", "none"):
+        raise ConfigError(f"{recipe.name}: packed seeds step the learning rate after every batch (one-cycle) or "
+                          f"never (none), not {recipe.scheduler!r}; use run_recipe for it")
+
+
 def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Sequence[int] | None = None,
                 progress: str | None = "epochs") -> list[tuple[nn.Module, History]]:
     """`recipe` run once per seed (the recipe's seeds by default), each seed fixing its model's
@@ -161,17 +175,11 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     seeds = list(recipe.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("need at least one seed")
-    if recipe.bf16:
-        raise ValueError(f"{recipe.name}: packed seeds train in float32; set bf16: false, or use run_recipe")
-    if recipe.val_fraction or recipe.batches_per_epoch or recipe.train_fraction < 1:
-        raise ValueError(f"{recipe.name}: packed seeds train on the whole training set in whole epochs; use "
-                         "run_recipe for recipes with a validation split, a share of the data or short epochs")
-    if recipe.scheduler not in ("onecycle", "none"):
-        raise ValueError(f"{recipe.name}: packed seeds step the learning rate after every batch (one-cycle) or "
-                         f"never (none), not {recipe.scheduler!r}; use run_recipe for it")
+    check_packable(recipe)
+    recipe.check_data(len(data.train))
     models = {seed: build_seeded(recipe, seed) for seed in seeds}  # in turn, here, before any lane starts
     packs = seed_packs(seeds, 1 if drops_out(models[seeds[0]]) else SEEDS_PER_PACK)  # dropout: its own masks
-    lanes = lanes_for(models.values(), device)
+    lanes = lanes_for(models.values(), device, threads=recipe.threads or 1)
     packed = [PackedModels([models[seed] for seed in pack]) for pack in packs]  # new layers draw: here too
     start = time.perf_counter()
     with _bar(progress, recipe.epochs * len(packs),

@@ -130,7 +130,7 @@ def test_ctrl_c_stops_every_lane(python_handles_ctrl_c):
     assert not [t for t in threading.enumerate() if t.name.startswith("lane-") and t.is_alive()], "no lane is left running"
 
 
-def test_models_with_torchs_own_dropout_and_gpus_get_no_lanes(monkeypatch):
+def test_models_with_torchs_own_dropout_gpus_and_more_threads_get_no_lanes(monkeypatch):
     monkeypatch.delenv("MNIST_LANES", raising=False)  # a lane count set from outside would win over the CPUs
     monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
     assert draws_global_randomness(models.ExampleNet()) and not draws_global_randomness(models.Model_3())
@@ -138,6 +138,7 @@ def test_models_with_torchs_own_dropout_and_gpus_get_no_lanes(monkeypatch):
     assert lanes_for([models.Model_3(), models.Model_3()], torch.device("cpu")) == 4
     assert lanes_for([models.Model_3(), models.ExampleNet()], torch.device("cpu")) is None  # torch's own dropout
     assert lanes_for([models.Model_3()], torch.device("cuda")) is None
+    assert lanes_for([models.Model_3()], torch.device("cpu"), threads=2) is None, "a lane computes on one thread"
     # Model_2's, MiniVGG's and TwoBranchCNN's dropout draws from a generator of its own: they may train in lanes.
     assert not draws_global_randomness(models.Model_2())
     assert lanes_for([models.Model_2(), models.Model_3()], torch.device("cpu")) == 4
@@ -256,7 +257,7 @@ def test_seeds_give_the_same_numbers_on_one_lane_and_on_two(mnist, monkeypatch):
     data, seeds = small(mnist), [1, 2, 3, 4]
     runs = {}
     for lanes in (1, 2):  # one lane: a one-core machine
-        monkeypatch.setattr(training, "lanes_for", lambda models, device, lanes=lanes: lanes)
+        monkeypatch.setattr(training, "lanes_for", lambda models, device, threads, lanes=lanes: lanes)
         runs[lanes] = train_seeds(RECIPE, data, torch.device("cpu"), seeds=seeds, progress=None)
     for (one, one_history), (two, two_history) in zip(runs[1], runs[2]):
         assert one_history["test_acc"] == two_history["test_acc"]
@@ -271,7 +272,7 @@ def test_recipes_run_at_once_give_what_run_recipe_gives_on_one_thread(mnist, mon
     data = small(mnist)
     recipes = {"plain": RECIPE.replace(seeds=(3,)), "no augmentation": RECIPE.replace(augment=Augment(), seeds=(4,)),
                "dropout": RECIPE.replace(model="MiniVGG", model_args={"widths": (4, 8, 8)}, seeds=(5,))}
-    monkeypatch.setattr(training, "lanes_for", lambda models, device: 2)
+    monkeypatch.setattr(training, "lanes_for", lambda models, device, threads: 2)
     started = []
     monkeypatch.setattr(training, "train_recipe", lambda *args, train=training.train_recipe, **kwargs:
                         started.append(args[1].seeds[0]) or train(*args, **kwargs))

@@ -1,6 +1,7 @@
 """The search command: its file is checked before anything trains, each candidate's row is written as soon as it
 is done, a rerun skips what is recorded, and the notebook's table comes from the record."""
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ def fake_runs(recipe, data, device):
 @pytest.fixture
 def search_file(tmp_path, monkeypatch):
     monkeypatch.setattr(search, "PROJECT_ROOT", tmp_path)
-    monkeypatch.setattr(search, "load_mnist", lambda: None)
+    monkeypatch.setattr(search, "load_mnist", lambda: SimpleNamespace(train=range(60_000)))  # its size, no images
     path = tmp_path / "search.yaml"
     path.write_text('config: step3\nrecord: docs/record.json\ncandidates:\n'
                     '  - ["model_args.widths=[8,8,12,10,10]"]\n  - ["epochs=5", "anneal_epochs=5", "lr=0.1"]\n')
@@ -38,6 +39,8 @@ def test_a_bad_search_file_is_one_clear_error_before_any_training(tmp_path, monk
     assert search.main([str(bad)]) == 2 and "exactly the keys config, record and candidates" in capsys.readouterr().err
     bad.write_text("config: step3\nrecord: r.json\ncandidates: [[lr=0.1], [\"epohcs=3\"]]\n")
     assert search.main([str(bad)]) == 2 and "epohcs" in capsys.readouterr().err
+    bad.write_text("config: step3\nrecord: r.json\ncandidates: [[lr=0.1], [bf16=true]]\n")  # what packing cannot train
+    assert search.main([str(bad)]) == 2 and "packed seeds train in float32" in capsys.readouterr().err
 
 
 def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, monkeypatch):

@@ -61,6 +61,10 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "model_args.widths=[8,8]"],  # what the model takes, with its types
      "do not fit Model_3 (it takes Model_3(widths: tuple[int, ...] = (12, 10, 14, 12, 10))): not enough values"),
     (["--config", "step3", "--set", "model_args.depth=3"], "do not fit Model_3 (it takes Model_3(widths"),
+    (["--config", "step3", "--set", "batches_per_epoch=0"], "batches_per_epoch: must be at least 1"),
+    (["--config", "finetune_full", "--set", "val_fraction=0.99"], "add up to more than the whole training set"),
+    (["--config", "step3", "--set", "batch_size=100000", "--set", "drop_last=true"],  # what the data decide
+     "training images make no whole batch of 100000, and drop_last drops the rest"),
     (["--config", "finetune_full", "--set", "model_args.depth=3"], "do not fit a pretrained backbone (it takes family: auto, resnet18, efficientnet-lite0): "),
 ])
 def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch,
