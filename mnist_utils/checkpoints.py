@@ -33,7 +33,7 @@ from .config import pending_dir, reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
-from .files import write_atomic
+from .files import folder_lock, write_staged
 from .inspection import count_parameters
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
@@ -158,14 +158,16 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
 
 
 def _replace_together(files: dict[Path, bytes]) -> None:
-    """Write every file under a temporary name first, then rename them into place, in order: a failed write
-    (a full disk, an interrupted run) leaves the previous checkpoint as it was."""
-    staged = {path: path.with_name(f".{path.name}.new") for path in files}
+    """Write every file under a temporary name of its own first, then rename them into place, in order: a failed
+    write (a full disk, an interrupted run) leaves the previous checkpoint as it was, and two saves of one
+    checkpoint at once leave one save's files, not a mix (the renames hold the folder)."""
+    staged: dict[Path, Path] = {}
     try:
         for path, data in files.items():
-            write_atomic(staged[path], data)
-        for path, temporary in staged.items():
-            os.replace(temporary, path)
+            staged[path] = write_staged(path, data)
+        with folder_lock(next(iter(files)).parent):
+            for path, temporary in staged.items():
+                os.replace(temporary, path)
     finally:
         for temporary in staged.values():
             temporary.unlink(missing_ok=True)

@@ -20,10 +20,7 @@ import csv
 import datetime as _dt
 import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,7 +32,7 @@ from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier
 from .config import CommandParser, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
-from .files import cannot_append, held_besides, unwritable
+from .files import cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -89,32 +86,6 @@ def result_files(evaluation: dict[str, Any], summary: dict[str, Any], images: to
                                                         f"of {int(confusion.sum()):,}")),
         "misclassified.png": png_bytes(plot_misclassified(images, evaluation["predictions"])),
     }
-
-
-def write_folder_atomic(folder: Path, files: dict[str, bytes]) -> None:
-    """Put `files` in `folder` all at once: written into a temporary folder beside it, then swapped in by two
-    renames, so a reader sees the old results or the new ones (or, for the instant between the renames, no
-    folder), never a mix or a part. If the swap fails, the old results are put back."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        staging.chmod(0o755)  # mkdtemp makes it private; results are for everyone
-        if not folder.exists():
-            os.replace(staging, folder)
-            return
-        retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-        os.replace(folder, retired / folder.name)
-        try:
-            os.replace(staging, folder)
-        except BaseException:
-            os.replace(retired / folder.name, folder)
-            raise
-        finally:
-            shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:

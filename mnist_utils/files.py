@@ -6,11 +6,12 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
 
@@ -57,21 +58,81 @@ def cannot_append(path: Path) -> str:
     return ""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""
+def _write_synced(handle, data: bytes) -> None:
+    """Write `data` and wait until it is on disk: a rename that follows never publishes an empty or a partial file."""
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def write_staged(path: Path, data: bytes) -> Path:
+    """`data` in a new temporary file beside `path`, on disk, for the caller to rename into place. Its name is its
+    own: two writers of the same path never take each other's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            _write_synced(handle, data)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary data files
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return Path(tmp)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees either the old file or the whole new one, never a part."""
+    staged = write_staged(path, data)
+    try:
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold `folder` against every other writer that asks for it (an flock on the folder itself, so no lock file
+    is left behind; where the system has no flock, nothing is held)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_folder_atomic(folder: Path, files: dict[str, bytes]) -> None:
+    """Put `files` in `folder` all at once: written into a temporary folder beside it, then swapped in by two
+    renames, so a reader sees the old files or the new ones (or, for the instant between the renames, no
+    folder), never a mix or a part. If the swap fails, the old files are put back."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for name, data in files.items():
+            with open(staging / name, "wb") as handle:
+                _write_synced(handle, data)
+        staging.chmod(0o755)  # mkdtemp makes it private; results are for everyone
+        if not folder.exists():
+            os.replace(staging, folder)
+            return
+        retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+        os.replace(folder, retired / folder.name)
+        try:
+            os.replace(staging, folder)
+        except BaseException:
+            os.replace(retired / folder.name, folder)
+            raise
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def sha256_of(path: Path) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import nbformat
 from nbconvert import HTMLExporter
 
+from .checkpoints import METADATA_SUFFIX
 from .files import write_atomic
 from .report import read_json
 
@@ -28,7 +29,8 @@ def publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | No
     none: the index must not show old numbers as this run's. A run that `stopped` early (on an error or a
     timeout) has its results marked so (`stopped`: what stopped it), since they hold only what the cells before
     it recorded: the index shows them, and a later notebook refuses to build on them (`report.load_result`)."""
-    for model in sorted((pending / "models").glob("*")):  # weights, then metadata: each file atomically
+    models = sorted((pending / "models").glob("*"), key=lambda file: (file.suffix == METADATA_SUFFIX, file.name))
+    for model in models:  # weights, then metadata, as a save renames them: each file atomically
         (folder / "models").mkdir(parents=True, exist_ok=True)
         os.replace(model, folder / "models" / model.name)
     if stopped and (own := pending / f"{stem}.json").exists():

@@ -4,6 +4,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+import time
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ import mnist_utils.checkpoints as checkpoints
 from mnist_utils.checkpoints import (CheckpointError, Classifier, default_checkpoint, input_batches, list_checkpoints,
                                      load_model, paths, rebuild_model, recipe_fields, save_checkpoint, save_trained)
 from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
+from mnist_utils.files import folder_lock
 from mnist_utils.recipes import load_config
 from models import Model_1, Model_2, Model_3, OneBlockVGG, SimpleCNN
 
@@ -107,14 +110,14 @@ def test_a_pretrained_checkpoints_arguments_that_do_not_fit_say_what_it_takes():
 def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
     first = trained_like(Model_3(), seed=1)
     save(first, tmp_path / "m", "Model_3")
-    real_write = checkpoints.write_atomic
+    real_write = checkpoints.write_staged
 
     def fail_on_metadata(path, data):
         if ".json" in path.name:
             raise OSError("No space left on device")
-        real_write(path, data)
+        return real_write(path, data)
 
-    monkeypatch.setattr(checkpoints, "write_atomic", fail_on_metadata)
+    monkeypatch.setattr(checkpoints, "write_staged", fail_on_metadata)
     with pytest.raises(OSError):
         save(trained_like(Model_3(), seed=2), tmp_path / "m", "Model_3")
     monkeypatch.undo()
@@ -122,6 +125,48 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
     x = torch.randn(2, 1, 28, 28)
     assert torch.equal(loaded(x), first(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+
+
+def test_two_saves_of_one_checkpoint_at_once_each_stage_their_own_files(tmp_path, monkeypatch):
+    """Two runs publishing the same name together: each save stages its files under names of its own, so neither
+    renames the other's away (they did, with a fixed staging name), and the pair left is one save's."""
+    models = [trained_like(Model_3(), seed=seed) for seed in (1, 2)]
+    errors, real_replace = [], os.replace
+
+    def slow_replace(source, target):  # a pause after each rename, where the other save could step in
+        real_replace(source, target)
+        time.sleep(0.002)
+
+    monkeypatch.setattr(checkpoints.os, "replace", slow_replace)
+
+    def save_often(model):
+        try:
+            for _ in range(40):
+                save(model, tmp_path / "m", "Model_3")
+        except Exception as error:  # noqa: BLE001 - the test reports any
+            errors.append(error)
+
+    threads = [threading.Thread(target=save_often, args=(model,)) for model in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    loaded, _ = load_model(tmp_path / "m")  # its weights match its metadata's checksum
+    x = torch.randn(2, 1, 28, 28)
+    assert any(torch.equal(loaded(x), model(x)) for model in models)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"], "no staged file left"
+
+
+def test_a_save_renames_its_files_only_while_it_holds_the_folder(tmp_path):
+    """The two renames of a save hold the folder (`folder_lock`): another save of the same checkpoint cannot put
+    its weights between them."""
+    done = threading.Event()
+    with folder_lock(tmp_path):
+        threading.Thread(target=lambda: (save(trained_like(Model_3()), tmp_path / "m", "Model_3"), done.set())).start()
+        assert not done.wait(0.5), "the save waits while another holds the folder"
+        assert not (tmp_path / "m.json").exists()
+    assert done.wait(10) and load_model(tmp_path / "m")
 
 
 @pytest.fixture

@@ -192,9 +192,9 @@ def test_a_setting_this_machine_cannot_use_is_one_line_before_anything_runs(vari
 
 
 def test_a_results_folder_whose_swap_fails_keeps_the_old_results(tmp_path, monkeypatch):
-    from mnist_utils import cli
+    from mnist_utils import files
     folder = tmp_path / "results"
-    cli.write_folder_atomic(folder, {"metrics.json": b"old"})
+    files.write_folder_atomic(folder, {"metrics.json": b"old"})
     real, calls = os.replace, []
 
     def second_rename_fails(source, target):
@@ -203,9 +203,9 @@ def test_a_results_folder_whose_swap_fails_keeps_the_old_results(tmp_path, monke
             raise OSError("disk gone")
         real(source, target)
 
-    monkeypatch.setattr(cli.os, "replace", second_rename_fails)
+    monkeypatch.setattr(files.os, "replace", second_rename_fails)
     with pytest.raises(OSError, match="disk gone"):
-        cli.write_folder_atomic(folder, {"metrics.json": b"new"})
+        files.write_folder_atomic(folder, {"metrics.json": b"new"})
     assert (folder / "metrics.json").read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["results"], "nothing left beside it"
 

@@ -1,5 +1,7 @@
 """What a notebook's run leaves in the reports folder (mnist_utils/publish.py), on folders made by hand: no kernel."""
 import json
+import os
+from pathlib import Path
 
 from mnist_utils.publish import first_line, publish_results, publish_run
 
@@ -24,6 +26,18 @@ def test_a_run_that_wrote_no_results_of_its_own_leaves_none_and_keeps_the_other_
     # the index must not show the previous run's numbers as this run's
     assert sorted(p.name for p in (folder / "results").iterdir()) == ["01_y.json"]
     assert (folder / "models" / "m.json").exists() and not pending.exists()
+
+
+def test_a_runs_models_move_weights_first_then_metadata_as_a_save_renames_them(tmp_path, monkeypatch) -> None:
+    folder, pending, moved = tmp_path / "reports", tmp_path / "reports" / ".pending" / "02_x", []
+    (pending / "models").mkdir(parents=True)
+    for name in ("a.json", "a.safetensors", "b.json", "b.safetensors"):
+        (pending / "models" / name).write_text(name)
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: (moved.append(Path(target).name),
+                                                               real_replace(source, target)))
+    publish_results(pending, folder, "02_x")
+    assert moved == ["a.safetensors", "b.safetensors", "a.json", "b.json"], "a name's metadata only after its weights"
 
 
 def test_a_notebook_that_could_not_be_read_leaves_no_executed_copy_or_report_of_an_earlier_run(tmp_path) -> None:
