@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:
-        print(f"error: no saved model in {directory}: `make app` trains one, or run "
-              "`python -m mnist_utils train --config configs/step3.yaml`.", file=sys.stderr)
+        print(f"error: no saved model in {directory}: `make app` trains one, or {TRAIN_ONE}.", file=sys.stderr)
         return 2
     if (problem := port_taken(args.host, args.port)) is not None:
         other = DEFAULT_PORT if args.port != DEFAULT_PORT else DEFAULT_PORT + 1

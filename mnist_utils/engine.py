@@ -203,11 +203,11 @@ class History:
         return self[column][-n:]
 
     def best(self, column: str, mode: str = "max") -> tuple[int, float]:
-        """(epoch, value) of the best value of `column`."""
-        values = self[column]
-        pick = max if mode == "max" else min
-        index = pick(range(len(values)), key=values.__getitem__)
-        return self.rows[index]["epoch"], values[index]
+        """(epoch, value) of the best value of `column`, among the epochs that measured it."""
+        measured = [(row["epoch"], row[column]) for row in self.rows if row.get(column) is not None]
+        if not measured:
+            raise ValueError(f"no epoch of this history measured {column!r}")
+        return (max if mode == "max" else min)(measured, key=lambda epoch_value: epoch_value[1])
 
     @property
     def seconds(self) -> float:
@@ -216,6 +216,8 @@ class History:
     @property
     def images_per_second(self) -> float:
         """Training images per second over the whole run: every epoch's images over every epoch's seconds."""
+        if not self.rows:
+            raise ValueError("no epoch trained yet: no speed to give")
         return sum(row["images_per_s"] * row["seconds"] for row in self.rows) / self.seconds
 
     @property
@@ -313,6 +315,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     is, for the train − test gap. `on_epoch(row, improved)` is called after each epoch (e.g. to save a checkpoint).
     `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None.
     """
+    if progress not in ("batches", "epochs", None):
+        raise ValueError(f"progress: 'batches', 'epochs' or None, got {progress!r}")
     step_kind = scheduler_step_kind(scheduler)
     watched = patience is not None or keep_best or step_kind == "plateau"  # what reads `monitor`
     _check_monitor(monitor, scheduler if step_kind == "plateau" else None, watched, val_batches is not None,

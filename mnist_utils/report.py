@@ -71,10 +71,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _jsonable(value.tolist())
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
+    if isinstance(value, torch.Tensor) or hasattr(value, "tolist"):  # numpy arrays and scalars too
+        return _jsonable(value.tolist())  # a NaN among them as a float's: null, which JSON has
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (str, int, float, bool)) or value is None:

@@ -191,6 +191,25 @@ def test_history_speed_is_all_images_over_all_seconds():
     assert history.images_per_second == pytest.approx(2500.0)
 
 
+def test_history_best_reads_the_epochs_that_measured_its_column():
+    history = History()
+    history.rows = [{"epoch": 1, "val_acc": 98.0}, {"epoch": 2, "val_acc": 99.0, "test_acc": 99.1},
+                    {"epoch": 3, "val_acc": 99.0, "test_acc": 98.9}]
+    assert history.best("test_acc") == (2, 99.1) and history.best("test_acc", "min") == (3, 98.9)
+    assert history.best("val_acc") == (2, 99.0), "a tie goes to the earlier epoch"
+    with pytest.raises(ValueError, match="no epoch of this history measured 'val_loss'"):
+        history.best("val_loss")
+    with pytest.raises(ValueError, match="no epoch trained yet"):
+        History().images_per_second
+
+
+def test_fit_refuses_a_progress_it_does_not_draw(mnist):
+    model = models.Model_3()
+    with pytest.raises(ValueError, match="progress: 'batches', 'epochs' or None, got 'epoch'"):
+        fit(model, [], None, make_optimizer("sgd", model.parameters(), lr=0.1), torch.device("cpu"), epochs=1,
+            progress="epoch")
+
+
 def test_one_cycle_needs_3_steps_and_warms_up_over_at_least_2():
     parameter = nn.Parameter(torch.zeros(1))
     assert one_cycle(torch.optim.SGD([parameter], lr=0.1), epochs=1, steps_per_epoch=2) is None, "no step down"

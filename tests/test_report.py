@@ -51,6 +51,15 @@ def test_results_json_holds_what_the_index_needs(report, tmp_path):
     assert not list(tmp_path.glob("*.part")), "no temporary files left"
 
 
+def test_numpy_and_torch_values_are_recorded_as_json_has_them(report, tmp_path):
+    import numpy as np
+    import torch
+    report.record(a=np.float64("nan"), b=np.array([1.5, np.inf]), c=np.int64(3), d=torch.tensor([2.0, float("nan")]))
+    text = (tmp_path / "01_demo.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text, "a browser's JSON.parse refuses them"
+    assert json.loads(text)["metrics"] == {"a": None, "b": [1.5, None], "c": 3, "d": [2.0, None]}
+
+
 def test_analysis_shows_each_check(report):
     report.check("Overfits", False, "gap 0.1 points")
     text = report.analysis_markdown("Because.")
