@@ -182,11 +182,11 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     if not metadata_path.exists():
         if weights_path.exists():
             raise CheckpointError(f"{weights_path} has no metadata file {metadata_path.name} beside it, so its model "
-                                  "cannot be rebuilt: keep the two files together (save with save_checkpoint).")
+                                  "cannot be rebuilt: keep the two files together, as training saves them.")
         raise CheckpointError(f"No checkpoint at {path}: neither {weights_path.name} nor {metadata_path.name} exists "
                               f"there. Saved models are in {models_dir()}; train one with {TRAIN_ONE}.")
     try:
-        metadata = json.loads(metadata_path.read_text())
+        metadata = json.loads(_read(metadata_path))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{metadata_path} is not valid JSON ({error}): the file is truncated or not a "
                               "checkpoint's metadata. Save the model again.") from None
@@ -203,6 +203,14 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     return {**metadata, "path": str(weights_path), "id": weights_path.stem}
 
 
+def _read(path: Path) -> bytes:
+    """The bytes of a checkpoint's file; one that exists but cannot be read is a CheckpointError saying why."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read ({error.strerror}): check its permissions.") from None
+
+
 def load_model(path: Path | str, device: torch.device | str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model saved at `path` (NAME, NAME.safetensors or NAME.json) from its metadata alone, in eval
     mode on `device` (default CPU); return it with its metadata. Anything missing, truncated or mismatched is a
@@ -212,7 +220,7 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     expected = metadata["weights"]
     if (problem := _weights_file_problem(metadata)) is not None:
         raise CheckpointError(problem)
-    weights = weights_path.read_bytes()
+    weights = _read(weights_path)
     if hashlib.sha256(weights).hexdigest() != expected["sha256"]:
         raise CheckpointError(f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or "
                               "belongs to another checkpoint. Save the model again.")

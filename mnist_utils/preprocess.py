@@ -16,6 +16,7 @@ Everything after decoding works on whole tensors: no Python loop over pixels.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
                                              "million allowed: scale it down.")
 
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        with warnings.catch_warnings():  # Pillow warns above half its limit; this one, far lower, says it plainly
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
         width, height = image.size  # read from the header: nothing is decoded yet
     except Image.DecompressionBombError:  # Pillow's own, far higher, limit
         raise too_many_pixels("far too many") from None

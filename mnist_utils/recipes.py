@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -109,12 +110,13 @@ class Recipe:
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
             problems.append(f"batches_per_epoch: must be at least 1 (or left out: whole passes), got "
                             f"{self.batches_per_epoch}")
-        if self.anneal_epochs is not None and not 1 <= self.anneal_epochs <= self.epochs:
-            problems.append(f"anneal_epochs: the cycle must fit the run, 1 to epochs = {self.epochs}, got "
-                            f"{self.anneal_epochs} (changing epochs? set anneal_epochs too)")
-        if not 0 <= self.clean_epochs < self.epochs:
-            problems.append(f"clean_epochs: must be between 0 and epochs - 1 = {self.epochs - 1}, got "
-                            f"{self.clean_epochs}")
+        if self.epochs >= 1:  # else said above: what is measured against epochs would only repeat it
+            if self.anneal_epochs is not None and not 1 <= self.anneal_epochs <= self.epochs:
+                problems.append(f"anneal_epochs: the cycle must fit the run, 1 to epochs = {self.epochs}, got "
+                                f"{self.anneal_epochs} (changing epochs? set anneal_epochs too)")
+            if not 0 <= self.clean_epochs < self.epochs:
+                problems.append(f"clean_epochs: must be between 0 and epochs - 1 = {self.epochs - 1}, got "
+                                f"{self.clean_epochs}")
         if self.clean_epochs and self.batches_per_epoch:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
         if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
@@ -125,8 +127,8 @@ class Recipe:
             problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
             problems.append(f"image_size: must be a positive number of pixels, got {self.image_size}")
-        if not self.lr > 0:  # also refuses nan
-            problems.append(f"lr: must be above 0, got {self.lr}")
+        if not 0 < self.lr < math.inf:  # also refuses nan
+            problems.append(f"lr: must be above 0 and finite, got {self.lr}")
         if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
             problems.append(f"momentum must be in [0, 1) and weight_decay at least 0, got {self.momentum} and "
                             f"{self.weight_decay}")
@@ -354,11 +356,13 @@ def input_normalization(recipe: Recipe) -> dict[str, float]:
 
 
 def config_path(name: str | Path) -> Path:
-    """`configs/NAME.yaml` for a bare name, else the path as given."""
+    """The path as given where it exists; else `configs/NAME.yaml` for a bare NAME or NAME.yaml."""
     path = Path(name)
-    if path.suffix not in (".yaml", ".yml") and not path.exists():
-        path = CONFIGS_DIR / f"{name}.yaml"
-    return path
+    if path.exists():
+        return path
+    if path.suffix not in (".yaml", ".yml"):
+        return CONFIGS_DIR / f"{name}.yaml"
+    return CONFIGS_DIR / path.name if path.parent == Path(".") else path
 
 
 def config_names() -> list[str]:
@@ -371,6 +375,8 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
     that names it first, then in the project's configs/ (so a config kept elsewhere can build on `step3.yaml`)."""
     chain: list[tuple[Path, str, dict[str, Any]]] = []
     while True:
+        if path.is_dir():
+            raise ConfigError(f"{path}: a folder; name a config file (a .yaml file) in it")
         if not path.is_file():
             if not chain:
                 raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in "
@@ -382,7 +388,12 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
             raise ConfigError(f"{chain[0][0]}: base {base}: no such file {places}")
         if path.resolve() in (p.resolve() for p, _, _ in chain):
             raise ConfigError(f"{path}: 'base' leads back to itself")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (UTF-8): a config is YAML text") from None
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot be read ({error.strerror}): check its permissions") from None
         try:
             values = load_yaml(text) or {}
         except yaml.YAMLError as error:
@@ -416,9 +427,9 @@ def config_files(name: str | Path) -> list[tuple[Path, str]]:
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
         raise ConfigError(f"--set {text!r}: write key=value, e.g. epochs=3 or augment.rotation=5")
-    key, value = text.split("=", 1)
     try:
         return key.strip().split("."), load_yaml(value)
     except yaml.YAMLError as error:

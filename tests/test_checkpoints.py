@@ -6,6 +6,7 @@ import os
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,6 +176,21 @@ def saved(tmp_path):
     save(trained_like(Model_3()), tmp_path / "m3", "Model_3")
     save(trained_like(Model_1()), tmp_path / "m1", "Model_1")
     return paths(tmp_path / "m3")
+
+
+@pytest.mark.parametrize("unreadable", ["weights", "metadata"])
+def test_a_checkpoint_file_that_cannot_be_read_is_one_error_naming_it(saved, monkeypatch, unreadable):
+    path = saved[0] if unreadable == "weights" else saved[1]
+    real_read = Path.read_bytes
+
+    def refused(self):  # as a file without read permission answers (root reads it anyway, so it is staged)
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refused)
+    with pytest.raises(CheckpointError, match=rf"{re.escape(str(path))} cannot be read \(Permission denied\): check"):
+        load_model(saved[0])
 
 
 def sha256(data: bytes) -> str:

@@ -79,12 +79,17 @@ def test_overrides_change_keys_and_nested_keys():
     (["patience=3"], r"patience, keep_best and a plateau schedule watch the validation split: set val_fraction"),
     (["clean_epochs=15"], r"clean_epochs: must be between 0 and epochs - 1 = 14"),
     (["batch_size=0"], r"batch_size: must be at least 1"),
+    (["epochs=0"], r"step3: epochs: must be at least 1, got 0$"),  # alone: not again as anneal_epochs' or clean_epochs'
+    (["batches_per_epoch=0"], r"batches_per_epoch: must be at least 1 \(or left out: whole passes\), got 0"),
+    (["train_fraction=0.9", "val_fraction=0.2"], r"add up to more than the whole training set: lower one"),
     (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
     (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
     (["train_probe=-1"], r"train_probe: a number of training images, 0 for none, got -1"),
     (["split_seed=3"], r"split_seed draws the validation split: set val_fraction too, or leave split_seed out"),
     (["epochs"], r"write key=value"),
-    (["lr=0"], r"lr: must be above 0, got 0.0"),
+    (["=3"], r"--set '=3': write key=value"),
+    (["lr=0"], r"lr: must be above 0 and finite, got 0.0"),
+    (["lr=1e400"], r"lr: must be above 0 and finite, got inf"),
     (["momentum=1"], r"momentum must be in \[0, 1\) and weight_decay at least 0, got 1.0"),
     (["weight_decay=-1e-4"], r"weight_decay at least 0, got 0.9 and -0.0001"),
     (["pct_start=0"], r"pct_start must be in \(0, 1\)"),
@@ -140,6 +145,19 @@ def test_a_missing_config_lists_the_ones_there_are(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected keys and values"):
         load_config(tmp_path / "list.yaml")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match=r"binary.yaml: not a text file \(UTF-8\): a config is YAML text$"):
+        load_config(tmp_path / "binary.yaml")
+    with pytest.raises(ConfigError, match=r"a folder; name a config file \(a .yaml file\) in it$"):
+        load_config(tmp_path)
+
+
+def test_a_config_of_the_project_is_found_by_its_name_with_or_without_yaml(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # not the project's folder: the name alone finds configs/step3.yaml
+    assert load_config("step3.yaml") == load_config("step3") == load_config(CONFIGS_DIR / "step3.yaml")
+    (tmp_path / "step3.yaml").write_text(f"base: {CONFIGS_DIR / 'step3.yaml'}\n"
+                                         "epochs: 3\nanneal_epochs: 3\nclean_epochs: 1\n")
+    assert load_config("step3.yaml").epochs == 3, "a file of that name where it runs wins"
 
 
 def test_a_config_must_name_its_model_itself_or_through_its_base(tmp_path):
