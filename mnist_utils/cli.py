@@ -20,6 +20,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ from .trainer import TrainingDiverged, train_from_config
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader left (SIGPIPE)
 MAX_SEED = 2**64 - 1  # torch's generators take no larger
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
@@ -129,10 +131,24 @@ def performance_log(given: str | None) -> Path:
     refuse = f"--log {given}" if given else f"The performance log {log}"
     if log.is_dir():
         raise UsageError(f"{refuse}: a folder is there; the performance log is a file: give a file's path")
+    if log.suffix != ".jsonl" or (log.is_file() and not _ends_in_a_record(log)):  # not another file, appended to
+        raise UsageError(f"{refuse}: not a performance log (a .jsonl file, one JSON record a line, as test writes "
+                         "them); give a new .jsonl path or an earlier log")
     why = cannot_append(log)
     if why:
         raise UsageError(f"{refuse}: {why}; give a path you can write to")
     return log
+
+
+def _ends_in_a_record(log: Path) -> bool:
+    """Whether the file at `log` is empty or its last line is a JSON object, as a performance log's lines are."""
+    with open(log, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))  # the last line is within the file's end
+        lines = handle.read().splitlines()
+    try:
+        return not lines or isinstance(json.loads(lines[-1]), dict)
+    except ValueError:  # not JSON, not UTF-8
+        return False
 
 
 def per_class_table(per_class: Sequence[dict[str, Any]]) -> list[str]:
@@ -310,7 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BAD_INPUT as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever the message
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"stopped (Ctrl-C){': the run folder keeps the epochs so far' if args.command == 'train' else ''}",
-              file=sys.stderr)
+    except KeyboardInterrupt as stopped:  # train's says what its run folder keeps
+        print(f"stopped (Ctrl-C){': ' * bool(str(stopped))}{stopped}", file=sys.stderr)
         return EXIT_STOPPED
+    except BrokenPipeError:  # the reader of the output left (`| head`): stop quietly, as a shell command does
+        _stdout_to_nowhere()
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_to_nowhere() -> None:
+    """After a broken pipe: what is still buffered for stdout goes nowhere, so the exit's flush fails no more."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -39,11 +39,22 @@ from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, 
 from .training import train_model
 
 
+class _Console(logging.StreamHandler):
+    """The console's share of a run's log. Once the console's reader has left (`train ... | head`), its lines go
+    to train.log alone and the run goes on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            self.addFilter(lambda _: False)  # nothing more to a console nobody reads
+        else:
+            super().handleError(record)
+
+
 def _logger(log_file: Path) -> logging.Logger:
     """A logger writing to the console and to `log_file`, one line per message; a message logged with
     `extra=FILE_ONLY` goes to the file alone (how a run ended: the command line says it on the console)."""
     logger = logging.Logger(f"mnist_utils.train.{log_file}", logging.INFO)  # the run's own: not kept by logging
-    console = logging.StreamHandler(sys.stdout)
+    console = _Console(sys.stdout)
     console.addFilter(lambda record: not getattr(record, "file_only", False))
     for handler in (console, logging.FileHandler(log_file)):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -54,15 +65,22 @@ def _logger(log_file: Path) -> logging.Logger:
 FILE_ONLY = {"file_only": True}
 
 
-def _history_files(history: History, title: str) -> dict[str, bytes]:
-    """The history as CSV and JSON, and its learning curves as a PNG."""
-    columns = list(dict.fromkeys(key for row in history.rows for key in row))
+def _history_tables(rows: list[dict[str, float]]) -> dict[str, bytes]:
+    """The epochs so far as CSV and JSON (written after every epoch; the learning curves, once, at the end)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     text = io.StringIO()
     writer = csv.DictWriter(text, columns)
     writer.writeheader()
-    writer.writerows(history.rows)
-    return {"history.csv": text.getvalue().encode(), "curves.png": png_bytes(plot_history(history, title=title)),
-            "history.json": (json.dumps(history.rows, indent=1) + "\n").encode()}
+    writer.writerows(rows)
+    return {"history.csv": text.getvalue().encode(), "history.json": (json.dumps(rows, indent=1) + "\n").encode()}
+
+
+def _epochs_kept(run_dir: Path) -> int:
+    """How many epochs the run folder's history holds (0 where it has none yet)."""
+    try:
+        return len(json.loads((run_dir / "history.json").read_text()))
+    except (OSError, ValueError):
+        return 0
 
 
 class Trained(NamedTuple):
@@ -75,6 +93,10 @@ class TrainingDiverged(ValueError):
     """The loss is no longer a finite number: the run cannot recover; the message names what to change."""
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """Ctrl-C during a run: the message says what its folder keeps, and where it is."""
+
+
 def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir: Path | str | None = None, *,
                       seed: int | None = None, device: torch.device | str | None = None,
                       replace: bool = False) -> Trained:
@@ -84,6 +106,9 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     _check_run_folder(out_dir)  # first: a folder that cannot be used stops it before a backbone's weights load
     asked, profile = load_config(config, overrides), get_profile()
     recipe = asked.for_profile(profile)
+    cuts = profile_cuts(asked, recipe, profile)
+    if notes := [f"--set {' '.join(overrides)}"] * bool(overrides) + [cuts] * bool(cuts):  # not the config's own run
+        recipe = recipe.replace(title=f"{recipe.title} ({'; '.join(notes)})")  # what the checkpoint's title says
     source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
@@ -98,12 +123,13 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
-            return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source),
-                          profile_cuts(asked, recipe, profile))
+            return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source), cuts)
     except KeyboardInterrupt:
-        log.error(f"stopped (Ctrl-C); the run folder keeps the epochs so far and the checkpoint kept: {run_dir}",
-                  extra=FILE_ONLY)
-        raise
+        epochs = _epochs_kept(run_dir)
+        kept = (f"the run folder keeps its {epochs} finished epoch{'s' * (epochs != 1)} and its checkpoint" if epochs
+                else "no epoch had finished: the run folder holds only train.log")
+        log.error(f"stopped (Ctrl-C); {kept}: {run_dir}", extra=FILE_ONLY)
+        raise TrainingStopped(f"{kept}: {run_dir}") from None
     except Exception as error:  # the log keeps why the run ended; the caller reports it
         log.error(f"stopped: {type(error).__name__}: {error}", extra=FILE_ONLY)
         raise
@@ -192,6 +218,8 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
 
     def on_epoch(row: dict[str, float], improved: bool) -> None:
         rows.append(row)
+        for name, content in _history_tables(rows).items():  # kept however the run ends, even by Ctrl-C right now
+            write_atomic(run_dir / name, content)
         log.info(f"epoch {row['epoch']}/{recipe.epochs}: {row_summary(row)}, {row['seconds']:.1f} s")
         for key in ("train_loss", "val_loss"):
             if key in row and not math.isfinite(row[key]):
@@ -210,8 +238,8 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
                                  on_epoch=on_epoch)
     finally:
         if rows:
-            for name, content in _history_files(History(rows), f"{recipe.name}, seed {seed}").items():
-                write_atomic(run_dir / name, content)
+            curves = plot_history(History(rows), title=f"{recipe.name}, seed {seed}")
+            write_atomic(run_dir / "curves.png", png_bytes(curves))
 
     return _test_and_publish(checkpoint, published, data.test, device, fields, len(history), log, replace)
 

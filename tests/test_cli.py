@@ -150,20 +150,25 @@ def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["file", "foreign-file", "current-folder", "log-folder", "out-in-a-file",
-                                  "log-in-a-file"])
+                                  "log-in-a-file", "log-another-file", "log-another-jsonl"])
 def test_test_refuses_a_results_folder_it_would_lose_something_by_replacing(case, step3_checkpoint, tmp_path,
                                                                             monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "precious.txt").write_text("mine")
     (tmp_path / "a-file").write_text("mine too")
+    (tmp_path / "lines.jsonl").write_text('{"a": 1}\nnot a record\n')
     out, log, words = {"file": ("a-file", "log.jsonl", "a file is there"),
                        "foreign-file": ("notes", "log.jsonl", "it holds precious.txt, which `test` did not write"),
                        "current-folder": (".", "log.jsonl", "not the current one or one above it"),
                        "log-folder": ("results", "notes", "--log notes: a folder is there"),
                        # checked before the evaluation: no results folder is written where no log line can be
                        "out-in-a-file": ("a-file/results", "log.jsonl", "a-file is a file, not a folder; give a path"),
-                       "log-in-a-file": ("results", "a-file/log.jsonl", "--log a-file/log.jsonl: a-file is a file")}[case]
+                       "log-in-a-file": ("results", "a-file/log.jsonl", "--log a-file/log.jsonl: a-file is a file"),
+                       # a line appended to another file (a checkpoint's metadata, notes) would spoil it
+                       "log-another-file": ("results", "a-file", "--log a-file: not a performance log (a .jsonl"),
+                       "log-another-jsonl": ("results", "lines.jsonl", "--log lines.jsonl: not a performance log"),
+                       }[case]
     before = sorted(tmp_path.rglob("*"))
     assert main(["test", "--model", str(step3_checkpoint), "--out", out, "--log", log]) == 2
     error = capsys.readouterr().err

@@ -54,7 +54,7 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "epoch=3"], "unknown key epoch; did you mean epochs?"),
     (["--config", "step3", "--set", "epochs=three"], "epochs: expected int, got 'three'"),
     (["--config", "step3", "--set", "model=Model_9"], "model: unknown 'Model_9'; choose one of Model_1"),
-    (["--config", "step3", "--set", "lr=-1"], "lr: must be above 0, got -1.0"),
+    (["--config", "step3", "--set", "lr=-1"], "lr: must be above 0 and finite, got -1.0"),
     (["--config", "step3", "--set", "augment.scale=[2,1]"], "augment.scale: [smallest, largest] zoom"),
     (["--config", "step3", "--set", "augment.translate=5"], "augment.translate: a share of the image in [0, 0.5]"),
     (["--config", "step3", "--device", "foo"], "--device 'foo' is not a device this project runs on"),
@@ -181,11 +181,77 @@ def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_pat
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
     captured = capsys.readouterr()
     last = captured.err.splitlines()[-1]  # after the epoch's progress bar
-    assert last == "stopped (Ctrl-C): the run folder keeps the epochs so far" and "stopped" not in captured.out
     run = tmp_path / "run"
+    assert last == f"stopped (Ctrl-C): the run folder keeps its 1 finished epoch and its checkpoint: {run}"
+    assert "stopped" not in captured.out
     assert {"run.safetensors", "run.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
     assert "stopped (Ctrl-C)" in (run / "train.log").read_text()
     assert not (tmp_path / "reports" / "smoke" / "models").exists(), "an unfinished run publishes nothing"
+
+
+def test_ctrl_c_before_the_first_epoch_ends_says_the_run_folder_holds_only_its_log(tmp_path, monkeypatch, capsys):
+    from mnist_utils import trainer
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    def stopped_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_model", stopped_at_once)
+    assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
+    run = tmp_path / "run"
+    assert capsys.readouterr().err.splitlines()[-1] == ("stopped (Ctrl-C): no epoch had finished: the run folder "
+                                                        f"holds only train.log: {run}")
+    assert [p.name for p in run.iterdir()] == ["train.log"]
+
+
+def test_the_epochs_so_far_are_on_disk_after_each_epoch_not_only_when_the_run_ends(tmp_path, monkeypatch):
+    from mnist_utils import trainer
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    seen = []
+
+    def look_after_each_epoch(*args, on_epoch, **kwargs):  # what a Ctrl-C in the run's last writes would leave
+        def looked(row, improved):
+            on_epoch(row, improved)
+            seen.append(json.loads((tmp_path / "run" / "history.json").read_text())[-1]["epoch"])
+        return real(*args, on_epoch=looked, **kwargs)
+
+    real = trainer.train_model
+    monkeypatch.setattr(trainer, "train_model", look_after_each_epoch)
+    assert main(["train", "--config", "step1", "--set", "epochs=2", "--out", str(tmp_path / "run")]) == 0
+    assert seen == [1] and (tmp_path / "run" / "history.csv").read_text().count("\n") == 2  # smoke: 1 epoch
+
+
+def test_a_console_nobody_reads_any_more_stops_getting_lines_and_the_run_goes_on(tmp_path, capsys):
+    from mnist_utils import trainer
+
+    class LeftPipe:
+        def write(self, _):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    log = trainer._logger(tmp_path / "train.log")
+    log.handlers[0].setStream(LeftPipe())
+    log.info("first")
+    log.info("second")
+    assert capsys.readouterr().err == "", "no logging error's traceback"
+    for handler in log.handlers:
+        handler.close()
+    assert (tmp_path / "train.log").read_text().count("\n") == 2, "train.log keeps every line"
+
+
+def test_a_command_whose_reader_left_ends_quietly_with_the_shells_status(monkeypatch, capsys):
+    from mnist_utils import cli
+    silenced = []
+    def reader_left(args):  # as print does once `| head` has read its lines
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "run_predict", reader_left)
+    monkeypatch.setattr(cli, "_stdout_to_nowhere", lambda: silenced.append(True))
+    assert main(["predict", "x.png"]) == 141 and silenced == [True]
+    assert capsys.readouterr().err == ""
 
 
 def test_a_run_folder_given_as_dot_names_its_checkpoint_after_the_folder(tmp_path, monkeypatch):
