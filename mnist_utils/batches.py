@@ -19,6 +19,10 @@ class Batches:
     augmented (before normalising) and resized to `size` pixels. With `shuffle`, each pass draws a new order from a
     generator seeded with `seed`; the same seed gives the same sequence of batches, pass after pass.
     With `augment_passes`, only the first that many passes are augmented, the later ones not.
+
+    One generator draws both the orders and the augmentation, so turning augmentation on changes the order of
+    the second pass and after: two recipes that differ in augmentation also differ in data order, as two seeds do
+    (kept so, since every seeded result of the series rests on this stream).
     """
 
     def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device | str = "cpu",
