@@ -232,9 +232,9 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
         for images, labels in side_by_side(streams, recipe.memory_format):  # copy g: its own seed's batches
             logits, _ = training_step(packed, images, labels, optimizer, scheduler, loss_fn)
             with torch.no_grad():
-                train_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none",
-                                              label_smoothing=smoothing).sum(dim=0)
-                train_correct += (logits.argmax(dim=2) == labels).sum(dim=0)
+                loss, right = _per_copy_sums(logits, labels, smoothing)
+                train_loss += loss
+                train_correct += right
             n_train += len(labels)
         tested = _test_packed(packed, test_batches, device, recipe.memory_format, smoothing)
         probed = [None] * copies if probe_batches is None else _test_packed(packed, probe_batches, device,
@@ -246,9 +246,17 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
             history.record(epoch, lr, trained, tested=tested[g], probed=probed[g])
         if bar is not None:
             accuracies = [h["test_acc"][-1] for h in histories]
-            bar.set_postfix_str(f"{label}, epoch {epoch}: test_acc min {min(accuracies):.2f}, max {max(accuracies):.2f}")
+            bar.set_postfix_str(f"{label}, epoch {epoch}: test_acc min {min(accuracies):.2f}, "
+                                f"max {max(accuracies):.2f}")
             bar.update(1)
     return [(packed.unpack(g).eval(), history) for g, history in enumerate(histories)]
+
+
+def _per_copy_sums(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, ...]:
+    """For packed logits (N, copies, 10) and labels (N, copies): each copy's summed loss (with the recipe's label
+    smoothing, as `fit` measures it) and its number of right answers."""
+    loss = F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none", label_smoothing=label_smoothing)
+    return loss.sum(dim=0), (logits.argmax(dim=2) == labels).sum(dim=0)
 
 
 @torch.inference_mode()
@@ -263,10 +271,9 @@ def _test_packed(packed: PackedModels, batches: Any, device: torch.device, memor
     for images, labels in batches:
         images = images.to(device).expand(-1, packed.copies, -1, -1)  # every copy sees the same images
         logits = packed(images.contiguous(memory_format=memory_format))
-        labels = labels.to(device)[:, None].expand(-1, packed.copies)
-        total_loss += F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none",
-                                      label_smoothing=label_smoothing).sum(dim=0)
-        correct += (logits.argmax(dim=2) == labels).sum(dim=0)
+        loss, right = _per_copy_sums(logits, labels.to(device)[:, None].expand(-1, packed.copies), label_smoothing)
+        total_loss += loss
+        correct += right
     n, seconds = batches.num_images, time.perf_counter() - start
     return [EpochStats(total_loss[g].item() / n, 100.0 * correct[g].item() / n, n, seconds)
             for g in range(packed.copies)]
