@@ -107,8 +107,9 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     asked, profile = load_config(config, overrides), get_profile()
     recipe = asked.for_profile(profile)
     cuts = profile_cuts(asked, recipe, profile)
-    if notes := [f"--set {' '.join(overrides)}"] * bool(overrides) + [cuts] * bool(cuts):  # not the config's own run
-        recipe = recipe.replace(title=f"{recipe.title} ({'; '.join(notes)})")  # what the checkpoint's title says
+    notes = ([f"--set {' '.join(overrides)}"] if overrides else []) + ([cuts] if cuts else [])
+    if notes:  # not the config as written: the checkpoint's title says how it differs
+        recipe = recipe.replace(title=f"{recipe.title} ({'; '.join(notes)})")
     source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
