@@ -131,20 +131,28 @@ def performance_log(given: str | None) -> Path:
     refuse = f"--log {given}" if given else f"The performance log {log}"
     if log.is_dir():
         raise UsageError(f"{refuse}: a folder is there; the performance log is a file: give a file's path")
-    if log.suffix != ".jsonl" or (log.is_file() and not _ends_in_a_record(log)):  # not another file, appended to
-        raise UsageError(f"{refuse}: not a performance log (a .jsonl file, one JSON record a line, as test writes "
-                         "them); give a new .jsonl path or an earlier log")
+    if log.suffix != ".jsonl":  # a line appended to another file (a checkpoint's metadata, notes) spoils it
+        raise UsageError(f"{refuse}: the performance log is a .jsonl file (one JSON record a line): give a path "
+                         "ending in .jsonl")
     why = cannot_append(log)
     if why:
         raise UsageError(f"{refuse}: {why}; give a path you can write to")
+    if log.is_file() and not _ends_in_a_record(log):
+        raise UsageError(f"{refuse}: its last line is not a JSON record, so it is not a performance log `test` "
+                         "wrote: give a new .jsonl path")
     return log
 
 
-def _ends_in_a_record(log: Path) -> bool:
-    """Whether the file at `log` is empty or its last line is a JSON object, as a performance log's lines are."""
-    with open(log, "rb") as handle:
-        handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))  # the last line is within the file's end
-        lines = handle.read().splitlines()
+def _ends_in_a_record(log: Path, tail: int = 65536) -> bool:
+    """Whether the file at `log` has no line yet or its last line is a JSON object, as a performance log's are.
+    A file that can be appended to but not read is taken as one: nothing else can be told of it."""
+    try:
+        with open(log, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - tail))  # the last line is within the file's end
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+    except OSError:
+        return True
     try:
         return not lines or isinstance(json.loads(lines[-1]), dict)
     except ValueError:  # not JSON, not UTF-8
@@ -327,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever the message
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as stopped:  # train's says what its run folder keeps
-        print(f"stopped (Ctrl-C){': ' * bool(str(stopped))}{stopped}", file=sys.stderr)
+        print(f"stopped (Ctrl-C): {stopped}" if str(stopped) else "stopped (Ctrl-C)", file=sys.stderr)
         return EXIT_STOPPED
     except BrokenPipeError:  # the reader of the output left (`| head`): stop quietly, as a shell command does
         _stdout_to_nowhere()

@@ -27,6 +27,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 5 * 1024 * 1024  # an upload or image file larger than this is refused unread
 MAX_PIXELS = 40_000_000  # width × height above which a picture is refused undecoded (a 40 MP photo passes)
+# Pillow warns of pictures above half its own, far higher, limit; MAX_PIXELS refuses them first, with a message
+# that says so plainly. Set once here: a filter set per call is not safe where the app decodes in threads.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 WORKING_SIZE = 512  # longest side a larger picture is reduced to before the digit is looked for
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # the only decoders Pillow may try
 
@@ -88,9 +91,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
                                              "million allowed: scale it down.")
 
     try:
-        with warnings.catch_warnings():  # Pillow warns above half its limit; this one, far lower, says it plainly
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
         width, height = image.size  # read from the header: nothing is decoded yet
     except Image.DecompressionBombError:  # Pillow's own, far higher, limit
         raise too_many_pixels("far too many") from None

@@ -13,7 +13,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .checkpoints import METADATA_SUFFIX
-from .files import write_atomic
+from .files import folder_lock, write_atomic
 from .report import read_json
 
 
@@ -30,9 +30,11 @@ def publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | No
     timeout) has its results marked so (`stopped`: what stopped it), since they hold only what the cells before
     it recorded: the index shows them, and a later notebook refuses to build on them (`report.load_result`)."""
     models = sorted((pending / "models").glob("*"), key=lambda file: (file.suffix == METADATA_SUFFIX, file.name))
-    for model in models:  # weights, then metadata, as a save renames them: each file atomically
+    if models:
         (folder / "models").mkdir(parents=True, exist_ok=True)
-        os.replace(model, folder / "models" / model.name)
+        with folder_lock(folder / "models"):  # as a save holds it: no other save's pair lands between these
+            for model in models:  # weights, then metadata, as a save renames them: each file atomically
+                os.replace(model, folder / "models" / model.name)
     if stopped and (own := pending / f"{stem}.json").exists():
         marked = read_json(own, "results file", f"Run notebook {stem} again.")
         if marked is not None:

@@ -214,21 +214,27 @@ class Recipe:
     def split(self, images: ImageSet, seed: int) -> tuple[ImageSet, ImageSet | None]:
         """(training images, validation images or None): a hold-out drawn with the recipe's `split_seed`, or
         with `seed` where it sets none, then the share of the training set trained on."""
-        total, validation = len(images), None
+        trained, held_out = self.split_sizes(len(images))
+        validation = None
         if self.val_fraction:
             drawn_with = seed if self.split_seed is None else self.split_seed
-            images, validation = train_val_split(images, int(total * self.val_fraction), drawn_with)
+            images, validation = train_val_split(images, held_out, drawn_with)
         if self.train_fraction < 1:
-            images = images.head(int(total * self.train_fraction))
+            images = images.head(trained)
         return images, validation
+
+    def split_sizes(self, images: int) -> tuple[int, int]:
+        """(training, validation) image counts `split` makes of `images`: both shares are of the whole set."""
+        held_out = int(images * self.val_fraction)
+        trained = images - held_out
+        if self.train_fraction < 1:  # the first of those the hold-out leaves
+            trained = min(trained, int(images * self.train_fraction))
+        return trained, held_out
 
     def check_data(self, images: int) -> None:
         """Refuse (ConfigError) a recipe whose split and batches `images` training images cannot make: checked
         before a run makes anything, where the profile's data are known."""
-        held_out = int(images * self.val_fraction)
-        trained = images - held_out
-        if self.train_fraction < 1:
-            trained = min(trained, int(images * self.train_fraction))
+        trained, held_out = self.split_sizes(images)
         problems = []
         if self.val_fraction and held_out < 1:
             problems.append(f"val_fraction {self.val_fraction:g} of {images:,} training images holds out none: "

@@ -71,7 +71,7 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor) or hasattr(value, "tolist"):  # numpy arrays and scalars too
+    if hasattr(value, "tolist"):  # tensors, numpy arrays and scalars
         return _jsonable(value.tolist())  # a NaN among them as a float's: null, which JSON has
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -75,12 +75,18 @@ def _history_tables(rows: list[dict[str, float]]) -> dict[str, bytes]:
     return {"history.csv": text.getvalue().encode(), "history.json": (json.dumps(rows, indent=1) + "\n").encode()}
 
 
-def _epochs_kept(run_dir: Path) -> int:
-    """How many epochs the run folder's history holds (0 where it has none yet)."""
+def _what_is_kept(run_dir: Path) -> str:
+    """What a stopped run's folder keeps, as its last line says it: its finished epochs and its checkpoint."""
     try:
-        return len(json.loads((run_dir / "history.json").read_text()))
-    except (OSError, ValueError):
-        return 0
+        epochs = len(json.loads((run_dir / "history.json").read_text()))
+    except (OSError, ValueError):  # none yet
+        epochs = 0
+    if not epochs:
+        return "no epoch had finished: the run folder holds only train.log"
+    plural = "s" if epochs > 1 else ""
+    checkpoint = paths(run_dir / run_dir.resolve().name)[0]  # as `_train` names it
+    kept = "and its checkpoint" if checkpoint.exists() else "(stopped before its checkpoint was written)"
+    return f"the run folder keeps its {epochs} finished epoch{plural} {kept}"
 
 
 class Trained(NamedTuple):
@@ -109,26 +115,24 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     cuts = profile_cuts(asked, recipe, profile)
     notes = ([f"--set {' '.join(overrides)}"] if overrides else []) + ([cuts] if cuts else [])
     if notes:  # not the config as written: the checkpoint's title says how it differs
-        recipe = recipe.replace(title=f"{recipe.title} ({'; '.join(notes)})")
+        recipe = recipe.replace(title=f"{recipe.title or recipe.name} ({'; '.join(notes)})")
     source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
     device = get_device(str(device) if device else None)  # a device it cannot use stops it before any file
     if recipe.model == PRETRAINED:  # 'auto' decided once: the backbone built and its inputs' normalisation agree
         recipe = recipe.replace(model_args={**recipe.model_args, "family": pretrained_family(recipe)})
+    data = load_data()
+    recipe.check_data(len(data.train))  # a split or batches these images cannot make stop it here, before a backbone
     seed_everything(seed)  # the run's model, built before any file: model_args that do not fit it stop here too
     model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
-    data = load_data()
-    recipe.check_data(len(data.train))  # a split or batches these images cannot make stop it here too
     run_dir = _run_folder(out_dir, f"{recipe.name}-seed{seed}")
     log = _logger(run_dir / "train.log")
     try:
         with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
             return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source), cuts)
     except KeyboardInterrupt:
-        epochs = _epochs_kept(run_dir)
-        kept = (f"the run folder keeps its {epochs} finished epoch{'s' * (epochs != 1)} and its checkpoint" if epochs
-                else "no epoch had finished: the run folder holds only train.log")
+        kept = _what_is_kept(run_dir)
         log.error(f"stopped (Ctrl-C); {kept}: {run_dir}", extra=FILE_ONLY)
         raise TrainingStopped(f"{kept}: {run_dir}") from None
     except Exception as error:  # the log keeps why the run ended; the caller reports it

@@ -186,7 +186,8 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
               f"{len(seeds)} seeds in {len(packs)} pack{'s' * (len(packs) > 1)}, {_at_a_time(lanes, len(packs))}") as bar:
         jobs = [functools.partial(_train_pack, recipe, data, device, network, pack, bar if progress else None)
                 for network, pack in zip(packed, packs)]
-        results = [run for pack_runs in run_in_lanes(jobs, lanes) for run in pack_runs]
+        with computing_on(recipe.threads):  # in turn, where it fixes more threads than a lane has: on those
+            results = [run for pack_runs in run_in_lanes(jobs, lanes) for run in pack_runs]
     seconds = time.perf_counter() - start
     for _, history in results:
         share = seconds / history.seconds

@@ -130,7 +130,8 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
 
 def test_two_saves_of_one_checkpoint_at_once_each_stage_their_own_files(tmp_path, monkeypatch):
     """Two runs publishing the same name together: each save stages its files under names of its own, so neither
-    renames the other's away (they did, with a fixed staging name), and the pair left is one save's."""
+    renames the other's away (they did, with a fixed staging name). That the pair left is one save's, not a mix,
+    is the folder lock's: the next test."""
     models = [trained_like(Model_3(), seed=seed) for seed in (1, 2)]
     errors, real_replace = [], os.replace
 

@@ -166,14 +166,30 @@ def test_test_refuses_a_results_folder_it_would_lose_something_by_replacing(case
                        "out-in-a-file": ("a-file/results", "log.jsonl", "a-file is a file, not a folder; give a path"),
                        "log-in-a-file": ("results", "a-file/log.jsonl", "--log a-file/log.jsonl: a-file is a file"),
                        # a line appended to another file (a checkpoint's metadata, notes) would spoil it
-                       "log-another-file": ("results", "a-file", "--log a-file: not a performance log (a .jsonl"),
-                       "log-another-jsonl": ("results", "lines.jsonl", "--log lines.jsonl: not a performance log"),
+                       "log-another-file": ("results", "a-file", "--log a-file: the performance log is a .jsonl file"),
+                       "log-another-jsonl": ("results", "lines.jsonl", "its last line is not a JSON record"),
                        }[case]
     before = sorted(tmp_path.rglob("*"))
     assert main(["test", "--model", str(step3_checkpoint), "--out", out, "--log", log]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and words in error and error.count("\n") == 1
     assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "notes" / "precious.txt").read_text() == "mine"
+
+
+def test_a_performance_log_is_told_by_its_last_record(tmp_path, monkeypatch):
+    from mnist_utils.cli import _ends_in_a_record
+    log = tmp_path / "log.jsonl"
+    for text, is_log in (("", True), ('{"a": 1}\n', True), ('{"a": 1}\n\n  \n', True), ('{"a": 1}\n[1]\n', False),
+                         ("notes\n", False)):
+        log.write_text(text)
+        assert _ends_in_a_record(log) is is_log, text
+    log.write_bytes(b'{"a": 1}\n' + b"x" * 100_000)  # one long last line: only the file's end is read
+    assert not _ends_in_a_record(log)
+
+    def refused(*_, **__):  # a log that takes lines but cannot be read: nothing more can be told of it
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("builtins.open", refused)
+    assert _ends_in_a_record(log)
 
 
 def test_the_results_folder_holds_exactly_the_files_test_writes(step3_checkpoint, tmp_path, smoke):

@@ -189,24 +189,32 @@ def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_pat
     assert not (tmp_path / "reports" / "smoke" / "models").exists(), "an unfinished run publishes nothing"
 
 
-def test_ctrl_c_before_the_first_epoch_ends_says_the_run_folder_holds_only_its_log(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("stopped_in, kept, files", [
+    ("train_model", "no epoch had finished: the run folder holds only train.log", ["train.log"]),
+    ("save_checkpoint", "the run folder keeps its 1 finished epoch (stopped before its checkpoint was written)",
+     ["history.csv", "history.json", "train.log"]),  # Ctrl-C while the first checkpoint was being written
+])
+def test_ctrl_c_says_what_the_run_folder_really_keeps(stopped_in, kept, files, tmp_path, monkeypatch, capsys):
     from mnist_utils import trainer
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
-    def stopped_at_once(*args, **kwargs):
+
+    def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "train_model", stopped_at_once)
-    assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 130
+    monkeypatch.setattr(trainer, stopped_in, stopped)
     run = tmp_path / "run"
-    assert capsys.readouterr().err.splitlines()[-1] == ("stopped (Ctrl-C): no epoch had finished: the run folder "
-                                                        f"holds only train.log: {run}")
-    assert [p.name for p in run.iterdir()] == ["train.log"]
+    assert main(["train", "--config", "step1", "--out", str(run)]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == f"stopped (Ctrl-C): {kept}: {run}"
+    assert sorted(p.name for p in run.iterdir() if p.name != "curves.png") == files
 
 
 def test_the_epochs_so_far_are_on_disk_after_each_epoch_not_only_when_the_run_ends(tmp_path, monkeypatch):
-    from mnist_utils import trainer
+    import dataclasses
+
+    from mnist_utils import config, trainer
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setitem(config._PROFILES, "smoke", dataclasses.replace(config._PROFILES["smoke"], max_epochs=2))
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     seen = []
 
@@ -219,7 +227,18 @@ def test_the_epochs_so_far_are_on_disk_after_each_epoch_not_only_when_the_run_en
     real = trainer.train_model
     monkeypatch.setattr(trainer, "train_model", look_after_each_epoch)
     assert main(["train", "--config", "step1", "--set", "epochs=2", "--out", str(tmp_path / "run")]) == 0
-    assert seen == [1] and (tmp_path / "run" / "history.csv").read_text().count("\n") == 2  # smoke: 1 epoch
+    assert seen == [1, 2] and (tmp_path / "run" / "history.csv").read_text().count("\n") == 3
+
+
+def test_a_checkpoint_trained_with_changes_or_cuts_says_so_in_its_title(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    untitled = tmp_path / "untitled.yaml"
+    untitled.write_text("base: step1.yaml\ntitle: ''\n")
+    assert main(["train", "--config", str(untitled), "--set", "lr=0.04", "--out", str(tmp_path / "run")]) == 0
+    title = json.loads((tmp_path / "run" / "run.json").read_text())["title"]
+    assert title == ("untitled (--set lr=0.04; smoke profile: 1 of 15 epochs, the first 2,048 training and 1,024 "
+                     "test images)"), "the config's name where it has no title"
 
 
 def test_a_console_nobody_reads_any_more_stops_getting_lines_and_the_run_goes_on(tmp_path, capsys):
@@ -237,9 +256,18 @@ def test_a_console_nobody_reads_any_more_stops_getting_lines_and_the_run_goes_on
     log.info("first")
     log.info("second")
     assert capsys.readouterr().err == "", "no logging error's traceback"
+    log.handlers[0].filters.clear()  # a console that fails otherwise still says so
+
+    class Closed(LeftPipe):
+        def write(self, _):
+            raise ValueError("I/O operation on closed file")
+
+    log.handlers[0].setStream(Closed())
+    log.info("third")
+    assert "Logging error" in capsys.readouterr().err
     for handler in log.handlers:
         handler.close()
-    assert (tmp_path / "train.log").read_text().count("\n") == 2, "train.log keeps every line"
+    assert (tmp_path / "train.log").read_text().count("\n") == 3, "train.log keeps every line"
 
 
 def test_a_command_whose_reader_left_ends_quietly_with_the_shells_status(monkeypatch, capsys):
