@@ -75,6 +75,12 @@ def _history_tables(rows: list[dict[str, float]]) -> dict[str, bytes]:
     return {"history.csv": text.getvalue().encode(), "history.json": (json.dumps(rows, indent=1) + "\n").encode()}
 
 
+def _run_checkpoint(run_dir: Path) -> Path:
+    """The run's own checkpoint, named after its folder: its id (what `test` names its results folder after) is the
+    run's, never the published model's."""
+    return run_dir / run_dir.resolve().name
+
+
 def _what_is_kept(run_dir: Path) -> str:
     """What a stopped run's folder keeps, as its last line says it: its finished epochs and its checkpoint."""
     try:
@@ -84,7 +90,7 @@ def _what_is_kept(run_dir: Path) -> str:
     if not epochs:
         return "no epoch had finished: the run folder holds only train.log"
     plural = "s" if epochs > 1 else ""
-    checkpoint = paths(run_dir / run_dir.resolve().name)[0]  # as `_train` names it
+    checkpoint = paths(_run_checkpoint(run_dir))[0]
     kept = "and its checkpoint" if checkpoint.exists() else "(stopped before its checkpoint was written)"
     return f"the run folder keeps its {epochs} finished epoch{plural} {kept}"
 
@@ -210,9 +216,7 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
            log: logging.Logger, replace: bool, source: str, cuts: str) -> Trained:
     """Train `model` by `recipe` on `data`, keeping its checkpoint and history in `run_dir` as the epochs go, then
     test and publish it."""
-    # The run's checkpoint is named after its folder: its id (what `test` names its results folder after) is the
-    # run's own, never the published model's.
-    checkpoint, published = run_dir / run_dir.resolve().name, models_dir() / f"{recipe.name}-seed{seed}"
+    checkpoint, published = _run_checkpoint(run_dir), models_dir() / f"{recipe.name}-seed{seed}"
     log.info(f"{cuts + '; ' if cuts else ''}{recipe.name}: {recipe.describe()}; seed {seed}; {device}; "
              f"run folder {run_dir}")
 
