@@ -84,15 +84,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def fmt(value: Any, unit: str = "") -> str:
+def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
     """A number as people read it: thousands separated; two decimals from 1 up (99.45), four
-    significant digits below 1 (0.1307, 0.02134)."""
+    significant digits below 1 (0.1307, 0.02134); a float with `decimals` given, that many."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         text = f"{value:,}"
+    elif isinstance(value, float) and decimals is not None and math.isfinite(value):
+        text = f"{value:,.{decimals}f}"
     elif isinstance(value, float):
         text = f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
     else:
@@ -102,15 +104,29 @@ def fmt(value: Any, unit: str = "") -> str:
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
                    units: dict[str, str] | None = None) -> str:
-    """A Markdown table of `rows` (dicts); `columns` picks and orders the keys."""
+    """A Markdown table of `rows` (dicts); `columns` picks and orders the keys. The floats of a column share
+    their decimals (`column_decimals`), so that a column reads 0.80, 0.77, 0.07, not 0.7967, 0.77, 0.07."""
     if not rows:
         return "_(no rows)_"
     columns = list(columns or rows[0].keys())
     units = units or {}
+    decimals = {c: column_decimals([row.get(c) for row in rows]) for c in columns}
     header = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
-    body = ["| " + " | ".join(fmt(row.get(c), units.get(c, "")) for c in columns) + " |" for row in rows]
+    body = ["| " + " | ".join(fmt(row.get(c), units.get(c, ""), decimals[c]) for c in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
+
+
+def column_decimals(values: Sequence[Any]) -> int | None:
+    """The decimals that show a column's floats alike: two where the largest reaches 0.1 (points, temperatures),
+    else three significant digits of the largest (0.01918 → 4 decimals); None where there is no float, or where
+    a value other than 0 would then read as 0 (a column of unlike figures: each keeps `fmt`'s own format)."""
+    floats = [abs(v) for v in values if isinstance(v, float) and math.isfinite(v)]
+    if not floats or max(floats) == 0:
+        return None
+    top, smallest = max(floats), min((v for v in floats if v > 0), default=0.0)
+    decimals = 2 if top >= 0.1 else 2 - math.floor(math.log10(top))
+    return None if smallest and smallest < 0.5 * 10 ** -decimals else decimals
 
 
 def show_config(recipe: Any) -> None:

@@ -71,6 +71,18 @@ def test_markdown_table_formats_numbers():
     assert table.splitlines()[-1] == "| 1 | 99.46% |"
 
 
+def test_markdown_table_gives_a_column_one_number_of_decimals():
+    rows = [{"gap": 0.7967, "loss": 0.01918, "speed": 12568.19}, {"gap": 0.07, "loss": 0.0185, "speed": 980.5},
+            {"gap": -0.17, "loss": None, "speed": 3}]
+    assert markdown_table(rows).splitlines()[2:] == ["| 0.80 | 0.0192 | 12,568.19 |", "| 0.07 | 0.0185 | 980.50 |",
+                                                     "| -0.17 | — | 3 |"]
+
+
+def test_a_column_of_unlike_figures_keeps_each_figure_readable():
+    # two decimals for the column would show 0.0004 as 0.00: each value keeps its own format instead
+    assert markdown_table([{"value": 0.5}, {"value": 0.0004}]).splitlines()[2:] == ["| 0.5 |", "| 0.0004 |"]
+
+
 def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     from mnist_utils.readme import README_END, README_START, results_markdown, update_readme
 
