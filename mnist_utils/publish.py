@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,21 @@ def discard(pending: Path) -> None:
     shutil.rmtree(pending, ignore_errors=True)
 
 
+# Printed output keeps its lines, as a terminal shows them: the template wraps them, which splits a progress bar's
+# last figures onto a line of their own (test_acc=99.2 / 5); a line wider than the page scrolls instead.
+_TEXT_OUTPUT_CSS = "<style>.jp-RenderedText pre{white-space:pre;overflow-x:auto}</style>\n"
+# A report opened on its own leads back to the index beside it, which lists every report and the leaderboard.
+_BACK_TO_INDEX = ("\n<nav style='padding:8px 16px;font:14px system-ui,sans-serif'>"
+                  "<a href='index.html'>← all reports</a></nav>")
+
+
 def render_html(nb: Any, html: Path) -> str | None:
     """Write `nb` as an HTML report to `html`; None when done, else what went wrong, in a line."""
     try:
         exporter = HTMLExporter(template_name="lab", embed_images=True)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
+        body = body.replace("</head>", _TEXT_OUTPUT_CSS + "</head>", 1)
+        body = re.sub(r"<body[^>]*>", lambda tag: tag.group(0) + _BACK_TO_INDEX, body, count=1)
         write_atomic(html, body.encode())
     except Exception as exc:  # e.g. nbconvert installed without its templates
         return f"its HTML report could not be written ({type(exc).__name__}: {first_line(exc)})"

@@ -195,6 +195,10 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
         assert (smoke / f"{stem}.ipynb").exists() and (smoke / f"{stem}.html").exists()
     page = (smoke / "01_boom.html").read_text()
     assert "boom" in page and "before" in page and "STALE OUTPUT" not in page
+    # printed lines keep their width (a progress bar's last figure is not wrapped onto a line of its own): the
+    # report's rule comes after the template's wrapping one, so it is the one that applies
+    assert page.index(".jp-RenderedText pre{white-space:pre;") > page.rindex("white-space: pre-wrap")
+    assert page.index("<a href='index.html'>← all reports</a>") > page.index("<body")  # and leads back to the index
     # Its old numbers went; the half-run's results (a target, no value) are marked as stopped early, and a
     # notebook that builds on them is told to run it again, not handed a run that stopped half-way.
     half = json.loads((smoke / "results" / "01_boom.json").read_text())
