@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, usable_cpus
 from .files import write_atomic
-from .report import fmt, leaderboard_rows, load_results, mark, read_json
+from .report import SYMBOLS, fmt, leaderboard_rows, load_results, mark, read_json
 
 
 # ----------------------------------------------------------------------------- runs.json
@@ -127,7 +127,8 @@ def headline_text(results: dict[str, Any] | None) -> str | None:
 def target_text(target: dict[str, Any]) -> str:
     """A results file's target as a line: "Epochs <= 15: 15"."""
     unit = target.get("unit", "")
-    return f"{target['label']} {target['op']} {fmt(target['threshold'], unit)}: {fmt(target.get('actual'), unit)}"
+    return (f"{target['label']} {SYMBOLS[target['op']]} {fmt(target['threshold'], unit)}: "
+            f"{fmt(target.get('actual'), unit)}")
 
 
 def time_against_budget(stem: str, seconds: float | None, profile: str | None, status: str = "ok") -> str:

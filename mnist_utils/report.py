@@ -34,6 +34,7 @@ from .config import get_device, get_profile, pending_dir, reports_dir, usable_cp
 from .files import write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # how a target's comparison reads in prose and tables
 
 
 @dataclass
@@ -299,7 +300,7 @@ class Report:
 
     def targets_markdown(self) -> str:
         lines = ["**Targets**", ""]
-        lines += [f"- {t.label}: {t.op} {fmt(t.threshold, t.unit)}" for t in self.targets]
+        lines += [f"- {t.label}: {SYMBOLS[t.op]} {fmt(t.threshold, t.unit)}" for t in self.targets]
         return "\n".join(lines)
 
     def result_markdown(self, metrics: dict[str, str] | None = None) -> str:
@@ -311,7 +312,7 @@ class Report:
         if self.targets:
             lines += ["| Target | Wanted | Measured | |", "| --- | --- | --- | --- |"]
             for t in self.evaluated_targets():
-                lines.append(f"| {t['label']} | {t['op']} {fmt(t['threshold'], t['unit'])} | "
+                lines.append(f"| {t['label']} | {SYMBOLS[t['op']]} {fmt(t['threshold'], t['unit'])} | "
                              f"{fmt(t['actual'], t['unit'])} | {mark(t['met'])} |")
             lines.append("")
         shown = [{"measured": label, "value": self.metrics[key]} for key, label in (metrics or {}).items()

@@ -46,7 +46,7 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     assert "<title>MNIST notebook series — reports</title>" in page
     assert "Step 1 &lt;the skeleton&gt;" in page and "<the skeleton>" not in page  # escaped
     assert "href='01_step1.html'" in page and "Test accuracy: 99.10%" in page
-    assert "Test accuracy &gt;= 99.40%: 99.10% ❌ not met" in page
+    assert "Test accuracy ≥ 99.40%: 99.10% ❌ not met" in page
     assert "Parameters &lt; 8,000: 7,412 ✅ met" in page
     assert "3m12s" in page and "ValueError: &lt;oops&gt;" in page
     assert "<a href='models/step1-seed1.safetensors'>01 Model_1</a>" in page, "each saved model is linked"

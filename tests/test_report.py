@@ -22,7 +22,7 @@ def test_targets_are_judged_from_recorded_metrics(report):
     assert not report.all_targets_met
     text = report.result_markdown()
     assert "| Parameters | < 8,000 | 7,999 | ✅ met |" in text
-    assert "| Accuracy | >= 99.40% | 99.39% | ❌ not met |" in text
+    assert "| Accuracy | ≥ 99.40% | 99.39% | ❌ not met |" in text
     assert "profile, seed 3," in text.splitlines()[0]
     report.seed = [1, 2, 3, 4, 5]  # a run over several seeds names them all
     assert "profile, seeds 1, 2, 3, 4, 5," in report.result_markdown().splitlines()[0]
