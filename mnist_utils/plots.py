@@ -6,7 +6,10 @@ import io
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.axis import Axis
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import blended_transform_factory
 import numpy as np
 import seaborn as sns
 import torch
@@ -30,6 +33,48 @@ def _finish(fig: plt.Figure) -> plt.Figure:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def decimal_log_ticks(axis: Axis, subs: Sequence[float] = (1, 2, 5)) -> None:
+    """Label a log-scaled `axis` at `subs` × the powers of ten, written as plain decimals (0.05, not 5×10⁻²), and
+    leave its minor ticks unlabelled: the default labels of a short log axis are few, or crowded, and hard to read."""
+    axis.set_major_locator(LogLocator(subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float], Sequence[float], object]], *,
+                           skip: int = 2, top: float | None = None) -> Line2D | None:
+    """Set `ax`'s y-limits to the values of `curves` ((epochs, values, colour) each) past the first `skip` epochs
+    of each, and up to `top` if given: the first epochs of a run sit far below the rest and would squash the
+    region where runs differ. Each value left below the axis is marked by a triangle of its curve's colour on
+    the bottom edge; returns a legend handle that says how many, and below what (None when none is). Zooms only
+    where that leaves at least two thirds of the points on the axis: a short run is mostly first epochs."""
+    curves = [([e for e, v in zip(epochs, ys) if v is not None], [v for v in ys if v is not None], colour)
+              for epochs, ys, colour in curves]  # an epoch that did not measure a column has None in it
+    curves = [curve for curve in curves if curve[1]]
+    if not curves:
+        return None
+    values = [v for _, ys, _ in curves for v in ys]
+    later = [v for _, ys, _ in curves for v in ys[min(skip, len(ys) - 1):]]
+    high = max(values + ([top] if top is not None else []))
+    low = min(later)
+    if sum(v < low for v in values) > len(values) / 3:
+        low = min(values)
+    margin = max(0.1, 0.05 * (high - low))  # room around the lines, in proportion to what is shown
+    bottom = low - margin
+    ax.set_ylim(bottom, high + margin)
+    edge = blended_transform_factory(ax.transData, ax.transAxes)  # x: the epoch; y: the axis' bottom edge
+    hidden = 0
+    for epochs, ys, colour in curves:
+        below = [epoch for epoch, v in zip(epochs, ys) if v < bottom]
+        if below:  # an empty line of markers would still stretch the figure's layout to the page's corner
+            ax.plot(below, [0] * len(below), ls="", marker="v", ms=5, color=colour, transform=edge, clip_on=False)
+        hidden += len(below)
+    if not hidden:
+        return None
+    return Line2D([], [], ls="", marker="v", ms=5, color="grey",
+                  label=f"{hidden} point{'s' * (hidden > 1)} below {bottom:.1f}%, off the axis")
 
 
 def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> plt.Figure:
@@ -99,12 +144,14 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
     """Loss and accuracy per epoch, train (dashed: during each epoch; dotted: training images scored as the test
     set is, where the run probed them) and test or validation (solid), for one run or several. With several, the
     colour names the run and the line style the measurement, each in a legend of its own (one legend entry per
-    line would hide the curves)."""
+    line would hide the curves). Loss on a log scale where it falls over a decade or more; accuracy zoomed past
+    the first epochs (`zoom_past_first_epochs`)."""
     if isinstance(histories, History):
         histories = {"": histories}
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
     palette = sns.color_palette("tab10", len(histories))
     several, styles = len(histories) > 1, {}  # styles: each measurement drawn, by its line style
+    accuracies, losses = [], []  # (epochs, values, colour) of each accuracy curve; every loss drawn
     for colour, (name, history) in zip(palette, histories.items()):
         held_out = "test" if history.rows and "test_acc" in history.rows[0] else "val"
         measured = [("train", "train", "--")]  # (column, what it is, line style)
@@ -117,17 +164,24 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
             acc_ax.plot(history["epoch"], history[f"{column}_acc"], ls=style, color=colour, label=label,
                         **(dict(marker="o", ms=3) if style == "-" else {}))
             styles[what] = style
-    loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+            accuracies.append((history["epoch"], history[f"{column}_acc"], colour))
+            losses += [v for v in history[f"{column}_loss"] if v is not None]
+    if losses and max(losses) > 10 * min(losses):  # a log scale only where the loss falls over a decade or more
+        loss_ax.set_yscale("log")
+        decimal_log_ticks(loss_ax.yaxis)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    off_axis = zoom_past_first_epochs(acc_ax, accuracies) if accuracies else None
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if several:
         loss_ax.legend([Line2D([], [], ls=style, color="grey") for style in styles.values()], list(styles), fontsize=8)
-        acc_ax.legend([Line2D([], [], color=colour) for colour in palette], list(histories), fontsize=8)
+        handles = [Line2D([], [], color=colour, label=name) for colour, name in zip(palette, histories)]
     else:
         loss_ax.legend(fontsize=8)
-        acc_ax.legend(fontsize=8)
+        handles = acc_ax.get_legend_handles_labels()[0]
+    acc_ax.legend(handles=handles + ([off_axis] if off_axis else []), fontsize=8)
     if title:
         fig.suptitle(title)
     return _finish(fig)
@@ -135,31 +189,35 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
 
 def plot_test_accuracy(histories: History | dict[str, History], target: float | None = None, last: int = 3,
                        title: str = "") -> plt.Figure:
-    """Test accuracy per epoch, zoomed in near the top, with the target line and the last `last` epochs
-    shaded (where a target "in each of the last epochs" is judged); and the train − test gap per epoch, from
-    `fitting_diagnosis` (training images scored as the test set is, where the run probed them)."""
+    """Test accuracy per epoch, zoomed past the first epochs (`zoom_past_first_epochs`), with the target line and
+    the last `last` epochs shaded (where a target "in each of the last epochs" is judged); and the train − test
+    gap per epoch, from `fitting_diagnosis` (training images scored as the test set is, where the run probed them)."""
     if isinstance(histories, History):
         histories = {"": histories}
-    fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, (acc_ax, gap_ax) = plt.subplots(1, 2, figsize=(12, 4.2))  # taller: the legend goes under the axes
     palette = sns.color_palette("tab10", len(histories))
     for colour, (name, history) in zip(palette, histories.items()):
         acc_ax.plot(history["epoch"], history["test_acc"], marker="o", ms=3, color=colour, label=name or "test")
         gaps = fitting_diagnosis(history)["gaps"]
         gap_ax.plot(history["epoch"], gaps, marker="o", ms=3, color=colour, label=name or "train − test")
     epochs = max(len(h) for h in histories.values())
-    lows = [min(h["test_acc"][min(2, len(h) - 1):]) for h in histories.values()]  # zoom past the first epochs
-    top = max(max(h["test_acc"]) for h in histories.values())
     if target is not None:
         acc_ax.axhline(target, color="crimson", ls="--", lw=1, label=f"target {target}%")
-        top = max(top, target)
     acc_ax.axvspan(epochs - last + 0.5, epochs + 0.5, color="0.9", zorder=0, label=f"last {last} epochs")
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy", ylim=(min(lows) - 0.1, top + 0.1))
+    off_axis = zoom_past_first_epochs(acc_ax, [(h["epoch"], h["test_acc"], colour)
+                                               for colour, h in zip(palette, histories.values())], top=target)
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     gap_ax.axhline(0, color="0.3", lw=1)
     gap_ax.set(xlabel="epoch", ylabel="points", title="train − test accuracy (> 0: better on seen data)")
     for ax in (acc_ax, gap_ax):
+        ax.set_xlim(0.5, epochs + 0.5)  # from epoch 1, as the shaded last epochs end at the last
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=2)
+    # under the axes: inside, a legend covers the target line (runs end near it) or the lowest epochs (the zoom)
+    handles = acc_ax.get_legend_handles_labels()[0] + ([off_axis] if off_axis else [])
+    acc_ax.legend(handles=handles, fontsize=8, ncol=min(3, len(handles)), loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), frameon=False)
+    gap_ax.legend(fontsize=8, ncol=2)
     if title:
         fig.suptitle(title)
     return _finish(fig)
@@ -217,16 +275,22 @@ def plot_misclassified(images: torch.Tensor, predictions: Predictions, n: int = 
     return _finish(fig)
 
 
+PER_CLASS_FLOORS = (98, 97, 95, 90, 80, 50, 0)  # %, where a per-class bar chart's axis may start
+
+
 def plot_per_class(metrics: Sequence[dict[str, float]], title: str = "") -> plt.Figure:
-    """Precision, recall and F1 per digit, zoomed to where they differ."""
+    """Precision, recall and F1 per digit, on an axis from the highest of PER_CLASS_FLOORS half a point under
+    every bar: the charts of models of similar accuracy, each drawn on its own, share one scale."""
     rows = [r for r in metrics if r["class"] != "macro"]
     fig, ax = plt.subplots(figsize=(10, 3.2))
     width = 0.27
     x = np.arange(len(rows))
-    for offset, key in zip((-width, 0, width), ("precision", "recall", "f1")):
-        ax.bar(x + offset, [r[key] for r in rows], width, label=key)
-    low = min(min(r[k] for r in rows) for k in ("precision", "recall", "f1"))
-    ax.set(xticks=x, xticklabels=[str(r["class"]) for r in rows], ylim=(max(0, low - 1), 100.2),
+    measures = {"precision": "precision", "recall": "recall", "f1": "F1"}  # key: legend label
+    for offset, (key, label) in zip((-width, 0, width), measures.items()):
+        ax.bar(x + offset, [r[key] for r in rows], width, label=label)
+    low = min(min(r[k] for r in rows) for k in measures)
+    floor = next(f for f in PER_CLASS_FLOORS if f <= max(0.0, low - 0.5))  # round: the same for similar models
+    ax.set(xticks=x, xticklabels=[str(r["class"]) for r in rows], ylim=(floor, 100.2),
            xlabel="digit", ylabel="%", title=title or "per-class precision, recall and F1")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1))  # beside the axes: bars reach the top
     ax.grid(axis="y", alpha=0.3)
@@ -262,8 +326,8 @@ def plot_hard_images(images: torch.Tensor, indices: torch.Tensor, predictions: d
     labels = next(iter(predictions.values())).labels
     for ax, index in zip(axes.flat, indices):
         ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
-        answers = "".join(str(int(p.predicted[index])) for p in predictions.values())
-        ax.set_title(f"{int(labels[index])} → {answers}", fontsize=8, color="#b00")
+        answers = " ".join(str(int(p.predicted[index])) for p in predictions.values())  # apart: not one number
+        ax.set_title(f"{int(labels[index])} → {answers}", fontsize=10, color="#b00")
     shown = f"{total} images" if total == len(indices) else f"{len(indices)} of {total} images"
-    fig.suptitle(f"{shown}; title: true → answers of {', '.join(predictions)}", fontsize=9)
+    fig.suptitle(f"{shown}; title: true → answers of {', '.join(predictions)}", fontsize=10)
     return _finish(fig)

@@ -13,7 +13,7 @@ from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_
 from mnist_utils import inspection
 from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
                                     precision_speeds, speed_probe, speed_table, training_speed)
-from mnist_utils.leaderboard import plot_leaderboard, write_leaderboard
+from mnist_utils.leaderboard import label_places, plot_leaderboard, write_leaderboard
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 from mnist_utils.recipes import Recipe
 from mnist_utils.report import leaderboard_rows
@@ -304,7 +304,7 @@ def test_hard_images_plot_handles_none_and_some():
     preds = {"a": predictions(labels, [9, 1, 2]), "b": predictions(labels, [8, 1, 2])}
     images = torch.zeros(3, 28, 28, dtype=torch.uint8)
     figure = plot_hard_images(images, wrong_by_all(list(preds.values())), preds)
-    assert figure.axes[0].get_title() == "0 → 98"
+    assert figure.axes[0].get_title() == "0 → 9 8", "each model's answer apart: '98' would read as a number"
     assert plot_hard_images(images, torch.tensor([], dtype=torch.long), preds).axes
     capped = plot_hard_images(torch.zeros(40, 28, 28, dtype=torch.uint8), torch.arange(40),
                                     {"a": predictions([0] * 40, [1] * 40)}, n=16)
@@ -361,6 +361,26 @@ def test_the_leaderboard_ranks_from_1_and_rings_only_the_highlighted_notebooks_m
     perfect = leaderboard_rows([{"notebook": "01_step1", "models": [{"name": "smoke", "params": 100, "test_acc": 100.0,
                                                                     "seconds": 1.0}]}])
     assert plot_leaderboard(perfect).axes[0].texts[0].xy == (100, 0.01), "a perfect score at the floor, not dropped"
+
+
+def test_leaderboard_numbers_of_points_close_together_do_not_overlap():
+    places = label_places([(100.0, 100.0), (100.0, 101.0), (300.0, 300.0)], ["9", "12", "1"])
+    assert places[0] != places[1], "two points at one place: their numbers on different sides"
+    assert places[2] == places[0], "a point alone gets the first place"
+    # the 04 models: four points within 1,000 parameters and 0.4 points of error
+    models = [("VGG + BN + aug", 33_882, 99.04), ("VGG", 33_850, 98.91), ("VGG + BN", 33_882, 98.88),
+              ("ResNet + BN + aug", 33_298, 98.67), ("MiniVGG", 409_562, 99.73), ("MiniVGG (TTA)", 409_562, 99.72)]
+    rows = leaderboard_rows([{"notebook": "04", "models": [{"name": n, "params": p, "test_acc": a, "seconds": 1.0}
+                                                           for n, p, a in models]}])
+    ax = plot_leaderboard(rows).axes[0]
+    ax.figure.canvas.draw()
+    boxes = [text.get_window_extent() for text in ax.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    # both ends of the error axis carry a tick label, the best models' end among them
+    low, high = sorted(ax.get_ylim())
+    assert low < 0.27 and high > 1.33
+    labelled = {tick.get_position()[1] for tick in ax.get_yticklabels() if tick.get_text()}
+    assert low in labelled and high in labelled
 
 
 def test_head_to_head_compares_b_with_a():
