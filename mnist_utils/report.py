@@ -103,6 +103,16 @@ def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
     return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
 
 
+def _put(items: list, item: Any, same: Callable[[Any], bool]) -> None:
+    """Put `item` in place of the one `same` picks, else at the end: a notebook cell run again in Jupyter
+    declares its target, check, table or model again, and should not list it twice."""
+    index = next((i for i, old in enumerate(items) if same(old)), None)
+    if index is None:
+        items.append(item)
+    else:
+        items[index] = item
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
                    units: dict[str, str] | None = None) -> str:
     """A Markdown table of `rows` (dicts); `columns` picks and orders the keys. The floats of a column share
@@ -227,7 +237,7 @@ class Report:
     def target(self, metric: str, op: str, threshold: float, label: str, unit: str = "") -> Target:
         """Declare a target on a metric that the run will record."""
         goal = Target(metric, op, threshold, label, unit)
-        self.targets.append(goal)
+        _put(self.targets, goal, lambda t: (t.metric, t.op) == (metric, op))
         self.save()
         return goal
 
@@ -257,7 +267,7 @@ class Report:
         """A trained model for the leaderboard: name, parameters, test accuracy (%), training seconds."""
         entry = {"name": name, "params": int(params), "test_acc": float(test_acc), "seconds": float(seconds),
                  **_jsonable(extra)}
-        self.models = [m for m in self.models if m["name"] != name] + [entry]
+        _put(self.models, entry, lambda m: m["name"] == name)
         self.save()
 
     def record_run(self, model_name: str, run_name: str, summary: dict[str, Any], history: Any, *,
@@ -277,14 +287,14 @@ class Report:
         is generated (so the README repeats this run's numbers, never hand-copied ones)."""
         table = {"title": title, "rows": _jsonable(list(rows)), "columns": list(columns or rows[0].keys()),
                  "units": units or {}}
-        self.tables = [t for t in self.tables if t["title"] != title] + [table]
+        _put(self.tables, table, lambda t: t["title"] == title)
         self.save()
         show_table(table["rows"], table["columns"], table["units"])
 
     def check(self, claim: str, met: bool, evidence: str = "") -> None:
         """A claim the Analysis makes, with whether the measured numbers support it (shown in the Analysis
         block's table; returns nothing, so a cell ending in a check prints nothing)."""
-        self.checks.append(Check(claim, bool(met), evidence))
+        _put(self.checks, Check(claim, bool(met), evidence), lambda c: c.claim == claim)
         self.save()
 
     # ------------------------------------------------------------------ reading

@@ -292,3 +292,20 @@ def test_points_against_says_above_below_or_level_to_the_decimals_shown():
     assert points_against(99.75, 99.70) == "0.05 points above"
     assert points_against(99.70, 99.72) == "0.02 points below"
     assert points_against(99.704, 99.701) == "level with"
+
+
+def test_a_cell_run_again_replaces_what_it_declared(report):
+    # in Jupyter a reader runs a cell again: its target, check, table and model are listed once, where they were
+    report.target("acc", ">=", 99.4, "Accuracy", "%")
+    report.target("params", "<", 8000, "Parameters")
+    report.check("Overfits", False, "gap 0.1 points")
+    report.check("Fast", True, "2 s")
+    report.target("acc", ">=", 99.5, "Accuracy", "%")
+    report.check("Overfits", True, "gap 0.3 points")
+    report.add_model("m", params=10, test_acc=99.0, seconds=1.0)
+    report.add_model("m", params=10, test_acc=99.1, seconds=1.0)
+    report.publish_table("t", [{"a": 1}])
+    report.publish_table("t", [{"a": 2}])
+    assert [(t.metric, t.threshold) for t in report.targets] == [("acc", 99.5), ("params", 8000)]
+    assert [(c.claim, c.met) for c in report.checks] == [("Overfits", True), ("Fast", True)]
+    assert [m["test_acc"] for m in report.models] == [99.1] and [t["rows"] for t in report.tables] == [[{"a": 2}]]
