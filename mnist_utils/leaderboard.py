@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import LogLocator
 import seaborn as sns
 
 from .config import reports_dir
@@ -62,7 +62,8 @@ def error_limits(errors: Sequence[float]) -> tuple[float, float]:
     """The error axis' ends: the ticks (at ERROR_SUBS) just outside the errors, with a little room, so that both
     ends carry a label, the best models' end in particular."""
     low, high = min(errors) / 1.1, max(errors) * 1.1
-    ticks = LogLocator(subs=ERROR_SUBS).tick_values(low, high)
+    decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+    ticks = [sub * 10.0 ** decade for decade in decades for sub in ERROR_SUBS]  # reach past both ends
     return max(t for t in ticks if t <= low), min(t for t in ticks if t >= high)
 
 

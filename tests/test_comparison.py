@@ -13,7 +13,7 @@ from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_
 from mnist_utils import inspection
 from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
                                     precision_speeds, speed_probe, speed_table, training_speed)
-from mnist_utils.leaderboard import label_places, plot_leaderboard, write_leaderboard
+from mnist_utils.leaderboard import label_places, plot_leaderboard, plotted_error, write_leaderboard
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 from mnist_utils.recipes import Recipe
 from mnist_utils.report import leaderboard_rows
@@ -381,6 +381,15 @@ def test_leaderboard_numbers_of_points_close_together_do_not_overlap():
     assert low < 0.27 and high > 1.33
     labelled = {tick.get_position()[1] for tick in ax.get_yticklabels() if tick.get_text()}
     assert low in labelled and high in labelled
+
+
+def test_the_leaderboard_takes_any_error_a_run_can_give():
+    # a smoke run's models: from a perfect score (drawn at the floor) to one wrong on nine images of ten
+    for accuracies in ([100.0, 9.5], [12.0], [99.99, 99.98], [50.0, 0.0]):
+        rows = leaderboard_rows([{"notebook": "01", "models": [{"name": f"m{i}", "params": 10 + i, "test_acc": a,
+                                                                 "seconds": 1.0} for i, a in enumerate(accuracies)]}])
+        low, high = sorted(plot_leaderboard(rows).axes[0].get_ylim())
+        assert low <= min(map(plotted_error, rows)) and high >= max(map(plotted_error, rows))
 
 
 def test_head_to_head_compares_b_with_a():
