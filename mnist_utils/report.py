@@ -114,14 +114,15 @@ def _put(items: list, item: Any, same: Callable[[Any], bool]) -> None:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
-                   units: dict[str, str] | None = None) -> str:
+                   units: dict[str, str] | None = None, aligned: bool = True) -> str:
     """A Markdown table of `rows` (dicts); `columns` picks and orders the keys. The floats of a column share
-    their decimals (`column_decimals`), so that a column reads 0.80, 0.77, 0.07, not 0.7967, 0.77, 0.07."""
+    their decimals (`column_decimals`), so that a column reads 0.7967, 0.7700, 0.0700, not 0.7967, 0.77, 0.07;
+    `aligned=False` formats each value alone, for a column of unlike figures (a Result block's measurements)."""
     if not rows:
         return "_(no rows)_"
     columns = list(columns or rows[0].keys())
     units = units or {}
-    decimals = {c: column_decimals([row.get(c) for row in rows]) for c in columns}
+    decimals = {c: column_decimals([row.get(c) for row in rows]) if aligned else None for c in columns}
     header = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
     body = ["| " + " | ".join(fmt(row.get(c), units.get(c, ""), decimals[c]) for c in columns) + " |" for row in rows]
@@ -129,15 +130,17 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
 
 
 def column_decimals(values: Sequence[Any]) -> int | None:
-    """The decimals that show a column's floats alike: two where the largest reaches 0.1 (points, temperatures),
-    else three significant digits of the largest (0.01918 → 4 decimals); None where there is no float, or where
-    a value other than 0 would then read as 0 (a column of unlike figures: each keeps `fmt`'s own format)."""
-    floats = [abs(v) for v in values if isinstance(v, float) and math.isfinite(v)]
-    if not floats or max(floats) == 0:
-        return None
-    top, smallest = max(floats), min((v for v in floats if v > 0), default=0.0)
-    decimals = 2 if top >= 0.1 else 2 - math.floor(math.log10(top))
-    return None if smallest and smallest < 0.5 * 10 ** -decimals else decimals
+    """The decimals that show a column's floats alike and each as precisely as `fmt` shows it alone: the most any
+    of them needs (0.1307 and 0.13 both with four: a constant keeps its digits, 0.13 is padded to 0.1300). None
+    where there is no float, or one `fmt` writes in e-notation (each value then keeps `fmt`'s own format)."""
+    needed = []
+    for value in values:
+        if isinstance(value, float) and math.isfinite(value):
+            text = f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+            if "e" in text:
+                return None
+            needed.append(len(text.partition(".")[2]))
+    return max(needed) if needed else None
 
 
 def show_config(recipe: Any) -> None:
@@ -328,7 +331,7 @@ class Report:
         shown = [{"measured": label, "value": self.metrics[key]} for key, label in (metrics or {}).items()
                  if key in self.metrics]
         if shown:
-            lines += [markdown_table(shown), ""]
+            lines += [markdown_table(shown, aligned=False), ""]  # each row its own measurement
         if self.profile.is_smoke:
             lines.append("_Smoke profile: a small subset and one epoch, to check that the notebook runs; "
                          "the numbers are not meaningful. Run with `MNIST_PROFILE=full` for real results._")
@@ -458,14 +461,19 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     """The results of `notebook` run in `profile` (the active one by default), for a later notebook that
     builds on them; a clear error naming the notebook to run first when there are none."""
     profile = profile or get_profile().name
-    rerun = (f"(`make notebooks NB={notebook[:2]}{' PROFILE=' + profile if profile != 'full' else ''}`, or open it "
-             "in Jupyter)")
+    other = profile != "full"  # Jupyter runs the full profile unless told otherwise
+    rerun = (f"(`make notebooks NB={notebook[:2]}{' PROFILE=' + profile if other else ''}`, or run it to the end in "
+             f"Jupyter{' started with MNIST_PROFILE=' + profile if other else ''})")
     for result in load_results(directory or reports_dir(profile) / "results"):
         if result.get("notebook") == notebook and result.get("profile") == profile:
             if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
                 raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and "
                                      f"its last run there stopped early ({result['stopped']}): run it again first "
                                      f"{rerun}.")
+            if not result.get("analysis"):  # every notebook ends in its Analysis; a run in Jupyter may stop short
+                raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and "
+                                     f"its last run there did not reach its Analysis (only its first cells ran?): "
+                                     f"run it to the end first {rerun}.")
             return result
     raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and there are "
                          f"none yet: run that notebook first {rerun}.")

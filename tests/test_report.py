@@ -72,15 +72,25 @@ def test_markdown_table_formats_numbers():
 
 
 def test_markdown_table_gives_a_column_one_number_of_decimals():
-    rows = [{"gap": 0.7967, "loss": 0.01918, "speed": 12568.19}, {"gap": 0.07, "loss": 0.0185, "speed": 980.5},
-            {"gap": -0.17, "loss": None, "speed": 3}]
-    assert markdown_table(rows).splitlines()[2:] == ["| 0.80 | 0.0192 | 12,568.19 |", "| 0.07 | 0.0185 | 980.50 |",
-                                                     "| -0.17 | — | 3 |"]
+    rows = [{"gap": 0.7967, "loss": 0.01918, "speed": 12568.19, "constant": 0.1307},
+            {"gap": 0.07, "loss": 0.0185, "speed": 980.5, "constant": 0.13},
+            {"gap": -0.17, "loss": None, "speed": 3, "constant": 0.3081}]
+    assert markdown_table(rows).splitlines()[2:] == ["| 0.7967 | 0.01918 | 12,568.19 | 0.1307 |",
+                                                     "| 0.0700 | 0.01850 | 980.50 | 0.1300 |",
+                                                     "| -0.1700 | — | 3 | 0.3081 |"]
 
 
-def test_a_column_of_unlike_figures_keeps_each_figure_readable():
-    # two decimals for the column would show 0.0004 as 0.00: each value keeps its own format instead
-    assert markdown_table([{"value": 0.5}, {"value": 0.0004}]).splitlines()[2:] == ["| 0.5 |", "| 0.0004 |"]
+def test_a_column_keeps_each_figure_as_precise_as_alone():
+    # no value loses a digit to its column; one only e-notation can show leaves each value its own format
+    assert markdown_table([{"value": 0.5}, {"value": 0.0004}]).splitlines()[2:] == ["| 0.5000 |", "| 0.0004 |"]
+    assert markdown_table([{"value": 0.5}, {"value": 1e-7}]).splitlines()[2:] == ["| 0.5 |", "| 1e-07 |"]
+
+
+
+def test_a_result_block_formats_each_measurement_alone(report):
+    report.record(acc=99.514, std=0.03209, speed=9934.73)
+    text = report.result_markdown({"acc": "Accuracy", "std": "Spread", "speed": "Images/s"})
+    assert "| Accuracy | 99.51 |" in text and "| Spread | 0.03209 |" in text and "| Images/s | 9,934.73 |" in text
 
 
 def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
@@ -178,9 +188,15 @@ def test_the_analysis_is_prose_with_the_runs_numbers_filled_in(report, tmp_path)
 def test_a_later_notebook_reads_an_earlier_ones_results_or_says_what_to_run(report, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     report.record(acc=98.0)  # saved under the profile the report was made in
+    # a run that stopped before its Analysis (its first cells run in Jupyter, say) is no run to build on
+    with pytest.raises(MissingResults, match=r"01_demo's results .* did not reach its Analysis .*: run it to the end "
+                                             r"first \(`make notebooks NB=01`, or run it to the end in Jupyter\)"):
+        load_result("01_demo", report.profile.name, tmp_path)
+    report.show_analysis("Done.")
     assert load_result("01_demo", report.profile.name, tmp_path)["metrics"]["acc"] == 98.0
     with pytest.raises(MissingResults, match=r"builds on 02_other's results in the smoke profile.*"
-                                             r"make notebooks NB=02 PROFILE=smoke"):
+                                             r"make notebooks NB=02 PROFILE=smoke`, or run it to the end in Jupyter "
+                                             r"started with MNIST_PROFILE=smoke\)"):
         load_result("02_other", "smoke", tmp_path)
 
 
