@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
-from .config import pending_dir, reports_dir
+from .config import get_profile, pending_dir, reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
@@ -351,10 +351,13 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
     folder, which the results file, the index and the leaderboard link to. Under the runner it goes to the
     notebook's pending folder first, as its results do: the runner moves both into place when the notebook
     finishes, so a run that is stopped replaces no model."""
-    pending = pending_dir()
+    pending, profile = pending_dir(), get_profile()
     directory = Path(directory or (pending / "models" if pending else models_dir()))
+    title = recipe.title  # a cut run says so, as `train` notes its cuts: the app lists models by title
+    if profile.name != "full":
+        title = f"{recipe.title or recipe.name} ({profile.name} profile, {epochs} epoch{'s' * (epochs != 1)})"
     weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
-                              epochs=epochs, metrics={"test_acc": test_acc}, title=recipe.title,
+                              epochs=epochs, metrics={"test_acc": test_acc}, title=title,
                               source=f"notebooks/{notebook}.ipynb")
     return str(weights.relative_to(directory.parent))
 

@@ -350,6 +350,15 @@ def test_a_notebook_saves_its_model_under_the_name_train_gives_it(tmp_path):
     assert torch.equal(loaded(x), model.eval()(x))
 
 
+def test_a_notebook_model_of_a_cut_run_says_so_in_its_title(tmp_path, monkeypatch):
+    # a smoke run's model is listed by the page beside the real ones: its title says it is not one
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    recipe = load_config("step2")
+    path = save_trained(Model_2(), recipe, seed=1, test_acc=50.0, epochs=1, notebook="02_step2_gap_dropout",
+                        directory=tmp_path / "models")
+    assert load_model(tmp_path / path)[1]["title"] == f"{recipe.title} (smoke profile, 1 epoch)"
+
+
 def test_save_and_record_saves_the_model_and_puts_it_on_the_leaderboard_with_its_history(tmp_path, monkeypatch):
     from mnist_utils.checkpoints import save_and_record
     from mnist_utils.engine import History, EpochStats
