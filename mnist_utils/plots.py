@@ -46,17 +46,18 @@ def decimal_log_ticks(axis: Axis, subs: Sequence[float] = (1, 2, 5)) -> None:
 def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float], Sequence[float], object]], *,
                            skip: int = 2, top: float | None = None) -> Line2D | None:
     """Set `ax`'s y-limits to the values of `curves` ((epochs, values, colour) each) past the first `skip` epochs
-    of each, and up to `top` if given: the first epochs of a run sit far below the rest and would squash the
-    region where runs differ. Each value left below the axis is marked by a triangle of its curve's colour on
-    the bottom edge; returns a legend handle that says how many, and below what (None when none is). Zooms only
-    where that leaves at least two thirds of the points on the axis: a short run is mostly first epochs."""
+    of each (one per four epochs it has: a 5-epoch run loses only its first), and up to `top` if given: the
+    first epochs of a run sit far below the rest and would squash the region where runs differ. Each value left
+    below the axis is marked by a triangle of its curve's colour on the bottom edge; returns a legend handle that
+    says how many, and below what (None when none is). Zooms only where that leaves at least two thirds of the
+    points on the axis: a short run is mostly first epochs."""
     curves = [([e for e, v in zip(epochs, ys) if v is not None], [v for v in ys if v is not None], colour)
               for epochs, ys, colour in curves]  # an epoch that did not measure a column has None in it
     curves = [curve for curve in curves if curve[1]]
     if not curves:
         return None
     values = [v for _, ys, _ in curves for v in ys]
-    later = [v for _, ys, _ in curves for v in ys[min(skip, len(ys) - 1):]]
+    later = [v for _, ys, _ in curves for v in ys[min(skip, len(ys) // 4):]]
     high = max(values + ([top] if top is not None else []))
     low = min(later)
     if sum(v < low for v in values) > len(values) / 3:
