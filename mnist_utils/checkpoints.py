@@ -355,7 +355,8 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
     directory = Path(directory or (pending / "models" if pending else models_dir()))
     title = recipe.title  # a cut run says so, as `train` notes its cuts: the app lists models by title
     if profile.name != "full":
-        title = f"{recipe.title or recipe.name} ({profile.name} profile, {epochs} epoch{'s' * (epochs != 1)})"
+        cuts = ", ".join(filter(None, [f"{epochs} epoch{'s' * (epochs != 1)}", profile.images_kept()]))
+        title = f"{recipe.title or recipe.name} ({profile.name} profile: {cuts})"
     weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
                               epochs=epochs, metrics={"test_acc": test_acc}, title=title,
                               source=f"notebooks/{notebook}.ipynb")

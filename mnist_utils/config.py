@@ -60,6 +60,13 @@ class Profile:
         """The number of epochs to run when a notebook wants `wanted`."""
         return wanted if self.max_epochs is None else min(wanted, self.max_epochs)
 
+    def images_kept(self) -> str:
+        """What this profile keeps of MNIST's images, in words ('the first 2,048 training and 512 test images');
+        '' where it keeps them all."""
+        images = [f"{count:,} {split}" for count, split in ((self.train_images, "training"), (self.test_images, "test"))
+                  if count is not None]
+        return f"the first {' and '.join(images)} images" if images else ""
+
     def subset(self, n_available: int, split: str = "train") -> int:
         """How many images of a split of `n_available` this profile uses."""
         cap = self.train_images if split == "train" else self.test_images

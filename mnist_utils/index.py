@@ -127,7 +127,7 @@ def headline_text(results: dict[str, Any] | None) -> str | None:
 def target_text(target: dict[str, Any]) -> str:
     """A results file's target as a line: "Epochs <= 15: 15"."""
     unit = target.get("unit", "")
-    return (f"{target['label']} {SYMBOLS[target['op']]} {fmt(target['threshold'], unit)}: "
+    return (f"{target['label']} {SYMBOLS.get(target['op'], target['op'])} {fmt(target['threshold'], unit)}: "
             f"{fmt(target.get('actual'), unit)}")
 
 

@@ -3,6 +3,7 @@ cell's value, scripts can save it."""
 from __future__ import annotations
 
 import io
+import math
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -63,7 +64,7 @@ def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float],
     if sum(v < low for v in values) > len(values) / 3:
         low = min(values)
     margin = max(0.1, 0.05 * (high - low))  # room around the lines, in proportion to what is shown
-    bottom = low - margin
+    bottom = math.floor(round((low - margin) * 10, 6)) / 10  # on a tenth: the note below names the edge itself
     ax.set_ylim(bottom, high + margin)
     edge = blended_transform_factory(ax.transData, ax.transAxes)  # x: the epoch; y: the axis' bottom edge
     hidden = 0

@@ -85,6 +85,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _float_text(value: float) -> str:
+    """A float alone: two decimals from 1 up (99.45), four significant digits below 1 (0.1307, 0.02134)."""
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
+
+
 def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
     """A number as people read it: thousands separated; two decimals from 1 up (99.45), four
     significant digits below 1 (0.1307, 0.02134); a float with `decimals` given, that many."""
@@ -97,7 +102,7 @@ def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
     elif isinstance(value, float) and decimals is not None and math.isfinite(value):
         text = f"{value:,.{decimals}f}"
     elif isinstance(value, float):
-        text = f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
+        text = _float_text(value)
     else:
         text = str(value)
     return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
@@ -136,7 +141,7 @@ def column_decimals(values: Sequence[Any]) -> int | None:
     needed = []
     for value in values:
         if isinstance(value, float) and math.isfinite(value):
-            text = f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+            text = _float_text(value)
             if "e" in text:
                 return None
             needed.append(len(text.partition(".")[2]))

@@ -205,10 +205,8 @@ def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
     cuts = [f"{runs.epochs} of {asked.epochs} epochs"] if runs.epochs != asked.epochs else []
     if runs.batches_per_epoch != asked.batches_per_epoch:
         cuts.append(f"{runs.batches_per_epoch} of {asked.batches_per_epoch} batches per epoch")
-    images = [f"{count:,} {split}" for count, split in ((profile.train_images, "training"),
-                                                        (profile.test_images, "test")) if count is not None]
-    if images:
-        cuts.append(f"the first {' and '.join(images)} images")
+    if profile.images_kept():
+        cuts.append(profile.images_kept())
     return f"{profile.name} profile: {', '.join(cuts) or 'nothing cut'}"
 
 

@@ -15,6 +15,7 @@ from safetensors.torch import save as save_safetensors
 import mnist_utils.checkpoints as checkpoints
 from mnist_utils.checkpoints import (CheckpointError, Classifier, default_checkpoint, input_batches, list_checkpoints,
                                      load_model, paths, rebuild_model, recipe_fields, save_checkpoint, save_trained)
+from mnist_utils.config import get_profile
 from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
 from mnist_utils.files import folder_lock
 from mnist_utils.recipes import load_config
@@ -356,7 +357,9 @@ def test_a_notebook_model_of_a_cut_run_says_so_in_its_title(tmp_path, monkeypatc
     recipe = load_config("step2")
     path = save_trained(Model_2(), recipe, seed=1, test_acc=50.0, epochs=1, notebook="02_step2_gap_dropout",
                         directory=tmp_path / "models")
-    assert load_model(tmp_path / path)[1]["title"] == f"{recipe.title} (smoke profile, 1 epoch)"
+    kept = get_profile("smoke").images_kept()
+    assert kept.startswith("the first ") and kept.endswith(" test images")
+    assert load_model(tmp_path / path)[1]["title"] == f"{recipe.title} (smoke profile: 1 epoch, {kept})"
 
 
 def test_save_and_record_saves_the_model_and_puts_it_on_the_leaderboard_with_its_history(tmp_path, monkeypatch):

@@ -86,7 +86,6 @@ def test_a_column_keeps_each_figure_as_precise_as_alone():
     assert markdown_table([{"value": 0.5}, {"value": 1e-7}]).splitlines()[2:] == ["| 0.5 |", "| 1e-07 |"]
 
 
-
 def test_a_result_block_formats_each_measurement_alone(report):
     report.record(acc=99.514, std=0.03209, speed=9934.73)
     text = report.result_markdown({"acc": "Accuracy", "std": "Spread", "speed": "Images/s"})
@@ -319,9 +318,12 @@ def test_a_cell_run_again_replaces_what_it_declared(report):
     report.target("acc", ">=", 99.5, "Accuracy", "%")
     report.check("Overfits", True, "gap 0.3 points")
     report.add_model("m", params=10, test_acc=99.0, seconds=1.0)
+    report.add_model("n", params=10, test_acc=98.0, seconds=1.0)
     report.add_model("m", params=10, test_acc=99.1, seconds=1.0)
     report.publish_table("t", [{"a": 1}])
+    report.publish_table("u", [{"a": 3}])
     report.publish_table("t", [{"a": 2}])
     assert [(t.metric, t.threshold) for t in report.targets] == [("acc", 99.5), ("params", 8000)]
     assert [(c.claim, c.met) for c in report.checks] == [("Overfits", True), ("Fast", True)]
-    assert [m["test_acc"] for m in report.models] == [99.1] and [t["rows"] for t in report.tables] == [[{"a": 2}]]
+    assert [(m["name"], m["test_acc"]) for m in report.models] == [("m", 99.1), ("n", 98.0)]
+    assert [(t["title"], t["rows"]) for t in report.tables] == [("t", [{"a": 2}]), ("u", [{"a": 3}])]
