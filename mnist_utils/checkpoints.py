@@ -21,7 +21,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -344,6 +344,11 @@ class Classifier:
                 for chances, digits in zip(top.values, top.indices)]
 
 
+def noted_title(recipe: Recipe, notes: Sequence[str]) -> str:
+    """The title of a checkpoint of `recipe` not trained as its config is written: `notes` say how it differs."""
+    return f"{recipe.title or recipe.name} ({'; '.join(notes)})"
+
+
 def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float, epochs: int, notebook: str,
                  directory: Path | str | None = None) -> str:
     """Save a model a notebook reports as `<config>-seed<N>` in reports/models (the profile's), the name
@@ -356,7 +361,7 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
     title = recipe.title  # a cut run says so, as `train` notes its cuts: the app lists models by title
     if profile.name != "full":
         cuts = ", ".join(filter(None, [f"{epochs} epoch{'s' * (epochs != 1)}", profile.images_kept()]))
-        title = f"{recipe.title or recipe.name} ({profile.name} profile: {cuts})"
+        title = noted_title(recipe, [f"{profile.name} profile: {cuts}"])
     weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
                               epochs=epochs, metrics={"test_acc": test_acc}, title=title,
                               source=f"notebooks/{notebook}.ipynb")

@@ -73,11 +73,12 @@ def plot_leaderboard(rows: Sequence[dict[str, Any]], highlight: str | None = Non
     within a few tenths of a point of each other); `highlight` rings one notebook's models. Error on a log scale
     spreads the models near 100% apart, where accuracy would stack them; the axis is turned so that better is up."""
     fig, ax = plt.subplots(figsize=(10, 5.5))
+    at = [(row["parameters"], plotted_error(row)) for row in rows]  # each model's place: (parameters, error)
     notebooks = sorted({row["notebook"] for row in rows})
     palette = dict(zip(notebooks, sns.color_palette("tab10", max(1, len(notebooks)))))
     for notebook in notebooks:
-        mine = [row for row in rows if row["notebook"] == notebook]
-        ax.scatter([r["parameters"] for r in mine], [plotted_error(r) for r in mine], s=60, label=notebook,
+        mine = [place for place, row in zip(at, rows) if row["notebook"] == notebook]
+        ax.scatter(*zip(*mine), s=60, label=notebook,
                    color=palette[notebook], edgecolor="black" if notebook == highlight else "white", linewidth=1.2,
                    zorder=3)
     if not rows:
@@ -86,17 +87,16 @@ def plot_leaderboard(rows: Sequence[dict[str, Any]], highlight: str | None = Non
            title="every model of the series: test error against size (numbers: the ranks in the table below)")
     if rows:
         ax.set_yscale("log")
-        ax.set_ylim(*error_limits([plotted_error(r) for r in rows])[::-1])  # turned: the fewest errors at the top
+        ax.set_ylim(*error_limits([error for _, error in at])[::-1])  # turned: the fewest errors at the top
         decimal_log_ticks(ax.yaxis, ERROR_SUBS)
         ax.legend(title="notebook", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
         ax.get_xlim()  # settles the autoscaled x-range: the labels are placed in the final layout
         fig.tight_layout()
         to_points = 72 / fig.dpi
-        points = [tuple(ax.transData.transform((r["parameters"], plotted_error(r))) * to_points) for r in rows]
+        points = [tuple(ax.transData.transform(place) * to_points) for place in at]
         ranks = [str(rank) for rank in range(1, len(rows) + 1)]
-        for r, rank, (dx, dy, ha) in zip(rows, ranks, label_places(points, ranks)):
-            ax.annotate(rank, (r["parameters"], plotted_error(r)), fontsize=8, xytext=(dx, dy),
-                        textcoords="offset points", ha=ha, va="center")
+        for place, rank, (dx, dy, ha) in zip(at, ranks, label_places(points, ranks)):
+            ax.annotate(rank, place, fontsize=8, xytext=(dx, dy), textcoords="offset points", ha=ha, va="center")
     ax.grid(alpha=0.3, which="both")
     return _finish(fig)
 

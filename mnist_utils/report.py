@@ -34,7 +34,7 @@ from .config import get_device, get_profile, pending_dir, reports_dir, usable_cp
 from .files import write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
-SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # how a target's comparison reads in prose and tables
+SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # a comparison as prose and tables write it
 
 
 @dataclass
@@ -469,19 +469,17 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     other = profile != "full"  # Jupyter runs the full profile unless told otherwise
     rerun = (f"(`make notebooks NB={notebook[:2]}{' PROFILE=' + profile if other else ''}`, or run it to the end in "
              f"Jupyter{' started with MNIST_PROFILE=' + profile if other else ''})")
+    builds_on = f"this notebook builds on {notebook}'s results in the {profile} profile, and"
     for result in load_results(directory or reports_dir(profile) / "results"):
         if result.get("notebook") == notebook and result.get("profile") == profile:
             if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
-                raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and "
-                                     f"its last run there stopped early ({result['stopped']}): run it again first "
-                                     f"{rerun}.")
+                raise MissingResults(f"{builds_on} its last run there stopped early ({result['stopped']}): run it "
+                                     f"again first {rerun}.")
             if not result.get("analysis"):  # every notebook ends in its Analysis; a run in Jupyter may stop short
-                raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and "
-                                     f"its last run there did not reach its Analysis (only its first cells ran?): "
-                                     f"run it to the end first {rerun}.")
+                raise MissingResults(f"{builds_on} its last run there did not reach its Analysis (only its first "
+                                     f"cells ran?): run it to the end first {rerun}.")
             return result
-    raise MissingResults(f"this notebook builds on {notebook}'s results in the {profile} profile, and there are "
-                         f"none yet: run that notebook first {rerun}.")
+    raise MissingResults(f"{builds_on} there are none yet: run that notebook first {rerun}.")
 
 
 def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

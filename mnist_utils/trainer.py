@@ -29,7 +29,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn as nn
 
-from .checkpoints import Classifier, models_dir, paths, recipe_fields, save_checkpoint
+from .checkpoints import Classifier, models_dir, noted_title, paths, recipe_fields, save_checkpoint
 from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
 from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
@@ -121,7 +121,7 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     cuts = profile_cuts(asked, recipe, profile)
     notes = ([f"--set {' '.join(overrides)}"] if overrides else []) + ([cuts] if cuts else [])
     if notes:  # not the config as written: the checkpoint's title says how it differs
-        recipe = recipe.replace(title=f"{recipe.title or recipe.name} ({'; '.join(notes)})")
+        recipe = recipe.replace(title=noted_title(recipe, notes))
     source = config_path(config).resolve()  # recorded in the checkpoint: the project's own, or the path given
     source = source.relative_to(PROJECT_ROOT) if source.is_relative_to(PROJECT_ROOT) else source
     seed = recipe.seeds[0] if seed is None else seed
