@@ -22,6 +22,7 @@ import math
 import operator
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,8 @@ from .files import write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # a comparison as prose and tables write it
+MINUS = "\u2212"  # the minus sign: −0.02 as print sets it, a hyphen's length apart from -
+NUMERIC_HYPHEN = re.compile(r"(?:^|(?<=[\s(\[|]))-(?=\d)", re.MULTILINE)  # -0.02, not 1e-05, 2026-12-05 or --seed
 
 
 @dataclass
@@ -90,6 +93,11 @@ def _float_text(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
 
 
+def typeset(text: str) -> str:
+    """`text` with each negative number's hyphen set as a minus sign."""
+    return NUMERIC_HYPHEN.sub(MINUS, text)
+
+
 def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
     """A number as people read it: thousands separated; two decimals from 1 up (99.45), four
     significant digits below 1 (0.1307, 0.02134); a float with `decimals` given, that many."""
@@ -105,6 +113,7 @@ def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
         text = _float_text(value)
     else:
         text = str(value)
+    text = typeset(text) if isinstance(value, (int, float)) else text
     return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
 
 
@@ -206,7 +215,8 @@ def hardware() -> str:
 
 
 def show_markdown(text: str) -> None:
-    """Display Markdown in Jupyter (print it elsewhere)."""
+    """Display Markdown in Jupyter (print it elsewhere), its negative numbers with minus signs."""
+    text = typeset(text)
     try:
         from IPython.display import Markdown, display
     except ImportError:  # plain Python: print it

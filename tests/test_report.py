@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mnist_utils.config import PROJECT_ROOT, reports_dir
-from mnist_utils.report import MissingResults, Report, Target, load_result, load_results, markdown_table
+from mnist_utils.report import MissingResults, Report, Target, fmt, load_result, load_results, markdown_table, typeset
 
 
 @pytest.fixture
@@ -77,7 +77,13 @@ def test_markdown_table_gives_a_column_one_number_of_decimals():
             {"gap": -0.17, "loss": None, "speed": 3, "constant": 0.3081}]
     assert markdown_table(rows).splitlines()[2:] == ["| 0.7967 | 0.01918 | 12,568.19 | 0.1307 |",
                                                      "| 0.0700 | 0.01850 | 980.50 | 0.1300 |",
-                                                     "| -0.1700 | — | 3 | 0.3081 |"]
+                                                     "| −0.1700 | — | 3 | 0.3081 |"]
+
+
+def test_negative_numbers_get_a_minus_sign_and_nothing_else_does():
+    assert fmt(-0.02, "points") == "\u22120.02 points" and fmt(-4) == "\u22124" and fmt("-4") == "-4"
+    text = "gap -0.17 (-4 images), |-1| on 2026-12-05, lr 1e-05, `--seed 3`, x-1, seeds 1-5"
+    assert typeset(text) == text.replace("-0.17", "\u22120.17").replace("-4", "\u22124").replace("|-1", "|\u22121")
 
 
 def test_a_column_keeps_each_figure_as_precise_as_alone():
