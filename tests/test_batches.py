@@ -22,6 +22,19 @@ def test_one_pass_covers_every_image_once(numbered):
     assert labels.tolist() != list(range(100)), "shuffled"
 
 
+def test_augmentation_comes_before_normalisation_so_what_it_fills_in_is_background():
+    # white digits, a rectangle erased from each and shifted: what comes in is black (0) before normalising, so
+    # after it reads -mean/std; erased after normalising, it would read 0, a grey
+    white = ImageSet(torch.full((8, 28, 28), 255, dtype=torch.uint8), torch.zeros(8, dtype=torch.long))
+    for augment in (Augment(erase_p=1.0), Augment(translate=0.3)):
+        x, _ = next(iter(Batches(white, 8, augment=augment, seed=0)))
+        background, digit = -MNIST_MEAN / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD
+        near_background = (x - background).abs() < 1e-4
+        assert near_background.flatten(1).any(dim=1).all(), f"{augment}: every image has background filled in"
+        assert not (x.abs() < 1e-4).any(), f"{augment}: nothing reads 0, normalised space's grey"
+        assert ((x - digit).abs() < 1e-4).flatten(1).any(dim=1).all()
+
+
 def test_images_stay_paired_with_labels_and_are_normalised(numbered):
     for x, y in Batches(numbered, 16, shuffle=True, seed=1):
         expected = (y.float() / 255 - MNIST_MEAN) / MNIST_STD

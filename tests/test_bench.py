@@ -68,6 +68,23 @@ def test_reached_table_times_each_threshold_against_its_goal(capsys):
     assert "99.6%: not reached" in capsys.readouterr().out
 
 
+def test_the_example_is_timed_against_the_fastest_recipe_to_the_same_accuracy(monkeypatch, capsys):
+    rows = [{"epoch": 1, "test_acc": 98.5, "seconds": 60.0}, {"epoch": 2, "test_acc": 99.1, "seconds": 120.0}]
+    monkeypatch.setattr(bench.example_reference, "example_time_to_accuracy", lambda *args, **kwargs: rows)
+    fastest = {"config": "fastest", "reached": {"99.0": {"epoch": 2, "seconds": 5.0}}}
+    example = bench.against_example(fastest, torch.device("cpu"), bench.QUICK)
+    assert example["reached"]["seconds"] == 120.0 and example["ratio"] == pytest.approx(24.0) and example["met"]
+    printed = capsys.readouterr().out
+    assert "the example 120.0 s, fastest 5.0 s: 24.0× faster" in printed
+    slower = bench.against_example({**fastest, "reached": {"99.0": {"epoch": 3, "seconds": 8.0}}}, torch.device("cpu"),
+                                   bench.QUICK)
+    assert slower["ratio"] == pytest.approx(15.0) and not slower["met"], "15× misses the 20× goal"
+    unreached = bench.against_example({**fastest, "reached": {"99.0": {"epoch": None, "seconds": None}}},
+                                      torch.device("cpu"), bench.QUICK)
+    assert unreached["ratio"] is None and not unreached["met"]
+    assert "a ratio cannot be given" in capsys.readouterr().out
+
+
 def test_verdict_needs_the_margin_to_say_helps():
     assert bench.verdict(1.05) == "helps"
     assert bench.verdict(1.04) == "does not help (within ±5%)"

@@ -319,12 +319,21 @@ def test_fit_one_cycle_peaks_at_max_lr(mnist, monkeypatch):
     assert rates.index(max(rates)) == 2, "the warm-up: a quarter of the 12 steps, rounded up to whole steps"
 
 
-@pytest.mark.parametrize("images", [64, 128, 192, 256])
-def test_fit_one_cycle_handles_runs_of_a_few_steps(mnist, images):
-    batches = Batches(mnist.train.head(images), 64)
-    history = fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), batches, None,
-                                  torch.device("cpu"), epochs=1, max_lr=0.01, progress=None)
+@pytest.mark.parametrize("images, expected", [(64, [0.01]), (128, [0.01, 0.01]),  # too short to cycle: constant
+                                               (192, [0.01 / 25, 0.01, 0]), (256, [0.01 / 25, 0.01, 0.005, 0])])
+def test_fit_one_cycle_holds_the_rate_in_runs_too_short_to_cycle_and_peaks_at_the_second_step_of_others(
+        mnist, monkeypatch, images, expected):
+    rates, step = [], torch.optim.Adam.step
+
+    def recorded(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recorded)
+    history = fit_one_cycle(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), Batches(mnist.train.head(images), 64),
+                            None, torch.device("cpu"), epochs=1, max_lr=0.01, progress=None)
     assert len(history) == 1 and history["train_loss"][0] > 0
+    assert rates == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("family", ["efficientnet-lite0", "resnet18"])

@@ -14,9 +14,10 @@ from safetensors.torch import save as save_safetensors
 
 import mnist_utils.checkpoints as checkpoints
 from mnist_utils.checkpoints import (CheckpointError, Classifier, default_checkpoint, input_batches, list_checkpoints,
-                                     load_model, paths, rebuild_model, recipe_fields, save_checkpoint, save_trained)
+                                     load_model, paths, read_metadata, rebuild_model, recipe_fields, save_checkpoint,
+                                     save_trained)
 from mnist_utils.config import get_profile
-from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
+from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from mnist_utils.files import folder_lock
 from mnist_utils.recipes import load_config
 from models import Model_1, Model_2, Model_3, OneBlockVGG, SimpleCNN
@@ -120,7 +121,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
         return real_write(path, data)
 
     monkeypatch.setattr(checkpoints, "write_staged", fail_on_metadata)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         save(trained_like(Model_3(), seed=2), tmp_path / "m", "Model_3")
     monkeypatch.undo()
     loaded, _ = load_model(tmp_path / "m")
@@ -335,6 +336,22 @@ def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path)
     assert torch.allclose(loaded(x), model(x))
     assert meta["input_size"] == 32 and meta["model"]["args"]["family"] == "efficientnet-lite0"
     assert meta["normalization"]["std"] != MNIST_STD, "EfficientNet-Lite's own input scaling"
+
+
+def test_a_checkpoints_digits_are_prepared_as_it_says(tmp_path):
+    # a fine-tuned backbone's own input size and scaling, not MNIST's 28 px and statistics: what `test`, `predict`
+    # and the page feed it (Classifier.predict takes its batches from input_batches)
+    recipe = load_config("finetune_full").replace(model_args={"family": "efficientnet-lite0"}, image_size=32)
+    fields = recipe_fields(recipe)
+    model = rebuild_model(fields["model_name"], fields["model_args"], fields["input_size"])
+    save_checkpoint(model, tmp_path / "e", **fields)
+    pixels = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    resized = torch.nn.functional.interpolate(pixels.unsqueeze(1).float() / 255, size=(32, 32), mode="bilinear",
+                                              align_corners=False)
+    images = ImageSet(pixels, torch.zeros(4, dtype=torch.long))
+    batch, _ = next(iter(input_batches(images, read_metadata(tmp_path / "e"))))
+    assert (fields["mean"], fields["std"]) != (MNIST_MEAN, MNIST_STD)
+    assert torch.allclose(batch, (resized - fields["mean"]) / fields["std"], atol=1e-6)
 
 
 def test_a_notebook_saves_its_model_under_the_name_train_gives_it(tmp_path):

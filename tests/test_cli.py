@@ -32,6 +32,7 @@ def test_test_writes_every_result_and_logs_a_line(step3_checkpoint, tmp_path, sm
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["images"] == 1024 and metrics["model"] == "Model_3" and metrics["profile"] == "smoke"
     assert 95 < metrics["accuracy"] <= 100 and f"accuracy {metrics['accuracy']:.2f}%" in printed
+    assert 0 < metrics["loss"] < 0.3 and f"loss {metrics['loss']:.4f}" in printed, "a 95% model's cross-entropy"
     confusion = metrics["confusion"]
     assert sum(map(sum, confusion)) == 1024
     assert metrics["accuracy"] == pytest.approx(100 * sum(confusion[i][i] for i in range(10)) / 1024, abs=1e-4)

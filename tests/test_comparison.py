@@ -305,7 +305,8 @@ def test_hard_images_plot_handles_none_and_some():
     images = torch.zeros(3, 28, 28, dtype=torch.uint8)
     figure = plot_hard_images(images, wrong_by_all(list(preds.values())), preds)
     assert figure.axes[0].get_title() == "0 → 9 8", "each model's answer apart: '98' would read as a number"
-    assert plot_hard_images(images, torch.tensor([], dtype=torch.long), preds).axes
+    (empty,) = plot_hard_images(images, torch.tensor([], dtype=torch.long), preds).axes
+    assert [text.get_text() for text in empty.texts] == ["no image is misclassified by every model"]
     capped = plot_hard_images(torch.zeros(40, 28, 28, dtype=torch.uint8), torch.arange(40),
                                     {"a": predictions([0] * 40, [1] * 40)}, n=16)
     assert "16 of 40 images" in capped.texts[0].get_text()

@@ -395,3 +395,7 @@ def test_plots_return_figures(mnist):
         drawn = [artist for axes in figure.axes
                  for artist in (*axes.lines, *axes.images, *axes.patches, *axes.collections)]
         assert drawn, "every plot draws something"
+    errors = int((mnist.test.labels[:100] != mnist.test.labels[:100].roll(1)).sum())
+    heatmap = plot_confusion(confusion).axes[0]
+    assert heatmap.get_title() == f"{errors} errors of 100" and heatmap.collections[0].get_array().size == 100
+    assert sum(len(axes.images) for axes in plot_samples(mnist.test.images, mnist.test.labels, per_class=2).axes) == 20

@@ -1,5 +1,7 @@
 """Choosing an ensemble on held-out predictions (notebook 06): temperatures, greedy members, the best single
 candidate, and the same choice made on half the images and scored on the other half."""
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,13 @@ def soft(labels, rows):
     """Predictions from explicit softmax rows (each a list of 10)."""
     probabilities = torch.tensor(rows, dtype=torch.float)
     return Predictions(torch.tensor(labels), probabilities.argmax(dim=1), probabilities)
+
+
+def test_log_loss_is_the_mean_negative_log_probability_of_the_true_digit():
+    from mnist_utils.evaluation import log_loss
+    rows = [[0.9] + [0.1 / 9] * 9, [0.4 / 9] * 9 + [0.6]]
+    assert log_loss(soft([0, 9], rows)) == pytest.approx(-(math.log(0.9) + math.log(0.6)) / 2)
+    assert log_loss(soft([1, 9], rows)) == pytest.approx(-(math.log(0.1 / 9) + math.log(0.6)) / 2), "wrong: its p"
 
 
 def test_ensemble_selection_starts_from_the_best_adds_what_lowers_the_loss_and_skips_what_does_not():

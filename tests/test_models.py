@@ -94,6 +94,12 @@ def test_same_seed_twice_gives_identical_epoch_metrics_with_the_step_3_recipe(mn
     assert metrics(first) != metrics(other)
 
 
+def test_with_a_validation_split_the_test_set_is_kept_apart(mnist):
+    validated = run_recipe(mnist, 5, RECIPE.replace(val_fraction=0.25))
+    assert all("val_acc" in row and not any(key.startswith("test") for key in row) for row in validated.rows)
+    assert all("test_acc" in row and "val_acc" not in row for row in run_recipe(mnist, 5).rows), "without, it scores"
+
+
 @pytest.fixture
 def float64():
     """Compute in float64 for one test: there, reordered sums differ only in their last bits."""

@@ -26,7 +26,10 @@ def test_every_config_loads_and_builds_its_model(name):
     size = recipe.image_size or 28
     assert model.eval()(torch.zeros(2, 1, size, size)).shape == (2, 10)
     optimizer = recipe.make_optimizer(model.parameters())
-    assert type(optimizer).__name__.lower() == recipe.optimizer and optimizer.param_groups[0]["lr"] == recipe.lr
+    group = optimizer.param_groups[0]
+    assert type(optimizer).__name__.lower() == recipe.optimizer and group["lr"] == recipe.lr
+    assert group["weight_decay"] == recipe.weight_decay, "the config's weight decay reaches the optimizer"
+    assert group.get("nesterov", False) == (recipe.optimizer == "sgd" and recipe.momentum > 0)
     assert f"{recipe.epochs} epoch" in recipe.describe()
 
 
@@ -310,6 +313,11 @@ def test_a_plateau_schedule_waits_for_the_monitored_number_to_improve(monitor, m
     for value in improving:
         scheduler.step(value)
     assert scheduler.mode == mode and optimizer.param_groups[0]["lr"] == 1.0, "improving: the rate holds"
+    for _ in range(2):  # the number gets worse (a loss that rises, an accuracy that falls): two epochs of patience
+        scheduler.step(improving[0])
+    assert optimizer.param_groups[0]["lr"] == 1.0
+    scheduler.step(improving[0])
+    assert optimizer.param_groups[0]["lr"] == 0.5, "a third epoch without improvement halves the rate"
 
 
 def made_up(train, test):

@@ -1,9 +1,11 @@
 import json
 
 import pytest
+import torch
 
-from mnist_utils.config import PROJECT_ROOT, reports_dir
-from mnist_utils.report import MissingResults, Report, Target, fmt, load_result, load_results, markdown_table, typeset
+from mnist_utils.config import PROJECT_ROOT, get_profile, reports_dir
+from mnist_utils.report import (MissingResults, Report, Target, fmt, hardware, load_result, load_results,
+                                 markdown_table, typeset)
 
 
 @pytest.fixture
@@ -45,15 +47,17 @@ def test_results_json_holds_what_the_index_needs(report, tmp_path):
     assert saved["headline"] == {"metric": "acc", "label": "Test accuracy", "unit": "%", "value": 99.5}
     assert saved["targets"][0]["met"] and saved["all_targets_met"]
     assert saved["models"][0]["name"] == "Model_1" and saved["checks"][0]["met"]
-    for key in ("seed", "device", "torch", "profile", "seconds", "hardware", "metrics"):
-        assert key in saved
+    assert saved["seed"] == 3 and saved["metrics"]["acc"] == 99.5 and saved["title"] == "Demo"
+    assert saved["profile"] == get_profile().name and saved["device"] == str(report.device)
+    assert saved["torch"] == torch.__version__ and saved["hardware"] == hardware() and saved["seconds"] >= 0
+    assert saved["models"][0] == {"name": "Model_1", "params": 100, "test_acc": 99.5, "seconds": 1.5}
+    assert saved["checks"][0] == {"claim": "It works", "met": True, "evidence": "acc 99.5"}
     assert load_results(tmp_path)[0]["notebook"] == "01_demo"
     assert not list(tmp_path.glob("*.part")), "no temporary files left"
 
 
 def test_numpy_and_torch_values_are_recorded_as_json_has_them(report, tmp_path):
     import numpy as np
-    import torch
     report.record(a=np.float64("nan"), b=np.array([1.5, np.inf]), c=np.int64(3), d=torch.tensor([2.0, float("nan")]))
     text = (tmp_path / "01_demo.json").read_text()
     assert "NaN" not in text and "Infinity" not in text, "a browser's JSON.parse refuses them"
@@ -294,7 +298,6 @@ def test_make_readme_fails_naming_each_notebook_without_full_profile_results(tmp
 
 
 def test_hardware_names_the_machines_threads_not_the_count_a_config_fixes(monkeypatch):
-    import torch
 
     from mnist_utils import report
 
