@@ -2,7 +2,7 @@
 ``python -m mnist_utils.app``) serves it on http://127.0.0.1:8000.
 
     GET  /                          the page: a canvas to draw on, an upload button, the answer
-    GET  /api/models                every saved model, and which one is the default
+    GET  /api/models                every saved model, which one is the default, and those left out (why)
     POST /api/predict?model=NAME    body: the picture's bytes (PNG, JPEG, ...); answer: the digit, its
                                     confidence, the top 3 and the 28×28 image the model saw
 
@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .checkpoints import (DEFAULT_ARCHITECTURE, TRAIN_ONE, CheckpointError, Classifier, default_checkpoint,
                           list_checkpoints, models_dir, trained_with)
-from .config import CommandParser
+from .config import CommandParser, environment_help
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
@@ -47,20 +47,28 @@ class ModelShelf:
         self.directory = directory
         self.device = device
         self._lock = threading.Lock()
-        self._listing: tuple[int | None, list[dict[str, Any]]] = (None, [])
+        self._listing: tuple[int | None, list[dict[str, Any]], list[dict[str, str]]] = (None, [], [])
         self._loaded: dict[str, tuple[str, Classifier]] = {}  # id → (weights SHA-256, classifier)
 
     def listing(self) -> list[dict[str, Any]]:
         """Every checkpoint's metadata, best first; re-read only when the folder's modification time changes
         (saving a checkpoint replaces files in it, which changes it)."""
+        return self._read()[1]
+
+    def skipped(self) -> list[dict[str, str]]:
+        """The checkpoints the listing leaves out, each with what is wrong with it ({"id", "problem"})."""
+        return self._read()[2]
+
+    def _read(self) -> tuple[int | None, list[dict[str, Any]], list[dict[str, str]]]:
         try:
             stamp = self.directory.stat().st_mtime_ns
         except FileNotFoundError:
-            return []
+            return None, [], []
         with self._lock:
             if self._listing[0] != stamp:
-                self._listing = (stamp, list_checkpoints(self.directory))
-            return self._listing[1]
+                skipped: list[dict[str, str]] = []
+                self._listing = (stamp, list_checkpoints(self.directory, skipped), skipped)
+            return self._listing
 
     def default(self) -> dict[str, Any] | None:
         return default_checkpoint(self.listing())
@@ -69,6 +77,9 @@ class ModelShelf:
         """The classifier of checkpoint `model_id` (the default when None); a LookupError for an unknown one."""
         listing = self.listing()
         chosen = self.default() if not model_id else next((m for m in listing if m["id"] == model_id), None)
+        broken = next((s["problem"] for s in self.skipped() if s["id"] == model_id), None) if model_id else None
+        if chosen is None and broken:
+            raise LookupError(f"Model {model_id!r} cannot be loaded: {broken}")
         if chosen is None:
             known = ", ".join(m["id"] for m in listing) or f"none: {self.directory} holds no checkpoint"
             raise LookupError(f"No model {model_id!r}. Choose one of: {known}." if model_id else
@@ -127,7 +138,8 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
         listing = shelf.listing()
         default = default_checkpoint(listing)
         default_id = default["id"] if default else None
-        return {"default": default_id, "models": [_summary(m, default_id) for m in listing]}
+        return {"default": default_id, "models": [_summary(m, default_id) for m in listing],
+                "skipped": shelf.skipped()}  # the checkpoints left out, and why: a file broken, say
 
     @app.post("/api/predict")
     async def api_predict(request: Request, model: str | None = None) -> Any:
@@ -181,20 +193,29 @@ def port_taken(host: str, port: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = CommandParser(prog="python -m mnist_utils.app", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST))
-    parser.add_argument("--port", type=port_number, default=os.environ.get("PORT", str(DEFAULT_PORT)),
-                        help=f"default: $PORT, else {DEFAULT_PORT}")
-    parser.add_argument("--models", type=Path, default=None, help="folder of checkpoints (default: reports/models)")
+    parser = CommandParser(prog="python -m mnist_utils.app", description=__doc__.split("\n\n")[0],
+                           epilog=environment_help())
+    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST),
+                        help=f"the address to serve on (default: $HOST, else {DEFAULT_HOST}, this machine only; "
+                             "0.0.0.0 serves other machines too)")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"default: $PORT, else {DEFAULT_PORT}")
+    parser.add_argument("--models", type=Path, default=None, help="folder of checkpoints (default: REPORTS/models)")
     parser.add_argument("--check", action="store_true",
                         help="only say whether a Step 3 model (Model_3) is saved: exit status 0 if so, 1 if not")
+    if "PORT" in os.environ:  # checked here, so that a bad one is named as what it is, not as --port
+        try:
+            parser.set_defaults(port=port_number(os.environ["PORT"]))
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"the environment's PORT: {error} (or unset PORT)")
     args = parser.parse_args(argv)
     directory = args.models or models_dir()
     listing = list_checkpoints(directory) if directory.is_dir() else []
     if args.check:
         return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:
-        print(f"error: no saved model in {directory}: `make app` trains one, or {TRAIN_ONE}.", file=sys.stderr)
+        fix = (f"`make app` trains one, or {TRAIN_ONE}" if args.models is None else  # make app serves the default
+               f"train one with {TRAIN_ONE} and copy its .safetensors and .json there, or leave --models out")
+        print(f"error: no saved model in {directory}: {fix}.", file=sys.stderr)
         return 2
     if (problem := port_taken(args.host, args.port)) is not None:
         other = DEFAULT_PORT if args.port != DEFAULT_PORT else DEFAULT_PORT + 1

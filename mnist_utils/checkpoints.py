@@ -258,21 +258,33 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def list_checkpoints(directory: Path | str | None = None) -> list[dict[str, Any]]:
+def list_checkpoints(directory: Path | str | None = None,
+                     skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """The metadata of every checkpoint in `directory` (default reports/models), best test accuracy first.
     A checkpoint whose metadata is not valid, or whose weights file is missing or not the size it records, is
-    left out with a logged warning: a broken file must not become the page's or the command line's default."""
-    found = []
-    for metadata_path in sorted(Path(directory or models_dir()).glob(f"*{METADATA_SUFFIX}")):
+    left out with a logged warning: a broken file must not become the page's or the command line's default.
+    `skipped` (where given) gets each one left out, weights without metadata too: {"id", "problem"}."""
+    folder, found = Path(directory or models_dir()), []
+
+    def left_out(stem: str, problem: str) -> None:
+        _log.warning("skipped: %s", problem)
+        if skipped is not None:
+            skipped.append({"id": stem, "problem": problem})
+
+    for metadata_path in sorted(folder.glob(f"*{METADATA_SUFFIX}")):
         try:
             metadata = read_metadata(metadata_path)
         except CheckpointError as error:
-            _log.warning("skipped: %s", error)
+            left_out(metadata_path.stem, str(error))
             continue
         if (problem := _weights_file_problem(metadata)) is not None:
-            _log.warning("skipped: %s", problem)
+            left_out(metadata_path.stem, problem)
         else:
             found.append(metadata)
+    for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
+        if not paths(weights)[1].exists():
+            left_out(weights.stem, f"{weights} has no metadata ({weights.stem}{METADATA_SUFFIX}) beside it: save "
+                                   "checkpoints with save_checkpoint, which writes both")
     return sorted(found, key=lambda m: (-(m["metrics"].get("test_acc") or 0.0), m["id"]))
 
 

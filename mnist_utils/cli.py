@@ -30,19 +30,18 @@ import torch
 
 from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
                           models_dir)
-from .config import CommandParser, get_device, get_profile, reports_dir
+from .config import CommandParser, environment_help, get_device, get_profile, reports_dir
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
-from .recipes import ConfigError
+from .recipes import MAX_SEED, ConfigError
 from .trainer import TrainingDiverged, train_from_config
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
 EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader left (SIGPIPE)
-MAX_SEED = 2**64 - 1  # torch's generators take no larger
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
@@ -277,35 +276,38 @@ def _seed(text: str) -> int:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH",
                         help="a checkpoint (NAME.safetensors beside NAME.json); default: the most accurate "
-                             "Model_3 (Step 3's architecture, from any config) in reports/models "
-                             "(reports/smoke/models under MNIST_PROFILE=smoke)")
+                             "Model_3 (Step 3's architecture, from any config) in REPORTS/models "
+                             "(REPORTS/smoke/models under MNIST_PROFILE=smoke)")
     parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m mnist_utils", description=__doc__.split("\n\n")[0],
+                           epilog=environment_help())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     train = commands.add_parser("train", help="train a config file's recipe; checkpoint to its run folder, then "
-                                "to reports/models")
+                                "to REPORTS/models", epilog=environment_help())
     train.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/step3.yaml (or just step3)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change one key of the config, e.g. --set epochs=5 --set augment.rotation=10")
     train.add_argument("--seed", type=_seed, help="default: the config's first seed")
     train.add_argument("--out", metavar="DIR",
-                       help="a new or empty run folder (default: reports/runs/CONFIG-seedN-TIME)")
+                       help="a new or empty run folder (default: REPORTS/runs/CONFIG-seedN-TIME)")
     train.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
     train.add_argument("--replace", action="store_true",
-                       help="put the checkpoint in reports/models even where one of its name is (a notebook's)")
+                       help="put the checkpoint in REPORTS/models even where one of its name is (a notebook's)")
     train.set_defaults(run=run_train)
 
-    test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder")
+    test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder",
+                               epilog=environment_help())
     _add_model_options(test)
-    test.add_argument("--out", metavar="DIR", help="results folder (default: reports/evaluations/NAME)")
+    test.add_argument("--out", metavar="DIR", help="results folder (default: REPORTS/evaluations/NAME)")
     test.add_argument("--log", metavar="FILE",
-                      help=f"performance log to append to (default: reports/{PERFORMANCE_LOG})")
+                      help=f"performance log to append to (default: REPORTS/{PERFORMANCE_LOG})")
     test.set_defaults(run=run_test)
 
-    predict_ = commands.add_parser("predict", help="the digit in each image, its confidence and the top 3")
+    predict_ = commands.add_parser("predict", help="the digit in each image, its confidence and the top 3",
+                                   epilog=environment_help())
     _add_model_options(predict_)
     predict_.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, WebP, GIF or BMP files")
     predict_.add_argument("--json", action="store_true", help="print JSON instead of a table")

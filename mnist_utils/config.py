@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NoReturn, Sequence
@@ -243,13 +244,33 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
     return sorted(chosen)
 
 
+def environment_help() -> str:
+    """The settings every command line reads from the environment, for the end of its --help."""
+    smoke = _PROFILES["smoke"]
+    return (f"environment: MNIST_PROFILE=smoke makes any command a quick check ({smoke.max_epochs} epoch, "
+            f"{smoke.images_kept()}), its files under REPORTS/smoke; MNIST_REPORTS_DIR=DIR makes DIR the "
+            f"REPORTS folder (models, runs, evaluations, the performance log), now {reports_root()}.")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but a line never breaks inside a path or an option (argparse breaks at hyphens)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
 class CommandParser(argparse.ArgumentParser):
     """argparse, but a mistake is one line naming the fix, exit status 2 (argparse's default prints the usage
     first): the parser of every command line of the project."""
 
     def __init__(self, *args: Any, description: str | None = None, **kwargs: Any):
         # descriptions come from docstrings, whose ``code`` is reStructuredText: a terminal shows `code`
-        super().__init__(*args, description=description and description.replace("``", "`"), **kwargs)
+        super().__init__(*args, description=description and description.replace("``", "`"),
+                         **{"formatter_class": _HelpFormatter, **kwargs})
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}. See `{self.prog} --help`.\n")

@@ -16,11 +16,28 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key and the choices."""
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key written twice in one mapping is an error: PyYAML keeps the last one silently,
+    so `epochs: 1` above `epochs: 2` would train 2 epochs with nothing said."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key_node.tag != "tag:yaml.org,2002:merge" and isinstance(key, typing.Hashable):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice: keep one",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(text: str) -> Any:
-    """`yaml.safe_load(text)`, where a value its explicit tag cannot make (`!!int x`, `!!bool x`: a ValueError, a
-    KeyError, ... from inside PyYAML) is a YAMLError too, for the caller to name as it names YAML's own."""
+    """`yaml.safe_load(text)`, but a key given twice in one mapping is a YAMLError, as is a value its explicit tag
+    cannot make (`!!int x`, `!!bool x`: a ValueError, a KeyError, ... from inside PyYAML), for the caller to name
+    as it names YAML's own."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a safe loader
     except (ValueError, KeyError, AttributeError, TypeError) as error:
         raise yaml.YAMLError(f"a value its tag cannot make ({type(error).__name__}: {error})") from None
 

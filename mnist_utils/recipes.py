@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -34,6 +35,7 @@ from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, res
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
 MONITORS = ("val_loss", "val_acc")
+MAX_SEED = 2**64 - 1  # torch's generators take none larger; a seed names a model (CONFIG-seedN: no minus sign)
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,9 @@ class Recipe:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if not self.seeds:
-            problems.append("seeds: give at least one seed")
+        if not self.seeds or not all(0 <= seed <= MAX_SEED for seed in (*self.seeds, self.split_seed or 0)):
+            problems.append(f"seeds: at least one, each a whole number from 0 to 2**64 - 1, got {list(self.seeds)}"
+                            + ("" if self.split_seed is None else f" and split_seed {self.split_seed}"))
         if not 0 <= self.val_fraction < 1 or not 0 < self.train_fraction <= 1:
             problems.append(f"val_fraction must be in [0, 1) and train_fraction in (0, 1], got "
                             f"{self.val_fraction} and {self.train_fraction}")
@@ -341,12 +344,17 @@ def build_model(recipe: Recipe) -> nn.Module:
     """A freshly initialised model (from the global torch seed: call `seed_everything` first)."""
     if recipe.model == PRETRAINED:
         return build_pretrained(recipe).model
-    model = getattr(models, recipe.model)
-    try:
-        return model(**recipe.model_args)
-    except (TypeError, ValueError) as error:  # an unknown argument; a value of the wrong type or count
-        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} (it takes "
-                          f"{recipe.model}{inspect.signature(model)}): {error}") from None
+    model, size = getattr(models, recipe.model), recipe.image_size or models.IMAGE_SIZE
+    try:  # built, then a blank batch through it in eval mode (nothing drawn, nothing changed): widths of 0, say,
+        with warnings.catch_warnings(), torch.no_grad():  # build a network that fails only at its first batch
+            warnings.simplefilter("ignore")  # torch's notes on zero-sized layers: the error says it once
+            built = model(**recipe.model_args)
+            built.eval()(torch.zeros(2, 1, size, size))
+        return built.train()
+    except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
+                          f"digits (it takes {recipe.model}{inspect.signature(model)}): {first_line}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:

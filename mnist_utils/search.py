@@ -33,6 +33,7 @@ from .engine import History
 from .evaluation import GOAL_ACC, seed_table
 from .files import write_atomic
 from .inspection import count_parameters
+from .config_values import load_yaml
 from .recipes import ConfigError, Recipe, load_config
 from .report import hardware
 from .training import check_packable, train_seeds
@@ -50,7 +51,7 @@ def read_search(path: Path | str) -> dict[str, Any]:
     """The search file, checked: a config name, a record path and a list of candidates (lists of changes)."""
     path = in_project(path)
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read the search file: {error}") from None
     if not isinstance(spec, dict) or set(spec) != {"config", "record", "candidates"}:

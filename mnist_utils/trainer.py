@@ -16,6 +16,7 @@ before its weights are kept. Every file is written atomically.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import io
@@ -24,7 +25,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence, TextIO
 
 import torch
 import torch.nn as nn
@@ -39,22 +40,43 @@ from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, 
 from .training import train_model
 
 
-class _Console(logging.StreamHandler):
-    """The console's share of a run's log. Once the console's reader has left (`train ... | head`), its lines go
-    to train.log alone and the run goes on."""
+class Console(io.TextIOBase):
+    """sys.stdout or sys.stderr for a run that outlives its console's reader (`train ... | head`, or `2>&1 | head`):
+    once the reader has left, what is written goes nowhere and the run goes on, its lines to train.log alone."""
 
-    def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError):
-            self.addFilter(lambda _: False)  # nothing more to a console nobody reads
-        else:
-            super().handleError(record)
+    def __init__(self, stream: TextIO):
+        self.stream, self.left = stream, False
+
+    def _tried(self, write: Callable[[], object]) -> None:
+        if not self.left:
+            try:
+                write()
+            except BrokenPipeError:
+                self.left = True
+
+    def write(self, text: str) -> int:
+        self._tried(lambda: self.stream.write(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._tried(self.stream.flush)
+
+    def isatty(self) -> bool:  # what a progress bar asks, to draw itself as a terminal can show it
+        return not self.left and self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str | None:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None)
 
 
 def _logger(log_file: Path) -> logging.Logger:
     """A logger writing to the console and to `log_file`, one line per message; a message logged with
     `extra=FILE_ONLY` goes to the file alone (how a run ended: the command line says it on the console)."""
     logger = logging.Logger(f"mnist_utils.train.{log_file}", logging.INFO)  # the run's own: not kept by logging
-    console = _Console(sys.stdout)
+    console = logging.StreamHandler(Console(sys.stdout))
     console.addFilter(lambda record: not getattr(record, "file_only", False))
     for handler in (console, logging.FileHandler(log_file)):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -134,13 +156,17 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
     run_dir = _run_folder(out_dir, f"{recipe.name}-seed{seed}")
     log = _logger(run_dir / "train.log")
-    try:
-        with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
+    try:  # the progress bars' stream (stderr) outlives its reader too
+        with computing_on(recipe.threads), contextlib.redirect_stderr(Console(sys.stderr)):
             return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source), cuts)
     except KeyboardInterrupt:
         kept = _what_is_kept(run_dir)
         log.error(f"stopped (Ctrl-C); {kept}: {run_dir}", extra=FILE_ONLY)
         raise TrainingStopped(f"{kept}: {run_dir}") from None
+    except TrainingDiverged as error:  # as Ctrl-C's, its line says what the run folder keeps
+        kept = _what_is_kept(run_dir)
+        log.error(f"stopped: {error}; {kept}", extra=FILE_ONLY)
+        raise TrainingDiverged(f"{error}; {kept}: {run_dir}") from None
     except Exception as error:  # the log keeps why the run ended; the caller reports it
         log.error(f"stopped: {type(error).__name__}: {error}", extra=FILE_ONLY)
         raise
@@ -236,7 +262,9 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
         # split, the latest.
         if improved or not validated or row["epoch"] < recipe.monitor_from:
             metrics = {k: row[k] for k in ("val_loss", "val_acc") if k in row}
-            save_checkpoint(model, checkpoint, **fields, epochs=row["epoch"], metrics=metrics)
+            unfinished = {"title": f"{fields['title'] or recipe.name} — epoch {row['epoch']} of {recipe.epochs}, "
+                                   "kept before its run ended"}  # until the end's test replaces it
+            save_checkpoint(model, checkpoint, **{**fields, **unfinished}, epochs=row["epoch"], metrics=metrics)
             if improved:
                 log.info(f"  {recipe.monitor} improved: checkpoint saved ({checkpoint.name})")
 

@@ -138,11 +138,25 @@ def test_a_checkpoint_that_breaks_while_serving_is_a_clear_error(models_dir, mni
         assert client.post("/api/predict", content=data).json()["digit"] == 7
 
 
+def test_a_checkpoint_that_cannot_be_loaded_is_named_with_what_is_wrong(models_dir, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    (folder / "notes.json").write_text("{")  # before the app lists the folder: left out from the start
+    with TestClient(create_app(folder)) as client:
+        listed = client.get("/api/models").json()
+        assert listed["default"] == "step3" and "notes" not in [m["id"] for m in listed["models"]]
+        (skipped,) = listed["skipped"]
+        assert skipped["id"] == "notes" and skipped["problem"].startswith(f"{folder / 'notes.json'} is not valid JSON")
+        answer = client.post("/api/predict?model=notes", content=blank(255))
+        assert answer.status_code == 404 and answer.json()["error"].startswith(
+            f"Model 'notes' cannot be loaded: {folder / 'notes.json'} is not valid JSON")
+
+
 def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path, mnist, make_picture):
     folder = tmp_path / "models"
     folder.mkdir()
     with TestClient(create_app(folder)) as client:
-        assert client.get("/api/models").json() == {"default": None, "models": []}
+        assert client.get("/api/models").json() == {"default": None, "models": [], "skipped": []}
         answer = client.post("/api/predict", content=blank(255))
         assert answer.status_code == 404 and "No model saved" in answer.json()["error"]
         for path in paths(models_dir / "step3"):
@@ -198,7 +212,8 @@ def test_a_port_in_use_is_an_error_before_the_page_says_it_serves(models_dir, ca
     assert port_taken("127.0.0.1", port) is None, "free again once its holder closed"
 
 
-def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(models_dir, tmp_path, capsys):
+def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(models_dir, tmp_path, capsys,
+                                                                             monkeypatch):
     """`make app` trains a Step 3 model first when `--check` says there is none."""
     only_model_1, empty = tmp_path / "model_1", tmp_path / "empty"
     only_model_1.mkdir(), empty.mkdir()
@@ -208,4 +223,19 @@ def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(mod
     assert main(["--models", str(only_model_1), "--check"]) == 1
     assert main(["--models", str(empty), "--check"]) == 1 and main(["--models", str(tmp_path / "none"), "--check"]) == 1
     assert main(["--models", str(empty)]) == 2
-    assert capsys.readouterr().err.startswith(f"error: no saved model in {empty}: `make app` trains one")
+    assert capsys.readouterr().err == (f"error: no saved model in {empty}: train one with `make train "
+                                       "CONFIG=configs/step3.yaml` and copy its .safetensors and .json there, or leave "
+                                       "--models out.\n"), "a folder of one's own: `make app` serves another"
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(empty))
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no saved model in {empty / 'models'}: `make app` trains one")
+
+
+def test_a_bad_port_in_the_environment_is_named_as_the_environments(monkeypatch, capsys):
+    monkeypatch.setenv("PORT", "abc")
+    with pytest.raises(SystemExit) as stopped:
+        main([])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith("error: the environment's PORT: 'abc' is not a port") and \
+        "(or unset PORT)" in err
+

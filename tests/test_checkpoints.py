@@ -100,7 +100,8 @@ def test_a_model_its_name_and_arguments_do_not_rebuild_is_not_saved(tmp_path):
         save(OneBlockVGG(width=8), tmp_path / "m", "OneBlockVGG", {"width": 16})
     with pytest.raises(CheckpointError, match="unknown 'Model_9'; choose one of .*Model_1"):
         save(Model_1(), tmp_path / "m", "Model_9")
-    with pytest.raises(CheckpointError, match=r"model_args \{'width': 3\} do not fit Model_1 \(it takes Model_1\("):
+    with pytest.raises(CheckpointError,
+                       match=r"model_args \{'width': 3\} do not fit Model_1 on 28×28 digits \(it takes Model_1\("):
         save(Model_1(), tmp_path / "m", "Model_1", {"width": 3})
     assert list(tmp_path.iterdir()) == []
 
@@ -307,8 +308,14 @@ def test_listing_skips_broken_files_and_the_default_is_the_best_step3_model(tmp_
     (tmp_path / "gone.safetensors").unlink()
     (tmp_path / "loop.safetensors").unlink()
     (tmp_path / "loop.safetensors").symlink_to("loop.safetensors")  # stat() fails, and not as a missing file
-    listing = list_checkpoints(tmp_path)
+    save_checkpoint(Model_3(), tmp_path / "lone", model_name="Model_3")
+    (tmp_path / "lone.json").unlink()  # weights without their metadata
+    skipped = []
+    listing = list_checkpoints(tmp_path, skipped)
     assert [m["id"] for m in listing] == ["b", "c", "a"]
+    assert [s["id"] for s in skipped] == ["broken", "cut", "gone", "loop", "lone"], "each left out is named"
+    assert "lone.safetensors has no metadata (lone.json) beside it" in skipped[-1]["problem"]
+    assert all(s["problem"] in caplog.text for s in skipped)
     assert "broken.json is not valid JSON" in caplog.text
     assert "cut.safetensors is 500 bytes where its metadata says" in caplog.text
     assert "gone.safetensors is missing" in caplog.text and "loop.safetensors cannot be read" in caplog.text

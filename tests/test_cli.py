@@ -289,6 +289,17 @@ def test_help_shows_code_as_a_terminal_does_not_as_restructuredtext(capsys):
     assert "`python -m mnist_utils COMMAND`" in shown and "``" not in shown
 
 
+@pytest.mark.parametrize("command", [[], ["train"], ["test"], ["predict"]])
+def test_help_names_the_settings_read_from_the_environment_and_the_reports_folder_they_give(command, tmp_path,
+                                                                                        monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "MNIST_PROFILE=smoke makes any command a quick check (1 epoch, the first 2,048 training" in shown
+    assert "MNIST_REPORTS_DIR=DIR makes DIR the REPORTS folder" in shown and f"now {tmp_path / 'elsewhere'}." in shown
+
+
 def test_test_refuses_a_log_it_cannot_append_to_before_evaluating(step3_checkpoint, tmp_path, monkeypatch, capsys):
     log = tmp_path / "log.jsonl"
     log.write_text("")
@@ -299,3 +310,16 @@ def test_test_refuses_a_log_it_cannot_append_to_before_evaluating(step3_checkpoi
     assert main(["test", "--model", str(step3_checkpoint), "--out", str(tmp_path / "r"), "--log", str(log)]) == 2
     assert f"--log {log}: cannot append to {log}: Permission denied" in capsys.readouterr().err
     assert not (tmp_path / "r").exists(), "no results written where no log line can be"
+
+
+def test_ctrl_c_while_the_command_line_is_still_importing_ends_with_one_line():
+    # Ctrl-C in its first second, while torch loads: as one pressed later ends, not with a traceback
+    interrupted_import = ("import builtins, runpy\nreal = builtins.__import__\n"
+                          "def importing(name, *args, **kwargs):\n"
+                          "    if name == 'torch':\n        raise KeyboardInterrupt\n"
+                          "    return real(name, *args, **kwargs)\n"
+                          "builtins.__import__ = importing\n"
+                          "runpy.run_module('mnist_utils', run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", interrupted_import, "train", "--config", "step1"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "stopped (Ctrl-C)\n", "")

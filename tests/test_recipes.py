@@ -113,6 +113,8 @@ def test_overrides_change_keys_and_nested_keys():
     (["epochs=true"], r"step3: epochs: expected int, got True \(bool\)$"),
     (["batch_size=null"], r"step3: batch_size: expected int, got None \(NoneType\)$"),
     (["seeds=[1, 2.5]"], r"step3: seeds: expected int, got 2.5 \(float\)$"),
+    (["seeds=[1, -1]"], r"seeds: at least one, each a whole number from 0 to 2\*\*64 - 1, got \[1, -1\]$"),
+    (["seeds=[]"], r"seeds: at least one, each a whole number from 0 to 2\*\*64 - 1, got \[\]$"),
     (["lr=1/x"], r"step3: lr: expected float, got '1/x' \(str\)$"),
     (["lr=1/0"], r"step3: lr: expected float, got '1/0' \(str\)$"),  # not a ZeroDivisionError's traceback
     # a value its explicit tag cannot make raised PyYAML's own ValueError or KeyError, a traceback
@@ -128,6 +130,14 @@ def test_a_config_file_whose_tag_cannot_make_its_value_is_one_error_naming_the_f
     (tmp_path / "tagged.yaml").write_text("model: Model_3\nepochs: !!bool maybe\n")
     with pytest.raises(ConfigError, match=r"tagged.yaml: not valid YAML: a value its tag cannot make \(KeyError"):
         load_config(tmp_path / "tagged.yaml")
+
+
+def test_a_key_given_twice_is_refused_where_yaml_would_keep_the_last_silently(tmp_path):
+    (tmp_path / "twice.yaml").write_text("base: step1.yaml\nepochs: 1\naugment:\n  rotation: 5\n  rotation: 10\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml, line 5, column 3: not valid YAML: 'rotation' is given twice"):
+        load_config(tmp_path / "twice.yaml")
+    (tmp_path / "once.yaml").write_text("base: step1.yaml\nepochs: 1\naugment:\n  rotation: 5\n")
+    assert load_config(tmp_path / "once.yaml").augment.rotation == 5, "written once, it loads"
 
 
 def test_a_missing_config_lists_the_ones_there_are(tmp_path):

@@ -1,6 +1,7 @@
 """`python -m mnist_utils train`: a config trained into a run folder, its checkpoint kept and published, bad
 input refused in one line before any file."""
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,12 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "augment.translate=5"], "augment.translate: a share of the image in [0, 0.5]"),
     (["--config", "step3", "--device", "foo"], "--device 'foo' is not a device this project runs on"),
     (["--config", "step3", "--set", "model_args.widths=[8,8]"],  # what the model takes, with its types
-     "do not fit Model_3 (it takes Model_3(widths: tuple[int, ...] = (12, 10, 14, 12, 10))): not enough values"),
-    (["--config", "step3", "--set", "model_args.depth=3"], "do not fit Model_3 (it takes Model_3(widths"),
+     "do not fit Model_3 on 28×28 digits (it takes Model_3(widths: tuple[int, ...] = (12, 10, 14, 12, 10))): not "
+     "enough values"),
+    (["--config", "step3", "--set", "model_args.depth=3"], "do not fit Model_3 on 28×28 digits (it takes Model_3(widths"),
+    (["--config", "step3", "--set", "model_args.widths=[0,0,0,0,0]"], "weight of size [0, 1, 5, 5]"),  # at a batch
+    (["--config", "step3", "--set", "model_args.widths=[12,10,14,12,-4]"], "negative dimension -4"),
+    (["--config", "step3", "--set", "image_size=5"], "do not fit Model_3 on 5×5 digits"),
     (["--config", "step3", "--set", "batches_per_epoch=0"], "batches_per_epoch: must be at least 1"),
     (["--config", "finetune_full", "--set", "val_fraction=0.99"], "add up to more than the whole training set"),
     (["--config", "step3", "--set", "batch_size=100000", "--set", "drop_last=true"],  # what the data decide
@@ -161,9 +166,11 @@ def test_a_diverging_run_stops_with_one_line_and_publishes_nothing(tmp_path, mon
     captured = capsys.readouterr()
     error = captured.err.splitlines()[-1]  # after the epoch's progress bar
     assert error.startswith("error: ") and "training diverged; lower the learning rate" in error
+    assert error.endswith(f"the run folder keeps its 1 finished epoch (stopped before its checkpoint was written): "
+                          f"{tmp_path / 'run'}"), "what the folder keeps, and where"
     assert "diverged" not in captured.out, "said once, by the command: the log's line goes to train.log only"
     assert not (tmp_path / "reports" / "smoke" / "models").exists() and not (tmp_path / "run" / "run.json").exists()
-    assert "stopped: TrainingDiverged" in (tmp_path / "run" / "train.log").read_text()
+    assert "stopped: step1: train_loss is nan" in (tmp_path / "run" / "train.log").read_text()
     assert json.loads((tmp_path / "run" / "history.json").read_text())[0]["epoch"] == 1, "the epoch it ran is kept"
 
 
@@ -187,6 +194,9 @@ def test_ctrl_c_during_train_keeps_the_run_folder_and_ends_with_one_line(tmp_pat
     assert {"run.safetensors", "run.json", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
     assert "stopped (Ctrl-C)" in (run / "train.log").read_text()
     assert not (tmp_path / "reports" / "smoke" / "models").exists(), "an unfinished run publishes nothing"
+    assert json.loads((run / "run.json").read_text())["title"] == (  # what `predict` and the page call it
+        "Step 1: a light skeleton with BatchNorm (smoke profile: 1 of 15 epochs, the first 2,048 training and 1,024 "
+        "test images) — epoch 1 of 1, kept before its run ended"), "its title says the run did not end"
 
 
 @pytest.mark.parametrize("stopped_in, kept, files", [
@@ -241,33 +251,49 @@ def test_a_checkpoint_trained_with_changes_or_cuts_says_so_in_its_title(tmp_path
                      "test images)"), "the config's name where it has no title"
 
 
+class LeftPipe:
+    """A console whose reader has left (`| head` has read its lines)."""
+
+    def write(self, _):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
 def test_a_console_nobody_reads_any_more_stops_getting_lines_and_the_run_goes_on(tmp_path, capsys):
     from mnist_utils import trainer
-
-    class LeftPipe:
-        def write(self, _):
-            raise BrokenPipeError(32, "Broken pipe")
-
-        def flush(self):
-            pass
-
     log = trainer._logger(tmp_path / "train.log")
-    log.handlers[0].setStream(LeftPipe())
+    console = log.handlers[0]
+    console.setStream(trainer.Console(LeftPipe()))
     log.info("first")
     log.info("second")
     assert capsys.readouterr().err == "", "no logging error's traceback"
-    log.handlers[0].filters.clear()  # a console that fails otherwise still says so
+    assert console.stream.left
 
-    class Closed(LeftPipe):
+    class Closed(LeftPipe):  # a console that fails otherwise still says so
         def write(self, _):
             raise ValueError("I/O operation on closed file")
 
-    log.handlers[0].setStream(Closed())
+    console.setStream(trainer.Console(Closed()))
     log.info("third")
     assert "Logging error" in capsys.readouterr().err
     for handler in log.handlers:
         handler.close()
     assert (tmp_path / "train.log").read_text().count("\n") == 3, "train.log keeps every line"
+
+
+def test_a_run_whose_progress_bars_reader_left_goes_on_to_publish_its_model(tmp_path, monkeypatch, capsys):
+    # `train ... 2>&1 | head -1`: the progress bars write to stderr, whose reader has gone
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setattr(sys, "stderr", LeftPipe())
+    assert main(["train", "--config", "step1", "--out", str(tmp_path / "run")]) == 0
+    assert paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0].exists(), "tested and published"
+    assert "test accuracy" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_a_command_whose_reader_left_ends_quietly_with_the_shells_status(monkeypatch, capsys):
