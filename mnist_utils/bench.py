@@ -49,7 +49,7 @@ from torchvision import transforms
 from models import Model_3
 
 from .batches import endless
-from .config import CommandParser, data_root, get_device, reports_root, usable_cpus
+from .config import CommandParser, data_root, get_device, hardware, reports_root, usable_cpus
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
@@ -58,7 +58,7 @@ from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference
 from .recipes import Recipe, build_model, load_config
-from .report import hardware, mark, markdown_table
+from .report import mark, markdown_table
 
 REFERENCE_WORKERS = (0, 2)  # DataLoader num_workers tried for the reference; the faster one is compared
 SPEED_GOAL = 3.0  # project / reference images per second

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import platform
 import re
 import textwrap
 from dataclasses import dataclass
@@ -216,6 +217,23 @@ def pending_dir() -> Path | None:
 def usable_cpus() -> int:
     """CPU cores this process may run on (fewer than the machine's under a container or taskset)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def hardware() -> str:
+    """The processor and the hardware threads this process may use, e.g. 'AMD EPYC, 2 CPU threads' (the machine's,
+    not torch's thread count, which a config may fix lower)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{name}, {usable_cpus()} CPU threads"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
 
 
 def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequence[str] = ()) -> list[Path]:

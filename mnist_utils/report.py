@@ -21,7 +21,6 @@ import json
 import math
 import operator
 import os
-import platform
 import re
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from .config import get_device, get_profile, pending_dir, reports_dir, usable_cpus
+from .config import get_device, get_profile, hardware, pending_dir, reports_dir
 from .files import write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -197,23 +196,6 @@ def mark(met: bool) -> str:
     return "✅ met" if met else "❌ not met"
 
 
-def hardware() -> str:
-    """The processor and the hardware threads this process may use, e.g. 'AMD EPYC, 2 CPU threads' (the machine's,
-    not torch's thread count, which a config may fix lower)."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{name}, {usable_cpus()} CPU threads"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
-
-
 def show_markdown(text: str) -> None:
     """Display Markdown in Jupyter (print it elsewhere), its negative numbers with minus signs."""
     text = typeset(text)
@@ -279,6 +261,14 @@ class Report:
     def add_run(self, name: str, **details: Any) -> None:
         """Keep a run's details (history per epoch, settings) under `name`."""
         self.runs[name] = _jsonable(details)
+        self.save()
+
+    def forget(self, prefix: str) -> None:
+        """Drop the leaderboard entries and run histories whose names start with `prefix`: a cell that records
+        runs named after their seeds, run again in Jupyter after its config's seeds changed, replaces the last
+        run's instead of listing its own beside them."""
+        self.models = [model for model in self.models if not model["name"].startswith(prefix)]
+        self.runs = {name: run for name, run in self.runs.items() if not name.startswith(prefix)}
         self.save()
 
     def add_model(self, name: str, *, params: int, test_acc: float, seconds: float, **extra: Any) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import PROJECT_ROOT, CommandParser, get_device
+from .config import PROJECT_ROOT, CommandParser, get_device, hardware
 from .data import MNISTDataError, load_mnist
 from .engine import History
 from .evaluation import GOAL_ACC, seed_table
@@ -35,7 +35,6 @@ from .files import write_atomic
 from .inspection import count_parameters
 from .config_values import load_yaml
 from .recipes import ConfigError, Recipe, load_config
-from .report import hardware
 from .training import check_packable, train_seeds
 
 LAST_EPOCHS = 3  # the goal (GOAL_ACC) holds in each of the last 3 epochs

@@ -3,9 +3,8 @@ import json
 import pytest
 import torch
 
-from mnist_utils.config import PROJECT_ROOT, get_profile, reports_dir
-from mnist_utils.report import (MissingResults, Report, Target, fmt, hardware, load_result, load_results,
-                                 markdown_table, typeset)
+from mnist_utils.config import PROJECT_ROOT, get_profile, hardware, reports_dir
+from mnist_utils.report import MissingResults, Report, Target, fmt, load_result, load_results, markdown_table, typeset
 
 
 @pytest.fixture
@@ -54,6 +53,19 @@ def test_results_json_holds_what_the_index_needs(report, tmp_path):
     assert saved["checks"][0] == {"claim": "It works", "met": True, "evidence": "acc 99.5"}
     assert load_results(tmp_path)[0]["notebook"] == "01_demo"
     assert not list(tmp_path.glob("*.part")), "no temporary files left"
+
+
+def test_forget_drops_the_leaderboard_entries_and_histories_a_prefix_names(report):
+    # 03 run again in Jupyter after its seeds changed from 1-5 to 6-10: the new entries replace the old
+    for seeds in ((1, 2), (6, 7)):
+        report.forget("03 Model_3, ")
+        report.add_model(f"03 Model_3, seed {seeds[0]} of 2 trained at once", params=1, test_acc=99.0, seconds=1.0)
+        for seed in seeds:
+            report.add_run(f"03 Model_3, seed {seed}", history=[])
+    report.add_model("02 Model_2", params=1, test_acc=99.0, seconds=1.0)
+    report.forget("nothing of that name")
+    assert [m["name"] for m in report.models] == ["03 Model_3, seed 6 of 2 trained at once", "02 Model_2"]
+    assert list(report.runs) == ["03 Model_3, seed 6", "03 Model_3, seed 7"]
 
 
 def test_numpy_and_torch_values_are_recorded_as_json_has_them(report, tmp_path):
@@ -299,13 +311,13 @@ def test_make_readme_fails_naming_each_notebook_without_full_profile_results(tmp
 
 def test_hardware_names_the_machines_threads_not_the_count_a_config_fixes(monkeypatch):
 
-    from mnist_utils import report
+    from mnist_utils import config
 
-    monkeypatch.setattr(report, "usable_cpus", lambda: 7)  # a machine unlike this one, whatever it has
+    monkeypatch.setattr(config, "usable_cpus", lambda: 7)  # a machine unlike this one, whatever it has
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)  # as use_threads does for a config with threads: 1
-        assert ", 7 CPU threads" in report.hardware()
+        assert ", 7 CPU threads" in hardware()
     finally:
         torch.set_num_threads(before)
 
