@@ -68,8 +68,8 @@ from mnist_utils.checkpoints import load_model, save_and_record, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
-from mnist_utils.report import (Report, load_result, load_results, points_against, show_config, show_configs,
-                                show_markdown, show_table)
+from mnist_utils.report import (Report, counted, load_result, load_results, points_against, show_config,
+                                show_configs, show_markdown, show_table)
 
 __all__ = [
     "budget_minutes", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist",
@@ -94,5 +94,5 @@ __all__ = [
     "linear_probe", "resolution_sweep", "train_head", "resnet18_weights_available",
     "stem_conversion_error", "build_pretrained",
     "load_model", "save_and_record", "save_trained",
-    "Report", "load_result", "load_results", "points_against", "show_markdown", "show_table",
+    "Report", "counted", "load_result", "load_results", "points_against", "show_markdown", "show_table",
 ]

@@ -116,6 +116,11 @@ def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
     return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 epoch', '15 epochs': a count with its noun, plural unless the count is one."""
+    return f"{fmt(count)} {noun}{'' if count == 1 else 's'}"
+
+
 def _put(items: list, item: Any, same: Callable[[Any], bool]) -> None:
     """Put `item` in place of the one `same` picks, else at the end: a notebook cell run again in Jupyter
     declares its target, check, table or model again, and should not list it twice."""

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mnist_utils.config import PROJECT_ROOT, get_profile, hardware, reports_dir
-from mnist_utils.report import MissingResults, Report, Target, fmt, load_result, load_results, markdown_table, typeset
+from mnist_utils.report import (MissingResults, Report, Target, counted, fmt, load_result, load_results, markdown_table,
+                                 typeset)
 
 
 @pytest.fixture
@@ -100,6 +101,11 @@ def test_negative_numbers_get_a_minus_sign_and_nothing_else_does():
     assert fmt(-0.02, "points") == "\u22120.02 points" and fmt(-4) == "\u22124" and fmt("-4") == "-4"
     text = "gap -0.17 (-4 images), |-1| on 2026-12-05, lr 1e-05, `--seed 3`, x-1, seeds 1-5"
     assert typeset(text) == text.replace("-0.17", "\u22120.17").replace("-4", "\u22124").replace("|-1", "|\u22121")
+
+
+def test_a_count_takes_its_nouns_plural_unless_it_is_one():
+    assert (counted(1, "epoch"), counted(0, "seed"), counted(15, "epoch"), counted(12000, "image")) == (
+        "1 epoch", "0 seeds", "15 epochs", "12,000 images")
 
 
 def test_a_column_keeps_each_figure_as_precise_as_alone():
