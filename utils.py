@@ -14,7 +14,7 @@ kernel: `seed_everything` (torch's generators) and `use_threads` (torch's thread
 """
 # Set up: the profile (full or smoke), the device, the data as tensors, seeds.
 # mnist_utils/config.py, mnist_utils/data.py, mnist_utils/engine.py
-from mnist_utils.config import budget_minutes, get_device, get_profile, use_threads
+from mnist_utils.config import budget_minutes, counted, get_device, get_profile, use_threads
 from mnist_utils.data import MNIST_MEAN, MNIST_STD, load_data, load_mnist, normalization_stats
 from mnist_utils.engine import seed_everything
 
@@ -68,12 +68,12 @@ from mnist_utils.checkpoints import load_model, save_and_record, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
-from mnist_utils.report import (Report, counted, load_result, load_results, points_against, show_config,
-                                show_configs, show_markdown, show_table)
+from mnist_utils.report import (Report, load_result, load_results, points_against, show_config, show_configs,
+                                show_markdown, show_table)
 
 __all__ = [
-    "budget_minutes", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data", "load_mnist",
-    "normalization_stats", "seed_everything",
+    "budget_minutes", "counted", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data",
+    "load_mnist", "normalization_stats", "seed_everything",
     "class_counts", "count_repeats", "exact_duplicates", "split_facts", "plot_augmentation", "plot_class_counts",
     "plot_mean_images", "plot_pixel_histogram", "plot_samples",
     "bf16_claim", "channels_last_claim", "count_parameters", "feature_map_size", "last_convolution_field",
@@ -94,5 +94,5 @@ __all__ = [
     "linear_probe", "resolution_sweep", "train_head", "resnet18_weights_available",
     "stem_conversion_error", "build_pretrained",
     "load_model", "save_and_record", "save_trained",
-    "Report", "counted", "load_result", "load_results", "points_against", "show_markdown", "show_table",
+    "Report", "load_result", "load_results", "points_against", "show_markdown", "show_table",
 ]

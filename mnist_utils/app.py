@@ -50,34 +50,26 @@ class ModelShelf:
         self._listing: tuple[int | None, list[dict[str, Any]], list[dict[str, str]]] = (None, [], [])
         self._loaded: dict[str, tuple[str, Classifier]] = {}  # id → (weights SHA-256, classifier)
 
-    def listing(self) -> list[dict[str, Any]]:
-        """Every checkpoint's metadata, best first; re-read only when the folder's modification time changes
-        (saving a checkpoint replaces files in it, which changes it)."""
-        return self._read()[1]
-
-    def skipped(self) -> list[dict[str, str]]:
-        """The checkpoints the listing leaves out, each with what is wrong with it ({"id", "problem"})."""
-        return self._read()[2]
-
-    def _read(self) -> tuple[int | None, list[dict[str, Any]], list[dict[str, str]]]:
+    def listing(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """Every checkpoint's metadata, best first, and those left out with what is wrong with each ({"id",
+        "problem"}), from one read; re-read only when the folder's modification time changes (saving a checkpoint
+        replaces files in it, which changes it)."""
         try:
             stamp = self.directory.stat().st_mtime_ns
         except FileNotFoundError:
-            return None, [], []
+            return [], []
         with self._lock:
             if self._listing[0] != stamp:
                 skipped: list[dict[str, str]] = []
                 self._listing = (stamp, list_checkpoints(self.directory, skipped), skipped)
-            return self._listing
-
-    def default(self) -> dict[str, Any] | None:
-        return default_checkpoint(self.listing())
+            return self._listing[1], self._listing[2]
 
     def get(self, model_id: str | None) -> Classifier:
         """The classifier of checkpoint `model_id` (the default when None); a LookupError for an unknown one."""
-        listing = self.listing()
-        chosen = self.default() if not model_id else next((m for m in listing if m["id"] == model_id), None)
-        broken = next((s["problem"] for s in self.skipped() if s["id"] == model_id), None) if model_id else None
+        listing, skipped = self.listing()
+        named = next((m for m in listing if m["id"] == model_id), None)
+        chosen = named if model_id else default_checkpoint(listing)
+        broken = next((s["problem"] for s in skipped if s["id"] == model_id), None)
         if chosen is None and broken:
             raise LookupError(f"Model {model_id!r} cannot be loaded: {broken}")
         if chosen is None:
@@ -135,11 +127,11 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
 
     @app.get("/api/models")
     def api_models() -> dict[str, Any]:
-        listing = shelf.listing()
+        listing, skipped = shelf.listing()
         default = default_checkpoint(listing)
         default_id = default["id"] if default else None
         return {"default": default_id, "models": [_summary(m, default_id) for m in listing],
-                "skipped": shelf.skipped()}  # the checkpoints left out, and why: a file broken, say
+                "skipped": skipped}  # the checkpoints left out, and why: a file broken, say
 
     @app.post("/api/predict")
     async def api_predict(request: Request, model: str | None = None) -> Any:
@@ -198,16 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST),
                         help=f"the address to serve on (default: $HOST, else {DEFAULT_HOST}, this machine only; "
                              "0.0.0.0 serves other machines too)")
-    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"default: $PORT, else {DEFAULT_PORT}")
+    parser.add_argument("--port", type=port_number, help=f"default: $PORT, else {DEFAULT_PORT}")
     parser.add_argument("--models", type=Path, default=None, help="folder of checkpoints (default: REPORTS/models)")
     parser.add_argument("--check", action="store_true",
                         help="only say whether a Step 3 model (Model_3) is saved: exit status 0 if so, 1 if not")
-    if "PORT" in os.environ:  # checked here, so that a bad one is named as what it is, not as --port
+    args = parser.parse_args(argv)
+    if args.port is None:  # read here, where --port is not given, so that a bad one is named as what it is
         try:
-            parser.set_defaults(port=port_number(os.environ["PORT"]))
+            args.port = port_number(os.environ.get("PORT", str(DEFAULT_PORT)))
         except argparse.ArgumentTypeError as error:
             parser.error(f"the environment's PORT: {error} (or unset PORT)")
-    args = parser.parse_args(argv)
     directory = args.models or models_dir()
     listing = list_checkpoints(directory) if directory.is_dir() else []
     if args.check:

@@ -49,7 +49,7 @@ from torchvision import transforms
 from models import Model_3
 
 from .batches import endless
-from .config import CommandParser, data_root, get_device, hardware, reports_root, usable_cpus
+from .config import CommandParser, counted, data_root, get_device, hardware, reports_root, usable_cpus
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
@@ -435,7 +435,7 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--knobs", action="store_true", help="also measure the knobs (takes a few minutes)")
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny sizes ({QUICK.steps} steps; accuracy on {QUICK.train_images:,} images, "
-                             f"{QUICK.epochs} epoch): checks that it runs, its numbers mean nothing")
+                             f"{counted(QUICK.epochs, 'epoch')}): checks that it runs, its numbers mean nothing")
     parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     for name in ("steps", "repeats"):

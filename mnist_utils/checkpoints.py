@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
-from .config import get_profile, pending_dir, reports_dir
+from .config import counted, get_profile, pending_dir, reports_dir
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
@@ -263,28 +263,26 @@ def list_checkpoints(directory: Path | str | None = None,
     """The metadata of every checkpoint in `directory` (default reports/models), best test accuracy first.
     A checkpoint whose metadata is not valid, or whose weights file is missing or not the size it records, is
     left out with a logged warning: a broken file must not become the page's or the command line's default.
-    `skipped` (where given) gets each one left out, weights without metadata too: {"id", "problem"}."""
+    `skipped` (where given) gets each one left out, weights without metadata too: {"id", "problem"}, the problem
+    naming files by their names in the folder. Read while holding the folder, as a save holds it to put its two
+    files in place, so that no save is seen half done."""
     folder, found = Path(directory or models_dir()), []
-
-    def left_out(stem: str, problem: str) -> None:
-        _log.warning("skipped: %s", problem)
-        if skipped is not None:
-            skipped.append({"id": stem, "problem": problem})
-
-    for metadata_path in sorted(folder.glob(f"*{METADATA_SUFFIX}")):
-        try:
-            metadata = read_metadata(metadata_path)
-        except CheckpointError as error:
-            left_out(metadata_path.stem, str(error))
-            continue
-        if (problem := _weights_file_problem(metadata)) is not None:
-            left_out(metadata_path.stem, problem)
-        else:
-            found.append(metadata)
-    for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-        if not paths(weights)[1].exists():
-            left_out(weights.stem, f"{weights} has no metadata ({weights.stem}{METADATA_SUFFIX}) beside it: save "
-                                   "checkpoints with save_checkpoint, which writes both")
+    if not folder.is_dir():
+        return found
+    with folder_lock(folder):
+        stems = sorted({path.name[:-len(suffix)] for suffix in (METADATA_SUFFIX, WEIGHTS_SUFFIX)
+                        for path in folder.glob(f"*{suffix}")})
+        for stem in stems:
+            try:
+                metadata = read_metadata(folder / stem)
+                if (problem := _weights_file_problem(metadata)) is not None:
+                    raise CheckpointError(problem)
+            except CheckpointError as error:
+                _log.warning("skipped: %s", error)
+                if skipped is not None:
+                    skipped.append({"id": stem, "problem": str(error).replace(f"{folder}{os.sep}", "")})
+            else:
+                found.append(metadata)
     return sorted(found, key=lambda m: (-(m["metrics"].get("test_acc") or 0.0), m["id"]))
 
 
@@ -372,7 +370,7 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
     directory = Path(directory or (pending / "models" if pending else models_dir()))
     title = recipe.title  # a cut run says so, as `train` notes its cuts: the app lists models by title
     if profile.name != "full":
-        cuts = ", ".join(filter(None, [f"{epochs} epoch{'s' * (epochs != 1)}", profile.images_kept()]))
+        cuts = ", ".join(filter(None, [counted(epochs, "epoch"), profile.images_kept()]))
         title = noted_title(recipe, [f"{profile.name} profile: {cuts}"])
     weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
                               epochs=epochs, metrics={"test_acc": test_acc}, title=title,

@@ -36,7 +36,8 @@ from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
-from .recipes import MAX_SEED, ConfigError
+from .config_values import seed_problem
+from .recipes import ConfigError
 from .trainer import TrainingDiverged, train_from_config
 
 EXIT_BAD_INPUT = 2
@@ -264,13 +265,12 @@ def _checkpoint_path(given: str | None) -> Path:
 def _seed(text: str) -> int:
     """--seed's value: a whole number torch can seed with (it names the model, CONFIG-seedN: no minus sign)."""
     try:
-        seed = int(text)
+        problem = seed_problem(int(text))
     except ValueError:
-        seed = -1
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number, 0 or more (below 2**64), got {text!r}: "
-                                         "give e.g. --seed 2")
-    return seed
+        problem = f"a seed is a whole number from 0 to 2**64 - 1, got {text!r}"
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}: give e.g. --seed 2")
+    return int(text)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -262,10 +262,15 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
     return sorted(chosen)
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 epoch', '15 epochs', '2,048 images': a count with its noun, plural unless the count is one."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def environment_help() -> str:
     """The settings every command line reads from the environment, for the end of its --help."""
     smoke = _PROFILES["smoke"]
-    return (f"environment: MNIST_PROFILE=smoke makes any command a quick check ({smoke.max_epochs} epoch, "
+    return (f"environment: MNIST_PROFILE=smoke makes any command a quick check ({counted(smoke.max_epochs, 'epoch')}, "
             f"{smoke.images_kept()}), its files under REPORTS/smoke; MNIST_REPORTS_DIR=DIR makes DIR the "
             f"REPORTS folder (models, runs, evaluations, the performance log), now {reports_root()}.")
 

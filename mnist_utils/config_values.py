@@ -16,20 +16,29 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key and the choices."""
 
 
+MAX_SEED = 2**64 - 1  # torch's generators take none larger
+
+
+def seed_problem(seed: int) -> str | None:
+    """Why `seed` cannot seed a run (None where it can): a seed names a model (CONFIG-seedN: no minus sign)."""
+    return None if 0 <= seed <= MAX_SEED else f"a seed is a whole number from 0 to 2**64 - 1, got {seed}"
+
+
 class _UniqueKeys(yaml.SafeLoader):
     """PyYAML's safe loader, but a key written twice in one mapping is an error: PyYAML keeps the last one silently,
-    so `epochs: 1` above `epochs: 2` would train 2 epochs with nothing said."""
+    so `epochs: 1` above `epochs: 2` would train 2 epochs with nothing said. Checked as each mapping is composed,
+    before merge keys (`<<: *base`) copy keys in, which may then be overridden."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: set[tuple[str, str]] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key_node.tag != "tag:yaml.org,2002:merge" and isinstance(key, typing.Hashable):
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice: keep one",
-                                                            key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    raise yaml.composer.ComposerError(None, None, f"{key_node.value!r} is given twice: keep one",
+                                                      key_node.start_mark)
+                seen.add((key_node.tag, key_node.value))
+        return node
 
 
 def load_yaml(text: str) -> Any:

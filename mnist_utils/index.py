@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, usable_cpus
+from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, counted, usable_cpus
 from .files import write_atomic
 from .report import SYMBOLS, fmt, leaderboard_rows, load_results, mark, read_json
 
@@ -223,8 +223,7 @@ def write_series_leaderboard(reports_dir: Path, results: Iterable[dict[str, Any]
     notebooks = len({row["notebook"] for row in board})
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
     return write_leaderboard(board, plot_leaderboard(board), reports_dir,
-                             note=f"{len(board)} model{'s' * (len(board) != 1)} from {notebooks} "
-                                  f"notebook{'s' * (notebooks != 1)} · {generated}")
+                             note=f"{counted(len(board), 'model')} from {counted(notebooks, 'notebook')} · {generated}")
 
 
 def write_index(reports_dir: Path | str) -> Path:

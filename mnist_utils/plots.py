@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .augment import Augment
+from .config import counted
 from .data import CLASSES
 from .engine import PROBED, History
 from .evaluation import Predictions, fitting_diagnosis
@@ -76,7 +77,7 @@ def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float],
     if not hidden:
         return None
     return Line2D([], [], ls="", marker="v", ms=5, color="grey",
-                  label=f"{hidden} point{'s' * (hidden > 1)} below {bottom:.1f}%, off the axis")
+                  label=f"{counted(hidden, 'point')} below {bottom:.1f}%, off the axis")
 
 
 def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> plt.Figure:

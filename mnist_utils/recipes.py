@@ -25,8 +25,8 @@ import models
 
 from .augment import Augment
 from .batches import Batches, ShortEpochs
-from .config import PROJECT_ROOT
-from .config_values import ConfigError, convert, load_yaml, unknown_keys, yaml_problem
+from .config import PROJECT_ROOT, counted
+from .config_values import ConfigError, convert, load_yaml, seed_problem, unknown_keys, yaml_problem
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
                      monitor_mode, one_cycle, precision_for)
@@ -35,7 +35,7 @@ from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, res
 CONFIGS_DIR = PROJECT_ROOT / "configs"
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
 MONITORS = ("val_loss", "val_acc")
-MAX_SEED = 2**64 - 1  # torch's generators take none larger; a seed names a model (CONFIG-seedN: no minus sign)
+warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)  # build_model's error says it
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,11 @@ class Recipe:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if not self.seeds or not all(0 <= seed <= MAX_SEED for seed in (*self.seeds, self.split_seed or 0)):
-            problems.append(f"seeds: at least one, each a whole number from 0 to 2**64 - 1, got {list(self.seeds)}"
-                            + ("" if self.split_seed is None else f" and split_seed {self.split_seed}"))
+        if not self.seeds:
+            problems.append("seeds: give at least one seed")
+        for key, seed in [*(("seeds", seed) for seed in self.seeds), ("split_seed", self.split_seed or 0)]:
+            if problem := seed_problem(seed):
+                problems.append(f"{key}: {problem}")
         if not 0 <= self.val_fraction < 1 or not 0 < self.train_fraction <= 1:
             problems.append(f"val_fraction must be in [0, 1) and train_fraction in (0, 1], got "
                             f"{self.val_fraction} and {self.train_fraction}")
@@ -149,7 +151,7 @@ class Recipe:
         if self.scheduler == "onecycle":
             cycle = self.anneal_epochs or self.epochs
             start, end = self.lr / self.div_factor, self.lr / self.div_factor / self.final_div_factor
-            schedule = (f"one-cycle learning rate over {cycle} epoch{'s' * (cycle != 1)} ({start:g} → {self.lr:g} "
+            schedule = (f"one-cycle learning rate over {counted(cycle, 'epoch')} ({start:g} → {self.lr:g} "
                         f"in the first {self.pct_start * 100:g}%, then → {end:g})")
         else:
             schedule = {"none": "constant learning rate", "step": "step decay", "plateau": "decay on plateau"}[
@@ -165,7 +167,7 @@ class Recipe:
             f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "")
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
         augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
-        epochs = f"{self.epochs} {'short ' if self.batches_per_epoch else ''}epoch{'s' * (self.epochs != 1)}"
+        epochs = counted(self.epochs, "short epoch" if self.batches_per_epoch else "epoch")
         bf16 = ", bfloat16 arithmetic where the device has it" if self.bf16 else ""
         return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}{bf16}"
 
@@ -346,9 +348,8 @@ def build_model(recipe: Recipe) -> nn.Module:
         return build_pretrained(recipe).model
     model, size = getattr(models, recipe.model), recipe.image_size or models.IMAGE_SIZE
     try:  # built, then a blank batch through it in eval mode (nothing drawn, nothing changed): widths of 0, say,
-        with warnings.catch_warnings(), torch.no_grad():  # build a network that fails only at its first batch
-            warnings.simplefilter("ignore")  # torch's notes on zero-sized layers: the error says it once
-            built = model(**recipe.model_args)
+        built = model(**recipe.model_args)  # build a network that fails only at its first batch
+        with torch.no_grad():
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size

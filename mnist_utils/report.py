@@ -36,7 +36,8 @@ from .files import write_atomic
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # a comparison as prose and tables write it
 MINUS = "\u2212"  # the minus sign: −0.02 as print sets it, a hyphen's length apart from -
-NUMERIC_HYPHEN = re.compile(r"(?:^|(?<=[\s(\[|]))-(?=\d)", re.MULTILINE)  # -0.02, not 1e-05, 2026-12-05 or --seed
+NUMERIC_HYPHEN = re.compile(r"(?:^|(?<=[\s(\[|*_:,\"]))-(?=\d)", re.MULTILINE)  # not 1e-05, 2026-12-05, --seed
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)  # code keeps its hyphens: `head -1`, a config's `lr: -1`
 
 
 @dataclass
@@ -93,8 +94,10 @@ def _float_text(value: float) -> str:
 
 
 def typeset(text: str) -> str:
-    """`text` with each negative number's hyphen set as a minus sign."""
-    return NUMERIC_HYPHEN.sub(MINUS, text)
+    """Markdown `text` with each negative number's hyphen set as a minus sign, outside code."""
+    prose = CODE.split(text)
+    return "".join(NUMERIC_HYPHEN.sub(MINUS, part) + code for part, code in
+                   zip(prose, [*CODE.findall(text), ""]))
 
 
 def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
@@ -112,13 +115,8 @@ def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:
         text = _float_text(value)
     else:
         text = str(value)
-    text = typeset(text) if isinstance(value, (int, float)) else text
+    text = MINUS + text[1:] if isinstance(value, (int, float)) and text.startswith("-") else text
     return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
-
-
-def counted(count: int, noun: str) -> str:
-    """'1 epoch', '15 epochs': a count with its noun, plural unless the count is one."""
-    return f"{fmt(count)} {noun}{'' if count == 1 else 's'}"
 
 
 def _put(items: list, item: Any, same: Callable[[Any], bool]) -> None:

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoints import Classifier, models_dir, noted_title, paths, recipe_fields, save_checkpoint
-from .config import PROJECT_ROOT, Profile, computing_on, get_device, get_profile, reports_dir
+from .config import PROJECT_ROOT, Profile, computing_on, counted, get_device, get_profile, reports_dir
 from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
 from .files import held_besides, unwritable, write_atomic
@@ -60,6 +60,9 @@ class Console(io.TextIOBase):
 
     def flush(self) -> None:
         self._tried(self.stream.flush)
+
+    def writable(self) -> bool:
+        return True
 
     def isatty(self) -> bool:  # what a progress bar asks, to draw itself as a terminal can show it
         return not self.left and self.stream.isatty()
@@ -111,10 +114,9 @@ def _what_is_kept(run_dir: Path) -> str:
         epochs = 0
     if not epochs:
         return "no epoch had finished: the run folder holds only train.log"
-    plural = "s" if epochs > 1 else ""
     checkpoint = paths(_run_checkpoint(run_dir))[0]
     kept = "and its checkpoint" if checkpoint.exists() else "(stopped before its checkpoint was written)"
-    return f"the run folder keeps its {epochs} finished epoch{plural} {kept}"
+    return f"the run folder keeps its {counted(epochs, 'finished epoch')} {kept}"
 
 
 class Trained(NamedTuple):
@@ -136,7 +138,14 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
                       replace: bool = False) -> Trained:
     """Train `config` (a name in configs/ or a path) with `overrides` ('key=value'), as the active profile
     runs it; return the weights' path of the checkpoint it published (see the module's docstring), or of the
-    run's own where one of that name was kept. `seed` defaults to the config's first."""
+    run's own where one of that name was kept. `seed` defaults to the config's first. What it prints, progress bars
+    included, goes to a Console: a reader that leaves (`| head`) costs the run nothing."""
+    with contextlib.redirect_stdout(Console(sys.stdout)), contextlib.redirect_stderr(Console(sys.stderr)):
+        return _train_from_config(config, overrides, out_dir, seed=seed, device=device, replace=replace)
+
+
+def _train_from_config(config: str | Path, overrides: Sequence[str], out_dir: Path | str | None, *,
+                       seed: int | None, device: torch.device | str | None, replace: bool) -> Trained:
     _check_run_folder(out_dir)  # first: a folder that cannot be used stops it before a backbone's weights load
     asked, profile = load_config(config, overrides), get_profile()
     recipe = asked.for_profile(profile)
@@ -156,8 +165,8 @@ def train_from_config(config: str | Path, overrides: Sequence[str] = (), out_dir
     model = build_model(recipe)  # a pretrained backbone too; the recipe's batches normalise as it expects
     run_dir = _run_folder(out_dir, f"{recipe.name}-seed{seed}")
     log = _logger(run_dir / "train.log")
-    try:  # the progress bars' stream (stderr) outlives its reader too
-        with computing_on(recipe.threads), contextlib.redirect_stderr(Console(sys.stderr)):
+    try:
+        with computing_on(recipe.threads):  # as the notebook that runs this config computes: the same numbers
             return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source), cuts)
     except KeyboardInterrupt:
         kept = _what_is_kept(run_dir)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import computing_on
+from .config import computing_on, counted
 from .data import MNIST, ImageSet
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
 from .features import FeatureBatches, extract_features
@@ -183,7 +183,8 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     packed = [PackedModels([models[seed] for seed in pack]) for pack in packs]  # new layers draw: here too
     start = time.perf_counter()
     with _bar(progress, recipe.epochs * len(packs),
-              f"{len(seeds)} seeds in {len(packs)} pack{'s' * (len(packs) > 1)}, {_at_a_time(lanes, len(packs))}") as bar:
+              f"{counted(len(seeds), 'seed')} in {counted(len(packs), 'pack')}, "
+              f"{_at_a_time(lanes, len(packs))}") as bar:
         jobs = [functools.partial(_train_pack, recipe, data, device, network, pack, bar if progress else None)
                 for network, pack in zip(packed, packs)]
         with computing_on(recipe.threads):  # in turn, where it fixes more threads than a lane has: on those

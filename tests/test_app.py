@@ -146,10 +146,10 @@ def test_a_checkpoint_that_cannot_be_loaded_is_named_with_what_is_wrong(models_d
         listed = client.get("/api/models").json()
         assert listed["default"] == "step3" and "notes" not in [m["id"] for m in listed["models"]]
         (skipped,) = listed["skipped"]
-        assert skipped["id"] == "notes" and skipped["problem"].startswith(f"{folder / 'notes.json'} is not valid JSON")
+        assert skipped["id"] == "notes" and skipped["problem"].startswith("notes.json is not valid JSON")
         answer = client.post("/api/predict?model=notes", content=blank(255))
         assert answer.status_code == 404 and answer.json()["error"].startswith(
-            f"Model 'notes' cannot be loaded: {folder / 'notes.json'} is not valid JSON")
+            "Model 'notes' cannot be loaded: notes.json is not valid JSON"), "named in the folder it serves"
 
 
 def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path, mnist, make_picture):
@@ -238,4 +238,5 @@ def test_a_bad_port_in_the_environment_is_named_as_the_environments(monkeypatch,
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith("error: the environment's PORT: 'abc' is not a port") and \
         "(or unset PORT)" in err
+    assert main(["--port", "8001", "--check", "--models", "/nonexistent"]) == 1, "--port given: $PORT is not read"
 

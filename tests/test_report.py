@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from mnist_utils.config import PROJECT_ROOT, get_profile, hardware, reports_dir
-from mnist_utils.report import (MissingResults, Report, Target, counted, fmt, load_result, load_results, markdown_table,
+from mnist_utils.config import PROJECT_ROOT, counted, get_profile, hardware, reports_dir
+from mnist_utils.report import (MissingResults, Report, Target, fmt, load_result, load_results, markdown_table,
                                  typeset)
 
 
@@ -99,8 +99,13 @@ def test_markdown_table_gives_a_column_one_number_of_decimals():
 
 def test_negative_numbers_get_a_minus_sign_and_nothing_else_does():
     assert fmt(-0.02, "points") == "\u22120.02 points" and fmt(-4) == "\u22124" and fmt("-4") == "-4"
-    text = "gap -0.17 (-4 images), |-1| on 2026-12-05, lr 1e-05, `--seed 3`, x-1, seeds 1-5"
-    assert typeset(text) == text.replace("-0.17", "\u22120.17").replace("-4", "\u22124").replace("|-1", "|\u22121")
+    assert fmt(float("-inf")) == "\u2212inf" and fmt(-0.5, decimals=2) == "\u22120.50"
+    text = "gap -0.17 (-4 images), |-1| on 2026-12-05, lr 1e-05, x-1, seeds 1-5, **-0.02**, gap:-0.3, [1,-1]"
+    minus = "\u2212"
+    assert typeset(text) == (f"gap {minus}0.17 ({minus}4 images), |{minus}1| on 2026-12-05, lr 1e-05, x-1, seeds 1-5, "
+                             f"**{minus}0.02**, gap:{minus}0.3, [1,{minus}1]")
+    code = "run `head -1` or `--seed 3`:\n```yaml\nlr: -1\n```\nthen -2"
+    assert typeset(code) == code.replace("then -2", f"then {minus}2"), "code keeps its hyphens"
 
 
 def test_a_count_takes_its_nouns_plural_unless_it_is_one():

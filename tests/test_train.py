@@ -62,7 +62,8 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "model_args.widths=[8,8]"],  # what the model takes, with its types
      "do not fit Model_3 on 28×28 digits (it takes Model_3(widths: tuple[int, ...] = (12, 10, 14, 12, 10))): not "
      "enough values"),
-    (["--config", "step3", "--set", "model_args.depth=3"], "do not fit Model_3 on 28×28 digits (it takes Model_3(widths"),
+    (["--config", "step3", "--set", "model_args.depth=3"],
+     "do not fit Model_3 on 28×28 digits (it takes Model_3(widths"),
     (["--config", "step3", "--set", "model_args.widths=[0,0,0,0,0]"], "weight of size [0, 1, 5, 5]"),  # at a batch
     (["--config", "step3", "--set", "model_args.widths=[12,10,14,12,-4]"], "negative dimension -4"),
     (["--config", "step3", "--set", "image_size=5"], "do not fit Model_3 on 5×5 digits"),
@@ -372,7 +373,7 @@ def test_a_smoke_train_says_what_the_profile_cut_and_how_to_test_in_that_profile
 
 @pytest.mark.parametrize("arguments, message", [
     (["--config", "step1", "--bogus"], "unrecognized arguments: --bogus. See `python -m mnist_utils train --help`."),
-    (["--config", "step1", "--seed", "-1"], "argument --seed: a seed is a whole number, 0 or more"),
+    (["--config", "step1", "--seed", "-1"], "argument --seed: a seed is a whole number from 0 to 2**64 - 1, got -1: give e.g. --seed 2"),
 ])
 def test_train_refuses_a_wrong_option_in_one_line_naming_its_own_help(arguments, message, tmp_path, monkeypatch,
                                                                        capsys):
