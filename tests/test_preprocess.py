@@ -224,3 +224,22 @@ def test_a_16_bit_greyscale_scan_reads_like_its_8_bit_picture(mnist, make_pictur
     narrow = io.BytesIO()
     picture.save(narrow, format="PNG")
     assert torch.equal(preprocess(scan.getvalue()).pixels, preprocess(narrow.getvalue()).pixels)
+
+
+def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_checkpoint):
+    # the border is the table's (dark), the digit dark ink on the white sheet: read as the sheet's, not as a light
+    # sheet-shaped digit with a hole in it
+    original, label = mnist.test.images[0], int(mnist.test.labels[0])
+    ink = np.asarray(Image.fromarray(original.numpy()).resize((140, 140), Image.Resampling.BICUBIC), dtype=np.float32)
+    photo = np.full((300, 400), 45.0, dtype=np.float32)  # the table
+    photo[40:260, 70:330] = 225.0  # the sheet: 65% of the width, 73% of the height
+    photo[80:220, 130:270] -= ink * (225.0 - 25.0) / 255  # dark ink on it
+    buffer = io.BytesIO()
+    Image.fromarray(photo.round().astype(np.uint8)).save(buffer, format="PNG")
+    digit = preprocess(buffer.getvalue())
+    assert digit.inverted and closeness(digit.pixels, original) > 0.9
+    assert Classifier.load(step3_checkpoint).answers(digit.pixels[None])[0]["digit"] == label
+    # a light digit on a dark ground, however large, is no sheet
+    large = np.zeros((100, 100), dtype=np.float32)
+    large[5:95, 5:95] = np.asarray(Image.fromarray(original.numpy()).resize((90, 90)), dtype=np.float32)
+    assert closeness(to_mnist(torch.from_numpy(large))[0], original) > 0.9 and not to_mnist(torch.from_numpy(large))[1]
