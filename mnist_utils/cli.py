@@ -211,14 +211,25 @@ def run_test(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     classifier = _classifier(args)
-    # Every image is read and checked before any answer is printed: a bad one stops the run with no output.
-    digits = []
+    # Every image is read and checked before any answer is printed: a bad one stops the run with no output, or
+    # with --keep-going is named on stderr while the others are answered (exit status 2 all the same).
+    read, problems = [], []
     for image in args.images:
-        data = read_image_file(image)
         try:
-            digits.append(preprocess(data))
-        except ImageError as error:  # its message speaks of "the image": say which
-            raise ImageError(error.kind, f"{image}: {error}") from None
+            data = read_image_file(image)  # its message names the file
+            try:
+                read.append((image, preprocess(data)))
+            except ImageError as error:  # its message speaks of "the image": say which
+                raise ImageError(error.kind, f"{image}: {error}") from None
+        except ImageError as error:
+            if not args.keep_going:
+                raise
+            problems.append(error)
+    for problem in problems:
+        print("error: " + " ".join(str(problem).split()), file=sys.stderr)
+    if not read:
+        return EXIT_BAD_INPUT
+    images, digits = [image for image, _ in read], [digit for _, digit in read]
     answers = classifier.answers(torch.stack([d.pixels for d in digits]))
     # Which model answered (the default may be another architecture than expected), on stderr: stdout keeps
     # one line per image, or the JSON alone.
@@ -226,13 +237,13 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"model {meta['id']} ({meta['model']['name']}, {_shown(meta['path'])}): {meta['title']}", file=sys.stderr)
     if args.json:  # each record as the API answers, with the model's id
         print(json.dumps([{"image": str(image), **answer, "model": meta["id"], "inverted": digit.inverted}
-                          for image, digit, answer in zip(args.images, digits, answers)], indent=2))
-        return 0
-    width = max(len(str(image)) for image in args.images)
-    for image, answer in zip(args.images, answers):
-        top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in answer["top"])
-        print(f"{str(image):<{width}}  {answer['digit']}  ({answer['confidence']:.1%})   top 3: {top}")
-    return 0
+                          for image, digit, answer in zip(images, digits, answers)], indent=2))
+    else:
+        width = max(len(str(image)) for image in images)
+        for image, answer in zip(images, answers):
+            top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in answer["top"])
+            print(f"{str(image):<{width}}  {answer['digit']}  ({answer['confidence']:.1%})   top 3: {top}")
+    return EXIT_BAD_INPUT if problems else 0
 
 
 # ----------------------------------------------------------------------------- the parser
@@ -311,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(predict_)
     predict_.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, WebP, GIF or BMP files")
     predict_.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict_.add_argument("--keep-going", action="store_true",
+                          help="answer the images that can be read and name the others on stderr (exit status 2 "
+                               "where any could not be read); without it, one bad image stops all, with no answer")
     predict_.set_defaults(run=run_predict)
     return parser
 

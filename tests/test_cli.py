@@ -323,3 +323,27 @@ def test_ctrl_c_while_the_command_line_is_still_importing_ends_with_one_line():
     done = subprocess.run([sys.executable, "-c", interrupted_import, "train", "--config", "step1"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr, done.stdout) == (130, "stopped (Ctrl-C)\n", "")
+
+
+def test_predict_keep_going_answers_the_good_images_and_names_the_bad_ones(step3_checkpoint, mnist, make_picture,
+                                                                          tmp_path, capsys):
+    good = [tmp_path / f"digit{index}.png" for index in range(2)]
+    for index, path in enumerate(good):
+        path.write_bytes(make_picture(mnist.test.images[index]))
+    text, missing = tmp_path / "notes.png", tmp_path / "gone.png"
+    text.write_text("not a picture")
+    images = [str(good[0]), str(text), str(missing), str(good[1])]
+    assert main(["predict", "--model", str(step3_checkpoint), "--keep-going", *images]) == 2, "not every image read"
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split()[:2] for line in lines] == [[str(good[0]), str(int(mnist.test.labels[0]))],
+                                                   [str(good[1]), str(int(mnist.test.labels[1]))]]
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {text}: This is not an image that can be read as PNG, JPEG, WebP, GIF or BMP: use a "
+                      "picture of a digit.", f"error: {missing} does not exist: check the path of the image."]
+    assert main(["predict", "--model", str(step3_checkpoint), "--keep-going", "--json", str(good[0]), str(good[1])]) == 0
+    assert [a["digit"] for a in json.loads(capsys.readouterr().out)] == mnist.test.labels[:2].tolist()
+    assert main(["predict", "--model", str(step3_checkpoint), *images]) == 2, "without it, one bad image stops all"
+    assert capsys.readouterr().out == ""
+    assert main(["predict", "--model", str(step3_checkpoint), "--keep-going", str(text)]) == 2
+    assert capsys.readouterr().out == "", "no image read: no answer"
