@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         except argparse.ArgumentTypeError as error:
             parser.error(f"the environment's PORT: {error} (or unset PORT)")
     directory = args.models or models_dir()
-    listing = list_checkpoints(directory) if directory.is_dir() else []
+    listing = list_checkpoints(directory)  # none where the folder is not there
     if args.check:
         return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:

@@ -193,7 +193,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     directory = args.models or models_dir()
-    chosen = default_checkpoint(list_checkpoints(directory)) if directory.is_dir() else None
+    chosen = default_checkpoint(list_checkpoints(directory))
     if chosen is None:
         print(f"error: no saved model in {directory}: run `make app` once (it trains one), or pass --models DIR.",
               file=sys.stderr)

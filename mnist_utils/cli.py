@@ -31,12 +31,12 @@ import torch
 from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
                           models_dir)
 from .config import CommandParser, environment_help, get_device, get_profile, reports_dir
+from .config_values import seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import ImageError, preprocess, read_image_file
-from .config_values import seed_problem
 from .recipes import ConfigError
 from .trainer import TrainingDiverged, train_from_config
 

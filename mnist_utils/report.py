@@ -36,8 +36,9 @@ from .files import write_atomic
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # a comparison as prose and tables write it
 MINUS = "\u2212"  # the minus sign: −0.02 as print sets it, a hyphen's length apart from -
-NUMERIC_HYPHEN = re.compile(r"(?:^|(?<=[\s(\[|*_:,\"]))-(?=\d)", re.MULTILINE)  # not 1e-05, 2026-12-05, --seed
-CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)  # code keeps its hyphens: `head -1`, a config's `lr: -1`
+# code (group 1) is matched to be kept as it is (`head -1`, a config's `lr: -1`); any other hyphen before a digit
+# where a number starts is a minus: not 1e-05, 2026-12-05 or --seed
+NEGATIVE_OR_CODE = re.compile(r"(```.*?```|`[^`\n]*`)|(?:^|(?<=[\s(\[|*_:,\"]))-(?=\d)", re.MULTILINE | re.DOTALL)
 
 
 @dataclass
@@ -95,9 +96,7 @@ def _float_text(value: float) -> str:
 
 def typeset(text: str) -> str:
     """Markdown `text` with each negative number's hyphen set as a minus sign, outside code."""
-    prose = CODE.split(text)
-    return "".join(NUMERIC_HYPHEN.sub(MINUS, part) + code for part, code in
-                   zip(prose, [*CODE.findall(text), ""]))
+    return NEGATIVE_OR_CODE.sub(lambda match: match.group(1) or MINUS, text)
 
 
 def fmt(value: Any, unit: str = "", decimals: int | None = None) -> str:

@@ -79,7 +79,7 @@ def _logger(log_file: Path) -> logging.Logger:
     """A logger writing to the console and to `log_file`, one line per message; a message logged with
     `extra=FILE_ONLY` goes to the file alone (how a run ended: the command line says it on the console)."""
     logger = logging.Logger(f"mnist_utils.train.{log_file}", logging.INFO)  # the run's own: not kept by logging
-    console = logging.StreamHandler(Console(sys.stdout))
+    console = logging.StreamHandler(sys.stdout)  # a Console while train_from_config runs
     console.addFilter(lambda record: not getattr(record, "file_only", False))
     for handler in (console, logging.FileHandler(log_file)):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -240,8 +240,8 @@ def profile_cuts(asked: Recipe, runs: Recipe, profile: Profile) -> str:
     cuts = [f"{runs.epochs} of {asked.epochs} epochs"] if runs.epochs != asked.epochs else []
     if runs.batches_per_epoch != asked.batches_per_epoch:
         cuts.append(f"{runs.batches_per_epoch} of {asked.batches_per_epoch} batches per epoch")
-    if profile.images_kept():
-        cuts.append(profile.images_kept())
+    if images := profile.images_kept():
+        cuts.append(images)
     return f"{profile.name} profile: {', '.join(cuts) or 'nothing cut'}"
 
 
