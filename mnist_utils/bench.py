@@ -49,7 +49,7 @@ from torchvision import transforms
 from models import Model_3
 
 from .batches import endless
-from .config import CommandParser, counted, data_root, get_device, hardware, reports_root, usable_cpus
+from .config import CommandParser, counted, data_root, first_line, get_device, hardware, reports_root, usable_cpus
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
@@ -400,9 +400,8 @@ def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Si
             rows.append({"knob": knob.name, "images_per_s": speed["images_per_s"], "compile_s": speed["compile_s"],
                          "error": None})
         except Exception as error:  # noqa: BLE001 - a knob that cannot run here (no C++ compiler, no bf16) is a finding
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             rows.append({"knob": knob.name, "images_per_s": None, "compile_s": None,
-                         "error": f"{type(error).__name__}: {message}"[:300]})
+                         "error": f"{type(error).__name__}: {first_line(error)}"})
     baseline = rows[0]["images_per_s"]
     for row in rows:
         row["ratio"] = None if None in (row["images_per_s"], baseline) else row["images_per_s"] / baseline

@@ -267,6 +267,12 @@ def counted(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+def first_line(text: Any, limit: int = 200) -> str:
+    """The first line of `text` that is not blank, cut to `limit` characters: an error in one line."""
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def environment_help() -> str:
     """The settings every command line reads from the environment, for the end of its --help."""
     smoke = _PROFILES["smoke"]

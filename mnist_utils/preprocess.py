@@ -137,28 +137,28 @@ def _paper_level(grey: torch.Tensor) -> float:
     return float(frame.median())
 
 
-def _on_the_sheet(grey: torch.Tensor) -> torch.Tensor:
+def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     """A photo of a light sheet on a darker table, its border the table's, cut to the sheet, so that the paper is
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
-    columns, which a light digit on a dark ground never covers. Any other picture as it is."""
+    columns, which a light digit on a dark ground never covers. Any other picture as it is. With its paper level."""
     paper = _paper_level(grey)
     if paper > 127.5:  # the border is light already: paper
-        return grey
+        return grey, paper
     light = grey > (paper + float(grey.max())) / 2
     rows = torch.nonzero(light.float().mean(dim=1) > SHEET_SHARE).flatten()
     cols = torch.nonzero(light.float().mean(dim=0) > SHEET_SHARE).flatten()
     if len(rows) < 0.3 * grey.shape[0] or len(cols) < 0.3 * grey.shape[1]:
-        return grey
+        return grey, paper
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     dy, dx = round(SHEET_INSET * (bottom - top)), round(SHEET_INSET * (right - left))
-    return grey[top + dy:bottom - dy, left + dx:right - dx]
+    sheet = grey[top + dy:bottom - dy, left + dx:right - dx]
+    return sheet, _paper_level(sheet)
 
 
 def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """Greyscale pixels (float (H, W), 0-255, either polarity; a photo of a sheet on a darker table is cut to the
     sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
-    grey = _on_the_sheet(grey)
-    paper = _paper_level(grey)
+    grey, paper = _on_the_sheet(grey)
     inverted = paper > 127.5
     ink = (paper - grey) if inverted else (grey - paper)
     strongest = float(ink.max())

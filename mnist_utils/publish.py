@@ -14,14 +14,9 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .checkpoints import METADATA_SUFFIX
+from .config import first_line
 from .files import folder_lock, write_atomic
 from .report import read_json
-
-
-def first_line(text: Any, limit: int = 200) -> str:
-    """The first line of `text` that is not blank, cut to `limit` characters: an error in a progress line."""
-    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | None = None) -> None:

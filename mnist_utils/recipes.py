@@ -25,7 +25,7 @@ import models
 
 from .augment import Augment
 from .batches import Batches, ShortEpochs
-from .config import PROJECT_ROOT, counted
+from .config import PROJECT_ROOT, counted, first_line
 from .config_values import ConfigError, convert, load_yaml, seed_problem, unknown_keys, yaml_problem
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
@@ -353,9 +353,9 @@ def build_model(recipe: Recipe) -> nn.Module:
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
-                          f"digits (it takes {recipe.model}{inspect.signature(model)}): {first_line}") from None
+                          f"digits (it takes {recipe.model}{inspect.signature(model)}): "
+                          f"{first_line(error) or type(error).__name__}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:

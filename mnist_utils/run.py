@@ -45,11 +45,11 @@ from traitlets.config import Config
 
 from .config import (HEADLESS_ENV, LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
                      READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes,
-                     find_notebooks, get_profile, notebook_timeout, reports_dir as profile_reports_dir, reports_root,
-                     usable_cpus)
+                     find_notebooks, first_line, get_profile, notebook_timeout, reports_dir as profile_reports_dir,
+                     reports_root, usable_cpus)
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
-from .publish import discard, first_line, publish_run
+from .publish import discard, publish_run
 from .series import (check_at_once, default_at_once, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped

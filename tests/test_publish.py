@@ -3,7 +3,8 @@ import json
 import os
 from pathlib import Path
 
-from mnist_utils.publish import first_line, publish_results, publish_run
+from mnist_utils.config import first_line
+from mnist_utils.publish import publish_results, publish_run
 
 
 def test_an_error_is_shown_by_its_first_line_that_is_not_blank_cut_to_the_limit() -> None:
