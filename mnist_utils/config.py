@@ -188,7 +188,8 @@ def computing_on(threads: int | None) -> Iterator[None]:
 # `make notebooks` runs each notebook in a kernel of its own and tells it these through its environment (run.py's
 # kernel_env and execute_notebook); a notebook opened in Jupyter has none of them.
 HEADLESS_ENV = "MNIST_HEADLESS"  # progress bars as text lines, which the runner folds to their last state
-LANES_ENV = "MNIST_LANES"  # each kernel's share of the cores, for its trainings' lanes: see lanes.lane_count
+LANES_ENV = "MNIST_LANES"  # the most lanes a kernel's trainings may use, fixed: see lanes.lane_count
+LANES_FILE_ENV = "MNIST_LANES_FILE"  # a file with the kernel's share of the cores now: see lanes_shared
 PENDING_ENV = "MNIST_RESULTS_PENDING"  # where results and models go until the notebook finishes
 
 
@@ -205,6 +206,22 @@ def lanes_asked() -> int | None:
     if value is not None and (not value.isdigit() or int(value) < 1):
         raise ValueError(f"{LANES_ENV}={value!r}: give a whole number of lanes, 1 or more, or unset it")
     return None if value is None else int(value)
+
+
+def lanes_shared(most: int) -> int:
+    """How many of `most` lanes may compute now: the number in the file $MNIST_LANES_FILE names, which `make
+    notebooks` rewrites as the notebooks beside this kernel start and end (its share of the cores: 1 of 2 while
+    another notebook runs beside it, 2 once it runs alone); `most` where that is unset. A file that cannot be read
+    (the runner writes it whole, before the kernel starts, so only a broken run) gives 1: never more threads than
+    cores."""
+    path = os.environ.get(LANES_FILE_ENV)
+    if not path:
+        return most
+    try:
+        share = int(Path(path).read_text())
+    except (OSError, ValueError):
+        return 1
+    return min(most, max(1, share))
 
 
 def pending_dir() -> Path | None:

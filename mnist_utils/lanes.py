@@ -15,6 +15,10 @@ and `lanes_for` keeps models with torch's dropout (a layer that draws from the g
 out of lanes, as it does on a GPU, whose kernels one training already fills. Those run in turn, on the caller's
 threads. models.SeededDropout draws from a generator of its own: the models with it may use lanes.
 
+Side by side with another notebook (`make notebooks`), a kernel's lanes compute only as many at once as its share
+of the cores (`config.lanes_shared`), which grows when the notebook beside it ends: a lane waits before its next
+job while the share is taken. Where a job runs, and when, changes no number.
+
 Ctrl-C (or a failing job) stops every lane within a training step: the other lanes are interrupted too.
 """
 from __future__ import annotations
@@ -26,9 +30,11 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import torch
 import torch.nn as nn
 
-from .config import lanes_asked, usable_cpus
+from .config import lanes_asked, lanes_shared, usable_cpus
 
 T = TypeVar("T")
+SHARE_POLL_SECONDS = 0.5  # how often a lane waiting for its share of the cores looks again (a job takes minutes)
+_WAIT = object()  # a lane's next job, while the share is taken
 
 
 def draws_global_randomness(model: nn.Module) -> bool:
@@ -37,11 +43,10 @@ def draws_global_randomness(model: nn.Module) -> bool:
 
 
 def lane_count() -> int:
-    """Lanes for independent trainings: one per usable CPU, or as many as $MNIST_LANES says. `make notebooks`
-    sets it to each notebook's share of the cores (1 on 2 cores) wherever notebooks may run side by side: two
-    notebooks with two lanes each would share 2 cores among 4 threads, and time-sliced trainings cost a third more
-    CPU time (measured: 03 computed for 501 CPU-seconds alone, 652-685 beside a second notebook's lanes). The
-    numbers do not depend on it."""
+    """Lanes for independent trainings: one per usable CPU, or as many as $MNIST_LANES says. Side by side with
+    another notebook, fewer of them compute at once (`run_in_lanes`): two notebooks with two lanes each would share
+    2 cores among 4 threads, and time-sliced trainings cost a third more CPU time (measured: 03 computed for 501
+    CPU-seconds alone, 652-685 beside a second notebook's lanes). The numbers do not depend on it."""
     asked = lanes_asked()
     return usable_cpus() if asked is None else asked
 
@@ -57,9 +62,10 @@ def lanes_for(models: Iterable[nn.Module], device: torch.device, threads: int = 
 
 def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
     """Run `jobs` (callables without arguments) and return their results in their order. With `lanes`, at most
-    that many at a time, each on one torch thread (one lane: in turn, still on one thread each); with None, in
-    turn on the caller's threads. The first exception of a job, or a Ctrl-C, interrupts the other lanes and is
-    raised here."""
+    that many at a time, and no more than the kernel's share of the cores allows when each job starts
+    (`lanes_shared`), each on one torch thread (one lane: in turn, still on one thread each); with None, in turn on
+    the caller's threads. The first exception of a job, or a Ctrl-C, interrupts the other lanes and is raised
+    here."""
     if lanes is None:
         return [job() for job in jobs]
     if lanes < 1:
@@ -73,12 +79,16 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
         me = threading.get_ident()
         try:
             torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in the lane itself
-            while True:
+            while not stop.is_set():
                 with lock:
-                    index = None if stop.is_set() else next(waiting, None)
+                    index = next(waiting, None) if len(busy) < lanes_shared(lanes) else _WAIT
                     if index is None:
                         return
-                    busy.add(me)
+                    if index is not _WAIT:
+                        busy.add(me)
+                if index is _WAIT:  # the kernel's share of the cores is taken: look again shortly
+                    stop.wait(SHARE_POLL_SECONDS)
+                    continue
                 try:
                     results[index] = jobs[index]()
                 finally:

@@ -43,10 +43,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from traitlets.config import Config
 
-from .config import (HEADLESS_ENV, LANES_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
+from .config import (HEADLESS_ENV, LANES_FILE_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
                      READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes,
                      find_notebooks, first_line, get_profile, notebook_timeout, reports_dir as profile_reports_dir,
                      reports_root, usable_cpus)
+from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .publish import discard, publish_run
@@ -201,13 +202,14 @@ def _notebook_client(nb: Any, path: Path, timeout: float, clock: _CellClock) -> 
 
 
 def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, timeout: float,
-                     stop: Stop | None = None, nice: int = 0, training_lanes: int | None = None,
+                     stop: Stop | None = None, nice: int = 0, lanes_file: Path | None = None,
                      on_cell: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run one notebook; write <stem>.ipynb and .html to the profile's folder of `reports_dir` (see
     config.reports_dir), and the results its Report wrote; return its runs.json entry. `nice` > 0: its
-    kernel computes at that lower priority, leaving the CPU to a notebook beside it first. `training_lanes`: how
-    many lanes its trainings may use (mnist_utils.lanes; default: one per usable CPU). `on_cell(index, cells)` is
-    told as each cell starts (counted from 1, of all the notebook's cells).
+    kernel computes at that lower priority, leaving the CPU to a notebook beside it first. `lanes_file`: the
+    file that holds its share of the cores, which its trainings' lanes read before each job (config.lanes_shared;
+    without one, every usable CPU). `on_cell(index, cells)` is told as each cell starts (counted from 1, of all
+    the notebook's cells).
 
     Never raises for a failing notebook (cell error, timeout, dead kernel): the failure is visible in
     the executed copy and HTML, and the entry says status error or timeout with a short reason. A stop
@@ -230,8 +232,8 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
                     cell.outputs, cell.execution_count = [], None
             clock.client = _notebook_client(nb, path, timeout, clock)
             env = {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}
-            if training_lanes is not None:
-                env[LANES_ENV] = str(training_lanes)
+            if lanes_file is not None:
+                env[LANES_FILE_ENV] = str(lanes_file)
             execute_until_stopped(clock.client, env, stop)
         except Exception as exc:  # a stop, a failing cell, a timeout, ...: reported, and the series goes on
             status, error = _failure(exc, clock.cell, clock.index, timeout)
@@ -268,9 +270,11 @@ class _Series:
         self.after, self.waiting = waits_for(list(self.path_of), reads), list(self.path_of)
         self.chain = set(longest_chain({stem: budget_minutes(stem, "full") or 1.0 for stem in self.number}, reads))
         # Where notebooks can run side by side, each one's trainings get its share of the CPUs (more threads than
-        # cores slow them all) and those off the chain yield to it; one that can only run alone keeps every CPU.
+        # cores slow them all), rewritten as notebooks start and end (`share_cores`), and those off the chain yield
+        # to it; one that can only run alone keeps every CPU.
         self.shared = most_side_by_side(list(self.path_of), at_once, reads)
-        self.cpus_each = max(1, usable_cpus() // self.shared) if self.shared > 1 else None
+        self.lanes_files: dict[str, Path] = {}  # each running notebook's share of the cores, when shared
+        self.sharing = 0  # how many notebooks the last shares were written for
         self.running: dict[str, threading.Thread] = {}
         self.finished: set[str] = set()  # a failed notebook too: the ones after it run, as they would one by one
         self.entries: dict[str, dict[str, Any]] = {}  # runs.json's entry of each finished notebook
@@ -287,6 +291,7 @@ class _Series:
                 if self.stop.signum is not None:  # a signal may come in the middle of this loop
                     break
                 self.start(stem)
+            self.share_cores()  # after the starts: a notebook that ended and one that took its place change nothing
             if not self.running:
                 break  # stopped before the rest could start
             if time.monotonic() >= heartbeat:
@@ -304,10 +309,26 @@ class _Series:
         print(f"[{self.number[stem]}/{self.total}] {stem} started{beside}", flush=True)
         limit = self.timeout or notebook_timeout(stem, self.profile)
         nice = YIELDING_NICE if self.shared > 1 and stem not in self.chain else 0
+        if self.shared > 1:
+            self.lanes_files[stem] = self.folder / ".pending" / f"{stem}.lanes"
+            self.lanes_files[stem].parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.lanes_files[stem], self.share(len(self.running) + 1))  # before its kernel reads it
         self.running[stem] = threading.Thread(target=self.execute, args=(self.path_of[stem], limit, nice),
                                               name=stem, daemon=True)
         self.running[stem].start()
         self.most_at_once = max(self.most_at_once, len(self.running))
+
+    @staticmethod
+    def share(running: int) -> bytes:  # the lanes each of `running` notebooks may compute on at once
+        return str(max(1, usable_cpus() // max(1, running))).encode()
+
+    def share_cores(self) -> None:
+        """Give each running notebook's trainings an equal share of the CPUs again, where the number running has
+        changed: when one ends, the one beside it takes its core for its next training."""
+        if self.lanes_files and len(self.running) != self.sharing:
+            self.sharing = len(self.running)
+            for stem in self.running:
+                write_atomic(self.lanes_files[stem], self.share(self.sharing))
 
     def execute(self, path: Path, limit: float, nice: int) -> None:  # a notebook's thread
         entry = {"status": "error", "seconds": None, "cpu_seconds": None, "profile": self.profile, "finished": None,
@@ -318,8 +339,8 @@ class _Series:
             self.at_cell[path.stem] = (cell, cells, began)
 
         try:
-            entry = execute_notebook(path, self.reports_dir, self.profile, limit, self.stop, nice, self.cpus_each,
-                                     on_cell=at_cell)
+            entry = execute_notebook(path, self.reports_dir, self.profile, limit, self.stop, nice,
+                                     self.lanes_files.get(path.stem), on_cell=at_cell)
         except BaseException as exc:  # noqa: BLE001 - e.g. a full disk: the series goes on
             entry["error"] = f"{type(exc).__name__}: {first_line(exc)}"
         finally:
@@ -327,6 +348,8 @@ class _Series:
 
     def finish(self, stem: str, entry: dict[str, Any]) -> None:  # record an ended notebook's run, and say how it went
         self.running.pop(stem).join()
+        if stem in self.lanes_files:
+            self.lanes_files.pop(stem).unlink(missing_ok=True)
         self.finished.add(stem)
         record_run(self.folder, stem, entry)
         write_index(self.folder)  # after each notebook, so an interrupted series still has a page

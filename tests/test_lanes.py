@@ -11,6 +11,7 @@ import torch.nn as nn
 import models
 from mnist_utils import training
 from mnist_utils.augment import Augment
+from mnist_utils.config import lanes_shared
 from mnist_utils.data import MNIST
 from mnist_utils.engine import seed_everything
 from mnist_utils.lanes import draws_global_randomness, lanes_for, run_in_lanes
@@ -300,3 +301,51 @@ def test_trainings_in_lanes_draw_one_bar_for_all_their_epochs_or_none():
     for wrong in ("batches", True, False):
         with pytest.raises(ValueError, match="'epochs' .* or None"):
             _bar(wrong, 5, "x")
+
+
+def test_lanes_compute_no_more_at_once_than_the_kernels_share_and_take_a_core_as_soon_as_it_frees(tmp_path,
+                                                                                                  monkeypatch):
+    share = tmp_path / "share"  # as make notebooks writes it: the kernel's share of the cores now
+    share.write_text("1")
+    monkeypatch.setenv("MNIST_LANES_FILE", str(share))
+    active, most, lock = [0], [0], threading.Lock()
+
+    def job(i):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return i
+
+    assert run_in_lanes([lambda i=i: job(i) for i in range(4)], lanes=2) == [0, 1, 2, 3]
+    assert most[0] == 1, "a share of one core: one training at a time, though two lanes were asked for"
+
+    both = threading.Barrier(2, timeout=10)  # passes only while both jobs run at once
+
+    def first():  # the notebook beside this one ends, and the runner gives this one both cores
+        share.write_text("2")
+        both.wait()
+        return "first"
+
+    def second():
+        both.wait()
+        return "second"
+
+    assert run_in_lanes([first, second], lanes=2) == ["first", "second"]
+
+
+def test_a_kernels_share_of_the_cores_is_its_files_number_within_the_lanes_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_LANES_FILE", raising=False)
+    assert lanes_shared(4) == 4, "outside make notebooks: every lane"
+    share = tmp_path / "share"
+    monkeypatch.setenv("MNIST_LANES_FILE", str(share))
+    for text, expected in (("3", 3), ("9", 4), ("0", 1)):
+        share.write_text(text)
+        assert lanes_shared(4) == expected, text
+    for broken in ("", "two"):
+        share.write_text(broken)
+        assert lanes_shared(4) == 1, "a broken share never gives more threads than cores"
+    share.unlink()
+    assert lanes_shared(4) == 1

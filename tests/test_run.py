@@ -384,7 +384,7 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
              "group = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-'\n"
              "open(os.path.join({folder!r}, {name!r}), 'w')"
              ".write(f'{{time.time()}} {{os.getpid()}} {{os.getpriority(os.PRIO_PROCESS, 0)}} {{group}} "
-             "{{os.environ.get(\"MNIST_LANES\")}}')")
+             "{{open(os.environ[\"MNIST_LANES_FILE\"]).read()}}')")
     # Each marks its start, waits (a minute at most) until the other has started, then marks its end: side by
     # side, both end at once; one after the other, the first ends a minute before the second starts.
     waits = ("deadline = time.time() + 60\n"
@@ -393,7 +393,12 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     for stem, other in (("01_a", "02_b"), ("02_b", "01_a")):
         make_notebook(notebooks, stem, stamp.format(folder=str(marks), name=f"{stem}.start"),
                       waits.format(folder=str(marks), other=f"{other}.start"),
-                      stamp.format(folder=str(marks), name=f"{stem}.end"))
+                      stamp.format(folder=str(marks), name=f"{stem}.end"),
+                      *(() if stem == "02_b" else  # then, once 02_b has ended, 01_a's share of the cores grows
+                        (waits.format(folder=str(marks), other="02_b.end") + "\nshare = os.environ['MNIST_LANES_FILE']\n"
+                         "while open(share).read() == open(os.path.join({folder!r}, '01_a.end')).read().split()[4]"
+                         " and time.time() < deadline + 30:\n    time.sleep(0.05)".format(folder=str(marks)),
+                         stamp.format(folder=str(marks), name="01_a.alone"))))
     make_notebook(notebooks, "03_after", stamp.format(folder=str(marks), name="03_after.start"))  # reads both
     reads = {"01_a": (), "02_b": ()}  # 03_after, not listed: it waits for both
     paths = run.find_notebooks(notebooks)
@@ -407,11 +412,15 @@ def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_e
     # The longest chain (01_a, then 03_after: a tie with 02_b goes to the lower number) keeps its priority;
     # 02_b, beside it, yields.
     nice = {name.name: int(name.read_text().split()[2]) for name in marks.iterdir()}
-    assert nice == {"01_a.start": 0, "01_a.end": 0, "02_b.start": run.YIELDING_NICE, "02_b.end": run.YIELDING_NICE,
-                    "03_after.start": 0}
-    # Side by side, each kernel's trainings get its share of the CPUs (mnist_utils.lanes.lane_count)
+    assert nice == {"01_a.start": 0, "01_a.end": 0, "01_a.alone": 0, "02_b.start": run.YIELDING_NICE,
+                    "02_b.end": run.YIELDING_NICE, "03_after.start": 0}
+    # Each kernel's share of the CPUs (config.lanes_shared): half side by side, all alone (01_a once 02_b has ended)
     from mnist_utils.config import usable_cpus
-    assert {name.read_text().split()[4] for name in marks.iterdir()} == {str(max(1, usable_cpus() // 2))}
+    half, whole = str(max(1, usable_cpus() // 2)), str(usable_cpus())
+    share = {name.name: name.read_text().split()[4] for name in marks.iterdir()}
+    assert share == {"01_a.start": half, "01_a.end": half, "02_b.start": half, "02_b.end": half,
+                     "01_a.alone": whole, "03_after.start": whole}
+    assert not list((reports / "smoke" / ".pending").glob("*.lanes")), "each share's file goes with its notebook"
     group = {name.name: name.read_text().split()[3] for name in marks.iterdir()}
     if os.path.exists("/proc/self/autogroup"):  # Linux shares the CPU between the kernels' sessions by these
         assert group == {stem: str(n) for stem, n in nice.items()}
