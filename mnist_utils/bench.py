@@ -353,7 +353,7 @@ def knob_speed(knob: Knob, recipe: Recipe, images: ImageSet, device: torch.devic
         together = threading.Barrier(knob.lanes)
         lane = functools.partial(knob_speed, dataclasses.replace(knob, lanes=1), recipe, images, device, sizes,
                                  together=together)
-        timings = [result["timings"] for result in run_in_lanes([lane] * knob.lanes, knob.lanes)]
+        timings = [result["timings"] for result in run_in_lanes([lane] * knob.lanes, knob.lanes, shared=False)]
         speed = max(sum(seen for seen, _ in repeat) / max(seconds for _, seconds in repeat) for repeat in zip(*timings))
         return {"images_per_s": speed, "compile_s": None}
     recipe = dataclasses.replace(recipe, batch_size=knob.batch_size or recipe.batch_size,

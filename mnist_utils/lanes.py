@@ -60,12 +60,14 @@ def lanes_for(models: Iterable[nn.Module], device: torch.device, threads: int = 
     return lane_count()
 
 
-def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
+def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None, *, shared: bool = True,
+                 on_start: Callable[[int], None] | None = None) -> list[T]:
     """Run `jobs` (callables without arguments) and return their results in their order. With `lanes`, at most
     that many at a time, and no more than the kernel's share of the cores allows when each job starts
-    (`lanes_shared`), each on one torch thread (one lane: in turn, still on one thread each); with None, in turn on
-    the caller's threads. The first exception of a job, or a Ctrl-C, interrupts the other lanes and is raised
-    here."""
+    (`lanes_shared`; with `shared` False, all of them: a benchmark that times lanes side by side), each on one torch
+    thread (one lane: in turn, still on one thread each); with None, in turn on the caller's threads. `on_start`
+    is told, as each job starts in a lane, how many may run at once then. The first exception of a job, or a Ctrl-C,
+    interrupts the other lanes and is raised here."""
     if lanes is None:
         return [job() for job in jobs]
     if lanes < 1:
@@ -81,11 +83,14 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None) -> list[T]:
             torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in the lane itself
             while not stop.is_set():
                 with lock:
-                    index = next(waiting, None) if len(busy) < lanes_shared(lanes) else _WAIT
+                    at_once = min(lanes_shared(lanes) if shared else lanes, len(jobs))
+                    index = next(waiting, None) if len(busy) < at_once else _WAIT
                     if index is None:
                         return
                     if index is not _WAIT:
                         busy.add(me)
+                        if on_start:
+                            on_start(at_once)
                 if index is _WAIT:  # the kernel's share of the cores is taken: look again shortly
                     stop.wait(SHARE_POLL_SECONDS)
                     continue

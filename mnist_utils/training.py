@@ -123,8 +123,7 @@ def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device
     costliest first, so that the lanes end close together; the order changes no number, only when each runs."""
     models = {name: build_seeded(recipe, recipe.seeds[0]) for name, recipe in recipes.items()}  # in turn, here
     lanes = lanes_for(models.values(), device, threads=max(recipe.threads or 1 for recipe in recipes.values()))
-    with _bar(progress, sum(recipe.epochs for recipe in recipes.values()),
-              f"{len(recipes)} recipes, {_at_a_time(lanes, len(recipes))}") as bar:
+    with _bar(progress, sum(recipe.epochs for recipe in recipes.values()), f"{len(recipes)} recipes") as bar:
         def job(name: str, recipe: Recipe) -> History:
             def shown(row: dict[str, float], improved: bool) -> None:
                 bar.set_postfix_str(f"{name}, epoch {row['epoch']}: {row_summary(row)}")
@@ -133,7 +132,8 @@ def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device
                                 on_epoch=shown if progress else None)
 
         order = sorted(recipes, key=lambda name: -cost[name]) if cost else list(recipes)
-        histories = dict(zip(order, run_in_lanes([functools.partial(job, name, recipes[name]) for name in order], lanes)))
+        jobs = [functools.partial(job, name, recipes[name]) for name in order]
+        histories = dict(zip(order, run_in_lanes(jobs, lanes, on_start=_AtATime(bar if progress else None, lanes))))
         if progress:
             bar.total = bar.n  # a recipe that stopped early leaves its last epochs out: the bar is still full
     return {name: (models[name], histories[name]) for name in recipes}
@@ -183,12 +183,12 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
     packed = [PackedModels([models[seed] for seed in pack]) for pack in packs]  # new layers draw: here too
     start = time.perf_counter()
     with _bar(progress, recipe.epochs * len(packs),
-              f"{counted(len(seeds), 'seed')} in {counted(len(packs), 'pack')}, "
-              f"{_at_a_time(lanes, len(packs))}") as bar:
+              f"{counted(len(seeds), 'seed')} in {counted(len(packs), 'pack')}") as bar:
         jobs = [functools.partial(_train_pack, recipe, data, device, network, pack, bar if progress else None)
                 for network, pack in zip(packed, packs)]
         with computing_on(recipe.threads):  # in turn, where it fixes more threads than a lane has: on those
-            results = [run for pack_runs in run_in_lanes(jobs, lanes) for run in pack_runs]
+            at_a_time = _AtATime(bar if progress else None, lanes)
+            results = [run for pack_runs in run_in_lanes(jobs, lanes, on_start=at_a_time) for run in pack_runs]
     seconds = time.perf_counter() - start
     for _, history in results:
         share = seconds / history.seconds
@@ -206,8 +206,22 @@ def _bar(progress: str | None, total: int, desc: str) -> Any:
     return progress_bar(total=total, desc=desc, unit="epoch") if progress else contextlib.nullcontext()
 
 
-def _at_a_time(lanes: int | None, jobs: int) -> str:
-    return f"{min(lanes, jobs)} at a time" if lanes else "one after another"
+class _AtATime:
+    """Adds to a bar's label how many trainings may run at once (`run_in_lanes` tells it as each starts): '2 at a
+    time', or '1 at a time, then 2' where a notebook beside this one ended and its core was taken; 'one after
+    another' without lanes."""
+
+    def __init__(self, bar: Any, lanes: int | None) -> None:
+        self.bar, self.counts = bar, []
+        self.label = bar.desc if bar is not None else ""
+        if bar is not None and not lanes:
+            bar.set_description_str(f"{self.label}, one after another")
+
+    def __call__(self, at_once: int) -> None:
+        if self.bar is not None and at_once > max(self.counts, default=0):
+            self.counts.append(at_once)
+            counts = f"{self.counts[0]} at a time" + "".join(f", then {n}" for n in self.counts[1:])
+            self.bar.set_description_str(f"{self.label}, {counts}")
 
 
 def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: PackedModels, seeds: list[int],

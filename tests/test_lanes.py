@@ -1,4 +1,5 @@
 """Lanes: independent trainings at once, one thread each, with the numbers of each trained alone."""
+import io
 import os
 import signal
 import threading
@@ -7,6 +8,7 @@ import time
 import pytest
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 import models
 from mnist_utils import training
@@ -16,7 +18,7 @@ from mnist_utils.data import MNIST
 from mnist_utils.engine import seed_everything
 from mnist_utils.lanes import draws_global_randomness, lanes_for, run_in_lanes
 from mnist_utils.recipes import Recipe
-from mnist_utils.training import seed_packs, train_recipe, train_seeds
+from mnist_utils.training import _AtATime, seed_packs, train_recipe, train_seeds
 
 RECIPE = Recipe(model="Model_3", epochs=1, batch_size=128, lr=0.1, scheduler="onecycle",
                 augment=Augment(rotation=7, translate=0.08))
@@ -319,8 +321,9 @@ def test_lanes_compute_no_more_at_once_than_the_kernels_share_and_take_a_core_as
             active[0] -= 1
         return i
 
-    assert run_in_lanes([lambda i=i: job(i) for i in range(4)], lanes=2) == [0, 1, 2, 3]
-    assert most[0] == 1, "a share of one core: one training at a time, though two lanes were asked for"
+    told = []  # what each start is told: how many may run at once
+    assert run_in_lanes([lambda i=i: job(i) for i in range(4)], lanes=2, on_start=told.append) == [0, 1, 2, 3]
+    assert most[0] == 1 and told == [1, 1, 1, 1], "a share of one core: one at a time, though two lanes were asked for"
 
     both = threading.Barrier(2, timeout=10)  # passes only while both jobs run at once
 
@@ -333,7 +336,22 @@ def test_lanes_compute_no_more_at_once_than_the_kernels_share_and_take_a_core_as
         both.wait()
         return "second"
 
-    assert run_in_lanes([first, second], lanes=2) == ["first", "second"]
+    told = []
+    assert run_in_lanes([first, second], lanes=2, on_start=told.append) == ["first", "second"]
+    assert told == [1, 2]
+    share.write_text("1")  # a benchmark timing two lanes side by side takes both cores whatever the share
+    assert sorted(run_in_lanes([both.wait, both.wait], lanes=2, shared=False)) == [0, 1]
+
+
+def test_a_bar_says_how_many_trainings_ran_at_once_and_when_a_freed_core_was_taken():
+    bar = tqdm(total=4, desc="5 seeds in 2 packs", file=io.StringIO())
+    at_a_time = _AtATime(bar, lanes=2)
+    for at_once in (1, 1, 2, 2, 1):  # a notebook beside it ended after two starts; a smaller share is not news
+        at_a_time(at_once)
+    assert bar.desc == "5 seeds in 2 packs, 1 at a time, then 2"
+    alone = tqdm(total=4, desc="4 recipes", file=io.StringIO())
+    _AtATime(alone, lanes=None)
+    assert alone.desc == "4 recipes, one after another"
 
 
 def test_a_kernels_share_of_the_cores_is_its_files_number_within_the_lanes_asked(tmp_path, monkeypatch):
