@@ -36,7 +36,7 @@ from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
-from .preprocess import ImageError, preprocess, read_image_file
+from .preprocess import Digit, ImageError, preprocess, read_image_file
 from .recipes import ConfigError
 from .trainer import TrainingDiverged, train_from_config
 
@@ -209,6 +209,15 @@ def run_test(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- predict
 
 
+def _read_digit(image: Path | str) -> Digit:
+    """The digit in the picture file `image`; an ImageError that names the file."""
+    data = read_image_file(image)  # its message names the file
+    try:
+        return preprocess(data)
+    except ImageError as error:  # its message speaks of "the image": say which
+        raise ImageError(error.kind, f"{image}: {error}") from None
+
+
 def run_predict(args: argparse.Namespace) -> int:
     classifier = _classifier(args)
     # Every image is read and checked before any answer is printed: a bad one stops the run with no output, or
@@ -216,11 +225,7 @@ def run_predict(args: argparse.Namespace) -> int:
     read, problems = [], []
     for image in args.images:
         try:
-            data = read_image_file(image)  # its message names the file
-            try:
-                read.append((image, preprocess(data)))
-            except ImageError as error:  # its message speaks of "the image": say which
-                raise ImageError(error.kind, f"{image}: {error}") from None
+            read.append((image, _read_digit(image)))
         except ImageError as error:
             if not args.keep_going:
                 raise

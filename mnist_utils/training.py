@@ -133,7 +133,7 @@ def run_recipes(recipes: Mapping[str, Recipe], data: MNIST, device: torch.device
 
         order = sorted(recipes, key=lambda name: -cost[name]) if cost else list(recipes)
         jobs = [functools.partial(job, name, recipes[name]) for name in order]
-        histories = dict(zip(order, run_in_lanes(jobs, lanes, on_start=_AtATime(bar if progress else None, lanes))))
+        histories = dict(zip(order, run_in_lanes(jobs, lanes, on_start=_AtATime(bar, lanes))))
         if progress:
             bar.total = bar.n  # a recipe that stopped early leaves its last epochs out: the bar is still full
     return {name: (models[name], histories[name]) for name in recipes}
@@ -187,8 +187,8 @@ def train_seeds(recipe: Recipe, data: MNIST, device: torch.device, *, seeds: Seq
         jobs = [functools.partial(_train_pack, recipe, data, device, network, pack, bar if progress else None)
                 for network, pack in zip(packed, packs)]
         with computing_on(recipe.threads):  # in turn, where it fixes more threads than a lane has: on those
-            at_a_time = _AtATime(bar if progress else None, lanes)
-            results = [run for pack_runs in run_in_lanes(jobs, lanes, on_start=at_a_time) for run in pack_runs]
+            results = [run for pack_runs in run_in_lanes(jobs, lanes, on_start=_AtATime(bar, lanes))
+                       for run in pack_runs]
     seconds = time.perf_counter() - start
     for _, history in results:
         share = seconds / history.seconds
@@ -211,7 +211,7 @@ class _AtATime:
     time', or '1 at a time, then 2' where a notebook beside this one ended and its core was taken; 'one after
     another' without lanes."""
 
-    def __init__(self, bar: Any, lanes: int | None) -> None:
+    def __init__(self, bar: Any, lanes: int | None) -> None:  # bar: None without progress (`_bar`'s)
         self.bar, self.counts = bar, []
         self.label = bar.desc if bar is not None else ""
         if bar is not None and not lanes:
