@@ -8,7 +8,8 @@ scanner or a canvas is brought to the same form:
    decoding, so that a small file cannot unpack to gigabytes; reduce a large picture to a working size;
 2. greyscale; transparent pixels become paper of the colour that contrasts with the ink;
 3. polarity: the border's median is the paper; light paper (dark ink) is inverted;
-4. the paper's level is subtracted and the ink stretched to full range; faint texture is dropped;
+4. the paper's level is taken away (where the light falls unevenly, the paper's level around each pixel)
+   and the ink stretched to full range; faint texture is dropped;
 5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
 
 Everything after decoding works on whole tensors: no Python loop over pixels.
@@ -40,6 +41,8 @@ NOISE_LEVEL = 0.10  # share of the strongest ink below which a pixel is paper te
 MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below which a picture is blank
 SHEET_SHARE = 0.5  # of a row (column) that a light sheet covers; a light digit's strokes cover far less
 SHEET_INSET = 0.03  # of the sheet's box cut from each side: its edge, its shadow, the table at its corners
+UNEVEN_LIGHT = 16.0  # grey levels over which the frame's may spread (5th to 95th percentile) and be one paper level
+LIGHT_WINDOW = 0.1  # of the shorter side: strokes thinner than this are told from the paper under uneven light
 
 
 class ImageError(ValueError):
@@ -129,12 +132,18 @@ def _greyscale(image: Image.Image) -> torch.Tensor:
     return luminance * alpha + paper * (1 - alpha)
 
 
-def _paper_level(grey: torch.Tensor) -> float:
-    """The median of a frame 2% of the picture wide: the paper, wherever the digit is."""
+def _frame(grey: torch.Tensor) -> torch.Tensor:
+    """Whether each pixel lies in the frame 2% of the picture wide, where the paper is read."""
     height, width = grey.shape
     b = max(1, round(0.02 * min(height, width)))
-    frame = torch.cat([grey[:b].flatten(), grey[-b:].flatten(), grey[:, :b].flatten(), grey[:, -b:].flatten()])
-    return float(frame.median())
+    frame = torch.ones_like(grey, dtype=torch.bool)
+    frame[b:-b, b:-b] = False
+    return frame
+
+
+def _paper_level(grey: torch.Tensor) -> float:
+    """The median of the frame: the paper, wherever the digit is."""
+    return float(grey[_frame(grey)].median())
 
 
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -155,12 +164,40 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     return sheet, _paper_level(sheet)
 
 
+def _square_max(grey: torch.Tensor, side: int) -> torch.Tensor:
+    """Each pixel's largest level within a `side`×`side` square around it (a row's maximum, then a column's)."""
+    x = F.max_pool2d(grey[None, None], (side, 1), stride=1, padding=(side // 2, 0))
+    return F.max_pool2d(x, (1, side), stride=1, padding=(0, side // 2))[0, 0]
+
+
+def _paper_everywhere(grey: torch.Tensor, inverted: bool) -> torch.Tensor:
+    """The paper's level at every pixel, where the light falls unevenly: strokes thinner than a square of
+    LIGHT_WINDOW of the picture's shorter side wiped out by the paper around them (for dark ink, each pixel's
+    lightest neighbour, then the darkest of those: a closing), which keeps a gradient or a shadow's edge."""
+    side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
+    sign = 1 if inverted else -1  # light ink on a dark ground: the same on the negative
+    return sign * -_square_max(-_square_max(sign * grey, side), side)
+
+
+def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
+    """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
+    whether the paper is light (dark ink: inverted). Where the frame's levels spread over more than UNEVEN_LIGHT (a
+    photo lit from one side, a shadow's edge across it), the frame's middle level says which, and the paper around
+    each pixel (`_paper_everywhere`) is the paper: light paper as a share of the light falling there (ink in the
+    shade is as dark a share of its paper as ink in the light), scaled to the frame's lightest."""
+    low, high = torch.quantile(grey[_frame(grey)], torch.tensor([0.05, 0.95])).tolist()
+    if high - low <= UNEVEN_LIGHT:
+        inverted = paper > 127.5
+        return (paper - grey) if inverted else (grey - paper), inverted
+    inverted = (low + high) / 2 > 127.5  # a median would be the shade's where the shade holds more of the frame
+    local = _paper_everywhere(grey, inverted)
+    return (local - grey) * (high / local.clamp(min=1)) if inverted else grey - local, inverted
+
+
 def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Greyscale pixels (float (H, W), 0-255, either polarity; a photo of a sheet on a darker table is cut to the
-    sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
-    grey, paper = _on_the_sheet(grey)
-    inverted = paper > 127.5
-    ink = (paper - grey) if inverted else (grey - paper)
+    """Greyscale pixels (float (H, W), 0-255, either polarity, lit evenly or not; a photo of a sheet on a darker
+    table is cut to the sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
+    ink, inverted = _ink(*_on_the_sheet(grey))
     strongest = float(ink.max())
     if strongest < MIN_CONTRAST:
         raise ImageError("blank", "No digit found: the image is blank or has almost no contrast. "

@@ -243,3 +243,23 @@ def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_
     large = np.zeros((100, 100), dtype=np.float32)
     large[5:95, 5:95] = np.asarray(Image.fromarray(original.numpy()).resize((90, 90)), dtype=np.float32)
     assert closeness(to_mnist(torch.from_numpy(large))[0], original) > 0.9 and not to_mnist(torch.from_numpy(large))[1]
+
+
+@pytest.mark.parametrize("light", ["fading", "shadow"])
+def test_a_photo_lit_unevenly_is_read_against_the_paper_around_each_stroke(mnist, step3_checkpoint, light):
+    # A phone photo of dark ink on paper, the paper from 90 to 235 grey levels across (lit from one side), or half
+    # of it in a shadow whose hard edge crosses the digit: one paper level for the whole picture, the frame's
+    # median, reads the shade as ink or the light as the ground
+    original, label = mnist.test.images[0], int(mnist.test.labels[0])
+    ink = np.asarray(Image.fromarray(original.numpy()).resize((180, 180), Image.Resampling.BICUBIC), dtype=np.float32)
+    reflectance = np.ones((300, 400), dtype=np.float32)
+    reflectance[60:240, 110:290] -= 0.85 * ink / 255  # the ink reflects 15% of the light where it is darkest
+    columns = np.linspace(90.0, 235.0, 400) if light == "fading" else np.where(np.arange(400) < 200, 225.0, 105.0)
+    photo = reflectance * columns[None, :].astype(np.float32)
+    buffer = io.BytesIO()
+    Image.fromarray(photo.round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    digit = preprocess(buffer.getvalue())
+    # where a stroke runs along the shadow's edge, the paper beside it in the light is taken for shade: that stretch
+    # of the stroke comes out fainter (0.84 measured, where the fading light gives 0.99)
+    assert digit.inverted and closeness(digit.pixels, original) > (0.9 if light == "fading" else 0.8)
+    assert Classifier.load(step3_checkpoint).answers(digit.pixels[None])[0]["digit"] == label
