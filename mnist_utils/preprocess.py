@@ -8,8 +8,9 @@ scanner or a canvas is brought to the same form:
    decoding, so that a small file cannot unpack to gigabytes; reduce a large picture to a working size;
 2. greyscale; transparent pixels become paper of the colour that contrasts with the ink;
 3. polarity: the border's median is the paper; light paper (dark ink) is inverted;
-4. the paper's level is taken away (where the light falls unevenly, the paper's level around each pixel)
-   and the ink stretched to full range; faint texture is dropped;
+4. the paper's level is taken away and the ink stretched to full range; faint texture is dropped. Where the
+   border shows the light falling unevenly, the paper's level around each pixel is taken away instead, and the
+   ink is whichever of dark and light strokes the picture has more of;
 5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
 
 Everything after decoding works on whole tensors: no Python loop over pixels.
@@ -146,12 +147,20 @@ def _paper_level(grey: torch.Tensor) -> float:
     return float(grey[_frame(grey)].median())
 
 
+def _evenly_lit(grey: torch.Tensor) -> tuple[bool, float]:
+    """Whether the frame's levels spread over UNEVEN_LIGHT at most (5th to 95th percentile); and its lightest
+    (the 95th)."""
+    low, high = torch.quantile(grey[_frame(grey)], torch.tensor([0.05, 0.95])).tolist()
+    return high - low <= UNEVEN_LIGHT, high
+
+
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     """A photo of a light sheet on a darker table, its border the table's, cut to the sheet, so that the paper is
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
-    columns, which a light digit on a dark ground never covers. Any other picture as it is. With its paper level."""
+    columns, which a light digit on a dark ground never covers. Any other picture as it is (one whose border is
+    lit unevenly too: `_ink` finds the ink on a sheet there). With its paper level."""
     paper = _paper_level(grey)
-    if paper > 127.5:  # the border is light already: paper
+    if paper > 127.5 or not _evenly_lit(grey)[0]:  # the border is paper already, or lit unevenly
         return grey, paper
     light = grey > (paper + float(grey.max())) / 2
     rows = torch.nonzero(light.float().mean(dim=1) > SHEET_SHARE).flatten()
@@ -170,28 +179,34 @@ def _square_max(grey: torch.Tensor, side: int) -> torch.Tensor:
     return F.max_pool2d(x, (1, side), stride=1, padding=(0, side // 2))[0, 0]
 
 
-def _paper_everywhere(grey: torch.Tensor, inverted: bool) -> torch.Tensor:
-    """The paper's level at every pixel, where the light falls unevenly: strokes thinner than a square of
-    LIGHT_WINDOW of the picture's shorter side wiped out by the paper around them (for dark ink, each pixel's
-    lightest neighbour, then the darkest of those: a closing), which keeps a gradient or a shadow's edge."""
-    side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
-    sign = 1 if inverted else -1  # light ink on a dark ground: the same on the negative
-    return sign * -_square_max(-_square_max(sign * grey, side), side)
+def _closing(grey: torch.Tensor, side: int) -> torch.Tensor:
+    """Dark features thinner than `side` wiped out by the light around them (each pixel's lightest neighbour
+    within the square, then the darkest of those); a gradient, and the edge of a shadow, are kept. The picture is
+    first extended by its edge pixels: a square cut short by the edge would leave a band along it in a photo
+    darker at its corners."""
+    margin = side // 2 * 2  # both passes reach half a side beyond the pixel
+    padded = F.pad(grey[None, None], (margin,) * 4, mode="replicate")[0, 0]
+    return -_square_max(-_square_max(padded, side), side)[margin:-margin, margin:-margin]
 
 
 def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
     """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
     whether the paper is light (dark ink: inverted). Where the frame's levels spread over more than UNEVEN_LIGHT (a
-    photo lit from one side, a shadow's edge across it), the frame's middle level says which, and the paper around
-    each pixel (`_paper_everywhere`) is the paper: light paper as a share of the light falling there (ink in the
-    shade is as dark a share of its paper as ink in the light), scaled to the frame's lightest."""
-    low, high = torch.quantile(grey[_frame(grey)], torch.tensor([0.05, 0.95])).tolist()
-    if high - low <= UNEVEN_LIGHT:
+    photo lit from one side or darker at its corners, a shadow's edge across it), neither comes from one level:
+    the paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the shorter side are wiped
+    out (`_closing`, or on the negative for light ink), and the ink is whichever of dark and light strokes there is
+    more of. Light paper then counts as a share of the light falling there (ink in the shade is as dark a share of
+    its paper as ink in the light), scaled to the frame's lightest."""
+    even, high = _evenly_lit(grey)
+    if even:
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
-    inverted = (low + high) / 2 > 127.5  # a median would be the shade's where the shade holds more of the frame
-    local = _paper_everywhere(grey, inverted)
-    return (local - grey) * (high / local.clamp(min=1)) if inverted else grey - local, inverted
+    side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
+    light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
+    dark_ink, light_ink = light_paper - grey, grey - dark_ground
+    if float(dark_ink.sum()) >= float(light_ink.sum()):
+        return dark_ink * (high / light_paper.clamp(min=1)), True
+    return light_ink, False
 
 
 def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:

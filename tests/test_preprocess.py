@@ -245,21 +245,44 @@ def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_
     assert closeness(to_mnist(torch.from_numpy(large))[0], original) > 0.9 and not to_mnist(torch.from_numpy(large))[1]
 
 
-@pytest.mark.parametrize("light", ["fading", "shadow"])
-def test_a_photo_lit_unevenly_is_read_against_the_paper_around_each_stroke(mnist, step3_checkpoint, light):
-    # A phone photo of dark ink on paper, the paper from 90 to 235 grey levels across (lit from one side), or half
-    # of it in a shadow whose hard edge crosses the digit: one paper level for the whole picture, the frame's
-    # median, reads the shade as ink or the light as the ground
-    original, label = mnist.test.images[0], int(mnist.test.labels[0])
-    ink = np.asarray(Image.fromarray(original.numpy()).resize((180, 180), Image.Resampling.BICUBIC), dtype=np.float32)
-    reflectance = np.ones((300, 400), dtype=np.float32)
-    reflectance[60:240, 110:290] -= 0.85 * ink / 255  # the ink reflects 15% of the light where it is darkest
-    columns = np.linspace(90.0, 235.0, 400) if light == "fading" else np.where(np.arange(400) < 200, 225.0, 105.0)
-    photo = reflectance * columns[None, :].astype(np.float32)
+def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> bytes:
+    """A phone photo of `digit` in dark ink (reflecting 10-30% of the light) on paper, as a JPEG of 400×300: the
+    digit 100-220 px tall anywhere on it, the light on the paper 'fading' from one side to the other (from 60-130
+    grey levels to 200-245, in any direction), a 'vignette' (that light at the centre, the darker at the corners),
+    or a 'shadow' whose straight edge crosses the photo anywhere, at any angle (100-170 in it, 200-245 outside)."""
+    size, (height, width) = int(rng.integers(100, 221)), (300, 400)
+    ink = np.asarray(Image.fromarray(digit.numpy()).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
+    reflectance = np.ones((height, width), np.float32)
+    top, left = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
+    reflectance[top:top + size, left:left + size] -= rng.uniform(0.7, 0.9) * ink
+    y, x = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None] - 0.5
+    dark, bright = rng.uniform(60, 130), rng.uniform(200, 245)
+    angle = rng.uniform(0, 2 * np.pi)
+    across = np.cos(angle) * x + np.sin(angle) * y  # -0.71 to 0.71 along the light's direction
+    if light == "fading":
+        level = dark + (bright - dark) * (across / 1.42 + 0.5)
+    elif light == "vignette":
+        level = bright - (bright - dark) * 2 * (x ** 2 + y ** 2)
+    else:
+        level = np.where(across > rng.uniform(-0.3, 0.3), bright, dark + 40)
     buffer = io.BytesIO()
-    Image.fromarray(photo.round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
-    digit = preprocess(buffer.getvalue())
-    # where a stroke runs along the shadow's edge, the paper beside it in the light is taken for shade: that stretch
-    # of the stroke comes out fainter (0.84 measured, where the fading light gives 0.99)
-    assert digit.inverted and closeness(digit.pixels, original) > (0.9 if light == "fading" else 0.8)
-    assert Classifier.load(step3_checkpoint).answers(digit.pixels[None])[0]["digit"] == label
+    Image.fromarray((reflectance * level).clip(0, 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("light", ["fading", "vignette", "shadow"])
+def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist, step3_checkpoint, light):
+    # One paper level for the whole picture, the frame's median, reads shaded paper as ink, or light paper as the
+    # ground: of 200 test digits lit this way (every 50th), the series' step3-seed1 read 45, 36 and 78 right with it
+    # (7 shadowed ones refused as blank), 199, 196 and 194 with each pixel's own paper
+    classifier = Classifier.load(step3_checkpoint)
+    index = torch.arange(0, 10_000, 250)  # 40 test digits, every class represented
+    images, labels = mnist.test.images[index], mnist.test.labels[index]
+    rng = np.random.default_rng(0)
+    digits = [preprocess(lit_photo(image, light, rng)) for image in images]
+    answers = classifier.answers(torch.stack([digit.pixels for digit in digits]))
+    right = sum(answer["digit"] == int(label) for answer, label in zip(answers, labels))
+    clean = sum(answer["digit"] == int(label) for answer, label in zip(classifier.answers(images), labels))
+    inverted = sum(digit.inverted for digit in digits)
+    print(f"{light}: {right} of {len(labels)} read right, {clean} as MNIST has them; {inverted} seen as dark ink")
+    assert right >= 0.9 * clean
