@@ -9,8 +9,9 @@ scanner or a canvas is brought to the same form:
 2. greyscale; transparent pixels become paper of the colour that contrasts with the ink;
 3. polarity: the border's median is the paper; light paper (dark ink) is inverted;
 4. the paper's level is taken away and the ink stretched to full range; faint texture is dropped. Where the
-   border shows the light falling unevenly, the paper's level around each pixel is taken away instead, and the
-   ink is whichever of dark and light strokes the picture has more of;
+   light changes gradually along the border (a photo lit from one side, or darker at its corners), the paper's
+   level around each pixel is taken away instead, and the ink is whichever of dark and light strokes the
+   picture has more of (this, not step 3, gives the polarity);
 5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
 
 Everything after decoding works on whole tensors: no Python loop over pixels.
@@ -42,8 +43,10 @@ NOISE_LEVEL = 0.10  # share of the strongest ink below which a pixel is paper te
 MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below which a picture is blank
 SHEET_SHARE = 0.5  # of a row (column) that a light sheet covers; a light digit's strokes cover far less
 SHEET_INSET = 0.03  # of the sheet's box cut from each side: its edge, its shadow, the table at its corners
-UNEVEN_LIGHT = 16.0  # grey levels over which the frame's may spread (5th to 95th percentile) and be one paper level
+UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level (see _one_paper_level)
+LIGHT_STEP = 25.0  # grey levels the border's may change by over 1% of its length, where the light changes gradually
 LIGHT_WINDOW = 0.1  # of the shorter side: strokes thinner than this are told from the paper under uneven light
+MAX_GAIN = 4.0  # ink in the shade counts up to this many times its contrast: more would raise the noise of near black
 
 
 class ImageError(ValueError):
@@ -147,20 +150,35 @@ def _paper_level(grey: torch.Tensor) -> float:
     return float(grey[_frame(grey)].median())
 
 
-def _evenly_lit(grey: torch.Tensor) -> tuple[bool, float]:
-    """Whether the frame's levels spread over UNEVEN_LIGHT at most (5th to 95th percentile); and its lightest
-    (the 95th)."""
-    low, high = torch.quantile(grey[_frame(grey)], torch.tensor([0.05, 0.95])).tolist()
-    return high - low <= UNEVEN_LIGHT, high
+def _border_profile(grey: torch.Tensor) -> torch.Tensor:
+    """The frame's level along its length, clockwise from the top left corner: the median across its width."""
+    b = max(1, round(0.02 * min(grey.shape)))  # as `_frame`
+    return torch.cat([grey[:b].median(dim=0).values, grey[:, -b:].median(dim=1).values,
+                      grey[-b:].median(dim=0).values.flip(0), grey[:, :b].median(dim=1).values.flip(0)])
+
+
+def _one_paper_level(grey: torch.Tensor) -> tuple[bool, float]:
+    """Whether one paper level stands for the whole picture, and the border's lightest level. Not where the light
+    on the paper changes across it: the border's level (`_border_profile`, a running median over 2% of its length
+    taking out strokes narrower than half that) spans more than UNEVEN_LIGHT, and changes gradually, by LIGHT_STEP at
+    most over each 1% of its length. A wide stroke reaching the border, the edge of a sheet on a table, or a
+    shadow's, changes it at once: such a picture is read with one level, as it always was."""
+    profile = _border_profile(grey)
+    step = max(1, len(profile) // 100)
+    loop = torch.cat([profile, profile[:2 * step]])  # the border closes on itself
+    level = loop.unfold(0, 2 * step + 1, 1).median(dim=1).values
+    spread = float(level.max() - level.min())
+    jump = float((level.roll(-step) - level).abs().max())
+    return spread <= UNEVEN_LIGHT or jump > LIGHT_STEP, float(level.max())
 
 
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     """A photo of a light sheet on a darker table, its border the table's, cut to the sheet, so that the paper is
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
     columns, which a light digit on a dark ground never covers. Any other picture as it is (one whose border is
-    lit unevenly too: `_ink` finds the ink on a sheet there). With its paper level."""
+    lit unevenly too: `_ink` finds the strokes on a sheet there). With its paper level."""
     paper = _paper_level(grey)
-    if paper > 127.5 or not _evenly_lit(grey)[0]:  # the border is paper already, or lit unevenly
+    if paper > 127.5 or not _one_paper_level(grey)[0]:  # the border is paper already, or lit unevenly
         return grey, paper
     light = grey > (paper + float(grey.max())) / 2
     rows = torch.nonzero(light.float().mean(dim=1) > SHEET_SHARE).flatten()
@@ -191,13 +209,13 @@ def _closing(grey: torch.Tensor, side: int) -> torch.Tensor:
 
 def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
     """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
-    whether the paper is light (dark ink: inverted). Where the frame's levels spread over more than UNEVEN_LIGHT (a
-    photo lit from one side or darker at its corners, a shadow's edge across it), neither comes from one level:
-    the paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the shorter side are wiped
-    out (`_closing`, or on the negative for light ink), and the ink is whichever of dark and light strokes there is
-    more of. Light paper then counts as a share of the light falling there (ink in the shade is as dark a share of
-    its paper as ink in the light), scaled to the frame's lightest."""
-    even, high = _evenly_lit(grey)
+    whether the paper is light (dark ink: inverted). Where the light changes gradually across the border (a photo
+    lit from one side or darker at its corners: `_one_paper_level`), not from one level: the paper at each pixel is
+    what is left once strokes thinner than LIGHT_WINDOW of the shorter side are wiped out (`_closing`, or on the
+    negative for light ink), and the ink is whichever of dark and light strokes there is more of. Light paper then
+    counts as a share of the light falling there (ink in the shade is as dark a share of its paper as ink in the
+    light, up to MAX_GAIN times its contrast), scaled to the border's lightest."""
+    even, high = _one_paper_level(grey)
     if even:
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
@@ -205,13 +223,14 @@ def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
     if float(dark_ink.sum()) >= float(light_ink.sum()):
-        return dark_ink * (high / light_paper.clamp(min=1)), True
+        return dark_ink * (high / light_paper.clamp(min=1)).clamp_(max=MAX_GAIN), True
     return light_ink, False
 
 
 def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Greyscale pixels (float (H, W), 0-255, either polarity, lit evenly or not; a photo of a sheet on a darker
-    table is cut to the sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
+    """Greyscale levels ((H, W), 0-255, any number type, either polarity, lit evenly or not; a photo of a sheet on a
+    darker table is cut to the sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
+    grey = grey.float()  # any tensor of levels: uint8 and int64 too
     ink, inverted = _ink(*_on_the_sheet(grey))
     strongest = float(ink.max())
     if strongest < MIN_CONTRAST:
