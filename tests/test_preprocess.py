@@ -7,10 +7,12 @@ import zlib
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mnist_utils.checkpoints import Classifier
-from mnist_utils.preprocess import MAX_BYTES, WORKING_SIZE, ImageError, decode, preprocess, read_image_file, to_mnist
+from mnist_utils.preprocess import (MAX_BYTES, WORKING_SIZE, ImageError, _square_max, decode, preprocess,
+                                    read_image_file, to_mnist)
 
 SUBSET = range(0, 10_000, 25)  # 400 fixed test digits, every class represented
 
@@ -283,3 +285,15 @@ def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist
     inverted = sum(digit.inverted for digit in digits)
     print(f"{light}: {right} of {len(labels)} read right, {clean} as MNIST has them; {inverted} seen as dark ink")
     assert right >= 0.9 * clean
+
+
+def test_the_running_maximum_is_max_pooling_in_fewer_passes():
+    # the paper's level under uneven light comes from squares a tenth of the picture wide: max-pooling's cost grows
+    # with the square, the blocked running maximum's does not; both must give the same levels, at every size
+    generator = torch.Generator().manual_seed(0)
+    for height, width in ((410, 512), (3, 7), (1, 1), (600, 5)):
+        grey = torch.rand(height, width, generator=generator) * 255
+        for side in (3, 5, 31, 51):
+            pooled = F.max_pool2d(grey[None, None], (side, 1), stride=1, padding=(side // 2, 0))
+            pooled = F.max_pool2d(pooled, (1, side), stride=1, padding=(0, side // 2))[0, 0]
+            assert torch.equal(_square_max(grey, side), pooled), (height, width, side)
