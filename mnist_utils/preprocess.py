@@ -136,10 +136,14 @@ def _greyscale(image: Image.Image) -> torch.Tensor:
     return luminance * alpha + paper * (1 - alpha)
 
 
+def _frame_width(grey: torch.Tensor) -> int:
+    """Pixels across the frame where the paper is read: 2% of the picture's shorter side, at least one."""
+    return max(1, round(0.02 * min(grey.shape)))
+
+
 def _frame(grey: torch.Tensor) -> torch.Tensor:
-    """Whether each pixel lies in the frame 2% of the picture wide, where the paper is read."""
-    height, width = grey.shape
-    b = max(1, round(0.02 * min(height, width)))
+    """Whether each pixel lies in the frame (`_frame_width` wide)."""
+    b = _frame_width(grey)
     frame = torch.ones_like(grey, dtype=torch.bool)
     frame[b:-b, b:-b] = False
     return frame
@@ -152,7 +156,7 @@ def _paper_level(grey: torch.Tensor) -> float:
 
 def _border_profile(grey: torch.Tensor) -> torch.Tensor:
     """The frame's level along its length, clockwise from the top left corner: the median across its width."""
-    b = max(1, round(0.02 * min(grey.shape)))  # as `_frame`
+    b = _frame_width(grey)
     return torch.cat([grey[:b].median(dim=0).values, grey[:, -b:].median(dim=1).values,
                       grey[-b:].median(dim=0).values.flip(0), grey[:, :b].median(dim=1).values.flip(0)])
 
