@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from copy import deepcopy
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Sequence
 
 import torch
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from .batches import Batches
 from .engine import PROBED, History, progress_bar
 from .inspection import count_parameters
+from .lanes import lanes_to_evaluate, run_in_lanes
 
 
 @dataclass
@@ -48,29 +50,32 @@ NO_SHIFT = ((0, 0),)
 ONE_PIXEL_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the image, then one pixel down, up, right, left
 
 
-@torch.inference_mode()
 def predict_views(model: nn.Module, batches: Batches, device: torch.device,
                   shifts: Sequence[tuple[int, int]] = NO_SHIFT, desc: str | None = None) -> list[Predictions]:
     """One Predictions per shift ((down, right) in pixels): the model's verdict on every image of `batches`
     (which must not shuffle) rolled by that shift. A roll moves mostly background across the edges: MNIST
     centres each digit in a 28×28 frame with a margin (the few digits that touch the frame see a pixel of their
-    ink wrap to the other side). The views of one model are computed in one pass over the batches. `desc`: a
-    progress bar with that label (for a long evaluation outside a notebook's training loop)."""
+    ink wrap to the other side). The views of one model are computed in one pass over the batches, the batches
+    side by side in lanes where the caller computes on one CPU thread (`lanes_to_evaluate`: the same numbers as in
+    turn). `desc`: a progress bar with that label (for a long evaluation outside a notebook's training loop)."""
     if batches.shuffle:
         raise ValueError("predictions need batches in a fixed order: make them with shuffle=False")
     if not shifts:
         raise ValueError("shifts must hold at least one (down, right) pair; (0, 0) is the image as it is")
     model.eval()
-    labels, views = [], [[] for _ in shifts]
-    for images, targets in progress_bar(batches, desc=desc, unit="batch", leave=False) if desc else batches:
+
+    @torch.inference_mode()
+    def views_of(images: torch.Tensor, targets: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         images = images.to(device)
-        for view, shift in zip(views, shifts):
-            shown = torch.roll(images, shift, dims=(2, 3)) if any(shift) else images
-            view.append(F.softmax(model(shown).float(), dim=1).cpu())
-        labels.append(targets.cpu())
-    labels = torch.cat(labels)
+        return [F.softmax(model(torch.roll(images, shift, dims=(2, 3)) if any(shift) else images).float(), dim=1).cpu()
+                for shift in shifts], targets.cpu()
+
+    shown = progress_bar(batches, desc=desc, unit="batch", leave=False) if desc else batches
+    lanes = lanes_to_evaluate(model) if len(batches) > 1 else None  # one batch (the page's picture): no threads
+    per_batch = run_in_lanes((partial(views_of, *batch) for batch in shown), lanes)
+    labels = torch.cat([targets for _, targets in per_batch])
     return [Predictions(labels, probabilities.argmax(dim=1), probabilities)
-            for probabilities in (torch.cat(view) for view in views)]
+            for probabilities in (torch.cat([views[i] for views, _ in per_batch]) for i in range(len(shifts)))]
 
 
 def predict(model: nn.Module, batches: Batches, device: torch.device,

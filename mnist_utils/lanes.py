@@ -1,4 +1,5 @@
-"""Independent trainings side by side: one lane per usable CPU, each lane on one thread.
+"""Independent trainings side by side: one lane per usable CPU, each lane on one thread (and the batches of an
+evaluation, `lanes_to_evaluate`).
 
 The networks of notebooks 01-04 are small: their tensors are too small for PyTorch to split one operation
 well over two threads, so a second core speeds one training up by only about 1.2×, while two trainings on
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Iterable, Sequence, Sized, TypeVar
 
 import torch
 import torch.nn as nn
@@ -35,6 +36,7 @@ from .config import lanes_asked, lanes_shared, usable_cpus
 T = TypeVar("T")
 SHARE_POLL_SECONDS = 0.5  # how often a lane waiting for its share of the cores looks again (a job takes minutes)
 _WAIT = object()  # a lane's next job, while the share is taken
+_in_lane = threading.local()  # `inside`: this thread is a lane (whose jobs start no lanes of their own)
 
 
 def draws_global_randomness(model: nn.Module) -> bool:
@@ -60,9 +62,21 @@ def lanes_for(models: Iterable[nn.Module], device: torch.device, threads: int = 
     return lane_count()
 
 
-def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None, *, shared: bool = True,
+def lanes_to_evaluate(model: nn.Module) -> int | None:
+    """Lanes for evaluating `model` batch by batch (`evaluation.predict_views`): `lane_count()` where the caller
+    computes on one CPU thread (a notebook whose trainings run in lanes): each batch is then computed on one
+    thread, in a lane or not, so the lanes change no number; None (in turn, on the caller's threads) on more
+    threads, on a GPU, or inside a lane already."""
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if not on_cpu or torch.get_num_threads() != 1 or getattr(_in_lane, "inside", False):
+        return None
+    return lane_count()
+
+
+def run_in_lanes(jobs: Iterable[Callable[[], T]], lanes: int | None, *, shared: bool = True,
                  on_start: Callable[[int], None] | None = None) -> list[T]:
-    """Run `jobs` (callables without arguments) and return their results in their order. With `lanes`, at most
+    """Run `jobs` (callables without arguments; an iterator is drawn from as lanes free up, so a job may be made
+    when it is due) and return their results in their order. With `lanes`, at most
     that many at a time, and no more than the kernel's share of the cores allows when each job starts
     (`lanes_shared`; with `shared` False, all of them: a benchmark that times lanes side by side), each on one torch
     thread (one lane: in turn, still on one thread each); with None, in turn on the caller's threads. `on_start`
@@ -72,30 +86,33 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None, *, shared: 
         return [job() for job in jobs]
     if lanes < 1:
         raise ValueError(f"lanes must be at least 1 (or None: no lanes), got {lanes}")
-    results: list = [None] * len(jobs)
+    count = len(jobs) if isinstance(jobs, Sized) else lanes  # jobs, or at least as many as lanes
+    results: dict[int, T] = {}
     errors: list[BaseException] = []
-    waiting, lock, stop = iter(range(len(jobs))), threading.Lock(), threading.Event()
+    waiting, lock, stop = enumerate(jobs), threading.Lock(), threading.Event()
     busy: set[int] = set()  # the lanes inside a job: the only ones an interrupt may be sent to
 
     def lane() -> None:
         me = threading.get_ident()
         try:
             torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in the lane itself
+            _in_lane.inside = True
             while not stop.is_set():
                 with lock:
-                    at_once = min(lanes_shared(lanes) if shared else lanes, len(jobs))
-                    index = next(waiting, None) if len(busy) < at_once else _WAIT
-                    if index is None:
+                    at_once = min(lanes_shared(lanes) if shared else lanes, count)
+                    due = next(waiting, None) if len(busy) < at_once else _WAIT
+                    if due is None:
                         return
-                    if index is not _WAIT:
+                    if due is not _WAIT:
                         busy.add(me)
                         if on_start:
                             on_start(at_once)
-                if index is _WAIT:  # the kernel's share of the cores is taken: look again shortly
+                if due is _WAIT:  # the kernel's share of the cores is taken: look again shortly
                     stop.wait(SHARE_POLL_SECONDS)
                     continue
+                index, job = due
                 try:
-                    results[index] = jobs[index]()
+                    results[index] = job()
                 finally:
                     with lock:
                         busy.discard(me)
@@ -104,7 +121,7 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None, *, shared: 
             stop.set()
 
     previous = torch.get_num_threads()
-    threads = [threading.Thread(target=lane, name=f"lane-{i}", daemon=True) for i in range(min(lanes, len(jobs)))]
+    threads = [threading.Thread(target=lane, name=f"lane-{i}", daemon=True) for i in range(min(lanes, count))]
     try:
         for thread in threads:
             thread.start()
@@ -121,7 +138,7 @@ def run_in_lanes(jobs: Sequence[Callable[[], T]], lanes: int | None, *, shared: 
         torch.set_num_threads(previous)
     if errors:
         raise errors[0]
-    return results
+    return [results[index] for index in range(len(results))]
 
 
 def _wait_for(threads: Sequence[threading.Thread], stop: threading.Event) -> None:

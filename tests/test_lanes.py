@@ -16,7 +16,9 @@ from mnist_utils.augment import Augment
 from mnist_utils.config import lanes_shared
 from mnist_utils.data import MNIST
 from mnist_utils.engine import seed_everything
-from mnist_utils.lanes import draws_global_randomness, lanes_for, run_in_lanes
+from mnist_utils.batches import Batches
+from mnist_utils.evaluation import ONE_PIXEL_SHIFTS, predict_views
+from mnist_utils.lanes import draws_global_randomness, lanes_for, lanes_to_evaluate, run_in_lanes
 from mnist_utils.recipes import Recipe
 from mnist_utils.training import _AtATime, seed_packs, train_recipe, train_seeds
 
@@ -367,3 +369,42 @@ def test_a_kernels_share_of_the_cores_is_its_files_number_within_the_lanes_asked
         assert lanes_shared(4) == 1, "a broken share never gives more threads than cores"
     share.unlink()
     assert lanes_shared(4) == 1
+
+
+def test_jobs_from_an_iterator_are_made_as_lanes_free_up_and_come_back_in_order():
+    made, done = [], []
+
+    def jobs():
+        for i in range(6):
+            made.append((i, len(done)))  # how many jobs had finished when job i was made
+            yield lambda i=i: done.append(i) or i * i
+
+    assert run_in_lanes(jobs(), lanes=2) == [0, 1, 4, 9, 16, 25]
+    assert all(finished >= i - 2 for i, finished in made), f"made ahead of the lanes: {made}"
+
+
+def test_evaluations_get_lanes_on_one_cpu_thread_outside_a_lane_only(monkeypatch, three_threads):
+    monkeypatch.delenv("MNIST_LANES", raising=False)
+    monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
+    model = models.Model_3()
+    assert lanes_to_evaluate(model) is None, "on 3 threads a batch would compute on 3: other numbers in a lane"
+    torch.set_num_threads(1)
+    assert lanes_to_evaluate(model) == 4
+    assert run_in_lanes([lambda: lanes_to_evaluate(model)], lanes=2) == [None], "a lane starts no lanes of its own"
+    assert lanes_to_evaluate(model.to("meta")) is None, "not on a CPU"
+
+
+def test_predictions_in_lanes_are_those_made_in_turn_bit_for_bit(mnist, monkeypatch, three_threads):
+    monkeypatch.setenv("MNIST_LANES", "2")
+    torch.set_num_threads(1)  # as a notebook whose trainings run in lanes computes
+    seed_everything(0)
+    model, lanes_seen = models.Model_3(), set()
+    model.register_forward_hook(lambda *_: lanes_seen.add(threading.current_thread().name))
+    batches = Batches(mnist.test.head(1000), 64)  # 16 batches, the last one short
+    in_lanes = predict_views(model, batches, torch.device("cpu"), ONE_PIXEL_SHIFTS)
+    assert {name.split("-")[0] for name in lanes_seen} == {"lane"} and len(lanes_seen) == 2
+    monkeypatch.setattr("mnist_utils.evaluation.lanes_to_evaluate", lambda model: None)
+    in_turn = predict_views(model, batches, torch.device("cpu"), ONE_PIXEL_SHIFTS)
+    assert torch.equal(in_lanes[0].labels, mnist.test.labels[:1000])
+    for a, b in zip(in_lanes, in_turn):
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.probabilities, b.probabilities)
