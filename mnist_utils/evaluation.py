@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from copy import deepcopy
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Sequence
 
 import torch
@@ -55,27 +54,29 @@ def predict_views(model: nn.Module, batches: Batches, device: torch.device,
     """One Predictions per shift ((down, right) in pixels): the model's verdict on every image of `batches`
     (which must not shuffle) rolled by that shift. A roll moves mostly background across the edges: MNIST
     centres each digit in a 28×28 frame with a margin (the few digits that touch the frame see a pixel of their
-    ink wrap to the other side). The views of one model are computed in one pass over the batches, the batches
-    side by side in lanes where the caller computes on one CPU thread (`lanes_to_evaluate`: the same numbers as in
-    turn). `desc`: a progress bar with that label (for a long evaluation outside a notebook's training loop)."""
+    ink wrap to the other side). The views are computed in one pass over the batches, side by side in lanes where
+    the caller computes on one CPU thread (`lanes_to_evaluate`; same numbers; a hook on `model` sees batches in any
+    order). `desc`: a progress bar with that label (a long evaluation outside a notebook's training loop)."""
     if batches.shuffle:
         raise ValueError("predictions need batches in a fixed order: make them with shuffle=False")
     if not shifts:
         raise ValueError("shifts must hold at least one (down, right) pair; (0, 0) is the image as it is")
     model.eval()
 
-    @torch.inference_mode()
-    def views_of(images: torch.Tensor, targets: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        images = images.to(device)
-        return [F.softmax(model(torch.roll(images, shift, dims=(2, 3)) if any(shift) else images).float(), dim=1).cpu()
-                for shift in shifts], targets.cpu()
+    @torch.inference_mode()  # in the thread that computes the batch: a lane's own
+    def views_of(images: torch.Tensor, labels: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        images, views = images.to(device), []
+        for shift in shifts:
+            shown = torch.roll(images, shift, dims=(2, 3)) if any(shift) else images
+            views.append(F.softmax(model(shown).float(), dim=1).cpu())
+        return views, labels.cpu()
 
-    shown = progress_bar(batches, desc=desc, unit="batch", leave=False) if desc else batches
-    lanes = lanes_to_evaluate(model) if len(batches) > 1 else None  # one batch (the page's picture): no threads
-    per_batch = run_in_lanes((partial(views_of, *batch) for batch in shown), lanes)
-    labels = torch.cat([targets for _, targets in per_batch])
-    return [Predictions(labels, probabilities.argmax(dim=1), probabilities)
-            for probabilities in (torch.cat([views[i] for views, _ in per_batch]) for i in range(len(shifts)))]
+    listed = progress_bar(batches, desc=desc, unit="batch", leave=False) if desc else batches
+    views, labels = zip(*run_in_lanes((lambda batch=batch: views_of(*batch) for batch in listed),
+                                      lanes_to_evaluate(device, len(batches))))  # each batch's
+    labels = torch.cat(labels)
+    return [Predictions(labels, probabilities.argmax(dim=1), probabilities)  # zip(*views): a shift's, batch by batch
+            for probabilities in (torch.cat(per_shift) for per_shift in zip(*views))]
 
 
 def predict(model: nn.Module, batches: Batches, device: torch.device,

@@ -1,5 +1,4 @@
-"""Independent trainings side by side: one lane per usable CPU, each lane on one thread (and the batches of an
-evaluation, `lanes_to_evaluate`).
+"""Independent trainings side by side: one lane per usable CPU, each lane on one thread.
 
 The networks of notebooks 01-04 are small: their tensors are too small for PyTorch to split one operation
 well over two threads, so a second core speeds one training up by only about 1.2×, while two trainings on
@@ -20,6 +19,9 @@ Side by side with another notebook (`make notebooks`), a kernel's lanes compute 
 of the cores (`config.lanes_shared`), which grows when the notebook beside it ends: a lane waits before its next
 job while the share is taken. Where a job runs, and when, changes no number.
 
+The batches of an evaluation are independent jobs too: a notebook computing on one thread evaluates them side by
+side (`lanes_to_evaluate`), each batch on one thread, so with the numbers it computes in turn.
+
 Ctrl-C (or a failing job) stops every lane within a training step: the other lanes are interrupted too.
 """
 from __future__ import annotations
@@ -34,9 +36,7 @@ import torch.nn as nn
 from .config import lanes_asked, lanes_shared, usable_cpus
 
 T = TypeVar("T")
-SHARE_POLL_SECONDS = 0.5  # how often a lane waiting for its share of the cores looks again (a job takes minutes)
-_WAIT = object()  # a lane's next job, while the share is taken
-_in_lane = threading.local()  # `inside`: this thread is a lane (whose jobs start no lanes of their own)
+SHARE_POLL_SECONDS = 0.5  # how often a lane waiting for its share of the cores reads it again, if no job ends first
 
 
 def draws_global_randomness(model: nn.Module) -> bool:
@@ -62,66 +62,71 @@ def lanes_for(models: Iterable[nn.Module], device: torch.device, threads: int = 
     return lane_count()
 
 
-def lanes_to_evaluate(model: nn.Module) -> int | None:
-    """Lanes for evaluating `model` batch by batch (`evaluation.predict_views`): `lane_count()` where the caller
-    computes on one CPU thread (a notebook whose trainings run in lanes): each batch is then computed on one
-    thread, in a lane or not, so the lanes change no number; None (in turn, on the caller's threads) on more
-    threads, on a GPU, or inside a lane already."""
-    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    if not on_cpu or torch.get_num_threads() != 1 or getattr(_in_lane, "inside", False):
+def lanes_to_evaluate(device: torch.device, batches: int) -> int | None:
+    """Lanes for an evaluation of `batches` batches on `device`, batch by batch (`evaluation.predict_views`): up to
+    `lane_count()` where the caller is the main thread computing on one CPU thread, as a notebook whose trainings run
+    in lanes does. Each batch then computes on one thread in a lane or not, so the lanes change no number. None (in
+    turn, on the caller's threads) on more threads, on a GPU, in another thread (a lane's job, a web request), and
+    under autocast entered around the call: a torch mode holds for the thread that entered it, not for a lane (a
+    model that enters autocast in its forward, as `engine.Autocast` does, computes the same in a lane)."""
+    if (torch.device(device).type != "cpu" or torch.get_num_threads() != 1 or torch.is_autocast_enabled("cpu")
+            or threading.current_thread() is not threading.main_thread()):
         return None
-    return lane_count()
+    lanes = min(lane_count(), batches)
+    return lanes if lanes > 1 else None
 
 
 def run_in_lanes(jobs: Iterable[Callable[[], T]], lanes: int | None, *, shared: bool = True,
                  on_start: Callable[[int], None] | None = None) -> list[T]:
-    """Run `jobs` (callables without arguments; an iterator is drawn from as lanes free up, so a job may be made
-    when it is due) and return their results in their order. With `lanes`, at most
+    """Run `jobs` (callables without arguments) and return their results in their order. With `lanes`, at most
     that many at a time, and no more than the kernel's share of the cores allows when each job starts
     (`lanes_shared`; with `shared` False, all of them: a benchmark that times lanes side by side), each on one torch
-    thread (one lane: in turn, still on one thread each); with None, in turn on the caller's threads. `on_start`
-    is told, as each job starts in a lane, how many may run at once then. The first exception of a job, or a Ctrl-C,
+    thread (one lane: in turn, still on one thread each); with None, in turn on the caller's threads. A lane draws
+    its next job from `jobs` when it is free, so an iterator can make each job when it is due. `on_start` is told,
+    as each job starts in a lane, how many may run at once then. The first exception of a job, or a Ctrl-C,
     interrupts the other lanes and is raised here."""
     if lanes is None:
         return [job() for job in jobs]
     if lanes < 1:
         raise ValueError(f"lanes must be at least 1 (or None: no lanes), got {lanes}")
-    count = len(jobs) if isinstance(jobs, Sized) else lanes  # jobs, or at least as many as lanes
+    most = min(lanes, len(jobs)) if isinstance(jobs, Sized) else lanes  # lanes that can have a job
     results: dict[int, T] = {}
     errors: list[BaseException] = []
     waiting, lock, stop = enumerate(jobs), threading.Lock(), threading.Event()
+    job_ended = threading.Condition(lock)  # wakes the lanes waiting for the share
     busy: set[int] = set()  # the lanes inside a job: the only ones an interrupt may be sent to
 
     def lane() -> None:
         me = threading.get_ident()
         try:
             torch.set_num_threads(1)  # OpenMP keeps the thread count per thread: set it in the lane itself
-            _in_lane.inside = True
-            while not stop.is_set():
-                with lock:
-                    at_once = min(lanes_shared(lanes) if shared else lanes, count)
-                    due = next(waiting, None) if len(busy) < at_once else _WAIT
-                    if due is None:
+            while True:
+                with job_ended:
+                    while not stop.is_set():
+                        at_once = min(lanes_shared(lanes) if shared else lanes, most)
+                        if len(busy) < at_once:
+                            break
+                        job_ended.wait(SHARE_POLL_SECONDS)  # the kernel's share of the cores is taken
+                    due = None if stop.is_set() else next(waiting, None)
+                    if due is None:  # no job left, or one failed
+                        job_ended.notify_all()
                         return
-                    if due is not _WAIT:
-                        busy.add(me)
-                        if on_start:
-                            on_start(at_once)
-                if due is _WAIT:  # the kernel's share of the cores is taken: look again shortly
-                    stop.wait(SHARE_POLL_SECONDS)
-                    continue
+                    busy.add(me)
+                    if on_start:
+                        on_start(at_once)
                 index, job = due
                 try:
                     results[index] = job()
                 finally:
-                    with lock:
+                    with job_ended:
                         busy.discard(me)
+                        job_ended.notify_all()
         except BaseException as error:  # noqa: BLE001 - the job's error, or the interrupt sent to stop it
             errors.append(error)
             stop.set()
 
     previous = torch.get_num_threads()
-    threads = [threading.Thread(target=lane, name=f"lane-{i}", daemon=True) for i in range(min(lanes, count))]
+    threads = [threading.Thread(target=lane, name=f"lane-{i}", daemon=True) for i in range(most)]
     try:
         for thread in threads:
             thread.start()

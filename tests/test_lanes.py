@@ -13,10 +13,10 @@ from tqdm import tqdm
 import models
 from mnist_utils import training
 from mnist_utils.augment import Augment
+from mnist_utils.batches import Batches
 from mnist_utils.config import lanes_shared
 from mnist_utils.data import MNIST
 from mnist_utils.engine import seed_everything
-from mnist_utils.batches import Batches
 from mnist_utils.evaluation import ONE_PIXEL_SHIFTS, predict_views
 from mnist_utils.lanes import draws_global_randomness, lanes_for, lanes_to_evaluate, run_in_lanes
 from mnist_utils.recipes import Recipe
@@ -383,28 +383,48 @@ def test_jobs_from_an_iterator_are_made_as_lanes_free_up_and_come_back_in_order(
     assert all(finished >= i - 2 for i, finished in made), f"made ahead of the lanes: {made}"
 
 
-def test_evaluations_get_lanes_on_one_cpu_thread_outside_a_lane_only(monkeypatch, three_threads):
+def test_evaluations_get_lanes_on_one_cpu_thread_in_the_main_thread_only(monkeypatch, three_threads):
     monkeypatch.delenv("MNIST_LANES", raising=False)
     monkeypatch.setattr("mnist_utils.lanes.usable_cpus", lambda: 4)
-    model = models.Model_3()
-    assert lanes_to_evaluate(model) is None, "on 3 threads a batch would compute on 3: other numbers in a lane"
+    cpu = torch.device("cpu")
+    assert lanes_to_evaluate(cpu, 40) is None, "on 3 threads a batch would compute on 3: other numbers in a lane"
     torch.set_num_threads(1)
-    assert lanes_to_evaluate(model) == 4
-    assert run_in_lanes([lambda: lanes_to_evaluate(model)], lanes=2) == [None], "a lane starts no lanes of its own"
-    assert lanes_to_evaluate(model.to("meta")) is None, "not on a CPU"
+    assert lanes_to_evaluate(cpu, 40) == 4 and lanes_to_evaluate(cpu, 3) == 3, "a lane for each batch at most"
+    assert lanes_to_evaluate(cpu, 1) is None, "one batch (the page's picture): no threads to start"
+    assert lanes_to_evaluate(torch.device("cuda"), 40) is None
+    assert run_in_lanes([lambda: lanes_to_evaluate(cpu, 40)], lanes=2) == [None], "a lane starts no lanes"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert lanes_to_evaluate(cpu, 40) is None, "autocast holds in the thread that entered it, not in a lane"
+    monkeypatch.setenv("MNIST_LANES", "1")
+    assert lanes_to_evaluate(cpu, 40) is None
 
 
-def test_predictions_in_lanes_are_those_made_in_turn_bit_for_bit(mnist, monkeypatch, three_threads):
+@pytest.mark.parametrize("callers_threads", [1, 3])
+def test_predictions_in_lanes_are_those_made_in_turn_bit_for_bit(mnist, monkeypatch, three_threads, callers_threads):
     monkeypatch.setenv("MNIST_LANES", "2")
-    torch.set_num_threads(1)  # as a notebook whose trainings run in lanes computes
+    torch.set_num_threads(callers_threads)  # 1: as a notebook whose trainings run in lanes computes
     seed_everything(0)
-    model, lanes_seen = models.Model_3(), set()
-    model.register_forward_hook(lambda *_: lanes_seen.add(threading.current_thread().name))
+    model, threads_seen = models.Model_3(), set()
+    model.register_forward_hook(lambda *_: threads_seen.add(threading.current_thread().name))
     batches = Batches(mnist.test.head(1000), 64)  # 16 batches, the last one short
-    in_lanes = predict_views(model, batches, torch.device("cpu"), ONE_PIXEL_SHIFTS)
-    assert {name.split("-")[0] for name in lanes_seen} == {"lane"} and len(lanes_seen) == 2
-    monkeypatch.setattr("mnist_utils.evaluation.lanes_to_evaluate", lambda model: None)
+    tested = predict_views(model, batches, torch.device("cpu"), ONE_PIXEL_SHIFTS)
+    if callers_threads == 1:
+        assert {name.split("-")[0] for name in threads_seen} == {"lane"} and len(threads_seen) == 2
+    else:
+        assert threads_seen == {"MainThread"}, "more threads than a lane's one: in turn, on the caller's threads"
+    monkeypatch.setattr("mnist_utils.evaluation.lanes_to_evaluate", lambda device, batches: None)
     in_turn = predict_views(model, batches, torch.device("cpu"), ONE_PIXEL_SHIFTS)
-    assert torch.equal(in_lanes[0].labels, mnist.test.labels[:1000])
-    for a, b in zip(in_lanes, in_turn):
+    assert torch.equal(tested[0].labels, mnist.test.labels[:1000])
+    for a, b in zip(tested, in_turn):
         assert torch.equal(a.labels, b.labels) and torch.equal(a.probabilities, b.probabilities)
+
+
+def test_a_lane_waiting_for_the_share_of_the_cores_ends_with_the_last_job(monkeypatch):
+    monkeypatch.setattr("mnist_utils.lanes.lanes_shared", lambda lanes: 1)  # beside another notebook, on 2 cores
+    monkeypatch.setattr("mnist_utils.lanes.SHARE_POLL_SECONDS", 60)  # a lane that slept its poll would take a minute
+    results = []
+    jobs = (lambda i=i: time.sleep(0.1) or i for i in range(3))  # a job long enough for the other lane to wait
+    caller = threading.Thread(target=lambda: results.append(run_in_lanes(jobs, lanes=2)), daemon=True)
+    caller.start()
+    caller.join(timeout=20)
+    assert results == [[0, 1, 2]], "the lane waiting for the share did not wake when the jobs ran out"
