@@ -112,8 +112,10 @@ def bench_markdown(bench: dict[str, Any]) -> str:
             if key in bench]
     if runs:
         lines += ["", "Time to accuracy from seed 1, wall time from the start, testing after every epoch included:", "",
-                  markdown_table([{"recipe": f"{text} (`configs/{run['config']}.yaml`, {run['model']})",
-                                   **{f"to {t}%": _reached_text(hit) for t, hit in run["reached"].items()}}
+                  markdown_table([{"recipe": f"{text} (`configs/{run['config']}.yaml`, {run['model']})"
+                                             + ("" if run.get("reproduced", True) else ", whose runs differed: the first"),
+                                   **{f"to {t}%": _reached_text(hit, run["runs"] if run.get("reproduced") else [])
+                                      for t, hit in run["reached"].items()}}
                                   for run, text in runs])]
     example = bench.get("example")
     if example:
@@ -126,11 +128,16 @@ def bench_markdown(bench: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _reached_text(hit: dict[str, Any] | None) -> str:
-    """'12 s (epoch 2)', with the goal when there is one; 'not reached' when it was not."""
+def _reached_text(hit: dict[str, Any] | None, runs: Sequence[Sequence[float]] = ()) -> str:
+    """'12 s (epoch 2)', with the goal when there is one; 'not reached' when it was not. With several `runs`
+    (each run's seconds after each epoch), the time is their median: their range follows it."""
     goal = "" if not hit or hit.get("goal_seconds") is None else f", goal ≤ {hit['goal_seconds']:g} s: {mark(hit['met'])}"
     if not hit or hit.get("seconds") is None:
         return "not reached" + goal
+    times = [seconds[hit["epoch"] - 1] for seconds in runs]
+    if len(times) > 1:
+        return (f"{hit['seconds']:.1f} s (epoch {hit['epoch']}; the median of {len(times)} runs, "
+                f"{min(times):.1f} to {max(times):.1f} s){goal}")
     return f"{hit['seconds']:.1f} s (epoch {hit['epoch']}){goal}"
 
 

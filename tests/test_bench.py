@@ -42,6 +42,10 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
     fastest = results["fastest"]
     assert fastest["config"] == "fastest" and set(fastest["reached"]) == {str(t) for t in bench.FASTEST_GOALS}
     assert all(hit["goal_seconds"] == bench.FASTEST_GOALS[float(t)] for t, hit in fastest["reached"].items())
+    # Run again from the same seed, the fastest recipe gives the same accuracies: its time is the runs' median.
+    assert len(fastest["runs"]) == bench.QUICK.fastest_runs == 2 and fastest["reproduced"] is True
+    assert fastest["epochs"][0]["seconds"] == pytest.approx(sum(run[0] for run in fastest["runs"]) / 2)
+    assert "2 runs, seconds since the start after each epoch: " in printed and "their median below" in printed
     example = results["example"]
     assert len(example["epochs"]) == bench.QUICK.epochs and 0 <= example["epochs"][0]["test_acc"] <= 100
     assert "PyTorch's MNIST example" in printed and example["met"] is ((example["ratio"] or 0) >= bench.EXAMPLE_GOAL_RATIO)
@@ -56,6 +60,16 @@ def test_first_reaching_finds_the_first_epoch_at_or_above_a_threshold():
     assert bench.first_reaching(rows, 99.4)["seconds"] == 43.0
     assert bench.first_reaching(rows, 99.5) is None
     assert bench.first_reaching([], 99.0) is None
+
+
+def test_runs_of_one_seed_count_with_their_median_time_when_they_reproduce():
+    runs = [[{"epoch": 1, "test_acc": 98.9, "seconds": s1}, {"epoch": 2, "test_acc": 99.2, "seconds": s2}]
+            for s1, s2 in ((5.0, 10.0), (4.0, 12.0), (9.0, 20.0))]  # a slow run: not the mean, the median
+    rows, reproduced = bench.typical_run(runs)
+    assert reproduced and rows == [{"epoch": 1, "test_acc": 98.9, "seconds": 5.0},
+                                   {"epoch": 2, "test_acc": 99.2, "seconds": 12.0}]
+    runs[1][1] = {**runs[1][1], "test_acc": 99.1}  # one epoch scored otherwise: not the same run again
+    assert bench.typical_run(runs) == (runs[0], False)
 
 
 def test_reached_table_times_each_threshold_against_its_goal(capsys):

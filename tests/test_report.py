@@ -197,6 +197,13 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     assert "9.5 s (epoch 1), goal ≤ 10 s: ✅ met | 44.0 s (epoch 5), goal ≤ 40 s: ❌ not met |" in text
     assert "190.0 s (epoch 2) to 99.0%; the fastest recipe gets there **20.0×** sooner (goal ≥ 20×: ✅ met)." in text
     assert "example" not in bench_markdown({k: v for k, v in bench.items() if k != "example"})
+    # Several runs of the fastest recipe: the median after each epoch, then the runs' range at that epoch.
+    runs = [[9.5, 20.0, 31.0, 40.0, 44.0], [9.1, 19.0, 30.0, 39.0, 42.0], [10.4, 21.0, 33.0, 41.0, 47.0]]
+    repeated = bench_markdown({**bench, "fastest": {**bench["fastest"], "runs": runs, "reproduced": True}})
+    assert ("9.5 s (epoch 1; the median of 3 runs, 9.1 to 10.4 s), goal ≤ 10 s: ✅ met | "
+            "44.0 s (epoch 5; the median of 3 runs, 42.0 to 47.0 s), goal ≤ 40 s: ❌ not met |") in repeated
+    differed = bench_markdown({**bench, "fastest": {**bench["fastest"], "runs": runs, "reproduced": False}})
+    assert "Model_3), whose runs differed: the first | 9.5 s (epoch 1), goal" in differed and "median" not in differed
     with pytest.raises(ValueError, match="make bench"):
         bench_markdown({**bench, "quick": True})
 
