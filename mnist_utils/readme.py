@@ -112,11 +112,7 @@ def bench_markdown(bench: dict[str, Any]) -> str:
             if key in bench]
     if runs:
         lines += ["", "Time to accuracy from seed 1, wall time from the start, testing after every epoch included:", "",
-                  markdown_table([{"recipe": f"{text} (`configs/{run['config']}.yaml`, {run['model']})"
-                                             + ("" if run.get("reproduced", True) else ", whose runs differed: the first"),
-                                   **{f"to {t}%": _reached_text(hit, run["runs"] if run.get("reproduced") else [])
-                                      for t, hit in run["reached"].items()}}
-                                  for run, text in runs])]
+                  markdown_table([_time_to_accuracy_row(run, text) for run, text in runs])]
     example = bench.get("example")
     if example:
         hit = example["reached"]
@@ -126,6 +122,15 @@ def bench_markdown(bench: dict[str, Any]) -> str:
                      f"; the fastest recipe gets there **{example['ratio']:.1f}×** sooner "
                      f"(goal ≥ {example['goal_ratio']:g}×: {mark(example['met'])}).")]
     return "\n".join(lines)
+
+
+def _time_to_accuracy_row(run: dict[str, Any], text: str) -> dict[str, str]:
+    """A recipe's row of the README's time-to-accuracy table: `text` names it; a cell per threshold."""
+    differed = run.get("reproduced") is False  # None or missing: one run
+    recipe = f"{text} (`configs/{run['config']}.yaml`, {run['model']})" + (
+        ", whose runs gave different accuracies: the first run's times" if differed else "")
+    return {"recipe": recipe, **{f"to {t}%": _reached_text(hit, run["runs"] if run.get("reproduced") else [])
+                                 for t, hit in run["reached"].items()}}
 
 
 def _reached_text(hit: dict[str, Any] | None, runs: Sequence[Sequence[float]] = ()) -> str:

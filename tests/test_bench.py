@@ -39,6 +39,7 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
     accuracy = results["accuracy"]
     assert accuracy["train_images"] == bench.QUICK.train_images and len(accuracy["epochs"]) == bench.QUICK.epochs
     assert set(accuracy["reached"]) == {str(t) for t in bench.STEP3_GOALS} and accuracy["config"] == "step3"
+    assert accuracy["reproduced"] is None, "one run: nothing to compare it with"
     fastest = results["fastest"]
     assert fastest["config"] == "fastest" and set(fastest["reached"]) == {str(t) for t in bench.FASTEST_GOALS}
     assert all(hit["goal_seconds"] == bench.FASTEST_GOALS[float(t)] for t, hit in fastest["reached"].items())
@@ -70,6 +71,8 @@ def test_runs_of_one_seed_count_with_their_median_time_when_they_reproduce():
                                    {"epoch": 2, "test_acc": 99.2, "seconds": 12.0}]
     runs[1][1] = {**runs[1][1], "test_acc": 99.1}  # one epoch scored otherwise: not the same run again
     assert bench.typical_run(runs) == (runs[0], False)
+    shorter = [runs[0], runs[0][:1]]  # one run stopped an epoch sooner: not the same run either
+    assert bench.typical_run(shorter) == (runs[0], False) and bench.typical_run(shorter[::-1]) == (runs[0][:1], False)
 
 
 def test_reached_table_times_each_threshold_against_its_goal(capsys):
