@@ -228,11 +228,9 @@ def first_reaching(rows: Sequence[dict[str, float]], threshold: float) -> dict[s
 
 
 def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: float) -> list[dict[str, float]]:
-    """`recipe`'s model trained with `recipe` (seed SEED), tested after every epoch, until test accuracy
-    reaches `stop_at` or the recipe's epochs end. One row per epoch: test accuracy and seconds since the start.
-
-    The steps of `training.train_recipe`, with the clock read after every test as well (its history times
-    training only)."""
+    """`recipe`'s model trained with `recipe` (seed SEED), tested after every epoch, until test accuracy reaches
+    `stop_at` or the recipe's epochs end. One row per epoch: test accuracy and seconds since the start. The steps
+    of `training.train_recipe`, with the clock read after every test as well (its history times training only)."""
     seed_everything(SEED)
     model = recipe.computing(build_model(recipe).to(device, memory_format=recipe.memory_format), device)
     train_batches = recipe.train_batches(data.train, device, SEED)
@@ -290,10 +288,10 @@ def time_to_accuracy(recipe: Recipe, data: MNIST, device: torch.device, goals: d
     if len(rows) < recipe.epochs and first_reaching(rows, max(goals)):
         print(f"  stopped after epoch {len(rows)} of {recipe.epochs}: the last threshold was reached")
     if runs > 1:
-        print(f"  {runs} runs, seconds since the start after each epoch: "
-              + "; ".join(", ".join(f"{row['seconds']:.1f}" for row in run) for run in each)
-              + (": the same accuracies in each, their median below" if reproduced else
-                 ": their accuracies DIFFER, which one seed should rule out: the first run below"))
+        times = "; ".join(", ".join(f"{row['seconds']:.1f}" for row in run) for run in each)
+        verdict = ("the same accuracies in each, their median below" if reproduced
+                   else "their accuracies DIFFER, which one seed should rule out: the first run below")
+        print(f"  {runs} runs, seconds since the start after each epoch: {times}: {verdict}")
     reached = reached_table(rows, goals)
     return {"config": recipe.name, "model": recipe.model, "epochs": rows, "reached": reached,
             "met": all(r["met"] is not False for r in reached.values()),
@@ -483,7 +481,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                        test=data.test.head(sizes.test_images or len(data.test)))
         results["accuracy"] = time_to_accuracy(step3, subset, device, STEP3_GOALS, "2a. Time to accuracy, Step 3")
         results["fastest"] = time_to_accuracy(fastest, subset, device, FASTEST_GOALS,
-                                              "2b. Time to accuracy, the fastest recipe", runs=sizes.fastest_runs)
+                                              f"2b. Time to accuracy, the fastest recipe, {sizes.fastest_runs} runs",
+                                              runs=sizes.fastest_runs)
         results["example"] = against_example(results["fastest"], device, sizes)
     if args.knobs:
         results["knobs"] = knob_table(step3, data.train, device, sizes)
