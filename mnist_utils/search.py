@@ -79,7 +79,8 @@ def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     return path, json.loads(path.read_text()) if path.exists() else []
 
 
-NOT_TRAINING = ("name", "title", "train_probe")  # the config file's stem, its title, what is measured after each epoch
+# the config file's stem, its title, what is measured after each epoch and in batches of how many images
+NOT_TRAINING = ("name", "title", "train_probe", "eval_batch_size")
 
 
 def _bare(recipe: dict[str, Any]) -> dict[str, Any]:

@@ -230,8 +230,9 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
     recipe's training probe) after each."""
     packed = packed.to(device, memory_format=recipe.memory_format)
     streams = [recipe.train_batches(data.train, device, seed) for seed in seeds]
-    test_batches = recipe.eval_batches(data.test, device)
-    probe_batches = recipe.probe_batches(data.train, device)
+    # a packed model holds each copy's activations: batches 1/copies as large hold what one model's batch would
+    test_batches = recipe.eval_batches(data.test, device, copies=len(seeds))
+    probe_batches = recipe.probe_batches(data.train, device, copies=len(seeds))
     optimizer = recipe.make_optimizer(packed.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
     loss_fn = functools.partial(packed_loss, label_smoothing=recipe.label_smoothing)

@@ -143,6 +143,25 @@ def test_packed_seeds_refuse_a_schedule_stepped_per_epoch(mnist):
                     progress=None)
 
 
+def test_packed_seeds_are_tested_in_batches_as_many_times_smaller_as_the_pack_holds_copies(mnist, monkeypatch):
+    # A pack of k copies holds k models' activations per image: batches of eval_batch_size / k hold what one
+    # model's batch of eval_batch_size does, and stay in the caches that make 250 faster than 1,000 on a CPU.
+    recipe, cpu = RECIPE.replace(eval_batch_size=250, train_probe=100), torch.device("cpu")
+    assert recipe.eval_batches(mnist.test, cpu).batch_size == 250
+    assert recipe.eval_batches(mnist.test, cpu, copies=3).batch_size == 83
+    assert recipe.probe_batches(mnist.train, cpu, copies=2).batch_size == 125
+    assert recipe.replace(eval_batch_size=2).eval_batches(mnist.test, cpu, copies=3).batch_size == 1
+    made, original = [], Batches.__init__
+
+    def recording(self, data, batch_size, **kwargs):  # the batches train_seeds makes: (images, batch size)
+        made.append((len(data), batch_size))
+        original(self, data, batch_size, **kwargs)
+
+    monkeypatch.setattr(Batches, "__init__", recording)
+    train_seeds(recipe.with_epochs(1), small(mnist, train=256), cpu, seeds=[1, 2, 3], progress=None)
+    assert (512, 83) in made and (100, 83) in made, "the test set and the probe, for a pack of 3"
+
+
 @pytest.mark.parametrize("architecture", ["Model_3", "Model_2"])
 def test_the_training_probe_scores_training_images_as_the_test_set_and_changes_nothing_else(mnist, architecture):
     # Model_2's dropout draws from generators of its own: a probe in eval mode must not draw from them either.

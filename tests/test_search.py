@@ -113,4 +113,6 @@ def test_what_a_run_measures_after_each_epoch_does_not_make_it_another_run():
     recipe = load_config("step3")
     row = {"recipe": recipe.replace(train_probe=0).to_dict()}  # the fresh-seed record, written before the probe
     assert recipe.train_probe and search._trained(row, recipe)
+    older = {"recipe": {**recipe.to_dict(), "eval_batch_size": 1000}}  # the record's rows, tested in batches of 1,000
+    assert search._trained(older, recipe), "how many images are tested at once changes no accuracy"
     assert not search._trained(row, recipe.replace(lr=0.2)), "a setting that trains differently still tells runs apart"
