@@ -79,7 +79,8 @@ def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     return path, json.loads(path.read_text()) if path.exists() else []
 
 
-# the config file's stem, its title, what is measured after each epoch and in batches of how many images
+# the config file's stem, its title, what is measured after each epoch and in batches of how many images (which a
+# search's runs, packed and without a validation split to stop on, never train by)
 NOT_TRAINING = ("name", "title", "train_probe", "eval_batch_size")
 
 
