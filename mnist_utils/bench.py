@@ -50,6 +50,7 @@ from torchvision import transforms
 
 from models import Model_3
 
+from .averaging import WeightAverage
 from .batches import endless
 from .config import CommandParser, counted, data_root, first_line, get_device, hardware, reports_root, usable_cpus
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
@@ -95,8 +96,8 @@ QUICK = Sizes(steps=3, warmup=1, repeats=1, fastest_runs=2, train_images=1024, t
 
 def take_steps(model: nn.Module, batches: Iterator, optimizer: torch.optim.Optimizer, device: torch.device,
                steps: int, loss_fn: Callable = F.cross_entropy) -> int:
-    """`steps` training steps on the next batches of `batches`; returns the images used (one per label, so a
-    packed model counts every copy's). Returns once the device has finished them."""
+    """`steps` training steps on the next batches of `batches`, finished on the device; returns the images used
+    (one per label: a packed model counts every copy's)."""
     seen, loss = 0, None
     for images, labels in itertools.islice(batches, steps):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -228,23 +229,24 @@ def first_reaching(rows: Sequence[dict[str, float]], threshold: float) -> dict[s
 
 
 def accuracy_run(recipe: Recipe, data: MNIST, device: torch.device, stop_at: float) -> list[dict[str, float]]:
-    """`recipe`'s model trained with `recipe` (seed SEED), tested after every epoch, until test accuracy reaches
-    `stop_at` or the recipe's epochs end. One row per epoch: test accuracy and seconds since the start. The steps
-    of `training.train_recipe`, with the clock read after every test as well (its history times training only)."""
+    """`recipe`'s model trained with `recipe` (seed SEED) as `training.train_recipe` trains it, tested after every
+    epoch (the clock read after each test) until test accuracy reaches `stop_at` or the recipe's epochs end."""
     seed_everything(SEED)
     model = recipe.computing(build_model(recipe).to(device, memory_format=recipe.memory_format), device)
     train_batches = recipe.train_batches(data.train, device, SEED)
     test_batches = recipe.eval_batches(data.test, device)
     optimizer = recipe.make_optimizer(model.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(train_batches))
+    averaged = None if recipe.ema is None else WeightAverage(model, recipe.ema)  # updated after every step
     if scheduler_step_kind(scheduler) not in ("batch", None):  # train() below steps it after every batch
         raise ValueError(f"{recipe.name}: the bench steps the rate after every batch (scheduler: onecycle) or never "
                          f"(none), not {recipe.scheduler!r}; time it with `python -m mnist_utils train` instead")
     bar = progress_bar(total=recipe.epochs * len(train_batches), desc=f"{recipe.name} to {stop_at}%", unit="batch")
 
     def run_epoch(epoch: int) -> float:
-        train(model, train_batches, optimizer, device, scheduler=scheduler, loss_fn=recipe.loss_fn, bar=bar)
-        return test(model, test_batches, device).accuracy
+        train(model, train_batches, optimizer, device, scheduler=scheduler, loss_fn=recipe.loss_fn, bar=bar,
+              averaged=averaged)
+        return test(model if averaged is None else averaged.model, test_batches, device).accuracy
 
     rows = epochs_until(run_epoch, recipe.epochs, stop_at, bar)  # the clock starts with the first step
     bar.close()
@@ -309,9 +311,8 @@ def against_example(fastest: dict[str, Any], device: torch.device, sizes: Sizes)
     print(f"\n3. PyTorch's MNIST example (its Net, Adadelta lr {example_reference.LR}, StepLR γ "
           f"{example_reference.GAMMA}, batches of {example_reference.BATCH_SIZE}, torchvision MNIST and a "
           f"DataLoader) until {REFERENCE_THRESHOLD}% (at most {REFERENCE_EPOCHS} epochs)")
-    rows = example_reference.example_time_to_accuracy(
-        device, REFERENCE_THRESHOLD, sizes.epochs or REFERENCE_EPOCHS,
-        train_images=sizes.train_images, test_images=sizes.test_images)
+    rows = example_reference.example_time_to_accuracy(device, REFERENCE_THRESHOLD, sizes.epochs or REFERENCE_EPOCHS,
+                                                      train_images=sizes.train_images, test_images=sizes.test_images)
     reached = reached_table(rows, {REFERENCE_THRESHOLD: None})[str(REFERENCE_THRESHOLD)]
     ours = fastest["reached"][str(REFERENCE_THRESHOLD)]
     ratio = None if None in (reached["seconds"], ours["seconds"]) else reached["seconds"] / ours["seconds"]

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm as auto_tqdm
 
+from .averaging import WeightAverage, holding
 from .config import headless
 
 
@@ -116,8 +117,10 @@ def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
 
 
 def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, device: torch.device, *,
-          scheduler: Any = None, loss_fn: Callable = F.cross_entropy, bar: Any = None) -> EpochStats:
-    """One epoch of training. `scheduler`, if given, is stepped after every batch (e.g. OneCycleLR)."""
+          scheduler: Any = None, loss_fn: Callable = F.cross_entropy, bar: Any = None,
+          averaged: WeightAverage | None = None) -> EpochStats:
+    """One epoch of training. `scheduler`, if given, is stepped after every batch (e.g. OneCycleLR), and
+    `averaged` updated."""
     model.train()
     start = time.perf_counter()
     total_loss = torch.zeros((), device=device)
@@ -126,6 +129,8 @@ def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
     for images, labels in batches:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits, loss = training_step(model, images, labels, optimizer, scheduler, loss_fn)
+        if averaged is not None:
+            averaged.update()
         # Accumulate on the device: no host sync per batch.
         total_loss += loss.detach() * len(labels)
         correct += (logits.detach().argmax(dim=1) == labels).sum()
@@ -304,7 +309,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
         device: torch.device, *, epochs: int, scheduler: Any = None, loss_fn: Callable = F.cross_entropy,
         val_batches: Iterable | None = None, probe_batches: Iterable | None = None, patience: int | None = None,
         monitor: str = "val_loss", keep_best: bool = False, monitor_from: int = 1, progress: str | None = "batches",
-        desc: str = "", on_epoch: Callable[[dict[str, float], bool], None] | None = None) -> History:
+        desc: str = "", on_epoch: Callable[[dict[str, float], bool], None] | None = None,
+        ema: float | None = None) -> History:
     """Train for up to `epochs` epochs and return the history.
 
     Schedulers are stepped where they belong: OneCycleLR/CyclicLR per batch, ReduceLROnPlateau per epoch
@@ -313,7 +319,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     with the weights of its best epoch. Epochs before `monitor_from` are neither best nor counted against
     patience. `probe_batches` (training images, unaugmented) are scored after each epoch the way the test set
     is, for the train − test gap. `on_epoch(row, improved)` is called after each epoch (e.g. to save a checkpoint).
-    `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None.
+    `progress`: 'batches' (a bar per epoch), 'epochs' (one bar for the run) or None. With `ema` (a decay), the
+    weights scored, kept and given back are a `WeightAverage` of the trained ones; `on_epoch` sees them in `model`.
     """
     if progress not in ("batches", "epochs", None):
         raise ValueError(f"progress: 'batches', 'epochs' or None, got {progress!r}")
@@ -322,6 +329,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     _check_monitor(monitor, scheduler if step_kind == "plateau" else None, watched, val_batches is not None,
                    test_batches is not None)
     history, stopping, best_state = History(), EarlyStopping(monitor, patience, monitor_from), None
+    averaged = None if ema is None else WeightAverage(model, ema)
+    scored = model if averaged is None else averaged.model  # the weights tested, kept and given back
     run_bar = progress_bar(total=epochs, desc=desc or "epochs", unit="epoch") if progress == "epochs" else None
 
     bar = None  # closed however the run ends: a failed epoch, Ctrl-C, an error raised by on_epoch
@@ -332,10 +341,11 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
                 bar = progress_bar(total=len(train_batches), desc=f"{desc} epoch {epoch}/{epochs}".strip(),
                                    unit="batch")
             trained = train(model, train_batches, optimizer, device,
-                            scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar)
-            val = None if val_batches is None else test(model, val_batches, device, loss_fn=loss_fn)
-            tested = None if test_batches is None else test(model, test_batches, device, loss_fn=loss_fn)
-            probed = None if probe_batches is None else test(model, probe_batches, device, loss_fn=loss_fn)
+                            scheduler=scheduler if step_kind == "batch" else None, loss_fn=loss_fn, bar=bar,
+                            averaged=averaged)
+            val = None if val_batches is None else test(scored, val_batches, device, loss_fn=loss_fn)
+            tested = None if test_batches is None else test(scored, test_batches, device, loss_fn=loss_fn)
+            probed = None if probe_batches is None else test(scored, probe_batches, device, loss_fn=loss_fn)
             row = history.record(epoch, lr, trained, val=val, tested=tested, probed=probed)
 
             if step_kind == "epoch":
@@ -352,9 +362,10 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
 
             improved = stopping.update(row)
             if improved and keep_best:
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(scored.state_dict())
             if on_epoch is not None:
-                on_epoch(row, improved)
+                with holding(model, scored):
+                    on_epoch(row, improved)
             if stopping.should_stop:
                 break
     finally:
@@ -363,6 +374,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
                 shown.close()
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
+    elif averaged is not None:
+        model.load_state_dict(averaged.model.state_dict())
     return history
 
 

@@ -67,6 +67,7 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 0.0
     label_smoothing: float = 0.0  # ε: the target puts ε/10 on each wrong digit (see engine.make_loss)
+    ema: float | None = None  # test and keep an average of the weights over the steps, with this decay per step
     fused: bool | None = None  # Adam's single-kernel update
     scheduler: str = "none"  # none, onecycle, step or plateau
     pct_start: float = 0.25  # one-cycle: share of the cycle spent warming up
@@ -126,8 +127,9 @@ class Recipe:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
         if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
             problems.append("patience, keep_best and a plateau schedule watch the validation split: set val_fraction")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.label_smoothing < 1 or not (self.ema is None or 0 < self.ema < 1):
+            problems.append(f"label_smoothing must be in [0, 1) and ema (a decay per step; 0.995 averages about the "
+                            f"last 200 steps) in (0, 1), got {self.label_smoothing} and {self.ema}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
@@ -164,7 +166,8 @@ class Recipe:
             optimizer = f"{self.optimizer} lr {self.lr:g}" + (f", β1 {cycled}" if cycled else "")
         optimizer += (
             f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
-            f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "")
+            f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "") + (
+            f", tested and kept as an average of its weights over the steps (EMA, decay {self.ema:g})" if self.ema else "")
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
         augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = counted(self.epochs, "short epoch" if self.batches_per_epoch else "epoch")
@@ -172,8 +175,7 @@ class Recipe:
         return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}{bf16}"
 
     def precision(self, device: torch.device) -> str:
-        """'bfloat16' when the recipe asks for it (bf16: true) and `device` computes it natively, else
-        'float32' (engine.precision_for: a fixed rule, so a rerun makes the same choice)."""
+        """'bfloat16' where it asks (bf16: true) and `device` has it natively, else 'float32' (a fixed rule)."""
         return precision_for(self.bf16, device)
 
     def computing(self, model: nn.Module, device: torch.device) -> nn.Module:
@@ -283,9 +285,8 @@ class Recipe:
         return make_loss(self.label_smoothing)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
-        """The schedule the recipe names (None for 'none'). A one-cycle is `one_cycle`'s: none for a run of fewer
-        than 3 steps (smoke-sized: the rate stays constant), a warm-up of at least 2 steps. A plateau schedule waits
-        for the monitored number to fall (a loss) or rise (an accuracy)."""
+        """The schedule the recipe names (None for 'none'). A one-cycle is `one_cycle`'s (none under 3 steps, a warm-up
+        of at least 2); a plateau schedule waits for the monitored number to fall (a loss) or rise (an accuracy)."""
         settings = dict(epochs=self.epochs, steps_per_epoch=steps_per_epoch, max_lr=self.lr, pct_start=self.pct_start,
                         div_factor=self.div_factor, final_div_factor=self.final_div_factor,
                         anneal_epochs=self.anneal_epochs)
@@ -295,8 +296,7 @@ class Recipe:
 
     @property
     def monitor_from(self) -> int:
-        """The first epoch early stopping watches: the one after the one-cycle warm-up, when the
-        validation loss may rise before it falls."""
+        """The first epoch early stopping watches: after the one-cycle warm-up, as the validation loss may rise."""
         if self.scheduler != "onecycle":
             return 1
         return int(-(-self.pct_start * (self.anneal_epochs or self.epochs) // 1)) + 1

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .averaging import WeightAverage
 from .config import computing_on, counted
 from .data import MNIST, ImageSet
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
@@ -36,7 +37,8 @@ def _fit_recipe(model: nn.Module, recipe: Recipe, train_batches: Any, test_batch
                epochs=recipe.epochs, scheduler=recipe.make_scheduler(optimizer, len(train_batches)),
                loss_fn=recipe.loss_fn, val_batches=val_batches, probe_batches=probe_batches,
                patience=recipe.patience, monitor=recipe.monitor, keep_best=recipe.keep_best,
-               monitor_from=recipe.monitor_from, progress=progress, desc=desc or recipe.name, on_epoch=on_epoch)
+               monitor_from=recipe.monitor_from, progress=progress, desc=desc or recipe.name, on_epoch=on_epoch,
+               ema=recipe.ema)
 
 
 def train_recipe(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.device, *, seed: int,
@@ -235,6 +237,8 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
     probe_batches = recipe.probe_batches(data.train, device, copies=len(seeds))
     optimizer = recipe.make_optimizer(packed.parameters())
     scheduler = recipe.make_scheduler(optimizer, len(streams[0]))
+    averaged = None if recipe.ema is None else WeightAverage(packed, recipe.ema)
+    scored = packed if averaged is None else averaged.model  # the weights tested and given back, as `fit`'s
     loss_fn = functools.partial(packed_loss, label_smoothing=recipe.label_smoothing)
     histories = [History() for _ in seeds]
     copies, smoothing = len(seeds), recipe.label_smoothing  # losses as `fit` measures them: the recipe's loss
@@ -248,13 +252,15 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
         n_train = 0  # the images each copy trained on (drop_last may leave some out)
         for images, labels in side_by_side(streams, recipe.memory_format):  # copy g: its own seed's batches
             logits, _ = training_step(packed, images, labels, optimizer, scheduler, loss_fn)
+            if averaged is not None:
+                averaged.update()
             with torch.no_grad():
                 loss, right = _per_copy_sums(logits, labels, smoothing)
                 train_loss += loss
                 train_correct += right
             n_train += len(labels)
-        tested = _test_packed(packed, test_batches, device, recipe.memory_format, smoothing)
-        probed = [None] * copies if probe_batches is None else _test_packed(packed, probe_batches, device,
+        tested = _test_packed(scored, test_batches, device, recipe.memory_format, smoothing)
+        probed = [None] * copies if probe_batches is None else _test_packed(scored, probe_batches, device,
                                                                             recipe.memory_format, smoothing)
         seconds = time.perf_counter() - start  # training, testing, probing: what the run's wall time is shared by
         for g, history in enumerate(histories):  # images: every copy's, as the packed epoch processed them
@@ -266,7 +272,7 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
             bar.set_postfix_str(f"{label}, epoch {epoch}: test_acc min {min(accuracies):.2f}, "
                                 f"max {max(accuracies):.2f}")
             bar.update(1)
-    return [(packed.unpack(g).eval(), history) for g, history in enumerate(histories)]
+    return [(scored.unpack(g).eval(), history) for g, history in enumerate(histories)]
 
 
 def _per_copy_sums(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, ...]:

@@ -177,6 +177,21 @@ def test_time_to_accuracy_refuses_a_schedule_stepped_per_epoch(mnist):
         bench.accuracy_run(load_config("fastest").replace(scheduler="step"), mnist, torch.device("cpu"), 99.0)
 
 
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_time_to_accuracy_trains_and_tests_as_train_recipe_does(mnist, ema):
+    from mnist_utils.data import MNIST
+    from mnist_utils.engine import seed_everything
+    from mnist_utils.recipes import build_model
+    from mnist_utils.training import train_recipe
+
+    data = MNIST(train=mnist.train.head(512), test=mnist.test.head(256))
+    recipe = load_config("fastest", [f"ema={ema}"] if ema else []).with_epochs(2)
+    rows = bench.accuracy_run(recipe, data, torch.device("cpu"), stop_at=100.0)
+    seed_everything(bench.SEED)
+    history = train_recipe(build_model(recipe), recipe, data, torch.device("cpu"), seed=bench.SEED, progress=None)
+    assert [row["test_acc"] for row in rows] == history["test_acc"], "the average is tested where the recipe asks"
+
+
 def test_epochs_until_stops_at_the_first_epoch_that_reaches_the_threshold():
     from mnist_utils.engine import epochs_until
 

@@ -8,6 +8,7 @@ import torch.nn as nn
 import models
 from mnist_utils import engine
 from mnist_utils.augment import Augment
+from mnist_utils.averaging import WeightAverage
 from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet, train_val_split
 from mnist_utils.engine import (EarlyStopping, EpochStats, History, count_correct, fit, make_loss, make_optimizer,
@@ -71,6 +72,54 @@ def test_onecycle_is_stepped_per_batch_and_step_lr_per_epoch(mnist):
     step = make_scheduler("step", optimizer, step_size=1, gamma=0.5)
     history = fit(model, batches, None, optimizer, torch.device("cpu"), epochs=3, scheduler=step, progress=None)
     assert history["lr"] == pytest.approx([0.01, 0.005, 0.0025])
+
+
+def test_a_weight_average_starts_from_the_first_step_then_weighs_each_step_decay_times_the_next():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    averaged = WeightAverage(model, decay=0.75)
+    steps = []  # the trained weights after each step
+
+    def step():
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        model.train()(torch.randn(8, 3))  # moves BatchNorm's statistics and counts the batch
+        averaged.update()
+        steps.append(copy.deepcopy(model.state_dict()))
+
+    for _ in range(3):
+        step()
+    assert list(averaged.model.state_dict()) == list(model.state_dict()), "the model's own keys"
+    weights = torch.tensor([0.75 ** 2, 0.75, 1.0])  # the last step weighs most
+    for key, value in averaged.model.state_dict().items():
+        if value.is_floating_point():
+            expected = sum(w * s[key] for w, s in zip(weights, steps)) / weights.sum()
+            assert torch.allclose(value, expected, atol=1e-6), key
+        else:
+            assert value == steps[-1][key] == 3, key  # BatchNorm's batch count: copied, not averaged
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 1"):
+        WeightAverage(model, decay=1)
+
+
+def test_fit_with_ema_tests_keeps_and_shows_the_average_while_training_goes_on_from_its_own_weights(mnist):
+    device = torch.device("cpu")
+    seed_everything(5)
+    model = tiny_cnn()
+    train_batches = Batches(mnist.train.head(512), 64, shuffle=True, seed=5)
+    test_batches = Batches(mnist.test.head(256), 128)
+    optimizer = make_optimizer("sgd", model.parameters(), lr=0.1)
+    shown = []  # the weights each on_epoch saw in `model`
+    history = fit(model, train_batches, test_batches, optimizer, device, epochs=3, progress=None, ema=0.8,
+                  on_epoch=lambda row, improved: shown.append(copy.deepcopy(model.state_dict())))
+    seed_everything(5)  # the same run without the average
+    model_again, batches_again = tiny_cnn(), Batches(mnist.train.head(512), 64, shuffle=True, seed=5)
+    plain = fit(model_again, batches_again, test_batches, make_optimizer("sgd", model_again.parameters(), lr=0.1),
+                device, epochs=3, progress=None)
+    assert history["train_loss"] == plain["train_loss"], "the average and on_epoch's view leave training as it is"
+    assert history["test_loss"] != plain["test_loss"], "the average is what is tested"
+    assert engine.test(model, test_batches, device).loss == pytest.approx(history["test_loss"][-1], rel=1e-6)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, shown[-1][key]), f"{key}: on_epoch saw the weights given back"
 
 
 def test_early_stopping_keeps_the_best_weights(mnist):

@@ -112,6 +112,7 @@ def float64():
 @pytest.mark.parametrize("architecture, changes", [
     ("Model_3", {}), ("Model_2", {}),  # Model_2's dropout: one copy to a pack
     ("Model_3", {"label_smoothing": 0.1, "drop_last": True, "batch_size": 100}),  # losses and counts as fit's
+    ("Model_3", {"ema": 0.9}),  # the average tested and given back, as fit's
 ])
 def test_seeds_trained_at_once_match_seeds_trained_one_by_one(mnist, float64, architecture, changes):
     # In float32 a grouped convolution sums its 73,728 products per weight gradient in another order than a

@@ -102,7 +102,9 @@ def test_overrides_change_keys_and_nested_keys():
     (["batches_per_epoch=0"], r"batches_per_epoch: must be at least 1 \(or left out: whole passes\), got 0"),
     (["train_fraction=0.9", "val_fraction=0.2"], r"add up to more than the whole training set: lower one"),
     (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
-    (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
+    (["label_smoothing=1"], r"label_smoothing must be in \[0, 1\) and ema .* in \(0, 1\), got 1.0 and "),  # and step3's ema
+    (["ema=1"], r"ema \(a decay per step; 0.995 averages about the last 200 steps\) in \(0, 1\), got 0.0 and 1.0"),
+    (["ema=0"], r"in \(0, 1\), got 0.0 and 0.0"),
     (["train_probe=-1"], r"train_probe: a number of training images, 0 for none, got -1"),
     (["split_seed=3"], r"split_seed draws the validation split: set val_fraction too, or leave split_seed out"),
     (["epochs"], r"write key=value"),
@@ -462,6 +464,18 @@ def test_a_recipe_trains_and_validates_on_its_own_loss(monkeypatch, mnist):
         assert torch.allclose(seen[-1](logits, labels), expected)
     assert not torch.allclose(seen[0](logits, labels), seen[1](logits, labels))
     assert "label smoothing 0.1" in recipe.describe()
+
+
+def test_a_recipe_with_ema_hands_fit_its_decay_and_says_so(mnist, monkeypatch):
+    from mnist_utils import training
+
+    seen = []
+    monkeypatch.setattr(training, "fit", lambda *args, **kwargs: seen.append(kwargs["ema"]) or History())
+    for ema in (None, 0.99):
+        recipe = load_config("cnn_minivgg", ["epochs=1"] + ([f"ema={ema}"] if ema else []))
+        training.train_recipe(build_model(recipe), recipe, mnist, torch.device("cpu"), seed=1)
+        assert ("(EMA, decay 0.99)" in recipe.describe()) == bool(ema)
+    assert seen == [None, 0.99]
 
 
 @pytest.mark.parametrize("optimizer, key", [("sgd", "momentum"), ("adam", "betas")])
