@@ -65,6 +65,8 @@ def test_step3_prose_states_its_config():
         f"over the first {part(recipe.pct_start)} of the run", f"anneal to {start / recipe.final_div_factor:g}",
         f"weight decay of {power_of_ten(recipe.weight_decay)}", f"batches of {recipe.batch_size}",
         f"Five fresh seeds, {fresh_seeds[0]} to {fresh_seeds[-1]}",
+        f"moves {100 * (1 - recipe.ema):g}% of the way", f"(`ema: {recipe.ema:g}`)",
+        f"last {round(1 / (1 - recipe.ema))} steps",
     ]) == [], "notebook 03's Target or its fresh-seed section no longer states configs/step3.yaml: update them"
     assert len(fresh_seeds) == 5 and fresh == [f"seeds=[{','.join(map(str, fresh_seeds))}]"]
 
