@@ -1,9 +1,9 @@
 """Weight averaging: an exponential moving average (EMA) of a model's weights, kept beside the model as it trains.
 
-The average of the last few hundred steps' weights is usually a better model than the last step's, above all while
-the learning rate is still high: the noise of each step cancels out (Polyak and Juditsky, 1992). It costs one pass over the weights per step. A
+While the learning rate is high, the weights after the last step carry that step's noise; their average over the
+last few hundred steps carries less of it and often scores higher. It costs one pass over the weights per step. A
 recipe asks for it with `ema` (the decay); the engine's `fit`, the packed trainer and the bench then test and keep
-the average in place of the trained weights.
+the average in place of the trained weights, which train on as if it were not there.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class WeightAverage:
     bias correction of Adam's averages does, not from the initial ones: the k-th update moves it
     (1 − decay) / (1 − decay^k) of the way, all of it at the first. One pass over the weights per step. The copy
     has the model's own keys, so it saves and loads as the model itself (torch's `AveragedModel` adds a prefix and
-    a counter to them)."""
+    a counter to them). Build it once the model is on its device and in its memory format: it holds the model's
+    tensors as they are then."""
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0 < decay < 1:
@@ -56,4 +57,3 @@ def holding(model: nn.Module, weights_of: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.load_state_dict(own)
-

@@ -376,6 +376,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
         model.load_state_dict(best_state)
     elif averaged is not None:
         model.load_state_dict(averaged.model.state_dict())
+    if averaged is not None:
+        model.eval()  # as the last test leaves a model tested itself
     return history
 
 

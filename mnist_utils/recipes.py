@@ -86,7 +86,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.model != PRETRAINED and not _is_model(self.model):
+        if self.model != PRETRAINED and self.model not in model_names():
             problems.append(f"model: unknown {self.model!r}; choose one of {', '.join(model_names())}, or "
                             f"'{PRETRAINED}'")
         if self.optimizer not in OPTIMIZERS:
@@ -127,9 +127,11 @@ class Recipe:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
         if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
             problems.append("patience, keep_best and a plateau schedule watch the validation split: set val_fraction")
-        if not 0 <= self.label_smoothing < 1 or not (self.ema is None or 0 < self.ema < 1):
-            problems.append(f"label_smoothing must be in [0, 1) and ema (a decay per step; 0.995 averages about the "
-                            f"last 200 steps) in (0, 1), got {self.label_smoothing} and {self.ema}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            problems.append(f"ema: a decay per step in (0, 1), 0.995 averaging about the last 200 steps, got "
+                            f"{self.ema}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
@@ -167,7 +169,7 @@ class Recipe:
         optimizer += (
             f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
             f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "") + (
-            f", tested and kept as an average of its weights over the steps (EMA, decay {self.ema:g})" if self.ema else "")
+            f", its weights averaged over the steps (EMA, decay {self.ema:g})" if self.ema else "")
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
         augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = counted(self.epochs, "short epoch" if self.batches_per_epoch else "epoch")
@@ -312,10 +314,6 @@ def model_names() -> list[str]:
             if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__
             and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                     for p in inspect.signature(value).parameters.values())]
-
-
-def _is_model(name: str) -> bool:
-    return name in model_names()
 
 
 def pretrained_family(recipe: Recipe) -> str:

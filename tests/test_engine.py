@@ -120,6 +120,28 @@ def test_fit_with_ema_tests_keeps_and_shows_the_average_while_training_goes_on_f
     assert engine.test(model, test_batches, device).loss == pytest.approx(history["test_loss"][-1], rel=1e-6)
     for key, value in model.state_dict().items():
         assert torch.equal(value, shown[-1][key]), f"{key}: on_epoch saw the weights given back"
+    assert not model.training, "given back in eval mode, as a model tested itself is"
+
+
+def test_fit_with_ema_and_keep_best_gives_back_the_best_epochs_average(mnist):
+    train_part, val_part = train_val_split(mnist.train.head(512), 128, seed=0)
+    model = tiny_cnn()
+    history = fit(model, Batches(train_part, 64, shuffle=True), None, make_optimizer("sgd", model.parameters(), lr=0.2),
+                  torch.device("cpu"), epochs=4, val_batches=Batches(val_part, 128), keep_best=True, progress=None,
+                  ema=0.9)
+    _, best_loss = history.best("val_loss", mode="min")
+    assert engine.test(model, Batches(val_part, 128), torch.device("cpu")).loss == pytest.approx(best_loss, rel=1e-6)
+
+
+def test_holding_puts_the_models_own_weights_back_even_when_its_block_fails():
+    from mnist_utils.averaging import holding
+
+    model, other = nn.Linear(2, 2), nn.Linear(2, 2)
+    own = copy.deepcopy(model.state_dict())
+    with pytest.raises(KeyboardInterrupt), holding(model, other):
+        assert torch.equal(model.weight, other.weight)
+        raise KeyboardInterrupt
+    assert all(torch.equal(value, own[key]) for key, value in model.state_dict().items())
 
 
 def test_early_stopping_keeps_the_best_weights(mnist):
