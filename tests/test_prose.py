@@ -69,6 +69,9 @@ def test_step3_prose_states_its_config():
         f"last {round(1 / (1 - recipe.ema))} steps",
     ]) == [], "notebook 03's Target or its fresh-seed section no longer states configs/step3.yaml: update them"
     assert len(fresh_seeds) == 5 and fresh == [f"seeds=[{','.join(map(str, fresh_seeds))}]"]
+    # the Target says the average spans "under half an epoch": 60,000 training digits in batches
+    assert "under half an epoch" in prose("03_step3_augment_onecycle")
+    assert 1 / (1 - recipe.ema) < math.ceil(60_000 / recipe.batch_size) / 2
 
 
 def test_the_cnn_protocol_prose_states_its_configs():
