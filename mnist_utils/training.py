@@ -152,6 +152,28 @@ def seed_packs(seeds: Sequence[int], size: int = SEEDS_PER_PACK) -> list[list[in
     return [list(seeds[start:start + n]) for start, n in zip(starts, sizes)]
 
 
+# What `train_recipe` does beyond a plain loop (each epoch `train`, then `test`: notebook 01's, written out to teach it)
+BEYOND_A_PLAIN_LOOP = ("scheduler", "label_smoothing", "ema", "val_fraction", "train_fraction", "patience", "keep_best",
+                       "bf16", "freeze_backbone")
+
+
+def check_plain_loop(recipe: Recipe, model_class: type) -> None:
+    """Refuse (ConfigError) a recipe that a plain loop training `model_class` would not train as written, naming what
+    it would ignore: such a loop reads the recipe's batches, optimizer, epochs and threads, and nothing else."""
+    plain = Recipe()
+    ignored = [f"{key}: {getattr(recipe, key)}" for key in BEYOND_A_PLAIN_LOOP
+               if getattr(recipe, key) != getattr(plain, key)]
+    wanted = model_class.__name__
+    if recipe.model != wanted or recipe.model_args:
+        args = f" with {recipe.model_args}" if recipe.model_args else ""
+        ignored.insert(0, f"model: {recipe.model}{args} (it builds {wanted}() as it is: set model: {wanted}"
+                          f"{', no model_args' if args else ''})")
+    if ignored:
+        raise ConfigError(f"{recipe.name}: the loop written out here trains {wanted} on the whole training set at "
+                          f"the optimizer's constant rate, and would ignore {'; '.join(ignored)}. Take that out of "
+                          "the config, or train with run_recipe, as `python -m mnist_utils train` does")
+
+
 def check_packable(recipe: Recipe) -> None:
     """Refuse (ConfigError) a recipe that `train_seeds` cannot train as it is written: what a search checks of every
     candidate before the first trains."""

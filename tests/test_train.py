@@ -430,3 +430,51 @@ def test_train_from_config_says_whether_it_published_its_model_or_kept_the_one_t
     assert first.published and first.path == paths(tmp_path / "reports" / "smoke" / "models" / "step1-seed1")[0]
     second = train_from_config("step1", out_dir=tmp_path / "second")  # a model of its name is there: kept
     assert not second.published and second.path == tmp_path / "second" / "second.safetensors"
+
+
+def _notebook_01_loop() -> str:
+    """The training loop notebook 01 writes out, as its source holds it."""
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / "01_step1_skeleton.ipynb").read_text())
+    loops = ["".join(cell["source"]) for cell in notebook["cells"]
+             if cell["cell_type"] == "code" and "for epoch in range(1, recipe.epochs + 1)" in "".join(cell["source"])]
+    assert len(loops) == 1, "notebook 01 writes its training loop out in one cell"
+    return loops[0]
+
+
+def test_notebook_01s_written_out_loop_trains_what_train_on_its_config_trains(mnist, capsys):
+    from mnist_utils.config import computing_on
+    from mnist_utils.data import MNIST
+    from mnist_utils.training import build_seeded, check_plain_loop, train_recipe
+    from models import Model_1
+    import utils
+
+    data = MNIST(mnist.train.head(1_024), mnist.test.head(500))
+    recipe = load_config("step1", ["train_probe=300"]).with_epochs(2)
+    check_plain_loop(recipe, Model_1)
+    cpu = torch.device("cpu")
+    with computing_on(recipe.threads):  # what the notebook's use_threads does
+        cli = train_recipe(build_seeded(recipe, 1), recipe, data, cpu, seed=1, progress=None)
+        scope = {**vars(utils), "Model_1": Model_1, "recipe": recipe, "data": data, "device": cpu, "SEED": 1}
+        exec(_notebook_01_loop(), scope)
+    written = scope["history"]
+    timing = {"seconds", "images_per_s"}
+    assert [{k: v for k, v in row.items() if k not in timing} for row in written.rows] == \
+           [{k: v for k, v in row.items() if k not in timing} for row in cli.rows]
+    assert len(written) == 2 and written.rows[0]["train_eval_acc"] > 0, "two epochs, the probe scored in each"
+
+
+@pytest.mark.parametrize("changes, named", [
+    (["ema=0.99", "scheduler=onecycle"], "would ignore scheduler: onecycle; ema: 0.99"),
+    (["label_smoothing=0.1"], "would ignore label_smoothing: 0.1"),
+    (["val_fraction=0.1", "keep_best=true"], "val_fraction: 0.1; keep_best: True"),
+    (["model=Model_2"], "model: Model_2 (it builds Model_1() as it is: set model: Model_1)"),
+    (["model_args.dropout=0.1"], "set model: Model_1, no model_args"),
+])
+def test_notebook_01s_loop_refuses_a_config_it_would_not_train_as_written(changes, named):
+    from mnist_utils.recipes import ConfigError
+    from mnist_utils.training import check_plain_loop
+    from models import Model_1
+
+    with pytest.raises(ConfigError, match="train with run_recipe") as refused:
+        check_plain_loop(load_config("step1", changes), Model_1)
+    assert named in str(refused.value)
