@@ -77,7 +77,7 @@ def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float],
     if not hidden:
         return None
     return Line2D([], [], ls="", marker="v", ms=5, color="grey",
-                  label=f"{counted(hidden, 'point')} below {bottom:.1f}%, off the axis")
+                  label=f"{counted(hidden, 'value')} below {bottom:.1f}%, off the axis")  # values: 'points' are percentage points here
 
 
 def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> plt.Figure:

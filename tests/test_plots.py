@@ -24,7 +24,7 @@ def test_test_accuracy_zooms_past_the_first_epochs_and_says_what_falls_below():
     ax = figure.axes[0]
     bottom, top = ax.get_ylim()
     assert 98.7 < bottom < 99.0 and top > 99.4, "the first two epochs off the axis, the target on it"
-    assert legend_texts(ax)[-1].startswith("4 points below 98.9%"), "each run's first two epochs, counted"
+    assert legend_texts(ax)[-1].startswith("4 values below 98.9%"), "each run's first two epochs, counted"
     assert ax.get_xlim()[0] == 0.5, "the axis starts at epoch 1"
     figure.canvas.draw()
     target_y = ax.transData.transform((1, 99.4))[1]
@@ -43,7 +43,7 @@ def test_history_zooms_many_curves_but_not_a_short_run():
     assert 97.0 < ax.get_ylim()[0] < 98.0, "zoomed to the epochs after the first two"
     assert "below" in legend_texts(ax)[-1]
     five = plot_history({"a": history([96.0, 98.2, 98.4, 98.9, 98.9], column="val")}).axes[1]
-    assert legend_texts(five)[-1].startswith("2 points below 97.6%"), "a five-epoch run loses only its first epoch"
+    assert legend_texts(five)[-1].startswith("2 values below 97.6%"), "a five-epoch run loses only its first epoch"
     short = plot_history({"a": history([40.0, 80.0, 90.0], column="val")}).axes[1]
     assert short.get_ylim()[0] < 39.5, "a three-epoch run is mostly its first epochs: all of it shown"
 
