@@ -51,10 +51,10 @@ from mnist_utils.evaluation import (GAP_TOLERANCE, GOAL_ACC, RUN_SUMMARY_LABELS,
 from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles.
-# mnist_utils/evaluation.py, mnist_utils/plots.py
-from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, choice_on_halves, choose_members, choose_on, confused_pairs,
-                                    ensemble, fit_temperature, halves_summary, head_to_head, mcnemar, most_shared,
-                                    shared_errors, with_temperature, with_tta, wrong_by_all, wrong_by_any)
+# mnist_utils/evaluation.py, mnist_utils/ensembles.py, mnist_utils/plots.py
+from mnist_utils.evaluation import ONE_PIXEL_SHIFTS, confused_pairs, ensemble, head_to_head, mcnemar, with_tta
+from mnist_utils.ensembles import (choice_on_halves, choose_members, choose_on, fit_temperature, halves_summary,
+                                   most_shared, shared_errors, with_temperature, wrong_by_all, wrong_by_any)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.

@@ -8,8 +8,8 @@ from mnist_utils import engine
 from mnist_utils.batches import Batches, ShortEpochs
 from mnist_utils.data import ImageSet
 from mnist_utils.engine import fit, make_optimizer, make_scheduler
-from mnist_utils.evaluation import (Predictions, confused_pairs, ensemble, head_to_head, mcnemar, most_shared,
-                                    shared_errors, top_confusions, wrong_by_all)
+from mnist_utils.ensembles import most_shared, shared_errors, wrong_by_all
+from mnist_utils.evaluation import Predictions, confused_pairs, ensemble, head_to_head, mcnemar, top_confusions
 from mnist_utils import inspection
 from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
                                     precision_speeds, speed_probe, speed_table, training_speed)

@@ -22,7 +22,8 @@ def test_log_loss_is_the_mean_negative_log_probability_of_the_true_digit():
 
 
 def test_ensemble_selection_starts_from_the_best_adds_what_lowers_the_loss_and_skips_what_does_not():
-    from mnist_utils.evaluation import choose_members, log_loss
+    from mnist_utils.evaluation import log_loss
+    from mnist_utils.ensembles import choose_members
 
     def row(top, p):  # probability p on class `top`, the rest spread evenly
         return [p if c == top else (1 - p) / 9 for c in range(10)]
@@ -44,7 +45,7 @@ def test_ensemble_selection_starts_from_the_best_adds_what_lowers_the_loss_and_s
 
 
 def test_ensemble_selection_runs_twice_as_many_rounds_as_models_by_default_and_stops_at_a_tie():
-    from mnist_utils.evaluation import choose_members
+    from mnist_utils.ensembles import choose_members
 
     def row(top, p):  # probability p on class `top`, the rest spread evenly
         return [p if c == top else (1 - p) / 9 for c in range(10)]
@@ -62,7 +63,8 @@ def test_ensemble_selection_runs_twice_as_many_rounds_as_models_by_default_and_s
 
 
 def test_temperature_scaling_finds_the_overconfidence_it_undoes_and_keeps_the_answers():
-    from mnist_utils.evaluation import fit_temperature, log_loss, with_temperature
+    from mnist_utils.evaluation import log_loss
+    from mnist_utils.ensembles import fit_temperature, with_temperature
 
     generator = torch.Generator().manual_seed(0)
     logits = 3 * torch.randn(20_000, 10, generator=generator)
@@ -81,7 +83,7 @@ def test_temperature_scaling_finds_the_overconfidence_it_undoes_and_keeps_the_an
 
 
 def test_the_choice_is_the_temperatures_the_greedy_members_and_the_most_accurate_single():
-    from mnist_utils.evaluation import choose_members, choose_on, fit_temperature, with_temperature
+    from mnist_utils.ensembles import choose_members, choose_on, fit_temperature, with_temperature
 
     generator = torch.Generator().manual_seed(1)
     labels = torch.randint(0, 10, (400,), generator=generator)
@@ -102,7 +104,7 @@ def test_the_choice_is_the_temperatures_the_greedy_members_and_the_most_accurate
 
 
 def test_the_best_single_candidate_of_a_tie_in_accuracy_is_the_first_given():
-    from mnist_utils.evaluation import choose_on
+    from mnist_utils.ensembles import choose_on
 
     def row(top, p):
         return [p if c == top else (1 - p) / 9 for c in range(10)]
@@ -116,7 +118,7 @@ def test_the_best_single_candidate_of_a_tie_in_accuracy_is_the_first_given():
 
 
 def test_random_halves_split_every_image_into_two_disjoint_halves_both_ways_round():
-    from mnist_utils.evaluation import random_halves
+    from mnist_utils.ensembles import random_halves
 
     folds = random_halves(11, halvings=3, seed=0)
     assert [halving for halving, _, _ in folds] == [1, 1, 2, 2, 3, 3]
@@ -132,7 +134,7 @@ def test_random_halves_split_every_image_into_two_disjoint_halves_both_ways_roun
 
 
 def test_of_an_odd_count_the_second_half_of_each_halving_holds_the_extra_image_and_each_fold_counts_what_it_scores():
-    from mnist_utils.evaluation import choice_on_halves, random_halves
+    from mnist_utils.ensembles import choice_on_halves, random_halves
 
     folds = random_halves(81, halvings=2, seed=0)
     assert [(len(choose), len(score)) for _, choose, score in folds] == [(40, 41), (41, 40)] * 2
@@ -148,7 +150,7 @@ def test_of_an_odd_count_the_second_half_of_each_halving_holds_the_extra_image_a
 
 
 def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the_best_single():
-    from mnist_utils.evaluation import choice_on_halves
+    from mnist_utils.ensembles import choice_on_halves
 
     def row(top, p):
         return [p if c == top else (1 - p) / 9 for c in range(10)]
@@ -169,7 +171,7 @@ def test_choices_scored_on_the_other_half_count_what_the_ensemble_gains_over_the
 
 
 def test_the_halves_summary_counts_folds_each_way_and_averages_the_gain():
-    from mnist_utils.evaluation import halves_summary
+    from mnist_utils.ensembles import halves_summary
 
     rows = [{"images": 200, "ensemble right": 190 + gain, "single right": 190, "gain": gain} for gain in (3, 0, -1, 2)]
     rows[0] |= {"ensemble right": 200, "single right": 197}
@@ -183,7 +185,8 @@ def test_the_halves_summary_counts_folds_each_way_and_averages_the_gain():
 
 
 def test_each_fold_chooses_on_one_half_only_and_scores_on_the_other():
-    from mnist_utils.evaluation import _subset, choice_on_halves, choose_on, ensemble, random_halves, with_temperature
+    from mnist_utils.evaluation import ensemble
+    from mnist_utils.ensembles import _subset, choice_on_halves, choose_on, random_halves, with_temperature
 
     generator = torch.Generator().manual_seed(3)
     labels = torch.randint(0, 10, (300,), generator=generator)
@@ -203,7 +206,7 @@ def test_each_fold_chooses_on_one_half_only_and_scores_on_the_other():
 
 
 def test_the_temperature_search_finds_the_grids_lowest_loss():
-    from mnist_utils.evaluation import fit_temperature
+    from mnist_utils.ensembles import fit_temperature
 
     generator = torch.Generator().manual_seed(2)
     grid = torch.logspace(-1, 1, 461, dtype=torch.float64)
@@ -222,7 +225,8 @@ def test_the_temperature_search_finds_the_grids_lowest_loss():
 
 
 def test_wrong_by_any_and_by_all_name_the_images_some_and_every_model_gets_wrong():
-    from mnist_utils.evaluation import Predictions, wrong_by_all, wrong_by_any
+    from mnist_utils.evaluation import Predictions
+    from mnist_utils.ensembles import wrong_by_all, wrong_by_any
     labels = torch.tensor([0, 1, 2, 3])
 
     def answering(predicted):
