@@ -18,6 +18,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +201,24 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
         what = ", ".join(missing) or "the model name or the weights' size and SHA-256"
         raise CheckpointError(f"{metadata_path} lacks {what}: the metadata was edited or is damaged. "
                               "Save the model again.")
+    if (problem := _inputs_problem(metadata)) is not None:
+        raise CheckpointError(f"{metadata_path}: {problem}: the metadata was edited or is damaged. Save the model "
+                              "again.")
     return {**metadata, "path": str(weights_path), "id": weights_path.stem}
+
+
+def _inputs_problem(metadata: Mapping[str, Any]) -> str | None:
+    """What is wrong with how a checkpoint's metadata says to prepare its inputs (the normalisation's mean and std,
+    the input size), which every prediction uses; None when a model can be given them."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    normalization, size = metadata["normalization"], metadata.get("input_size", 28)
+    if not (number(normalization.get("mean")) and number(normalization.get("std")) and normalization["std"] > 0):
+        return f"its normalization {normalization} is not a finite mean and a std above 0"
+    if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+        return f"its input_size {size!r} is not a number of pixels"
+    return None
 
 
 def _read(path: Path) -> bytes:
@@ -255,7 +273,31 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     if size != expected:
         return (f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is truncated or "
                 "was replaced. Save the model again.")
+    if not _safetensors_header(weights_path, size):  # a few bytes read: listing stays quick (load checks the SHA-256)
+        return f"{weights_path} does not start as a safetensors file does: it is corrupt. Save the model again."
     return None
+
+
+def checkpoint_problem(path: Path | str) -> str | None:
+    """What would keep the checkpoint at `path` from loading, as far as a listing looks (its metadata, its weights
+    file's size and header), as an error message; None when it looks whole."""
+    try:
+        return _weights_file_problem(read_metadata(path))
+    except CheckpointError as error:
+        return str(error)
+
+
+def _safetensors_header(path: Path, size: int) -> bool:
+    """Whether the file at `path` (`size` bytes) starts as a safetensors file: 8 bytes giving the length of a JSON
+    header that fits in the file, then that header (not the tensors after it: `load_model`'s SHA-256 checks those)."""
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if not 2 <= length <= size - 8:
+                return False
+            return isinstance(json.loads(file.read(length)), dict)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
 
 
 def list_checkpoints(directory: Path | str | None = None,

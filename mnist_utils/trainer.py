@@ -5,14 +5,14 @@ same code the notebooks run (`training.train_model`), into a run folder:
                                             <run folder's name>.safetensors + .json (the run's checkpoint)
     reports/models/<config>-seed<N>         the checkpoint, published when the run ends
 
-The run's checkpoint is written whenever the monitored validation metric improves (the config's `monitor`,
-watched from the end of its warm-up; during the warm-up the latest epoch is kept), so a run that is stopped or
-fails keeps its best epoch, in its own folder, beside the history of the epochs it ran; a config without a
-validation split keeps the latest epoch's weights. At the end the checkpoint's model is tested once, its metadata
-gets the test figures, and it is published to reports/models, where the app, `test` and `predict` look, unless a
-checkpoint of that name is there already (a notebook's, say): that one is kept unless `replace` is asked for.
-A loss that is no longer a number (a learning rate far too high, say) stops the run at the end of that epoch,
-before its weights are kept. Every file is written atomically.
+The run's checkpoint holds the weights the config keeps, as its notebook does: with `keep_best`, it is written
+whenever the monitored validation metric improves (the config's `monitor`, watched from the end of its warm-up;
+during the warm-up the latest epoch is kept), so a run that is stopped or fails keeps its best epoch, in its own
+folder, beside the history of the epochs it ran; without it, the latest epoch's weights. At the end the checkpoint's
+model is tested once, its metadata gets the test figures, and it is published to reports/models, where the app,
+`test` and `predict` look, unless a checkpoint of that name is there already (a notebook's, say): that one is kept
+unless `replace` is asked for. A loss that is no longer a number (a learning rate far too high, say) stops the run
+at the end of that epoch, before its weights are kept. Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from typing import Callable, NamedTuple, Sequence, TextIO
 import torch
 import torch.nn as nn
 
-from .checkpoints import Classifier, models_dir, noted_title, paths, recipe_fields, save_checkpoint
+from .checkpoints import (Classifier, checkpoint_problem, models_dir, noted_title, paths, recipe_fields,
+                          save_checkpoint)
 from .config import PROJECT_ROOT, Profile, computing_on, counted, get_device, get_profile, reports_dir
 from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
@@ -255,7 +256,6 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
 
     model.to(device, memory_format=recipe.memory_format)
     fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=source)
-    validated = bool(recipe.val_fraction)
     rows: list[dict[str, float]] = []  # the epochs so far: written out however the run ends
 
     def on_epoch(row: dict[str, float], improved: bool) -> None:
@@ -267,14 +267,14 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
             if key in row and not math.isfinite(row[key]):
                 raise TrainingDiverged(f"{recipe.name}: {key} is {row[key]} after epoch {row['epoch']}: training "
                                        f"diverged; lower the learning rate (now lr={recipe.lr:g})")
-        # Kept: the best epoch on validation; before its watch begins (the warm-up) and without a validation
-        # split, the latest.
-        if improved or not validated or row["epoch"] < recipe.monitor_from:
+        # Kept: with keep_best, the best epoch on validation (the latest before its watch begins, in the warm-up);
+        # without it, the latest, as fit gives it back
+        if improved or not recipe.keep_best or row["epoch"] < recipe.monitor_from:
             metrics = {k: row[k] for k in ("val_loss", "val_acc") if k in row}
             unfinished = {"title": f"{fields['title'] or recipe.name} — epoch {row['epoch']} of {recipe.epochs}, "
                                    "kept before its run ended"}  # until the end's test replaces it
             save_checkpoint(model, checkpoint, **{**fields, **unfinished}, epochs=row["epoch"], metrics=metrics)
-            if improved:
+            if improved and recipe.keep_best:
                 log.info(f"  {recipe.monitor} improved: checkpoint saved ({checkpoint.name})")
 
     try:
@@ -299,9 +299,12 @@ def _test_and_publish(checkpoint: Path, published: Path, test: ImageSet, device:
                  metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": epochs_run})
     save_checkpoint(classifier.model, checkpoint, **final)
     log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {epochs_run})")
-    if paths(published)[0].exists() and not replace:
+    broken = checkpoint_problem(published) if paths(published)[0].exists() else None
+    if paths(published)[0].exists() and broken is None and not replace:
         log.info(f"{published}.safetensors is there already and is kept (pass --replace to put this run's "
                  f"model there); this run's checkpoint: {checkpoint}.safetensors")
         return Trained(paths(checkpoint)[0], published=False)
+    if broken is not None:  # a model that cannot load is nobody's to keep
+        log.info(f"the checkpoint there could not be loaded, so this run's replaces it: {broken}")
     log.info(f"checkpoint published: {published}.safetensors")
     return Trained(save_checkpoint(classifier.model, published, **final), published=True)

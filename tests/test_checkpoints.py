@@ -285,7 +285,12 @@ def test_foreign_files_are_refused(tmp_path):
     junk = b"PK\x03\x04 a zip file, or a pickle, or anything else" * 10
     (tmp_path / "m.safetensors").write_bytes(junk)
     edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(junk), sha256=sha256(junk)))
-    with pytest.raises(CheckpointError, match=r"is not a readable safetensors file .*Save the model again"):
+    with pytest.raises(CheckpointError, match=r"does not start as a safetensors file does: .*Save the model again"):
+        load_model(tmp_path / "m")
+    header = (2**20).to_bytes(8, "little")  # a header too long for the file, the right size and checksum
+    (tmp_path / "m.safetensors").write_bytes(header + junk)
+    edit_metadata(tmp_path / "m.json", lambda m: m["weights"].update(bytes=len(junk) + 8, sha256=sha256(header + junk)))
+    with pytest.raises(CheckpointError, match=r"does not start as a safetensors file does"):
         load_model(tmp_path / "m")
     # Well-formed safetensors of something else.
     other = save_safetensors({"weight": torch.zeros(3)})
@@ -296,6 +301,31 @@ def test_foreign_files_are_refused(tmp_path):
     edit_metadata(tmp_path / "m.json", lambda m: m.pop("weights"))
     with pytest.raises(CheckpointError, match="lacks weights"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ({"normalization": {"mean": "x", "std": 0.3}}, "its normalization {'mean': 'x', 'std': 0.3} is not a finite mean"),
+    ({"normalization": {"mean": 0.1}}, "its normalization {'mean': 0.1} is not a finite mean and a std above 0"),
+    ({"normalization": {"mean": 0.1, "std": 0}}, "its normalization {'mean': 0.1, 'std': 0} is not a finite mean"),
+    ({"input_size": "x"}, "its input_size 'x' is not a number of pixels"),
+])
+def test_metadata_that_would_prepare_inputs_no_model_can_take_is_one_error(saved, edit, problem):
+    weights, metadata = saved
+    metadata.write_text(json.dumps({**json.loads(metadata.read_text()), **edit}))
+    with pytest.raises(CheckpointError, match=re.escape(f"{metadata}: {problem}")):
+        load_model(weights)
+    skipped = []
+    assert [m["id"] for m in list_checkpoints(weights.parent, skipped)] == ["m1"]
+    assert [s["id"] for s in skipped] == ["m3"]
+
+
+def test_weights_overwritten_with_bytes_of_the_same_size_are_not_listed(saved):
+    weights, _ = saved
+    weights.write_bytes(bytes(reversed(weights.read_bytes())))  # the same size, no safetensors header
+    skipped = []
+    assert [m["id"] for m in list_checkpoints(weights.parent, skipped)] == ["m1"], "m3 could become the default"
+    assert skipped == [{"id": "m3", "problem": "m3.safetensors does not start as a safetensors file does: it is "
+                                               "corrupt. Save the model again."}]
 
 
 def test_listing_skips_broken_files_and_the_default_is_the_best_step3_model(tmp_path, caplog):

@@ -107,10 +107,19 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     assert main(["train", "--config", "step1", "--set", "lr=0.02", "--out", str(tmp_path / "third"), "--replace"]) == 0
     assert same_weights(published, second), "--replace puts the new model there (same seed and recipe, same weights)"
 
+    # A model there that cannot load is not kept: a truncated file would stay the one the page and `test` find.
+    published.write_bytes(published.read_bytes()[:1000])
+    assert main(["train", "--config", "step1", "--out", str(tmp_path / "fourth")]) == 0
+    printed = capsys.readouterr().out
+    assert "could not be loaded, so this run's replaces it" in printed and "is 1,000 bytes where its metadata" in printed
+    assert same_weights(published, tmp_path / "fourth" / "fourth.safetensors")
 
-def test_train_keeps_the_best_validation_epoch_not_the_last(tmp_path, monkeypatch):
+
+@pytest.mark.parametrize("keep_best, kept_epoch", [("true", 2), ("false", 3)])
+def test_train_keeps_the_epoch_its_config_keeps_the_best_or_the_last(keep_best, kept_epoch, tmp_path, monkeypatch):
     """The smoke profile runs one epoch, where best and last are the same: here a stand-in for the training runs
-    three, changing the weights each time, and validation improves only at the second."""
+    three, changing the weights each time, and validation improves only at the second. With keep_best the run keeps
+    that epoch; without it the last, as fit gives it back to a notebook (05's configs validate without keep_best)."""
     from mnist_utils import trainer
     from mnist_utils.engine import History
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
@@ -131,12 +140,15 @@ def test_train_keeps_the_best_validation_epoch_not_the_last(tmp_path, monkeypatc
 
     monkeypatch.setattr(trainer, "train_model", three_epochs)
     run = tmp_path / "run"
-    assert main(["train", "--config", "step1", "--set", "val_fraction=1/8", "--out", str(run)]) == 0
+    assert main(["train", "--config", "step1", "--set", "val_fraction=1/8", "--set", f"keep_best={keep_best}",
+                 "--out", str(run)]) == 0
     meta = json.loads((run / "run.json").read_text())
-    assert meta["epochs"] == 2 and meta["metrics"]["val_loss"] == 0.2 and meta["metrics"]["epochs_run"] == 3
+    assert meta["epochs"] == kept_epoch and meta["metrics"]["epochs_run"] == 3
+    assert meta["metrics"]["val_loss"] == {2: 0.2, 3: 0.25}[kept_epoch]
     kept = load_file(run / "run.safetensors")
-    assert all(torch.equal(kept[k], weights_after[2][k]) for k in kept), "the second epoch's weights"
-    assert not all(torch.equal(kept[k], weights_after[3][k]) for k in kept)
+    assert all(torch.equal(kept[k], weights_after[kept_epoch][k]) for k in kept), f"epoch {kept_epoch}'s weights"
+    other = 5 - kept_epoch  # the epoch not kept: 3 or 2
+    assert not all(torch.equal(kept[k], weights_after[other][k]) for k in kept)
 
 
 def test_a_config_outside_the_project_is_recorded_by_its_own_path(tmp_path, monkeypatch):
