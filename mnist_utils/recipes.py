@@ -125,6 +125,8 @@ class Recipe:
                                 f"{self.clean_epochs}")
         if self.clean_epochs and self.batches_per_epoch:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
+        if self.freeze_backbone and self.model != PRETRAINED:
+            problems.append(f"freeze_backbone: only model: {PRETRAINED} has a backbone to freeze, not {self.model}")
         if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
             problems.append("patience, keep_best and a plateau schedule watch the validation split: set val_fraction")
         if not 0 <= self.label_smoothing < 1:
@@ -181,8 +183,7 @@ class Recipe:
         return precision_for(self.bf16, device)
 
     def computing(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """`model` as this recipe computes with it, in training and in every evaluation alike: under bfloat16
-        autocast when `precision` says so."""
+        """`model` as this recipe computes with it, in training and every evaluation: bf16 autocast if it says so."""
         return in_precision(model, self.precision(device), device)
 
     def to_dict(self) -> dict[str, Any]:
@@ -351,9 +352,10 @@ def build_model(recipe: Recipe) -> nn.Module:
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
+        found = first_line(error) or type(error).__name__
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
-                          f"digits (it takes {recipe.model}{inspect.signature(model)}): "
-                          f"{first_line(error) or type(error).__name__}") from None
+                          f"digits (it takes {recipe.model}{inspect.signature(model)}): {found}. Give it the "
+                          "model_args it takes (model_args={} for its defaults)") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:
