@@ -43,6 +43,7 @@ NOISE_LEVEL = 0.10  # share of the strongest ink below which a pixel is paper te
 MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below which a picture is blank
 SHEET_SHARE = 0.5  # of a row (column) that a light sheet covers; a light digit's strokes cover far less
 SHEET_INSET = 0.03  # of the sheet's box cut from each side: its edge, its shadow, the table at its corners
+SHEET_EDGE_INK = 0.1  # of the cut sheet's frame that ink may cover; more, and the "sheet" is a light digit's strokes
 UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level (see _one_paper_level)
 LIGHT_STEP = 25.0  # grey levels the border's may change by over 1% of its length, where the light changes gradually
 LIGHT_WINDOW = 0.1  # of the shorter side: strokes thinner than this are told from the paper under uneven light
@@ -67,6 +68,13 @@ class Digit:
     source_size: tuple[int, int]  # (width, height) of the picture as uploaded
 
 
+def _too_large(what: str, size: int, max_bytes: int) -> ImageError:
+    """The error for `what` (a path, or 'The image'), `size` bytes against the `max_bytes` allowed: in bytes, which
+    a rounded '5.0 MB, more than the 5 MB' would not tell apart."""
+    return ImageError("too_large", f"{what} is {size:,} bytes, more than the {max_bytes:,} ({max_bytes / 2**20:g} MB) "
+                                   "an image may have: crop or scale it down.")
+
+
 def read_image_file(path: Path | str, *, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of an image file, refusing a missing, unreadable or oversized one with an ImageError."""
     path = Path(path)
@@ -78,8 +86,7 @@ def read_image_file(path: Path | str, *, max_bytes: int = MAX_BYTES) -> bytes:
         raise ImageError("unreadable", f"{path} is not a regular file: pass the path of a PNG or JPEG image.")
     size = path.stat().st_size
     if size > max_bytes:
-        raise ImageError("too_large", f"{path} is {size / 2**20:.1f} MB, more than the {max_bytes / 2**20:.0f} MB "
-                                      "an image may have: crop or scale it down.")
+        raise _too_large(str(path), size, max_bytes)
     try:
         return path.read_bytes()
     except OSError as error:
@@ -93,8 +100,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
     if not data:
         raise ImageError("empty", "The image is empty (0 bytes): choose a PNG or JPEG file, or draw a digit.")
     if len(data) > max_bytes:
-        raise ImageError("too_large", f"The image is {len(data) / 2**20:.1f} MB, more than the "
-                                      f"{max_bytes / 2**20:.0f} MB allowed: crop or scale it down.")
+        raise _too_large("The image", len(data), max_bytes)
     def too_many_pixels(size: str) -> ImageError:
         return ImageError("too_many_pixels", f"The image has {size} pixels, more than the {max_pixels / 1e6:.0f} "
                                              "million allowed: scale it down.")
@@ -179,8 +185,10 @@ def _one_paper_level(grey: torch.Tensor) -> tuple[bool, float]:
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     """A photo of a light sheet on a darker table, its border the table's, cut to the sheet, so that the paper is
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
-    columns, which a light digit on a dark ground never covers. Any other picture as it is (one whose border is
-    lit unevenly too: `_ink` finds the strokes on a sheet there). With its paper level."""
+    columns, which a light digit on a dark ground seldom covers; and once cut, with ink over no more than
+    SHEET_EDGE_INK of its frame, which a light digit cropped close to its strokes does cover (the dark ground between
+    them). Any other picture as it is (one whose border is lit unevenly too: `_ink` finds the strokes on a sheet
+    there). With its paper level."""
     paper = _paper_level(grey)
     if paper > 127.5 or not _one_paper_level(grey)[0]:  # the border is paper already, or lit unevenly
         return grey, paper
@@ -192,7 +200,11 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     dy, dx = round(SHEET_INSET * (bottom - top)), round(SHEET_INSET * (right - left))
     sheet = grey[top + dy:bottom - dy, left + dx:right - dx]
-    return sheet, _paper_level(sheet)
+    sheet_paper = _paper_level(sheet)
+    edge_ink = float((sheet[_frame(sheet)] < (sheet_paper + float(sheet.min())) / 2).float().mean())
+    if edge_ink > SHEET_EDGE_INK:  # a light digit cropped close: its strokes, with the dark ground between them
+        return grey, paper
+    return sheet, sheet_paper
 
 
 def _running_max(x: torch.Tensor, side: int) -> torch.Tensor:

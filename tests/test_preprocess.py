@@ -206,6 +206,7 @@ def test_image_files_missing_unreadable_or_too_large_are_refused(tmp_path):
         with pytest.raises(ImageError) as refused:
             read_image_file(path)
         assert refused.value.kind == kind and str(path) in str(refused.value)
+    assert f"is {MAX_BYTES + 1:,} bytes, more than the {MAX_BYTES:,} (5 MB)" in str(refused.value), "one byte too many"
 
 
 def test_to_mnist_leaves_an_mnist_digit_as_it_is(mnist):
@@ -245,6 +246,23 @@ def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_
     large = np.zeros((100, 100), dtype=np.float32)
     large[5:95, 5:95] = np.asarray(Image.fromarray(original.numpy()).resize((90, 90)), dtype=np.float32)
     assert closeness(to_mnist(torch.from_numpy(large))[0], original) > 0.9 and not to_mnist(torch.from_numpy(large))[1]
+
+
+@pytest.mark.parametrize("border", [0, 1])
+def test_a_light_digit_cropped_close_to_its_strokes_is_no_sheet(mnist, border):
+    # Cropped to its ink (a `border` of 0 or 1 of MNIST's 28 pixels left round it) and enlarged, a light digit's
+    # strokes cover over half of many rows and columns, as a light sheet on a dark table does: read as a sheet, its
+    # dark ground became ink. Of these 200 test digits, 31 (no border; 2 more refused as blank) and 9 (1 pixel) were
+    # read as dark ink; the sheet's cut frame, mostly ink here, tells them apart (2 and 1 left). Dark on light, none.
+    wrong = {"light on dark": 0, "dark on light": 0}
+    for image in mnist.test.images[::50]:
+        rows, cols = torch.nonzero(image.any(dim=1)).flatten(), torch.nonzero(image.any(dim=0)).flatten()
+        crop = image[max(0, int(rows[0]) - border):int(rows[-1]) + 1 + border,
+                     max(0, int(cols[0]) - border):int(cols[-1]) + 1 + border].float()
+        enlarged = F.interpolate(crop[None, None], scale_factor=10, mode="bilinear", align_corners=False)[0, 0]
+        wrong["light on dark"] += to_mnist(enlarged.clamp(0, 255))[1]
+        wrong["dark on light"] += not to_mnist(255 - enlarged.clamp(0, 255))[1]
+    assert wrong["light on dark"] <= 4 and wrong["dark on light"] == 0, wrong
 
 
 def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> bytes:
