@@ -236,7 +236,10 @@ def test_a_frozen_backbone_recipe_trains_the_head_alone_and_leaves_the_backbone_
     backbone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
     model = nn.Sequential(OrderedDict(backbone=backbone, head=nn.Linear(16, 10)))
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    recipe, cpu = Recipe(freeze_backbone=True, val_fraction=0.25, epochs=2, batch_size=32, lr=0.01), torch.device("cpu")
+    # a pretrained recipe (only such a model has a backbone to freeze): the tiny model stands in for its network
+    recipe = Recipe(model="pretrained", model_args={"family": "efficientnet-lite0"}, freeze_backbone=True,
+                    val_fraction=0.25, epochs=2, batch_size=32, lr=0.01)
+    cpu = torch.device("cpu")
     data = MNIST(mnist.train.head(256), mnist.test.head(64))
     history, seconds = train_model(model, recipe, data, cpu, seed=0, progress=None)
     assert len(history) == 2 and seconds > 0
