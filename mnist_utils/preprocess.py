@@ -41,7 +41,7 @@ CENTRE = 14.0  # where MNIST's centres of mass lie (their mean over the test set
 INK_LEVEL = 0.25  # share of the strongest ink above which a pixel counts as ink when cropping
 NOISE_LEVEL = 0.10  # share of the strongest ink below which a pixel is paper texture, set to 0
 MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below which a picture is blank
-SHEET_SHARE = 0.3  # of a row (column) that a light sheet covers (a sheet half the picture wide, a digit on it)
+SHEET_SHARE = 0.5  # of a row (column) that a light sheet covers; a light digit's strokes cover far less
 SHEET_INSET = 0.03  # of the sheet's box cut from each side: its edge, its shadow, the table at its corners
 SHEET_EDGE_INK = 0.1  # of the cut sheet's frame that ink may cover; more, and the "sheet" is a light digit's strokes
 UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level (see _one_paper_level)
@@ -184,9 +184,10 @@ def _one_paper_level(grey: torch.Tensor) -> tuple[bool, float]:
 
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     """A photo of a light sheet on a darker table, its border the table's, cut to the sheet, so that the paper is
-    read as the paper and not as light ink: light over more than SHEET_SHARE of at least 30% of the rows and of
-    the columns; and once cut, with ink over no more than SHEET_EDGE_INK of its frame, which a light digit's strokes
-    do cover, with the dark ground between them, wherever they cross that many rows and columns. Any other picture as it is (one whose border is lit unevenly too: `_ink` finds the strokes on a sheet
+    read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
+    columns, which a light digit on a dark ground seldom covers; and once cut, with ink over no more than
+    SHEET_EDGE_INK of its frame, which a light digit cropped close to its strokes does cover (the dark ground between
+    them). Any other picture as it is (one whose border is lit unevenly too: `_ink` finds the strokes on a sheet
     there). With its paper level."""
     paper = _paper_level(grey)
     if paper > 127.5 or not _one_paper_level(grey)[0]:  # the border is paper already, or lit unevenly

