@@ -41,6 +41,7 @@ from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretra
 from .report import Report, _jsonable
 
 FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
+SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes: the format's own limit on its JSON header
 WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
 REQUIRED = ("model", "weights", "normalization", "metrics")  # metadata entries loading relies on
 
@@ -293,7 +294,7 @@ def _safetensors_header(path: Path, size: int) -> bool:
     try:
         with path.open("rb") as file:
             length = int.from_bytes(file.read(8), "little")
-            if not 2 <= length <= size - 8:
+            if not 2 <= length <= min(size - 8, SAFETENSORS_HEADER_LIMIT):
                 return False
             return isinstance(json.loads(file.read(length)), dict)
     except (OSError, UnicodeDecodeError, ValueError):

@@ -168,8 +168,7 @@ class Recipe:
             optimizer = f"SGD lr {self.lr:g}, Nesterov momentum {cycled or f'{self.momentum:g}'}"
         else:
             optimizer = f"{self.optimizer} lr {self.lr:g}" + (f", β1 {cycled}" if cycled else "")
-        optimizer += (
-            f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
+        optimizer += (f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
             f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "") + (
             f", its weights averaged over the steps (EMA, decay {self.ema:g})" if self.ema else "")
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
@@ -345,17 +344,18 @@ def build_model(recipe: Recipe) -> nn.Module:
     """A freshly initialised model (from the global torch seed: call `seed_everything` first)."""
     if recipe.model == PRETRAINED:
         return build_pretrained(recipe).model
-    model, size = getattr(models, recipe.model), recipe.image_size or models.IMAGE_SIZE
+    model, size, built = getattr(models, recipe.model), recipe.image_size or models.IMAGE_SIZE, None
     try:  # built, then a blank batch through it in eval mode (nothing drawn, nothing changed): widths of 0, say,
         built = model(**recipe.model_args)  # build a network that fails only at its first batch
         with torch.no_grad():
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
-        found = first_line(error) or type(error).__name__
+        found, fix = (first_line(error) or type(error).__name__).rstrip("."), "model_args and an image_size that fit"
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
-                          f"digits (it takes {recipe.model}{inspect.signature(model)}): {found}. Give it the "
-                          "model_args it takes (model_args={} for its defaults)") from None
+                          f"digits (it takes {recipe.model}{inspect.signature(model)}): {found}. Give it "
+                          f"{'the model_args it takes (model_args={} for its defaults)' if built is None else fix}"
+                          ) from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:

@@ -159,7 +159,8 @@ BEYOND_A_PLAIN_LOOP = ("scheduler", "label_smoothing", "ema", "val_fraction", "t
 
 def check_plain_loop(recipe: Recipe, model_class: type) -> None:
     """Refuse (ConfigError) a recipe that a plain loop training `model_class` would not train as written, naming what
-    it would ignore: such a loop reads the recipe's batches, optimizer, epochs and threads, and nothing else."""
+    it would ignore: such a loop reads the recipe's batches, optimizer, epochs, threads and training probe (which it
+    needs), and nothing else."""
     plain = Recipe()
     ignored = [f"{key}: {getattr(recipe, key)}" for key in BEYOND_A_PLAIN_LOOP
                if getattr(recipe, key) != getattr(plain, key)]
@@ -171,7 +172,11 @@ def check_plain_loop(recipe: Recipe, model_class: type) -> None:
     if ignored:
         raise ConfigError(f"{recipe.name}: the loop written out here trains {wanted} on the whole training set at "
                           f"the optimizer's constant rate, and would ignore {'; '.join(ignored)}. Take that out of "
-                          "the config, or train with run_recipe, as `python -m mnist_utils train` does")
+                          "the config, or train it with run_recipe (as notebook 02 does) or `python -m mnist_utils "
+                          "train`")
+    if not recipe.train_probe:
+        raise ConfigError(f"{recipe.name}: the loop written out here scores training images after every epoch, as "
+                          "the test set is: set train_probe to how many (step1.yaml: 10000)")
 
 
 def check_packable(recipe: Recipe) -> None:

@@ -67,6 +67,7 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "model_args.widths=[0,0,0,0,0]"], "weight of size [0, 1, 5, 5]"),  # at a batch
     (["--config", "step3", "--set", "model_args.widths=[12,10,14,12,-4]"], "negative dimension -4"),
     (["--config", "step3", "--set", "image_size=5"], "do not fit Model_3 on 5×5 digits"),
+    (["--config", "step3", "--set", "image_size=5"], "to 28×28 first. Give it model_args and an image_size that fit"),
     (["--config", "step3", "--set", "batches_per_epoch=0"], "batches_per_epoch: must be at least 1"),
     (["--config", "step3", "--set", "freeze_backbone=true"],
      "freeze_backbone: only model: pretrained has a backbone to freeze, not Model_3"),
@@ -111,11 +112,12 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     assert main(["train", "--config", "step1", "--set", "lr=0.02", "--out", str(tmp_path / "third"), "--replace"]) == 0
     assert same_weights(published, second), "--replace puts the new model there (same seed and recipe, same weights)"
 
-    # A model there that cannot load is not kept: a truncated file would stay the one the page and `test` find.
+    # A model there whose files are damaged is not kept: a truncated file would stay the one the page and `test` find.
     published.write_bytes(published.read_bytes()[:1000])
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "fourth")]) == 0
     printed = capsys.readouterr().out
-    assert "could not be loaded, so this run's replaces it" in printed and "is 1,000 bytes where its metadata" in printed
+    assert "the checkpoint there is damaged, so this run's replaces it" in printed
+    assert "is 1,000 bytes where its metadata" in printed
     assert same_weights(published, tmp_path / "fourth" / "fourth.safetensors")
 
 
@@ -491,6 +493,8 @@ def test_notebook_01s_loop_refuses_a_config_it_would_not_train_as_written(change
     from mnist_utils.training import check_plain_loop
     from models import Model_1
 
-    with pytest.raises(ConfigError, match="train with run_recipe") as refused:
+    with pytest.raises(ConfigError, match=r"train it with run_recipe \(as notebook 02 does\)") as refused:
         check_plain_loop(load_config("step1", changes), Model_1)
     assert named in str(refused.value)
+    with pytest.raises(ConfigError, match="set train_probe to how many"):
+        check_plain_loop(load_config("step1", ["train_probe=0"]), Model_1)
