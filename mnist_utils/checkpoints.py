@@ -279,13 +279,20 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def checkpoint_problem(path: Path | str) -> str | None:
-    """What would keep the checkpoint at `path` from loading, as far as a listing looks (its metadata, its weights
-    file's size and header), as an error message; None when it looks whole."""
+def _listed(path: Path | str) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint at `path` as a listing looks at it (its metadata, its weights file's size and header): its
+    metadata and None when it looks whole, else None and the error message saying what is wrong."""
     try:
-        return _weights_file_problem(read_metadata(path))
+        metadata = read_metadata(path)
     except CheckpointError as error:
-        return str(error)
+        return None, str(error)
+    problem = _weights_file_problem(metadata)
+    return (metadata, None) if problem is None else (None, problem)
+
+
+def checkpoint_problem(path: Path | str) -> str | None:
+    """What would keep the checkpoint at `path` from loading, as far as a listing looks; None when it looks whole."""
+    return _listed(path)[1]
 
 
 def _safetensors_header(path: Path, size: int) -> bool:
@@ -316,16 +323,13 @@ def list_checkpoints(directory: Path | str | None = None,
         stems = sorted({path.name[:-len(suffix)] for suffix in (METADATA_SUFFIX, WEIGHTS_SUFFIX)
                         for path in folder.glob(f"*{suffix}")})
         for stem in stems:
-            try:
-                metadata = read_metadata(folder / stem)
-                if (problem := _weights_file_problem(metadata)) is not None:
-                    raise CheckpointError(problem)
-            except CheckpointError as error:
-                _log.warning("skipped: %s", error)
-                if skipped is not None:
-                    skipped.append({"id": stem, "problem": str(error).replace(f"{folder}{os.sep}", "")})
-            else:
+            metadata, problem = _listed(folder / stem)
+            if problem is None:
                 found.append(metadata)
+                continue
+            _log.warning("skipped: %s", problem)
+            if skipped is not None:
+                skipped.append({"id": stem, "problem": problem.replace(f"{folder}{os.sep}", "")})
     return sorted(found, key=lambda m: (-(m["metrics"].get("test_acc") or 0.0), m["id"]))
 
 

@@ -351,11 +351,11 @@ def build_model(recipe: Recipe) -> nn.Module:
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
-        found, fix = (first_line(error) or type(error).__name__).rstrip("."), "model_args and an image_size that fit"
+        fix = ("the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all
+               else "model_args and an image_size that fit")  # built, but its first batch failed
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
-                          f"digits (it takes {recipe.model}{inspect.signature(model)}): {found}. Give it "
-                          f"{'the model_args it takes (model_args={} for its defaults)' if built is None else fix}"
-                          ) from None
+                          f"digits (it takes {recipe.model}{inspect.signature(model)}): "
+                          f"{(first_line(error) or type(error).__name__).rstrip('.')}. Give it {fix}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:

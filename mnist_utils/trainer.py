@@ -299,8 +299,9 @@ def _test_and_publish(checkpoint: Path, published: Path, test: ImageSet, device:
                  metrics={**kept["metrics"], "test_acc": predictions.accuracy, "epochs_run": epochs_run})
     save_checkpoint(classifier.model, checkpoint, **final)
     log.info(f"test accuracy {predictions.accuracy:.2f}% (epoch {kept['epochs']} of {epochs_run})")
-    broken = checkpoint_problem(published) if paths(published)[0].exists() else None
-    if paths(published)[0].exists() and broken is None and not replace:
+    there = paths(published)[0].exists()
+    broken = checkpoint_problem(published) if there else None
+    if there and broken is None and not replace:
         log.info(f"{published}.safetensors is there already and is kept (pass --replace to put this run's "
                  f"model there); this run's checkpoint: {checkpoint}.safetensors")
         return Trained(paths(checkpoint)[0], published=False)
