@@ -2,7 +2,7 @@
 
     python -m mnist_utils.bench              # sections 1-3 (about ten minutes on 2 CPU cores, most of it the example)
     python -m mnist_utils.bench --knobs      # and the knobs table (torch.compile alone takes a minute or more)
-    python -m mnist_utils.bench --quick      # tiny sizes: checks that everything runs; its numbers mean nothing
+    python -m mnist_utils.bench --quick      # tiny sizes, checks that it runs: numbers that mean nothing, kept apart
 
 1. Pipeline speed: training images per second of Model_3 fed by this project's pipeline (configs/step3.yaml's
    batches: uint8 tensors in memory, augmented a whole batch at a time, channels_last) against a reference
@@ -22,7 +22,7 @@
    trainings run side by side in lanes, one thread each.
 
 Every figure printed is measured by the run, and all of them, with the machine's facts, are written to
-reports/bench.json (see --json).
+reports/bench.json (see --json), where `make readme` reads them; a --quick run's to reports/smoke/bench.json.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ from models import Model_3
 
 from .averaging import WeightAverage
 from .batches import endless
-from .config import CommandParser, counted, data_root, first_line, get_device, hardware, reports_root, usable_cpus
+from .config import CommandParser, counted, data_root, first_line, get_device, hardware, reports_dir, usable_cpus
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
@@ -144,9 +144,7 @@ def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
     transform = transforms.Compose([
         transforms.RandomRotation(augment.rotation),
         transforms.RandomAffine(0, translate=(augment.translate, augment.translate), scale=augment.scale),
-        transforms.ToTensor(),
-        transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
-    ])
+        transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
     dataset = torchvision.datasets.MNIST(root=data_root(), train=True, download=False, transform=transform)
     return DataLoader(dataset, batch_size=augment_like.batch_size, shuffle=True, num_workers=num_workers)
 
@@ -454,7 +452,8 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny sizes ({QUICK.steps} steps; accuracy on {QUICK.train_images:,} images, "
                              f"{counted(QUICK.epochs, 'epoch')}): checks that it runs, its numbers mean nothing")
-    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json)")
+    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json; --quick: "
+                                                  "reports/smoke/bench.json, so that it replaces no real figures)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     for name in ("steps", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -487,7 +486,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         results["example"] = against_example(results["fastest"], device, sizes)
     if args.knobs:
         results["knobs"] = knob_table(step3, data.train, device, sizes)
-    path = args.json or reports_root() / "bench.json"  # not a profile's: `make readme` reads it there
+    path = args.json or reports_dir("smoke" if args.quick else "full") / "bench.json"  # `make readme` reads the full's
     write_atomic(path, (json.dumps(results, indent=2) + "\n").encode())
     print(f"\nEvery figure above, with the machine's facts: {path}")
     return 0

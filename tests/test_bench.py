@@ -17,11 +17,16 @@ TINY = Sizes(steps=1, warmup=1, repeats=1)
 STEP3 = load_config("step3")
 
 
-def test_quick_run_prints_and_writes_every_figure(tmp_path, capsys):
-    path = tmp_path / "bench.json"
-    assert bench.main(["--quick", "--json", str(path)]) == 0
+def test_quick_run_prints_and_writes_every_figure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path))
+    full = tmp_path / "bench.json"  # a full run's figures, which `make readme` reads: a quick run leaves them alone
+    full.write_text('{"quick": false}\n')
+    assert bench.main(["--quick"]) == 0
     printed = capsys.readouterr().out
+    path = tmp_path / "smoke" / "bench.json"
+    assert full.read_text() == '{"quick": false}\n' and f"machine's facts: {path}" in printed
     results = json.loads(path.read_text())
+    assert results["quick"] is True
 
     pipeline = results["pipeline"]
     reference, project = pipeline["reference_best_images_per_s"], pipeline["project_images_per_s"]
