@@ -92,6 +92,9 @@ def bench_markdown(bench: dict[str, Any]) -> str:
     """The README's training-speed paragraph, from the JSON `make bench` writes (a full run, not --quick)."""
     if bench.get("quick"):
         raise ValueError("reports/bench.json comes from `--quick`, whose numbers mean nothing: run `make bench`.")
+    if bench.get("whole") is False or not {"accuracy", "fastest", "example"} <= bench.keys():
+        raise ValueError("reports/bench.json comes from a run with less in it than `make bench` measures (fewer "
+                         "--steps or --repeats, or --skip-accuracy): run `make bench`.")
     pipeline, machine = bench["pipeline"], bench["machine"]
     lines = ["", "### Training speed (`make bench`)", "",
              f"Measured on {machine['hardware']} ({machine['usable_cpus']} usable CPU cores, torch "
@@ -157,7 +160,12 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
         raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    section = results_markdown(results, expected, series, runs) + ("\n" + bench_markdown(bench) if bench else "")
+    try:  # a file that is JSON, but not as `make bench` writes it
+        speed = "\n" + bench_markdown(bench) if bench else ""
+    except (KeyError, TypeError, AttributeError, IndexError) as error:
+        raise ValueError(f"reports/bench.json is not as `make bench` writes it ({type(error).__name__}: {error}): "
+                         "run `make bench` again.") from None
+    section = results_markdown(results, expected, series, runs) + speed
     write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())
 
 
@@ -176,14 +184,17 @@ def main(readme: Path | None = None, reports: Path | None = None, notebooks: Pat
     reports = Path(reports or reports_dir("full"))
     bench = read_json(reports / "bench.json", "benchmark file", "Run `make bench` again to rewrite it.", _bench_problem)
     expected = [path.stem for path in find_notebooks(notebooks or NOTEBOOKS_DIR)]
+    results = load_results(reports / "results")  # each unreadable one named (and set aside) before any error
     try:
-        update_readme(readme, load_results(reports / "results"), bench, expected, read_series(reports),
-                      read_runs(reports))
+        _full_results(results, expected)  # the notebooks to run first are named first
+        if bench is None:  # the README's speed section would go without a word
+            raise ValueError(f"No benchmark figures in {reports / 'bench.json'}: run `make bench` first (about ten "
+                             "minutes on 2 CPU cores).")
+        update_readme(readme, results, bench, expected, read_series(reports), read_runs(reports))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{readme.name} results section regenerated from {reports / 'results'}/*.json"
-          + (f" and {reports / 'bench.json'}" if bench else ""))
+    print(f"{readme.name} results section regenerated from {reports / 'results'}/*.json and {reports / 'bench.json'}")
     return 0
 
 

@@ -167,22 +167,25 @@ def test_readme_table_counts_the_targets_met_names_those_not_and_adds_up_the_not
         "each its own date; the target not met named, with what was measured"
 
 
+BENCH = {"quick": False,
+         "machine": {"hardware": "AMD EPYC, 2 CPU threads", "usable_cpus": 2, "torch": "2.14.1+cpu",
+                     "date": "2026-11-22T08:00:00+00:00"},
+         "pipeline": {"batch_size": 64, "reference_best_workers": 0, "reference_best_images_per_s": 1500.0,
+                      "project_images_per_s": 6000.0, "ratio": 4.0},
+         "accuracy": {"config": "step3", "model": "Model_3",
+                      "reached": {"99.0": {"epoch": 3, "seconds": 41.2, "goal_seconds": None, "met": None},
+                                  "99.4": {"epoch": None, "seconds": None, "goal_seconds": 120.0, "met": False}}},
+         "fastest": {"config": "fastest", "model": "Model_3",
+                     "reached": {"99.0": {"epoch": 1, "seconds": 9.5, "goal_seconds": 10.0, "met": True},
+                                 "99.4": {"epoch": 5, "seconds": 44.0, "goal_seconds": 40.0, "met": False}}},
+         "example": {"threshold": 99.0, "reached": {"epoch": 2, "seconds": 190.0}, "ratio": 20.0,
+                     "goal_ratio": 20.0, "met": True}}
+
+
 def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     from mnist_utils.readme import bench_markdown
 
-    bench = {"quick": False,
-             "machine": {"hardware": "AMD EPYC, 2 CPU threads", "usable_cpus": 2, "torch": "2.14.1+cpu",
-                         "date": "2026-11-22T08:00:00+00:00"},
-             "pipeline": {"batch_size": 64, "reference_best_workers": 0, "reference_best_images_per_s": 1500.0,
-                          "project_images_per_s": 6000.0, "ratio": 4.0},
-             "accuracy": {"config": "step3", "model": "Model_3",
-                          "reached": {"99.0": {"epoch": 3, "seconds": 41.2, "goal_seconds": None, "met": None},
-                                      "99.4": {"epoch": None, "seconds": None, "goal_seconds": 120.0, "met": False}}},
-             "fastest": {"config": "fastest", "model": "Model_3",
-                         "reached": {"99.0": {"epoch": 1, "seconds": 9.5, "goal_seconds": 10.0, "met": True},
-                                     "99.4": {"epoch": 5, "seconds": 44.0, "goal_seconds": 40.0, "met": False}}},
-             "example": {"threshold": 99.0, "reached": {"epoch": 2, "seconds": 190.0}, "ratio": 20.0,
-                         "goal_ratio": 20.0, "met": True}}
+    bench = BENCH
     text = bench_markdown(bench)
     assert "Model_3, batches of 64:" in text
     assert "| this project: tensors in memory, batched augmentation, channels_last | 6,000 |" in text
@@ -196,7 +199,9 @@ def test_readme_speed_paragraph_comes_from_a_full_bench_run_only():
     assert "| the Step 3 recipe (`configs/step3.yaml`, Model_3) | 41.2 s (epoch 3) | not reached, goal ≤ 120 s: ❌ not met |" in text
     assert "9.5 s (epoch 1), goal ≤ 10 s: ✅ met | 44.0 s (epoch 5), goal ≤ 40 s: ❌ not met |" in text
     assert "190.0 s (epoch 2) to 99.0%; the fastest recipe gets there **20.0×** sooner (goal ≥ 20×: ✅ met)." in text
-    assert "example" not in bench_markdown({k: v for k, v in bench.items() if k != "example"})
+    for partial in ({k: v for k, v in bench.items() if k != "example"}, {**bench, "whole": False}):
+        with pytest.raises(ValueError, match="less in it than `make bench` measures"):  # --skip-accuracy, --steps 3
+            bench_markdown(partial)
     # Several runs of the fastest recipe: the median after each epoch, then the runs' range at that epoch.
     runs = [[9.5, 20.0, 31.0, 40.0, 44.0], [9.1, 19.0, 30.0, 39.0, 42.0], [10.4, 21.0, 33.0, 41.0, 47.0]]
     repeated = bench_markdown({**bench, "fastest": {**bench["fastest"], "runs": runs, "reproduced": True}})
@@ -271,26 +276,35 @@ def test_an_unreadable_results_file_is_named_set_aside_and_skipped(report, tmp_p
     assert load_results(tmp_path) and not capsys.readouterr().err, "set aside once, then out of the way"
 
 
-def test_make_readme_names_unreadable_files_sets_them_aside_and_goes_on(tmp_path, monkeypatch, capsys):
+def test_make_readme_names_unreadable_files_sets_them_aside_and_needs_the_benchmark(tmp_path, monkeypatch, capsys):
     from mnist_utils.readme import README_END, README_START, main
 
     monkeypatch.setenv("MNIST_PROFILE", "full")
     full = Report("01_demo", "Demo", output_dir=tmp_path / "reports" / "results")
     full.record(acc=99.5)
     (tmp_path / "reports" / "results" / "02_cut.json").write_text('{"notebook": "02_cut", "tit')
-    (tmp_path / "reports" / "bench.json").write_text("")
+    bench = tmp_path / "reports" / "bench.json"
+    bench.write_text("")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_START}\nold\n{README_END}\n")
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "01_demo.ipynb").write_text("{}")
 
-    assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 0
-
+    # Without readable benchmark figures the README's speed section would go without a word: it stops instead.
+    assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'reports' / 'results' / '02_cut.json'} is not a readable results file" in err
-    assert f"{tmp_path / 'reports' / 'bench.json'} is not a readable benchmark file" in err
-    assert (tmp_path / "reports" / "bench.json.corrupt").exists()
-    assert "01_demo: Demo" in readme.read_text() and "old" not in readme.read_text()
+    assert f"{bench} is not a readable benchmark file" in err and f"No benchmark figures in {bench}: run `make bench`" in err
+    assert (tmp_path / "reports" / "bench.json.corrupt").exists() and "old" in readme.read_text()
+    bench.write_text(json.dumps({**BENCH, "pipeline": {"ratio": 4.0}}))  # JSON, but not all that make bench writes
+    assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 1
+    assert "bench.json is not as `make bench` writes it (KeyError: 'batch_size')" in capsys.readouterr().err
+    assert "old" in readme.read_text()
+
+    bench.write_text(json.dumps(BENCH))
+    assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 0
+    assert "01_demo: Demo" in readme.read_text() and "Speed-up: **4.0×**" in readme.read_text()
+    assert "old" not in readme.read_text()
 
 
 @pytest.mark.parametrize("folder", [None, "elsewhere"])
