@@ -458,6 +458,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         paths = find_notebooks(args.notebooks, args.selectors)
         at_once = default_at_once() if args.at_once is None else args.at_once  # reads MNIST_DEVICE: checked
         check_at_once(at_once)
+        if args.timeout is not None and not 0 < args.timeout < math.inf:
+            raise ValueError(f"--timeout is a number of seconds above 0, got {args.timeout:g}")
         if not paths:
             raise ValueError(f"no {NOTEBOOK_GLOB} in {args.notebooks}")
     except ValueError as exc:

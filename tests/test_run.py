@@ -90,10 +90,12 @@ def test_a_device_this_machine_lacks_is_an_error_before_anything_runs(series: Pa
     assert not (series.parent / "r").exists()
 
 
-def test_no_notebooks_at_once_is_an_error_before_anything_runs(series: Path, capsys) -> None:
-    assert run.main(["--at-once", "0", "--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
-    assert "notebooks at once (--at-once) must be at least 1" in capsys.readouterr().err
-    assert not (series.parent / "r").exists()
+@pytest.mark.parametrize("arguments, message", [(["--at-once", "0"], "notebooks at once (--at-once) must be at least 1"),
+    *((["--timeout", t], f"--timeout is a number of seconds above 0, got {float(t):g}") for t in ("0", "-5", "nan"))])
+def test_arguments_it_cannot_run_by_are_an_error_before_anything_runs(arguments, message, series: Path, capsys) -> None:
+    reports = series.parent / "r"
+    assert run.main([*arguments, "--notebooks", str(series), "--reports", str(reports)]) == 2
+    assert message in capsys.readouterr().err and not reports.exists()
 
 
 def test_kernel_choice_and_environment(monkeypatch, tmp_path: Path) -> None:
@@ -102,13 +104,11 @@ def test_kernel_choice_and_environment(monkeypatch, tmp_path: Path) -> None:
     assert run.project_kernel() == "python3"
     specs["mnist-notebooks"] = "/elsewhere"
     assert run.project_kernel() == "mnist-notebooks"
-
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(tmp_path)
     env = run.kernel_env("smoke", "rel/reports")
-    assert env["MNIST_PROFILE"] == "smoke"
+    assert env["MNIST_PROFILE"] == "smoke" and env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
     assert env["MNIST_REPORTS_DIR"] == str(tmp_path / "rel" / "reports")  # absolute: the kernel runs elsewhere
-    assert env["PYTHONPATH"].split(":")[0] == str(PROJECT_ROOT)
     assert "MPLBACKEND" not in env  # else figures would not be embedded in the report
 
 
