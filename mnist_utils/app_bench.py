@@ -13,7 +13,8 @@ test digit (a 7) drawn 280×280 pixels, dark on white, as the page's canvas send
    errors (any answer but a 200 reading 7, or a failed connection; goal: none), answers per second, and the
    latency percentiles under that load.
 
-The figures are printed and written to reports/bench_app.json (see --json).
+The figures are printed and written to reports/bench_app.json (see --json; a --quick run's, which mean nothing,
+to reports/smoke/bench_app.json).
 """
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ from PIL import Image, ImageOps
 
 from .bench import GOAL_CPU_CORES, machine_facts
 from .checkpoints import default_checkpoint, list_checkpoints, models_dir
-from .config import PROJECT_ROOT, CommandParser, reports_dir, usable_cpus
+from .config import PROJECT_ROOT, CommandParser, reports_dir, run_command, usable_cpus
 from .data import load_mnist
-from .files import write_atomic
+from .files import cannot_write, write_atomic
 from .report import mark
 
 GOALS_MS = {"p50": 20.0, "p95": 50.0}  # one request at a time
@@ -185,13 +186,18 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser = CommandParser(prog="python -m mnist_utils.app_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, help="folder of checkpoints (default: reports/models)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
-    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench_app.json)")
+    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench_app.json; with "
+                                                  "--quick, reports/smoke/bench_app.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
+    path = args.json or reports_dir("smoke" if args.quick else None) / "bench_app.json"  # a check's: kept apart
+    if why := cannot_write(path):  # said before the server starts, not after the measuring
+        print(f"error: the figures cannot be written: {why}. Give --json a file that can be.", file=sys.stderr)
+        return 2
     directory = args.models or models_dir()
     chosen = default_checkpoint(list_checkpoints(directory))
     if chosen is None:
@@ -224,7 +230,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     results = {"quick": args.quick, "sizes": sizes.__dict__, "checkpoint": chosen["path"], "sequential": one,
                "concurrent": many, "goals_ms": GOALS_MS, "goal_cpu_cores": GOAL_CPU_CORES, "met": met,
                "machine": facts}
-    path = args.json or reports_dir() / "bench_app.json"
     write_atomic(path, json.dumps(results, indent=2).encode())
     cores = "" if facts["usable_cpus"] == GOAL_CPU_CORES else f" (the goals are set for {GOAL_CPU_CORES} cores)"
     print(f"p50 ≤ {GOALS_MS['p50']:.0f} ms: {mark(met['p50'])}; p95 ≤ {GOALS_MS['p95']:.0f} ms: "
@@ -235,4 +240,4 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -2,7 +2,7 @@
 
     python -m mnist_utils.bench              # sections 1-3 (about ten minutes on 2 CPU cores, most of it the example)
     python -m mnist_utils.bench --knobs      # and the knobs table (torch.compile alone takes a minute or more)
-    python -m mnist_utils.bench --quick      # tiny sizes, checks that it runs: numbers that mean nothing, kept apart
+    python -m mnist_utils.bench --quick      # tiny sizes: checks that everything runs; its numbers mean nothing
 
 1. Pipeline speed: training images per second of Model_3 fed by this project's pipeline (configs/step3.yaml's
    batches: uint8 tensors in memory, augmented a whole batch at a time, channels_last) against a reference
@@ -18,11 +18,11 @@
 3. PyTorch's own MNIST example, written as it is (mnist_utils.example_reference), trained until it reaches
    99.0% (at most 5 epochs): its time against the fastest recipe's, as a ratio.
 4. Knobs (--knobs): what a change to the training step does to the speed of the project's pipeline: memory
-   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one, and
-   trainings run side by side in lanes, one thread each.
+   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one, lanes.
 
-Every figure printed is measured by the run, and all of them, with the machine's facts, are written to
-reports/bench.json (see --json), where `make readme` reads them; a --quick run's to reports/smoke/bench.json.
+Every figure printed is measured by the run and written, with the machine's facts, to reports/bench.json (see
+--json), which `make readme` reads; a run with less in it (--quick, fewer --steps or --repeats, --skip-accuracy)
+writes reports/smoke/bench.json instead, so that a check never replaces a whole run's figures.
 """
 from __future__ import annotations
 
@@ -52,11 +52,12 @@ from models import Model_3
 
 from .averaging import WeightAverage
 from .batches import endless
-from .config import CommandParser, counted, data_root, first_line, get_device, hardware, reports_dir, usable_cpus
+from .config import (CommandParser, counted, data_root, first_line, get_device, hardware, reports_dir, run_command,
+                     usable_cpus)
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
-from .files import write_atomic
+from .files import cannot_write, write_atomic
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference
@@ -439,8 +440,7 @@ def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Si
 def machine_facts(device: torch.device) -> dict[str, Any]:
     return {"hardware": hardware(), "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+            "torchvision": torchvision.__version__, "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
 def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
@@ -452,8 +452,8 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny sizes ({QUICK.steps} steps; accuracy on {QUICK.train_images:,} images, "
                              f"{counted(QUICK.epochs, 'epoch')}): checks that it runs, its numbers mean nothing")
-    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json; --quick: "
-                                                  "reports/smoke/bench.json, so that it replaces no real figures)")
+    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json; those of a "
+                                                  "--quick or partial run: reports/smoke/bench.json)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     for name in ("steps", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -465,6 +465,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     sizes = dataclasses.replace(sizes, steps=args.steps or sizes.steps, repeats=args.repeats or sizes.repeats)
+    whole = not (args.quick or args.skip_accuracy) and sizes.steps >= Sizes.steps and sizes.repeats >= Sizes.repeats
+    path = args.json or reports_dir("full" if whole else "smoke") / "bench.json"
+    if why := cannot_write(path):  # said now, not after ten minutes of measuring
+        print(f"error: the figures cannot be written: {why}. Give --json a file that can be.", file=sys.stderr)
+        return 2
     device = get_device()
     machine = machine_facts(device)
     print(f"Machine: {machine['hardware']}; {machine['cpu_count']} CPUs ({machine['usable_cpus']} usable), "
@@ -475,7 +480,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     if sizes.epochs is not None:
         step3, fastest = step3.with_epochs(sizes.epochs), fastest.with_epochs(sizes.epochs)
     results: dict[str, Any] = {"machine": machine, "sizes": dataclasses.asdict(sizes), "quick": args.quick,
-                               "pipeline": pipeline_speed(step3, data.train, device, sizes)}
+                               "whole": whole, "pipeline": pipeline_speed(step3, data.train, device, sizes)}
     if not args.skip_accuracy:
         subset = MNIST(train=data.train.head(sizes.train_images or len(data.train)),
                        test=data.test.head(sizes.test_images or len(data.test)))
@@ -486,14 +491,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         results["example"] = against_example(results["fastest"], device, sizes)
     if args.knobs:
         results["knobs"] = knob_table(step3, data.train, device, sizes)
-    path = args.json or reports_dir("smoke" if args.quick else "full") / "bench.json"  # `make readme` reads the full's
     write_atomic(path, (json.dumps(results, indent=2) + "\n").encode())
     print(f"\nEvery figure above, with the machine's facts: {path}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except MNISTDataError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, bad_input=(MNISTDataError,))

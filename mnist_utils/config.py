@@ -7,10 +7,11 @@ import contextlib
 import os
 import platform
 import re
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 import torch
 
@@ -329,3 +330,17 @@ class CommandParser(argparse.ArgumentParser):
         if extra:
             self.error(f"unrecognized arguments: {' '.join(extra)}")
         return parsed, extra
+
+
+def run_command(main: Callable[[], int], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
+    """Exit with `main()`'s status, as a command of the project ends: an error of `bad_input` in one line (status 2),
+    Ctrl-C in one line (status 130, as a shell reports it), never a traceback for either."""
+    try:
+        status = main()
+    except bad_input as error:
+        print(f"error: {error}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)", file=sys.stderr)
+        status = 130
+    sys.exit(status)

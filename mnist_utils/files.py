@@ -46,6 +46,12 @@ def unwritable(folder: Path) -> str:
     return ""
 
 
+def cannot_write(path: Path) -> str:
+    """Why the file at `path` cannot be written (made, with its folders, or replaced whole): "" where it can. For an
+    error message before the work whose result it is to hold."""
+    return f"{path} is a folder, not a file" if path.is_dir() else unwritable(path.parent)
+
+
 def cannot_append(path: Path) -> str:
     """Why a line cannot be appended to the file at `path` (made where missing, with its folders): "" where it can.
     An existing file is opened to append and closed, which changes nothing in it."""

@@ -7,10 +7,15 @@ import pytest
 from mnist_utils import app_bench
 
 
-def test_quick_run_measures_through_a_real_server_and_reports_every_figure(step3_checkpoint, tmp_path, capsys):
-    path = tmp_path / "bench_app.json"
-    assert app_bench.main(["--quick", "--models", str(step3_checkpoint.parent), "--json", str(path)]) == 0
+def test_quick_run_measures_through_a_real_server_and_reports_every_figure(step3_checkpoint, tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path))
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    (tmp_path / "bench_app.json").write_text("{}\n")  # a whole run's figures: a quick check leaves them alone
+    assert app_bench.main(["--quick", "--models", str(step3_checkpoint.parent)]) == 0
     printed = capsys.readouterr().out
+    path = tmp_path / "smoke" / "bench_app.json"
+    assert f"Figures in {path}" in printed and (tmp_path / "bench_app.json").read_text() == "{}\n"
     results = json.loads(path.read_text())
     one, many = results["sequential"], results["concurrent"]
     assert one["requests"] == app_bench.QUICK.requests and one["errors"] == 0
@@ -32,3 +37,8 @@ def test_percentiles_interpolate_between_ranks():
 def test_without_a_saved_model_it_says_how_to_get_one(tmp_path, capsys):
     assert app_bench.main(["--quick", "--models", str(tmp_path)]) == 2
     assert "make app" in capsys.readouterr().err
+
+
+def test_figures_that_could_not_be_written_are_refused_before_the_server_starts(tmp_path, capsys):
+    assert app_bench.main(["--quick", "--models", str(tmp_path), "--json", str(tmp_path)]) == 2
+    assert f"error: the figures cannot be written: {tmp_path} is a folder, not a file." in capsys.readouterr().err

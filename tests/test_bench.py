@@ -218,3 +218,24 @@ def test_pipeline_contestants_are_timed_in_turn_and_each_keeps_its_fastest_round
     a, b = contestants["a"][0], contestants["b"][0]
     assert order == [(a, 2), (b, 2), (a, 3), (b, 3), (a, 3), (b, 3)], "both warm up, then rounds, each in turn"
     assert speed == {"a": 200.0, "b": 50.0}, "each contestant's fastest round: 100 images in 0.5 s and in 2 s"
+
+
+def test_a_run_with_less_in_it_than_make_bench_leaves_the_whole_runs_figures_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path))
+    (tmp_path / "bench.json").write_text("{}\n")  # a whole run's, which `make readme` reads
+    assert bench.main(["--skip-accuracy", "--steps", "1", "--repeats", "1"]) == 0
+    results = json.loads((tmp_path / "smoke" / "bench.json").read_text())
+    assert results["whole"] is False and results["quick"] is False and "accuracy" not in results
+    assert (tmp_path / "bench.json").read_text() == "{}\n"
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("where", ["a_file/bench.json", "a_folder"])
+def test_figures_that_could_not_be_written_are_refused_before_anything_is_measured(where, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    assert bench.main(["--quick", "--json", str(tmp_path / where)]) == 2
+    captured = capsys.readouterr()
+    assert "Machine:" not in captured.out, "nothing measured"
+    assert captured.err.startswith("error: the figures cannot be written: ") and "Give --json a file" in captured.err
+    assert ("is a file, not a folder" if where.startswith("a_file") else "is a folder, not a file") in captured.err
