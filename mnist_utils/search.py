@@ -14,7 +14,9 @@ A search file names the config and lists the candidates, each a list of `--set` 
       - ["model_args.widths=[10,10,12,10,10]", "lr=0.1"]
 
 The record is JSON, one row per candidate, written after each one (atomically), so a stopped search keeps
-what it finished and the next run goes on from there.
+what it finished and the next run goes on from there. A search file's paths (its config's, its record's) are read
+from the project's root. Under the smoke profile (MNIST_PROFILE=smoke) each candidate trains as that profile cuts
+it, in seconds, and the record goes to the smoke folder (reports/smoke/), leaving the real one alone.
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import PROJECT_ROOT, CommandParser, get_device, hardware
-from .data import MNISTDataError, load_mnist
+from .config import (PROJECT_ROOT, CommandParser, Profile, first_line, get_device, get_profile, hardware, reports_dir,
+                     run_command)
+from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, seed_table
-from .files import write_atomic
+from .files import cannot_write, write_atomic
 from .inspection import count_parameters
 from .config_values import load_yaml
 from .recipes import ConfigError, Recipe, load_config
@@ -47,8 +50,9 @@ def in_project(path: Path | str) -> Path:
 
 
 def read_search(path: Path | str) -> dict[str, Any]:
-    """The search file, checked: a config name, a record path and a list of candidates (lists of changes)."""
-    path = in_project(path)
+    """The search file (from the current folder where it is there, else from the project's root), checked: a config
+    name, a record path and a list of candidates (lists of changes)."""
+    path = Path(path) if Path(path).is_file() else in_project(path)
     try:
         spec = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as error:
@@ -56,27 +60,36 @@ def read_search(path: Path | str) -> dict[str, Any]:
     if not isinstance(spec, dict) or set(spec) != {"config", "record", "candidates"}:
         raise ConfigError(f"{path}: a search file has exactly the keys config, record and candidates")
     candidates = spec["candidates"]
-    if not isinstance(candidates, list) or not all(
+    if not isinstance(candidates, list) or not candidates or not all(
             isinstance(c, list) and all(isinstance(change, str) for change in c) for c in candidates):
-        raise ConfigError(f"{path}: candidates is a list of lists of changes such as \"lr=0.1\"")
+        raise ConfigError(f"{path}: candidates is a list, not empty, of lists of changes such as \"lr=0.1\"")
     return spec
 
 
-def candidate_recipes(spec: dict[str, Any]) -> list[Recipe]:
-    """Every candidate's recipe (the config with its changes), checked before anything trains: its keys and
-    values, and that the packed trainer can train it."""
+def candidate_recipes(spec: dict[str, Any], profile: Profile = get_profile("full")) -> list[Recipe]:
+    """Every candidate's recipe (the config with its changes, as `profile` runs it), checked before anything trains:
+    its keys and values, and that the packed trainer can train it."""
     config = spec["config"]
     config = in_project(config) if str(config).endswith((".yaml", ".yml")) else config  # a name: configs/NAME.yaml
-    recipes = [load_config(config, changes) for changes in spec["candidates"]]
+    recipes = [load_config(config, changes).for_profile(profile) for changes in spec["candidates"]]
     for recipe in recipes:
         check_packable(recipe)
     return recipes
 
 
-def _record(spec: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
-    """Where the search's record is, and its rows so far ([] before the first)."""
+def _record(spec: dict[str, Any], profile: Profile = get_profile("full")) -> tuple[Path, list[dict[str, Any]]]:
+    """Where the search's record is (a smoke run's in the smoke folder), and its rows so far ([] before the first); a
+    ConfigError where it is there but not a record, which a search must not write over."""
     path = in_project(spec["record"])
-    return path, json.loads(path.read_text()) if path.exists() else []
+    path = reports_dir("smoke") / path.name if profile.is_smoke else path
+    try:
+        rows = json.loads(path.read_text()) if path.exists() else []
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        rows = f"{type(error).__name__}: {error}"
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and "changes" in row for row in rows):
+        raise ConfigError(f"{path} is not a search record, a JSON list of rows ({first_line(rows, 80)}): move it "
+                          "aside, or mend it, and run the search again")
+    return path, rows
 
 
 # the config file's stem, its title, what is measured after each epoch and in batches of how many images (which a
@@ -133,9 +146,9 @@ def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Modu
 def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Train the candidates of the search file `path` (those without a row yet, or those in `only`) and
     write each row to the record as soon as it is done. Returns the record."""
-    spec = read_search(path)
-    record_path, rows = _record(spec)
-    recipes = candidate_recipes(spec)  # every candidate checked before any training
+    spec, profile = read_search(path), get_profile()
+    record_path, rows = _record(spec, profile)
+    recipes = candidate_recipes(spec, profile)  # every candidate checked before any training
     wanted = set(range(len(recipes))) if only is None else set(only)
     if not wanted <= set(range(len(recipes))):
         raise ConfigError(f"--only {sorted(wanted - set(range(len(recipes))))}: the search has candidates "
@@ -146,7 +159,9 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         print(f"Every candidate of {path} is in its record, {record_path}: nothing to train (--only N trains "
               "candidate N again).", flush=True)
         return rows
-    data, device = load_mnist(), get_device()
+    if why := cannot_write(record_path):  # said before the first candidate trains, not after
+        raise ConfigError(f"the record cannot be written: {why}")
+    data, device = load_data(), get_device()
     for _, _, recipe in todo:  # what the data decide (a split, whole batches), for every candidate before the first
         recipe.check_data(len(data.train))
     for i, changes, recipe in todo:
@@ -197,11 +212,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         run_search(args.search, args.only)
-    except (ConfigError, MNISTDataError) as error:
+    except (ValueError, MNISTDataError) as error:  # a ConfigError, or a profile MNIST_PROFILE does not name
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -325,6 +325,34 @@ def test_ctrl_c_while_the_command_line_is_still_importing_ends_with_one_line():
     assert (done.returncode, done.stderr, done.stdout) == (130, "stopped (Ctrl-C)\n", "")
 
 
+@pytest.mark.parametrize("module, arguments", [("mnist_utils.bench", ["--quick", "--json", "{tmp}/bench.json"]),
+                                               ("mnist_utils.search", ["configs/searches/step3.yaml", "--only", "0"])])
+def test_ctrl_c_in_the_middle_of_the_bench_or_a_search_ends_with_one_line(module, arguments, tmp_path):
+    # Ctrl-C where each starts its work (the device is asked for after the checks): one line and 130, as train ends
+    stopped_at_work = ("import runpy, mnist_utils.config as config\n"
+                       "def ctrl_c(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+                       "config.get_device = ctrl_c\n"
+                       f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", stopped_at_work, *(a.format(tmp=tmp_path) for a in arguments)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MNIST_PROFILE": "full", "MNIST_REPORTS_DIR": str(tmp_path)})
+    assert (done.returncode, done.stderr.splitlines()[-1:]) == (130, ["stopped (Ctrl-C)"]), done.stderr
+    assert "Traceback" not in done.stderr and not list(tmp_path.iterdir()), "nothing written"
+
+
+def test_run_command_ends_as_a_command_does(capsys):
+    from mnist_utils.config import run_command
+
+    def bad():
+        raise ValueError("a bad value: give another")
+    for command, status, said in [(lambda: 3, 3, ""), (bad, 2, "error: a bad value: give another\n")]:
+        with pytest.raises(SystemExit) as ended:
+            run_command(command, bad_input=(ValueError,))
+        assert ended.value.code == status and capsys.readouterr().err == said
+    with pytest.raises(ValueError):  # an error it was not told is bad input stays an error, traceback and all
+        run_command(bad)
+
+
 def test_predict_keep_going_answers_the_good_images_and_names_the_bad_ones(step3_checkpoint, mnist, make_picture,
                                                                           tmp_path, capsys):
     good = [tmp_path / f"digit{index}.png" for index in range(2)]

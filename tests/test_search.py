@@ -24,8 +24,9 @@ def fake_runs(recipe, data, device):
 
 @pytest.fixture
 def search_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_PROFILE", "full")
     monkeypatch.setattr(search, "PROJECT_ROOT", tmp_path)
-    monkeypatch.setattr(search, "load_mnist", lambda: SimpleNamespace(train=range(60_000)))  # its size, no images
+    monkeypatch.setattr(search, "load_data", lambda: SimpleNamespace(train=range(60_000)))  # its size, no images
     path = tmp_path / "search.yaml"
     path.write_text('config: step3\nrecord: docs/record.json\ncandidates:\n'
                     '  - ["model_args.widths=[8,8,12,10,10]"]\n  - ["epochs=5", "anneal_epochs=5", "lr=0.1"]\n')
@@ -116,3 +117,44 @@ def test_what_a_run_measures_after_each_epoch_does_not_make_it_another_run():
     older = {"recipe": {**recipe.to_dict(), "eval_batch_size": 1000}}  # the record's rows, tested in batches of 1,000
     assert search._trained(older, recipe), "how many images are tested at once changes no accuracy"
     assert not search._trained(row, recipe.replace(lr=0.2)), "a setting that trains differently still tells runs apart"
+
+
+@pytest.mark.parametrize("damage", ['[{"changes": ["lr=0.1"], "lowest"', "{}", '[{"lowest": 99.5}]', "\udcff"])
+def test_a_record_that_is_not_one_is_named_and_never_written_over(damage, search_file, monkeypatch, capsys):
+    monkeypatch.setattr(search, "train_seeds", lambda *a: pytest.fail("nothing may train"))
+    record = search_file.parent / "docs" / "record.json"
+    record.parent.mkdir()
+    record.write_bytes(damage.encode("utf-8", "surrogateescape"))
+    assert search.main([str(search_file)]) == 2
+    assert f"error: {record} is not a search record, a JSON list of rows (" in capsys.readouterr().err
+    assert record.read_bytes() == damage.encode("utf-8", "surrogateescape"), "left as it was, for a look"
+
+
+def test_a_record_that_cannot_be_written_is_refused_before_the_first_candidate_trains(search_file, monkeypatch, capsys):
+    monkeypatch.setattr(search, "train_seeds", lambda *a: pytest.fail("nothing may train"))
+    (search_file.parent / "docs").write_text("a file where the record's folder would be")
+    assert search.main([str(search_file)]) == 2
+    assert "error: the record cannot be written: " in capsys.readouterr().err
+
+
+def test_under_the_smoke_profile_a_search_trains_cut_runs_into_a_record_of_its_own(search_file, monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    trained = []
+    monkeypatch.setattr(search, "train_seeds", lambda recipe, data, device: trained.append(recipe) or fake_runs(recipe, data, device))
+    search.run_search(search_file)
+    assert [(r.epochs, len(r.seeds)) for r in trained] == [(1, 2), (1, 2)], "as the smoke profile cuts a recipe"
+    assert len(json.loads((tmp_path / "reports" / "smoke" / "record.json").read_text())) == 2
+    assert not (search_file.parent / "docs" / "record.json").exists(), "the real record is the full profile's"
+
+
+def test_a_search_file_is_read_from_the_current_folder_first_and_needs_a_candidate(search_file, monkeypatch, tmp_path,
+                                                                                   capsys):
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    (elsewhere / "mine.yaml").write_text(search_file.read_text())
+    monkeypatch.chdir(elsewhere)
+    assert len(search.read_search("mine.yaml")["candidates"]) == 2  # not looked for at the project's root only
+    (elsewhere / "mine.yaml").write_text("config: step3\nrecord: r.json\ncandidates: []\n")
+    assert search.main(["mine.yaml"]) == 2 and "candidates is a list, not empty," in capsys.readouterr().err
+
