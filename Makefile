@@ -44,7 +44,7 @@ data: setup  ## fetch MNIST and verify its checksums (data/MNIST/raw)
 notebooks: data  ## run every notebook headless into reports/ (NB=01 for one; PROFILE=smoke for a quick pass, into reports/smoke/)
 	@MNIST_PROFILE=$(PROFILE) $(PY) -m mnist_utils.run $(NB)
 
-readme: setup  ## regenerate the README's results section from reports/results (full-profile runs of every notebook)
+readme: setup  ## the README's results section from full-profile runs of every notebook and a whole make bench run
 	@$(PY) -m mnist_utils.readme
 
 test: data browser  ## unit tests plus every notebook in the smoke profile, and the page in a real browser

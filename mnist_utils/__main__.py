@@ -5,6 +5,6 @@ try:  # importing torch takes a second or more: Ctrl-C during it ends as one dur
     from .cli import main
 except KeyboardInterrupt:
     print("stopped (Ctrl-C)", file=sys.stderr)
-    sys.exit(130)  # cli.EXIT_STOPPED, which is not imported yet
+    sys.exit(130)  # config.EXIT_STOPPED, which is not imported yet
 
 sys.exit(main())

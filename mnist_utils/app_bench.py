@@ -37,9 +37,9 @@ from PIL import Image, ImageOps
 
 from .bench import GOAL_CPU_CORES, machine_facts
 from .checkpoints import default_checkpoint, list_checkpoints, models_dir
-from .config import PROJECT_ROOT, CommandParser, reports_dir, run_command, usable_cpus
+from .config import PROJECT_ROOT, CommandParser, checked_settings, figures_path, run_command, usable_cpus
 from .data import load_mnist
-from .files import cannot_write, write_atomic
+from .files import write_atomic
 from .report import mark
 
 GOALS_MS = {"p50": 20.0, "p95": 50.0}  # one request at a time
@@ -194,10 +194,8 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
 def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
-    path = args.json or reports_dir("smoke" if args.quick else None) / "bench_app.json"  # a check's: kept apart
-    if why := cannot_write(path):  # said before the server starts, not after the measuring
-        print(f"error: the figures cannot be written: {why}. Give --json a file that can be.", file=sys.stderr)
-        return 2
+    checked_settings()  # the profile, whose models it serves and whose folder takes the figures
+    path = figures_path(args.json, "bench_app.json", whole=not args.quick)
     directory = args.models or models_dir()
     chosen = default_checkpoint(list_checkpoints(directory))
     if chosen is None:

@@ -18,7 +18,8 @@
 3. PyTorch's own MNIST example, written as it is (mnist_utils.example_reference), trained until it reaches
    99.0% (at most 5 epochs): its time against the fastest recipe's, as a ratio.
 4. Knobs (--knobs): what a change to the training step does to the speed of the project's pipeline: memory
-   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one, lanes.
+   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one, and
+   trainings run side by side in lanes, one thread each.
 
 Every figure printed is measured by the run and written, with the machine's facts, to reports/bench.json (see
 --json), which `make readme` reads; a run with less in it (--quick, fewer --steps or --repeats, --skip-accuracy)
@@ -34,7 +35,6 @@ import itertools
 import json
 import os
 import statistics
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -52,12 +52,12 @@ from models import Model_3
 
 from .averaging import WeightAverage
 from .batches import endless
-from .config import (CommandParser, counted, data_root, first_line, get_device, hardware, reports_dir, run_command,
-                     usable_cpus)
+from .config import (CommandParser, checked_settings, counted, data_root, figures_path, first_line, hardware,
+                     run_command, usable_cpus)
 from .engine import (Autocast, epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train,
                      training_step)
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
-from .files import cannot_write, write_atomic
+from .files import write_atomic
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
 from . import example_reference
@@ -145,7 +145,9 @@ def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
     transform = transforms.Compose([
         transforms.RandomRotation(augment.rotation),
         transforms.RandomAffine(0, translate=(augment.translate, augment.translate), scale=augment.scale),
-        transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+        transforms.ToTensor(),
+        transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
+    ])
     dataset = torchvision.datasets.MNIST(root=data_root(), train=True, download=False, transform=transform)
     return DataLoader(dataset, batch_size=augment_like.batch_size, shuffle=True, num_workers=num_workers)
 
@@ -440,7 +442,8 @@ def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Si
 def machine_facts(device: torch.device) -> dict[str, Any]:
     return {"hardware": hardware(), "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+            "torchvision": torchvision.__version__,
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
 def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
@@ -466,11 +469,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     sizes = QUICK if args.quick else Sizes()
     sizes = dataclasses.replace(sizes, steps=args.steps or sizes.steps, repeats=args.repeats or sizes.repeats)
     whole = not (args.quick or args.skip_accuracy) and sizes.steps >= Sizes.steps and sizes.repeats >= Sizes.repeats
-    path = args.json or reports_dir("full" if whole else "smoke") / "bench.json"
-    if why := cannot_write(path):  # said now, not after ten minutes of measuring
-        print(f"error: the figures cannot be written: {why}. Give --json a file that can be.", file=sys.stderr)
-        return 2
-    device = get_device()
+    path, (_, device) = figures_path(args.json, "bench.json", whole), checked_settings()
     machine = machine_facts(device)
     print(f"Machine: {machine['hardware']}; {machine['cpu_count']} CPUs ({machine['usable_cpus']} usable), "
           f"torch {machine['torch']} with {machine['torch_threads']} threads, device {device}"

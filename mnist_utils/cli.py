@@ -30,7 +30,8 @@ import torch
 
 from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
                           models_dir)
-from .config import CommandParser, environment_help, get_device, get_profile, reports_dir
+from .config import (EXIT_BAD_INPUT, EXIT_STOPPED, CommandParser, UsageError, checked_settings, environment_help,
+                     get_device, get_profile, reports_dir)
 from .config_values import seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
@@ -40,16 +41,10 @@ from .preprocess import Digit, ImageError, preprocess, read_image_file
 from .recipes import ConfigError
 from .trainer import TrainingDiverged, train_from_config
 
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
 EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader left (SIGPIPE)
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
-
-
-class UsageError(ValueError):
-    """Input the command cannot use; the message says what to do instead."""
 
 
 # ----------------------------------------------------------------------------- test
@@ -338,19 +333,10 @@ BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ConfigErr
                                          TrainingDiverged)
 
 
-def _settings(args: argparse.Namespace) -> None:
-    """The profile and the device, checked before anything runs (a UsageError says which and how to fix it)."""
-    try:
-        get_profile()
-        get_device(args.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        _settings(args)
+        checked_settings(args.device)
         return args.run(args)
     except BAD_INPUT as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever the message

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 import torch
 
+from .files import cannot_write
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 PROFILES = ("full", "smoke")
@@ -332,15 +334,44 @@ class CommandParser(argparse.ArgumentParser):
         return parsed, extra
 
 
-def run_command(main: Callable[[], int], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
-    """Exit with `main()`'s status, as a command of the project ends: an error of `bad_input` in one line (status 2),
-    Ctrl-C in one line (status 130, as a shell reports it), never a traceback for either."""
+# ----------------------------------------------------------------------------- how a command ends
+
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
+
+
+class UsageError(ValueError):
+    """Input the command cannot use; the message says what to do instead."""
+
+
+def checked_settings(device: str | None = None) -> tuple[Profile, torch.device]:
+    """The profile and the device (`device`, else MNIST_DEVICE, else the best there is), checked before anything
+    runs: a UsageError says which and how to fix it."""
+    try:
+        return get_profile(), get_device(device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def figures_path(given: Path | None, name: str, whole: bool) -> Path:
+    """Where a benchmark writes its figures: `given` (its --json), else `name` in the active profile's reports folder
+    for a `whole` run, in the smoke one for a run with less in it, so that a check never replaces a whole run's
+    figures. A UsageError, before the measuring, where the file cannot be written."""
+    path = given or reports_dir(None if whole else "smoke") / name
+    if why := cannot_write(path):
+        raise UsageError(f"the figures cannot be written: {why}. Give --json a file that can be")
+    return path
+
+
+def run_command(main: Callable[[], int | None], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
+    """Exit with `main()`'s status, as a command of the project ends: an error of `bad_input` or a UsageError in one
+    line (EXIT_BAD_INPUT), Ctrl-C in one line (EXIT_STOPPED), never a traceback for either."""
     try:
         status = main()
-    except bad_input as error:
+    except (UsageError, *bad_input) as error:
         print(f"error: {error}", file=sys.stderr)
-        status = 2
+        status = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("stopped (Ctrl-C)", file=sys.stderr)
-        status = 130
+        status = EXIT_STOPPED
     sys.exit(status)

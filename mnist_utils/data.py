@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .config import CommandParser, Profile, data_root, get_profile
+from .config import CommandParser, Profile, data_root, get_profile, run_command
 from .files import reachable, sha256_of, write_atomic
 
 # name -> (size in bytes, SHA-256) of the published, uncompressed originals.
@@ -393,7 +393,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except MNISTDataError as error:
-        sys.exit(f"error: {error}")
+    run_command(main, bad_input=(MNISTDataError,))

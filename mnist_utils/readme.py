@@ -91,10 +91,10 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
 def bench_markdown(bench: dict[str, Any]) -> str:
     """The README's training-speed paragraph, from the JSON `make bench` writes (a full run, not --quick)."""
     if bench.get("quick"):
-        raise ValueError("reports/bench.json comes from `--quick`, whose numbers mean nothing: run `make bench`.")
+        raise ValueError("bench.json comes from `--quick`, whose numbers mean nothing: run `make bench`.")
     if bench.get("whole") is False or not {"accuracy", "fastest", "example"} <= bench.keys():
-        raise ValueError("reports/bench.json comes from a run with less in it than `make bench` measures (fewer "
-                         "--steps or --repeats, or --skip-accuracy): run `make bench`.")
+        raise ValueError("bench.json comes from a run with less in it than `make bench` measures (fewer --steps or "
+                         "--repeats, or --skip-accuracy): run `make bench`.")
     pipeline, machine = bench["pipeline"], bench["machine"]
     lines = ["", "### Training speed (`make bench`)", "",
              f"Measured on {machine['hardware']} ({machine['usable_cpus']} usable CPU cores, torch "
@@ -111,19 +111,15 @@ def bench_markdown(bench: dict[str, Any]) -> str:
                 f" The training steps alone, fed batches made ahead, run at "
                 f"{round(pipeline['steps_images_per_s']):,} images/s: no pipeline could get past "
                 f"{pipeline['ceiling_ratio']:.1f}× on this machine.")]
-    runs = [(bench[key], text) for key, text in (("accuracy", "the Step 3 recipe"), ("fastest", "the fastest recipe"))
-            if key in bench]
-    if runs:
-        lines += ["", "Time to accuracy from seed 1, wall time from the start, testing after every epoch included:", "",
-                  markdown_table([_time_to_accuracy_row(run, text) for run, text in runs])]
-    example = bench.get("example")
-    if example:
-        hit = example["reached"]
-        lines += ["", f"PyTorch's own MNIST example (its Net, Adadelta, a DataLoader) on the same machine: "
-                  f"{_reached_text(hit)} to {example['threshold']}%"
-                  + ("." if example["ratio"] is None else
-                     f"; the fastest recipe gets there **{example['ratio']:.1f}×** sooner "
-                     f"(goal ≥ {example['goal_ratio']:g}×: {mark(example['met'])}).")]
+    runs = [(bench["accuracy"], "the Step 3 recipe"), (bench["fastest"], "the fastest recipe")]
+    example = bench["example"]
+    lines += ["", "Time to accuracy from seed 1, wall time from the start, testing after every epoch included:", "",
+              markdown_table([_time_to_accuracy_row(run, text) for run, text in runs]),
+              "", f"PyTorch's own MNIST example (its Net, Adadelta, a DataLoader) on the same machine: "
+              f"{_reached_text(example['reached'])} to {example['threshold']}%"
+              + ("." if example["ratio"] is None else
+                 f"; the fastest recipe gets there **{example['ratio']:.1f}×** sooner "
+                 f"(goal ≥ {example['goal_ratio']:g}×: {mark(example['met'])}).")]
     return "\n".join(lines)
 
 
@@ -163,7 +159,7 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
     try:  # a file that is JSON, but not as `make bench` writes it
         speed = "\n" + bench_markdown(bench) if bench else ""
     except (KeyError, TypeError, AttributeError, IndexError) as error:
-        raise ValueError(f"reports/bench.json is not as `make bench` writes it ({type(error).__name__}: {error}): "
+        raise ValueError(f"bench.json is not as `make bench` writes it ({type(error).__name__}: {error}): "
                          "run `make bench` again.") from None
     section = results_markdown(results, expected, series, runs) + speed
     write_atomic(readme, f"{head}{README_START}\n{section}\n{README_END}{tail}".encode())

@@ -424,7 +424,7 @@ def read_json(path: Path, what: str, fix: str, valid: Callable[[Any], str | None
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except (ValueError, OSError) as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors; a folder
+    except (ValueError, IsADirectoryError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         why = f"{type(error).__name__}: {error}"
     else:
         why = valid(data)

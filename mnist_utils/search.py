@@ -29,8 +29,8 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import (PROJECT_ROOT, CommandParser, Profile, first_line, get_device, get_profile, hardware, reports_dir,
-                     run_command)
+from .config import (PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line, get_device,
+                     get_profile, hardware, reports_dir, run_command)
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, seed_table
@@ -80,15 +80,18 @@ def candidate_recipes(spec: dict[str, Any], profile: Profile = get_profile("full
 def _record(spec: dict[str, Any], profile: Profile = get_profile("full")) -> tuple[Path, list[dict[str, Any]]]:
     """Where the search's record is (a smoke run's in the smoke folder), and its rows so far ([] before the first); a
     ConfigError where it is there but not a record, which a search must not write over."""
-    path = in_project(spec["record"])
-    path = reports_dir("smoke") / path.name if profile.is_smoke else path
+    record = Path(spec["record"])
+    path = in_project(record) if not profile.is_smoke else reports_dir("smoke") / (
+        record.name if record.is_absolute() else record)  # the real record's place, under the smoke folder
     try:
         rows = json.loads(path.read_text()) if path.exists() else []
     except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
         rows = f"{type(error).__name__}: {error}"
-    if not isinstance(rows, list) or not all(isinstance(row, dict) and "changes" in row for row in rows):
-        raise ConfigError(f"{path} is not a search record, a JSON list of rows ({first_line(rows, 80)}): move it "
-                          "aside, or mend it, and run the search again")
+    what = first_line(rows, 80) if not isinstance(rows, list) else next(
+        (f"row {i} has none" for i, row in enumerate(rows) if not isinstance(row, dict) or "changes" not in row), "")
+    if what:
+        raise ConfigError(f"{path} is not a search record, a JSON list of rows, each with its changes ({what}): "
+                          "move it aside, or mend it, and run the search again")
     return path, rows
 
 
@@ -160,7 +163,8 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
               "candidate N again).", flush=True)
         return rows
     if why := cannot_write(record_path):  # said before the first candidate trains, not after
-        raise ConfigError(f"the record cannot be written: {why}")
+        raise ConfigError(f"the record cannot be written: {why}. Move what is in the way, or give the search file "
+                          f"{path} another record:")
     data, device = load_data(), get_device()
     for _, _, recipe in todo:  # what the data decide (a split, whole batches), for every candidate before the first
         recipe.check_data(len(data.train))
@@ -182,7 +186,8 @@ def recorded_candidates(path: Path | str) -> list[dict[str, Any]]:
     spec = read_search(path)
     record_path, rows = _record(spec)
     if not record_path.exists():
-        raise FileNotFoundError(f"{record_path} does not exist yet: run python -m mnist_utils.search {path}")
+        raise FileNotFoundError(f"{record_path} does not exist yet: run MNIST_PROFILE=full python -m "
+                                f"mnist_utils.search {path}")
     found = (next((row for row in rows if _same_run(row, changes, recipe)), None)  # as run_search matches them
              for changes, recipe in zip(spec["candidates"], candidate_recipes(spec)))
     return [row for row in found if row is not None]
@@ -211,8 +216,9 @@ def main(argv: Iterable[str] | None = None) -> int:
                         help="run candidate N (from 0) even if it is recorded; repeat for more")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
+        checked_settings()  # a profile or device that MNIST_PROFILE or MNIST_DEVICE does not name: said first
         run_search(args.search, args.only)
-    except (ValueError, MNISTDataError) as error:  # a ConfigError, or a profile MNIST_PROFILE does not name
+    except (ConfigError, UsageError, MNISTDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from mnist_utils import app_bench
+from mnist_utils.config import UsageError
 
 
 def test_quick_run_measures_through_a_real_server_and_reports_every_figure(step3_checkpoint, tmp_path, monkeypatch,
@@ -40,5 +41,6 @@ def test_without_a_saved_model_it_says_how_to_get_one(tmp_path, capsys):
 
 
 def test_figures_that_could_not_be_written_are_refused_before_the_server_starts(tmp_path, capsys):
-    assert app_bench.main(["--quick", "--models", str(tmp_path), "--json", str(tmp_path)]) == 2
-    assert f"error: the figures cannot be written: {tmp_path} is a folder, not a file." in capsys.readouterr().err
+    with pytest.raises(UsageError, match=f"the figures cannot be written: {tmp_path} is a folder, not a file."):
+        app_bench.main(["--quick", "--models", str(tmp_path), "--json", str(tmp_path)])
+    assert "Serving" not in capsys.readouterr().out

@@ -10,6 +10,7 @@ import torch
 from mnist_utils import bench
 from mnist_utils.batches import endless
 from mnist_utils.bench import Knob, Sizes
+from mnist_utils.config import UsageError
 from mnist_utils.recipes import load_config
 
 TINY = Sizes(steps=1, warmup=1, repeats=1)
@@ -230,12 +231,11 @@ def test_a_run_with_less_in_it_than_make_bench_leaves_the_whole_runs_figures_alo
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("where", ["a_file/bench.json", "a_folder"])
-def test_figures_that_could_not_be_written_are_refused_before_anything_is_measured(where, tmp_path, capsys):
+@pytest.mark.parametrize("where, why", [("a_file/bench.json", "is a file, not a folder"),
+                                        ("a_folder", "is a folder, not a file")])
+def test_figures_that_could_not_be_written_are_refused_before_anything_is_measured(where, why, tmp_path, capsys):
     (tmp_path / "a_file").write_text("")
     (tmp_path / "a_folder").mkdir()
-    assert bench.main(["--quick", "--json", str(tmp_path / where)]) == 2
-    captured = capsys.readouterr()
-    assert "Machine:" not in captured.out, "nothing measured"
-    assert captured.err.startswith("error: the figures cannot be written: ") and "Give --json a file" in captured.err
-    assert ("is a file, not a folder" if where.startswith("a_file") else "is a folder, not a file") in captured.err
+    with pytest.raises(UsageError, match=f"the figures cannot be written: .*{why}. Give --json a file that can be"):
+        bench.main(["--quick", "--json", str(tmp_path / where)])
+    assert "Machine:" not in capsys.readouterr().out, "nothing measured"

@@ -325,19 +325,23 @@ def test_ctrl_c_while_the_command_line_is_still_importing_ends_with_one_line():
     assert (done.returncode, done.stderr, done.stdout) == (130, "stopped (Ctrl-C)\n", "")
 
 
-@pytest.mark.parametrize("module, arguments", [("mnist_utils.bench", ["--quick", "--json", "{tmp}/bench.json"]),
-                                               ("mnist_utils.search", ["configs/searches/step3.yaml", "--only", "0"])])
-def test_ctrl_c_in_the_middle_of_the_bench_or_a_search_ends_with_one_line(module, arguments, tmp_path):
-    # Ctrl-C where each starts its work (the device is asked for after the checks): one line and 130, as train ends
-    stopped_at_work = ("import runpy, mnist_utils.config as config\n"
-                       "def ctrl_c(*args, **kwargs):\n    raise KeyboardInterrupt\n"
-                       "config.get_device = ctrl_c\n"
-                       f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
-    done = subprocess.run([sys.executable, "-c", stopped_at_work, *(a.format(tmp=tmp_path) for a in arguments)],
+@pytest.mark.parametrize("module, interrupted, arguments", [
+    ("mnist_utils.bench", "mnist_utils.data.load_mnist", ["--quick", "--json", "{tmp}/bench.json"]),  # at its data
+    ("mnist_utils.search", "mnist_utils.training.train_seeds", ["{tmp}/search.yaml"])])  # in its first candidate
+def test_ctrl_c_in_the_middle_of_the_bench_or_a_search_ends_with_one_line(module, interrupted, arguments, tmp_path):
+    record = tmp_path / "record.json"
+    record.write_text("[]\n")
+    (tmp_path / "search.yaml").write_text(f"config: step3\nrecord: {record}\ncandidates: [[lr=0.05]]\n")
+    where, name = interrupted.rsplit(".", 1)
+    script = (f"import importlib, runpy\ndef ctrl_c(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+              f"setattr(importlib.import_module({where!r}), {name!r}, ctrl_c)\n"
+              f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", script, *(a.format(tmp=tmp_path) for a in arguments)],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "MNIST_PROFILE": "full", "MNIST_REPORTS_DIR": str(tmp_path)})
     assert (done.returncode, done.stderr.splitlines()[-1:]) == (130, ["stopped (Ctrl-C)"]), done.stderr
-    assert "Traceback" not in done.stderr and not list(tmp_path.iterdir()), "nothing written"
+    assert "Traceback" not in done.stderr and ("Machine:" in done.stdout if "bench" in module else "[0]" in done.stdout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json", "search.yaml"] and record.read_text() == "[]\n"
 
 
 def test_run_command_ends_as_a_command_does(capsys):

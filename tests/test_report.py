@@ -294,7 +294,8 @@ def test_make_readme_names_unreadable_files_sets_them_aside_and_needs_the_benchm
     assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'reports' / 'results' / '02_cut.json'} is not a readable results file" in err
-    assert f"{bench} is not a readable benchmark file" in err and f"No benchmark figures in {bench}: run `make bench`" in err
+    assert f"{bench} is not a readable benchmark file" in err
+    assert f"No benchmark figures in {bench}: run `make bench`" in err
     assert (tmp_path / "reports" / "bench.json.corrupt").exists() and "old" in readme.read_text()
     bench.write_text(json.dumps({**BENCH, "pipeline": {"ratio": 4.0}}))  # JSON, but not all that make bench writes
     assert main(readme, tmp_path / "reports", tmp_path / "notebooks") == 1

@@ -86,11 +86,11 @@ def test_a_device_this_machine_lacks_is_an_error_before_anything_runs(series: Pa
     monkeypatch.setenv("MNIST_DEVICE", "cuda:99")  # no machine has a hundredth GPU
     assert run.main(["--notebooks", str(series), "--reports", str(series.parent / "r")]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("error: ") and error.count("\n") == 1
-    assert not (series.parent / "r").exists()
+    assert error.startswith("error: ") and error.count("\n") == 1 and not (series.parent / "r").exists()
 
 
-@pytest.mark.parametrize("arguments, message", [(["--at-once", "0"], "notebooks at once (--at-once) must be at least 1"),
+@pytest.mark.parametrize("arguments, message", [
+    (["--at-once", "0"], "notebooks at once (--at-once) must be at least 1"),
     *((["--timeout", t], f"--timeout is a number of seconds above 0, got {float(t):g}") for t in ("0", "-5", "nan"))])
 def test_arguments_it_cannot_run_by_are_an_error_before_anything_runs(arguments, message, series: Path, capsys) -> None:
     reports = series.parent / "r"

@@ -126,7 +126,9 @@ def test_a_record_that_is_not_one_is_named_and_never_written_over(damage, search
     record.parent.mkdir()
     record.write_bytes(damage.encode("utf-8", "surrogateescape"))
     assert search.main([str(search_file)]) == 2
-    assert f"error: {record} is not a search record, a JSON list of rows (" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"error: {record} is not a search record, a JSON list of rows, each with its changes (" in said
+    assert ("(row 0 has none)" in said) == damage.startswith('[{"lowest"'), "the row without its changes is named"
     assert record.read_bytes() == damage.encode("utf-8", "surrogateescape"), "left as it was, for a look"
 
 
@@ -141,11 +143,17 @@ def test_under_the_smoke_profile_a_search_trains_cut_runs_into_a_record_of_its_o
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     trained = []
-    monkeypatch.setattr(search, "train_seeds", lambda recipe, data, device: trained.append(recipe) or fake_runs(recipe, data, device))
+    monkeypatch.setattr(search, "train_seeds", lambda recipe, *rest: trained.append(recipe) or fake_runs(recipe, *rest))
     search.run_search(search_file)
     assert [(r.epochs, len(r.seeds)) for r in trained] == [(1, 2), (1, 2)], "as the smoke profile cuts a recipe"
-    assert len(json.loads((tmp_path / "reports" / "smoke" / "record.json").read_text())) == 2
+    assert len(json.loads((tmp_path / "reports" / "smoke" / "docs" / "record.json").read_text())) == 2  # its own place
     assert not (search_file.parent / "docs" / "record.json").exists(), "the real record is the full profile's"
+    with pytest.raises(FileNotFoundError, match="run MNIST_PROFILE=full python -m mnist_utils.search"):
+        search.recorded_candidates(search_file)  # notebook 03 reads the real record, whatever its profile
+    monkeypatch.setenv("MNIST_PROFILE", "full")
+    rows = search.run_search(search_file)
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    assert search.recorded_candidates(search_file) == rows and [r.epochs for r in trained[2:]] == [15, 5]
 
 
 def test_a_search_file_is_read_from_the_current_folder_first_and_needs_a_candidate(search_file, monkeypatch, tmp_path,
