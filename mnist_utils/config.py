@@ -1,5 +1,5 @@
-"""Where things live, which profile is running, which device to use, and what the runner tells a notebook's kernel
-(headless, its lanes, its pending folder): decided here, once."""
+"""Where things live, which profile is running, which device to use, what the runner tells a notebook's kernel
+(headless, its lanes, its pending folder), and how a command reads its arguments and ends: decided here, once."""
 from __future__ import annotations
 
 import argparse

@@ -175,7 +175,8 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         row = summarise(recipe, changes, runs, time.perf_counter() - start)
         rows = [r for r in rows if not _same_run(r, changes, recipe)] + [row]  # a rerun replaces its own row only
         write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
-        print(f"    {row['parameters']:,} parameters · lowest last-{LAST_EPOCHS} {row['lowest']:.2f}% · "
+        judged = min(LAST_EPOCHS, recipe.epochs)  # a smoke run's one epoch: the last 1
+        print(f"    {row['parameters']:,} parameters · lowest last-{judged} {row['lowest']:.2f}% · "
               f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL_ACC}% · {row['seconds']:.0f} s", flush=True)
     return rows
 
