@@ -469,7 +469,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     sizes = QUICK if args.quick else Sizes()
     sizes = dataclasses.replace(sizes, steps=args.steps or sizes.steps, repeats=args.repeats or sizes.repeats)
     whole = not (args.quick or args.skip_accuracy) and sizes.steps >= Sizes.steps and sizes.repeats >= Sizes.repeats
-    path, (_, device) = figures_path(args.json, "bench.json", whole), checked_settings()
+    (_, device), path = checked_settings(), figures_path(args.json, "bench.json", whole)  # the profile checked first
     machine = machine_facts(device)
     print(f"Machine: {machine['hardware']}; {machine['cpu_count']} CPUs ({machine['usable_cpus']} usable), "
           f"torch {machine['torch']} with {machine['torch_threads']} threads, device {device}"

@@ -221,6 +221,13 @@ def test_pipeline_contestants_are_timed_in_turn_and_each_keeps_its_fastest_round
     assert speed == {"a": 200.0, "b": 50.0}, "each contestant's fastest round: 100 images in 0.5 s and in 2 s"
 
 
+def test_a_profile_that_does_not_exist_is_one_usage_error_before_anything_runs(monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_PROFILE", "bogus")  # a whole run's figures go to the profile's folder: it is read first
+    with pytest.raises(UsageError, match="Unknown MNIST_PROFILE 'bogus'"):
+        bench.main([])
+    assert "Machine:" not in capsys.readouterr().out
+
+
 def test_a_run_with_less_in_it_than_make_bench_leaves_the_whole_runs_figures_alone(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path))
     (tmp_path / "bench.json").write_text("{}\n")  # a whole run's, which `make readme` reads
