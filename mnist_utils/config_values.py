@@ -64,12 +64,23 @@ def yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
     return f"line {mark.line + 1}, column {mark.column + 1}", problem
 
 
+def likely_meant(key: str, known: Iterable[str], synonyms: dict[str, str] | None = None) -> str | None:
+    """The known key `key` most likely stands for: a synonym's, else the closest spelling; None if none is close."""
+    return (synonyms or {}).get(key) or next(iter(difflib.get_close_matches(key, list(known), n=1)), None)
+
+
+def misspelt(keys: Iterable[str], known: Iterable[str]) -> str:
+    """'; did you mean dropout for dropuot?' for the keys not `known` that resemble one that is; '' for none."""
+    known = list(known)
+    meant = [f"{guess} for {key}" for key in keys if key not in known and (guess := likely_meant(key, known))]
+    return f"; did you mean {' and '.join(meant)}?" if meant else ""
+
+
 def unknown_keys(where: str, unknown: list[str], known: Iterable[str], synonyms: dict[str, str]) -> ConfigError:
     """The error for keys a recipe lacks, each with the key it likely means ("unknown key lrr; did you mean lr?");
     the list of the keys only where one of them resembles none."""
     known = list(known)
-    guesses = {key: synonyms.get(key) or next(iter(difflib.get_close_matches(key, known, n=1)), None)
-               for key in unknown}
+    guesses = {key: likely_meant(key, known, synonyms) for key in unknown}
     if len(unknown) == 1 and guesses[unknown[0]]:
         return ConfigError(f"{where}unknown key {unknown[0]}; did you mean {guesses[unknown[0]]}?")
     named = ", ".join(f"{key} (did you mean {guess}?)" if guess else key for key, guess in guesses.items())

@@ -26,7 +26,7 @@ import models
 from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT, counted, first_line
-from .config_values import ConfigError, convert, load_yaml, seed_problem, unknown_keys, yaml_problem
+from .config_values import ConfigError, convert, load_yaml, misspelt, seed_problem, unknown_keys, yaml_problem
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
                      monitor_mode, one_cycle, precision_for)
@@ -113,9 +113,8 @@ class Recipe:
         elif self.train_fraction < 1 and self.val_fraction + self.train_fraction > 1:  # both shares of the whole set
             problems.append(f"train_fraction {self.train_fraction:g} and val_fraction {self.val_fraction:g} add up "
                             "to more than the whole training set: lower one")
-        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
-            problems.append(f"batches_per_epoch: must be at least 1 (or left out: whole passes), got "
-                            f"{self.batches_per_epoch}")
+        if (bpe := self.batches_per_epoch) is not None and bpe < 1:
+            problems.append(f"batches_per_epoch: must be at least 1 (or left out: whole passes), got {bpe}")
         if self.epochs >= 1:  # else said above: what is measured against epochs would only repeat it
             if self.anneal_epochs is not None and not 1 <= self.anneal_epochs <= self.epochs:
                 problems.append(f"anneal_epochs: the cycle must fit the run, 1 to epochs = {self.epochs}, got "
@@ -131,9 +130,8 @@ class Recipe:
             problems.append("patience, keep_best and a plateau schedule watch the validation split: set val_fraction")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
-        if self.ema is not None and not 0 < self.ema < 1:
-            problems.append(f"ema: a decay per step in (0, 1), 0.995 averaging about the last 200 steps, got "
-                            f"{self.ema}")
+        if (ema := self.ema) is not None and not 0 < ema < 1:
+            problems.append(f"ema: a decay per step in (0, 1), 0.995 averaging about the last 200 steps, got {ema}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
         if self.image_size is not None and self.image_size < 1:
@@ -351,11 +349,13 @@ def build_model(recipe: Recipe) -> nn.Module:
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
-        fix = ("the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all
-               else "model_args and an image_size that fit")  # built, but its first batch failed
+        signature = inspect.signature(model)  # a misspelt argument gets the one it likely stands for, else the rule
+        fix = misspelt(recipe.model_args, signature.parameters) or (
+            ". Give it the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all
+            else ". Give it model_args and an image_size that fit")  # built, but its first batch failed
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
-                          f"digits (it takes {recipe.model}{inspect.signature(model)}): "
-                          f"{(first_line(error) or type(error).__name__).rstrip('.')}. Give it {fix}") from None
+                          f"digits (it takes {recipe.model}{signature}): "
+                          f"{(first_line(error) or type(error).__name__).rstrip('.')}{fix}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:

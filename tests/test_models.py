@@ -17,7 +17,8 @@ from mnist_utils.data import ImageSet
 from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_with_dropout, fitting_diagnosis,
                                     last_epochs_summary, predict, probed_gap, run_summary, seed_table)
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, smallest_input_size
-from mnist_utils.recipes import Recipe, load_config
+from mnist_utils.config_values import ConfigError
+from mnist_utils.recipes import Recipe, build_model, load_config
 from mnist_utils.training import train_recipe, train_seeds
 
 PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 5_458}
@@ -387,3 +388,18 @@ def test_a_recipe_refuses_an_unknown_optimizer_or_scheduler_when_it_is_made():
         Recipe(scheduler="cosine")
     assert "step decay" in Recipe(scheduler="step").describe()
     assert "one-cycle" not in Recipe(scheduler="plateau", val_fraction=0.1).describe()
+
+
+def test_model_arguments_that_do_not_fit_are_an_error_naming_the_model():
+    with pytest.raises(ConfigError, match="do not fit Model_2"):
+        build_model(load_config("step2", ["model_args.dropout=[1, 2]"]))
+
+
+def test_a_misspelt_model_argument_gets_the_one_it_likely_stands_for():
+    with pytest.raises(ConfigError, match=r"do not fit Model_2 .*got an unexpected keyword argument 'width'; "
+                                          r"did you mean widths for width\?$"):
+        build_model(load_config("step2", ["model_args.width=3"]))
+    with pytest.raises(ConfigError, match=r"did you mean dropout for dropuot and widths for widht\?$"):
+        build_model(load_config("step2", ["model_args.dropuot=0.1", "model_args.widht=[8]"]))
+    with pytest.raises(ConfigError, match=r"'colour'\. Give it the model_args it takes \(model_args=\{\} for"):
+        build_model(load_config("step2", ["model_args.colour=3"]))  # nothing like it: the rule
