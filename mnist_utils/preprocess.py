@@ -9,9 +9,10 @@ scanner or a canvas is brought to the same form:
 2. greyscale; transparent pixels become paper of the colour that contrasts with the ink;
 3. polarity: the border's median is the paper; light paper (dark ink) is inverted;
 4. the paper's level is taken away and the ink stretched to full range; faint texture is dropped. Where the
-   light changes gradually along the border (a photo lit from one side, or darker at its corners), the paper's
-   level around each pixel is taken away instead, and the ink is whichever of dark and light strokes the
-   picture has more of (this, not step 3, gives the polarity);
+   light changes gradually along the border (a photo lit from one side, or darker at its corners), or at once
+   between one light stretch of it and one dark one (a shadow's edge across the paper), the paper's level around
+   each pixel is taken away instead, and the ink is whichever of dark and light strokes the picture has more of
+   (this, not step 3, gives the polarity; beside a shadow, the light side of the border does);
 5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
 
 Everything after decoding works on whole tensors: no Python loop over pixels.
@@ -44,8 +45,11 @@ MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below whi
 SHEET_SHARE = 0.5  # of a row (column) that a light sheet covers; a light digit's strokes cover far less
 SHEET_INSET = 0.03  # of the sheet's box cut from each side: its edge, its shadow, the table at its corners
 SHEET_EDGE_INK = 0.1  # of the cut sheet's frame that ink may cover; more, and the "sheet" is a light digit's strokes
-UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level (see _one_paper_level)
+UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level (see _border_light)
 LIGHT_STEP = 25.0  # grey levels the border's may change by over 1% of its length, where the light changes gradually
+SHADE_SHARE = 0.1  # of the border's length that the shade of a shadow (and the light beside it) covers at least
+SHADE_LEVEL = 0.15  # of the light paper's level that paper in a shadow keeps at least; darker is ink or a dark ground
+SHADOW_SIDE = 64  # pixels a picture with a shadow's edge has at least each way: smaller ones are crops and drawings
 LIGHT_WINDOW = 0.1  # of the shorter side: strokes thinner than this are told from the paper under uneven light
 MAX_GAIN = 4.0  # ink in the shade counts up to this many times its contrast: more would raise the noise of near black
 
@@ -167,19 +171,30 @@ def _border_profile(grey: torch.Tensor) -> torch.Tensor:
                       grey[-b:].median(dim=0).values.flip(0), grey[:, :b].median(dim=1).values.flip(0)])
 
 
-def _one_paper_level(grey: torch.Tensor) -> tuple[bool, float]:
-    """Whether one paper level stands for the whole picture, and the border's lightest level. Not where the light
-    on the paper changes across it: the border's level (`_border_profile`, a running median over 2% of its length
-    taking out strokes narrower than half that) spans more than UNEVEN_LIGHT, and changes gradually, by LIGHT_STEP at
-    most over each 1% of its length. A wide stroke reaching the border, the edge of a sheet on a table, or a
-    shadow's, changes it at once: such a picture is read with one level, as it always was."""
+def _border_light(grey: torch.Tensor) -> tuple[str, float]:
+    """How the light falls along the picture's border, and the border's lightest level. The border's level
+    (`_border_profile`, a running median over 2% of its length taking out strokes narrower than half that) is
+    'even' where it spans UNEVEN_LIGHT at most: one paper level stands for the whole picture. Else it is 'gradual'
+    where it changes by LIGHT_STEP at most over each 1% of the length (a photo lit from one side, a vignette);
+    'split' where it changes at once between one light stretch and one dark one, each at least SHADE_SHARE of the
+    length, the dark one at SHADE_LEVEL of the light one's level or more, in a picture of SHADOW_SIDE or more each
+    way (a shadow's edge across the paper, or a sheet's on a table); 'crossed' where it changes at once otherwise
+    (wide strokes reaching the border, a light stroke along it on a dark ground, a digit cropped to its strokes),
+    which is read with one level, as an even border is."""
     profile = _border_profile(grey)
     step = max(1, len(profile) // 100)
     loop = torch.cat([profile, profile[:2 * step]])  # the border closes on itself
     level = loop.unfold(0, 2 * step + 1, 1).median(dim=1).values
-    spread = float(level.max() - level.min())
-    jump = float((level.roll(-step) - level).abs().max())
-    return spread <= UNEVEN_LIGHT or jump > LIGHT_STEP, float(level.max())
+    if float(level.max() - level.min()) <= UNEVEN_LIGHT:
+        return "even", float(level.max())
+    if float((level.roll(-step) - level).abs().max()) <= LIGHT_STEP:
+        return "gradual", float(level.max())
+    dark = level < (level.max() + level.min()) / 2
+    ends = torch.nonzero(dark != dark.roll(1)).flatten()  # where a stretch of one or the other starts
+    shorter = min(int(ends[1] - ends[0]), len(level) - int(ends[1] - ends[0])) if len(ends) == 2 else 0
+    shade = float(level.min()) >= SHADE_LEVEL * float(level.max())  # paper in the shade still reflects light
+    split = shorter >= SHADE_SHARE * len(level) and shade and min(grey.shape) >= SHADOW_SIDE
+    return "split" if split else "crossed", float(level.max())
 
 
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -187,10 +202,11 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
     columns, which a light digit on a dark ground seldom covers; and once cut, with ink over no more than
     SHEET_EDGE_INK of its frame, which a light digit cropped close to its strokes does cover (the dark ground between
-    them). Any other picture as it is (one whose border is lit unevenly too: `_ink` finds the strokes on a sheet
-    there). With its paper level."""
-    paper = _paper_level(grey)
-    if paper > 127.5 or not _one_paper_level(grey)[0]:  # the border is paper already, or lit unevenly
+    them). Where the border is split into a light and a dark stretch, a sheet's edge or a shadow's, the cut must hold
+    a digit too: a shadow's light side may hold none of it. Any other picture as it is (one whose border is lit
+    gradually too: `_ink` finds the strokes on a sheet there). With its paper level."""
+    paper, border = _paper_level(grey), _border_light(grey)[0]
+    if paper > 127.5 or border == "gradual":  # the border is paper already, or lit unevenly
         return grey, paper
     light = grey > (paper + float(grey.max())) / 2
     rows = torch.nonzero(light.float().mean(dim=1) > SHEET_SHARE).flatten()
@@ -203,6 +219,8 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     sheet_paper = _paper_level(sheet)
     edge_ink = float((sheet[_frame(sheet)] < (sheet_paper + float(sheet.min())) / 2).float().mean())
     if edge_ink > SHEET_EDGE_INK:  # a light digit cropped close: its strokes, with the dark ground between them
+        return grey, paper
+    if border == "split" and sheet_paper - float(sheet.min()) < MIN_CONTRAST:  # a shadow's light side, or no digit
         return grey, paper
     return sheet, sheet_paper
 
@@ -237,22 +255,34 @@ def _closing(grey: torch.Tensor, side: int) -> torch.Tensor:
 
 def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
     """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
-    whether the paper is light (dark ink: inverted). Where the light changes gradually across the border (a photo
-    lit from one side or darker at its corners: `_one_paper_level`), not from one level: the paper at each pixel is
-    what is left once strokes thinner than LIGHT_WINDOW of the shorter side are wiped out (`_closing`, or on the
-    negative for light ink), and the ink is whichever of dark and light strokes there is more of. Light paper then
-    counts as a share of the light falling there (ink in the shade is as dark a share of its paper as ink in the
-    light, up to MAX_GAIN times its contrast), scaled to the border's lightest."""
-    even, high = _one_paper_level(grey)
-    if even:
+    whether the paper is light (dark ink: inverted). Where the light changes across the border, gradually (a photo
+    lit from one side or darker at its corners) or at a shadow's edge (`_border_light`), not from one level: the
+    paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the shorter side are wiped out
+    (`_closing`, or on the negative for light ink), and the ink is whichever of dark and light strokes there is more
+    of. Beside a shadow the ink is dark where the border's lightest level is light (the lit paper's narrow wedges
+    between strokes and the shade would count as light ink), and near the shadow's edge dark lines thinner than
+    3 px, which the edge leaves in a JPEG, are not ink. Light paper then counts as a share of the light falling
+    there (ink in the shade is as dark a share of its paper as ink in the light, up to MAX_GAIN times its
+    contrast), scaled to the border's lightest; a picture whose ink has less than MIN_CONTRAST is left so, blank
+    (the gain would raise a dark table's noise into strokes)."""
+    light, high = _border_light(grey)
+    if light in ("even", "crossed"):
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
     side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
-    if float(dark_ink.sum()) >= float(light_ink.sum()):
-        return dark_ink * (high / light_paper.clamp(min=1)).clamp_(max=MAX_GAIN), True
-    return light_ink, False
+    if light == "split":
+        near_edge = (_square_max(light_paper, 9) + _square_max(-light_paper, 9)) > UNEVEN_LIGHT  # the paper steps
+        dark_ink = torch.where(near_edge, _square_max(-_square_max(-dark_ink, 3), 3), dark_ink)  # an opening there
+        dark = high > 127.5
+    else:
+        dark = float(dark_ink.sum()) >= float(light_ink.sum())
+    if not dark:
+        return light_ink, False
+    if float(dark_ink.max()) < MIN_CONTRAST:
+        return dark_ink, True
+    return dark_ink * (high / light_paper.clamp(min=1)).clamp_(max=MAX_GAIN), True
 
 
 def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from mnist_utils.checkpoints import Classifier
-from mnist_utils.preprocess import (MAX_BYTES, WORKING_SIZE, ImageError, _square_max, decode, preprocess,
+from mnist_utils.preprocess import (MAX_BYTES, WORKING_SIZE, ImageError, _border_light, _square_max, decode, preprocess,
                                     read_image_file, to_mnist)
 
 SUBSET = range(0, 10_000, 25)  # 400 fixed test digits, every class represented
@@ -282,7 +282,8 @@ def test_no_mnist_test_digit_as_it_is_is_taken_for_dark_ink(mnist):
 def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> bytes:
     """A phone photo of `digit` in dark ink (reflecting 10-30% of the light) on paper, as a JPEG of 400×300: the
     digit 100-220 px tall anywhere on it, the light on the paper 'fading' from one side to the other (from 60-130
-    grey levels to 200-245, in any direction) or a 'vignette' (that light at the centre, the darker at the corners)."""
+    grey levels to 200-245, in any direction), a 'vignette' (that light at the centre, the darker at the corners) or
+    a 'shadow' (60-130 in the shade, 200-245 beside it, its sharp edge crossing the digit at any angle)."""
     size, (height, width) = int(rng.integers(100, 221)), (300, 400)
     ink = np.asarray(Image.fromarray(digit.numpy()).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
     reflectance = np.ones((height, width), np.float32)
@@ -293,19 +294,27 @@ def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> byte
     if light == "fading":
         angle = rng.uniform(0, 2 * np.pi)
         level = dark + (bright - dark) * ((np.cos(angle) * x + np.sin(angle) * y) / 1.42 + 0.5)
-    else:
+    elif light == "vignette":
         level = bright - (bright - dark) * 2 * (x ** 2 + y ** 2)
+    else:  # through a point of the digit's middle, ink on both sides; as sharp as a pixel (a camera's anti-aliasing)
+        angle, (row, col) = rng.uniform(0, 2 * np.pi), rng.uniform(0.35, 0.65, 2) * size + [top, left]
+        across = np.cos(angle) * ((x + 0.5) * width - col) + np.sin(angle) * ((y + 0.5) * height - row)  # pixels
+        level = dark + (bright - dark) * np.clip(across + 0.5, 0, 1)
     buffer = io.BytesIO()
     Image.fromarray((reflectance * level).clip(0, 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("light", ["fading", "vignette"])
+@pytest.mark.parametrize("light", ["fading", "vignette", "shadow"])
 def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist, step3_checkpoint, light):
     # One paper level for the whole picture, the frame's median, reads shaded paper as ink, or light paper as the
     # ground: of 200 test digits lit this way (every 50th), the series' step3-seed1 read 45 and 32 right with it (4
-    # vignetted ones refused as blank), 199 and 198 with each pixel's own paper. (A shadow's hard edge is still read
-    # with one level: see preprocess._one_paper_level.)
+    # vignetted ones refused as blank), 199 and 198 with each pixel's own paper. A shadow's sharp edge across the
+    # digit was read with one level until a border split into one light and one dark stretch was told from strokes
+    # crossing it: 21 of those 200 right (26 refused as blank), now 194. Without one of its parts: 168 (26 refused)
+    # where a shadow's light side is cut out like a sheet with no digit on it; 182 (13 as light ink) where the ink's
+    # sums give the polarity (the light side's wedges between strokes count as light ink); 179 where the edge's
+    # thin lines count as ink. Of the 40 here: 40, and 36 and 37 without the last two.
     classifier = Classifier.load(step3_checkpoint)
     index = torch.arange(0, 10_000, 250)  # 40 test digits, every class represented
     images, labels = mnist.test.images[index], mnist.test.labels[index]
@@ -316,7 +325,34 @@ def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist
     clean = sum(answer["digit"] == int(label) for answer, label in zip(classifier.answers(images), labels))
     inverted = sum(digit.inverted for digit in digits)
     print(f"{light}: {right} of {len(labels)} read right, {clean} as MNIST has them; {inverted} seen as dark ink")
-    assert right >= 0.9 * clean
+    assert right >= (0.95 if light == "shadow" else 0.9) * clean
+    assert inverted == len(labels) or light != "shadow", "beside a shadow, the light paper gives the polarity"
+
+
+def test_a_split_border_is_a_shadow_only_where_the_shade_is_paper(mnist):
+    # A light 7 on black, its bar along the top edge: the border is split into a light and a dark stretch as by a
+    # shadow, but the dark one is black ground, not paper in the shade, and the bar is ink: read as dark ink once
+    light_seven = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(light_seven).line([(0, 10), (230, 10), (110, 250)], fill=255, width=20)
+    grey = torch.from_numpy(np.array(light_seven)).float()
+    assert _border_light(grey)[0] == "crossed" and not to_mnist(grey)[1]
+    # An empty sheet reaching the photo's edge, on a dark table (noise σ = 3): the gain that lifts ink in the shade
+    # lifted the table's noise over MIN_CONTRAST, and 0 of these 10 were refused as blank
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        photo = np.full((300, 400), 40.0)
+        photo[90:, 140:] = 225.0
+        photo = (photo + rng.normal(0, 3, photo.shape)).clip(0, 255).round().astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(photo).save(buffer, format="JPEG", quality=90)
+        with pytest.raises(ImageError, match="No digit found"):
+            preprocess(buffer.getvalue())
+    # Test digits cropped to their strokes at MNIST's size, dark on light (1040 is 20×4 px): the strokes split the
+    # border as a shadow's edge would, and read against the paper around them, they were wiped out (refused as blank)
+    for index in (1040, 2860):
+        image = mnist.test.images[index]
+        rows, cols = torch.nonzero(image).min(0).values, torch.nonzero(image).max(0).values + 1
+        assert to_mnist(255 - image[rows[0]:cols[0], rows[1]:cols[1]])[1], index
 
 
 def test_the_running_maximum_is_max_pooling_in_fewer_passes():
