@@ -50,6 +50,8 @@ LIGHT_STEP = 25.0  # grey levels the border's may change by over 1% of its lengt
 SHADE_SHARE = 0.1  # of the border's length that the shade of a shadow (and the light beside it) covers at least
 SHADE_LEVEL = 0.15  # of the light paper's level that paper in a shadow keeps at least; darker is ink or a dark ground
 SHADOW_SIDE = 64  # pixels a picture with a shadow's edge has at least each way: smaller ones are crops and drawings
+EDGE_SQUARE = 9  # px: where the paper's level steps by more than UNEVEN_LIGHT within this square lies a shadow's edge
+EDGE_LINE = 3  # px: a dark line thinner than this along a shadow's edge is the edge's JPEG ringing, not a stroke
 LIGHT_WINDOW = 0.1  # of the shorter side: strokes thinner than this are told from the paper under uneven light
 MAX_GAIN = 4.0  # ink in the shade counts up to this many times its contrast: more would raise the noise of near black
 
@@ -206,7 +208,7 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     a digit too: a shadow's light side may hold none of it. Any other picture as it is (one whose border is lit
     gradually too: `_ink` finds the strokes on a sheet there). With its paper level."""
     paper, border = _paper_level(grey), _border_light(grey)[0]
-    if paper > 127.5 or border == "gradual":  # the border is paper already, or lit unevenly
+    if paper > 127.5 or border == "gradual":  # the border is paper already, or lit gradually
         return grey, paper
     light = grey > (paper + float(grey.max())) / 2
     rows = torch.nonzero(light.float().mean(dim=1) > SHEET_SHARE).flatten()
@@ -261,20 +263,20 @@ def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
     (`_closing`, or on the negative for light ink), and the ink is whichever of dark and light strokes there is more
     of. Beside a shadow the ink is dark where the border's lightest level is light (the lit paper's narrow wedges
     between strokes and the shade would count as light ink), and near the shadow's edge dark lines thinner than
-    3 px, which the edge leaves in a JPEG, are not ink. Light paper then counts as a share of the light falling
+    EDGE_LINE, which the edge leaves in a JPEG, are not ink. Light paper then counts as a share of the light falling
     there (ink in the shade is as dark a share of its paper as ink in the light, up to MAX_GAIN times its
     contrast), scaled to the border's lightest; a picture whose ink has less than MIN_CONTRAST is left so, blank
     (the gain would raise a dark table's noise into strokes)."""
-    light, high = _border_light(grey)
-    if light in ("even", "crossed"):
+    border, high = _border_light(grey)
+    if border in ("even", "crossed"):
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
     side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
-    if light == "split":
-        near_edge = (_square_max(light_paper, 9) + _square_max(-light_paper, 9)) > UNEVEN_LIGHT  # the paper steps
-        dark_ink = torch.where(near_edge, _square_max(-_square_max(-dark_ink, 3), 3), dark_ink)  # an opening there
+    if border == "split":
+        step = _square_max(light_paper, EDGE_SQUARE) + _square_max(-light_paper, EDGE_SQUARE)  # the paper's range
+        dark_ink = torch.where(step > UNEVEN_LIGHT, -_closing(-dark_ink, EDGE_LINE), dark_ink)  # an opening there
         dark = high > 127.5
     else:
         dark = float(dark_ink.sum()) >= float(light_ink.sum())

@@ -349,7 +349,7 @@ def build_model(recipe: Recipe) -> nn.Module:
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
-        signature = inspect.signature(model)  # a misspelt argument gets the one it likely stands for, else the rule
+        signature = inspect.signature(model)  # a misspelt argument gets the one it likely stands for, else advice
         fix = misspelt(recipe.model_args, signature.parameters) or (
             ". Give it the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all
             else ". Give it model_args and an image_size that fit")  # built, but its first batch failed

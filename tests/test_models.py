@@ -17,8 +17,7 @@ from mnist_utils.data import ImageSet
 from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_with_dropout, fitting_diagnosis,
                                     last_epochs_summary, predict, probed_gap, run_summary, seed_table)
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, smallest_input_size
-from mnist_utils.config_values import ConfigError
-from mnist_utils.recipes import Recipe, build_model, load_config
+from mnist_utils.recipes import ConfigError, Recipe, build_model, load_config
 from mnist_utils.training import train_recipe, train_seeds
 
 PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 5_458}

@@ -331,7 +331,8 @@ def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist
 
 def test_a_split_border_is_a_shadow_only_where_the_shade_is_paper(mnist):
     # A light 7 on black, its bar along the top edge: the border is split into a light and a dark stretch as by a
-    # shadow, but the dark one is black ground, not paper in the shade, and the bar is ink: read as dark ink once
+    # shadow, but the dark one is black ground, not paper in the shade (SHADE_LEVEL), and the bar is ink: read as
+    # dark ink without that rule
     light_seven = Image.new("L", (280, 280), 0)
     ImageDraw.Draw(light_seven).line([(0, 10), (230, 10), (110, 250)], fill=255, width=20)
     grey = torch.from_numpy(np.array(light_seven)).float()
@@ -349,10 +350,12 @@ def test_a_split_border_is_a_shadow_only_where_the_shade_is_paper(mnist):
             preprocess(buffer.getvalue())
     # Test digits cropped to their strokes at MNIST's size, dark on light (1040 is 20×4 px): the strokes split the
     # border as a shadow's edge would, and read against the paper around them, they were wiped out (refused as blank)
+    # while a picture that small could have a shadow (SHADOW_SIDE)
     for index in (1040, 2860):
         image = mnist.test.images[index]
-        rows, cols = torch.nonzero(image).min(0).values, torch.nonzero(image).max(0).values + 1
-        assert to_mnist(255 - image[rows[0]:cols[0], rows[1]:cols[1]])[1], index
+        (top, left), (bottom, right) = torch.nonzero(image).min(0).values, torch.nonzero(image).max(0).values + 1
+        assert _border_light(255 - image[top:bottom, left:right].float())[0] == "crossed", index
+        assert to_mnist(255 - image[top:bottom, left:right])[1], index
 
 
 def test_the_running_maximum_is_max_pooling_in_fewer_passes():
@@ -368,9 +371,10 @@ def test_the_running_maximum_is_max_pooling_in_fewer_passes():
 
 
 def test_a_border_crossed_by_ink_or_a_sheet_edge_is_not_taken_for_uneven_light(mnist):
-    # The border's levels spread there too, but change at once, not gradually: such pictures are read with one paper
-    # level. Taken for uneven light (1a19503), thick strokes in a tight crop were wiped out as paper, and a sheet
-    # reaching the photo's edge was not cut from the table, whose noise was raised 5.6 times
+    # The border's levels spread there too, but change at once, not gradually: a tight crop's strokes cross it (read
+    # with one paper level), a sheet reaching the photo's edge splits it (cut from its table, as it holds a digit).
+    # Taken for gradual light (1a19503), thick strokes in a tight crop were wiped out as paper, and a sheet reaching
+    # the photo's edge was not cut from the table, whose noise was raised 5.6 times
     rng, close = np.random.default_rng(0), {"tight crop": [], "sheet": []}
     for index in range(0, 200, 10):
         original = mnist.test.images[index]
