@@ -205,8 +205,9 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     columns, which a light digit on a dark ground seldom covers; and once cut, with ink over no more than
     SHEET_EDGE_INK of its frame, which a light digit cropped close to its strokes does cover (the dark ground between
     them). Where the border is split into a light and a dark stretch, a sheet's edge or a shadow's, the cut must hold
-    a digit too: a shadow's light side may hold none of it. Any other picture as it is (one whose border is lit
-    gradually too: `_ink` finds the strokes on a sheet there). With its paper level."""
+    a digit too (a shadow's light side may hold none of it), unless the rest holds none either (an empty sheet). Any
+    other picture as it is (one whose border is lit gradually too: `_ink` finds the strokes on a sheet there). With
+    its paper level."""
     paper, border = _paper_level(grey), _border_light(grey)[0]
     if paper > 127.5 or border == "gradual":  # the border is paper already, or lit gradually
         return grey, paper
@@ -222,8 +223,10 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     edge_ink = float((sheet[_frame(sheet)] < (sheet_paper + float(sheet.min())) / 2).float().mean())
     if edge_ink > SHEET_EDGE_INK:  # a light digit cropped close: its strokes, with the dark ground between them
         return grey, paper
-    if border == "split" and sheet_paper - float(sheet.min()) < MIN_CONTRAST:  # a shadow's light side, or no digit
-        return grey, paper
+    if border == "split" and sheet_paper - float(sheet.min()) < MIN_CONTRAST:  # no digit on it: a shadow's light side?
+        shade = grey[~light]  # the rest: the shade, with the digit, or a table
+        if float(shade.median() - shade.min()) >= MIN_CONTRAST:
+            return grey, paper
     return sheet, sheet_paper
 
 
