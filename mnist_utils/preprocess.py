@@ -199,7 +199,7 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     return "split" if split else "crossed", float(level.max())
 
 
-def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
+def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float, tuple[str, float]]:
     """A photo of a light sheet on a darker table, its border the table's, cut to the sheet, so that the paper is
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
     columns, which a light digit on a dark ground seldom covers; and once cut, with ink over no more than
@@ -207,27 +207,27 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float]:
     them). Where the border is split into a light and a dark stretch, a sheet's edge or a shadow's, the cut must hold
     a digit too (a shadow's light side may hold none of it), unless the rest holds none either (an empty sheet). Any
     other picture as it is (one whose border is lit gradually too: `_ink` finds the strokes on a sheet there). With
-    its paper level."""
-    paper, border = _paper_level(grey), _border_light(grey)[0]
-    if paper > 127.5 or border == "gradual":  # the border is paper already, or lit gradually
-        return grey, paper
+    its paper level and the light along its border (`_border_light`)."""
+    paper, border = _paper_level(grey), _border_light(grey)
+    if paper > 127.5 or border[0] == "gradual":  # the border is paper already, or lit gradually
+        return grey, paper, border
     light = grey > (paper + float(grey.max())) / 2
     rows = torch.nonzero(light.float().mean(dim=1) > SHEET_SHARE).flatten()
     cols = torch.nonzero(light.float().mean(dim=0) > SHEET_SHARE).flatten()
     if len(rows) < 0.3 * grey.shape[0] or len(cols) < 0.3 * grey.shape[1]:
-        return grey, paper
+        return grey, paper, border
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     dy, dx = round(SHEET_INSET * (bottom - top)), round(SHEET_INSET * (right - left))
     sheet = grey[top + dy:bottom - dy, left + dx:right - dx]
     sheet_paper = _paper_level(sheet)
     edge_ink = float((sheet[_frame(sheet)] < (sheet_paper + float(sheet.min())) / 2).float().mean())
     if edge_ink > SHEET_EDGE_INK:  # a light digit cropped close: its strokes, with the dark ground between them
-        return grey, paper
-    if border == "split" and sheet_paper - float(sheet.min()) < MIN_CONTRAST:  # no digit on it: a shadow's light side?
+        return grey, paper, border
+    if border[0] == "split" and sheet_paper - float(sheet.min()) < MIN_CONTRAST:  # no digit: a shadow's light side?
         shade = grey[~light]  # the rest: the shade, with the digit, or a table
         if float(shade.median() - shade.min()) >= MIN_CONTRAST:
-            return grey, paper
-    return sheet, sheet_paper
+            return grey, paper, border
+    return sheet, sheet_paper, _border_light(sheet)
 
 
 def _running_max(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -258,26 +258,26 @@ def _closing(grey: torch.Tensor, side: int) -> torch.Tensor:
     return -_square_max(-_square_max(padded, side), side)[margin:-margin, margin:-margin]
 
 
-def _ink(grey: torch.Tensor, paper: float) -> tuple[torch.Tensor, bool]:
+def _ink(grey: torch.Tensor, paper: float, border: tuple[str, float]) -> tuple[torch.Tensor, bool]:
     """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
-    whether the paper is light (dark ink: inverted). Where the light changes across the border, gradually (a photo
-    lit from one side or darker at its corners) or at a shadow's edge (`_border_light`), not from one level: the
-    paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the shorter side are wiped out
-    (`_closing`, or on the negative for light ink), and the ink is whichever of dark and light strokes there is more
-    of. Beside a shadow the ink is dark where the border's lightest level is light (the lit paper's narrow wedges
-    between strokes and the shade would count as light ink), and near the shadow's edge dark lines thinner than
-    EDGE_LINE, which the edge leaves in a JPEG, are not ink. Light paper then counts as a share of the light falling
-    there (ink in the shade is as dark a share of its paper as ink in the light, up to MAX_GAIN times its
-    contrast), scaled to the border's lightest; a picture whose ink has less than MIN_CONTRAST is left so, blank
-    (the gain would raise a dark table's noise into strokes)."""
-    border, high = _border_light(grey)
-    if border in ("even", "crossed"):
+    whether the paper is light (dark ink: inverted). Where the light changes across the border (`border`, as
+    `_border_light` reads it), gradually (a photo lit from one side or darker at its corners) or at a shadow's edge,
+    not from one level: the paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the
+    shorter side are wiped out (`_closing`, or on the negative for light ink), and the ink is whichever of dark and
+    light strokes there is more of. Beside a shadow the ink is dark where the border's lightest level is light (the
+    lit paper's narrow wedges between strokes and the shade would count as light ink), and near the shadow's edge
+    dark lines thinner than EDGE_LINE, which the edge leaves in a JPEG, are not ink. Light paper then counts as a
+    share of the light falling there (ink in the shade is as dark a share of its paper as ink in the light, up to
+    MAX_GAIN times its contrast), scaled to the border's lightest; a picture whose ink has less than MIN_CONTRAST is
+    left so, blank (the gain would raise a dark table's noise into strokes)."""
+    kind, high = border
+    if kind in ("even", "crossed"):
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
     side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
-    if border == "split":
+    if kind == "split":
         step = _square_max(light_paper, EDGE_SQUARE) + _square_max(-light_paper, EDGE_SQUARE)  # the paper's range
         dark_ink = torch.where(step > UNEVEN_LIGHT, -_closing(-dark_ink, EDGE_LINE), dark_ink)  # an opening there
         dark = high > 127.5
@@ -294,7 +294,7 @@ def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """Greyscale levels ((H, W), 0-255, any number type, either polarity, lit evenly or not; a photo of a sheet on a
     darker table is cut to the sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
     grey = grey.float()  # any tensor of levels: uint8 and int64 too
-    ink, inverted = _ink(*_on_the_sheet(grey))
+    ink, inverted = _ink(*_on_the_sheet(grey))  # the picture, its paper and its border, each read once
     strongest = float(ink.max())
     if strongest < MIN_CONTRAST:
         raise ImageError("blank", "No digit found: the image is blank or has almost no contrast. "
