@@ -113,8 +113,8 @@ class Recipe:
         elif self.train_fraction < 1 and self.val_fraction + self.train_fraction > 1:  # both shares of the whole set
             problems.append(f"train_fraction {self.train_fraction:g} and val_fraction {self.val_fraction:g} add up "
                             "to more than the whole training set: lower one")
-        if (bpe := self.batches_per_epoch) is not None and bpe < 1:
-            problems.append(f"batches_per_epoch: must be at least 1 (or left out: whole passes), got {bpe}")
+        if (batches := self.batches_per_epoch) is not None and batches < 1:
+            problems.append(f"batches_per_epoch: must be at least 1 (or left out: whole passes), got {batches}")
         if self.epochs >= 1:  # else said above: what is measured against epochs would only repeat it
             if self.anneal_epochs is not None and not 1 <= self.anneal_epochs <= self.epochs:
                 problems.append(f"anneal_epochs: the cycle must fit the run, 1 to epochs = {self.epochs}, got "

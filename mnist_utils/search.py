@@ -29,8 +29,8 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import (PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line, get_device,
-                     get_profile, hardware, reports_dir, run_command)
+from .config import (EXIT_BAD_INPUT, PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line,
+                     get_device, get_profile, hardware, reports_dir, run_command)
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, seed_table
@@ -221,7 +221,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         run_search(args.search, args.only)
     except (ConfigError, UsageError, MNISTDataError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     return 0
 
 
