@@ -279,6 +279,26 @@ def test_no_mnist_test_digit_as_it_is_is_taken_for_dark_ink(mnist):
     assert [i for i, image in enumerate(mnist.test.images) if to_mnist(image)[1]] == []
 
 
+def cropped_to_ink(image: torch.Tensor) -> torch.Tensor:
+    """`image` cut to the box around its ink (its nonzero pixels): ink on every side."""
+    (top, left), (bottom, right) = torch.nonzero(image).min(0).values, torch.nonzero(image).max(0).values + 1
+    return image[top:bottom, left:right]
+
+
+def sheet_to_the_edge(rng: np.random.Generator, noise: float, digit: torch.Tensor | None = None) -> bytes:
+    """A photo, as a JPEG of 400×300: a dark table (40 grey levels) and a light sheet (225) reaching its bottom and
+    right edges, `digit` on the sheet in dark ink, 120 px tall (or none), Gaussian noise of `noise` levels."""
+    photo = np.full((300, 400), 40.0, dtype=np.float32)
+    photo[90:, 140:] = 225.0
+    if digit is not None:
+        enlarged = Image.fromarray(digit.numpy()).resize((120, 120), Image.Resampling.BICUBIC)
+        photo[130:250, 200:320] -= 190 * np.asarray(enlarged, dtype=np.float32) / 255
+    photo = (photo + rng.normal(0, noise, photo.shape)).clip(0, 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> bytes:
     """A phone photo of `digit` in dark ink (reflecting 10-30% of the light) on paper, as a JPEG of 400×300: the
     digit 100-220 px tall anywhere on it, the light on the paper 'fading' from one side to the other (from 60-130
@@ -342,21 +362,15 @@ def test_a_split_border_is_a_shadow_only_where_the_shade_is_paper(mnist):
     # the gain kept from pictures of less contrast, those at σ = 5 (the table was read for a shadow with a digit)
     rng = np.random.default_rng(0)
     for noise in (3, 3, 3, 5, 5, 5):
-        photo = np.full((300, 400), 40.0)
-        photo[90:, 140:] = 225.0
-        photo = (photo + rng.normal(0, noise, photo.shape)).clip(0, 255).round().astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(photo).save(buffer, format="JPEG", quality=90)
         with pytest.raises(ImageError, match="No digit found"):
-            preprocess(buffer.getvalue())
+            preprocess(sheet_to_the_edge(rng, noise))
     # Test digits cropped to their strokes at MNIST's size, dark on light (1040 is 20×4 px): the strokes split the
     # border as a shadow's edge would, and read against the paper around them, they were wiped out (refused as blank)
     # while a picture that small could have a shadow (SHADOW_SIDE)
     for index in (1040, 2860):
-        image = mnist.test.images[index]
-        (top, left), (bottom, right) = torch.nonzero(image).min(0).values, torch.nonzero(image).max(0).values + 1
-        assert _border_light(255 - image[top:bottom, left:right].float())[0] == "crossed", index
-        assert to_mnist(255 - image[top:bottom, left:right])[1], index
+        dark_on_light = 255 - cropped_to_ink(mnist.test.images[index])
+        assert _border_light(dark_on_light.float())[0] == "crossed", index
+        assert to_mnist(dark_on_light)[1], index
 
 
 def test_the_running_maximum_is_max_pooling_in_fewer_passes():
@@ -379,19 +393,12 @@ def test_a_border_crossed_by_ink_or_a_sheet_edge_is_not_taken_for_uneven_light(m
     rng, close = np.random.default_rng(0), {"tight crop": [], "sheet": []}
     for index in range(0, 200, 10):
         original = mnist.test.images[index]
-        rows, cols = torch.nonzero(original).min(0).values, torch.nonzero(original).max(0).values + 1
-        crop = Image.fromarray(original[rows[0]:cols[0], rows[1]:cols[1]].numpy())  # ink on every side of it
-        tight = crop.resize((crop.width * 5, crop.height * 5), Image.Resampling.BICUBIC)
-        photo = np.full((300, 400), 40.0, dtype=np.float32)  # the table, and a sheet reaching the bottom edge
-        photo[90:, 140:] = 225.0
-        enlarged = Image.fromarray(original.numpy()).resize((120, 120), Image.Resampling.BICUBIC)
-        photo[130:250, 200:320] -= 190 * np.asarray(enlarged, dtype=np.float32) / 255
-        photo = (photo + rng.normal(0, 2, photo.shape)).clip(0, 255).round().astype(np.uint8)
-        for kind, picture, fmt in (("tight crop", ImageOps.invert(tight), "PNG"),
-                                   ("sheet", Image.fromarray(photo), "JPEG")):
-            buffer = io.BytesIO()
-            picture.save(buffer, format=fmt, quality=90)
-            digit = preprocess(buffer.getvalue())
+        crop = Image.fromarray(cropped_to_ink(original).numpy())
+        tight = ImageOps.invert(crop.resize((crop.width * 5, crop.height * 5), Image.Resampling.BICUBIC))
+        buffer = io.BytesIO()
+        tight.save(buffer, format="PNG")
+        for kind, picture in (("tight crop", buffer.getvalue()), ("sheet", sheet_to_the_edge(rng, 2, original))):
+            digit = preprocess(picture)
             assert digit.inverted, (kind, index)  # dark ink, both
             close[kind].append(closeness(digit.pixels, original))
     # one level: 0.98 and 0.93 on average (the sheet cut a little inside its edge); 1a19503's: 0.80 and 0.23
