@@ -10,9 +10,9 @@ scanner or a canvas is brought to the same form:
 3. polarity: the border's median is the paper; light paper (dark ink) is inverted;
 4. the paper's level is taken away and the ink stretched to full range; faint texture is dropped. Where the
    light changes gradually along the border (a photo lit from one side, or darker at its corners), or at once
-   between one light stretch of it and one dark one (a shadow's edge across the paper), the paper's level around
-   each pixel is taken away instead, and the ink is whichever of dark and light strokes the picture has more of
-   (this, not step 3, gives the polarity; beside a shadow, the light side of the border does);
+   between light stretches of it and shaded ones (a shadow's edge across the paper, a band of shade), the paper's
+   level around each pixel is taken away instead, and the ink is whichever of dark and light strokes the picture
+   has more of (this, not step 3, gives the polarity; beside a shadow, the light paper along the border does);
 5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
 
 Everything after decoding works on whole tensors: no Python loop over pixels.
@@ -48,6 +48,7 @@ SHEET_EDGE_INK = 0.1  # of the cut sheet's frame that ink may cover; more, and t
 UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level (see _border_light)
 LIGHT_STEP = 25.0  # grey levels the border's may change by over 1% of its length, where the light changes gradually
 SHADE_SHARE = 0.1  # of the border's length that the shade of a shadow (and the light beside it) covers at least
+SHADE_FLAT = 0.7  # of the shaded border at least within UNEVEN_LIGHT of its darkest level: strokes' crossings dip
 SHADE_LEVEL = 0.15  # of the light paper's level that paper in a shadow keeps at least; darker is ink or a dark ground
 SHADOW_SIDE = 64  # pixels a picture with a shadow's edge has at least each way: smaller ones are crops and drawings
 EDGE_SQUARE = 9  # px: where the paper's level steps by more than UNEVEN_LIGHT within this square lies a shadow's edge
@@ -177,26 +178,52 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     """How the light falls along the picture's border, and the border's lightest level. The border's level
     (`_border_profile`, a running median over 2% of its length taking out strokes narrower than half that) is
     'even' where it spans UNEVEN_LIGHT at most: one paper level stands for the whole picture. Else it is 'gradual'
-    where it changes by LIGHT_STEP at most over each 1% of the length (a photo lit from one side, a vignette);
-    'split' where it changes at once between one light stretch and one dark one, each at least SHADE_SHARE of the
-    length, the dark one at SHADE_LEVEL of the light one's level or more, in a picture of SHADOW_SIDE or more each
-    way (a shadow's edge across the paper, or a sheet's on a table); 'crossed' where it changes at once otherwise
-    (wide strokes reaching the border, a light stroke along it on a dark ground, a digit cropped to its strokes),
-    which is read with one level, as an even border is."""
+    where it changes by LIGHT_STEP at most over each 1% of the length (a photo lit from one side, a vignette). Else
+    it changes at once, between light stretches and dark ones, and is 'split' where the dark ones are paper in the
+    shade (at SHADE_LEVEL of the light level or more, in a picture of SHADOW_SIDE or more each way), by either rule:
+
+    - one light stretch and one dark one, each at least SHADE_SHARE of the length: a shadow's edge across the paper,
+      or a sheet's on a table;
+    - dark stretches at one level (SHADE_FLAT), lighter than the picture's darkest pixel, its ink, by MIN_CONTRAST,
+      each as long as the square `_ink` reads the paper in (`_light_window`), half the border at most together, and
+      a lone one round a corner: a band of shade across the photo, a shaded corner, a turned sheet's table in two
+      corners.
+
+    It is 'crossed' otherwise, and read with one level, as an even border is: wide strokes reaching the border (their
+    crossings dip to the ink's level, each to its own depth; a stroke's end touches one side), a light stroke along
+    it on a dark ground, a digit cropped to its strokes, a light digit on a board that fills most of the border."""
     profile = _border_profile(grey)
     step = max(1, len(profile) // 100)
     loop = torch.cat([profile, profile[:2 * step]])  # the border closes on itself
-    level = loop.unfold(0, 2 * step + 1, 1).median(dim=1).values
-    if float(level.max() - level.min()) <= UNEVEN_LIGHT:
-        return "even", float(level.max())
+    level = loop.unfold(0, 2 * step + 1, 1).median(dim=1).values  # level[i]: around profile[i + step]
+    high, low = float(level.max()), float(level.min())
+    if high - low <= UNEVEN_LIGHT:
+        return "even", high
     if float((level.roll(-step) - level).abs().max()) <= LIGHT_STEP:
-        return "gradual", float(level.max())
-    dark = level < (level.max() + level.min()) / 2
-    ends = torch.nonzero(dark != dark.roll(1)).flatten()  # where a stretch of one or the other starts
-    shorter = min(int(ends[1] - ends[0]), len(level) - int(ends[1] - ends[0])) if len(ends) == 2 else 0
-    shade = float(level.min()) >= SHADE_LEVEL * float(level.max())  # paper in the shade still reflects light
-    split = shorter >= SHADE_SHARE * len(level) and shade and min(grey.shape) >= SHADOW_SIDE
-    return "split" if split else "crossed", float(level.max())
+        return "gradual", high
+    if low < SHADE_LEVEL * high or min(grey.shape) < SHADOW_SIDE:  # a dark ground, not shade; a crop, a drawing
+        return "crossed", high
+    dark = level < (high + low) / 2
+    starts = torch.nonzero(dark != dark.roll(1)).flatten().tolist()  # of each stretch, light or dark: two or more
+    lengths = [(following - start) % len(level) for start, following in zip(starts, starts[1:] + starts[:1])]
+    if len(starts) == 2 and min(lengths) >= SHADE_SHARE * len(level):  # one edge of shade
+        return "split", high
+    shaded = [(start, length) for start, length in zip(starts, lengths) if dark[start]]
+    shade = torch.cat([level.roll(-start)[:length] for start, length in shaded])
+    height, width = grey.shape
+    corners = (0, width, width + height, 2 * width + height)  # where each side starts along the profile
+    start, length = shaded[0]
+    bands = (len(shade) <= len(level) / 2 and min(length for _, length in shaded) >= _light_window(grey)
+             and (len(shaded) > 1 or any((corner - step - start) % len(level) < length for corner in corners))
+             and float(shade.min()) - float(grey.min()) >= MIN_CONTRAST
+             and float((shade <= shade.min() + UNEVEN_LIGHT).float().mean()) >= SHADE_FLAT)
+    return "split" if bands else "crossed", high
+
+
+def _light_window(grey: torch.Tensor) -> int:
+    """The side of the square around each pixel (odd: centred on it) in which `_ink` reads the paper where the light
+    is uneven: LIGHT_WINDOW of the picture's shorter side."""
+    return max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)
 
 
 def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float, tuple[str, float]]:
@@ -204,7 +231,7 @@ def _on_the_sheet(grey: torch.Tensor) -> tuple[torch.Tensor, float, tuple[str, f
     read as the paper and not as light ink: light over more than half of at least 30% of the rows and of the
     columns, which a light digit on a dark ground seldom covers; and once cut, with ink over no more than
     SHEET_EDGE_INK of its frame, which a light digit cropped close to its strokes does cover (the dark ground between
-    them). Where the border is split into a light and a dark stretch, a sheet's edge or a shadow's, the cut must hold
+    them). Where the border is split into light and dark stretches, by a sheet's edge or a shadow's, the cut must hold
     a digit too (a shadow's light side may hold none of it), unless the rest holds none either (an empty sheet). Any
     other picture as it is (one whose border is lit gradually too: `_ink` finds the strokes on a sheet there). With
     its paper level and the light along its border (`_border_light`)."""
@@ -261,11 +288,11 @@ def _closing(grey: torch.Tensor, side: int) -> torch.Tensor:
 def _ink(grey: torch.Tensor, paper: float, border: tuple[str, float]) -> tuple[torch.Tensor, bool]:
     """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
     whether the paper is light (dark ink: inverted). Where the light changes across the border (`border`, as
-    `_border_light` reads it), gradually (a photo lit from one side or darker at its corners) or at a shadow's edge,
+    `_border_light` reads it), gradually (a photo lit from one side or darker at its corners) or at a shadow's edges,
     not from one level: the paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the
     shorter side are wiped out (`_closing`, or on the negative for light ink), and the ink is whichever of dark and
     light strokes there is more of. Beside a shadow the ink is dark where the border's lightest level is light (the
-    lit paper's narrow wedges between strokes and the shade would count as light ink), and near the shadow's edge
+    lit paper's narrow wedges between strokes and the shade would count as light ink), and near a shadow's edge
     dark lines thinner than EDGE_LINE, which the edge leaves in a JPEG, are not ink. Light paper then counts as a
     share of the light falling there (ink in the shade is as dark a share of its paper as ink in the light, up to
     MAX_GAIN times its contrast), scaled to the border's lightest; a picture whose ink has less than MIN_CONTRAST is
@@ -274,7 +301,7 @@ def _ink(grey: torch.Tensor, paper: float, border: tuple[str, float]) -> tuple[t
     if kind in ("even", "crossed"):
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
-    side = max(3, round(LIGHT_WINDOW * min(grey.shape)) // 2 * 2 + 1)  # odd: centred on the pixel
+    side = _light_window(grey)
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
     if kind == "split":
