@@ -185,9 +185,9 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     - one light stretch and one dark one, each at least SHADE_SHARE of the length: a shadow's edge across the paper,
       or a sheet's on a table;
     - dark stretches at one level (SHADE_FLAT), lighter than the picture's darkest pixel, its ink, by MIN_CONTRAST,
-      each as long as the square `_ink` reads the paper in (`_light_window`), half the border at most together, and
-      a lone one round a corner: a band of shade across the photo, a shaded corner, a turned sheet's table in two
-      corners.
+      each at least as long as the square `_ink` reads the paper in (`_light_window`), half the border at most
+      together, and a lone one round a corner: a band of shade across the photo, a shaded corner, a turned sheet's
+      table in two corners.
 
     It is 'crossed' otherwise, and read with one level, as an even border is: wide strokes reaching the border (their
     crossings dip to the ink's level, each to its own depth; a stroke's end touches one side), a light stroke along
@@ -208,13 +208,12 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     lengths = [(following - start) % len(level) for start, following in zip(starts, starts[1:] + starts[:1])]
     if len(starts) == 2 and min(lengths) >= SHADE_SHARE * len(level):  # one edge of shade
         return "split", high
-    shaded = [(start, length) for start, length in zip(starts, lengths) if dark[start]]
-    shade = torch.cat([level.roll(-start)[:length] for start, length in shaded])
+    shaded = [length for start, length in zip(starts, lengths) if dark[start]]  # each dark stretch's length
+    shade = level[dark]
     height, width = grey.shape
-    corners = (0, width, width + height, 2 * width + height)  # where each side starts along the profile
-    start, length = shaded[0]
-    bands = (len(shade) <= len(level) / 2 and min(length for _, length in shaded) >= _light_window(grey)
-             and (len(shaded) > 1 or any((corner - step - start) % len(level) < length for corner in corners))
+    corners = torch.tensor([0, width, width + height, 2 * width + height]) - step  # each side's start, in `level`
+    bands = (len(shade) <= len(level) / 2 and min(shaded) >= _light_window(grey)
+             and (len(shaded) > 1 or bool(dark[corners].any()))
              and float(shade.min()) - float(grey.min()) >= MIN_CONTRAST
              and float((shade <= shade.min() + UNEVEN_LIGHT).float().mean()) >= SHADE_FLAT)
     return "split" if bands else "crossed", high

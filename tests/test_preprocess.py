@@ -285,6 +285,13 @@ def cropped_to_ink(image: torch.Tensor) -> torch.Tensor:
     return image[top:bottom, left:right]
 
 
+def jpeg(levels: np.ndarray) -> bytes:
+    """Grey levels (any number type) as a phone would store them: a JPEG at quality 90."""
+    buffer = io.BytesIO()
+    Image.fromarray(levels.clip(0, 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def sheet_to_the_edge(rng: np.random.Generator, noise: float, digit: torch.Tensor | None = None) -> bytes:
     """A photo, as a JPEG of 400×300: a dark table (40 grey levels) and a light sheet (225) reaching its bottom and
     right edges, `digit` on the sheet in dark ink, 120 px tall (or none), Gaussian noise of `noise` levels."""
@@ -293,10 +300,7 @@ def sheet_to_the_edge(rng: np.random.Generator, noise: float, digit: torch.Tenso
     if digit is not None:
         enlarged = Image.fromarray(digit.numpy()).resize((120, 120), Image.Resampling.BICUBIC)
         photo[130:250, 200:320] -= 190 * np.asarray(enlarged, dtype=np.float32) / 255
-    photo = (photo + rng.normal(0, noise, photo.shape)).clip(0, 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+    return jpeg(photo + rng.normal(0, noise, photo.shape))
 
 
 def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> bytes:
@@ -323,9 +327,7 @@ def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> byte
         if light == "band":  # that far from its middle line, and no further
             across = np.abs(across) - rng.uniform(25, 45)
         level = dark + (bright - dark) * np.clip(across + 0.5, 0, 1)
-    buffer = io.BytesIO()
-    Image.fromarray((reflectance * level).clip(0, 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+    return jpeg(reflectance * level)
 
 
 @pytest.mark.parametrize("light", ["fading", "vignette", "shadow", "band"])
@@ -378,12 +380,6 @@ def test_a_split_border_is_a_shadow_only_where_the_shade_is_paper(mnist):
         assert to_mnist(dark_on_light)[1], index
 
 
-def jpeg(levels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(levels.clip(0, 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def test_strokes_reaching_the_border_are_not_taken_for_bands_of_shade(mnist):
     # Each picture here was read as bands of shade (against the paper around each stroke) without the rule named,
     # and read worse. Test digits cropped to their strokes, enlarged 5× and photographed (ink at 40 grey levels on
@@ -395,8 +391,8 @@ def test_strokes_reaching_the_border_are_not_taken_for_bands_of_shade(mnist):
         return np.asarray(crop.resize(size, Image.Resampling.BICUBIC), np.float32) / 255
     pictures = {index: jpeg(230 - 190 * enlarged(index)) for index in (325, 5275, 9375, 6700)}
     # A chalk digit 340 px tall on a board (90 grey levels) in a photo of 400×300, its strokes reaching the edges,
-    # an eraser (30) beside it: most of the border is board, the chalk's crossings light (a lone dark stretch, or
-    # shade, is half the border at most; 0 and 1000 were read as dark ink)
+    # an eraser (30) beside it, so that the board clears MIN_CONTRAST: most of the border is board, the chalk's
+    # crossings light (shade is half the border at most; 0 and 1000 were read as dark ink)
     for index in (0, 1000):
         board = np.full((300, 400), 90.0)
         board[:, 30:370] += 115 * enlarged(index, (340, 340), mnist.test.images[index])[20:320]
