@@ -69,6 +69,8 @@ def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: 
             return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_model(recipe)
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
+    except (TypeError, ValueError, RuntimeError) as error:  # the class fails on its own defaults (`build_model`)
+        raise CheckpointError(f"{name} cannot be built: {error} (a fault in its code, not this checkpoint's)") from error
 
 
 def recipe_fields(recipe: Recipe) -> dict[str, Any]:

@@ -185,11 +185,9 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a config file would write it (what a results file and a checkpoint record)."""
-        values = dataclasses.asdict(self)
-        values["seeds"] = list(self.seeds)
+        values = dataclasses.asdict(self) | {"seeds": list(self.seeds)}
         values["augment"] = {k: list(v) if isinstance(v, tuple) else v
-                             for k, v in dataclasses.asdict(self.augment).items()
-                             if v != getattr(Augment(), k)}
+                             for k, v in dataclasses.asdict(self.augment).items() if v != getattr(Augment(), k)}
         return values
 
     @property
@@ -223,9 +221,8 @@ class Recipe:
         with `seed` where it sets none, then the share of the training set trained on."""
         trained, held_out = self.split_sizes(len(images))
         validation = None
-        if self.val_fraction:
-            drawn_with = seed if self.split_seed is None else self.split_seed
-            images, validation = train_val_split(images, held_out, drawn_with)
+        if self.val_fraction:  # drawn with split_seed, or with `seed` where it sets none
+            images, validation = train_val_split(images, held_out, seed if self.split_seed is None else self.split_seed)
         if self.train_fraction < 1:
             images = images.head(trained)
         return images, validation
@@ -297,9 +294,8 @@ class Recipe:
     @property
     def monitor_from(self) -> int:
         """The first epoch early stopping watches: after the one-cycle warm-up, as the validation loss may rise."""
-        if self.scheduler != "onecycle":
-            return 1
-        return int(-(-self.pct_start * (self.anneal_epochs or self.epochs) // 1)) + 1
+        warm_up = math.ceil(self.pct_start * (self.anneal_epochs or self.epochs))  # the epochs it reaches into
+        return warm_up + 1 if self.scheduler == "onecycle" else 1
 
 
 # ---------------------------------------------------------------------------- models by name
@@ -349,6 +345,10 @@ def build_model(recipe: Recipe) -> nn.Module:
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
     except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
+        try:  # where the class fails on its own defaults too, the error is models.py's: raised as it is
+            model().eval()(torch.zeros(2, 1, models.IMAGE_SIZE, models.IMAGE_SIZE))
+        except (TypeError, ValueError, RuntimeError) as own:
+            raise own from None
         signature = inspect.signature(model)  # a misspelt argument gets the one it likely stands for, else advice
         fix = misspelt(recipe.model_args, signature.parameters) or (
             ". Give it the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all
