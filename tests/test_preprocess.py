@@ -285,6 +285,11 @@ def cropped_to_ink(image: torch.Tensor) -> torch.Tensor:
     return image[top:bottom, left:right]
 
 
+def enlarged(digit: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """`digit` (uint8 levels) resized to `size` (width, height) by bicubic interpolation, as ink from 0 to 1."""
+    return np.asarray(Image.fromarray(digit.numpy()).resize(size, Image.Resampling.BICUBIC), np.float32) / 255
+
+
 def jpeg(levels: np.ndarray) -> bytes:
     """Grey levels (any number type) as a phone would store them: a JPEG at quality 90."""
     buffer = io.BytesIO()
@@ -298,8 +303,7 @@ def sheet_to_the_edge(rng: np.random.Generator, noise: float, digit: torch.Tenso
     photo = np.full((300, 400), 40.0, dtype=np.float32)
     photo[90:, 140:] = 225.0
     if digit is not None:
-        enlarged = Image.fromarray(digit.numpy()).resize((120, 120), Image.Resampling.BICUBIC)
-        photo[130:250, 200:320] -= 190 * np.asarray(enlarged, dtype=np.float32) / 255
+        photo[130:250, 200:320] -= 190 * enlarged(digit, (120, 120))
     return jpeg(photo + rng.normal(0, noise, photo.shape))
 
 
@@ -310,7 +314,7 @@ def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> byte
     a 'shadow' (60-130 in the shade, 200-245 beside it, its sharp edge crossing the digit at any angle) or a 'band'
     of that shade 50-90 px wide across the digit at any angle (a finger's or a pen's shadow)."""
     size, (height, width) = int(rng.integers(100, 221)), (300, 400)
-    ink = np.asarray(Image.fromarray(digit.numpy()).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
+    ink = enlarged(digit, (size, size))
     reflectance = np.ones((height, width), np.float32)
     top, left = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
     reflectance[top:top + size, left:left + size] -= rng.uniform(0.7, 0.9) * ink
@@ -385,17 +389,15 @@ def test_strokes_reaching_the_border_are_not_taken_for_bands_of_shade(mnist):
     # and read worse. Test digits cropped to their strokes, enlarged 5× and photographed (ink at 40 grey levels on
     # paper at 230): where the strokes cross the border its level dips to the ink's (325: SHADE_FLAT) or lies flat at
     # it (5275, 9375: MIN_CONTRAST), or its stretches are too short to be read as paper (6700: `_light_window`)
-    def enlarged(index: int, size: tuple[int, int] | None = None, image: torch.Tensor | None = None) -> np.ndarray:
-        crop = Image.fromarray((cropped_to_ink(mnist.test.images[index]) if image is None else image).numpy())
-        size = size or (crop.width * 5, crop.height * 5)
-        return np.asarray(crop.resize(size, Image.Resampling.BICUBIC), np.float32) / 255
-    pictures = {index: jpeg(230 - 190 * enlarged(index)) for index in (325, 5275, 9375, 6700)}
+    crops = {index: cropped_to_ink(mnist.test.images[index]) for index in (325, 5275, 9375, 6700)}
+    pictures = {index: jpeg(230 - 190 * enlarged(crop, (crop.shape[1] * 5, crop.shape[0] * 5)))
+                for index, crop in crops.items()}
     # A chalk digit 340 px tall on a board (90 grey levels) in a photo of 400×300, its strokes reaching the edges,
     # an eraser (30) beside it, so that the board clears MIN_CONTRAST: most of the border is board, the chalk's
     # crossings light (shade is half the border at most; 0 and 1000 were read as dark ink)
     for index in (0, 1000):
         board = np.full((300, 400), 90.0)
-        board[:, 30:370] += 115 * enlarged(index, (340, 340), mnist.test.images[index])[20:320]
+        board[:, 30:370] += 115 * enlarged(mnist.test.images[index], (340, 340))[20:320]
         board[40:60, 300:340] = 30
         pictures[f"chalk {index}"] = jpeg(board)
     # A thick marker's digit (dilated 5 px) 320 px tall, reaching the top and bottom edges: a stroke's soft end
@@ -403,7 +405,7 @@ def test_strokes_reaching_the_border_are_not_taken_for_bands_of_shade(mnist):
     for index in (200, 350):
         thick = F.max_pool2d(mnist.test.images[index][None, None].float(), 5, 1, 2)[0, 0].to(torch.uint8)
         paper = np.full((300, 400), 225.0)
-        paper[:, 40:360] *= 1 - 0.75 * enlarged(index, (320, 320), thick)[20:320]
+        paper[:, 40:360] *= 1 - 0.75 * enlarged(thick, (320, 320))[20:320]
         pictures[f"marker {index}"] = jpeg(paper)
     for name, picture in pictures.items():
         assert _border_light(decode(picture)[0])[0] == "crossed", name
