@@ -31,6 +31,7 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
 from .config import counted, get_profile, pending_dir, reports_dir
+from .config_values import BUILD_ERRORS
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
@@ -69,7 +70,7 @@ def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: 
             return build_pretrained(recipe, pretrained=False).model if name == PRETRAINED else build_model(recipe)
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
-    except (TypeError, ValueError, RuntimeError) as error:  # the class fails on its own defaults (`build_model`)
+    except BUILD_ERRORS as error:  # the model fails on its own defaults (`raise_own_fault`)
         raise CheckpointError(f"{name} cannot be built: {error} (a fault in its code, not this checkpoint's)") from error
 
 

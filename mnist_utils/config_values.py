@@ -7,13 +7,25 @@ import difflib
 import fractions
 import re
 import typing
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key and the choices."""
+
+
+BUILD_ERRORS = (TypeError, ValueError, RuntimeError)  # a model's arguments or input size that do not fit it
+
+
+def raise_own_fault(build_on_defaults: Callable[[], Any]) -> None:
+    """For a model its config's arguments failed to build: raises what building it on its own defaults raises,
+    as then the fault is the model's code, not the config (which a ConfigError would blame); else nothing."""
+    try:
+        build_on_defaults()
+    except BUILD_ERRORS as own:
+        raise own from None
 
 
 MAX_SEED = 2**64 - 1  # torch's generators take none larger

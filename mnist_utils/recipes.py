@@ -26,7 +26,8 @@ import models
 from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import PROJECT_ROOT, counted, first_line
-from .config_values import ConfigError, convert, load_yaml, misspelt, seed_problem, unknown_keys, yaml_problem
+from .config_values import (BUILD_ERRORS, ConfigError, convert, load_yaml, misspelt, raise_own_fault, seed_problem,
+                            unknown_keys, yaml_problem)
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
                      monitor_mode, one_cycle, precision_for)
@@ -229,11 +230,8 @@ class Recipe:
 
     def split_sizes(self, images: int) -> tuple[int, int]:
         """(training, validation) image counts `split` makes of `images`: both shares are of the whole set."""
-        held_out = int(images * self.val_fraction)
-        trained = images - held_out
-        if self.train_fraction < 1:  # the first of those the hold-out leaves
-            trained = min(trained, int(images * self.train_fraction))
-        return trained, held_out
+        held_out = int(images * self.val_fraction)  # training takes the first of those the hold-out leaves
+        return min(images - held_out, int(images * self.train_fraction)), held_out
 
     def check_data(self, images: int) -> None:
         """Refuse (ConfigError) a recipe whose split and batches `images` training images cannot make: checked
@@ -323,15 +321,18 @@ def pretrained_family(recipe: Recipe) -> str:
 
 def build_pretrained(recipe: Recipe, **changes: Any):
     """The pretrained backbone a 'pretrained' recipe names, adapted to MNIST at the recipe's image size
-    (a `PretrainedNet`: the module, its input normalisation and where its weights came from)."""
-    args = {"pretrained": True, "image_size": recipe.image_size or 28}
-    args |= {k: v for k, v in recipe.model_args.items() if k != "family"} | changes
+    (a `PretrainedNet`: the module, its input normalisation and where its weights came from); `changes` are the
+    caller's, over the recipe's model_args."""
+    asked = {"pretrained": True, "image_size": recipe.image_size or 28} | changes  # all but the model_args
+    given = {k: v for k, v in recipe.model_args.items() if k != "family"}
     family = pretrained_family(recipe)
     try:
-        return pretrained_for_mnist(family, **args)
-    except (TypeError, ValueError) as error:  # a key other than family; a value it cannot use
+        return pretrained_for_mnist(family, **(asked | given | changes))
+    except BUILD_ERRORS as error:  # a key other than family or pretrained; a value it cannot use
+        raise_own_fault(lambda: pretrained_for_mnist(family, **asked))
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit a pretrained backbone (it takes "
-                          f"family: auto, {', '.join(FAMILIES)}): {error}") from None
+                          f"family: auto, {', '.join(FAMILIES)}; pretrained: true or false): {error}"
+                          f"{misspelt(given, ('family', 'pretrained'))}") from None
 
 
 def build_model(recipe: Recipe) -> nn.Module:
@@ -344,11 +345,8 @@ def build_model(recipe: Recipe) -> nn.Module:
         with torch.no_grad():
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
-    except (TypeError, ValueError, RuntimeError) as error:  # an unknown argument; a wrong type, count or size
-        try:  # where the class fails on its own defaults too, the error is models.py's: raised as it is
-            model().eval()(torch.zeros(2, 1, models.IMAGE_SIZE, models.IMAGE_SIZE))
-        except (TypeError, ValueError, RuntimeError) as own:
-            raise own from None
+    except BUILD_ERRORS as error:  # an unknown argument; a wrong type, count or size
+        raise_own_fault(lambda: model().eval()(torch.zeros(2, 1, models.IMAGE_SIZE, models.IMAGE_SIZE)))
         signature = inspect.signature(model)  # a misspelt argument gets the one it likely stands for, else advice
         fix = misspelt(recipe.model_args, signature.parameters) or (
             ". Give it the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all

@@ -109,6 +109,23 @@ def test_a_model_its_name_and_arguments_do_not_rebuild_is_not_saved(tmp_path):
 def test_a_pretrained_checkpoints_arguments_that_do_not_fit_say_what_it_takes():
     with pytest.raises(CheckpointError, match=r"do not fit a pretrained backbone \(it takes family: auto, resnet18"):
         rebuild_model("pretrained", {"family": "resnet18", "depth": 3})  # was a TypeError's traceback
+    with pytest.raises(CheckpointError, match=r"did you mean pretrained for pretraind\?$"):
+        rebuild_model("pretrained", {"family": "resnet18", "pretraind": False})
+
+
+def test_a_fault_in_the_pretrained_code_is_its_own_error(monkeypatch):
+    # as for a class of models.py (build_model): where the backbone fails on its defaults too, the error is the
+    # code's, raised as it is, not reported as model_args that do not fit; a checkpoint naming it says so
+    import mnist_utils.recipes as recipes
+
+    def faulty(family, pretrained=True, *, image_size, num_classes=10):
+        raise TypeError("resnet18_for_mnist() got an unexpected keyword argument 'widht'")
+
+    monkeypatch.setattr(recipes, "pretrained_for_mnist", faulty)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'widht'"):
+        recipes.build_pretrained(load_config("finetune_full"), pretrained=False)
+    with pytest.raises(CheckpointError, match="^pretrained cannot be built: .*'widht' .a fault in its code, not this"):
+        rebuild_model("pretrained", {"family": "resnet18"})
 
 
 def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
