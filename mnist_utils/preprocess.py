@@ -186,8 +186,9 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
       or a sheet's on a table;
     - dark stretches at one level (SHADE_FLAT), lighter than the picture's darkest pixel, its ink, by MIN_CONTRAST,
       each at least as long as the square `_ink` reads the paper in (`_light_window`), half the border at most
-      together, and a lone one round a corner: a band of shade across the photo, a shaded corner, a turned sheet's
-      table in two corners.
+      together unless most of the picture is light (a board fills its photo, a turned sheet's table its corners
+      only), and a lone one round a corner: a band of shade across the photo, a shaded corner, a turned sheet's
+      table in its corners.
 
     It is 'crossed' otherwise, and read with one level, as an even border is: wide strokes reaching the border (their
     crossings dip to the ink's level, each to its own depth; a stroke's end touches one side), a light stroke along
@@ -212,7 +213,8 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     shade = level[dark]
     height, width = grey.shape
     corners = torch.tensor([0, width, width + height, 2 * width + height]) - step  # each side's start, in `level`
-    bands = (len(shade) <= len(level) / 2 and min(shaded) >= _light_window(grey)
+    bands = ((len(shade) <= len(level) / 2 or float(grey.median()) >= (high + low) / 2)
+             and min(shaded) >= _light_window(grey)
              and (len(shaded) > 1 or bool(dark[corners].any()))
              and float(shade.min()) - float(grey.min()) >= MIN_CONTRAST
              and float((shade <= shade.min() + UNEVEN_LIGHT).float().mean()) >= SHADE_FLAT)

@@ -334,6 +334,34 @@ def lit_photo(digit: torch.Tensor, light: str, rng: np.random.Generator) -> byte
     return jpeg(reflectance * level)
 
 
+def turned_sheet(digit: torch.Tensor, rng: np.random.Generator) -> bytes:
+    """A phone photo, as a JPEG of 400×300, of a sheet (200-240 grey levels) 380×330 px turned by 9-20° on a darker
+    table (60-140) that shows in its four corners, `digit` 100-160 px tall in dark ink (reflecting 10-30%) in its
+    middle."""
+    y, x = np.mgrid[0:300, 0:400] - np.array([150, 200])[:, None, None]
+    angle, table, paper = rng.uniform(0.15, 0.35), rng.uniform(60, 140), rng.uniform(200, 240)
+    along, across = np.cos(angle) * x + np.sin(angle) * y, np.cos(angle) * y - np.sin(angle) * x
+    photo = np.where((np.abs(along) < 190) & (np.abs(across) < 165), paper, table)
+    size = int(rng.integers(100, 161))
+    top, left = (300 - size) // 2, (400 - size) // 2
+    photo[top:top + size, left:left + size] *= 1 - rng.uniform(0.7, 0.9) * enlarged(digit, (size, size))
+    return jpeg(photo)
+
+
+def test_a_turned_sheet_is_read_on_the_sheet(mnist, step3_checkpoint):
+    # The table in the four corners of a turned sheet holds over half the border: the border was read as crossed by
+    # strokes, with one level, and the table's corners became ink. Dark stretches over half the border are shade now
+    # where most of the picture is light (a board fills its photo): of 200 test digits (every 50th) 136 read right,
+    # now 174 (most of the rest where the table is nearly as dark as the ink); of the 40 here, 23, now 34
+    classifier = Classifier.load(step3_checkpoint)
+    index = torch.arange(0, 10_000, 250)
+    rng = np.random.default_rng(0)
+    digits = [preprocess(turned_sheet(image, rng)) for image in mnist.test.images[index]]
+    answers = classifier.answers(torch.stack([digit.pixels for digit in digits]))
+    right = sum(answer["digit"] == int(label) for answer, label in zip(answers, mnist.test.labels[index]))
+    assert right >= 34 and all(digit.inverted for digit in digits), right
+
+
 @pytest.mark.parametrize("light", ["fading", "vignette", "shadow", "band"])
 def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist, step3_checkpoint, light):
     # One paper level for the whole picture, the frame's median, reads shaded paper as ink, or light paper as the
@@ -394,7 +422,8 @@ def test_strokes_reaching_the_border_are_not_taken_for_bands_of_shade(mnist):
                 for index, crop in crops.items()}
     # A chalk digit 340 px tall on a board (90 grey levels) in a photo of 400×300, its strokes reaching the edges,
     # an eraser (30) beside it, so that the board clears MIN_CONTRAST: most of the border is board, the chalk's
-    # crossings light (shade is half the border at most; 0 and 1000 were read as dark ink)
+    # crossings light (shade is half the border at most where most of the picture is dark; 0 and 1000 were read as
+    # dark ink)
     for index in (0, 1000):
         board = np.full((300, 400), 90.0)
         board[:, 30:370] += 115 * enlarged(mnist.test.images[index], (340, 340))[20:320]
