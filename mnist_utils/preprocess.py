@@ -13,6 +13,7 @@ scanner or a canvas is brought to the same form:
    between light stretches of it and shaded ones (a shadow's edge across the paper, a band of shade), the paper's
    level around each pixel is taken away instead, and the ink is whichever of dark and light strokes the picture
    has more of (this, not step 3, gives the polarity; beside a shadow, the light paper along the border does);
+   faint marks away from the strokes, such as a ruled or squared sheet's lines, are taken away;
 5. crop to the ink, fit into 20×20, paste into 28×28 with the centre of mass at the centre.
 
 Everything after decoding works on whole tensors: no Python loop over pixels.
@@ -41,6 +42,10 @@ SIZE, BOX = 28, 20  # MNIST's field and the box its digits are fitted into
 CENTRE = 14.0  # where MNIST's centres of mass lie (their mean over the test set is 14.0, 14.0)
 INK_LEVEL = 0.25  # share of the strongest ink above which a pixel counts as ink when cropping
 NOISE_LEVEL = 0.10  # share of the strongest ink below which a pixel is paper texture, set to 0
+STRONG_INK = 0.5  # share of the strongest ink above which a pixel is a stroke's: a sheet's ruled lines are fainter
+STROKE_REACH = 0.02  # of the shorter side (3 px at least): fainter ink this close to a stroke is its soft edge
+MARK_WIDTH = 5  # px: fainter ink away from strokes in lines thinner than this is a mark; broader, a weak stroke
+FAINT_MARKS = 0.02  # of the picture that faint marks cover at least where they are taken away
 MIN_CONTRAST = 32.0  # grey levels between paper and the strongest ink below which a picture is blank
 SHEET_SHARE = 0.5  # of a row (column) that a light sheet covers; a light digit's strokes cover far less
 SHEET_INSET = 0.03  # of the sheet's box cut from each side: its edge, its shadow, the table at its corners
@@ -318,6 +323,21 @@ def _ink(grey: torch.Tensor, paper: float, border: tuple[str, float]) -> tuple[t
     return dark_ink * (high / light_paper.clamp(min=1)).clamp_(max=MAX_GAIN), True
 
 
+def _faint_marks(ink: torch.Tensor) -> torch.Tensor:
+    """Whether each pixel of `ink` (0-1, the strongest 1) is a faint mark away from the strokes: fainter than
+    STRONG_INK, in a line of such ink thinner than MARK_WIDTH (a weak part of a thick stroke and a blurred stroke's
+    soft edge are broader) and farther than STROKE_REACH from any stroke, where such pixels cover FAINT_MARKS of the
+    picture or more: a ruled or squared sheet's lines, which the crop would take in from edge to edge. Nowhere else
+    (MNIST's own digits keep every speck and faint stroke)."""
+    strong, faint = ink > STRONG_INK, ((ink > 0) & (ink <= STRONG_INK)).float()
+    if float(faint.mean()) < FAINT_MARKS:  # too little faint ink for any: most pictures, at once
+        return torch.zeros_like(strong)
+    broad = _square_max(-_square_max(-faint, MARK_WIDTH), MARK_WIDTH) > 0  # an opening: what a square fits in
+    reach = max(3, round(STROKE_REACH * min(ink.shape)))
+    marks = (faint > 0) & ~broad & (_square_max(strong.float(), 2 * reach + 1) == 0)
+    return marks if float(marks.float().mean()) >= FAINT_MARKS else torch.zeros_like(marks)
+
+
 def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """Greyscale levels ((H, W), 0-255, any number type, either polarity, lit evenly or not; a photo of a sheet on a
     darker table is cut to the sheet) → (uint8 (28, 28) MNIST-style digit, inverted)."""
@@ -329,6 +349,7 @@ def to_mnist(grey: torch.Tensor) -> tuple[torch.Tensor, bool]:
                                   "Draw or photograph a digit in dark ink on light paper (or light on dark).")
     ink = (ink / strongest).clamp_(0, 1)
     ink[ink < NOISE_LEVEL] = 0
+    ink[_faint_marks(ink)] = 0
 
     rows = torch.nonzero((ink > INK_LEVEL).any(dim=1)).flatten()
     cols = torch.nonzero((ink > INK_LEVEL).any(dim=0)).flatten()
