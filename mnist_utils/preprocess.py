@@ -54,6 +54,7 @@ UNEVEN_LIGHT = 16.0  # grey levels the border's may span and be one paper level 
 LIGHT_STEP = 25.0  # grey levels the border's may change by over 1% of its length, where the light changes gradually
 SHADE_SHARE = 0.1  # of the border's length that the shade of a shadow (and the light beside it) covers at least
 SHADE_FLAT = 0.7  # of the shaded border at least within UNEVEN_LIGHT of its darkest level: strokes' crossings dip
+SHEET_LIGHT = 0.75  # of a picture a turned sheet's paper covers at least: its table shows in its corners only
 SHADE_LEVEL = 0.15  # of the light paper's level that paper in a shadow keeps at least; darker is ink or a dark ground
 SHADOW_SIDE = 64  # pixels a picture with a shadow's edge has at least each way: smaller ones are crops and drawings
 EDGE_SQUARE = 9  # px: where the paper's level steps by more than UNEVEN_LIGHT within this square lies a shadow's edge
@@ -191,9 +192,9 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
       or a sheet's on a table;
     - dark stretches at one level (SHADE_FLAT), lighter than the picture's darkest pixel, its ink, by MIN_CONTRAST,
       each at least as long as the square `_ink` reads the paper in (`_light_window`), half the border at most
-      together unless most of the picture is light (a board fills its photo, a turned sheet's table its corners
-      only), and a lone one round a corner: a band of shade across the photo, a shaded corner, a turned sheet's
-      table in its corners.
+      together unless SHEET_LIGHT of the picture is light (a turned sheet's table shows in its corners only, where a
+      board's chalk, even thick and cropped close, leaves more of it dark), and a lone one round a corner: a band of
+      shade across the photo, a shaded corner, a turned sheet's table in its corners.
 
     It is 'crossed' otherwise, and read with one level, as an even border is: wide strokes reaching the border (their
     crossings dip to the ink's level, each to its own depth; a stroke's end touches one side), a light stroke along
@@ -218,7 +219,8 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     shade = level[dark]
     height, width = grey.shape
     corners = torch.tensor([0, width, width + height, 2 * width + height]) - step  # each side's start, in `level`
-    bands = ((len(shade) <= len(level) / 2 or float(grey.median()) >= (high + low) / 2)
+    lit = float((grey >= (high + low) / 2).float().mean())  # the share of the picture as light as the light border
+    bands = ((len(shade) <= len(level) / 2 or lit >= SHEET_LIGHT)
              and min(shaded) >= _light_window(grey)
              and (len(shaded) > 1 or bool(dark[corners].any()))
              and float(shade.min()) - float(grey.min()) >= MIN_CONTRAST
@@ -329,12 +331,12 @@ def _faint_marks(ink: torch.Tensor) -> torch.Tensor:
     soft edge are broader) and farther than STROKE_REACH from any stroke, where such pixels cover FAINT_MARKS of the
     picture or more: a ruled or squared sheet's lines, which the crop would take in from edge to edge. Nowhere else
     (MNIST's own digits keep every speck and faint stroke)."""
-    strong, faint = ink > STRONG_INK, ((ink > 0) & (ink <= STRONG_INK)).float()
-    if float(faint.mean()) < FAINT_MARKS:  # too little faint ink for any: most pictures, at once
-        return torch.zeros_like(strong)
-    broad = _square_max(-_square_max(-faint, MARK_WIDTH), MARK_WIDTH) > 0  # an opening: what a square fits in
+    strong, faint = ink > STRONG_INK, (ink > 0) & (ink <= STRONG_INK)
+    if float(faint.float().mean()) < FAINT_MARKS:  # too little faint ink for any: most pictures, at once
+        return torch.zeros_like(faint)
+    broad = _square_max(-_square_max(-faint.float(), MARK_WIDTH), MARK_WIDTH) > 0  # an opening: what a square fits in
     reach = max(3, round(STROKE_REACH * min(ink.shape)))
-    marks = (faint > 0) & ~broad & (_square_max(strong.float(), 2 * reach + 1) == 0)
+    marks = faint & ~broad & (_square_max(strong.float(), 2 * reach + 1) == 0)
     return marks if float(marks.float().mean()) >= FAINT_MARKS else torch.zeros_like(marks)
 
 
