@@ -19,7 +19,7 @@ from mnist_utils.checkpoints import paths, save_checkpoint
 from mnist_utils.inspection import count_parameters
 from mnist_utils.preprocess import MAX_BYTES, preprocess
 from models import Model_1, Model_3
-from test_preprocess import blank, png_header_only
+from pictures import blank, png_header_only
 
 
 @pytest.fixture(scope="module")

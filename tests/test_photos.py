@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from mnist_utils.checkpoints import Classifier
 from mnist_utils.preprocess import NOISE_LEVEL, ImageError, _border_light, _faint_marks, decode, preprocess, to_mnist
-from test_preprocess import closeness, cropped_to_ink
+from pictures import closeness, cropped_to_ink
 
 
 def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_checkpoint):

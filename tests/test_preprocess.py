@@ -1,8 +1,6 @@
 """Pictures → MNIST-style digits: real test digits enlarged, inverted and moved come back as MNIST has them,
 and a trained model reads them as well as the originals; bad pictures are refused with the reason."""
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,13 +11,9 @@ from PIL import Image
 from mnist_utils.checkpoints import Classifier
 from mnist_utils.preprocess import (MAX_BYTES, WORKING_SIZE, ImageError, _square_max, decode, preprocess, read_image_file,
                                     to_mnist)
+from pictures import blank, closeness, png_header_only
 
 SUBSET = range(0, 10_000, 25)  # 400 fixed test digits, every class represented
-
-
-def closeness(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Correlation of two images' pixels: 1 for the same picture, ~0 for unrelated ones."""
-    return float(torch.corrcoef(torch.stack([a.flatten().double(), b.flatten().double()]))[0, 1])
 
 
 def test_an_enlarged_inverted_off_centre_digit_comes_back_close_to_the_original(mnist, make_picture, step3_checkpoint):
@@ -159,21 +153,6 @@ def test_a_palette_picture_with_a_transparent_colour_is_read_as_the_strokes_on_i
         assert torch.equal(digit.pixels, expected)
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims `width`×`height` pixels, with almost no data: a decompression bomb's shape."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    data = chunk(b"IDAT", zlib.compress(b"\0" * 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
-
-
-def blank(colour: int, size=(280, 280)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("L", size, colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("data, kind", [
     (b"", "empty"),
     (b"GIF89a but not really an image", "not_image"),
@@ -233,12 +212,6 @@ def test_no_mnist_test_digit_as_it_is_is_taken_for_dark_ink(mnist):
     # the sheet rule must leave MNIST's own digits alone: a loop's ring (6, 8, 9, 0) once covered enough rows and
     # columns at a lower share to be cut as a sheet, its hole read as the ink
     assert [i for i, image in enumerate(mnist.test.images) if to_mnist(image)[1]] == []
-
-
-def cropped_to_ink(image: torch.Tensor) -> torch.Tensor:
-    """`image` cut to the box around its ink (its nonzero pixels): ink on every side."""
-    (top, left), (bottom, right) = torch.nonzero(image).min(0).values, torch.nonzero(image).max(0).values + 1
-    return image[top:bottom, left:right]
 
 
 def test_the_running_maximum_is_max_pooling_in_fewer_passes():
