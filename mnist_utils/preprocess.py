@@ -210,7 +210,8 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
         return "gradual", high
     if low < SHADE_LEVEL * high or min(grey.shape) < SHADOW_SIDE:  # a dark ground, not shade; a crop, a drawing
         return "crossed", high
-    dark = level < (high + low) / 2
+    middle = (high + low) / 2
+    dark = level < middle
     starts = torch.nonzero(dark != dark.roll(1)).flatten().tolist()  # of each stretch, light or dark: two or more
     lengths = [(following - start) % len(level) for start, following in zip(starts, starts[1:] + starts[:1])]
     if len(starts) == 2 and min(lengths) >= SHADE_SHARE * len(level):  # one edge of shade
@@ -219,8 +220,7 @@ def _border_light(grey: torch.Tensor) -> tuple[str, float]:
     shade = level[dark]
     height, width = grey.shape
     corners = torch.tensor([0, width, width + height, 2 * width + height]) - step  # each side's start, in `level`
-    lit = float((grey >= (high + low) / 2).float().mean())  # the share of the picture as light as the light border
-    bands = ((len(shade) <= len(level) / 2 or lit >= SHEET_LIGHT)
+    bands = ((len(shade) <= len(level) / 2 or float((grey >= middle).float().mean()) >= SHEET_LIGHT)  # or mostly light
              and min(shaded) >= _light_window(grey)
              and (len(shaded) > 1 or bool(dark[corners].any()))
              and float(shade.min()) - float(grey.min()) >= MIN_CONTRAST

@@ -323,13 +323,13 @@ def build_pretrained(recipe: Recipe, **changes: Any):
     """The pretrained backbone a 'pretrained' recipe names, adapted to MNIST at the recipe's image size
     (a `PretrainedNet`: the module, its input normalisation and where its weights came from); `changes` are the
     caller's, over the recipe's model_args."""
-    asked = {"pretrained": True, "image_size": recipe.image_size or 28} | changes  # all but the model_args
+    defaults = {"pretrained": True, "image_size": recipe.image_size or 28}
     given = {k: v for k, v in recipe.model_args.items() if k != "family"}
     family = pretrained_family(recipe)
     try:
-        return pretrained_for_mnist(family, **(asked | given | changes))
+        return pretrained_for_mnist(family, **(defaults | given | changes))
     except BUILD_ERRORS as error:  # a key other than family or pretrained; a value it cannot use
-        raise_own_fault(lambda: pretrained_for_mnist(family, **asked))
+        raise_own_fault(lambda: pretrained_for_mnist(family, **(defaults | changes)))  # without the model_args
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit a pretrained backbone (it takes "
                           f"family: auto, {', '.join(FAMILIES)}; pretrained: true or false): {error}"
                           f"{misspelt(given, ('family', 'pretrained'))}") from None
