@@ -1,5 +1,5 @@
-"""Pictures the tests of the page's reading share: how close two digits are, a digit cut to its ink, a blank picture
-and a PNG that claims more pixels than it holds."""
+"""Pictures the tests of the page's reading share: how close two digits are, how many a model reads right, a digit
+cut to its ink, a blank picture and a PNG that claims more pixels than it holds."""
 import io
 import struct
 import zlib
@@ -11,6 +11,11 @@ from PIL import Image
 def closeness(a: torch.Tensor, b: torch.Tensor) -> float:
     """Correlation of two images' pixels: 1 for the same picture, ~0 for unrelated ones."""
     return float(torch.corrcoef(torch.stack([a.flatten().double(), b.flatten().double()]))[0, 1])
+
+
+def read_right(classifier, pixels: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many of the digits `pixels` (N, 28, 28) `classifier` (a checkpoints.Classifier) reads as their `labels`."""
+    return sum(answer["digit"] == int(label) for answer, label in zip(classifier.answers(pixels), labels))
 
 
 def cropped_to_ink(image: torch.Tensor) -> torch.Tensor:

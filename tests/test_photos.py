@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from mnist_utils.checkpoints import Classifier
 from mnist_utils.preprocess import NOISE_LEVEL, ImageError, _border_light, _faint_marks, decode, preprocess, to_mnist
-from pictures import closeness, cropped_to_ink
+from pictures import closeness, cropped_to_ink, read_right
 
 
 def test_a_photo_of_a_sheet_on_a_darker_table_is_read_on_the_sheet(mnist, step3_checkpoint):
@@ -131,8 +131,7 @@ def test_a_turned_sheet_is_read_on_the_sheet(mnist, step3_checkpoint):
     index = torch.arange(0, 10_000, 250)
     rng = np.random.default_rng(0)
     digits = [preprocess(turned_sheet(image, rng)) for image in mnist.test.images[index]]
-    answers = classifier.answers(torch.stack([digit.pixels for digit in digits]))
-    right = sum(answer["digit"] == int(label) for answer, label in zip(answers, mnist.test.labels[index]))
+    right = read_right(classifier, torch.stack([digit.pixels for digit in digits]), mnist.test.labels[index])
     assert right >= 34 and all(digit.inverted for digit in digits), right
 
 
@@ -160,8 +159,7 @@ def test_a_ruled_or_squared_sheets_lines_are_not_ink(mnist, step3_checkpoint, sq
     index = torch.arange(0, 10_000, 250)
     rng = np.random.default_rng(0)
     digits = torch.stack([preprocess(ruled_sheet(image, rng, squared)).pixels for image in mnist.test.images[index]])
-    answers = classifier.answers(digits)
-    right = sum(answer["digit"] == int(label) for answer, label in zip(answers, mnist.test.labels[index]))
+    right = read_right(classifier, digits, mnist.test.labels[index])
     assert right >= 39, right
 
 
@@ -200,9 +198,8 @@ def test_photos_lit_unevenly_are_read_against_the_paper_around_each_stroke(mnist
     images, labels = mnist.test.images[index], mnist.test.labels[index]
     rng = np.random.default_rng(0)
     digits = [preprocess(lit_photo(image, light, rng)) for image in images]
-    answers = classifier.answers(torch.stack([digit.pixels for digit in digits]))
-    right = sum(answer["digit"] == int(label) for answer, label in zip(answers, labels))
-    clean = sum(answer["digit"] == int(label) for answer, label in zip(classifier.answers(images), labels))
+    right = read_right(classifier, torch.stack([digit.pixels for digit in digits]), labels)
+    clean = read_right(classifier, images, labels)
     inverted = sum(digit.inverted for digit in digits)
     print(f"{light}: {right} of {len(labels)} read right, {clean} as MNIST has them; {inverted} seen as dark ink")
     assert right >= (0.95 if light in ("shadow", "band") else 0.9) * clean
