@@ -13,9 +13,7 @@ import seaborn as sns
 from .config import reports_dir
 from .files import write_atomic
 from .plots import _finish, decimal_log_ticks, png_bytes
-from .report import fmt
-
-LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "test accuracy", "training time (s)")
+from .report import LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, fmt
 
 
 # where a rank may go, in points from its marker (ha: which side of the text touches that place), nearest first
@@ -122,7 +120,8 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], figure: plt.Figure, direct
                   for c in LEADERBOARD_COLUMNS)
         + f"<td>{checkpoint_link(row)}</td></tr>\n"
         for rank, row in enumerate(rows, 1))
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in ("rank", *LEADERBOARD_COLUMNS, "checkpoint"))
+    columns = ("rank", *LEADERBOARD_COLUMNS, "checkpoint")
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     write_atomic(page, f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>MNIST series leaderboard</title>
 <style>body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222}}
@@ -131,8 +130,9 @@ th{{background:#f5f5f7}}img{{max-width:100%}}.meta{{color:#666}}</style></head><
 <h1>Every model of the series</h1>
 <p class="meta">{html.escape(note)}</p>
 <img src="{png.name}" alt="test error against parameters, each model numbered by its rank">
+<p>{html.escape(LEADERBOARD_NOTE)}</p>
 <table><thead><tr>{header}</tr></thead><tbody>
-{cells or '<tr><td colspan="7">No results yet: run the notebooks.</td></tr>'}</tbody></table>
+{cells or f'<tr><td colspan="{len(columns)}">No results yet: run the notebooks.</td></tr>'}</tbody></table>
 </body></html>
 """.encode())
     return png, page

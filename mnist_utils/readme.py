@@ -10,7 +10,8 @@ from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, 
 from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, target_text, time_against_budget)
-from .report import leaderboard_rows, load_results, mark, markdown_table, read_json
+from .report import (LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, leaderboard_rows, load_results, mark, markdown_table,
+                     read_json)
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -83,8 +84,8 @@ def results_markdown(results: Sequence[dict[str, Any]], expected: Sequence[str] 
                       markdown_table(table["rows"], table["columns"], table["units"])]
     leaderboard = leaderboard_rows(results)
     if leaderboard:
-        lines += ["", "### Every model of the series", "",
-                  markdown_table(leaderboard, units={"test accuracy": "%"})]
+        lines += ["", "### Every model of the series", "", LEADERBOARD_NOTE, "",
+                  markdown_table(leaderboard, [*LEADERBOARD_COLUMNS, "checkpoint"], units={"test accuracy": "%"})]
     return "\n".join(lines)
 
 

@@ -281,14 +281,15 @@ class Report:
         self.save()
 
     def record_run(self, model_name: str, run_name: str, summary: dict[str, Any], history: Any, *,
-                   checkpoint: str | None = None, **metrics: Any) -> None:
+                   train_images: int, checkpoint: str | None = None, **metrics: Any) -> None:
         """One model trained and tested after every epoch, in one call: `summary` (from
         `evaluation.run_summary`) and `metrics` recorded, the model added to the leaderboard as `model_name`
-        (its final test accuracy, its `checkpoint`), and its history kept under `run_name`."""
+        (its final test accuracy, the number of images it learned from, its `checkpoint`), and its history kept
+        under `run_name`."""
         self.record(**summary, **metrics)
         self.add_model(model_name, params=summary["params"], test_acc=summary["final_test_acc"],
                        seconds=summary["training_seconds"], best_test_acc=summary["best_test_acc"],
-                       checkpoint=checkpoint)
+                       train_images=train_images, checkpoint=checkpoint)
         self.add_run(run_name, history=history.rows)
 
     def publish_table(self, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
@@ -484,9 +485,16 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     raise MissingResults(f"{builds_on} there are none yet: run that notebook first {rerun}.")
 
 
+LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "training images", "test accuracy", "training time (s)")
+LEADERBOARD_NOTE = ("Each notebook trains under its own protocol: the training images column says how many digits a "
+                    "model learned from, and a training time is its own notebook's (in float32 or bfloat16; 03's a "
+                    "fifth of its five seeds trained together), to compare within a notebook.")
+
+
 def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every model any notebook trained, best test accuracy first."""
-    rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"], "test accuracy": m["test_acc"],
+    rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"],
+             "training images": m.get("train_images"), "test accuracy": m["test_acc"],
              "training time (s)": m["seconds"], "checkpoint": m.get("checkpoint")}
             for r in results for m in r.get("models", [])]
     return sorted(rows, key=lambda row: -row["test accuracy"])

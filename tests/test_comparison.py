@@ -329,6 +329,7 @@ def test_shared_errors_plot_names_the_images_it_counts():
 def test_write_leaderboard_writes_plot_and_page(tmp_path):
     rows = leaderboard_rows([
         {"notebook": "06_cnn_comparison", "models": [{"name": "MiniVGG", "params": 2_920_778, "test_acc": 99.61, "seconds": 412.0,
+                                                      "train_images": 55_000,
                                                       "checkpoint": "models/cnn_minivgg-seed6.safetensors"}]},
         {"notebook": "01_step1", "models": [{"name": "Model_<1>", "params": 7_412, "test_acc": 99.1, "seconds": 80.5}]},
     ])
@@ -339,7 +340,8 @@ def test_write_leaderboard_writes_plot_and_page(tmp_path):
     assert text.index("MiniVGG") < text.index("Model_&lt;1&gt;"), "best first, names escaped"
     assert "2,920,778" in text and "99.61%" in text and 'src="leaderboard.png"' in text
     assert '<a href="models/cnn_minivgg-seed6.safetensors">cnn_minivgg-seed6</a>' in text, "each model links its checkpoint"
-    assert text.count("<td>—</td>") == 1, "a model saved without a checkpoint says so"
+    assert "<td>55,000</td>" in text and "learned from" in text, "how many digits each model learned from, and why"
+    assert text.count("<td>—</td>") == 2, "a model saved without a checkpoint, or its training images, says so"
     assert not list(tmp_path.glob(".*.part")), "written atomically, no leftovers"
     empty_png, empty_page = write_leaderboard([], plot_leaderboard([]), tmp_path / "empty")
     assert empty_png.exists() and "No results yet" in empty_page.read_text()

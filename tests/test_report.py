@@ -141,7 +141,7 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
         results_markdown([{**full, "stopped": "ValueError: boom (cell [7])"}])
     text = results_markdown([full, smoke])
     assert "Test accuracy: 99.51%" in text and "| 1 | 99.47% |" in text and "02_smoke" not in text
-    assert "| Model_3 | 01_demo | 5,000 | 99.51% |" in text
+    assert "| Model_3 | 01_demo | 5,000 | — | 99.51% |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_START}\nold\n{README_END}\nrest\n")
     update_readme(readme, [full])
@@ -250,12 +250,13 @@ def test_record_run_keeps_the_summary_the_model_and_its_history(report, tmp_path
         rows = [{"epoch": 1, "test_acc": 98.0}, {"epoch": 2, "test_acc": 99.0}]
 
     summary = {"params": 7000, "final_test_acc": 99.0, "training_seconds": 12.0, "best_test_acc": 99.1}
-    report.record_run("01 Model_1", "Model_1", summary, Rows(), receptive_field=30,
+    report.record_run("01 Model_1", "Model_1", summary, Rows(), receptive_field=30, train_images=60_000,
                       checkpoint="models/step1-seed1.safetensors")
     saved = json.loads((tmp_path / "01_demo.json").read_text())
     assert saved["metrics"] == {**summary, "receptive_field": 30}
     assert saved["models"] == [{"name": "01 Model_1", "params": 7000, "test_acc": 99.0, "seconds": 12.0,
-                                "best_test_acc": 99.1, "checkpoint": "models/step1-seed1.safetensors"}]
+                                "best_test_acc": 99.1, "train_images": 60_000,
+                                "checkpoint": "models/step1-seed1.safetensors"}]
     assert saved["runs"]["Model_1"]["history"] == Rows.rows
 
 
