@@ -39,7 +39,7 @@ from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, tes
 from mnist_utils.recipes import Recipe, build_model, load_config
 from mnist_utils.training import (check_plain_loop, run_recipe, run_recipes, train_head, train_model, train_recipe,
                                   train_seeds)
-from mnist_utils.search import held_on_every_seed, recorded_candidates, recorded_run, search_table
+from mnist_utils.search import changes_from, held_on_every_seed, recorded_candidates, recorded_run, search_table
 from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
@@ -82,7 +82,7 @@ __all__ = [
     "smallest_input_size", "speed_probe", "speed_table", "summary", "training_speed",
     "Batches", "History", "fit", "make_optimizer", "make_scheduler", "test", "train", "Recipe", "build_model",
     "load_config", "show_config", "show_configs",
-    "check_plain_loop", "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "held_on_every_seed",
+    "changes_from", "check_plain_loop", "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds", "held_on_every_seed",
     "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
     "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_with_dropout",
     "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics", "predict", "predict_views",

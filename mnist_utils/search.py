@@ -200,6 +200,25 @@ def held_on_every_seed(row: dict[str, Any]) -> bool:
     return row["seeds_met"] == len(row["seeds"])
 
 
+def changes_from(start: Recipe, recipe: Recipe) -> list[str]:
+    """The changes, written as a search's candidates write them (`lr=0.1`, `augment.scale=[0.9,1.1]`), that make
+    `start` into `recipe`: what a search's pick changed from where it started. A nested setting is compared key by
+    key; the name, the title and the training-accuracy probe, which change no training, are left out."""
+    def written(value: Any) -> str:  # as `--set` reads it back (a YAML value)
+        return "null" if value is None else f"[{','.join(map(written, value))}]" if isinstance(value, (list, tuple)) \
+            else str(value)
+
+    before, after, changes = start.to_dict(), recipe.to_dict(), []
+    for key, value in after.items():
+        if key not in ("name", "title", "train_probe") and value != before.get(key):
+            if isinstance(value, dict) and isinstance(before.get(key), dict):
+                changes += [f"{key}.{inner}={written(value.get(inner))}" for inner in {**before[key], **value}
+                            if value.get(inner) != before[key].get(inner)]
+            else:
+                changes.append(f"{key}={written(value)}")
+    return changes
+
+
 def search_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Recorded rows (`recorded_candidates`) as a table to show, one row each: what was changed, the size, every
     seed's lowest test accuracy of its last epochs, and the verdict."""

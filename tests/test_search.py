@@ -166,3 +166,16 @@ def test_a_search_file_is_read_from_the_current_folder_first_and_needs_a_candida
     (elsewhere / "mine.yaml").write_text("config: step3\nrecord: r.json\ncandidates: []\n")
     assert search.main(["mine.yaml"]) == 2 and "candidates is a list, not empty," in capsys.readouterr().err
 
+
+
+def test_changes_from_the_start_give_the_pick_back():
+    """What notebook 03 lists under its search table: every training setting the pick changed from the search's
+    start, nested ones key by key, written so that applying them to the start gives the pick again."""
+    start, pick = load_config("configs/searches/step3_start.yaml"), load_config("step3")
+    changes = search.changes_from(start, pick)
+    assert "augment.scale=[0.9,1.1]" in changes and not any(c.startswith(("name=", "train_probe=")) for c in changes)
+    rebuilt = load_config("configs/searches/step3_start.yaml", changes).to_dict()
+    assert {k: v for k, v in rebuilt.items() if k not in ("name", "train_probe")} == \
+        {k: v for k, v in pick.to_dict().items() if k not in ("name", "train_probe")}
+    assert search.changes_from(pick, pick.replace(ema=None)) == ["ema=null"]
+    assert search.changes_from(pick, pick) == []
