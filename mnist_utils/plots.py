@@ -258,7 +258,7 @@ def plot_confusion(confusion: torch.Tensor, title: str = "") -> plt.Figure:
     labels = np.where(errors > 0, np.nan_to_num(errors).astype(int).astype(str), "")
     fig, ax = plt.subplots(figsize=(6, 5))
     sns.heatmap(errors, annot=labels, fmt="", cmap="Reds", cbar=False, ax=ax, linewidths=0.5, linecolor="0.9")
-    ax.set(xlabel="predicted", ylabel="true",
+    ax.set(xlabel="predicted (mistakes only: the diagonal, the right answers, is left blank)", ylabel="true",
            title=title or f"{int(confusion.sum() - confusion.trace())} errors of {int(confusion.sum()):,}")
     return _finish(fig)
 
