@@ -111,6 +111,9 @@ def test_a_pretrained_checkpoints_arguments_that_do_not_fit_say_what_it_takes():
         rebuild_model("pretrained", {"family": "resnet18", "depth": 3})  # was a TypeError's traceback
     with pytest.raises(CheckpointError, match=r"did you mean pretrained for pretraind\?$"):
         rebuild_model("pretrained", {"family": "resnet18", "pretraind": False})
+    # a ValueError of the backbone's own checks is the arguments' fault too, not its code's
+    with pytest.raises(CheckpointError, match=r"do not fit a pretrained backbone .*image_size"):
+        rebuild_model("pretrained", {"family": "resnet18", "image_size": 0})
 
 
 def test_a_fault_in_the_pretrained_code_is_its_own_error(monkeypatch):
