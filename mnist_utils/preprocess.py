@@ -60,6 +60,7 @@ SHADOW_SIDE = 64  # pixels a picture with a shadow's edge has at least each way:
 EDGE_SQUARE = 9  # px: where the paper's level steps by more than UNEVEN_LIGHT within this square lies a shadow's edge
 EDGE_LINE = 3  # px: a dark line thinner than this along a shadow's edge is the edge's JPEG ringing, not a stroke
 LIGHT_WINDOW = 0.1  # of the shorter side: strokes thinner than this are told from the paper under uneven light
+NOISE_SQUARE = 3  # px: under uneven light a photo is averaged over this square first, its sensor noise with it
 MAX_GAIN = 4.0  # ink in the shade counts up to this many times its contrast: more would raise the noise of near black
 
 
@@ -297,19 +298,22 @@ def _ink(grey: torch.Tensor, paper: float, border: tuple[str, float]) -> tuple[t
     """How far each pixel lies from the paper (`paper`, the frame's median), towards the ink, in grey levels; and
     whether the paper is light (dark ink: inverted). Where the light changes across the border (`border`, as
     `_border_light` reads it), gradually (a photo lit from one side or darker at its corners) or at a shadow's edges,
-    not from one level: the paper at each pixel is what is left once strokes thinner than LIGHT_WINDOW of the
-    shorter side are wiped out (`_closing`, or on the negative for light ink), and the ink is whichever of dark and
-    light strokes there is more of. Beside a shadow the ink is dark where the border's lightest level is light (the
-    lit paper's narrow wedges between strokes and the shade would count as light ink), and near a shadow's edge
-    dark lines thinner than EDGE_LINE, which the edge leaves in a JPEG, are not ink. Light paper then counts as a
-    share of the light falling there (ink in the shade is as dark a share of its paper as ink in the light, up to
-    MAX_GAIN times its contrast), scaled to the border's lightest; a picture whose ink has less than MIN_CONTRAST is
-    left so, blank (the gain would raise a dark table's noise into strokes)."""
+    not from one level: a photo is averaged over NOISE_SQUARE, then the paper at each pixel is what is left once
+    strokes thinner than LIGHT_WINDOW of the shorter side are wiped out (`_closing`, or on the negative for light
+    ink), and the ink is whichever of dark and light strokes there is more of. Beside a shadow the ink is dark where
+    the border's lightest level is light (the lit paper's narrow wedges between strokes and the shade would count as
+    light ink), and near a shadow's edge dark lines thinner than EDGE_LINE, which the edge leaves in a JPEG, are not
+    ink. Light paper then counts as a share of the light falling there (ink in the shade is as dark a share of its
+    paper as ink in the light, up to MAX_GAIN times its contrast), scaled to the border's lightest; a picture whose
+    ink has less than MIN_CONTRAST is left so, blank (the gain would raise a dark table's noise into strokes)."""
     kind, high = border
     if kind in ("even", "crossed"):
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
-    side = _light_window(grey)
+    side, reach = _light_window(grey), NOISE_SQUARE // 2
+    if min(grey.shape) >= SHADOW_SIDE:  # a photo's noise: its paper is read as the lightest level around each pixel,
+        # which the noise raises, and the gain in the shade raises the rest of it (crops and drawings have none)
+        grey = F.avg_pool2d(F.pad(grey[None, None], (reach,) * 4, mode="replicate"), NOISE_SQUARE, 1)[0, 0]
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
     if kind == "split":
@@ -334,7 +338,10 @@ def _faint_marks(ink: torch.Tensor) -> torch.Tensor:
     strong, faint = ink > STRONG_INK, (ink > 0) & (ink <= STRONG_INK)
     if float(faint.float().mean()) < FAINT_MARKS:  # too little faint ink for any: most pictures, at once
         return torch.zeros_like(faint)
-    broad = _square_max(-_square_max(-faint.float(), MARK_WIDTH), MARK_WIDTH) > 0  # an opening: what a square fits in
+    margin = MARK_WIDTH // 2  # no faint ink beyond the picture: a line touching its edge fits no square there
+    outside = F.pad(faint.float()[None, None], (margin,) * 4)[0, 0]
+    eroded = -_square_max(-outside, MARK_WIDTH)[margin:-margin, margin:-margin]
+    broad = _square_max(eroded, MARK_WIDTH) > 0  # an opening: what a square fits in
     reach = max(3, round(STROKE_REACH * min(ink.shape)))
     marks = faint & ~broad & (_square_max(strong.float(), 2 * reach + 1) == 0)
     return marks if float(marks.float().mean()) >= FAINT_MARKS else torch.zeros_like(marks)
