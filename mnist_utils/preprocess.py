@@ -310,10 +310,11 @@ def _ink(grey: torch.Tensor, paper: float, border: tuple[str, float]) -> tuple[t
     if kind in ("even", "crossed"):
         inverted = paper > 127.5
         return (paper - grey) if inverted else (grey - paper), inverted
-    side, reach = _light_window(grey), NOISE_SQUARE // 2
     if min(grey.shape) >= SHADOW_SIDE:  # a photo's noise: its paper is read as the lightest level around each pixel,
         # which the noise raises, and the gain in the shade raises the rest of it (crops and drawings have none)
-        grey = F.avg_pool2d(F.pad(grey[None, None], (reach,) * 4, mode="replicate"), NOISE_SQUARE, 1)[0, 0]
+        padded = F.pad(grey[None, None], (NOISE_SQUARE // 2,) * 4, mode="replicate")
+        grey = F.avg_pool2d(padded, NOISE_SQUARE, 1)[0, 0]
+    side = _light_window(grey)
     light_paper, dark_ground = _closing(grey, side), -_closing(-grey, side)
     dark_ink, light_ink = light_paper - grey, grey - dark_ground
     if kind == "split":
