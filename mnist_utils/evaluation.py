@@ -189,11 +189,16 @@ def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
 GAP_TOLERANCE = 0.1  # points: a gap within ±this "fits well"; 10 of 10,000 images, about one standard error
 
 
+def accuracy_se(accuracy: float, count: int) -> float:
+    """Standard error (points) of an accuracy (%) measured on `count` images: how far it moves by the luck of
+    which images were drawn."""
+    return 100 * math.sqrt(accuracy / 100 * (1 - accuracy / 100) / count)
+
+
 def accuracy_difference_se(a: float, count_a: int, b: float, count_b: int) -> float:
     """Standard error (points) of the difference of two accuracies (%) measured on `count_a` and `count_b`
     independent images: how far apart two such figures lie by the luck of the images alone."""
-    variance = sum(p / 100 * (1 - p / 100) / n for p, n in ((a, count_a), (b, count_b)))
-    return 100 * math.sqrt(variance)
+    return math.hypot(accuracy_se(a, count_a), accuracy_se(b, count_b))
 
 
 def fitting_diagnosis(history: History, last: int = 3, tolerance: float = GAP_TOLERANCE) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from mnist_utils.augment import Augment
 from mnist_utils.engine import History, seed_everything
 from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet
-from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_with_dropout, fitting_diagnosis,
-                                    last_epochs_summary, predict, probed_gap, run_summary, seed_table)
+from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_se, accuracy_with_dropout,
+                                    fitting_diagnosis, last_epochs_summary, predict, probed_gap, run_summary, seed_table)
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, smallest_input_size
 from mnist_utils.recipes import ConfigError, Recipe, build_model, load_config
 from mnist_utils.training import train_recipe, train_seeds
@@ -275,6 +275,13 @@ def test_fitting_diagnosis_reads_the_gap_of_the_last_epochs():
     diagnosis = fitting_diagnosis(made_up([99.0, 99.4, 99.45, 99.5], [99.2, 99.4, 99.4, 99.45]))
     assert diagnosis["verdict"] == "fits well"
     assert diagnosis["mean_gap"] == pytest.approx((0.0 + 0.05 + 0.05) / 3)
+
+
+def test_the_standard_error_of_an_accuracy_is_a_binomial_share_s():
+    assert accuracy_se(50.0, 100) == pytest.approx(5.0)  # sqrt(0.5 * 0.5 / 100) = 5 points
+    assert accuracy_se(82.0, 500) == pytest.approx(100 * (0.82 * 0.18 / 500) ** 0.5)
+    assert accuracy_se(82.0, 2_000) == pytest.approx(accuracy_se(82.0, 500) / 2), "four times the images: half"
+    assert accuracy_se(100.0, 10) == accuracy_se(0.0, 10) == 0.0
 
 
 def test_the_standard_error_of_a_gap_is_that_of_two_independent_accuracies():
