@@ -186,6 +186,7 @@ def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
     return {"only_a": only_a, "only_b": only_b, "p_value": min(1.0, 2 * tail / 2**n)}
 
 
+LAST_EPOCHS = 3  # the goal holds in each of a run's last 3 epochs, and its train − test gap is their mean
 GAP_TOLERANCE = 0.1  # points: a gap within ±this "fits well"; 10 of 10,000 images, about one standard error
 
 
@@ -201,7 +202,7 @@ def accuracy_difference_se(a: float, count_a: int, b: float, count_b: int) -> fl
     return math.hypot(accuracy_se(a, count_a), accuracy_se(b, count_b))
 
 
-def fitting_diagnosis(history: History, last: int = 3, tolerance: float = GAP_TOLERANCE) -> dict[str, Any]:
+def fitting_diagnosis(history: History, last: int = LAST_EPOCHS, tolerance: float = GAP_TOLERANCE) -> dict[str, Any]:
     """Over- or under-fitting, from the train/test accuracy gap (points) averaged over the `last` epochs. The
     training accuracy is `history.train_accuracy_column`'s: training images scored as the test set is, where the run
     probed them, so that the two sides are measured alike; else the accuracy during each epoch. Above
@@ -222,7 +223,7 @@ def fitting_diagnosis(history: History, last: int = 3, tolerance: float = GAP_TO
             "mean_gap_during": mean_gap_during, "verdict_during": verdict_during}
 
 
-def last_epochs_summary(history: History, threshold: float, last: int = 3) -> dict[str, Any]:
+def last_epochs_summary(history: History, threshold: float, last: int = LAST_EPOCHS) -> dict[str, Any]:
     """Test accuracy over the `last` epochs against `threshold` (%): the values, their minimum, whether
     each meets it, how far apart they lie (`spread`, points), and the best epoch of the whole run."""
     values = history.last("test_acc", last)
@@ -238,7 +239,7 @@ def test_acc_spread(history: History, last: int) -> float:
     return max(values) - min(values)
 
 
-def seed_table(histories: dict[int, History], threshold: float, last: int = 3) -> tuple[list[dict], dict]:
+def seed_table(histories: dict[int, History], threshold: float, last: int = LAST_EPOCHS) -> tuple[list[dict], dict]:
     """Per seed: the last `last` test accuracies, their minimum, the best and whether the target holds;
     and over all seeds: final accuracy mean ± std, lowest last-`last` accuracy, seeds meeting the target."""
     rows, summaries = [], {}

@@ -20,7 +20,7 @@ from .augment import Augment
 from .config import counted
 from .data import CLASSES
 from .engine import PROBED, History
-from .evaluation import Predictions, fitting_diagnosis
+from .evaluation import LAST_EPOCHS, Predictions, fitting_diagnosis
 from .exploration import class_counts
 from .recipes import Recipe
 
@@ -190,7 +190,7 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
     return _finish(fig)
 
 
-def plot_test_accuracy(histories: History | dict[str, History], target: float | None = None, last: int = 3,
+def plot_test_accuracy(histories: History | dict[str, History], target: float | None = None, last: int = LAST_EPOCHS,
                        title: str = "") -> plt.Figure:
     """Test accuracy per epoch, zoomed past the first epochs (`zoom_past_first_epochs`), with the target line and
     the last `last` epochs shaded (where a target "in each of the last epochs" is judged); and the train − test

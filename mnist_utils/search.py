@@ -33,14 +33,12 @@ from .config import (EXIT_BAD_INPUT, PROJECT_ROOT, CommandParser, Profile, Usage
                      get_device, get_profile, hardware, reports_dir, run_command)
 from .data import MNISTDataError, load_data
 from .engine import History
-from .evaluation import GOAL_ACC, seed_table
+from .evaluation import GOAL_ACC, LAST_EPOCHS, last_epochs_summary, seed_table
 from .files import cannot_write, write_atomic
 from .inspection import count_parameters
 from .config_values import load_yaml
 from .recipes import ConfigError, Recipe, load_config
 from .training import check_packable, train_seeds
-
-LAST_EPOCHS = 3  # the goal (GOAL_ACC) holds in each of the last 3 epochs
 
 
 def in_project(path: Path | str) -> Path:
@@ -126,15 +124,14 @@ def recorded_run(path: Path | str, recipe: Recipe) -> dict[str, Any] | None:
 def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, History]],
               seconds: float) -> dict[str, Any]:
     """One row of the record: the candidate's changes, its size and what every seed reached."""
-    per_seed, overall = seed_table({seed: history for seed, (_, history) in zip(recipe.seeds, runs)}, GOAL_ACC,
-                                   LAST_EPOCHS)
+    _, overall = seed_table({seed: history for seed, (_, history) in zip(recipe.seeds, runs)}, GOAL_ACC)
     return {
         "changes": changes,
         "model": recipe.model,
         "parameters": count_parameters(runs[0][0]),
         "epochs": recipe.epochs,
         "seeds": list(recipe.seeds),
-        "lowest_last3": [row[f"min of last {LAST_EPOCHS}"] for row in per_seed],
+        "lowest_last3": [last_epochs_summary(history, GOAL_ACC)["min_last"] for _, history in runs],
         "lowest": overall["min_last"],
         "seeds_met": overall["seeds_met"],
         "final_mean": overall["final_mean"],
@@ -203,14 +200,14 @@ def held_on_every_seed(row: dict[str, Any]) -> bool:
 def changes_from(start: Recipe, recipe: Recipe) -> list[str]:
     """The changes, written as a search's candidates write them (`lr=0.1`, `augment.scale=[0.9,1.1]`), that make
     `start` into `recipe`: what a search's pick changed from where it started. A nested setting is compared key by
-    key; the name, the title and the training-accuracy probe, which change no training, are left out."""
+    key; the settings that change no training (NOT_TRAINING) are left out."""
     def written(value: Any) -> str:  # as `--set` reads it back (a YAML value)
         return "null" if value is None else f"[{','.join(map(written, value))}]" if isinstance(value, (list, tuple)) \
             else str(value)
 
     before, after, changes = start.to_dict(), recipe.to_dict(), []
     for key, value in after.items():
-        if key not in ("name", "title", "train_probe") and value != before.get(key):
+        if key not in NOT_TRAINING and value != before.get(key):
             if isinstance(value, dict) and isinstance(before.get(key), dict):
                 changes += [f"{key}.{inner}={written(value.get(inner))}" for inner in {**before[key], **value}
                             if value.get(inner) != before[key].get(inner)]
