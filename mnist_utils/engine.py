@@ -415,12 +415,15 @@ class OneCycleThenHold(torch.optim.lr_scheduler.OneCycleLR):
 # while the rate warms up and back while it anneals, in place of the optimizer's own (Smith, 2018; these are
 # OneCycleLR's defaults).
 ONE_CYCLE_MOMENTUM = (0.85, 0.95)
+STEP_DECAY = (5, 0.1)  # 'step': (every how many epochs, × what)
+PLATEAU_DECAY = (2, 0.5)  # 'plateau': (after how many epochs without improvement, × what)
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
                    max_lr: float | None = None, pct_start: float = 0.25, div_factor: float = 25.0,
-                   final_div_factor: float = 1e4, anneal_epochs: int | None = None, step_size: int = 5,
-                   gamma: float = 0.1, factor: float = 0.5, patience: int = 2, mode: str = "min") -> Any:
+                   final_div_factor: float = 1e4, anneal_epochs: int | None = None,
+                   step_size: int = STEP_DECAY[0], gamma: float = STEP_DECAY[1], patience: int = PLATEAU_DECAY[0],
+                   factor: float = PLATEAU_DECAY[1], mode: str = "min") -> Any:
     """'onecycle' (per batch: from max_lr/div_factor up to `max_lr` over the first `pct_start` of the
     cycle, then down to max_lr/div_factor/final_div_factor; with `anneal_epochs`, the cycle lasts that
     many epochs and the final rate holds after it), 'step' (×`gamma` every `step_size` epochs),

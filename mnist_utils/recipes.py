@@ -29,8 +29,8 @@ from .config import PROJECT_ROOT, counted, first_line
 from .config_values import (BUILD_ERRORS, ConfigError, convert, load_yaml, misspelt, raise_own_fault, seed_problem,
                             unknown_keys, yaml_problem)
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, SCHEDULERS, in_precision, make_loss, make_optimizer, make_scheduler,
-                     monitor_mode, one_cycle, precision_for)
+from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, PLATEAU_DECAY, SCHEDULERS, STEP_DECAY, in_precision, make_loss,
+                     make_optimizer, make_scheduler, monitor_mode, one_cycle, precision_for)
 from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, resnet18_weights_available
 
 CONFIGS_DIR = PROJECT_ROOT / "configs"
@@ -159,8 +159,10 @@ class Recipe:
             schedule = (f"one-cycle learning rate over {counted(cycle, 'epoch')} ({start:g} → {self.lr:g} "
                         f"in the first {self.pct_start * 100:g}%, then → {end:g})")
         else:
-            schedule = {"none": "constant learning rate", "step": "step decay", "plateau": "decay on plateau"}[
-                self.scheduler]
+            schedule = {"none": "constant learning rate",
+                        "step": f"learning rate ×{STEP_DECAY[1]:g} every {counted(STEP_DECAY[0], 'epoch')}",
+                        "plateau": f"learning rate ×{PLATEAU_DECAY[1]:g} after {counted(PLATEAU_DECAY[0], 'epoch')} "
+                                   f"without a better {self.monitor}"}[self.scheduler]
         low, high = ONE_CYCLE_MOMENTUM  # one-cycle's momentum replaces the config's `momentum`: say what runs
         cycled = f"{high:g} → {low:g} → {high:g} (cycled against the rate)" if self.scheduler == "onecycle" else None
         if self.optimizer == "sgd":

@@ -222,6 +222,16 @@ def test_monitoring_validation_needs_validation_batches(mnist):
                   torch.device("cpu"), epochs=1, patience=1)
 
 
+def test_a_step_or_plateau_schedule_is_described_as_its_scheduler_runs():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    step = Recipe(scheduler="step")
+    runs = step.make_scheduler(optimizer, steps_per_epoch=10)
+    assert f"learning rate ×{runs.gamma:g} every {runs.step_size} epochs" in step.describe()
+    plateau = Recipe(scheduler="plateau", monitor="val_acc", val_fraction=0.1)
+    runs = plateau.make_scheduler(optimizer, steps_per_epoch=10)
+    assert f"×{runs.factor:g} after {runs.patience} epochs without a better val_acc" in plateau.describe()
+
+
 def test_a_plateau_schedule_without_the_validation_it_watches_is_refused(mnist):
     # It once fell back to the training loss, stepped in val_acc's direction ('max'): falling losses read as
     # no progress and halved the rate. Now the recipe and fit both refuse it.

@@ -393,7 +393,7 @@ def test_a_recipe_refuses_an_unknown_optimizer_or_scheduler_when_it_is_made():
         Recipe(optimizer="rmsprop")
     with pytest.raises(ValueError, match="scheduler: unknown 'cosine'"):
         Recipe(scheduler="cosine")
-    assert "step decay" in Recipe(scheduler="step").describe()
+    assert "every 5 epochs" in Recipe(scheduler="step").describe(), "a known one is made and described"
     assert "one-cycle" not in Recipe(scheduler="plateau", val_fraction=0.1).describe()
 
 
