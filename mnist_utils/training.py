@@ -9,6 +9,7 @@ with one, the validation split decides and the test set is used once, at the end
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -272,34 +273,47 @@ def _train_pack(recipe: Recipe, data: MNIST, device: torch.device, packed: Packe
     label = f"seed {seeds[0]}" if copies == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     for epoch in range(1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        packed.train()
         start = time.perf_counter()
-        train_loss = torch.zeros(copies, device=device)
-        train_correct = torch.zeros(copies, dtype=torch.long, device=device)
-        n_train = 0  # the images each copy trained on (drop_last may leave some out)
-        for images, labels in side_by_side(streams, recipe.memory_format):  # copy g: its own seed's batches
-            logits, _ = training_step(packed, images, labels, optimizer, scheduler, loss_fn)
-            if averaged is not None:
-                averaged.update()
-            with torch.no_grad():
-                loss, right = _per_copy_sums(logits, labels, smoothing)
-                train_loss += loss
-                train_correct += right
-            n_train += len(labels)
+        trained = _train_packed(packed, streams, optimizer, scheduler, loss_fn, averaged, device, recipe.memory_format,
+                                smoothing)
         tested = _test_packed(scored, test_batches, device, recipe.memory_format, smoothing)
         probed = [None] * copies if probe_batches is None else _test_packed(scored, probe_batches, device,
                                                                             recipe.memory_format, smoothing)
         seconds = time.perf_counter() - start  # training, testing, probing: what the run's wall time is shared by
-        for g, history in enumerate(histories):  # images: every copy's, as the packed epoch processed them
-            trained = EpochStats(train_loss[g].item() / n_train, 100.0 * train_correct[g].item() / n_train,
-                                 copies * n_train, seconds)
-            history.record(epoch, lr, trained, tested=tested[g], probed=probed[g])
+        for g, history in enumerate(histories):
+            history.record(epoch, lr, dataclasses.replace(trained[g], seconds=seconds), tested=tested[g],
+                           probed=probed[g])
         if bar is not None:
             accuracies = [h["test_acc"][-1] for h in histories]
             bar.set_postfix_str(f"{label}, epoch {epoch}: test_acc min {min(accuracies):.2f}, "
                                 f"max {max(accuracies):.2f}")
             bar.update(1)
     return [(scored.unpack(g).eval(), history) for g, history in enumerate(histories)]
+
+
+def _train_packed(packed: PackedModels, streams: list[Any], optimizer: torch.optim.Optimizer, scheduler: Any,
+                  loss_fn: Callable[..., torch.Tensor], averaged: WeightAverage | None, device: torch.device,
+                  memory_format: torch.memory_format, label_smoothing: float) -> list[EpochStats]:
+    """One epoch of `packed`, copy g on its own seed's batches (`streams[g]`), stepping the schedule and the weight
+    average with each batch: each copy's loss (the recipe's, as `fit` measures it) and accuracy during the epoch;
+    its images, every copy's, as the packed epoch processed them."""
+    packed.train()
+    start = time.perf_counter()
+    total_loss = torch.zeros(packed.copies, device=device)
+    correct = torch.zeros(packed.copies, dtype=torch.long, device=device)
+    n = 0  # the images each copy trained on (drop_last may leave some out)
+    for images, labels in side_by_side(streams, memory_format):
+        logits, _ = training_step(packed, images, labels, optimizer, scheduler, loss_fn)
+        if averaged is not None:
+            averaged.update()
+        with torch.no_grad():
+            loss, right = _per_copy_sums(logits, labels, label_smoothing)
+            total_loss += loss
+            correct += right
+        n += len(labels)
+    seconds = time.perf_counter() - start
+    return [EpochStats(total_loss[g].item() / n, 100.0 * correct[g].item() / n, packed.copies * n, seconds)
+            for g in range(packed.copies)]
 
 
 def _per_copy_sums(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, ...]:
