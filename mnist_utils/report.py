@@ -280,18 +280,6 @@ class Report:
         _put(self.models, entry, lambda m: m["name"] == name)
         self.save()
 
-    def record_run(self, model_name: str, run_name: str, summary: dict[str, Any], history: Any, *,
-                   train_images: int, checkpoint: str | None = None, **metrics: Any) -> None:
-        """One model trained and tested after every epoch, in one call: `summary` (from
-        `evaluation.run_summary`) and `metrics` recorded, the model added to the leaderboard as `model_name`
-        (its final test accuracy, the number of images it learned from, its `checkpoint`), and its history kept
-        under `run_name`."""
-        self.record(**summary, **metrics)
-        self.add_model(model_name, params=summary["params"], test_acc=summary["final_test_acc"],
-                       seconds=summary["training_seconds"], best_test_acc=summary["best_test_acc"],
-                       train_images=train_images, checkpoint=checkpoint)
-        self.add_run(run_name, history=history.rows)
-
     def publish_table(self, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
                       units: dict[str, str] | None = None) -> None:
         """Show a table here and keep it in the results file, from which the README's results section

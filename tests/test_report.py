@@ -245,21 +245,6 @@ def test_a_later_notebook_reads_an_earlier_ones_results_or_says_what_to_run(repo
         load_result("02_other", "smoke", tmp_path)
 
 
-def test_record_run_keeps_the_summary_the_model_and_its_history(report, tmp_path):
-    class Rows:
-        rows = [{"epoch": 1, "test_acc": 98.0}, {"epoch": 2, "test_acc": 99.0}]
-
-    summary = {"params": 7000, "final_test_acc": 99.0, "training_seconds": 12.0, "best_test_acc": 99.1}
-    report.record_run("01 Model_1", "Model_1", summary, Rows(), receptive_field=30, train_images=60_000,
-                      checkpoint="models/step1-seed1.safetensors")
-    saved = json.loads((tmp_path / "01_demo.json").read_text())
-    assert saved["metrics"] == {**summary, "receptive_field": 30}
-    assert saved["models"] == [{"name": "01 Model_1", "params": 7000, "test_acc": 99.0, "seconds": 12.0,
-                                "best_test_acc": 99.1, "train_images": 60_000,
-                                "checkpoint": "models/step1-seed1.safetensors"}]
-    assert saved["runs"]["Model_1"]["history"] == Rows.rows
-
-
 def test_an_unreadable_results_file_is_named_set_aside_and_skipped(report, tmp_path, capsys):
     report.record(acc=99.5)
     saved = (tmp_path / "01_demo.json").read_text()
