@@ -46,20 +46,20 @@ from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 # mnist_utils/evaluation.py, mnist_utils/plots.py
 from mnist_utils.evaluation import (GAP_TOLERANCE, GOAL_ACC, RUN_SUMMARY_LABELS, STEP_GOAL, accuracy_difference_se,
                                     accuracy_se, accuracy_with_dropout, clean_epochs_effect, confusion_matrix,
-                                    fitting_diagnosis, per_class_metrics, predict, predict_views, probed_gap,
-                                    run_summary, seed_table, test_acc_spread, top_confusions)
+                                    fitting_diagnosis, per_class_metrics, predict, probed_gap, run_summary, seed_table,
+                                    test_acc_spread, top_confusions)
 from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
 
 # Compare models: paired tests, shared errors, ensembles.
 # mnist_utils/evaluation.py, mnist_utils/ensembles.py, mnist_utils/plots.py
-from mnist_utils.evaluation import ONE_PIXEL_SHIFTS, confused_pairs, ensemble, head_to_head, mcnemar, with_tta
-from mnist_utils.ensembles import (choice_on_halves, choose_members, choose_on, fit_temperature, halves_summary,
-                                   most_shared, shared_errors, with_temperature, wrong_by_all, wrong_by_any)
+from mnist_utils.evaluation import confused_pairs, ensemble, head_to_head, mcnemar, with_tta
+from mnist_utils.ensembles import (choice_on_halves, choose_on, halves_summary, most_shared, shared_errors,
+                                   wrong_by_all, wrong_by_any)
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 
 # Pretrained networks and frozen features.
 # mnist_utils/pretrained.py, mnist_utils/recipes.py, mnist_utils/features.py
-from mnist_utils.features import linear_probe, resolution_sweep
+from mnist_utils.features import resolution_sweep
 from mnist_utils.pretrained import resnet18_weights_available, stem_conversion_error
 from mnist_utils.recipes import build_pretrained
 
@@ -69,8 +69,8 @@ from mnist_utils.checkpoints import load_model, save_and_record, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
 # mnist_utils/report.py
-from mnist_utils.report import (Report, load_result, load_results, points_against, show_config, show_configs,
-                                show_markdown, show_table)
+from mnist_utils.report import (Report, load_result, points_against, show_config, show_configs, show_markdown,
+                                show_table)
 
 __all__ = [
     "budget_minutes", "counted", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data",
@@ -87,14 +87,13 @@ __all__ = [
     "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
     "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_se",
     "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics",
-    "predict", "predict_views", "probed_gap", "run_summary",
+    "predict", "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",
-    "ONE_PIXEL_SHIFTS", "choice_on_halves", "choose_members", "choose_on", "confused_pairs", "ensemble",
-    "fit_temperature", "halves_summary", "head_to_head", "mcnemar", "most_shared",
-    "shared_errors", "with_temperature", "with_tta", "wrong_by_all", "wrong_by_any",
+    "choice_on_halves", "choose_on", "confused_pairs", "ensemble", "halves_summary", "head_to_head", "mcnemar",
+    "most_shared", "shared_errors", "with_tta", "wrong_by_all", "wrong_by_any",
     "plot_hard_images", "plot_shared_errors",
-    "linear_probe", "resolution_sweep", "train_head", "resnet18_weights_available",
+    "resolution_sweep", "train_head", "resnet18_weights_available",
     "stem_conversion_error", "build_pretrained",
     "load_model", "save_and_record", "save_trained",
-    "Report", "load_result", "load_results", "points_against", "show_markdown", "show_table",
+    "Report", "load_result", "points_against", "show_markdown", "show_table",
 ]

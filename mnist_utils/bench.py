@@ -292,9 +292,9 @@ def time_to_accuracy(recipe: Recipe, data: MNIST, device: torch.device, goals: d
         print(f"  stopped after epoch {len(rows)} of {recipe.epochs}: the last threshold was reached")
     if runs > 1:
         times = "; ".join(", ".join(f"{row['seconds']:.1f}" for row in run) for run in each)
-        verdict = ("the same accuracies in each, their median below" if reproduced
-                   else "their accuracies DIFFER, which one seed should rule out: the first run below")
-        print(f"  {runs} runs, seconds since the start after each epoch: {times}: {verdict}")
+        agreement = ("the same accuracies in each, their median below" if reproduced
+                     else "their accuracies DIFFER, which one seed should rule out: the first run below")
+        print(f"  {runs} runs, seconds since the start after each epoch: {times}: {agreement}")
     reached = reached_table(rows, goals)
     return {"config": recipe.name, "model": recipe.model, "epochs": rows, "reached": reached,
             "met": all(r["met"] is not False for r in reached.values()),

