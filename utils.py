@@ -68,9 +68,9 @@ from mnist_utils.recipes import build_pretrained
 from mnist_utils.checkpoints import load_model, save_and_record, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.
-# mnist_utils/report.py
-from mnist_utils.report import (Report, load_result, points_against, show_config, show_configs, show_markdown,
-                                show_table)
+# mnist_utils/report.py, mnist_utils/results.py
+from mnist_utils.report import Report, points_against, show_config, show_configs, show_markdown, show_table
+from mnist_utils.results import load_result
 
 __all__ = [
     "budget_minutes", "counted", "get_device", "get_profile", "use_threads", "MNIST_MEAN", "MNIST_STD", "load_data",

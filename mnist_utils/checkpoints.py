@@ -35,11 +35,11 @@ from .config_values import BUILD_ERRORS
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
-from .files import folder_lock, write_staged
+from .files import folder_lock, jsonable, write_staged
 from .inspection import count_parameters
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
-from .report import Report, _jsonable
+from .report import Report
 
 FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning changes
 SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes: the format's own limit on its JSON header
@@ -144,15 +144,15 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
     metadata = {
         "format": FORMAT,
         "title": title or weights_path.stem,
-        "model": {"name": model_name, "args": _jsonable(dict(model_args or {}))},
+        "model": {"name": model_name, "args": jsonable(dict(model_args or {}))},
         "parameters": sum(p.numel() for p in model.parameters()),
-        "config": _jsonable(config),
+        "config": jsonable(config),
         "source": source,
         "seed": seed,
         "epochs": epochs,
         "normalization": {"mean": float(mean), "std": float(std)},
         "input_size": int(input_size),
-        "metrics": _jsonable(dict(metrics or {})),
+        "metrics": jsonable(dict(metrics or {})),
         "torch": torch.__version__,
         "data_sha256": {name: sha for name, (_, sha) in FILES.items()},  # what the training data was verified against
         "weights": {"file": weights_path.name, "bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest()},

@@ -1,17 +1,22 @@
-"""Files written whole or not at all, their checksums, what else a folder holds, and whether a host answers: what
-every module that writes a results file, a checkpoint or a report, or fetches one, shares."""
+"""Files written whole or not at all, JSON files read back (a damaged one set aside), their checksums, what else a
+folder holds, and whether a host answers: what every module that writes a results file, a checkpoint or a report,
+reads one, or fetches one, shares."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import hashlib
+import json
+import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
 
@@ -165,3 +170,49 @@ def reachable(address: tuple[str, int], timeout: float) -> bool:
     thread.start()
     thread.join(timeout)
     return bool(result and result[0])
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types for what notebooks record (tensors, numpy scalars, tuples, paths)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # tensors, numpy arrays and scalars
+        return jsonable(value.tolist())  # a NaN among them as a float's: null, which JSON has
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "__dataclass_fields__"):
+        return jsonable(asdict(value))
+    return str(value)
+
+
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def read_json(path: Path, what: str, fix: str, valid: Callable[[Any], str | None] = lambda data: None) -> Any:
+    """The JSON in `path` (None if there is no such file). A file that is not a readable `what` (truncated,
+    say, or something else: `valid` returns what is wrong, or None) would stop every later run that reads
+    it: it is named on stderr with `fix`, set aside as <name>.corrupt for a look, and read as missing."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, IsADirectoryError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        why = f"{type(error).__name__}: {error}"
+    else:
+        why = valid(data)
+        if why is None:
+            return data
+    aside = path.with_name(path.name + CORRUPT_SUFFIX)
+    try:
+        os.replace(path, aside)
+        where = f"set aside as {aside.name}"
+    except OSError as error:
+        where = f"could not set it aside ({error.strerror or error})"
+    print(f"warning: {path} is not a readable {what} ({why}); {where}. {fix}", file=sys.stderr, flush=True)
+    return None

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, counted, usable_cpus
-from .files import write_atomic
-from .report import SYMBOLS, fmt, leaderboard_rows, load_results, mark, read_json
+from .files import read_json, write_atomic
+from .report import SYMBOLS, fmt, mark
+from .results import leaderboard_rows, load_results
 
 
 # ----------------------------------------------------------------------------- runs.json

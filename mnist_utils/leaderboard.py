@@ -13,7 +13,8 @@ import seaborn as sns
 from .config import reports_dir
 from .files import write_atomic
 from .plots import _finish, decimal_log_ticks, png_bytes
-from .report import LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, fmt
+from .report import fmt
+from .results import LEADERBOARD_COLUMNS, LEADERBOARD_NOTE
 
 
 # where a rank may go, in points from its marker (ha: which side of the text touches that place), nearest first

@@ -15,8 +15,7 @@ from nbconvert import HTMLExporter
 
 from .checkpoints import METADATA_SUFFIX
 from .config import first_line
-from .files import folder_lock, write_atomic
-from .report import read_json
+from .files import folder_lock, read_json, write_atomic
 
 
 def publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | None = None) -> None:
@@ -24,7 +23,7 @@ def publish_results(pending: Path, folder: Path, stem: str, *, stopped: str | No
     (results/ and models/), replacing the previous run's. A run that wrote no results for its notebook leaves
     none: the index must not show old numbers as this run's. A run that `stopped` early (on an error or a
     timeout) has its results marked so (`stopped`: what stopped it), since they hold only what the cells before
-    it recorded: the index shows them, and a later notebook refuses to build on them (`report.load_result`)."""
+    it recorded: the index shows them, and a later notebook refuses to build on them (`results.load_result`)."""
     models = sorted((pending / "models").glob("*"), key=lambda file: (file.suffix == METADATA_SUFFIX, file.name))
     if models:
         (folder / "models").mkdir(parents=True, exist_ok=True)

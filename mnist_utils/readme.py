@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir
-from .files import write_atomic
+from .files import read_json, write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, target_text, time_against_budget)
-from .report import (LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, leaderboard_rows, load_results, mark, markdown_table,
-                     read_json)
+from .report import mark, markdown_table
+from .results import LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, leaderboard_rows, load_results
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 

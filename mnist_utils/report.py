@@ -2,7 +2,7 @@
 
 A notebook declares its targets up front, records what its run measured, and shows Result and
 Analysis blocks built from those numbers: nothing in them is typed by hand. Every change is written
-at once (atomically) to ``reports/results/<notebook>.json``, which the index page and leaderboard read (under
+at once (atomically) to ``reports/results/<notebook>.json``, which the index page and leaderboard read (`results`; under
 the runner, to the notebook's pending folder, which the runner moves there when the notebook finishes).
 
     report = Report("01_step1_skeleton", "Step 1: the skeleton", seed=1)
@@ -20,9 +20,7 @@ import datetime as _dt
 import json
 import math
 import operator
-import os
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .config import get_device, get_profile, hardware, pending_dir, reports_dir
-from .files import write_atomic
+from .files import jsonable, write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}  # a comparison as prose and tables write it
@@ -68,25 +66,6 @@ class Check:
     claim: str
     met: bool
     evidence: str = ""
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types for what notebooks record (tensors, numpy scalars, tuples, paths)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # tensors, numpy arrays and scalars
-        return _jsonable(value.tolist())  # a NaN among them as a float's: null, which JSON has
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "__dataclass_fields__"):
-        return _jsonable(asdict(value))
-    return str(value)
 
 
 def _float_text(value: float) -> str:
@@ -257,12 +236,12 @@ class Report:
 
     def record(self, **metrics: Any) -> None:
         """Record measured metrics (numbers, lists, small dicts)."""
-        self.metrics.update(_jsonable(metrics))
+        self.metrics.update(jsonable(metrics))
         self.save()
 
     def add_run(self, name: str, **details: Any) -> None:
         """Keep a run's details (history per epoch, settings) under `name`."""
-        self.runs[name] = _jsonable(details)
+        self.runs[name] = jsonable(details)
         self.save()
 
     def forget(self, prefix: str) -> None:
@@ -276,7 +255,7 @@ class Report:
     def add_model(self, name: str, *, params: int, test_acc: float, seconds: float, **extra: Any) -> None:
         """A trained model for the leaderboard: name, parameters, test accuracy (%), training seconds."""
         entry = {"name": name, "params": int(params), "test_acc": float(test_acc), "seconds": float(seconds),
-                 **_jsonable(extra)}
+                 **jsonable(extra)}
         _put(self.models, entry, lambda m: m["name"] == name)
         self.save()
 
@@ -284,7 +263,7 @@ class Report:
                       units: dict[str, str] | None = None) -> None:
         """Show a table here and keep it in the results file, from which the README's results section
         is generated (so the README repeats this run's numbers, never hand-copied ones)."""
-        table = {"title": title, "rows": _jsonable(list(rows)), "columns": list(columns or rows[0].keys()),
+        table = {"title": title, "rows": jsonable(list(rows)), "columns": list(columns or rows[0].keys()),
                  "units": units or {}}
         _put(self.tables, table, lambda t: t["title"] == title)
         self.save()
@@ -398,91 +377,5 @@ class Report:
 
     def save(self) -> Path:
         """Write the results JSON atomically (a reader never sees half a file)."""
-        write_atomic(self.path, json.dumps(_jsonable(self.to_dict()), indent=2).encode())
+        write_atomic(self.path, json.dumps(jsonable(self.to_dict()), indent=2).encode())
         return self.path
-
-
-CORRUPT_SUFFIX = ".corrupt"
-
-
-def read_json(path: Path, what: str, fix: str, valid: Callable[[Any], str | None] = lambda data: None) -> Any:
-    """The JSON in `path` (None if there is no such file). A file that is not a readable `what` (truncated,
-    say, or something else: `valid` returns what is wrong, or None) would stop every later run that reads
-    it: it is named on stderr with `fix`, set aside as <name>.corrupt for a look, and read as missing."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (ValueError, IsADirectoryError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        why = f"{type(error).__name__}: {error}"
-    else:
-        why = valid(data)
-        if why is None:
-            return data
-    aside = path.with_name(path.name + CORRUPT_SUFFIX)
-    try:
-        os.replace(path, aside)
-        where = f"set aside as {aside.name}"
-    except OSError as error:
-        where = f"could not set it aside ({error.strerror or error})"
-    print(f"warning: {path} is not a readable {what} ({why}); {where}. {fix}", file=sys.stderr, flush=True)
-    return None
-
-
-# What every results file holds (Report.to_dict writes them); the index and the README read them by name.
-RESULTS_KEYS = ("notebook", "title", "profile", "targets", "seconds", "saved", "hardware", "torch")
-
-
-def _results_problem(data: Any) -> str | None:
-    if not isinstance(data, dict):
-        return f"a JSON {type(data).__name__}, not an object"
-    missing = [key for key in RESULTS_KEYS if key not in data]
-    return f"no {', '.join(repr(k) for k in missing)}" if missing else None
-
-
-def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Every notebook's results JSON in `directory` (default: the active profile's, reports/results for the
-    full profile), in notebook order; an unreadable one is named and set aside (see `read_json`)."""
-    directory = Path(directory or reports_dir() / "results")
-    found = (read_json(p, "results file", f"Run notebook {p.stem} again to rewrite it.", _results_problem)
-             for p in sorted(directory.glob("*.json")))
-    return [results for results in found if results is not None]
-
-
-class MissingResults(FileNotFoundError):
-    """A notebook needs the results of an earlier one, which has not run in this profile yet."""
-
-
-def load_result(notebook: str, profile: str | None = None, directory: Path | None = None) -> dict[str, Any]:
-    """The results of `notebook` run in `profile` (the active one by default), for a later notebook that
-    builds on them; a clear error naming the notebook to run first when there are none."""
-    profile = profile or get_profile().name
-    other = profile != "full"  # Jupyter runs the full profile unless told otherwise
-    rerun = (f"(`make notebooks NB={notebook[:2]}{' PROFILE=' + profile if other else ''}`, or run it to the end in "
-             f"Jupyter{' started with MNIST_PROFILE=' + profile if other else ''})")
-    builds_on = f"this notebook builds on {notebook}'s results in the {profile} profile, and"
-    for result in load_results(directory or reports_dir(profile) / "results"):
-        if result.get("notebook") == notebook and result.get("profile") == profile:
-            if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
-                raise MissingResults(f"{builds_on} its last run there stopped early ({result['stopped']}): run it "
-                                     f"again first {rerun}.")
-            if not result.get("analysis"):  # every notebook ends in its Analysis; a run in Jupyter may stop short
-                raise MissingResults(f"{builds_on} its last run there did not reach its Analysis (only its first "
-                                     f"cells ran?): run it to the end first {rerun}.")
-            return result
-    raise MissingResults(f"{builds_on} there are none yet: run that notebook first {rerun}.")
-
-
-LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "training images", "test accuracy", "training time (s)")
-LEADERBOARD_NOTE = ("Each notebook trains under its own protocol: the training images column says how many digits a "
-                    "model learned from, and a training time is its own notebook's (in float32 or bfloat16; 03's a "
-                    "fifth of its five seeds trained together), to compare within a notebook.")
-
-
-def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every model any notebook trained, best test accuracy first."""
-    rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"],
-             "training images": m.get("train_images"), "test accuracy": m["test_acc"],
-             "training time (s)": m["seconds"], "checkpoint": m.get("checkpoint")}
-            for r in results for m in r.get("models", [])]
-    return sorted(rows, key=lambda row: -row["test accuracy"])

@@ -16,7 +16,7 @@ from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_
 from mnist_utils.leaderboard import label_places, plot_leaderboard, plotted_error, write_leaderboard
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 from mnist_utils.recipes import Recipe
-from mnist_utils.report import leaderboard_rows
+from mnist_utils.results import leaderboard_rows
 
 PARAMETERS = {"SimpleCNN": 421_642, "DeeperCNN": 870_634, "MiniVGG": 2_920_778, "TwoBranchCNN": 26_222_158}
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mnist_utils.config import PROJECT_ROOT, counted, get_profile, hardware, reports_dir
-from mnist_utils.report import (MissingResults, Report, Target, fmt, load_result, load_results, markdown_table,
-                                 typeset)
+from mnist_utils.report import Report, Target, fmt, markdown_table, typeset
+from mnist_utils.results import MissingResults, load_result, load_results
 
 
 @pytest.fixture

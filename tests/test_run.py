@@ -1,8 +1,7 @@
 """The headless runner: choosing notebooks, running them in a real kernel, runs.json and index.html.
 
 Every notebook here is a tiny throw-away one built in tmp_path; each kernel start costs a second or
-two, so the kernel tests are few and each checks several things about one run.
-"""
+two, so the kernel tests are few and each checks several things about one run."""
 from __future__ import annotations
 
 import json
@@ -21,7 +20,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from mnist_utils import publish, run
 from mnist_utils.config import PROJECT_ROOT
-from mnist_utils.report import MissingResults, Report, load_result
+from mnist_utils.report import Report
+from mnist_utils.results import MissingResults, load_result
 
 
 def make_notebook(folder: Path, stem: str, *sources: str) -> Path:

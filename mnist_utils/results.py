@@ -1,0 +1,68 @@
+"""The results files notebooks write (`report.Report`), read back: every notebook's, for the index and the README;
+one notebook's, for a later notebook that builds on it; and the leaderboard's rows, every model any of them trained."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import get_profile, reports_dir
+from .files import read_json
+
+
+# What every results file holds (Report.to_dict writes them); the index and the README read them by name.
+RESULTS_KEYS = ("notebook", "title", "profile", "targets", "seconds", "saved", "hardware", "torch")
+
+
+def _results_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    missing = [key for key in RESULTS_KEYS if key not in data]
+    return f"no {', '.join(repr(k) for k in missing)}" if missing else None
+
+
+def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
+    """Every notebook's results JSON in `directory` (default: the active profile's, reports/results for the
+    full profile), in notebook order; an unreadable one is named and set aside (see `read_json`)."""
+    directory = Path(directory or reports_dir() / "results")
+    found = (read_json(p, "results file", f"Run notebook {p.stem} again to rewrite it.", _results_problem)
+             for p in sorted(directory.glob("*.json")))
+    return [results for results in found if results is not None]
+
+
+class MissingResults(FileNotFoundError):
+    """A notebook needs the results of an earlier one, which has not run in this profile yet."""
+
+
+def load_result(notebook: str, profile: str | None = None, directory: Path | None = None) -> dict[str, Any]:
+    """The results of `notebook` run in `profile` (the active one by default), for a later notebook that
+    builds on them; a clear error naming the notebook to run first when there are none."""
+    profile = profile or get_profile().name
+    other = profile != "full"  # Jupyter runs the full profile unless told otherwise
+    rerun = (f"(`make notebooks NB={notebook[:2]}{' PROFILE=' + profile if other else ''}`, or run it to the end in "
+             f"Jupyter{' started with MNIST_PROFILE=' + profile if other else ''})")
+    builds_on = f"this notebook builds on {notebook}'s results in the {profile} profile, and"
+    for result in load_results(directory or reports_dir(profile) / "results"):
+        if result.get("notebook") == notebook and result.get("profile") == profile:
+            if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
+                raise MissingResults(f"{builds_on} its last run there stopped early ({result['stopped']}): run it "
+                                     f"again first {rerun}.")
+            if not result.get("analysis"):  # every notebook ends in its Analysis; a run in Jupyter may stop short
+                raise MissingResults(f"{builds_on} its last run there did not reach its Analysis (only its first "
+                                     f"cells ran?): run it to the end first {rerun}.")
+            return result
+    raise MissingResults(f"{builds_on} there are none yet: run that notebook first {rerun}.")
+
+
+LEADERBOARD_COLUMNS = ("model", "notebook", "parameters", "training images", "test accuracy", "training time (s)")
+LEADERBOARD_NOTE = ("Each notebook trains under its own protocol: the training images column says how many digits a "
+                    "model learned from, and a training time is its own notebook's (in float32 or bfloat16; 03's a "
+                    "fifth of its five seeds trained together), to compare within a notebook.")
+
+
+def leaderboard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every model any notebook trained, best test accuracy first."""
+    rows = [{"model": m["name"], "notebook": r["notebook"], "parameters": m["params"],
+             "training images": m.get("train_images"), "test accuracy": m["test_acc"],
+             "training time (s)": m["seconds"], "checkpoint": m.get("checkpoint")}
+            for r in results for m in r.get("models", [])]
+    return sorted(rows, key=lambda row: -row["test accuracy"])
