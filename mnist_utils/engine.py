@@ -416,7 +416,7 @@ class OneCycleThenHold(torch.optim.lr_scheduler.OneCycleLR):
 # OneCycleLR's defaults).
 ONE_CYCLE_MOMENTUM = (0.85, 0.95)
 STEP_DECAY = (5, 0.1)  # 'step': (every how many epochs, × what)
-PLATEAU_DECAY = (2, 0.5)  # 'plateau': (after how many epochs without improvement, × what)
+PLATEAU_DECAY = (2, 0.5)  # 'plateau': (more than how many epochs without improvement, × what)
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int = 1, steps_per_epoch: int = 1,
@@ -427,8 +427,8 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, *, epochs: int =
     """'onecycle' (per batch: from max_lr/div_factor up to `max_lr` over the first `pct_start` of the
     cycle, then down to max_lr/div_factor/final_div_factor; with `anneal_epochs`, the cycle lasts that
     many epochs and the final rate holds after it), 'step' (×`gamma` every `step_size` epochs),
-    'plateau' (×`factor` after `patience` epochs without improvement of the number it is stepped with: lower for
-    `mode` 'min', a loss; higher for 'max', an accuracy) or 'none' (returns None)."""
+    'plateau' (×`factor` once more than `patience` epochs pass without improvement of the number it is stepped
+    with: lower for `mode` 'min', a loss; higher for 'max', an accuracy) or 'none' (returns None)."""
     name = name.lower()
     if name == "onecycle":
         low, high = ONE_CYCLE_MOMENTUM

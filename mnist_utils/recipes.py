@@ -161,8 +161,8 @@ class Recipe:
         else:
             schedule = {"none": "constant learning rate",
                         "step": f"learning rate ×{STEP_DECAY[1]:g} every {counted(STEP_DECAY[0], 'epoch')}",
-                        "plateau": f"learning rate ×{PLATEAU_DECAY[1]:g} after {counted(PLATEAU_DECAY[0], 'epoch')} "
-                                   f"without a better {self.monitor}"}[self.scheduler]
+                        "plateau": f"learning rate ×{PLATEAU_DECAY[1]:g} once more than {PLATEAU_DECAY[0]} epochs "
+                                   f"pass without a better {self.monitor}"}[self.scheduler]
         low, high = ONE_CYCLE_MOMENTUM  # one-cycle's momentum replaces the config's `momentum`: say what runs
         cycled = f"{high:g} → {low:g} → {high:g} (cycled against the rate)" if self.scheduler == "onecycle" else None
         if self.optimizer == "sgd":

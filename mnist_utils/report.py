@@ -2,8 +2,8 @@
 
 A notebook declares its targets up front, records what its run measured, and shows Result and
 Analysis blocks built from those numbers: nothing in them is typed by hand. Every change is written
-at once (atomically) to ``reports/results/<notebook>.json``, which the index page and leaderboard read (`results`; under
-the runner, to the notebook's pending folder, which the runner moves there when the notebook finishes).
+at once (atomically) to ``reports/results/<notebook>.json`` (under the runner, to the notebook's pending folder,
+which the runner moves there when the notebook finishes), which the index page and the leaderboard read (`results`).
 
     report = Report("01_step1_skeleton", "Step 1: the skeleton", seed=1)
     report.target("params", "<", 8000, "Parameters")

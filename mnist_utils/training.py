@@ -296,7 +296,7 @@ def _train_packed(packed: PackedModels, streams: list[Any], optimizer: torch.opt
                   memory_format: torch.memory_format, label_smoothing: float) -> list[EpochStats]:
     """One epoch of `packed`, copy g on its own seed's batches (`streams[g]`), stepping the schedule and the weight
     average with each batch: each copy's loss (the recipe's, as `fit` measures it) and accuracy during the epoch;
-    its images, every copy's, as the packed epoch processed them."""
+    its images, every copy's, as the packed epoch processed them; its seconds, the training's alone."""
     packed.train()
     start = time.perf_counter()
     total_loss = torch.zeros(packed.copies, device=device)

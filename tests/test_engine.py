@@ -229,7 +229,8 @@ def test_a_step_or_plateau_schedule_is_described_as_its_scheduler_runs():
     assert f"learning rate ×{runs.gamma:g} every {runs.step_size} epochs" in step.describe()
     plateau = Recipe(scheduler="plateau", monitor="val_acc", val_fraction=0.1)
     runs = plateau.make_scheduler(optimizer, steps_per_epoch=10)
-    assert f"×{runs.factor:g} after {runs.patience} epochs without a better val_acc" in plateau.describe()
+    described = f"×{runs.factor:g} once more than {runs.patience} epochs pass without a better val_acc"
+    assert described in plateau.describe()
 
 
 def test_a_plateau_schedule_without_the_validation_it_watches_is_refused(mnist):

@@ -16,7 +16,8 @@ from mnist_utils.engine import History, seed_everything
 from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet
 from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accuracy_se, accuracy_with_dropout,
-                                    fitting_diagnosis, last_epochs_summary, predict, probed_gap, run_summary, seed_table)
+                                    fitting_diagnosis, last_epochs_summary, predict, probed_gap, run_summary,
+                                    seed_table)
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, smallest_input_size
 from mnist_utils.recipes import ConfigError, Recipe, build_model, load_config
 from mnist_utils.training import train_recipe, train_seeds
