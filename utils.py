@@ -44,8 +44,8 @@ from mnist_utils.plots import plot_history, plot_schedule, plot_test_accuracy
 
 # Evaluate: predictions, confusions, per-class metrics, how a run went.
 # mnist_utils/evaluation.py, mnist_utils/plots.py
-from mnist_utils.evaluation import (GAP_TOLERANCE, GOAL_ACC, RUN_SUMMARY_LABELS, STEP_GOAL, accuracy_difference_se,
-                                    accuracy_se, accuracy_with_dropout, clean_epochs_effect, confusion_matrix,
+from mnist_utils.evaluation import (GAP_TOLERANCE, GOAL_ACC, LEAN_SE, RUN_SUMMARY_LABELS, STEP_GOAL, accuracy_se,
+                                    accuracy_with_dropout, clean_epochs_effect, confusion_matrix,
                                     fitting_diagnosis, per_class_metrics, predict, probed_gap, run_summary, seed_table,
                                     test_acc_spread, top_confusions)
 from mnist_utils.plots import plot_confusion, plot_misclassified, plot_per_class
@@ -85,7 +85,7 @@ __all__ = [
     "changes_from", "check_plain_loop", "run_recipe", "run_recipes", "train_model", "train_recipe", "train_seeds",
     "held_on_every_seed",
     "recorded_candidates", "recorded_run", "search_table", "plot_history", "plot_schedule", "plot_test_accuracy",
-    "GAP_TOLERANCE", "GOAL_ACC", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_difference_se", "accuracy_se",
+    "GAP_TOLERANCE", "GOAL_ACC", "LEAN_SE", "RUN_SUMMARY_LABELS", "STEP_GOAL", "accuracy_se",
     "accuracy_with_dropout", "clean_epochs_effect", "confusion_matrix", "fitting_diagnosis", "per_class_metrics",
     "predict", "probed_gap", "run_summary",
     "seed_table", "test_acc_spread", "top_confusions", "plot_confusion", "plot_misclassified", "plot_per_class",

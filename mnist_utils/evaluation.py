@@ -188,6 +188,7 @@ def mcnemar(a: Predictions, b: Predictions) -> dict[str, float]:
 
 LAST_EPOCHS = 3  # the goal holds in each of a run's last 3 epochs, and its train − test gap is their mean
 GAP_TOLERANCE = 0.1  # points: a gap within ±this "fits well"; 10 of 10,000 images, about one standard error
+LEAN_SE = 2  # standard errors: a verdict on a gap nearer zero than this many of them is a lean
 
 
 def accuracy_se(accuracy: float, count: int) -> float:
@@ -202,14 +203,18 @@ def accuracy_difference_se(a: float, count_a: int, b: float, count_b: int) -> fl
     return math.hypot(accuracy_se(a, count_a), accuracy_se(b, count_b))
 
 
-def fitting_diagnosis(history: History, last: int = LAST_EPOCHS, tolerance: float = GAP_TOLERANCE) -> dict[str, Any]:
+def fitting_diagnosis(history: History, last: int = LAST_EPOCHS, tolerance: float = GAP_TOLERANCE,
+                      images: tuple[int, int] | None = None) -> dict[str, Any]:
     """Over- or under-fitting, from the train/test accuracy gap (points) averaged over the `last` epochs. The
     training accuracy is `history.train_accuracy_column`'s: training images scored as the test set is, where the run
     probed them, so that the two sides are measured alike; else the accuracy during each epoch. Above
     +`tolerance` the model does better on what it has seen than on new digits (it overfits); below −`tolerance`
     it does better on test digits than on its own (it underfits: during an epoch, augmentation or dropout can
     make the training batches the harder ones); in between it fits well. `gaps_during`, `mean_gap_during` and
-    `verdict_during` are the same from the accuracy during each epoch, whichever column the verdict reads."""
+    `verdict_during` are the same from the accuracy during each epoch, whichever column the verdict reads.
+    Given `images`, how many training images the probe scores and how many test images, `gap_se` is one standard
+    error of the last epoch's gap, and a verdict other than "fits well" on a mean gap within `LEAN_SE` of them is a
+    `lean`, not a finding (the luck of which images fall in the two sets could make it); `verdict_text` says so."""
     def gaps_of(column: str) -> tuple[list[float], float, str]:
         gaps = [train - test for train, test in zip(history[column], history["test_acc"])]
         mean_gap = sum(gaps[-last:]) / len(gaps[-last:])
@@ -218,8 +223,14 @@ def fitting_diagnosis(history: History, last: int = LAST_EPOCHS, tolerance: floa
 
     gaps, mean_gap, verdict = gaps_of(history.train_accuracy_column)
     gaps_during, mean_gap_during, verdict_during = gaps_of("train_acc")
+    gap_se = None
+    if images is not None and history.train_accuracy_column == PROBED:
+        (train_images, test_images), row = images, history.rows[-1]
+        gap_se = accuracy_difference_se(row[PROBED], train_images, row["test_acc"], test_images)
+    lean = gap_se is not None and verdict != "fits well" and abs(mean_gap) < LEAN_SE * gap_se
     return {"gaps": gaps, "mean_gap": mean_gap, "verdict": verdict, "last": min(last, len(gaps)),
-            "tolerance": tolerance, "measured": history.train_accuracy_column, "gaps_during": gaps_during,
+            "tolerance": tolerance, "measured": history.train_accuracy_column, "gap_se": gap_se, "lean": lean,
+            "verdict_text": verdict + (f" (a lean: within {LEAN_SE} SE)" if lean else ""), "gaps_during": gaps_during,
             "mean_gap_during": mean_gap_during, "verdict_during": verdict_during}
 
 
@@ -284,13 +295,14 @@ def probed_gap(metrics: dict[str, Any], notebook: str) -> float:
     return metrics["mean_gap_last3"]
 
 
-def run_summary(model: nn.Module, history: History, threshold: float = GOAL_ACC) -> dict[str, Any]:
+def run_summary(model: nn.Module, history: History, threshold: float = GOAL_ACC,
+                images: tuple[int, int] | None = None) -> dict[str, Any]:
     """What a results file records about one model's run tested after every epoch: its size, best and
     final test accuracy, the last 3 epochs against `threshold` and how far apart they (and the last 5) lie, the
-    train − test gap and the time.
+    train − test gap (with its standard error, given `images` as `fitting_diagnosis` takes them) and the time.
     `RUN_SUMMARY_LABELS` names the ones a Result block shows."""
     final = last_epochs_summary(history, threshold)
-    diagnosis = fitting_diagnosis(history)
+    diagnosis = fitting_diagnosis(history, images=images)
     return {"params": count_parameters(model), "epochs": len(history),
             "best_test_acc": final["best"], "best_epoch": final["best_epoch"], "final_test_acc": final["final"],
             "min_last3_test_acc": final["min_last"], "last3_test_acc": final["last"],
@@ -298,6 +310,7 @@ def run_summary(model: nn.Module, history: History, threshold: float = GOAL_ACC)
             "final_train_acc": history["train_acc"][-1],
             **({"final_train_eval_acc": history["train_eval_acc"][-1]} if diagnosis["measured"] == PROBED else {}),
             "mean_gap_last3": diagnosis["mean_gap"], "gaps": diagnosis["gaps"], "verdict": diagnosis["verdict"],
+            "gap_se": diagnosis["gap_se"], "verdict_text": diagnosis["verdict_text"],
             "gap_measured": diagnosis["measured"], "mean_gap_during_last3": diagnosis["mean_gap_during"],
             "gaps_during": diagnosis["gaps_during"], "verdict_during": diagnosis["verdict_during"],
             "training_seconds": history.seconds, "images_per_s": history.images_per_second}

@@ -294,6 +294,24 @@ def test_the_standard_error_of_a_gap_is_that_of_two_independent_accuracies():
     assert GAP_TOLERANCE == pytest.approx(accuracy_difference_se(99.5, 10_000, 99.5, 10_000), rel=0.05)
 
 
+def test_a_verdict_on_a_gap_within_two_standard_errors_of_zero_is_a_lean():
+    history = History([{"epoch": 1, "train_acc": 99.0, "train_eval_acc": 99.6, "test_acc": 99.45}])  # gap +0.15
+    few = fitting_diagnosis(history, images=(2_000, 10_000))
+    assert few["gap_se"] == pytest.approx(accuracy_difference_se(99.6, 2_000, 99.45, 10_000))
+    assert few["verdict"] == "overfits" and few["lean"] and few["verdict_text"] == "overfits (a lean: within 2 SE)"
+    many = fitting_diagnosis(history, images=(1_000_000, 1_000_000))  # a standard error of 0.01 points
+    assert many["verdict_text"] == "overfits" and not many["lean"]
+    unknown = fitting_diagnosis(history)
+    assert unknown["gap_se"] is None and unknown["verdict_text"] == "overfits", "no sizes, no standard error"
+    during = fitting_diagnosis(made_up([99.6], [99.45]), images=(2_000, 10_000))
+    assert during["gap_se"] is None, "the sizes are the probe's: a gap read during the epoch has none"
+    within = History([{**history.rows[0], "train_eval_acc": 99.5}])  # +0.05: fits well, never a lean
+    assert fitting_diagnosis(within, images=(2_000, 10_000))["verdict_text"] == "fits well"
+    summary = run_summary(models.Model_1(), History([{**history.rows[0], "seconds": 1.0, "images_per_s": 1.0}]),
+                          images=(2_000, 10_000))
+    assert (summary["gap_se"], summary["verdict_text"]) == (few["gap_se"], few["verdict_text"])
+
+
 def test_the_gap_reads_the_training_images_scored_as_the_test_set_where_the_run_probed_them():
     history = History([{"epoch": i + 1, "train_acc": a, "train_eval_acc": b, "test_acc": 99.0}
                        for i, (a, b) in enumerate([(98.5, 99.5), (98.7, 99.6), (98.8, 99.7)])])
