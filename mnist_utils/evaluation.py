@@ -278,10 +278,11 @@ STEP_GOAL = (("params", "<", 8000, "Parameters"), ("epochs", "<=", 15, "Epochs")
 RUN_SUMMARY_LABELS = {"final_test_acc": "Final test accuracy (%)", "best_epoch": "Best epoch",
                       "final_train_acc": "Final train accuracy, during the epoch (%)",
                       "final_train_eval_acc": "Final train accuracy, scored as the test set is (%)",
-                      "mean_gap_last3": "Train − test gap, mean of the last 3 epochs (points; training digits "
-                                        "scored as the test set is)",
-                      "mean_gap_during_last3": "The same gap from the accuracy during each epoch (points)",
-                      "training_seconds": "Training time (s)", "images_per_s": "Training images per second"}
+                      "mean_gap_last3": ("Train − test gap, mean of the last 3 epochs (points; training digits "
+                                         "scored as the test set is)", "+.2f"),
+                      "mean_gap_during_last3": ("The same gap from the accuracy during each epoch (points)", "+.2f"),
+                      "training_seconds": ("Training time (s)", ".1f"),
+                      "images_per_s": ("Training images per second", ",.0f")}
 
 
 def probed_gap(metrics: dict[str, Any], notebook: str) -> float:

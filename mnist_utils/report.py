@@ -73,6 +73,12 @@ def _float_text(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}"
 
 
+def formatted(value: Any, spec: str | None) -> Any:
+    """`value` in the format `spec` where it is a number and a spec is given; else as it is, for `fmt`."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return format(value, spec) if spec and numeric else value
+
+
 def typeset(text: str) -> str:
     """Markdown `text` with each negative number's hyphen set as a minus sign, outside code."""
     return NEGATIVE_OR_CODE.sub(lambda match: match.group(1) or MINUS, text)
@@ -291,7 +297,7 @@ class Report:
         lines += [f"- {t.label}: {SYMBOLS[t.op]} {fmt(t.threshold, t.unit)}" for t in self.targets]
         return "\n".join(lines)
 
-    def result_markdown(self, metrics: dict[str, str] | None = None) -> str:
+    def result_markdown(self, metrics: dict[str, str | tuple[str, str]] | None = None) -> str:
         seeds = [self.seed] if isinstance(self.seed, int) else list(self.seed or [])
         seed = f", seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" if seeds else ""
         header = (f"**Result** ({self.profile.name} profile{seed}, {self.device.type}, "
@@ -303,8 +309,11 @@ class Report:
                 lines.append(f"| {t['label']} | {SYMBOLS[t['op']]} {fmt(t['threshold'], t['unit'])} | "
                              f"{fmt(t['actual'], t['unit'])} | {mark(t['met'])} |")
             lines.append("")
-        shown = [{"measured": label, "value": self.metrics[key]} for key, label in (metrics or {}).items()
-                 if key in self.metrics]
+        shown = []
+        for key, entry in (metrics or {}).items():
+            label, spec = entry if isinstance(entry, tuple) else (entry, None)
+            if key in self.metrics:
+                shown.append({"measured": label, "value": formatted(self.metrics[key], spec)})
         if shown:
             lines += [markdown_table(shown, aligned=False), ""]  # each row its own measurement
         if self.profile.is_smoke:
@@ -324,9 +333,10 @@ class Report:
     def show_targets(self) -> None:
         show_markdown(self.targets_markdown())
 
-    def show_result(self, metrics: dict[str, str] | None = None) -> None:
-        """Display the Result block: each target as met / not met, then the recorded `metrics`
-        named as {key: label}."""
+    def show_result(self, metrics: dict[str, str | tuple[str, str]] | None = None) -> None:
+        """Display the Result block: each target as met / not met, then the recorded `metrics` named as
+        {key: label}, or {key: (label, format spec)} for a figure `fmt`'s default would not show as it reads
+        (a signed gap, '+.2f'; a speed in whole images, ',.0f')."""
         self.save()
         show_markdown(self.result_markdown(metrics))
 
