@@ -48,8 +48,9 @@ def decimal_log_ticks(axis: Axis, subs: Sequence[float] = (1, 2, 5)) -> None:
 def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float], Sequence[float], object]], *,
                            skip: int = 2, top: float | None = None) -> Line2D | None:
     """Set `ax`'s y-limits to the values of `curves` ((epochs, values, colour) each) past the first `skip` epochs
-    of each (one per four epochs it has: a 5-epoch run loses only its first), and up to `top` if given: the
-    first epochs of a run sit far below the rest and would squash the region where runs differ. Each value left
+    (one per four epochs of the longest curve: a 5-epoch run loses only its first; a run cut short beside longer
+    ones loses its first epochs as they do), and up to `top` if given: the first epochs of a run sit far below
+    the rest and would squash the region where runs differ. Each value left
     below the axis is marked by a triangle of its curve's colour on the bottom edge; returns a legend handle that
     says how many, and below what (None when none is). Zooms only where that leaves at least two thirds of the
     points on the axis: a short run is mostly first epochs."""
@@ -59,7 +60,8 @@ def zoom_past_first_epochs(ax: plt.Axes, curves: Sequence[tuple[Sequence[float],
     if not curves:
         return None
     values = [v for _, ys, _ in curves for v in ys]
-    later = [v for _, ys, _ in curves for v in ys[min(skip, len(ys) // 4):]]
+    first = min(skip, max(max(epochs) for epochs, _, _ in curves) // 4)  # epochs count from 1
+    later = [v for epochs, ys, _ in curves for epoch, v in zip(epochs, ys) if epoch > first]
     high = max(values + ([top] if top is not None else []))
     low = min(later)
     if sum(v < low for v in values) > len(values) / 3:

@@ -47,6 +47,10 @@ def test_history_zooms_many_curves_but_not_a_short_run():
     short = plot_history({"a": history([40.0, 80.0, 90.0], column="val")}).axes[1]
     assert short.get_ylim()[0] < 39.5, "a three-epoch run is mostly its first epochs: all of it shown"
 
+    # a run stopped after 2 epochs beside 8-epoch ones: its first epoch is as early as theirs, and off the axis too
+    cut_short = plot_history({**long, "c": history([85.0, 98.8], column="val")}).axes[1]
+    assert cut_short.get_ylim() == ax.get_ylim(), "the short run's first epochs do not stretch the axis"
+
 
 def test_loss_axis_is_log_only_over_a_decade_and_labelled_in_decimals():
     smoothed = plot_history(history([97.0, 98.0, 99.0], loss=[1.3, 0.7, 0.55])).axes[0]
