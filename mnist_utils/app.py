@@ -61,7 +61,8 @@ class ModelShelf:
         with self._lock:
             if self._listing[0] != stamp:
                 skipped: list[dict[str, str]] = []
-                self._listing = (stamp, list_checkpoints(self.directory, skipped), skipped)
+                # each file hashed: one replaced by another of its size is left out, not served and refused
+                self._listing = (stamp, list_checkpoints(self.directory, skipped, verify=True), skipped)
             return self._listing[1], self._listing[2]
 
     def get(self, model_id: str | None) -> Classifier:
@@ -114,6 +115,7 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
     shelf = ModelShelf(Path(directory or models_dir()), torch.device(device))
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(title="MNIST digit reader", docs_url="/api/docs", redoc_url=None)
+    app.state.shelf = shelf  # what it serves: `main` lists it at start, so each file left out is logged once
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -201,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         except argparse.ArgumentTypeError as error:
             parser.error(f"the environment's PORT: {error} (or unset PORT)")
     directory = args.models or models_dir()
-    listing = list_checkpoints(directory)  # none where the folder is not there
+    app = create_app(directory)
+    listing, _ = app.state.shelf.listing()  # none where the folder is not there
     if args.check:
         return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     # splitting a tiny convolution over every core.
     torch.set_num_threads(1)
     print(f"Serving {len(listing)} model(s) from {directory} on http://{args.host}:{args.port} (Ctrl-C stops)")
-    uvicorn.run(create_app(directory), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -243,9 +243,8 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     if (problem := _weights_file_problem(metadata)) is not None:
         raise CheckpointError(problem)
     weights = _read(weights_path)
-    if hashlib.sha256(weights).hexdigest() != expected["sha256"]:
-        raise CheckpointError(f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or "
-                              "belongs to another checkpoint. Save the model again.")
+    if (problem := _digest_problem(weights_path, weights, expected["sha256"])) is not None:
+        raise CheckpointError(problem)
     try:
         state = load_safetensors(weights)
     except (SafetensorError, ValueError) as error:
@@ -261,6 +260,14 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
                               "architecture or other arguments than its metadata says.")
     model.load_state_dict(state)
     return model.to(device or "cpu").eval(), metadata
+
+
+def _digest_problem(weights_path: Path, weights: bytes, sha256: str) -> str | None:
+    """The error message for weights whose SHA-256 is not the one their metadata records; None when it is."""
+    if hashlib.sha256(weights).hexdigest() == sha256:
+        return None
+    return (f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or belongs to another "
+            "checkpoint. Save the model again.")
 
 
 def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
@@ -282,20 +289,25 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _listed(path: Path | str) -> tuple[dict[str, Any] | None, str | None]:
-    """The checkpoint at `path` as a listing looks at it (its metadata, its weights file's size and header): its
-    metadata and None when it looks whole, else None and the error message saying what is wrong."""
+def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint at `path` as a listing looks at it (its metadata, its weights file's size and header, and with
+    `verify` the SHA-256 of the whole file): its metadata and None when it looks whole, else None and the error
+    message saying what is wrong."""
     try:
         metadata = read_metadata(path)
+        problem = _weights_file_problem(metadata)
+        if problem is None and verify:
+            weights_path = Path(metadata["path"])
+            problem = _digest_problem(weights_path, _read(weights_path), metadata["weights"]["sha256"])
     except CheckpointError as error:
         return None, str(error)
-    problem = _weights_file_problem(metadata)
     return (metadata, None) if problem is None else (None, problem)
 
 
 def checkpoint_problem(path: Path | str) -> str | None:
-    """What would keep the checkpoint at `path` from loading, as far as a listing looks; None when it looks whole."""
-    return _listed(path)[1]
+    """What would keep the checkpoint at `path` from loading, as far as a verifying listing looks (the SHA-256
+    included); None when it looks whole."""
+    return _listed(path, verify=True)[1]
 
 
 def _safetensors_header(path: Path, size: int) -> bool:
@@ -311,11 +323,12 @@ def _safetensors_header(path: Path, size: int) -> bool:
         return False
 
 
-def list_checkpoints(directory: Path | str | None = None,
-                     skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+def list_checkpoints(directory: Path | str | None = None, skipped: list[dict[str, str]] | None = None, *,
+                     verify: bool = False) -> list[dict[str, Any]]:
     """The metadata of every checkpoint in `directory` (default reports/models), best test accuracy first.
-    A checkpoint whose metadata is not valid, or whose weights file is missing or not the size it records, is
-    left out with a logged warning: a broken file must not become the page's or the command line's default.
+    A checkpoint whose metadata is not valid, or whose weights file is missing or not the size it records (with
+    `verify`, or whose SHA-256 is not the one it records: a whole read of every file, as the page does once per
+    change of the folder), is left out with a logged warning: a broken file must not become a default.
     `skipped` (where given) gets each one left out, weights without metadata too: {"id", "problem"}, the problem
     naming files by their names in the folder. Read while holding the folder, as a save holds it to put its two
     files in place, so that no save is seen half done."""
@@ -326,7 +339,7 @@ def list_checkpoints(directory: Path | str | None = None,
         stems = sorted({path.name[:-len(suffix)] for suffix in (METADATA_SUFFIX, WEIGHTS_SUFFIX)
                         for path in folder.glob(f"*{suffix}")})
         for stem in stems:
-            metadata, problem = _listed(folder / stem)
+            metadata, problem = _listed(folder / stem, verify)
             if problem is None:
                 found.append(metadata)
                 continue

@@ -152,6 +152,21 @@ def test_a_checkpoint_that_cannot_be_loaded_is_named_with_what_is_wrong(models_d
             "Model 'notes' cannot be loaded: notes.json is not valid JSON"), "named in the folder it serves"
 
 
+def test_a_checkpoint_whose_weights_are_anothers_is_left_out_from_the_start(models_dir, tmp_path, caplog):
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    torch.manual_seed(1)
+    save_checkpoint(Model_3().eval(), folder / "swap", model_name="Model_3", metrics={"test_acc": 99.9})
+    (folder / "swap.safetensors").write_bytes((folder / "step3.safetensors").read_bytes())  # same size and layout
+    with TestClient(create_app(folder)) as client:
+        listed = client.get("/api/models").json()
+        assert listed["default"] == "step3", "the most accurate Model_3 would be the default: it is left out"
+        (skipped,) = listed["skipped"]
+        assert skipped["id"] == "swap" and "does not match the SHA-256 in its metadata" in skipped["problem"]
+    (folder / "step3.safetensors").unlink(), (folder / "step3.json").unlink()
+    assert main(["--models", str(folder), "--check"]) == 1, "`make app` trains a Step 3 model: none it can serve"
+    assert caplog.text.count("swap.safetensors does not match") == 2, "once per listing of the folder"
+
 def test_a_new_checkpoint_appears_without_a_restart(models_dir, tmp_path, mnist, make_picture):
     folder = tmp_path / "models"
     folder.mkdir()
