@@ -35,11 +35,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+FILE_INTERVAL = 30.0  # seconds between a text bar's updates where stderr is a file or a pipe, not a terminal
+
+
 def progress_bar(iterable: Iterable | None = None, **kwargs: Any):
     """A tqdm bar: a widget in Jupyter, a text bar in terminals and headless runs (MNIST_HEADLESS=1,
-    set by the runner), where the runner keeps only each bar's final line."""
+    set by the runner), where the runner keeps only each bar's final line. Where stderr goes to a file (a log,
+    `2> file`), the bar updates every FILE_INTERVAL seconds, not ten times a second."""
     if headless():
         return text_tqdm(iterable, file=sys.stdout, mininterval=2.0, ascii=" ▏▎▍▌▋▊▉█", **kwargs)
+    in_jupyter = any(cls.__module__ == "tqdm.notebook" for cls in auto_tqdm.__mro__)  # tqdm.auto's choice
+    if not in_jupyter and not (sys.stderr and sys.stderr.isatty()):
+        kwargs.setdefault("mininterval", FILE_INTERVAL)
     return auto_tqdm(iterable, **kwargs)
 
 
@@ -235,10 +242,16 @@ class History:
         return PROBED if has_probe else "train_acc"
 
 
+# What a progress bar and a training log say of an epoch: (column, its words, its format)
+ROW_SHOWN = (("train_loss", "train loss", "{:.4f}"), ("train_acc", "train", "{:.2f}%"),
+             ("train_eval_acc", "train scored as test", "{:.2f}%"),  # the probe: eval mode, no augmentation
+             ("val_acc", "val", "{:.2f}%"), ("test_acc", "test", "{:.2f}%"))
+
+
 def row_summary(row: dict[str, float]) -> str:
-    """The numbers of an epoch a progress bar shows."""
-    shown = {k: row[k] for k in ("train_loss", "train_acc", "train_eval_acc", "val_acc", "test_acc") if k in row}
-    return ", ".join(f"{k}={v:.4f}" if "loss" in k else f"{k}={v:.2f}" for k, v in shown.items())
+    """The numbers of an epoch a progress bar shows: 'train loss 0.4252, train 88.08%, ..., test 98.73%'."""
+    return ", ".join(f"{words} {form.format(row[column])}" for column, words, form in ROW_SHOWN
+                     if row.get(column) is not None)
 
 
 def monitor_mode(monitor: str) -> str:
