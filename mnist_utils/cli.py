@@ -37,7 +37,7 @@ from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
-from .preprocess import Digit, ImageError, preprocess, read_image_file
+from .preprocess import FILE_MAX_BYTES, Digit, ImageError, preprocess, read_image_file
 from .recipes import ConfigError
 from .trainer import TrainingDiverged, train_from_config
 
@@ -206,9 +206,10 @@ def run_test(args: argparse.Namespace) -> int:
 
 def _read_digit(image: Path | str) -> Digit:
     """The digit in the picture file `image`; an ImageError that names the file."""
-    data = read_image_file(image)  # its message names the file
+    # A picture on this machine may be larger than an upload to the page: the pixel limit still bounds the memory
+    data = read_image_file(image, max_bytes=FILE_MAX_BYTES)  # its message names the file
     try:
-        return preprocess(data)
+        return preprocess(data, max_bytes=FILE_MAX_BYTES)
     except ImageError as error:  # its message speaks of "the image": say which
         raise ImageError(error.kind, f"{image}: {error}") from None
 

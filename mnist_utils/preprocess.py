@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 5 * 1024 * 1024  # an upload or image file larger than this is refused unread
+FILE_MAX_BYTES = 50 * 1024 * 1024  # a file on this machine (`predict`): a phone's photo of 3-12 MB passes
 MAX_PIXELS = 40_000_000  # width × height above which a picture is refused undecoded (a 40 MP photo passes)
 # Pillow warns of pictures above half its own, far higher, limit; MAX_PIXELS refuses them first, with a message
 # that says so plainly. Set once here: a filter set per call is not safe where the app decodes in threads.
@@ -95,7 +96,8 @@ def read_image_file(path: Path | str, *, max_bytes: int = MAX_BYTES) -> bytes:
     if not path.exists():
         raise ImageError("missing", f"{path} does not exist: check the path of the image.")
     if path.is_dir():
-        raise ImageError("unreadable", f"{path} is a folder: pass the path of a PNG or JPEG image.")
+        raise ImageError("unreadable", f"{path} is a folder: pass the path of a PNG or JPEG image, or its pictures "
+                                       f"({path / '*.png'}).")
     if not path.is_file():
         raise ImageError("unreadable", f"{path} is not a regular file: pass the path of a PNG or JPEG image.")
     size = path.stat().st_size

@@ -1,6 +1,7 @@
 """`python -m mnist_utils test | predict` with a real checkpoint: the files and lines they produce, and one
 line, exit status 2 and nothing written for each kind of bad input."""
 import csv
+import io
 import json
 import os
 import subprocess
@@ -8,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from mnist_utils.checkpoints import paths
 from mnist_utils.cli import main
 from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.preprocess import FILE_MAX_BYTES, MAX_BYTES
 
 
 @pytest.fixture
@@ -117,6 +119,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, step3_checkpoint
     assert len(captured.err.strip().splitlines()) == 1 and words in captured.err and captured.err.startswith("error: ")
     assert sorted(tmp_path.iterdir()) == before, "nothing written"
 
+
+def test_predict_reads_a_photo_larger_than_the_page_takes(step3_checkpoint, mnist, make_picture, tmp_path, capsys):
+    notes = PngImagePlugin.PngInfo()
+    notes.add_text("Comment", "x" * (MAX_BYTES + 1))  # a camera's metadata: the file over the page's 5 MB
+    photo = tmp_path / "photo.png"
+    Image.open(io.BytesIO(make_picture(mnist.test.images[0]))).save(photo, pnginfo=notes)
+    assert MAX_BYTES < photo.stat().st_size < FILE_MAX_BYTES
+    assert main(["predict", "--model", str(step3_checkpoint), str(photo)]) == 0
+    assert capsys.readouterr().out.split()[1] == str(mnist.test.labels[0].item())
 
 def test_without_model_out_or_log_test_and_predict_use_the_reports_folder(step3_checkpoint, mnist, make_picture,
                                                                            tmp_path, smoke, monkeypatch, capsys):
