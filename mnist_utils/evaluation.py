@@ -33,7 +33,8 @@ class Predictions:
 
     @property
     def accuracy(self) -> float:
-        return 100.0 * self.correct.float().mean().item()
+        """Percent right, from the exact count (a float32 mean wrote 99.49 as 99.48999881744385)."""
+        return 100.0 * int(self.correct.sum()) / len(self.labels)
 
     @property
     def confidence(self) -> torch.Tensor:
