@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
-                          models_dir)
+                          models_dir, paths)
 from .config import (EXIT_BAD_INPUT, EXIT_STOPPED, CommandParser, UsageError, checked_settings, environment_help,
                      get_device, get_profile, reports_dir)
 from .config_values import seed_problem
@@ -259,7 +259,8 @@ def _shown(path: Path | str) -> str:
 
 
 def _checkpoint_path(given: str | None) -> Path:
-    """The checkpoint to use: the one given, else the default (the most accurate Model_3) in reports/models."""
+    """The checkpoint to use: the one given (a path, or a saved model's id), else the default (the most accurate
+    Model_3) in reports/models."""
     if given and Path(given).is_dir():  # as NAME it would name NAME.json beside the folder, a file never given
         found = sorted(p.name for p in Path(given).glob(f"*{WEIGHTS_SUFFIX}"))
         more = f" and {len(found) - 3} more" if len(found) > 3 else ""
@@ -267,7 +268,9 @@ def _checkpoint_path(given: str | None) -> Path:
                 else f"it holds none (saved models are in {_shown(models_dir())})")
         raise UsageError(f"--model {given} is a folder: pass NAME{WEIGHTS_SUFFIX}, a checkpoint's weights; {held}")
     if given:
-        return Path(given)
+        path, saved = Path(given), models_dir() / given  # or a saved model's id, as predict and the page name it
+        here = any(file.exists() for file in paths(path))
+        return saved if not here and path.name == given and any(file.exists() for file in paths(saved)) else path
     chosen = default_checkpoint(list_checkpoints(models_dir()))
     if chosen is None:
         raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {TRAIN_ONE}.")
@@ -287,7 +290,8 @@ def _seed(text: str) -> int:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH",
-                        help="a checkpoint (NAME.safetensors beside NAME.json); default: the most accurate "
+                        help="a checkpoint (NAME.safetensors beside NAME.json), or the id of one in REPORTS/models "
+                             "(step3-seed1); default: the most accurate "
                              "Model_3 (Step 3's architecture, from any config) in REPORTS/models "
                              "(REPORTS/smoke/models under MNIST_PROFILE=smoke)")
     parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")

@@ -150,6 +150,8 @@ def test_without_model_out_or_log_test_and_predict_use_the_reports_folder(step3_
     assert results.parent == reports / "evaluations" and (results / "metrics.json").exists()
     assert main(["predict", str(image)]) == 0
     assert str(image) in capsys.readouterr().out
+    assert main(["predict", "--model", "step3", str(image)]) == 0, "a saved model's id, as predict names it"
+    assert f"model step3 (Model_3, {reports / 'models' / 'step3.safetensors'})" in capsys.readouterr().err
 
 
 def test_the_module_entry_point_answers_bad_input_with_status_2(tmp_path):
