@@ -159,9 +159,9 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
     accuracies, losses = [], []  # (epochs, values, colour) of each accuracy curve; every loss drawn
     for colour, (name, history) in zip(palette, histories.items()):
         held_out = "test" if history.rows and "test_acc" in history.rows[0] else "val"
-        measured = [("train", "train", "--")]  # (column, what it is, line style)
+        measured = [("train", "train, during each epoch", "--")]  # (column, what it is, line style)
         if history.train_accuracy_column == PROBED:
-            measured.append(("train_eval", "train, eval mode", ":"))
+            measured.append(("train_eval", "train, scored as test", ":"))  # eval mode, no augmentation
         measured.append((held_out, held_out, "-"))
         for column, what, style in measured:
             label = None if several else f"{name} {what}".strip()

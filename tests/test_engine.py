@@ -468,9 +468,9 @@ def test_plots_return_figures(mnist):
     confusion = confusion_matrix(mnist.test.labels[:100], mnist.test.labels[:100].roll(1))
     two = plot_history({"a": history, "b": history})  # colour names the run, line style the measurement
     assert [t.get_text() for t in two.axes[1].get_legend().get_texts()] == ["a", "b"]
-    assert [t.get_text() for t in two.axes[0].get_legend().get_texts()] == ["train", "test"]
+    assert [t.get_text() for t in two.axes[0].get_legend().get_texts()] == ["train, during each epoch", "test"]
     one = plot_history(history)
-    assert [t.get_text() for t in one.axes[1].get_legend().get_texts()] == ["train", "test"]
+    assert [t.get_text() for t in one.axes[1].get_legend().get_texts()] == ["train, during each epoch", "test"]
     for figure in (two,
                    plot_confusion(confusion), plot_per_class(per_class_metrics(confusion)),
                    plot_class_counts(mnist.train.labels, mnist.test.labels),
