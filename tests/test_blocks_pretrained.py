@@ -401,3 +401,13 @@ def test_a_recipes_batches_are_normalised_as_its_model_expects_unless_told_other
     assert (backbone.mean, backbone.std) != (MNIST_MEAN, MNIST_STD)
     told = load_config("finetune_full").eval_batches(images, cpu, mean=0.5, std=0.25)
     assert (told.mean, told.std) == (0.5, 0.25)
+
+
+def test_notebook_05s_yardstick_trains_on_the_pretrained_networks_digits_by_step3s_recipe():
+    small, full, step3 = (load_config(name) for name in ("finetune_small", "finetune_full", "step3"))
+    assert small.split_sizes(60_000) == full.split_sizes(60_000) == (3_000, 1_000), "the same 3,000 and 1,000"
+    assert (small.seeds, small.split_seed, small.threads) == (full.seeds, full.split_seed, full.threads)
+    shared = ("model", "model_args", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "scheduler",
+              "pct_start", "div_factor", "final_div_factor", "anneal_epochs", "ema")
+    assert {key: getattr(small, key) for key in shared} == {key: getattr(step3, key) for key in shared}
+    assert not small.augment.enabled and not full.augment.enabled, "unaugmented, as the pretrained network's digits"
