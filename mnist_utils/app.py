@@ -40,6 +40,18 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 STATUS = {"empty": 400, "blank": 422, "not_image": 415, "too_large": 413, "too_many_pixels": 413}
 
 
+def _folder_stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a file in `directory` is added, removed or rewritten: each one's name, time and size."""
+    stamp = []
+    for entry in os.scandir(directory):
+        try:
+            info = entry.stat()
+        except OSError:  # removed as the folder was read, or a broken link: the listing says what it is
+            continue
+        stamp.append((entry.name, info.st_mtime_ns, info.st_size))
+    return tuple(sorted(stamp))
+
+
 class ModelShelf:
     """The checkpoints of one folder, listed afresh when the folder changes, each loaded once on first use."""
 
@@ -47,15 +59,15 @@ class ModelShelf:
         self.directory = directory
         self.device = device
         self._lock = threading.Lock()
-        self._listing: tuple[int | None, list[dict[str, Any]], list[dict[str, str]]] = (None, [], [])
+        self._listing: tuple[tuple | None, list[dict[str, Any]], list[dict[str, str]]] = (None, [], [])  # stamp first
         self._loaded: dict[str, tuple[str, Classifier]] = {}  # id → (weights SHA-256, classifier)
 
     def listing(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         """Every checkpoint's metadata, best first, and those left out with what is wrong with each ({"id",
-        "problem"}), from one read; re-read only when the folder's modification time changes (saving a checkpoint
-        replaces files in it, which changes it)."""
+        "problem"}), from one read; re-read (and each file hashed again) only when a file in the folder is added,
+        removed or changed: saving a checkpoint replaces its files, copying one over another rewrites it."""
         try:
-            stamp = self.directory.stat().st_mtime_ns
+            stamp = _folder_stamp(self.directory)
         except FileNotFoundError:
             return [], []
         with self._lock:
