@@ -284,7 +284,7 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     if size != expected:
         return (f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is truncated or "
                 "was replaced. Save the model again.")
-    if not _safetensors_header(weights_path, size):  # a few bytes read: listing stays quick (load checks the SHA-256)
+    if not _safetensors_header(weights_path, size):  # a few bytes read: quick (a verifying listing hashes the rest)
         return f"{weights_path} does not start as a safetensors file does: it is corrupt. Save the model again."
     return None
 

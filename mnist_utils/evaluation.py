@@ -33,8 +33,8 @@ class Predictions:
 
     @property
     def accuracy(self) -> float:
-        """Percent right, from the exact count (a float32 mean wrote 99.49 as 99.48999881744385)."""
-        return 100.0 * int(self.correct.sum()) / len(self.labels)
+        """Percent right, from the exact count (a float32 mean wrote 99.49 as 99.48999881744385); NaN for no images."""
+        return 100.0 * int(self.correct.sum()) / len(self.labels) if len(self.labels) else float("nan")
 
     @property
     def confidence(self) -> torch.Tensor:

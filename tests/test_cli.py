@@ -129,6 +129,7 @@ def test_predict_reads_a_photo_larger_than_the_page_takes(step3_checkpoint, mnis
     assert main(["predict", "--model", str(step3_checkpoint), str(photo)]) == 0
     assert capsys.readouterr().out.split()[1] == str(mnist.test.labels[0].item())
 
+
 def test_without_model_out_or_log_test_and_predict_use_the_reports_folder(step3_checkpoint, mnist, make_picture,
                                                                            tmp_path, smoke, monkeypatch, capsys):
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))

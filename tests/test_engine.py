@@ -22,7 +22,6 @@ from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, 
 from mnist_utils.recipes import Recipe
 
 
-
 def tiny_cnn() -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(8, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),

@@ -77,6 +77,7 @@ def test_the_basic_blocks_count_is_its_docstrings_formula(c_in, c_out, stride, b
     assert count_parameters(models.BasicBlock(c_in, c_out, stride=stride, batchnorm=batchnorm)) == formula
     assert f"{count_parameters(models.OneBlockResNet().block):,} in OneBlockResNet" in models.BasicBlock.__doc__
 
+
 def test_the_bench_reference_is_pytorchs_example_network():
     net = models.ExampleNet()
     assert count_parameters(net) == 1_199_882 and "1,199,882 parameters" in net.__doc__

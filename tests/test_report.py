@@ -125,13 +125,13 @@ def test_a_result_block_formats_each_measurement_alone(report):
     assert "| Accuracy | 99.51 |" in text and "| Spread | 0.03209 |" in text and "| Images/s | 9,934.73 |" in text
 
 
-
 def test_a_result_block_shows_a_figure_in_the_format_its_label_asks_for(report):
     report.record(gap=-0.03389, speed=9934.73, model="MiniVGG", ready=True)
     text = typeset(report.result_markdown({"gap": ("Gap (points)", "+.2f"), "speed": ("Images/s", ",.0f"),
                                            "model": ("Best model", "+.2f"), "ready": ("Weights found", ".1f")}))
     assert "| Gap (points) | −0.03 |" in text and "| Images/s | 9,935 |" in text
     assert "| Best model | MiniVGG |" in text and "| Weights found | yes |" in text, "a spec formats numbers only"
+
 
 def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     from mnist_utils.readme import README_END, README_START, results_markdown, update_readme
