@@ -29,8 +29,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .checkpoints import (DEFAULT_ARCHITECTURE, TRAIN_ONE, CheckpointError, Classifier, default_checkpoint,
-                          list_checkpoints, models_dir, trained_with)
+from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, Classifier, default_checkpoint,
+                          list_checkpoints, models_dir, train_one, trained_with)
 from .config import CommandParser, environment_help
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
@@ -88,7 +88,7 @@ class ModelShelf:
         if chosen is None:
             known = ", ".join(m["id"] for m in listing) or f"none: {self.directory} holds no checkpoint"
             raise LookupError(f"No model {model_id!r}. Choose one of: {known}." if model_id else
-                              f"No model saved in {self.directory}: train one with `make app` or {TRAIN_ONE}.")
+                              f"No model saved in {self.directory}: train one with `make app` or {train_one()}.")
         with self._lock:
             cached = self._loaded.get(chosen["id"])
             if cached is None or cached[0] != chosen["weights"]["sha256"]:  # a new file under the same name
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:
-        fix = (f"`make app` trains one, or {TRAIN_ONE}" if args.models is None else  # make app serves the default
-               f"train one with {TRAIN_ONE} and copy its .safetensors and .json there, or leave --models out")
+        fix = (f"`make app` trains one, or {train_one()}" if args.models is None else  # make app serves the default
+               f"train one with {train_one()} and copy its .safetensors and .json there, or leave --models out")
         print(f"error: no saved model in {directory}: {fix}.", file=sys.stderr)
         return 2
     if (problem := port_taken(args.host, args.port)) is not None:

@@ -58,7 +58,11 @@ def models_dir() -> Path:
     return reports_dir() / "models"
 
 
-TRAIN_ONE = "`make train CONFIG=configs/step3.yaml`"  # what a message says where no model is saved yet
+def train_one() -> str:
+    """The command a message names where no model is saved yet: the default model's training, in the active
+    profile, so that it saves into the folder the message names (the smoke profile's is reports/smoke/models)."""
+    smoke = " PROFILE=smoke" if get_profile().is_smoke else ""
+    return f"`make train CONFIG=configs/step3.yaml{smoke}`"
 
 
 def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:
@@ -189,7 +193,7 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
             raise CheckpointError(f"{weights_path} has no metadata file {metadata_path.name} beside it, so its model "
                                   "cannot be rebuilt: keep the two files together, as training saves them.")
         raise CheckpointError(f"No checkpoint at {path}: neither {weights_path.name} nor {metadata_path.name} exists "
-                              f"there. Saved models are in {models_dir()}; train one with {TRAIN_ONE}.")
+                              f"there. Saved models are in {models_dir()}; train one with {train_one()}.")
     try:
         metadata = json.loads(_read(metadata_path))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -28,8 +28,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .checkpoints import (TRAIN_ONE, WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
-                          models_dir, paths)
+from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
+                          models_dir, paths, train_one)
 from .config import (EXIT_BAD_INPUT, EXIT_STOPPED, CommandParser, UsageError, checked_settings, environment_help,
                      get_device, get_profile, reports_dir)
 from .config_values import seed_problem
@@ -273,7 +273,7 @@ def _checkpoint_path(given: str | None) -> Path:
         return saved if not here and path.name == given and any(file.exists() for file in paths(saved)) else path
     chosen = default_checkpoint(list_checkpoints(models_dir()))
     if chosen is None:
-        raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {TRAIN_ONE}.")
+        raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {train_one()}.")
     return Path(chosen["path"])
 
 

@@ -139,7 +139,8 @@ def test_without_model_out_or_log_test_and_predict_use_the_reports_folder(step3_
     for arguments in (["test"], ["predict", str(image)]):
         assert main(arguments) == 2
         error = capsys.readouterr().err
-        assert error.startswith(f"error: No saved model in {reports / 'models'}") and "make train" in error
+        assert error.startswith(f"error: No saved model in {reports / 'models'}")
+        assert "`make train CONFIG=configs/step3.yaml PROFILE=smoke`" in error, "the profile that saves there"
     assert sorted(p.name for p in reports.iterdir()) == ["models"], "a refusal writes nothing"
 
     for path in paths(step3_checkpoint):  # the default: the best Model_3 in reports/models
