@@ -214,6 +214,13 @@ def _read_digit(image: Path | str) -> Digit:
         raise ImageError(error.kind, f"{image}: {error}") from None
 
 
+def answer_line(image: str, answer: dict[str, Any], width: int) -> str:
+    """`predict`'s line for one image (its name padded to `width`): the digit, the confidence right-aligned, so
+    that the top 3 start in one column whether it reads 99.9% or 100.0%, then the top 3."""
+    top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in answer["top"])
+    return f"{image:<{width}}  {answer['digit']}  {answer['confidence']:>6.1%}   top 3: {top}"
+
+
 def run_predict(args: argparse.Namespace) -> int:
     classifier = _classifier(args)
     # Every image is read and checked before any answer is printed: a bad one stops the run with no output, or
@@ -242,8 +249,7 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         width = max(len(str(image)) for image in images)
         for image, answer in zip(images, answers):
-            top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in answer["top"])
-            print(f"{str(image):<{width}}  {answer['digit']}  ({answer['confidence']:.1%})   top 3: {top}")
+            print(answer_line(str(image), answer, width))
     return EXIT_BAD_INPUT if problems else 0
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from mnist_utils.checkpoints import paths
-from mnist_utils.cli import main
+from mnist_utils.cli import answer_line, main
 from mnist_utils.config import PROJECT_ROOT
 from mnist_utils.preprocess import FILE_MAX_BYTES, MAX_BYTES
 
@@ -68,6 +68,10 @@ def test_predict_reads_pictures_as_the_page_does(step3_checkpoint, mnist, make_p
     assert len(lines) == 3
     for line, image, label in zip(lines, images, mnist.test.labels[:3].tolist()):
         assert line.startswith(image) and line.split()[1] == str(label) and "top 3:" in line
+    sure, unsure = ({"digit": 7, "confidence": c, "top": [{"digit": 7, "probability": c}]} for c in (1.0, 0.894))
+    lines = [answer_line("seven.png", sure, 9), answer_line("a.png", unsure, 9)]
+    assert lines[1] == "a.png      7   89.4%   top 3: 7 89.4%"
+    assert lines[0].index("top 3:") == lines[1].index("top 3:"), "one column, whatever each confidence's width"
 
     assert main(["predict", "--model", str(step3_checkpoint), "--json", *images]) == 0
     answers = json.loads(capsys.readouterr().out)
