@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, Classifier, default_checkpoint,
-                          list_checkpoints, models_dir, train_one, trained_with)
+                          list_checkpoints, make_command, models_dir, train_one, trained_with)
 from .config import CommandParser, environment_help
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
@@ -88,7 +88,8 @@ class ModelShelf:
         if chosen is None:
             known = ", ".join(m["id"] for m in listing) or f"none: {self.directory} holds no checkpoint"
             raise LookupError(f"No model {model_id!r}. Choose one of: {known}." if model_id else
-                              f"No model saved in {self.directory}: train one with `make app` or {train_one()}.")
+                              f"No model saved in {self.directory}: train one with {make_command('app')} or "
+                              f"{train_one()}.")
         with self._lock:
             cached = self._loaded.get(chosen["id"])
             if cached is None or cached[0] != chosen["weights"]["sha256"]:  # a new file under the same name
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 0 if any(m["model"]["name"] == DEFAULT_ARCHITECTURE for m in listing) else 1
     if not listing:
-        fix = (f"`make app` trains one, or {train_one()}" if args.models is None else  # make app serves the default
+        fix = (f"{make_command('app')} trains one, or {train_one()}" if args.models is None else  # serves the default
                f"train one with {train_one()} and copy its .safetensors and .json there, or leave --models out")
         print(f"error: no saved model in {directory}: {fix}.", file=sys.stderr)
         return 2

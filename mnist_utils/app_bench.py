@@ -36,7 +36,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .bench import GOAL_CPU_CORES, machine_facts
-from .checkpoints import default_checkpoint, list_checkpoints, models_dir
+from .checkpoints import default_checkpoint, list_checkpoints, make_command, models_dir
 from .config import PROJECT_ROOT, CommandParser, checked_settings, figures_path, run_command, usable_cpus
 from .data import load_mnist
 from .files import write_atomic
@@ -199,8 +199,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     directory = args.models or models_dir()
     chosen = default_checkpoint(list_checkpoints(directory))
     if chosen is None:
-        print(f"error: no saved model in {directory}: run `make app` once (it trains one), or pass --models DIR.",
-              file=sys.stderr)
+        print(f"error: no saved model in {directory}: run {make_command('app')} once (it trains one), or pass "
+              "--models DIR.", file=sys.stderr)
         return 2
     picture = canvas_picture()
     port = free_port()

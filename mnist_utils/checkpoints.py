@@ -58,11 +58,16 @@ def models_dir() -> Path:
     return reports_dir() / "models"
 
 
-def train_one() -> str:
-    """The command a message names where no model is saved yet: the default model's training, in the active
-    profile, so that it saves into the folder the message names (the smoke profile's is reports/smoke/models)."""
+def make_command(target: str) -> str:
+    """`make TARGET` as a message names it, in the active profile: so that it works on the folder the message names
+    (the smoke profile's models are in reports/smoke/models)."""
     smoke = " PROFILE=smoke" if get_profile().is_smoke else ""
-    return f"`make train CONFIG=configs/step3.yaml{smoke}`"
+    return f"`make {target}{smoke}`"
+
+
+def train_one() -> str:
+    """The command a message names where no model is saved yet: the default model's training."""
+    return make_command("train CONFIG=configs/step3.yaml")
 
 
 def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:

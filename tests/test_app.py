@@ -240,6 +240,7 @@ def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(mod
     assert main(["--models", str(models_dir), "--check"]) == 0
     assert main(["--models", str(only_model_1), "--check"]) == 1
     assert main(["--models", str(empty), "--check"]) == 1 and main(["--models", str(tmp_path / "none"), "--check"]) == 1
+    monkeypatch.setenv("MNIST_PROFILE", "full")  # the full profile's commands; the smoke profile's say so
     assert main(["--models", str(empty)]) == 2
     assert capsys.readouterr().err == (f"error: no saved model in {empty}: train one with `make train "
                                        "CONFIG=configs/step3.yaml` and copy its .safetensors and .json there, or leave "
@@ -247,6 +248,11 @@ def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(mod
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(empty))
     assert main([]) == 2
     assert capsys.readouterr().err.startswith(f"error: no saved model in {empty / 'models'}: `make app` trains one")
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no saved model in {empty / 'smoke' / 'models'}: `make app "
+                                              "PROFILE=smoke` trains one, or `make train CONFIG=configs/step3.yaml "
+                                              "PROFILE=smoke`")
 
 
 def test_a_bad_port_in_the_environment_is_named_as_the_environments(monkeypatch, capsys):
