@@ -35,7 +35,7 @@ from .config_values import BUILD_ERRORS
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
 from .evaluation import Predictions, predict
-from .files import folder_lock, jsonable, write_staged
+from .files import folder_lock, jsonable, sha256_of, write_staged
 from .inspection import count_parameters
 from .recipes import (PRETRAINED, ConfigError, Recipe, build_model, build_pretrained,
                       input_normalization, pretrained_family)
@@ -234,12 +234,25 @@ def _inputs_problem(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _cannot_read(path: Path, error: OSError) -> CheckpointError:
+    return CheckpointError(f"{path} cannot be read ({error.strerror}): check its permissions.")
+
+
 def _read(path: Path) -> bytes:
     """The bytes of a checkpoint's file; one that exists but cannot be read is a CheckpointError saying why."""
     try:
         return path.read_bytes()
     except OSError as error:
-        raise CheckpointError(f"{path} cannot be read ({error.strerror}): check its permissions.") from None
+        raise _cannot_read(path, error) from None
+
+
+def _sha256(path: Path) -> str:
+    """A checkpoint file's SHA-256, read a megabyte at a time (a listing need not hold a large model's weights);
+    one that cannot be read is a CheckpointError, as `_read` says it."""
+    try:
+        return sha256_of(path)
+    except OSError as error:
+        raise _cannot_read(path, error) from None
 
 
 def load_model(path: Path | str, device: torch.device | str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -252,7 +265,7 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     if (problem := _weights_file_problem(metadata)) is not None:
         raise CheckpointError(problem)
     weights = _read(weights_path)
-    if (problem := _digest_problem(weights_path, weights, expected["sha256"])) is not None:
+    if (problem := _digest_problem(weights_path, hashlib.sha256(weights).hexdigest(), expected["sha256"])) is not None:
         raise CheckpointError(problem)
     try:
         state = load_safetensors(weights)
@@ -271,9 +284,10 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     return model.to(device or "cpu").eval(), metadata
 
 
-def _digest_problem(weights_path: Path, weights: bytes, sha256: str) -> str | None:
-    """The error message for weights whose SHA-256 is not the one their metadata records; None when it is."""
-    if hashlib.sha256(weights).hexdigest() == sha256:
+def _digest_problem(weights_path: Path, digest: str, sha256: str) -> str | None:
+    """The error message for weights whose SHA-256 (`digest`) is not the one their metadata records; None when it
+    is."""
+    if digest == sha256:
         return None
     return (f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or belongs to another "
             "checkpoint. Save the model again.")
@@ -307,7 +321,7 @@ def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | No
         problem = _weights_file_problem(metadata)
         if problem is None and verify:
             weights_path = Path(metadata["path"])
-            problem = _digest_problem(weights_path, _read(weights_path), metadata["weights"]["sha256"])
+            problem = _digest_problem(weights_path, _sha256(weights_path), metadata["weights"]["sha256"])
     except CheckpointError as error:
         return None, str(error)
     return (metadata, None) if problem is None else (None, problem)
