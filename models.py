@@ -168,31 +168,35 @@ class BasicBlock(nn.Module):
     9·c_in·c_out + 9·c_out² + 4·c_out parameters, c_in·c_out + 2·c_out more with a projection (without BatchNorm,
     2·c_out and c_out in place of 4·c_out and 2·c_out): 32,544 in OneBlockResNet."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, batchnorm: bool = True):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, batchnorm: bool = True, shortcut: bool = True):
         super().__init__()
         norm = nn.BatchNorm2d if batchnorm else (lambda channels: nn.Identity())
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=not batchnorm)
         self.bn1 = norm(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=not batchnorm)
         self.bn2 = norm(c_out)
-        self.shortcut = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=not batchnorm), norm(c_out))
+        self.shortcut = None  # without one, a plain block: two convolutions, nothing added (notebook 04's ablation)
+        if shortcut:
+            self.shortcut = nn.Identity()
+            if stride != 1 or c_in != c_out:
+                self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=not batchnorm),
+                                              norm(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(out if self.shortcut is None else out + self.shortcut(x))
 
 
 class OneBlockResNet(nn.Module):
     """Stem convolution, one residual basic block, global average pooling, linear head, BatchNorm unless told not
-    to (OneBlockVGG's default is without): 33,130 parameters, 33,298 with BatchNorm."""
+    to (OneBlockVGG's default is without): 33,130 parameters, 33,298 with BatchNorm, 32,050 with it and no shortcut."""
 
-    def __init__(self, batchnorm: bool = True, width: int = 24):
+    def __init__(self, batchnorm: bool = True, width: int = 24, shortcut: bool = True):
         super().__init__()
         self.stem = nn.Sequential(ConvBNReLU(1, width, batchnorm), nn.MaxPool2d(2))  # w×14×14, receptive field 4
-        self.block = BasicBlock(width, 2 * width, stride=2, batchnorm=batchnorm)    # 2w×7×7, receptive field 16
+        self.block = BasicBlock(width, 2 * width, stride=2, batchnorm=batchnorm,
+                                shortcut=shortcut)                                 # 2w×7×7, receptive field 16
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

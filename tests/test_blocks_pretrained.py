@@ -54,6 +54,20 @@ def test_residual_block_adds_its_input_when_the_branch_is_silenced():
     assert torch.equal(block(x), torch.relu(x))
 
 
+def test_a_block_without_its_shortcut_adds_nothing_and_has_no_projection():
+    plain = models.BasicBlock(4, 4, batchnorm=True, shortcut=False).eval()
+    nn.init.zeros_(plain.bn2.weight)
+    nn.init.zeros_(plain.bn2.bias)  # the branch outputs zero, and nothing is added to it
+    assert torch.equal(plain(torch.randn(2, 4, 7, 7)), torch.zeros(2, 4, 7, 7))
+    strided = models.BasicBlock(8, 16, stride=2, shortcut=False)
+    assert strided.shortcut is None and not any(m.kernel_size == (1, 1) for m in strided.modules()
+                                                if isinstance(m, nn.Conv2d))
+    resnet, no_shortcut = models.OneBlockResNet(), models.OneBlockResNet(shortcut=False)
+    assert count_parameters(resnet) - count_parameters(no_shortcut) == count_parameters(resnet.block.shortcut)
+    assert f"{count_parameters(no_shortcut):,} with it and no shortcut" in models.OneBlockResNet.__doc__
+    assert no_shortcut(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
 # ----------------------------------------------------------------------------- one-channel stems
 
 

@@ -99,5 +99,6 @@ def test_the_block_comparison_states_the_training_images_its_gap_scores():
     probe = load_config("blocks_vgg").train_probe
     assert probe and missing("04_vgg_resnet_blocks", [f"the accuracy on {probe:,} training images"]) == [], \
         "notebook 04's Target no longer states configs/blocks_vgg.yaml's train_probe: update it"
-    assert {load_config(name).train_probe for name in ("blocks_vgg_bn", "blocks_vgg_bn_aug", "blocks_resnet_bn_aug")} \
-        == {probe}, "the four blocks' gaps score the same training images"
+    assert {load_config(name).train_probe for name in ("blocks_vgg_bn", "blocks_vgg_bn_aug", "blocks_resnet_bn_aug",
+                                                       "blocks_resnet_no_shortcut")} \
+        == {probe}, "the five blocks' gaps score the same training images"

@@ -57,6 +57,9 @@ def test_a_config_builds_on_its_base_and_changes_only_what_it_says():
     assert variant.replace(augment=base.augment, title=base.title, name=base.name) == base
     resnet = load_config("blocks_resnet_bn_aug")
     assert resnet.model == "OneBlockResNet" and resnet.model_args == {"batchnorm": True}
+    no_shortcut = load_config("blocks_resnet_no_shortcut")  # notebook 04's ablation: the shortcut, nothing else
+    assert no_shortcut.model_args == {"batchnorm": True, "shortcut": False}
+    assert no_shortcut.replace(model_args=resnet.model_args, title=resnet.title, name=resnet.name) == resnet
 
 
 def test_fractions_read_as_written():
