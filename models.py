@@ -164,9 +164,9 @@ class OneBlockVGG(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block: two 3×3 convolutions added to a shortcut, a 1×1 projection when the shape changes:
-    9·c_in·c_out + 9·c_out² + 4·c_out parameters, c_in·c_out + 2·c_out more with a projection (without BatchNorm,
-    2·c_out and c_out in place of 4·c_out and 2·c_out): 32,544 in OneBlockResNet."""
+    """ResNet basic block: two 3×3 convolutions added to a shortcut, a 1×1 projection when the shape changes (with
+    shortcut=False, neither): 9·c_in·c_out + 9·c_out² + 4·c_out parameters, c_in·c_out + 2·c_out more with a
+    projection (without BatchNorm, 2·c_out and c_out in place of 4·c_out and 2·c_out): 32,544 in OneBlockResNet."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, batchnorm: bool = True, shortcut: bool = True):
         super().__init__()

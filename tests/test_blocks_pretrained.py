@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import models
 from mnist_utils import features, pretrained
+from mnist_utils.checkpoints import CheckpointError, load_model, save_checkpoint
 from mnist_utils.files import sha256_of
 from mnist_utils.pretrained import WeightsError, rgb_to_gray_conv
 from mnist_utils.batches import Batches
@@ -66,6 +67,17 @@ def test_a_block_without_its_shortcut_adds_nothing_and_has_no_projection():
     assert count_parameters(resnet) - count_parameters(no_shortcut) == count_parameters(resnet.block.shortcut)
     assert f"{count_parameters(no_shortcut):,} with it and no shortcut" in models.OneBlockResNet.__doc__
     assert no_shortcut(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_a_resnet_without_its_shortcut_is_saved_and_rebuilt_as_one(tmp_path):
+    model = models.OneBlockResNet(shortcut=False).eval()
+    with pytest.raises(CheckpointError, match="does not rebuild"):  # its arguments must say it has no shortcut
+        save_checkpoint(model, tmp_path / "wrong", model_name="OneBlockResNet", model_args={"batchnorm": True})
+    save_checkpoint(model, tmp_path / "plain", model_name="OneBlockResNet",
+                    model_args={"batchnorm": True, "shortcut": False})
+    loaded, _ = load_model(tmp_path / "plain")
+    x = torch.randn(2, 1, 28, 28)
+    assert loaded.block.shortcut is None and torch.equal(loaded(x), model(x))
 
 
 # ----------------------------------------------------------------------------- one-channel stems

@@ -67,14 +67,16 @@ def test_model_3_is_model_2s_layout_without_dropout_and_under_6000_parameters():
     assert count_parameters(narrow) == count_parameters(same_layout) < 6000
 
 
+@pytest.mark.parametrize("shortcut", [True, False])
 @pytest.mark.parametrize("batchnorm", [True, False])
 @pytest.mark.parametrize("c_in, c_out, stride", [(24, 48, 2), (16, 16, 1), (16, 16, 2)])
-def test_the_basic_blocks_count_is_its_docstrings_formula(c_in, c_out, stride, batchnorm):
+def test_the_basic_blocks_count_is_its_docstrings_formula(c_in, c_out, stride, batchnorm, shortcut):
     per_channel, projection = (4, 2) if batchnorm else (2, 1)
     formula = 9 * c_in * c_out + 9 * c_out ** 2 + per_channel * c_out
-    if stride != 1 or c_in != c_out:
+    if shortcut and (stride != 1 or c_in != c_out):
         formula += c_in * c_out + projection * c_out
-    assert count_parameters(models.BasicBlock(c_in, c_out, stride=stride, batchnorm=batchnorm)) == formula
+    block = models.BasicBlock(c_in, c_out, stride=stride, batchnorm=batchnorm, shortcut=shortcut)
+    assert count_parameters(block) == formula
     assert f"{count_parameters(models.OneBlockResNet().block):,} in OneBlockResNet" in models.BasicBlock.__doc__
 
 
