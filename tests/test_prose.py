@@ -102,3 +102,15 @@ def test_the_block_comparison_states_the_training_images_its_gap_scores():
     assert {load_config(name).train_probe for name in ("blocks_vgg_bn", "blocks_vgg_bn_aug", "blocks_resnet_bn_aug",
                                                        "blocks_resnet_no_shortcut")} \
         == {probe}, "the five blocks' gaps score the same training images"
+
+
+def test_the_readme_names_the_configs_that_train_exactly_the_notebooks_model():
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    listed = re.search(r"The configs that fix one CPU thread \(`threads: 1`: (.*?)\) train exactly", readme)
+    assert listed, "README no longer lists the configs that fix one thread: update this test or the README"
+    names = re.findall(r"`([\w*]+)`", listed.group(1))
+    stems = [path.stem for path in (PROJECT_ROOT / "configs").glob("*.yaml")]
+    one_thread = {stem for stem in stems if load_config(stem).threads == 1}
+    named = {stem for stem in stems if any(re.fullmatch(name.replace("*", ".*"), stem) for name in names)}
+    assert named == one_thread, f"README's list of one-thread configs: {sorted(named ^ one_thread)} differ"
+
