@@ -175,12 +175,12 @@ class BasicBlock(nn.Module):
         self.bn1 = norm(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=not batchnorm)
         self.bn2 = norm(c_out)
-        self.shortcut = None  # without one, a plain block: two convolutions, nothing added (notebook 04's ablation)
-        if shortcut:
+        if not shortcut:  # a plain block: two convolutions, nothing added (notebook 04's ablation)
+            self.shortcut = None
+        elif stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=not batchnorm), norm(c_out))
+        else:
             self.shortcut = nn.Identity()
-            if stride != 1 or c_in != c_out:
-                self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=not batchnorm),
-                                              norm(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

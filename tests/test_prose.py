@@ -113,4 +113,3 @@ def test_the_readme_names_the_configs_that_train_exactly_the_notebooks_model():
     one_thread = {stem for stem in stems if load_config(stem).threads == 1}
     named = {stem for stem in stems if any(re.fullmatch(name.replace("*", ".*"), stem) for name in names)}
     assert named == one_thread, f"README's list of one-thread configs: {sorted(named ^ one_thread)} differ"
-
