@@ -77,8 +77,11 @@ def yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
 
 
 def likely_meant(key: str, known: Iterable[str], synonyms: dict[str, str] | None = None) -> str | None:
-    """The known key `key` most likely stands for: a synonym's, else the closest spelling; None if none is close."""
-    return (synonyms or {}).get(key) or next(iter(difflib.get_close_matches(key, list(known), n=1)), None)
+    """The known key `key` most likely stands for: a synonym's, else the closest spelling, whatever the case (minivgg:
+    MiniVGG); None if none is close."""
+    spelled = {str(name).lower(): name for name in known}
+    closest = difflib.get_close_matches(str(key).lower(), list(spelled), n=1)
+    return (synonyms or {}).get(key) or (spelled[closest[0]] if closest else None)
 
 
 def misspelt(keys: Iterable[str], known: Iterable[str]) -> str:

@@ -89,7 +89,7 @@ class Recipe:
         problems = []
         if self.model != PRETRAINED and self.model not in model_names():
             problems.append(f"model: unknown {self.model!r}; choose one of {', '.join(model_names())}, or "
-                            f"'{PRETRAINED}'")
+                            f"'{PRETRAINED}'{misspelt([self.model], [*model_names(), PRETRAINED])}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer: unknown {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
@@ -302,8 +302,7 @@ class Recipe:
 
 
 def model_names() -> list[str]:
-    """The whole networks of models.py, in the order they are defined: its nn.Module classes that can be
-    built without arguments (building blocks such as ConvBNReLU need their sizes)."""
+    """The whole networks of models.py, in order: its nn.Module classes that build without arguments, not blocks."""
     return [name for name, value in vars(models).items()
             if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == models.__name__
             and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
@@ -361,10 +360,9 @@ def build_model(recipe: Recipe) -> nn.Module:
 def input_normalization(recipe: Recipe) -> dict[str, float]:
     """The mean and standard deviation the model's inputs are normalised with: MNIST's, or the pretrained
     family's (a table: no network is built, no random number drawn)."""
-    if recipe.model == PRETRAINED:
-        mean, std = INPUT_NORMALIZATION[pretrained_family(recipe)]
-        return {"mean": mean, "std": std}
-    return {"mean": MNIST_MEAN, "std": MNIST_STD}
+    family = recipe.model == PRETRAINED and pretrained_family(recipe)
+    mean, std = INPUT_NORMALIZATION[family] if family else (MNIST_MEAN, MNIST_STD)
+    return {"mean": mean, "std": std}
 
 
 # ---------------------------------------------------------------------------- config files
@@ -429,6 +427,8 @@ def _read(path: Path) -> dict[str, Any]:
     """The keys of a config file, after those of the files it builds on."""
     merged: dict[str, Any] = {}
     for _, _, values in _chain(path):
+        if values.get("model", merged.get("model")) != merged.get("model"):  # another architecture: its base's
+            merged.pop("model_args", None)  # arguments were the base model's, so its own start afresh
         for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
             if key != "base":
                 merged[key] = ({**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict)

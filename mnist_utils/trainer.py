@@ -36,6 +36,7 @@ from .config import PROJECT_ROOT, Profile, computing_on, counted, get_device, ge
 from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
 from .files import held_besides, unwritable, write_atomic
+from .inspection import count_parameters
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, config_path, load_config, pretrained_family
 from .training import train_model
@@ -251,7 +252,9 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
     """Train `model` by `recipe` on `data`, keeping its checkpoint and history in `run_dir` as the epochs go, then
     test and publish it."""
     checkpoint, published = _run_checkpoint(run_dir), models_dir() / f"{recipe.name}-seed{seed}"
-    log.info(f"{cuts + '; ' if cuts else ''}{recipe.name}: {recipe.describe()}; seed {seed}; {device}; "
+    arguments = ", ".join(f"{key}={value}" for key, value in recipe.model_args.items())
+    log.info(f"{cuts + '; ' if cuts else ''}{recipe.name}: {recipe.model}{f'({arguments})' * bool(arguments)}, "
+             f"{count_parameters(model):,} parameters; {recipe.describe()}; seed {seed}; {device}; "
              f"run folder {run_dir}")
 
     model.to(device, memory_format=recipe.memory_format)

@@ -1,4 +1,5 @@
-"""Model_1..Model_3 (sizes, shapes, receptive fields), the shared recipe, and several seeds trained at once."""
+"""Every network of models.py (its stated size, its input), Model_1..Model_3 (sizes, shapes, receptive fields), the
+shared recipe, and several seeds trained at once."""
 import copy
 import re
 
@@ -19,7 +20,7 @@ from mnist_utils.evaluation import (GAP_TOLERANCE, accuracy_difference_se, accur
                                     fitting_diagnosis, last_epochs_summary, predict, probed_gap, run_summary,
                                     seed_table)
 from mnist_utils.inspection import count_parameters, feature_map_size, receptive_field, smallest_input_size
-from mnist_utils.recipes import ConfigError, Recipe, build_model, load_config
+from mnist_utils.recipes import ConfigError, Recipe, build_model, load_config, model_names
 from mnist_utils.training import train_recipe, train_seeds
 
 PARAMETERS = {"Model_1": 6_950, "Model_2": 7_146, "Model_3": 5_458}
@@ -38,11 +39,13 @@ def test_ten_logits_per_image(name):
     assert model(torch.randn(4, 1, 28, 28)).shape == (4, 10)
 
 
-ARCHITECTURES = ("Model_1", "Model_2", "Model_3", "OneBlockVGG", "OneBlockResNet", "SimpleCNN", "DeeperCNN",
-                 "MiniVGG", "TwoBranchCNN", "ExampleNet")
+@pytest.mark.parametrize("name", model_names())  # every network of models.py, a new one included
+def test_every_network_states_its_parameter_count_in_its_docstring(name):
+    count = count_parameters(getattr(models, name)())
+    assert f"{count:,} parameters" in getattr(models, name).__doc__, f"{name}'s docstring: say '{count:,} parameters'"
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", model_names())
 @pytest.mark.parametrize("shape", [(2, 1, 32, 32), (2, 1, 27, 28), (1, 28, 28)])
 def test_a_batch_that_is_not_28_by_28_is_refused_naming_the_size_expected(name, shape):
     model = getattr(models, name)().eval()

@@ -26,13 +26,14 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     assert sorted(p.name for p in run.iterdir()) == ["curves.png", "history.csv", "history.json", "run.json",
                                                      "run.safetensors", "train.log"]
     log = (run / "train.log").read_text()
-    assert "step3: 1 epoch" in log and "test accuracy" in log
+    assert "test accuracy" in log
     history = json.loads((run / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1] and "val_acc" in history[0]
 
     weights, metadata = paths(tmp_path / "reports" / "smoke" / "models" / "step3-seed1")
     meta = json.loads(metadata.read_text())
     assert meta["model"] == {"name": "Model_3", "args": load_config("step3").model_args}
+    assert f"step3: Model_3(widths={meta['model']['args']['widths']}), {meta['parameters']:,} parameters;" in log
     assert meta["seed"] == 1 and meta["epochs"] == 1
     assert meta["config"]["val_fraction"] == 0.125 and meta["source"] == "configs/step3.yaml"
     assert set(meta["metrics"]) >= {"val_loss", "val_acc", "test_acc"}
@@ -78,8 +79,7 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
      "training images make no whole batch of 100000, and drop_last drops the rest"),
     (["--config", "finetune_full", "--set", "model_args.depth=3"], "efficientnet-lite0; pretrained: true or false): "),
 ])
-def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch,
-                                                                    capsys):
+def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     assert main(["train", *arguments, "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
@@ -379,8 +379,8 @@ def test_a_smoke_train_says_what_the_profile_cut_and_how_to_test_in_that_profile
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
     assert main(["train", "--config", "step1", "--set", "epochs=200", "--out", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].split(" ", 1)[1].startswith("smoke profile: 1 of 200 epochs, the first 2,048 training and "
-                                                  "1,024 test images; step1: 1 epoch"), printed[0]
+    assert printed[0].split(" ", 1)[1].startswith("smoke profile: 1 of 200 epochs, the first 2,048 training and 1,024 "
+                                                  "test images; step1: Model_1, 6,950 parameters; 1 epoch"), printed[0]
     # As printed, the command tests in the profile that trained it, into reports/smoke/, not the full run's.
     assert "test it with `MNIST_PROFILE=smoke python -m mnist_utils test --model " in printed[-1], printed[-1]
     assert printed[-1].endswith("/reports/smoke/models/step1-seed1.safetensors`"), printed[-1]
