@@ -467,8 +467,9 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
 def save_and_record(report: Report, name: str, model: nn.Module, recipe: Recipe, history: History, *, seed: int,
                     test_acc: float, seconds: float, run: str | None = None, **extra: Any) -> str:
     """A model a notebook trained, in one call: saved as `save_trained` saves it, on `report`'s leaderboard as
-    `name` (its parameters, `test_acc`, `seconds`, epochs run, checkpoint and `extra`), its history kept under
-    `run` (default: `name`). Returns the checkpoint's path, relative to the reports folder."""
+    `name` (its parameters, `test_acc`, `seconds`, epochs run, checkpoint and `extra`: give `train_images`, the
+    digits it learned from, which the leaderboard shows), its history kept under `run` (default: `name`). Returns
+    the checkpoint's path, relative to the reports folder."""
     checkpoint = save_trained(model, recipe, seed=seed, test_acc=test_acc, epochs=len(history),
                               notebook=report.notebook)
     report.add_model(name, params=count_parameters(model), test_acc=test_acc, seconds=seconds, epochs=len(history),

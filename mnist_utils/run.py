@@ -138,12 +138,13 @@ def _lower_priority(kernel_manager: Any, nice: int) -> None:
     shares the CPU fairly between sessions' groups (autogroup) whatever a process's own niceness: so the
     group's niceness is set too (/proc/<pid>/autogroup), else the kernel would keep an equal share beside a
     notebook on the longest chain. A process's niceness is a thread's, and the threads a cell starts (torch's,
-    lanes) inherit it from the kernel's main thread."""
+    lanes) inherit it from the kernel's main thread, and the kernel its niceness from the runner's (`nice make
+    notebooks`): `nice` is added to it."""
     process = _kernel_process(kernel_manager)
     if process is None or not hasattr(os, "setpriority"):
         return
     with contextlib.suppress(OSError):  # a priority is a speed-up, not a requirement
-        os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+        os.setpriority(os.PRIO_PROCESS, process.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
     with contextlib.suppress(OSError):  # no such file: a kernel without autogroup scheduling, or not Linux
         Path(f"/proc/{process.pid}/autogroup").write_text(str(nice))
 
