@@ -141,11 +141,12 @@ def seeded_models(copies: int) -> list[nn.Module]:
 def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
     """MNIST as most PyTorch projects feed it: torchvision's dataset decoding one PIL image at a time, the same
     augmentation as `augment_like` done by PIL transforms image by image, a DataLoader collating the batches."""
-    augment = augment_like.augment
+    augment = augment_like.augment  # each transform only where the recipe has it: one that is off draws nothing
+    erasing = (augment.erase_p, augment.erase_area, augment.erase_ratio)
     transform = transforms.Compose([
         transforms.RandomRotation(augment.rotation),
-        transforms.RandomAffine(0, translate=(augment.translate, augment.translate), scale=augment.scale),
-        transforms.ToTensor(),
+        transforms.RandomAffine(0, (augment.translate,) * 2, augment.scale, shear=augment.shear or None),
+        transforms.ToTensor(), *([transforms.RandomErasing(*erasing)] if augment.erase_p else []),
         transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
     ])
     dataset = torchvision.datasets.MNIST(root=data_root(), train=True, download=False, transform=transform)

@@ -472,6 +472,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    unbudgeted = [path.stem for path in paths if profile == "full" and budget_minutes(path.stem, profile) is None]
+    if unbudgeted and args.timeout is None:  # it runs, but its budget would judge its time and set its timeout
+        print(f"note: no budget for {', '.join(unbudgeted)} in config.BUDGET_MINUTES: the index shows each one's time "
+              f"without one, and the runner stops each after {notebook_timeout(unbudgeted[0], profile) / 60:g} "
+              "minutes", file=sys.stderr)
     started = time.monotonic()
     with Stop() as stop:
         entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, at_once=at_once)

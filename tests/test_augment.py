@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -145,3 +147,27 @@ def test_out_of_range_shear_and_erasing_are_named_with_their_range(recipe, messa
 def test_the_edges_of_each_range_are_accepted():
     assert Augment(rotation=180, shear=89.9, translate=0.5, scale=(10, 10), erase_p=1,
                    erase_area=(1e-3, 1), erase_ratio=(1e-3, 1e3)).problems() == []
+
+
+FIELDS = [field.name for field in dataclasses.fields(Augment)]  # a field added to Augment is tested here by itself
+SHAPES_ANOTHER = {"erase_area": "erase_p", "erase_ratio": "erase_p"}  # fields that only shape another's transform
+
+
+def test_a_transform_left_off_draws_no_random_number(mnist):
+    """A transform added to Augment changes no batch of a recipe that leaves it off (nor any figure recorded from
+    one) only if, off, it leaves the generator as it found it."""
+    generator = torch.Generator().manual_seed(0)
+    images = digits(mnist, 8)
+    assert torch.equal(Augment()(images, generator), images)
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_every_field_out_of_range_is_refused_by_its_name_and_on_is_described(name):
+    value = getattr(Augment(), name)
+    wrong = (2.0, 1.0) if isinstance(value, tuple) else -1.0  # a range the wrong way round, a negative amount
+    assert any(problem.startswith(f"{name}: ") for problem in Augment(**{name: wrong}).problems()), \
+        f"Augment.problems() says nothing of {name}={wrong}: check its range there"
+    switch = SHAPES_ANOTHER.get(name, name)  # the transform, or the one it shapes: on, by a valid amount
+    on = Augment(**{switch: (0.9, 1.1) if isinstance(getattr(Augment(), switch), tuple) else 0.5})
+    assert on.problems() == [] and on.describe() != "none", f"Augment.describe() does not say {name} is on"

@@ -246,3 +246,16 @@ def test_figures_that_could_not_be_written_are_refused_before_anything_is_measur
     with pytest.raises(UsageError, match=f"the figures cannot be written: .*{why}. Give --json a file that can be"):
         bench.main(["--quick", "--json", str(tmp_path / where)])
     assert "Machine:" not in capsys.readouterr().out, "nothing measured"
+
+
+def test_the_reference_pipeline_augments_as_its_recipe_does_and_no_more():
+    """The pipelines differ in how they augment, not in what: each transform the recipe has, and none it has not
+    (one left in, off, would still cost the reference a draw per image)."""
+    step3, more = load_config("step3"), load_config("step3", ["augment.shear=10", "augment.erase_p=0.5"])
+    plain, augmented = (bench.reference_loader(recipe, 0).dataset.transform.transforms for recipe in (step3, more))
+    assert [type(t).__name__ for t in plain] == ["RandomRotation", "RandomAffine", "ToTensor", "Normalize"]
+    assert plain[1].shear is None
+    assert [type(t).__name__ for t in augmented] == ["RandomRotation", "RandomAffine", "ToTensor", "RandomErasing",
+                                                    "Normalize"]
+    assert augmented[1].shear == [-10.0, 10.0]
+    assert (augmented[3].p, augmented[3].scale) == (0.5, more.augment.erase_area)

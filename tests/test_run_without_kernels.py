@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from mnist_utils import run
+from mnist_utils.config import UNBUDGETED_TIMEOUT
 
 
 def test_the_cell_clock_counts_cells_from_1_and_never_gives_a_cell_a_timeout_of_0() -> None:
@@ -60,3 +61,20 @@ def test_the_last_line_gives_the_series_recorded_time_how_many_ran_side_by_side_
     # one at a time says nothing of side by side; the CPU time is the index's own figure
     assert capsys.readouterr().out == (f"1/1 notebooks ok in 10m00s (smoke profile{shown}; 10.0 CPU-minutes, 50% of 2 "
                                        f"CPUs over the run) → {tmp_path / 'smoke' / 'index.html'}\n")
+
+
+def test_a_full_run_names_a_notebook_without_a_budget_before_it_starts(tmp_path: Path, monkeypatch, capsys) -> None:
+    """It runs, but the runner says what it lacks: the budget its timeout and the series' verdict come from."""
+    (tmp_path / "nb").mkdir()
+    for stem in ("00_eda", "99_new"):  # one with a budget, one without
+        (tmp_path / "nb" / f"{stem}.ipynb").write_text("{}")
+    monkeypatch.setattr(run, "run_notebooks", lambda paths, *args, **kwargs: {})  # nothing executed
+    monkeypatch.setattr(run, "_summarize", lambda *args: 0)
+    arguments = ["--notebooks", str(tmp_path / "nb"), "--reports", str(tmp_path / "r"), "--at-once", "1"]
+    assert run.main([*arguments, "--profile", "full"]) == 0
+    assert capsys.readouterr().err == ("note: no budget for 99_new in config.BUDGET_MINUTES: the index shows each "
+                                       f"one's time without one, and the runner stops each after "
+                                       f"{UNBUDGETED_TIMEOUT / 60:g} minutes\n")
+    assert run.main([*arguments, "--profile", "smoke"]) == 0 and capsys.readouterr().err == "", "budgets: full only"
+    assert run.main([*arguments, "--profile", "full", "--timeout", "60"]) == 0 and capsys.readouterr().err == "", \
+        "a timeout given: the budget would set none"
