@@ -1,10 +1,12 @@
 """Augmentation of a whole batch at once, on tensors, on whatever device the batch is on.
 
 Random numbers come from a CPU `torch.Generator` and only the small parameter tensors move to the
-batch's device, so the same seed gives the same batch on CPU and CUDA. Every transform is off by default and,
-off, draws no random number: a transform added to `Augment` (a field, its range in `problems`, its words in
-`describe`, its call in `__call__`) then changes no batch of a recipe that leaves it off, nor a figure recorded
-from one. A config's `augment:` keys are `Augment`'s fields; `recipes.py` reads them from it.
+batch's device, so the same seed gives the same batch on CPU and CUDA. Every transform is off by default. Each
+function draws nothing where all it does is off, and `random_affine` draws its five numbers per image (angle, shear,
+zoom, two shifts) wherever any of them is on: a transform added to `Augment` (a field, its range in `problems`, its
+words in `describe`, a function of its own returning early where it is off, called in `__call__`) then changes no
+batch of a recipe that leaves it off, nor a figure recorded from one. A config's `augment:` keys are `Augment`'s
+fields; `recipes.py` reads them from it.
 Images are floats in [0, 1] with a black (0) background, shape (N, C, H, W): augment before normalising,
 so that pixels moved in from outside the frame are background.
 """

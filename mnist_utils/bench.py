@@ -141,7 +141,7 @@ def seeded_models(copies: int) -> list[nn.Module]:
 def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
     """MNIST as most PyTorch projects feed it: torchvision's dataset decoding one PIL image at a time, the same
     augmentation as `augment_like` done by PIL transforms image by image, a DataLoader collating the batches."""
-    augment = augment_like.augment  # each transform only where the recipe has it: one that is off draws nothing
+    augment = augment_like.augment  # shear and erasing only where the recipe has them: off, they would still draw
     erasing = (augment.erase_p, augment.erase_area, augment.erase_ratio)
     transform = transforms.Compose([
         transforms.RandomRotation(augment.rotation),

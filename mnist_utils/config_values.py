@@ -81,7 +81,7 @@ def likely_meant(key: str, known: Iterable[str], synonyms: dict[str, str] | None
     MiniVGG); None if none is close."""
     spelled = {str(name).lower(): name for name in known}
     closest = difflib.get_close_matches(str(key).lower(), list(spelled), n=1)
-    return (synonyms or {}).get(key) or (spelled[closest[0]] if closest else None)
+    return (synonyms or {}).get(str(key).lower()) or (spelled[closest[0]] if closest else None)
 
 
 def misspelt(keys: Iterable[str], known: Iterable[str]) -> str:

@@ -370,12 +370,10 @@ def input_normalization(recipe: Recipe) -> dict[str, float]:
 
 def config_path(name: str | Path) -> Path:
     """The path as given where it exists; else `configs/NAME.yaml` for a bare NAME or NAME.yaml."""
-    path = Path(name)
-    if path.exists():
+    path, named = Path(name), Path(name).suffix in (".yaml", ".yml")
+    if path.exists() or named and path.parent != Path("."):
         return path
-    if path.suffix not in (".yaml", ".yml"):
-        return CONFIGS_DIR / f"{name}.yaml"
-    return CONFIGS_DIR / path.name if path.parent == Path(".") else path
+    return CONFIGS_DIR / (path.name if named else f"{name}.yaml")
 
 
 def config_names() -> list[str]:
@@ -427,8 +425,8 @@ def _read(path: Path) -> dict[str, Any]:
     """The keys of a config file, after those of the files it builds on."""
     merged: dict[str, Any] = {}
     for _, _, values in _chain(path):
-        if values.get("model", merged.get("model")) != merged.get("model"):  # another architecture: its base's
-            merged.pop("model_args", None)  # arguments were the base model's, so its own start afresh
+        if values.get("model", merged.get("model")) != merged.get("model", values.get("model")):  # another model
+            merged.pop("model_args", None)  # than its base names: the base's arguments were its model's, not this one's
         for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
             if key != "base":
                 merged[key] = ({**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict)
@@ -483,9 +481,10 @@ def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     'model_args.dropout=0.1' applied last. The file, or a file it builds on, must name the `model` (the
     Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
     path = config_path(name)
-    values = _read(path)
-    for text in overrides:
-        keys, value = _parse_override(text)
+    values, changes = _read(path), [(text, *_parse_override(text)) for text in overrides]
+    if any(keys == ["model"] and value != values.get("model") for _, keys, value in changes):
+        values.pop("model_args", None)  # as in a file naming another model: the config's were its model's
+    for text, keys, value in changes:
         target = values
         for key in keys[:-1]:
             target = target.setdefault(key, {})

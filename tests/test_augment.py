@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_utils.augment import Augment, affine_grid, random_affine, random_erasing
+from mnist_utils.recipes import load_config
 
 
 def digits(mnist, n=64):
@@ -155,11 +156,13 @@ SHAPES_ANOTHER = {"erase_area": "erase_p", "erase_ratio": "erase_p"}  # fields t
 
 def test_a_transform_left_off_draws_no_random_number(mnist):
     """A transform added to Augment changes no batch of a recipe that leaves it off (nor any figure recorded from
-    one) only if, off, it leaves the generator as it found it."""
-    generator = torch.Generator().manual_seed(0)
-    images = digits(mnist, 8)
-    assert torch.equal(Augment()(images, generator), images)
-    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
+    one) only if, off, it leaves the generator as it found it: nothing drawn with every transform off, and with
+    Step 3's (rotation, shift, zoom) the affine's five numbers per image, no more."""
+    for augment, per_image in ((Augment(), 0), (load_config("step3").augment, 5)):
+        generator, expected = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+        augment(digits(mnist, 8), generator)
+        torch.rand(8 * per_image, generator=expected, dtype=torch.float64)
+        assert torch.equal(generator.get_state(), expected.get_state()), f"{augment.describe()}: another draw"
 
 
 @pytest.mark.parametrize("name", FIELDS)

@@ -254,7 +254,10 @@ def test_the_reference_pipeline_augments_as_its_recipe_does_and_no_more():
     step3, more = load_config("step3"), load_config("step3", ["augment.shear=10", "augment.erase_p=0.5"])
     plain, augmented = (bench.reference_loader(recipe, 0).dataset.transform.transforms for recipe in (step3, more))
     assert [type(t).__name__ for t in plain] == ["RandomRotation", "RandomAffine", "ToTensor", "Normalize"]
-    assert plain[1].shear is None
+    wanted = step3.augment  # its amounts, as the project's pipeline draws them
+    assert (plain[0].degrees, plain[1].translate, plain[1].shear) == ([-wanted.rotation, wanted.rotation],
+                                                                      (wanted.translate,) * 2, None)
+    assert tuple(plain[1].scale) == tuple(wanted.scale)
     assert [type(t).__name__ for t in augmented] == ["RandomRotation", "RandomAffine", "ToTensor", "RandomErasing",
                                                     "Normalize"]
     assert augmented[1].shear == [-10.0, 10.0]

@@ -17,7 +17,16 @@ def test_a_file_naming_another_model_than_its_base_takes_none_of_the_base_s_mode
     assert load_config(tmp_path / "own.yaml").model_args == {"dropout": 0.1}
     (tmp_path / "same.yaml").write_text("base: step2.yaml\nmodel: Model_2\nmodel_args: {widths: [8, 8, 8, 8, 8]}\n")
     assert load_config(tmp_path / "same.yaml").model_args == {"dropout": 0.05, "widths": [8] * 5}, "key by key"
-    assert load_config("step3", ["model=Model_2", "model_args={}"]).model_args == {}, "the command line, as before"
+    (tmp_path / "shared.yaml").write_text("model_args: {dropout: 0.1}\n")  # a base naming no model: its args stay
+    (tmp_path / "child.yaml").write_text("base: shared.yaml\nmodel: Model_2\n")
+    assert load_config(tmp_path / "child.yaml").model_args == {"dropout": 0.1}
+
+
+def test_a_command_line_naming_another_model_takes_none_of_the_config_s_model_args():
+    assert load_config("step3", ["model=Model_2"]).model_args == {}, "Model_2 with its defaults, as a file would"
+    assert load_config("step3", ["model_args.dropout=0.1", "model=Model_2"]).model_args == {"dropout": 0.1}, \
+        "what the command line itself gives is kept, in any order"
+    assert load_config("step3", ["model=Model_3"]).model_args == load_config("step3").model_args, "the same model"
 
 
 def test_a_config_file_whose_tag_cannot_make_its_value_is_one_error_naming_the_file(tmp_path):
@@ -92,8 +101,6 @@ def test_a_config_must_name_its_model_itself_or_through_its_base(tmp_path):
 
 
 def test_every_config_and_search_start_names_its_model_directly_or_through_its_base():
-    import yaml
-
     files = sorted(CONFIGS_DIR.rglob("*.yaml"))
     configs = [f for f in files if "candidates" not in yaml.safe_load(f.read_text())]  # searches are not configs
     assert {f.name for f in configs} >= {"step3.yaml", "step3_start.yaml"}

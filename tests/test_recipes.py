@@ -88,6 +88,7 @@ def test_overrides_change_keys_and_nested_keys():
     (["lrr=0.05"], r"step3: unknown key lrr; did you mean lr\?$"),
     (["learning_rate=0.05"], r"unknown key learning_rate; did you mean lr\?$"),
     (["dropout=0.3"], r"unknown key dropout; did you mean model_args\.dropout\?$"),  # a synonym before a spelling
+    (["Dropout=0.3"], r"unknown key Dropout; did you mean model_args\.dropout\?$"),  # whatever the case
     (["lrr=0.05", "zzz=1"], r"unknown keys lrr \(did you mean lr\?\), zzz; the keys are name, title, model"),
     (["augment.shift=0.7"], r"step3: augment: unknown key shift; did you mean translate\?$"),
     (["augment.rotate=5"], r"augment: unknown key rotate; did you mean rotation\?$"),

@@ -328,7 +328,7 @@ def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous
     make_notebook(notebooks, "01_sleeps",
                   "from mnist_utils.report import Report\n"
                   "report = Report('01_sleeps', 'New run')\n"
-                  "report.target('acc', '>', 50, 'Accuracy', '%')  # saved at once: a results file with the target not met",
+                  "report.target('acc', '>', 50, 'Accuracy', '%')  # saved at once: a results file, the target not met",
                   f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)")
     make_notebook(notebooks, "02_never", "print('ran')")
     # The previous, finished run's outputs.

@@ -72,8 +72,8 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "step3", "--set", "batches_per_epoch=0"], "batches_per_epoch: must be at least 1"),
     (["--config", "step3", "--set", "freeze_backbone=true"],
      "freeze_backbone: only model: pretrained has a backbone to freeze, not Model_3"),
-    (["--config", "step3", "--set", "model=Model_1"], "got an unexpected keyword argument 'widths'. Give it the "
-     "model_args it takes (model_args={} for its defaults)"),
+    (["--config", "step3", "--set", "model=Model_1", "--set", "model_args.widths=[8]"], "got an unexpected keyword "
+     "argument 'widths'. Give it the model_args it takes (model_args={} for its defaults)"),
     (["--config", "finetune_full", "--set", "val_fraction=0.99"], "add up to more than the whole training set"),
     (["--config", "step3", "--set", "batch_size=100000", "--set", "drop_last=true"],  # what the data decide
      "training images make no whole batch of 100000, and drop_last drops the rest"),
