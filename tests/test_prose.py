@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import models
-from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.config import PROJECT_ROOT, find_notebooks
 from mnist_utils.recipes import load_config
 
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -119,3 +119,11 @@ def test_the_readme_names_the_configs_that_train_exactly_the_notebooks_model():
     assert named == one_thread, (f"README's sentence '{sentence}' and the notebooks' one-thread configs differ in "
                                  f"{sorted(named ^ one_thread)}: list each config a notebook runs with threads: 1, "
                                  "and no other")
+
+
+def test_the_readme_s_table_of_notebooks_has_a_row_for_each_notebook_in_number_order():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("## The notebooks", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\d\d_\w+)` \|", table, re.MULTILINE)
+    stems = [path.stem for path in find_notebooks()]
+    assert rows == stems, f"README's table of notebooks: a row for each of {stems}, in this order (it has {rows})"
