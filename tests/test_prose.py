@@ -18,10 +18,11 @@ PART_OF = {Fraction(1, 5): "fifth", Fraction(1, 4): "quarter", Fraction(1, 12): 
            Fraction(1, 16): "sixteenth"}
 
 
-def prose(stem: str) -> str:
-    """The markdown cells of notebooks/`stem`.ipynb, every run of white space one space."""
+def cell_text(stem: str, kind: str = "markdown") -> str:
+    """The markdown cells (or the code cells, `kind="code"`) of notebooks/`stem`.ipynb, every run of white space
+    one space."""
     cells = json.loads((PROJECT_ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
-    return " ".join(" ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown").split())
+    return " ".join(" ".join("".join(c["source"]) for c in cells if c["cell_type"] == kind).split())
 
 
 def power_of_ten(x: float) -> str:
@@ -41,7 +42,7 @@ def part(x: float) -> str:
 
 
 def missing(stem: str, phrases: list[str]) -> list[str]:
-    text = prose(stem)
+    text = cell_text(stem)
     return [phrase for phrase in phrases if phrase not in text]
 
 
@@ -70,7 +71,7 @@ def test_step3_prose_states_its_config():
     ]) == [], "notebook 03's Target or its fresh-seed section no longer states configs/step3.yaml: update them"
     assert len(fresh_seeds) == 5 and fresh == [f"seeds=[{','.join(map(str, fresh_seeds))}]"]
     # the Target says the average spans "under half an epoch": 60,000 training digits in batches
-    assert "under half an epoch" in prose("03_step3_augment_onecycle")
+    assert "under half an epoch" in cell_text("03_step3_augment_onecycle")
     assert 1 / (1 - recipe.ema) < math.ceil(60_000 / recipe.batch_size) / 2
 
 
@@ -91,7 +92,8 @@ def test_the_cnn_protocol_prose_states_its_configs():
         f"a {part((widths[0] / classic[0]) ** 2)} of the arithmetic per convolution",
         f"weight decay ({power_of_ten(twobranch.weight_decay)},",
     ]) == [], "notebook 06's protocol no longer states configs/cnn_*.yaml: update it"
-    aims = set(re.findall(r"aims at (\d\.\d+)", prose("06_cnn_comparison")))  # the Target, the protocol, the ensemble
+    # the Target, the protocol, the ensemble
+    aims = set(re.findall(r"aims at (\d\.\d+)", cell_text("06_cnn_comparison")))
     assert aims == {f"{1 - smoothing + smoothing / 10:g}"}, f"06 says the loss aims at {sorted(aims)}: update it"
 
 
@@ -110,8 +112,7 @@ def test_the_readme_names_the_configs_that_train_exactly_the_notebooks_model():
     listed = re.search(r"the configs that fix one CPU thread \(`threads: 1`: (.*?)\) train exactly", readme, re.I)
     assert listed, f"README no longer has the sentence '{sentence}': update this test or the README"
     names = re.findall(r"`([\w*]+)`", listed.group(1))
-    code = " ".join("".join(cell["source"]) for path in (PROJECT_ROOT / "notebooks").glob("*.ipynb")
-                    for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code")
+    code = " ".join(cell_text(path.stem, "code") for path in find_notebooks())
     stems = [path.stem for path in (PROJECT_ROOT / "configs").glob("*.yaml")]
     # a notebook's configs only: a config no notebook runs trains no notebook's model, whatever its threads
     one_thread = {stem for stem in stems if load_config(stem).threads == 1 and f'"{stem}"' in code}
