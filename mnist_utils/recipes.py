@@ -4,8 +4,8 @@ A recipe says everything about how one model is trained: which architecture (a c
 or a pretrained backbone) with which arguments, the seeds, the data split, the batches and their
 augmentation, the optimizer and its schedule, early stopping. The notebooks and the command line
 (`python -m mnist_utils train --config ...`) read the same files, so what a notebook shows is what the
-command line runs. A file may start from another with `base: other.yaml` and change a few keys, the way
-a variant of an experiment differs from it; `overrides` (the command line's `--set key=value`) come last.
+command line runs. `configs.py` reads a file, the files it builds on (`base: other.yaml`) and the command
+line's `--set key=value` into keys; this module checks them and builds what they name.
 """
 from __future__ import annotations
 
@@ -19,21 +19,19 @@ from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
-import yaml
 
 import models
 
 from .augment import Augment
 from .batches import Batches, ShortEpochs
-from .config import PROJECT_ROOT, counted, first_line
-from .config_values import (BUILD_ERRORS, ConfigError, convert, load_yaml, misspelt, raise_own_fault, seed_problem,
-                            unknown_keys, yaml_problem)
+from .config import counted, first_line
+from .config_values import BUILD_ERRORS, ConfigError, convert, misspelt, raise_own_fault, seed_problem, unknown_keys
+from .configs import config_path, read_config
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, PLATEAU_DECAY, SCHEDULERS, STEP_DECAY, in_precision, make_loss,
                      make_optimizer, make_scheduler, monitor_mode, one_cycle, precision_for)
 from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, resnet18_weights_available
 
-CONFIGS_DIR = PROJECT_ROOT / "configs"
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
 MONITORS = ("val_loss", "val_acc")
 warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)  # build_model's error says it
@@ -365,88 +363,7 @@ def input_normalization(recipe: Recipe) -> dict[str, float]:
     return {"mean": mean, "std": std}
 
 
-# ---------------------------------------------------------------------------- config files
-
-
-def config_path(name: str | Path) -> Path:
-    """The path as given where it exists; else `configs/NAME.yaml` for a bare NAME or NAME.yaml."""
-    path, named = Path(name), Path(name).suffix in (".yaml", ".yml")
-    if path.exists() or named and path.parent != Path("."):
-        return path
-    return CONFIGS_DIR / (path.name if named else f"{name}.yaml")
-
-
-def config_names() -> list[str]:
-    return sorted(path.stem for path in CONFIGS_DIR.glob("*.yaml"))
-
-
-def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
-    """(path, text, keys) of a config file and of every file it builds on (`base`), the first base first; a
-    missing, unreadable or circular file is a ConfigError that names it. A base is looked for beside the file
-    that names it first, then in the project's configs/ (so a config kept elsewhere can build on `step3.yaml`)."""
-    chain: list[tuple[Path, str, dict[str, Any]]] = []
-    while True:
-        if path.is_dir():
-            raise ConfigError(f"{path}: a folder; name a config file (a .yaml file) in it")
-        if not path.is_file():
-            if not chain:
-                raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in "
-                                  f"{CONFIGS_DIR}")
-            base = chain[0][2]["base"]  # the two folders tried, as the end of this loop tries them
-            beside, shared = chain[0][0].parent / Path(base).parent, CONFIGS_DIR / Path(base).parent
-            places = (f"in {beside}; name a config file there" if beside.resolve() == shared.resolve() else
-                      f"in {beside} or {shared}; name a config file in either")
-            raise ConfigError(f"{chain[0][0]}: base {base}: no such file {places}")
-        if path.resolve() in (p.resolve() for p, _, _ in chain):
-            raise ConfigError(f"{path}: 'base' leads back to itself")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a text file (UTF-8): a config is YAML text") from None
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot be read ({error.strerror}): check its permissions") from None
-        try:
-            values = load_yaml(text) or {}
-        except yaml.YAMLError as error:
-            where, what = yaml_problem(error)
-            raise ConfigError(f"{path}{', ' * bool(where)}{where}: not valid YAML: {what}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected keys and values, got {type(values).__name__}")
-        chain.insert(0, (path, text, values))
-        if not values.get("base"):
-            return chain
-        if not isinstance(values["base"], str):
-            raise ConfigError(f"{path}: base: expected a config file's name (base: step3.yaml), got {values['base']!r}")
-        beside, shared = path.parent / values["base"], CONFIGS_DIR / values["base"]
-        path = shared if not beside.is_file() and shared.is_file() else beside
-
-
-def _read(path: Path) -> dict[str, Any]:
-    """The keys of a config file, after those of the files it builds on."""
-    merged: dict[str, Any] = {}
-    for _, _, values in _chain(path):
-        if values.get("model", merged.get("model")) != merged.get("model", values.get("model")):  # another model
-            merged.pop("model_args", None)  # than its base names: the base's arguments were its model's, not this one's
-        for key, value in values.items():  # nested dicts (model_args, augment) are merged key by key
-            if key != "base":
-                merged[key] = ({**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict)
-                               else value)
-    return merged
-
-
-def config_files(name: str | Path) -> list[tuple[Path, str]]:
-    """(path, text) of a config file and of every file it builds on, the first base first."""
-    return [(path, text) for path, text, _ in _chain(config_path(name))]
-
-
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    key, equals, value = text.partition("=")
-    if not equals or not key.strip():
-        raise ConfigError(f"--set {text!r}: write key=value, e.g. epochs=3 or augment.rotation=5")
-    try:
-        return key.strip().split("."), load_yaml(value)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {yaml_problem(error)[1]}") from None
+# ---------------------------------------------------------------------------- a config's keys → a Recipe
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
@@ -478,22 +395,12 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
 
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """The recipe of `configs/NAME.yaml` (or a path), with `overrides` such as 'epochs=3' or
-    'model_args.dropout=0.1' applied last. The file, or a file it builds on, must name the `model` (the
-    Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
+    'model_args.dropout=0.1' applied last (see configs.read_config). The file, or a file it builds on, must name the
+    `model` (the Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
     path = config_path(name)
-    values, changes = _read(path), [(text, *_parse_override(text)) for text in overrides]
-    if any(keys == ["model"] and value != values.get("model") for _, keys, value in changes):
-        values.pop("model_args", None)  # as in a file naming another model: the config's were its model's
-    for text, keys, value in changes:
-        target = values
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"--set {text!r}: {key} is not a group of keys")
-        target[keys[-1]] = value
+    values = read_config(path, overrides)
     # A file must name its model (the Recipe's default is for code); unknown keys first: `modle:` is a typo.
     if "model" not in values and not set(values) - set(_FIELDS):
         raise ConfigError(f"{path}: no model; name the architecture, e.g. model: Model_3 (models.py has "
                           f"{', '.join(model_names())}; or model: {PRETRAINED} for an ImageNet backbone)")
     return recipe_from_dict(values, path.stem)
-

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .config import get_device, get_profile, hardware, pending_dir, reports_dir
+from .configs import config_files
 from .files import jsonable, write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -152,8 +153,6 @@ def show_config(recipe: Any) -> None:
 def show_configs(recipes: Iterable[Any]) -> None:
     """Show the config files several recipes come from, each file once (a shared base before the files
     that build on it), then each recipe in one sentence as this run uses it."""
-    from .recipes import config_files  # here: recipes builds on this module's neighbours, not the reverse
-
     recipes, shown, blocks = list(recipes), set(), []
     for recipe in recipes:
         for path, text in config_files(recipe.name):
