@@ -173,6 +173,9 @@ class Recipe:
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
         augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = counted(self.epochs, "short epoch" if self.batches_per_epoch else "epoch")
+        if (trained := min(self.train_fraction, 1 - self.val_fraction)) < 1:  # the shares `split` makes
+            held = f" ({self.val_fraction * 100:.3g}% held out for validation)" if self.val_fraction else ""
+            epochs += f" on {trained * 100:.3g}% of the training images{held}"
         bf16 = ", bfloat16 arithmetic where the device has it" if self.bf16 else ""
         return f"{epochs}, batches of {self.batch_size}, {optimizer}, {schedule}, augmentation: {augmentation}{bf16}"
 

@@ -150,6 +150,19 @@ def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
         load_config("step3", overrides)
 
 
+def test_a_recipe_says_the_share_of_the_training_images_it_trains_on_and_holds_out():
+    """As `split` makes them: 05's fine-tunes train on 3,000 digits of 60,000, 06's models on all but 1/12."""
+    assert load_config("finetune_head").describe().startswith(
+        "30 epochs on 5% of the training images (1.67% held out for validation), batches of 64")
+    assert "10 short epochs on 91.7% of the training images (8.33% held out for validation)," in load_config(
+        "cnn_simple").describe()
+    assert load_config("step3").describe().startswith("15 epochs, batches of 128"), "every image: nothing to say"
+    assert Recipe(train_fraction=0.5).describe().startswith("15 epochs on 50% of the training images, batches")
+    images = ImageSet(torch.zeros(1200, 28, 28, dtype=torch.uint8), torch.zeros(1200, dtype=torch.long))
+    trained, held_out = load_config("cnn_simple").split(images, seed=0)
+    assert (len(trained), len(held_out)) == (1100, 100), "91.7% and 8.33% of 1,200 images"
+
+
 def test_the_one_cycle_is_described_from_its_start_to_its_peak_and_its_end():
     recipe = load_config("step3")  # lr 0.1, div_factor 10, final_div_factor 100, pct_start 0.2
     assert "one-cycle learning rate over 15 epochs (0.01 → 0.1 in the first 20%, then → 0.0001)" in recipe.describe()
