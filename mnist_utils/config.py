@@ -84,39 +84,40 @@ _PROFILES = {
 }
 
 
-# Minutes each notebook may take in the full profile on 2 CPU cores, as `make notebooks` runs it: side by side
-# with another where their results allow (see READS_RESULTS_OF), so a budget is a wall time on a shared machine.
-# The series' 20 minutes are judged on the whole run's wall time (a schedule of these budgets must fit them).
-# The index shows each run's time beside its budget; the runner stops a notebook at TIMEOUT_HEADROOM × it.
-BUDGET_MINUTES = {
-    "00_eda": 0.5,
+@dataclass(frozen=True)
+class NotebookPlan:
+    """How `make notebooks` runs one notebook of the series."""
+    # Minutes it may take in the full profile on 2 CPU cores, side by side with another where `reads` allows: a
+    # wall time on a shared machine. The index shows each run's time beside it; the runner stops the notebook at
+    # TIMEOUT_HEADROOM × it. The budgets fill SERIES_BUDGET_MINUTES (a schedule of them must fit: a test checks).
+    budget: float
+    # The earlier notebooks whose results it reads: it starts only after they finish. (The leaderboard of every
+    # model is the index's, built from the results files after each notebook: no notebook waits for all the others.)
+    reads: tuple[str, ...] = ()
+
+
+# Every notebook of the series, in the order the runner starts those ready (whose `reads` have finished): the
+# longest chain, 01 → 02 → 03, first, with the highest priority; then 04, which 05 waits for; then 06, the longest
+# of the rest, so that it starts beside 02 rather than after 05 and is not the one left running alone at the end
+# (in number order, the first run of this layout ended with 06 alone); 05 last. A notebook not listed here has no
+# budget (UNBUDGETED_TIMEOUT), waits for every notebook before it and starts after these, in number order.
+NOTEBOOK_PLANS = {
+    "00_eda": NotebookPlan(0.5),
     # 01 and 02 run beside 04, one thread each; 02 now all of its time, beside 04's two ResNets: 3.1 minutes, where
     # it took 2.7 to 2.9 in the series' last four runs, and 01 2.8 to 3.0 (2.7 to 3.3 in the machine's slower phase)
-    "01_step1_skeleton": 3.25,
-    "02_step2_gap_dropout": 3.25,
-    "03_step3_augment_onecycle": 10.0,  # alone, in two lanes, 5.5; in one, beside another, 8.0 and 9.5 (last two runs)
-    "04_vgg_resnet_blocks": 6.5,  # five trainings, one at a time beside another notebook (four took 4.1 to 5.6)
-    "05_pretrained_finetune": 3.5,
-    "06_cnn_comparison": 13.0,  # four trainings: 7.1 minutes alone, in two lanes; 12.3 in one, beside another notebook
+    "01_step1_skeleton": NotebookPlan(3.25),
+    "02_step2_gap_dropout": NotebookPlan(3.25, reads=("01_step1_skeleton",)),
+    # alone, in two lanes, 5.5 minutes; in one, beside another, 8.0 and 9.5 (last two runs)
+    "03_step3_augment_onecycle": NotebookPlan(10.0, reads=("02_step2_gap_dropout",)),
+    # five trainings, one at a time beside another notebook (four took 4.1 to 5.6 minutes)
+    "04_vgg_resnet_blocks": NotebookPlan(6.5),
+    # four trainings: 7.1 minutes alone, in two lanes; 12.3 in one, beside another notebook
+    "06_cnn_comparison": NotebookPlan(13.0),
+    "05_pretrained_finetune": NotebookPlan(3.5, reads=("04_vgg_resnet_blocks",)),
 }
-# The earlier notebooks whose results each notebook reads: it starts only after they finish. A notebook not
-# listed here waits for every notebook before it. (The leaderboard of every model is the index's, built from
-# the results files after each notebook: no notebook waits for all the others.)
-READS_RESULTS_OF = {
-    "00_eda": (),
-    "01_step1_skeleton": (),
-    "02_step2_gap_dropout": ("01_step1_skeleton",),
-    "03_step3_augment_onecycle": ("02_step2_gap_dropout",),
-    "04_vgg_resnet_blocks": (),
-    "05_pretrained_finetune": ("04_vgg_resnet_blocks",),
-    "06_cnn_comparison": (),
-}
-# Which of the notebooks ready to start (those they read have finished) goes first: the longest chain, 01 → 02 →
-# 03, whose priority is the highest; then 04, which 05 waits for; then 06, the longest of the rest, so that it
-# starts beside 02 rather than after 05 and is not the one left running alone at the end (in number order, the
-# first run of this layout ended with 06 alone); 05 last. Not listed: after these, in number order.
-START_ORDER = ("00_eda", "01_step1_skeleton", "02_step2_gap_dropout", "03_step3_augment_onecycle",
-               "04_vgg_resnet_blocks", "06_cnn_comparison", "05_pretrained_finetune")
+# The table's columns as series.py's functions take them (each also takes others: the tests' made-up series)
+READS_RESULTS_OF = {stem: plan.reads for stem, plan in NOTEBOOK_PLANS.items()}
+START_ORDER = tuple(NOTEBOOK_PLANS)
 SERIES_BUDGET_MINUTES = 20
 TIMEOUT_HEADROOM = 3.0  # a slower machine than the budget's still finishes; a hung kernel is still stopped
 SMOKE_TIMEOUT = 600  # seconds, any notebook: the smoke profile's runs take seconds
@@ -125,7 +126,8 @@ UNBUDGETED_TIMEOUT = 1800  # seconds, a full-profile notebook without a budget
 
 def budget_minutes(stem: str, profile: str) -> float | None:
     """The notebook's budget in minutes: full profile only (a smoke run checks that it runs, not its time)."""
-    return BUDGET_MINUTES.get(stem) if profile == "full" else None
+    plan = NOTEBOOK_PLANS.get(stem)
+    return plan.budget if plan and profile == "full" else None
 
 
 def notebook_timeout(stem: str, profile: str) -> float:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES, budget_minutes, counted, usable_cpus
+from .config import NOTEBOOK_PLANS, SERIES_BUDGET_MINUTES, budget_minutes, counted, usable_cpus
 from .files import read_json, write_atomic
 from .report import SYMBOLS, fmt, mark
 from .results import leaderboard_rows, load_results
@@ -150,7 +150,7 @@ def notebook_seconds(run: dict[str, Any], results: dict[str, Any] | None) -> flo
 def series_time(series: dict[str, Any]) -> str:
     """'21m30s', or '21m30s of a 20m00s budget ❌ not met' (the series') for a full-profile run of every notebook,
     every one ok."""
-    if not is_full_series(series, BUDGET_MINUTES):
+    if not is_full_series(series, NOTEBOOK_PLANS):
         return fmt_duration(series["seconds"])
     budget = SERIES_BUDGET_MINUTES * 60
     met = mark(series["seconds"] <= budget)

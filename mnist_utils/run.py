@@ -399,7 +399,7 @@ def _parser() -> CommandParser:
     parser.add_argument("--profile", choices=PROFILES, help="default: $MNIST_PROFILE, else full")
     parser.add_argument("--timeout", type=float,
                         help=f"seconds per notebook (default: {TIMEOUT_HEADROOM:g}× its budget in the full profile, "
-                             f"see config.BUDGET_MINUTES; {SMOKE_TIMEOUT} in the smoke profile)")
+                             f"see config.NOTEBOOK_PLANS; {SMOKE_TIMEOUT} in the smoke profile)")
     parser.add_argument("--at-once", "-j", type=int, metavar="N",
                         help="notebooks side by side at most (default: one per usable CPU; 1 on a GPU)")
     parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
@@ -474,7 +474,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     unbudgeted = [path.stem for path in paths if profile == "full" and budget_minutes(path.stem, profile) is None]
     if unbudgeted and args.timeout is None:  # it runs, but its budget would judge its time and set its timeout
-        print(f"note: no budget for {', '.join(unbudgeted)} in config.BUDGET_MINUTES: the index shows each one's time "
+        print(f"note: no budget for {', '.join(unbudgeted)} in config.NOTEBOOK_PLANS: the index shows each one's time "
               f"without one, and the runner stops each after {notebook_timeout(unbudgeted[0], profile) / 60:g} "
               "minutes", file=sys.stderr)
     started = time.monotonic()

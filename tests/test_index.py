@@ -61,7 +61,7 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
 
 
 def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budget(tmp_path: Path) -> None:
-    stem = "03_step3_augment_onecycle"  # budget: config.BUDGET_MINUTES
+    stem = "03_step3_augment_onecycle"  # budget: config.NOTEBOOK_PLANS
     from mnist_utils.config import budget_minutes
     from mnist_utils.index import progress_suffix
 
@@ -101,11 +101,11 @@ def test_an_index_without_models_links_no_older_leaderboard(tmp_path: Path) -> N
 
 
 def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budget(tmp_path: Path) -> None:
-    from mnist_utils.config import BUDGET_MINUTES, SERIES_BUDGET_MINUTES
+    from mnist_utils.config import NOTEBOOK_PLANS, SERIES_BUDGET_MINUTES
     from mnist_utils.index import record_series
     from mnist_utils.readme import results_markdown
 
-    every = {stem: {"status": "ok", "seconds": 300.0, "profile": "full"} for stem in BUDGET_MINUTES}
+    every = {stem: {"status": "ok", "seconds": 300.0, "profile": "full"} for stem in NOTEBOOK_PLANS}
     record_series(tmp_path, every, seconds=60 * SERIES_BUDGET_MINUTES + 1, side_by_side=2)
     page = index.write_index(tmp_path).read_text()
     assert (f"Last finished run: {len(every)} notebooks, {len(every)} ok, up to 2 side by side, in "
@@ -114,14 +114,14 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     assert f"their own times add up to {index.fmt_duration(300.0 * len(every))}" in page
 
     results = [{"notebook": stem, "title": stem, "profile": "full", "hardware": "CPU", "torch": "2.14.1",
-                "seconds": 300.0, "targets": [], "saved": "2026-12-03T00:00:00"} for stem in BUDGET_MINUTES]
+                "seconds": 300.0, "targets": [], "saved": "2026-12-03T00:00:00"} for stem in NOTEBOOK_PLANS]
     series = json.loads((tmp_path / "series.json").read_text())
     text = results_markdown(results, series=series, runs=every)
     assert (f"the series ran in **{index.fmt_duration(60 * SERIES_BUDGET_MINUTES + 1)} of a "
             f"{index.fmt_duration(60 * SERIES_BUDGET_MINUTES)} budget ❌ not met** by the clock, up to 2 notebooks") in text
     assert f"their own times add up to {index.fmt_duration(300.0 * len(every))})" in text
     # Each notebook's time, as the index gives it: the runner's, against the notebook's budget.
-    budget = BUDGET_MINUTES["03_step3_augment_onecycle"]
+    budget = NOTEBOOK_PLANS["03_step3_augment_onecycle"].budget
     assert (f"| {index.fmt_duration(300.0)} of a {index.fmt_duration(budget * 60)} budget "
             f"{'✅ met' if 300 <= budget * 60 else '❌ not met'} |") in text
     # A run of some notebooks only says nothing of the series: the README adds up the notebooks' own times.
@@ -166,12 +166,12 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
 
 
 def test_a_smoke_run_of_every_notebook_is_not_judged_against_the_series_budget(tmp_path: Path) -> None:
-    from mnist_utils.config import BUDGET_MINUTES
+    from mnist_utils.config import NOTEBOOK_PLANS
     from mnist_utils.index import is_full_series, record_series
 
-    every = {stem: {"status": "ok", "seconds": 3.0, "profile": "smoke"} for stem in BUDGET_MINUTES}
+    every = {stem: {"status": "ok", "seconds": 3.0, "profile": "smoke"} for stem in NOTEBOOK_PLANS}
     record_series(tmp_path, every, seconds=30.0, side_by_side=2)
     series = json.loads((tmp_path / "series.json").read_text())
-    assert not is_full_series(series, BUDGET_MINUTES) and is_full_series({**series, "profile": "full"}, BUDGET_MINUTES)
+    assert not is_full_series(series, NOTEBOOK_PLANS) and is_full_series({**series, "profile": "full"}, NOTEBOOK_PLANS)
     line = index.write_index(tmp_path).read_text().split("Last finished run")[1].split("</p>")[0]
     assert "in 30.0s (their own times" in line and "budget" not in line

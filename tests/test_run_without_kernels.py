@@ -72,7 +72,7 @@ def test_a_full_run_names_a_notebook_without_a_budget_before_it_starts(tmp_path:
     monkeypatch.setattr(run, "_summarize", lambda *args: 0)
     arguments = ["--notebooks", str(tmp_path / "nb"), "--reports", str(tmp_path / "r"), "--at-once", "1"]
     assert run.main([*arguments, "--profile", "full"]) == 0
-    assert capsys.readouterr().err == ("note: no budget for 99_new in config.BUDGET_MINUTES: the index shows each "
+    assert capsys.readouterr().err == ("note: no budget for 99_new in config.NOTEBOOK_PLANS: the index shows each "
                                        f"one's time without one, and the runner stops each after "
                                        f"{UNBUDGETED_TIMEOUT / 60:g} minutes\n")
     assert run.main([*arguments, "--profile", "smoke"]) == 0 and capsys.readouterr().err == "", "budgets: full only"

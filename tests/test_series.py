@@ -36,8 +36,8 @@ def test_a_notebook_asked_for_alone_brings_the_ones_it_builds_on_that_have_not_r
 
 
 def test_notebooks_that_read_other_notebooks_results_name_them() -> None:
-    """What READS_RESULTS_OF says is what the notebooks do: each notebook that loads another's results
-    lists it (or is left out of the map, and so waits for every notebook before it)."""
+    """What NOTEBOOK_PLANS' `reads` say is what the notebooks do: each notebook that loads another's results
+    lists it (or is left out of the table, and so waits for every notebook before it)."""
     from mnist_utils.config import READS_RESULTS_OF
 
     for path in find_notebooks():
@@ -46,7 +46,7 @@ def test_notebooks_that_read_other_notebooks_results_name_them() -> None:
         if path.stem not in READS_RESULTS_OF:
             continue
         named = set(re.findall(r'load_result\("(\d\d_\w+)"\)', source))
-        assert named <= set(READS_RESULTS_OF[path.stem]), f"{path.stem} reads {named}: list them in READS_RESULTS_OF"
+        assert named <= set(READS_RESULTS_OF[path.stem]), f"{path.stem} reads {named}: list them in its plan's reads"
         if "load_results(" in source:  # every results file: it must name the notebooks it uses them from
             used = set(re.findall(r'"(\d\d_\w+)"', source)) - {path.stem}
             assert used and used <= set(READS_RESULTS_OF[path.stem]), (path.stem, used)
@@ -83,16 +83,15 @@ def test_every_notebook_has_a_budget_the_series_fits_twenty_minutes_and_timeouts
     from mnist_utils import config
 
     stems = [p.stem for p in config.find_notebooks()]
-    for registry in ("BUDGET_MINUTES", "START_ORDER"):  # one entry per notebook, each once, none stale
-        listed = list(getattr(config, registry))
-        assert sorted(listed) == stems, (f"config.{registry}: add {sorted(set(stems) - set(listed))}, remove "
-                                         f"{sorted(set(listed) - set(stems))}, list each notebook once")
+    listed = list(config.NOTEBOOK_PLANS)  # a plan for each notebook (a dict: each once), none stale
+    assert sorted(listed) == stems, (f"config.NOTEBOOK_PLANS: add {sorted(set(stems) - set(listed))}, remove "
+                                     f"{sorted(set(listed) - set(stems))}")
     # Run as make notebooks runs them on 2 cores (2 side by side), notebooks taking their budgets end in time.
-    times = series.schedule({stem: 60 * config.BUDGET_MINUTES[stem] for stem in stems}, at_once=2)
+    times = series.schedule({stem: 60 * config.budget_minutes(stem, "full") for stem in stems}, at_once=2)
     end = max(end for _, end in times.values()) / 60
     assert end <= config.SERIES_BUDGET_MINUTES, (
-        f"config.BUDGET_MINUTES, scheduled as make notebooks runs them, end at {end:g} minutes, past the series' "
-        f"{config.SERIES_BUDGET_MINUTES}: they fill it, so a notebook's minutes must come from another's budget")
+        f"config.NOTEBOOK_PLANS' budgets, scheduled as make notebooks runs them, end at {end:g} minutes, past the "
+        f"series' {config.SERIES_BUDGET_MINUTES}: they fill it, so a notebook's minutes must come from another's")
     for stem in stems:
         assert config.notebook_timeout(stem, "full") >= 1.5 * 60 * config.budget_minutes(stem, "full")
         assert config.budget_minutes(stem, "smoke") is None and config.notebook_timeout(stem, "smoke") == config.SMOKE_TIMEOUT
