@@ -1,6 +1,6 @@
 """Values read from YAML, checked: each converted to a dataclass field's type (fractions such as 1/12 and
 numbers such as 1e-3 included), unknown keys named with the key likely meant, YAML's errors in one line. The
-errors are ConfigErrors that name the key; configs.py and recipes.py read config files with them."""
+errors are ConfigErrors that name the key; config_files.py and recipes.py read config files with them."""
 from __future__ import annotations
 
 import difflib

@@ -4,7 +4,7 @@ A recipe says everything about how one model is trained: which architecture (a c
 or a pretrained backbone) with which arguments, the seeds, the data split, the batches and their
 augmentation, the optimizer and its schedule, early stopping. The notebooks and the command line
 (`python -m mnist_utils train --config ...`) read the same files, so what a notebook shows is what the
-command line runs. `configs.py` reads a file, the files it builds on (`base: other.yaml`) and the command
+command line runs. `config_files.py` reads a file, the files it builds on (`base: other.yaml`) and the command
 line's `--set key=value` into keys; this module checks them and builds what they name.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import counted, first_line
 from .config_values import BUILD_ERRORS, ConfigError, convert, misspelt, raise_own_fault, seed_problem, unknown_keys
-from .configs import config_path, read_config
+from .config_files import config_path, read_config
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, PLATEAU_DECAY, SCHEDULERS, STEP_DECAY, in_precision, make_loss,
                      make_optimizer, make_scheduler, monitor_mode, one_cycle, precision_for)
@@ -173,7 +173,7 @@ class Recipe:
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
         augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
         epochs = counted(self.epochs, "short epoch" if self.batches_per_epoch else "epoch")
-        if (trained := min(self.train_fraction, 1 - self.val_fraction)) < 1:  # the shares `split` makes
+        if (trained := min(self.train_fraction, 1 - self.val_fraction)) < 1:  # the shares of `split_sizes`
             held = f" ({self.val_fraction * 100:.3g}% held out for validation)" if self.val_fraction else ""
             epochs += f" on {trained * 100:.3g}% of the training images{held}"
         bf16 = ", bfloat16 arithmetic where the device has it" if self.bf16 else ""
@@ -398,10 +398,10 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
 
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """The recipe of `configs/NAME.yaml` (or a path), with `overrides` such as 'epochs=3' or
-    'model_args.dropout=0.1' applied last (see configs.read_config). The file, or a file it builds on, must name the
+    'model_args.dropout=0.1' applied last (see config_files.read_config). The file, or a file it builds on, must name the
     `model` (the Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
     path = config_path(name)
-    values = read_config(path, overrides)
+    values = read_config(name, overrides)
     # A file must name its model (the Recipe's default is for code); unknown keys first: `modle:` is a typo.
     if "model" not in values and not set(values) - set(_FIELDS):
         raise ConfigError(f"{path}: no model; name the architecture, e.g. model: Model_3 (models.py has "

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from .config import get_device, get_profile, hardware, pending_dir, reports_dir
-from .configs import config_files
+from .config_files import config_files
 from .files import jsonable, write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}

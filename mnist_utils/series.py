@@ -1,8 +1,8 @@
 """Which notebook of a series starts when: `make notebooks` runs notebooks side by side, each as soon as the
 notebooks whose results it reads have finished (the `reads` of config.NOTEBOOK_PLANS; a notebook not listed there
-waits for every one before it) and fewer than `at_once` run, those first in that table first among those ready. Pure
-functions of the notebooks' stems: the runner (run.py) follows them with real kernels, `schedule` with given
-durations (the budgets' test), `longest_chain` says which notebooks the series cannot end before and
+waits for every one before it) and fewer than `at_once` run; among those ready, the one listed first in that table
+starts first. Pure functions of the notebooks' stems: the runner (run.py) follows them with real kernels, `schedule`
+with given durations (the budgets' test), `longest_chain` says which notebooks the series cannot end before and
 `most_side_by_side` how many can share the machine.
 """
 from __future__ import annotations

@@ -33,7 +33,7 @@ import torch.nn as nn
 from .checkpoints import (Classifier, checkpoint_problem, models_dir, noted_title, paths, recipe_fields,
                           save_checkpoint)
 from .config import PROJECT_ROOT, Profile, computing_on, counted, get_device, get_profile, reports_dir
-from .configs import config_path
+from .config_files import config_path
 from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
 from .files import held_besides, unwritable, write_atomic

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from mnist_utils.config_values import load_yaml
-from mnist_utils.configs import CONFIGS_DIR, config_files
+from mnist_utils.config_files import CONFIGS_DIR, config_files
 from mnist_utils.recipes import PRETRAINED, ConfigError, load_config, model_names
 
 
@@ -23,13 +23,16 @@ def test_a_file_naming_another_model_than_its_base_takes_none_of_the_base_s_mode
     assert load_config(tmp_path / "child.yaml").model_args == {"dropout": 0.1}
 
 
-def test_a_command_line_naming_another_model_takes_none_of_the_config_s_model_args(tmp_path):
+def test_a_command_line_naming_another_model_takes_none_of_the_config_s_model_args():
     assert load_config("step3", ["model=Model_2"]).model_args == {}, "Model_2 with its defaults, as a file would"
     assert load_config("step3", ["model_args.dropout=0.1", "model=Model_2"]).model_args == {"dropout": 0.1}, \
         "what the command line itself gives is kept, in any order"
     assert load_config("step3", ["model=Model_3"]).model_args == load_config("step3").model_args, "the same model"
-    (tmp_path / "shared.yaml").write_text("model_args: {dropout: 0.1}\n")  # naming no model, as a base may
-    assert load_config(tmp_path / "shared.yaml", ["model=Model_2"]).model_args == {"dropout": 0.1}, "as a file would"
+
+
+def test_a_config_naming_no_model_keeps_its_model_args_for_the_model_the_command_line_names(tmp_path):
+    (tmp_path / "shared.yaml").write_text("model_args: {dropout: 0.1}\n")  # as a base naming no model keeps them
+    assert load_config(tmp_path / "shared.yaml", ["model=Model_2"]).model_args == {"dropout": 0.1}
 
 
 def test_a_config_file_whose_tag_cannot_make_its_value_is_one_error_naming_the_file(tmp_path):

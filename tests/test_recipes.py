@@ -9,7 +9,7 @@ import torch
 import models
 from mnist_utils.augment import Augment
 from mnist_utils.config import get_profile
-from mnist_utils.configs import config_files, config_names
+from mnist_utils.config_files import config_files, config_names
 from mnist_utils.data import ImageSet
 from mnist_utils.engine import ONE_CYCLE_MOMENTUM, History
 from mnist_utils.evaluation import clean_epochs_effect, run_summary

@@ -82,11 +82,12 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML: {yaml_problem(error)[1]}") from None
 
 
-def read_config(path: Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The keys of the config file at `path`, over those of the files it builds on, with `overrides` ('epochs=3',
-    'model_args.dropout=0.1') over them all. Groups of keys (model_args, augment) are merged key by key."""
+def read_config(name: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The keys of a config file (a name in configs/ or a path), over those of the files it builds on, with
+    `overrides` ('epochs=3', 'model_args.dropout=0.1') over them all. Groups of keys (model_args, augment) are merged
+    key by key."""
     values: dict[str, Any] = {}
-    for _, _, layer in _chain(path):  # the first base first
+    for _, _, layer in _chain(config_path(name)):  # the first base first
         _start_model_args_afresh(values, layer.get("model"))
         for key, value in layer.items():
             if key != "base":
