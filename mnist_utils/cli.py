@@ -32,7 +32,7 @@ from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_c
                           models_dir, paths, train_one)
 from .config import (EXIT_BAD_INPUT, EXIT_STOPPED, CommandParser, UsageError, checked_settings, environment_help,
                      get_device, get_profile, reports_dir)
-from .config_values import seed_problem
+from .config_values import misspelt, seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import cannot_append, held_besides, unwritable, write_folder_atomic
@@ -264,19 +264,28 @@ def _shown(path: Path | str) -> str:
         return str(path)
 
 
+def _some(names: Sequence[str], shown: int = 3) -> str:
+    """The first `shown` of `names`, and how many more."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def _checkpoint_path(given: str | None) -> Path:
     """The checkpoint to use: the one given (a path, or a saved model's id), else the default (the most accurate
     Model_3) in reports/models."""
     if given and Path(given).is_dir():  # as NAME it would name NAME.json beside the folder, a file never given
         found = sorted(p.name for p in Path(given).glob(f"*{WEIGHTS_SUFFIX}"))
-        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-        held = (f"it holds {', '.join(found[:3])}{more}" if found
-                else f"it holds none (saved models are in {_shown(models_dir())})")
+        held = f"it holds {_some(found)}" if found else f"it holds none (saved models are in {_shown(models_dir())})"
         raise UsageError(f"--model {given} is a folder: pass NAME{WEIGHTS_SUFFIX}, a checkpoint's weights; {held}")
     if given:
         path, saved = Path(given), models_dir() / given  # or a saved model's id, as predict and the page name it
-        here = any(file.exists() for file in paths(path))
-        return saved if not here and path.name == given and any(file.exists() for file in paths(saved)) else path
+        if any(file.exists() for file in paths(path)) or path.name != given:  # a path: its own errors if it is none
+            return path
+        if any(file.exists() for file in paths(saved)):
+            return saved
+        ids = sorted(file.name.removesuffix(WEIGHTS_SUFFIX) for file in models_dir().glob(f"*{WEIGHTS_SUFFIX}"))
+        raise UsageError(f"--model {given}: no checkpoint of that name here, nor a saved model of that id in "
+                         f"{_shown(models_dir())} (" + (f"saved: {_some(ids)}" if ids else f"none yet: train one with "
+                         f"{train_one()}") + f"){misspelt([paths(given)[0].name.removesuffix(WEIGHTS_SUFFIX)], ids)}")
     chosen = default_checkpoint(list_checkpoints(models_dir()))
     if chosen is None:
         raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {train_one()}.")

@@ -2,6 +2,7 @@
 line, exit status 2 and nothing written for each kind of bad input."""
 import csv
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -398,3 +399,22 @@ def test_predict_keep_going_answers_the_good_images_and_names_the_bad_ones(step3
     assert capsys.readouterr().out == ""
     assert main(["predict", "--model", str(step3_checkpoint), "--keep-going", str(text)]) == 2
     assert capsys.readouterr().out == "", "no image read: no answer"
+
+
+def test_a_model_id_not_saved_is_refused_naming_the_saved_ids_and_the_one_likely_meant(step3_checkpoint, tmp_path,
+                                                                                       smoke, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", "--model", "step3-seed1"]) == 2
+    assert "(none yet: train one with `make train CONFIG=configs/step3.yaml PROFILE=smoke`)" in capsys.readouterr().err
+    models = tmp_path / "reports" / "smoke" / "models"
+    models.mkdir(parents=True)
+    for name, path in itertools.product(("step3-seed1", "step2-seed1", "step1-seed1", "cnn_simple-seed6"),
+                                        paths(step3_checkpoint)):
+        (models / f"{name}{path.suffix}").write_bytes(path.read_bytes())
+    assert main(["test", "--model", "step3-sed1"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --model step3-sed1: no checkpoint of that name here, nor a saved model of that id in reports/smoke/"
+        "models (saved: cnn_simple-seed6, step1-seed1, step2-seed1 and 1 more); did you mean step3-seed1 for "
+        "step3-sed1?\n")
+    assert sorted(p.name for p in (tmp_path / "reports" / "smoke").iterdir()) == ["models"], "a refusal writes nothing"
