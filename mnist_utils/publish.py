@@ -12,6 +12,7 @@ from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 from .checkpoints import METADATA_SUFFIX
 from .config import first_line
@@ -49,6 +50,9 @@ def discard(pending: Path) -> None:
     shutil.rmtree(pending, ignore_errors=True)
 
 
+# The cells that write a notebook's Analysis (its prose with {placeholders}, and the call that fills them in) carry
+# this tag: the report shows the Analysis as the run filled it in, not its template as well; the notebook keeps both.
+ANALYSIS_TAG = "remove-input"
 # Printed output keeps its lines, as a terminal shows them: the template wraps them, which splits a progress bar's
 # last figures onto a line of their own (test_acc=99.2 / 5); a line wider than the page scrolls instead.
 _TEXT_OUTPUT_CSS = "<style>.jp-RenderedText pre{white-space:pre;overflow-x:auto}</style>\n"
@@ -60,7 +64,8 @@ _BACK_TO_INDEX = ("\n<nav style='padding:8px 16px;font:14px system-ui,sans-serif
 def render_html(nb: Any, html: Path) -> str | None:
     """Write `nb` as an HTML report to `html`; None when done, else what went wrong, in a line."""
     try:
-        exporter = HTMLExporter(template_name="lab", embed_images=True)
+        exporter = HTMLExporter(template_name="lab", embed_images=True, config=Config(
+            TagRemovePreprocessor={"enabled": True, "remove_input_tags": {ANALYSIS_TAG}}))
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
         body = body.replace("</head>", _TEXT_OUTPUT_CSS + "</head>", 1)
         body = re.sub(r"<body[^>]*>", lambda tag: tag.group(0) + _BACK_TO_INDEX, body, count=1)

@@ -1,10 +1,14 @@
 """What a notebook's run leaves in the reports folder (mnist_utils/publish.py), on folders made by hand: no kernel."""
 import json
 import os
+import re
 from pathlib import Path
 
-from mnist_utils.config import first_line
-from mnist_utils.publish import publish_results, publish_run
+import nbformat
+import pytest
+
+from mnist_utils.config import find_notebooks, first_line
+from mnist_utils.publish import ANALYSIS_TAG, publish_results, publish_run, render_html
 
 
 def test_an_error_is_shown_by_its_first_line_that_is_not_blank_cut_to_the_limit() -> None:
@@ -54,3 +58,25 @@ def test_a_notebook_that_could_not_be_read_leaves_no_executed_copy_or_report_of_
     assert not (folder / "03_z.ipynb").exists() and not (folder / "03_z.html").exists()
     published = json.loads((folder / "results" / "03_z.json").read_text())
     assert published["stopped"] == "NotJSONError: not a notebook", "what it wrote is kept, marked as stopped"
+
+
+def test_the_report_shows_an_analysis_as_filled_in_without_its_template(tmp_path) -> None:
+    template = nbformat.v4.new_code_cell('ANALYSIS = """{seeds_met} of {seeds} seeds"""\nshow(ANALYSIS)',
+                                         metadata={"tags": [ANALYSIS_TAG]})
+    template.outputs = [nbformat.v4.new_output("stream", name="stdout", text="5 of 5 seeds\n")]
+    notebook = nbformat.v4.new_notebook(cells=[template, nbformat.v4.new_code_cell("accuracy = 99.45")])
+    assert render_html(notebook, tmp_path / "06_x.html") is None
+    html = (tmp_path / "06_x.html").read_text()
+    assert "5 of 5 seeds" in html and "accuracy" in html, "the filled-in Analysis and every other cell's code"
+    assert "seeds_met" not in html and "ANALYSIS" not in html, "not the template as well"
+
+
+@pytest.mark.parametrize("path", find_notebooks(), ids=lambda path: path.stem)
+def test_every_cell_that_writes_an_analysis_and_no_other_is_tagged_to_hide_its_code_in_the_report(path) -> None:
+    writes_analysis = re.compile(r'^[A-Z_]*ANALYSIS[A-Z_]* = """|show_analysis\(', re.M)
+    for number, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code":
+            tagged = ANALYSIS_TAG in cell.metadata.get("tags", [])
+            assert tagged == bool(writes_analysis.search(cell.source)), (
+                f"{path.name}, cell {number}: " + ("tag it" if not tagged else "untag it") + f" {ANALYSIS_TAG!r}: the "
+                "report hides the code of the cells that write the Analysis (its template and the call filling it in)")
