@@ -145,12 +145,13 @@ def plot_augmentation(images: torch.Tensor, augment: Augment, n: int = 8, copies
     return _finish(fig)
 
 
-def plot_history(histories: History | dict[str, History], title: str = "") -> plt.Figure:
+def plot_history(histories: History | dict[str, History], title: str = "", loss_floor: float = 0.0) -> plt.Figure:
     """Loss and accuracy per epoch, train (dashed: during each epoch; dotted: training images scored as the test
     set is, where the run probed them) and test or validation (solid), for one run or several. With several, the
     colour names the run and the line style the measurement, each in a legend of its own (one legend entry per
-    line would hide the curves). Loss on a log scale where it falls over a decade or more; accuracy zoomed past
-    the first epochs (`zoom_past_first_epochs`)."""
+    line would hide the curves). Loss on a log scale where it falls over a decade or more, above `loss_floor` (the
+    lowest it can be, `Recipe.loss_floor`: drawn where above 0); accuracy zoomed past the first epochs
+    (`zoom_past_first_epochs`)."""
     if isinstance(histories, History):
         histories = {"": histories}
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
@@ -171,6 +172,10 @@ def plot_history(histories: History | dict[str, History], title: str = "") -> pl
             styles[what] = style
             accuracies.append((history["epoch"], history[f"{column}_acc"], colour))
             losses += [v for v in history[f"{column}_loss"] if v is not None]
+    if loss_floor > 0:  # label smoothing's: the curves flatten towards it, not towards 0
+        floor = f"lowest possible, {loss_floor:.3f}"
+        loss_ax.axhline(loss_floor, color="grey", lw=1, ls="-.", label=None if several else floor)
+        styles[floor] = "-."
     if losses and max(losses) > 10 * min(losses):  # a log scale only where the loss falls over a decade or more
         loss_ax.set_yscale("log")
         decimal_log_ticks(loss_ax.yaxis)

@@ -282,6 +282,13 @@ class Recipe:
         """The loss it trains on, and validates on (so early stopping watches what training lowers)."""
         return make_loss(self.label_smoothing)
 
+    @property
+    def loss_floor(self) -> float:
+        """The lowest loss `loss_fn` can give, the entropy of its targets: 0, or with label smoothing ε that of
+        1 - ε + ε/10 on the true digit and ε/10 on each other one (0.500 at ε = 0.1)."""
+        right, wrong = 1 - self.label_smoothing * 9 / 10, self.label_smoothing / 10
+        return sum(-p * math.log(p) for p in (right, *[wrong] * 9) if p)
+
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         """The schedule the recipe names (None for 'none'). A one-cycle is `one_cycle`'s (none under 3 steps, a warm-up
         of at least 2); a plateau schedule waits for the monitored number to fall (a loss) or rise (an accuracy)."""

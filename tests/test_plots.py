@@ -85,3 +85,12 @@ def test_epochs_that_measured_nothing_are_left_out_of_the_zoom():
     ax = plot_history(run).axes[1]
     bottom, top = ax.get_ylim()
     assert bottom < 98.5 and top > 99.2 and "val" in " ".join(legend_texts(ax))
+
+
+def test_the_loss_floor_is_drawn_and_named_where_there_is_one():
+    runs = {"a": history([97.0, 98.0, 99.0], loss=[1.3, 0.7, 0.55]), "b": history([97.5, 98.5, 99.1])}
+    for shown in (runs, runs["a"]):  # several runs: the legend of line styles; one: its own lines'
+        ax = plot_history(shown, loss_floor=0.5003).axes[0]
+        assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "-."] == [0.5003]
+        assert "lowest possible, 0.500" in legend_texts(ax)
+    assert not any(line.get_linestyle() == "-." for line in plot_history(runs).axes[0].lines), "none without one"

@@ -380,6 +380,16 @@ def test_a_recipe_trains_and_validates_on_its_own_loss(monkeypatch, mnist):
     assert "label smoothing 0.1" in recipe.describe()
 
 
+def test_a_recipe_s_loss_floor_is_the_loss_of_a_model_that_predicts_its_targets_exactly():
+    for smoothing in (0.0, 0.1, 0.3):
+        recipe = Recipe(label_smoothing=smoothing)
+        labels = torch.arange(10)
+        targets = torch.full((10, 10), smoothing / 10) + torch.eye(10) * (1 - smoothing)  # as make_loss smooths them
+        exact = recipe.loss_fn(torch.log(targets.clamp_min(1e-30)), labels)  # softmax(log t) = t
+        assert math.isclose(recipe.loss_floor, exact.item(), abs_tol=1e-6), smoothing
+    assert f"{load_config('cnn_simple').loss_floor:.3f}" == "0.500", "06's configs: targets of 0.91 and 0.01"
+
+
 def test_a_recipe_with_ema_hands_fit_its_decay_and_says_so(mnist, monkeypatch):
     from mnist_utils import training
 
