@@ -282,10 +282,10 @@ def _checkpoint_path(given: str | None) -> Path:
             return path
         if any(file.exists() for file in paths(saved)):
             return saved
-        ids = sorted(file.name.removesuffix(WEIGHTS_SUFFIX) for file in models_dir().glob(f"*{WEIGHTS_SUFFIX}"))
+        ids = sorted(file.stem for file in models_dir().glob(f"*{WEIGHTS_SUFFIX}"))  # a checkpoint's id, as listed
         raise UsageError(f"--model {given}: no checkpoint of that name here, nor a saved model of that id in "
                          f"{_shown(models_dir())} (" + (f"saved: {_some(ids)}" if ids else f"none yet: train one with "
-                         f"{train_one()}") + f"){misspelt([paths(given)[0].name.removesuffix(WEIGHTS_SUFFIX)], ids)}")
+                         f"{train_one()}") + f"){misspelt([paths(given)[0].stem], ids)}")
     chosen = default_checkpoint(list_checkpoints(models_dir()))
     if chosen is None:
         raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {train_one()}.")

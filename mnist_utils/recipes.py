@@ -405,10 +405,10 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
 
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """The recipe of `configs/NAME.yaml` (or a path), with `overrides` such as 'epochs=3' or
-    'model_args.dropout=0.1' applied last (see config_files.read_config). The file, or a file it builds on, must name the
-    `model` (the Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
+    'model_args.dropout=0.1' applied last (see config_files.read_config). The file, or a file it builds on, must
+    name the `model` (the Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
     path = config_path(name)
-    values = read_config(name, overrides)
+    values = read_config(path, overrides)
     # A file must name its model (the Recipe's default is for code); unknown keys first: `modle:` is a typo.
     if "model" not in values and not set(values) - set(_FIELDS):
         raise ConfigError(f"{path}: no model; name the architecture, e.g. model: Model_3 (models.py has "
