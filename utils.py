@@ -10,7 +10,7 @@ code lives. Nothing is defined here; read the module a group names to see how a 
 
 Helpers take what they work on as arguments (model, batches, optimizer, device), in the manner of
 PyTorch's own MNIST example; none keeps global state, except the two a notebook calls once to set up its
-kernel: `seed_everything` (torch's generators) and `use_threads` (torch's thread count).
+kernel: `seed_everything` (torch's generators, cuDNN's choices) and `use_threads` (torch's thread count).
 """
 # Set up: the profile (full or smoke), the device, the data as tensors, seeds.
 # mnist_utils/config.py, mnist_utils/data.py, mnist_utils/engine.py

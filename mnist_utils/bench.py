@@ -17,9 +17,8 @@
    if each gives the same accuracies, as one seed should, its median time counts, else the first run's, said so.
 3. PyTorch's own MNIST example, written as it is (mnist_utils.example_reference), trained until it reaches
    99.0% (at most 5 epochs): its time against the fastest recipe's, as a ratio.
-4. Knobs (--knobs): what a change to the training step does to the speed of the project's pipeline: memory
-   layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed into one, and
-   trainings run side by side in lanes, one thread each.
+4. Knobs (--knobs): what memory layout, batch size, torch.compile, bfloat16 autocast, several seeds' models packed
+   into one, and trainings side by side in lanes (one thread each) do to the speed of the project's pipeline.
 
 Every figure printed is measured by the run and written, with the machine's facts, to reports/bench.json (see
 --json), which `make readme` reads; a run with less in it (--quick, fewer --steps or --repeats, --skip-accuracy)
@@ -138,7 +137,7 @@ def seeded_models(copies: int) -> list[nn.Module]:
 # ----------------------------------------------------------------------------- 1. pipeline speed
 
 
-def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
+def reference_loader(augment_like: Recipe, num_workers: int, device: torch.device) -> DataLoader:
     """MNIST as most PyTorch projects feed it: torchvision's dataset decoding one PIL image at a time, the same
     augmentation as `augment_like` done by PIL transforms image by image, a DataLoader collating the batches."""
     augment = augment_like.augment  # shear and erasing only where the recipe has them: off, they would still draw
@@ -150,7 +149,8 @@ def reference_loader(augment_like: Recipe, num_workers: int) -> DataLoader:
         transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
     ])
     dataset = torchvision.datasets.MNIST(root=data_root(), train=True, download=False, transform=transform)
-    return DataLoader(dataset, batch_size=augment_like.batch_size, shuffle=True, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=augment_like.batch_size, shuffle=True, num_workers=num_workers,
+                      pin_memory=device.type == "cuda")  # as PyTorch's example: a pinned batch's copy need not wait
 
 
 Contestant = tuple[nn.Module, Iterator, torch.optim.Optimizer]  # a model, the stream that feeds it, its optimizer
@@ -161,7 +161,7 @@ def reference_contestant(recipe: Recipe, num_workers: int, device: torch.device)
     workers start during the warm-up, not in a timed repeat. A new pass over the loader (each epoch) starts
     them again; that cost stays in, as in real training."""
     model = seeded_models(1)[0].to(device)
-    return model, endless(reference_loader(recipe, num_workers)), recipe.make_optimizer(model.parameters())
+    return model, endless(reference_loader(recipe, num_workers, device)), recipe.make_optimizer(model.parameters())
 
 
 def project_contestant(recipe: Recipe, images: ImageSet, device: torch.device, made_ahead: int = 0) -> Contestant:
@@ -441,7 +441,7 @@ def knob_table(recipe: Recipe, images: ImageSet, device: torch.device, sizes: Si
 
 
 def machine_facts(device: torch.device) -> dict[str, Any]:
-    return {"hardware": hardware(), "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
+    return {"hardware": hardware(device), "cpu_count": os.cpu_count(), "usable_cpus": usable_cpus(),
             "torch_threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}

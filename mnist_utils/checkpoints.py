@@ -1,15 +1,16 @@
 """Trained models on disk: weights as safetensors (tensors only, nothing is unpickled) beside a JSON file of
 metadata from which the model is rebuilt.
 
-    save_checkpoint(model, "reports/models/step3", **recipe_fields(recipe), seed=1, metrics={"test_acc": 99.4},
-                    epochs=15)
+    save_checkpoint(model, "reports/models/step3", **recipe_fields(recipe, device), seed=1,
+                    metrics={"test_acc": 99.4}, epochs=15)
     model, meta = load_model("reports/models/step3.safetensors")
 
 ``NAME.safetensors`` holds the state dict; ``NAME.json`` says which architecture of models.py it belongs to
-(name and constructor arguments), how it was trained (config, seed, epochs), how its inputs are normalised,
-its test metrics, the torch version, the SHA-256 of the MNIST files and of the weights, and the date. Both
-are written in full under temporary names before either is renamed into place, weights first: a failed save
-leaves the previous checkpoint whole, and the metadata's SHA-256 of the weights catches any other mismatch.
+(name and constructor arguments), how it was trained (config, seed, epochs, precision), how its inputs are
+normalised, its test metrics, the torch version, the SHA-256 of the MNIST files and of the weights, and the
+date. Both are written in full under temporary names before either is renamed into place, weights first: a
+failed save leaves the previous checkpoint whole, and the metadata's SHA-256 of the weights catches any other
+mismatch.
 Loading checks everything it can and names the file and the problem when something is off.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
-from .config import counted, get_profile, pending_dir, reports_dir
+from .config import counted, get_device, get_profile, pending_dir, reports_dir
 from .config_values import BUILD_ERRORS
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
@@ -83,15 +84,17 @@ def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: 
         raise CheckpointError(f"{name} cannot be built: {error} (a fault in its code, not this checkpoint's)") from error
 
 
-def recipe_fields(recipe: Recipe) -> dict[str, Any]:
+def recipe_fields(recipe: Recipe, device: torch.device) -> dict[str, Any]:
     """What `save_checkpoint` needs to know of a model trained with `recipe`: its name and arguments (a
-    pretrained backbone's family made definite), the config, the input normalisation and size."""
+    pretrained backbone's family made definite), the config, the input normalisation and size, and, trained on
+    `device`, the precision it trained and was tested in there (the config's bf16 holds only where it is native)."""
     args = dict(recipe.model_args)
     if recipe.model == PRETRAINED:
         args["family"] = pretrained_family(recipe)  # 'auto' would depend on the machine that loads it
     normalization = input_normalization(recipe)
     return {"model_name": recipe.model, "model_args": args, "config": recipe.to_dict(),
-            "mean": normalization["mean"], "std": normalization["std"], "input_size": recipe.image_size or 28}
+            "mean": normalization["mean"], "std": normalization["std"], "input_size": recipe.image_size or 28,
+            "precision": recipe.precision(device)}
 
 
 def _state_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str | None:
@@ -134,14 +137,14 @@ def _same_header_order(weights: bytes) -> bytes:
 def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, model_args: Mapping[str, Any] | None = None,
                     config: Any = None, seed: int | None = None, mean: float = MNIST_MEAN, std: float = MNIST_STD,
                     input_size: int = 28, metrics: Mapping[str, Any] | None = None, epochs: int | None = None,
-                    title: str | None = None, source: str | None = None) -> Path:
+                    title: str | None = None, source: str | None = None, precision: str | None = None) -> Path:
     """Write `model`'s weights to PATH.safetensors and its metadata to PATH.json; return the weights' path.
 
     `model_name`/`model_args` must rebuild `model` (checked here, before anything is written); `config` is
     what it was trained with (a dict or dataclass); `mean`/`std`/`input_size` how its inputs are prepared;
-    `recipe_fields(recipe)` gives all of these for a model a recipe trained;
+    `recipe_fields(recipe, device)` gives all of these for a model a recipe trained;
     `metrics` its test figures (e.g. test_acc in %); `title` a name for people; `source` the notebook or
-    config file that trained it.
+    config file that trained it; `precision` the arithmetic it trained and was tested in (None: its config's).
     """
     weights_path, metadata_path = paths(path)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -161,6 +164,7 @@ def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, mode
         "epochs": epochs,
         "normalization": {"mean": float(mean), "std": float(std)},
         "input_size": int(input_size),
+        "precision": precision,
         "metrics": jsonable(dict(metrics or {})),
         "torch": torch.__version__,
         "data_sha256": {name: sha for name, (_, sha) in FILES.items()},  # what the training data was verified against
@@ -416,9 +420,11 @@ class Classifier:
 
     @property
     def precision(self) -> str:
-        """The arithmetic the model computes in here: its config's (bfloat16 where it trained in it and this
-        device computes it natively, else float32), so that its recorded accuracy is what it scores here."""
-        return precision_for(trained_with(self.metadata, "bf16"), self.device)
+        """The arithmetic the model computes in here: bfloat16 where it trained in it (as recorded, else as its
+        config asks) and this device computes it natively, else float32, so that its recorded accuracy is what it
+        scores here (a bf16 config trained on a processor without bf16 trained in float32)."""
+        trained = self.metadata.get("precision") or ("bfloat16" if trained_with(self.metadata, "bf16") else "float32")
+        return precision_for(trained == "bfloat16", self.device)
 
     def predict(self, images: ImageSet, desc: str | None = None) -> Predictions:
         """The model's predictions for every image of `images`, prepared and computed as it was tested when it
@@ -458,9 +464,9 @@ def save_trained(model: nn.Module, recipe: Recipe, *, seed: int, test_acc: float
     if profile.name != "full":
         cuts = ", ".join(filter(None, [counted(epochs, "epoch"), profile.images_kept()]))
         title = noted_title(recipe, [f"{profile.name} profile: {cuts}"])
-    weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **recipe_fields(recipe), seed=seed,
-                              epochs=epochs, metrics={"test_acc": test_acc}, title=title,
-                              source=f"notebooks/{notebook}.ipynb")
+    fields = recipe_fields(recipe, get_device())  # the notebook's device (packed seeds come back on the CPU)
+    weights = save_checkpoint(model, directory / f"{recipe.name}-seed{seed}", **fields, seed=seed, epochs=epochs,
+                              metrics={"test_acc": test_acc}, title=title, source=f"notebooks/{notebook}.ipynb")
     return str(weights.relative_to(directory.parent))
 
 

@@ -169,6 +169,19 @@ def get_device(prefer: str | None = None) -> torch.device:
     return device
 
 
+def generators_kept(device: torch.device) -> contextlib.AbstractContextManager:
+    """A block whose draws and reseeding leave torch's generators as they were: the CPU's and, computing on a
+    GPU, every GPU's (`torch.manual_seed` reseeds them all), so that a seeded run's draws do not shift."""
+    return torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else [])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device`: a GPU computes asynchronously, so a clock read without this
+    times the queueing, not the computing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def use_threads(threads: int | None) -> None:
     """Compute on `threads` CPU threads from here on (None: leave torch's default, one per core): what a
     notebook calls once, with its config's `threads`. A model's numbers depend on how many threads its sums are
@@ -243,9 +256,9 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def hardware() -> str:
+def hardware(device: torch.device | None = None) -> str:
     """The processor and the hardware threads this process may use, e.g. 'AMD EPYC, 2 CPU threads' (the machine's,
-    not torch's thread count, which a config may fix lower)."""
+    not torch's thread count, which a config may fix lower), and the GPU if `device` is one."""
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -255,8 +268,8 @@ def hardware() -> str:
     except OSError:
         pass
     text = f"{name}, {usable_cpus()} CPU threads"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
+    if device is not None and device.type == "cuda":  # not merely present: a run on the CPU names none
+        text += f", GPU {torch.cuda.get_device_name(device)}"
     return text
 
 

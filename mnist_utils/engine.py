@@ -4,7 +4,7 @@ optimizer, schedule and loss by.
 
 Read it top to bottom as you would PyTorch's own MNIST example: `train` and `test` take the model, the
 batches, the optimizer and the device as arguments, and nothing here keeps state of its own between calls
-(`seed_everything` seeds torch's global generators, as it says).
+(`seed_everything` seeds torch's global generators and sets cuDNN's choices, as it says).
 """
 from __future__ import annotations
 
@@ -28,11 +28,16 @@ from .config import headless
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (the weight initialisation). Data order and augmentation are
-    seeded separately, by `Batches(seed=...)`."""
+    """Seed Python, NumPy and torch (the weight initialisation), and have cuDNN compute a GPU's convolutions
+    the same way every run. Data order and augmentation are seeded separately, by `Batches(seed=...)`."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    # cuDNN's defaults allow kernels that add up in no fixed order and float32 convolutions in TF32 (a 10-bit
+    # mantissa); timing candidates to pick one (benchmark, off by default) would pick differently run to run.
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = False
 
 
 FILE_INTERVAL = 30.0  # seconds between a text bar's updates where stderr is a file or a pipe, not a terminal
@@ -73,10 +78,10 @@ def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
 
 
 def bf16_native(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 in hardware: a CUDA GPU that supports it, or a processor with
-    AVX512-BF16 or AMX instructions. Elsewhere bf16 is emulated, slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    """Whether `device` computes bfloat16 in hardware: an NVIDIA GPU of compute capability 8 or more (Ampere on), or
+    a processor with AVX512-BF16 or AMX instructions. Elsewhere bf16 is emulated, slower than float32."""
+    if device.type == "cuda":  # not torch.cuda.is_bf16_supported(): it also says so where bf16 is only emulated
+        return torch.cuda.get_device_capability(device)[0] >= 8
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 

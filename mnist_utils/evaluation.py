@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .batches import Batches
+from .config import generators_kept
 from .engine import PROBED, History, progress_bar
 from .inspection import count_parameters
 from .lanes import lanes_to_evaluate, run_in_lanes
@@ -111,8 +112,7 @@ def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.devi
             module.eval()
     correct = total = 0
     device = torch.device(device)
-    cuda = [device.index or 0] if device.type == "cuda" else []  # manual_seed reseeds CUDA too: fork it there
-    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+    with torch.no_grad(), generators_kept(device):
         torch.manual_seed(0)
         for images, targets in batches:
             correct += int((copy(images.to(device)).argmax(dim=1).cpu() == targets.cpu()).sum())

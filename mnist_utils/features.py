@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
+from .config import generators_kept, synchronize
 from .data import ImageSet
 from .engine import History, fit, make_optimizer, one_cycle, test
 from .inspection import feature_map_size
@@ -73,8 +74,9 @@ def linear_probe(backbone: nn.Module, train_batches: Iterable, test_batches: Ite
     start = time.perf_counter()
     train_x, train_y = extract_features(backbone, train_batches, device)
     test_x, test_y = extract_features(backbone, test_batches, device)
+    synchronize(device)
     seconds = time.perf_counter() - start
-    with torch.random.fork_rng(devices=[]):
+    with generators_kept(device):
         torch.manual_seed(seed)
         head = nn.Linear(train_x.shape[1], num_classes).to(device)
     history = fit_one_cycle(head, FeatureBatches(train_x, train_y, batch_size, shuffle=True, seed=seed), None,

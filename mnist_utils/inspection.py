@@ -14,7 +14,7 @@ import torch.nn as nn
 import torchsummary
 
 from .batches import Batches
-from .config import computing_on
+from .config import computing_on, generators_kept, synchronize
 from .data import ImageSet
 from .engine import Autocast, bf16_native, training_step
 from .recipes import Recipe, build_pretrained
@@ -126,11 +126,6 @@ def smallest_input_size(recipe: Recipe, *, stop: int, start: int = 28, least_map
                                          size)) >= least_map), None)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device, *,
                    steps: int = 2, repeats: int = 1, warmup: int = 1, channels_last: bool = False,
                    autocast_dtype: torch.dtype | None = None) -> float:
@@ -150,16 +145,15 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         probe = Autocast(probe, autocast_dtype, device.type)  # as training runs it: see Recipe.computing
 
     best = 0.0
-    cuda_devices = range(torch.cuda.device_count()) if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices):  # dropout draws here must not shift seeded runs
+    with generators_kept(device):  # dropout draws here must not shift seeded runs
         for _ in range(warmup):
             training_step(probe, x, y, optimizer)
         for _ in range(repeats):
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             for _ in range(steps):
                 training_step(probe, x, y, optimizer)
-            _synchronize(device)
+            synchronize(device)
             best = max(best, steps * len(y) / (time.perf_counter() - start))
     return best
 

@@ -378,7 +378,7 @@ class Report:
             "seed": self.seed,
             "profile": self.profile.name,
             "device": str(self.device),
-            "hardware": hardware(),
+            "hardware": hardware(self.device),
             "torch": torch.__version__,
             "seconds": round(time.perf_counter() - self.started, 2),
             "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

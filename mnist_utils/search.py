@@ -122,8 +122,8 @@ def recorded_run(path: Path | str, recipe: Recipe) -> dict[str, Any] | None:
 
 
 def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Module, History]],
-              seconds: float) -> dict[str, Any]:
-    """One row of the record: the candidate's changes, its size and what every seed reached."""
+              seconds: float, device: torch.device) -> dict[str, Any]:
+    """One row of the record: the candidate's changes, its size, what every seed reached and where."""
     _, overall = seed_table({seed: history for seed, (_, history) in zip(recipe.seeds, runs)}, GOAL_ACC)
     return {
         "changes": changes,
@@ -138,7 +138,7 @@ def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Modu
         "final_train_mean": sum(history["train_acc"][-1] for _, history in runs) / len(runs),
         "seconds": round(seconds, 1),
         "recipe": recipe.to_dict(),  # the whole recipe, so a row still says what ran if the config changes
-        "hardware": hardware(),
+        "hardware": hardware(device),
         "torch": torch.__version__,
     }
 
@@ -169,7 +169,7 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         print(f"[{i}] {spec['config']} {' '.join(changes) or '(as it is)'}", flush=True)
         start = time.perf_counter()
         runs = train_seeds(recipe, data, device)
-        row = summarise(recipe, changes, runs, time.perf_counter() - start)
+        row = summarise(recipe, changes, runs, time.perf_counter() - start, device)
         rows = [r for r in rows if not _same_run(r, changes, recipe)] + [row]  # a rerun replaces its own row only
         write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
         judged = min(LAST_EPOCHS, recipe.epochs)  # a smoke run's one epoch: the last 1

@@ -259,7 +259,7 @@ def _train(model: nn.Module, recipe: Recipe, data: MNIST, seed: int, device: tor
              f"run folder {run_dir}")
 
     model.to(device, memory_format=recipe.memory_format)
-    fields = dict(recipe_fields(recipe), seed=seed, title=recipe.title, source=source)
+    fields = dict(recipe_fields(recipe, device), seed=seed, title=recipe.title, source=source)
     rows: list[dict[str, float]] = []  # the epochs so far: written out however the run ends
 
     def on_epoch(row: dict[str, float], improved: bool) -> None:

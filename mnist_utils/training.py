@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .averaging import WeightAverage
-from .config import computing_on, counted
+from .config import computing_on, counted, synchronize
 from .data import MNIST, ImageSet
 from .engine import EpochStats, History, fit, progress_bar, row_summary, seed_everything, training_step
 from .features import FeatureBatches, extract_features
@@ -83,6 +83,7 @@ def train_head(model: nn.Module, recipe: Recipe, data: MNIST, device: torch.devi
     with computing_on(recipe.threads):  # the config's thread count, if it fixes one: the notebook's numbers
         start = time.perf_counter()
         train_batches = features_of(train_set, recipe.batch_size, shuffle=True, seed=seed)
+        synchronize(device)
         seconds = time.perf_counter() - start
         val_batches = None if val_set is None else features_of(val_set)
         test_batches = None if val_set is not None else features_of(data.test)

@@ -23,8 +23,9 @@ def step3_checkpoint(tmp_path_factory, mnist):
     preprocessing, command-line, API and browser tests all use it."""
     # one CPU thread: float32 sums in one order, so every machine trains the same checkpoint
     recipe = load_config("step3", ["train_fraction=0.5", "threads=1"]).with_epochs(1)
-    model, history = run_recipe(recipe, mnist, get_device(), seed=1, progress=None)
-    return save_checkpoint(model.cpu(), tmp_path_factory.mktemp("models") / "step3", **recipe_fields(recipe),
+    device = get_device()
+    model, history = run_recipe(recipe, mnist, device, seed=1, progress=None)
+    return save_checkpoint(model.cpu(), tmp_path_factory.mktemp("models") / "step3", **recipe_fields(recipe, device),
                            seed=1, epochs=1, title="Model_3, one epoch of Step 3 on half the data", source="tests/conftest.py",
                            metrics={"test_acc": history["test_acc"][-1], "test_loss": history["test_loss"][-1]})
 

@@ -252,7 +252,9 @@ def test_the_reference_pipeline_augments_as_its_recipe_does_and_no_more():
     """The pipelines differ in how they augment, not in what: each transform the recipe has, and none it has not
     (one left in, off, would still cost the reference a draw per image)."""
     step3, more = load_config("step3"), load_config("step3", ["augment.shear=10", "augment.erase_p=0.5"])
-    plain, augmented = (bench.reference_loader(recipe, 0).dataset.transform.transforms for recipe in (step3, more))
+    plain, augmented = (bench.reference_loader(recipe, 0, torch.device("cpu")).dataset.transform.transforms
+                        for recipe in (step3, more))
+    assert bench.reference_loader(step3, 0, torch.device("cuda")).pin_memory, "for a GPU, as PyTorch's example"
     assert [type(t).__name__ for t in plain] == ["RandomRotation", "RandomAffine", "ToTensor", "Normalize"]
     wanted = step3.augment  # its amounts, as the project's pipeline draws them
     assert (plain[0].degrees, plain[1].translate, plain[1].shear) == ([-wanted.rotation, wanted.rotation],

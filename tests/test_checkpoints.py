@@ -85,12 +85,12 @@ def test_saving_and_loading_leave_the_random_state_alone(tmp_path):
 
 def test_a_recipe_gives_everything_a_checkpoint_records(tmp_path):
     recipe = load_config("step3")
-    save_checkpoint(trained_like(Model_3()), tmp_path / "m", **recipe_fields(recipe), seed=1)
+    save_checkpoint(trained_like(Model_3()), tmp_path / "m", **recipe_fields(recipe, torch.device("cpu")), seed=1)
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["config"] == json.loads(json.dumps(recipe.to_dict()))
     assert meta["config"]["augment"]["rotation"] == recipe.augment.rotation
     assert meta["model"] == {"name": "Model_3", "args": recipe.model_args} and meta["input_size"] == 28
-    assert meta["normalization"] == {"mean": MNIST_MEAN, "std": MNIST_STD}
+    assert meta["normalization"] == {"mean": MNIST_MEAN, "std": MNIST_STD} and meta["precision"] == "float32"
 
 
 def test_a_model_its_name_and_arguments_do_not_rebuild_is_not_saved(tmp_path):
@@ -388,7 +388,7 @@ def test_without_a_step3_model_the_default_is_the_most_accurate_of_the_others(tm
 
 def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path):
     recipe = load_config("finetune_full").replace(model_args={"family": "efficientnet-lite0"}, image_size=32)
-    fields = recipe_fields(recipe)
+    fields = recipe_fields(recipe, torch.device("cpu"))
     model = trained_like(rebuild_model(fields["model_name"], fields["model_args"], fields["input_size"]))
     save_checkpoint(model, tmp_path / "e", **fields)
     loaded, meta = load_model(tmp_path / "e")
@@ -402,7 +402,7 @@ def test_a_checkpoints_digits_are_prepared_as_it_says(tmp_path):
     # a fine-tuned backbone's own input size and scaling, not MNIST's 28 px and statistics: what `test`, `predict`
     # and the page feed it (Classifier.predict takes its batches from input_batches)
     recipe = load_config("finetune_full").replace(model_args={"family": "efficientnet-lite0"}, image_size=32)
-    fields = recipe_fields(recipe)
+    fields = recipe_fields(recipe, torch.device("cpu"))
     model = rebuild_model(fields["model_name"], fields["model_args"], fields["input_size"])
     save_checkpoint(model, tmp_path / "e", **fields)
     pixels = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

@@ -37,7 +37,10 @@ def test_unknown_comparison_is_refused():
         Target("x", "=>", 1, "x")
 
 
-def test_results_json_holds_what_the_index_needs(report, tmp_path):
+def test_results_json_holds_what_the_index_needs(report, tmp_path, monkeypatch):
+    from mnist_utils import report as report_module
+
+    monkeypatch.setattr(report_module, "hardware", lambda device=None: f"the machine, computing on {device}")
     report.target("acc", ">", 50, "Accuracy", "%")
     report.headline("acc", "Test accuracy", "%")
     report.record(acc=99.5, history=[{"epoch": 1, "test_acc": 99.5}])
@@ -49,7 +52,8 @@ def test_results_json_holds_what_the_index_needs(report, tmp_path):
     assert saved["models"][0]["name"] == "Model_1" and saved["checks"][0]["met"]
     assert saved["seed"] == 3 and saved["metrics"]["acc"] == 99.5 and saved["title"] == "Demo"
     assert saved["profile"] == get_profile().name and saved["device"] == str(report.device)
-    assert saved["torch"] == torch.__version__ and saved["hardware"] == hardware() and saved["seconds"] >= 0
+    assert saved["torch"] == torch.__version__ and saved["hardware"] == f"the machine, computing on {report.device}"
+    assert saved["seconds"] >= 0
     assert saved["models"][0] == {"name": "Model_1", "params": 100, "test_acc": 99.5, "seconds": 1.5}
     assert saved["checks"][0] == {"claim": "It works", "met": True, "evidence": "acc 99.5"}
     assert load_results(tmp_path)[0]["notebook"] == "01_demo"
@@ -376,3 +380,12 @@ def test_a_cell_run_again_replaces_what_it_declared(report):
     assert [(c.claim, c.met) for c in report.checks] == [("Overfits", True), ("Fast", True)]
     assert [(m["name"], m["test_acc"]) for m in report.models] == [("m", 99.1), ("n", 98.0)]
     assert [(t["title"], t["rows"]) for t in report.tables] == [("t", [{"a": 2}]), ("u", [{"a": 3}])]
+
+
+def test_hardware_names_a_gpu_only_for_a_run_on_it(monkeypatch):
+    """A results file says where its run computed: a GPU beside the processor only when the run used it (one run
+    with MNIST_DEVICE=cpu on a machine with a GPU computed on the CPU), and the GPU the device names."""
+    named = []
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: named.append(device) or "Some GPU")
+    assert "GPU" not in hardware() and "GPU" not in hardware(torch.device("cpu"))
+    assert hardware(torch.device("cuda:1")).endswith(", GPU Some GPU") and named == [torch.device("cuda:1")]
