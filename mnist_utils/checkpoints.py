@@ -475,7 +475,13 @@ def save_and_record(report: Report, name: str, model: nn.Module, recipe: Recipe,
     """A model a notebook trained, in one call: saved as `save_trained` saves it, on `report`'s leaderboard as
     `name` (its parameters, `test_acc`, `seconds`, epochs run, checkpoint and `extra`: give `train_images`, the
     digits it learned from, which the leaderboard shows), its history kept under `run` (default: `name`). Returns
-    the checkpoint's path, relative to the reports folder."""
+    the checkpoint's path, relative to the reports folder. A history of other than the recipe's epochs, where no
+    early stopping could end it, is not that recipe's training (one stopped part-way in Jupyter, or one of a
+    config since changed): refused, naming the fix."""
+    if recipe.patience is None and len(history) != recipe.epochs:
+        raise ValueError(f"{name}: its history has {len(history)} epochs and the recipe {recipe.epochs}, so the model "
+                         f"is not that recipe's training (stopped part-way?): run the training cell again to its end, "
+                         f"then this one.")
     checkpoint = save_trained(model, recipe, seed=seed, test_acc=test_acc, epochs=len(history),
                               notebook=report.notebook)
     report.add_model(name, params=count_parameters(model), test_acc=test_acc, seconds=seconds, epochs=len(history),

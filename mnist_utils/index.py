@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from .config import NOTEBOOK_PLANS, SERIES_BUDGET_MINUTES, budget_minutes, counted, usable_cpus
 from .files import read_json, write_atomic
 from .report import SYMBOLS, fmt, mark
-from .results import leaderboard_rows, load_results
+from .results import leaderboard_rows, load_results, unfinished
 
 
 # ----------------------------------------------------------------------------- runs.json
@@ -177,7 +177,7 @@ h1{font-size:1.5rem;margin-bottom:.3rem}.meta{color:#666;font-size:.9rem;margin:
 table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{border-bottom:1px solid #ddd;padding:.5rem .6rem;text-align:left;vertical-align:top}
 th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padding-left:1rem}
 .stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
-.interrupted{color:#9a6700;font-weight:600}
+.interrupted,.incomplete{color:#9a6700;font-weight:600}
 .why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
 table{table-layout:fixed}td{overflow-wrap:anywhere}th:nth-child(1){width:15%}th:nth-child(2){width:13%}
 th:nth-child(3){width:32%}th:nth-child(4),th:nth-child(5){width:6%}th:nth-child(6){width:10%}
@@ -189,16 +189,27 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _after(one: str | None, other: str | None) -> bool:
+    """Whether the ISO time `one` is later than `other` (False where either is missing or unreadable)."""
+    try:
+        return _dt.datetime.fromisoformat(one) > _dt.datetime.fromisoformat(other)
+    except (TypeError, ValueError):
+        return False
+
+
 def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, reports_dir: Path) -> str:
     results = results or {}
     notebook = f"<b>{_e(stem[:2])}</b> " + (
         f"{_e(results['title'])}<div class='stem'>{_e(stem)}</div>" if results.get("title") else _e(stem))
     targets = results.get("targets") or []
     target_items = "".join(f"<li>{_e(target_text(t))} {_e(mark(t['met']))}</li>" for t in targets)
-    status = run.get("status", "—")
+    status, why = run.get("status", "—"), run.get("error")
+    if status == "ok" and (gap := unfinished(results)) and _after(results.get("saved"), run.get("finished")):
+        status, why = "incomplete", (f"results rewritten since (in Jupyter) by a run that {gap}; the HTML report is "
+                                     "the runner's, the headline and targets are not")
     status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
-    if run.get("error"):
-        status_cell += f"<div class='why'>{_e(run['error'])}</div>"
+    if why:
+        status_cell += f"<div class='why'>{_e(why)}</div>"
     seconds = notebook_seconds(run, results)
     link = f"<a href='{_e(stem)}.html'>HTML</a>" if (reports_dir / f"{stem}.html").exists() else "—"  # the row names it
     saved = [m for m in results.get("models", []) if m.get("checkpoint")]

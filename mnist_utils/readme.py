@@ -11,7 +11,7 @@ from .files import read_json, write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, target_text, time_against_budget)
 from .report import mark, markdown_table
-from .results import LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, leaderboard_rows, load_results
+from .results import LEADERBOARD_COLUMNS, LEADERBOARD_NOTE, leaderboard_rows, load_results, unfinished
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -24,7 +24,7 @@ def _selector(stems: Sequence[str]) -> str:
 
 def _full_results(results: Sequence[dict[str, Any]], expected: Sequence[str]) -> list[dict[str, Any]]:
     """The full-profile ones of `results`; a ValueError naming the notebooks to run where one of `expected` has
-    none, where there are none at all, or where one is what a run that stopped early left."""
+    none, where there are none at all, or where one is not a whole run (`results.unfinished`)."""
     results = [r for r in results if r.get("profile") == "full"]
     missing = sorted(set(expected) - {r["notebook"] for r in results})
     if missing:
@@ -32,10 +32,10 @@ def _full_results(results: Sequence[dict[str, Any]], expected: Sequence[str]) ->
                          f"NB={_selector(missing)}` first.")
     if not results:
         raise ValueError("No full-profile results in reports/results: run `make notebooks` first.")
-    stopped = [r["notebook"] for r in results if r.get("stopped")]  # marked by the runner: part of a run only
-    if stopped:
-        raise ValueError(f"The last run of {', '.join(stopped)} stopped early; its results are part of a run: run "
-                         f"`make notebooks NB={_selector(stopped)}` again first.")
+    cut = {r["notebook"]: gap for r in results if (gap := unfinished(r))}  # stopped, or cut short in Jupyter
+    if cut:
+        runs = "; ".join(f"{stem} {gap}" for stem, gap in cut.items())
+        raise ValueError(f"Not a whole run: {runs}. Run `make notebooks NB={_selector(list(cut))}` first.")
     return results
 
 

@@ -239,13 +239,21 @@ class Report:
 
     # ------------------------------------------------------------------ recording
 
+    def _measuring(self) -> None:
+        """Every notebook measures before it checks: a measurement after a check comes from a cell above them run
+        again (in Jupyter), whose numbers the last run's checks and Analysis may no longer describe. They go, and
+        the results read as a run short of its Analysis until the notebook reaches it again."""
+        self.checks, self.analysis = [], []
+
     def record(self, **metrics: Any) -> None:
         """Record measured metrics (numbers, lists, small dicts)."""
+        self._measuring()
         self.metrics.update(jsonable(metrics))
         self.save()
 
     def add_run(self, name: str, **details: Any) -> None:
         """Keep a run's details (history per epoch, settings) under `name`."""
+        self._measuring()
         self.runs[name] = jsonable(details)
         self.save()
 
@@ -253,12 +261,14 @@ class Report:
         """Drop the leaderboard entries and run histories whose names start with `prefix`: a cell that records
         runs named after their seeds, run again in Jupyter after its config's seeds changed, replaces the last
         run's instead of listing its own beside them."""
+        self._measuring()
         self.models = [model for model in self.models if not model["name"].startswith(prefix)]
         self.runs = {name: run for name, run in self.runs.items() if not name.startswith(prefix)}
         self.save()
 
     def add_model(self, name: str, *, params: int, test_acc: float, seconds: float, **extra: Any) -> None:
         """A trained model for the leaderboard: name, parameters, test accuracy (%), training seconds."""
+        self._measuring()
         entry = {"name": name, "params": int(params), "test_acc": float(test_acc), "seconds": float(seconds),
                  **jsonable(extra)}
         _put(self.models, entry, lambda m: m["name"] == name)
@@ -268,6 +278,7 @@ class Report:
                       units: dict[str, str] | None = None) -> None:
         """Show a table here and keep it in the results file, from which the README's results section
         is generated (so the README repeats this run's numbers, never hand-copied ones)."""
+        self._measuring()
         table = {"title": title, "rows": jsonable(list(rows)), "columns": list(columns or rows[0].keys()),
                  "units": units or {}}
         _put(self.tables, table, lambda t: t["title"] == title)

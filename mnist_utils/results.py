@@ -29,6 +29,17 @@ def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
     return [results for results in found if results is not None]
 
 
+def unfinished(results: dict[str, Any]) -> str | None:
+    """Why `results` are not a whole run of their notebook, or None: the runner marks a run that stopped early, and
+    a run in Jupyter that stopped short of the end, or ran a cell that records numbers again since (`Report.
+    _measuring`), has no Analysis, with which every notebook ends."""
+    if results.get("stopped"):
+        return f"stopped early ({results['stopped']})"
+    if not results.get("analysis"):
+        return "did not reach its Analysis (stopped part-way, or a cell that records numbers ran again since)"
+    return None
+
+
 class MissingResults(FileNotFoundError):
     """A notebook needs the results of an earlier one, which has not run in this profile yet."""
 
@@ -43,12 +54,8 @@ def load_result(notebook: str, profile: str | None = None, directory: Path | Non
     builds_on = f"this notebook builds on {notebook}'s results in the {profile} profile, and"
     for result in load_results(directory or reports_dir(profile) / "results"):
         if result.get("notebook") == notebook and result.get("profile") == profile:
-            if result.get("stopped"):  # marked by the runner: only the cells before the failure recorded
-                raise MissingResults(f"{builds_on} its last run there stopped early ({result['stopped']}): run it "
-                                     f"again first {rerun}.")
-            if not result.get("analysis"):  # every notebook ends in its Analysis; a run in Jupyter may stop short
-                raise MissingResults(f"{builds_on} its last run there did not reach its Analysis (only its first "
-                                     f"cells ran?): run it to the end first {rerun}.")
+            if gap := unfinished(result):
+                raise MissingResults(f"{builds_on} its last run there {gap}: run it to the end first {rerun}.")
             return result
     raise MissingResults(f"{builds_on} there are none yet: run that notebook first {rerun}.")
 

@@ -51,6 +51,7 @@ from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .publish import discard, publish_run
+from .results import unfinished
 from .series import (check_at_once, default_at_once, inputs_to_run, longest_chain, most_side_by_side, ready_to_start,
                      waits_for)
 from .stopping import Interrupted, Stop, execute_until_stopped
@@ -434,10 +435,10 @@ def _summarize(entries: dict[str, dict[str, Any]], total: int, profile: str, rep
 
 def _with_inputs(paths: list[Path], notebooks: Path, profile: str, reports: Path) -> list[Path]:
     """`paths`, and before them the notebooks whose results they read, directly or through another, where the
-    profile has no whole run of those (a run that stopped half-way is no input): saying so in a line. A ValueError
-    where `notebooks` lacks one of them."""
+    profile has no whole run of those (`results.unfinished`): saying so in a line. A ValueError where `notebooks`
+    lacks one of them."""
     have = {stem for stem, r in results_by_stem(profile_reports_dir(profile, reports)).items()
-            if r.get("profile") == profile and not r.get("stopped")}
+            if r.get("profile") == profile and not unfinished(r)}
     first = inputs_to_run([path.stem for path in paths], have)
     if not first:
         return paths

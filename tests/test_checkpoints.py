@@ -450,8 +450,8 @@ def test_save_and_record_saves_the_model_and_puts_it_on_the_leaderboard_with_its
     for epoch in (1, 2):
         history.record(epoch, 0.1, EpochStats(1.0 / epoch, 90.0 + epoch, 100, 1.0))
     report = Report("06_cnn_comparison", "test", seed=6)
-    model = Model_2()
-    path = save_and_record(report, "Model_2 here", model, load_config("step2"), history, seed=6, test_acc=98.5,
+    model, recipe = Model_2(), load_config("step2").with_epochs(2)  # the history's epochs: a whole training
+    path = save_and_record(report, "Model_2 here", model, recipe, history, seed=6, test_acc=98.5,
                            seconds=12.0, run="the run", epoch_budget=3)
     assert path == "models/step2-seed6.safetensors" and (tmp_path / path).is_file()
     assert load_model(tmp_path / path)[1]["metrics"] == {"test_acc": 98.5}

@@ -79,3 +79,28 @@ def test_notebooks_define_no_helpers(path):
             tree = ast.parse(cell.source)
             defined = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
             assert not defined, f"{path.name} defines {defined}: helpers belong in mnist_utils (via utils.py)"
+
+
+MEASURES = {"record", "add_run", "forget", "add_model", "publish_table"}  # Report._measuring's, and save_and_record
+CHECKS = {"check", "show_analysis"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_measure_before_they_check(path):
+    """A measurement after a check takes the checks and the Analysis away (it comes from a cell above them run
+    again in Jupyter): a notebook that measured after its first check would lose that check in every run."""
+    calls = []  # (cell, name) of every report call that measures or checks, in order
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code":
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    on_report = isinstance(func, ast.Attribute) and getattr(func.value, "id", None) == "report"
+                    name = func.attr if on_report else getattr(func, "id", None)
+                    if (on_report and name in MEASURES | CHECKS) or name == "save_and_record":
+                        calls.append((index, node.lineno, node.col_offset, name))
+    calls = [(cell, name) for cell, *_, name in sorted(calls)]  # in the order they run
+    first_check = next((i for i, (_, name) in enumerate(calls) if name in CHECKS), len(calls))
+    late = [(cell, name) for cell, name in calls[first_check:] if name not in CHECKS]
+    assert calls[first_check:], f"{path.name} never checks a claim"
+    assert not late, f"{path.name} measures after its first check (cell {calls[first_check][0]}): {late}; move them up"

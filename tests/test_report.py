@@ -145,12 +145,16 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     report.record(acc=99.51)
     report.add_model("Model_3", params=5000, test_acc=99.51, seconds=100.0)
     report.publish_table("Seeds", [{"seed": 1, "min last 3": 99.47}], units={"min last 3": "%"})
+    report.show_analysis("Done.")  # a whole run ends in its Analysis
     full = report.to_dict()
     smoke = {**full, "notebook": "02_smoke", "profile": "smoke"}
     with pytest.raises(ValueError, match="make notebooks"):
         results_markdown([smoke])
-    with pytest.raises(ValueError, match=r"The last run of 01_demo stopped early; .* `make notebooks NB=01` again"):
+    with pytest.raises(ValueError, match=r"Not a whole run: 01_demo stopped early \(ValueError: boom \(cell "
+                                         r"\[7\]\)\)\. Run `make notebooks NB=01` first"):
         results_markdown([{**full, "stopped": "ValueError: boom (cell [7])"}])
+    with pytest.raises(ValueError, match=r"Not a whole run: 01_demo did not reach its Analysis \(stopped part-way"):
+        results_markdown([{**full, "analysis": []}])  # a run in Jupyter cut short: no Analysis
     text = results_markdown([full, smoke])
     assert "Test accuracy: 99.51%" in text and "| 1 | 99.47% |" in text and "02_smoke" not in text
     assert "| Model_3 | 01_demo | 5,000 | — | 99.51% |" in text
@@ -170,7 +174,8 @@ def test_readme_table_counts_the_targets_met_names_those_not_and_adds_up_the_not
     report.target("epochs", "<=", 15, "Epochs")
     report.headline("acc", "Test accuracy", "%")
     report.record(acc=99.51, params=9000, epochs=15)  # too large: 2 targets of 3 met, 1 not (neither way round)
-    first = {**report.to_dict(), "profile": "full", "seconds": 100.0, "saved": "2025-01-02T23:30:00+00:00"}
+    first = {**report.to_dict(), "profile": "full", "seconds": 100.0, "saved": "2025-01-02T23:30:00+00:00",
+             "analysis": ["Done."]}
     second = {**first, "notebook": "02_demo", "seconds": 200.0, "saved": "2025-03-04T08:00:00+00:00"}
     text = results_markdown([first, second])
     assert "the notebooks took 5m00s in all." in text, "100 s + 200 s"
@@ -280,6 +285,7 @@ def test_make_readme_names_unreadable_files_sets_them_aside_and_needs_the_benchm
     monkeypatch.setenv("MNIST_PROFILE", "full")
     full = Report("01_demo", "Demo", output_dir=tmp_path / "reports" / "results")
     full.record(acc=99.5)
+    full.show_analysis("Done.")
     (tmp_path / "reports" / "results" / "02_cut.json").write_text('{"notebook": "02_cut", "tit')
     bench = tmp_path / "reports" / "bench.json"
     bench.write_text("")
@@ -366,20 +372,63 @@ def test_a_cell_run_again_replaces_what_it_declared(report):
     # in Jupyter a reader runs a cell again: its target, check, table and model are listed once, where they were
     report.target("acc", ">=", 99.4, "Accuracy", "%")
     report.target("params", "<", 8000, "Parameters")
-    report.check("Overfits", False, "gap 0.1 points")
-    report.check("Fast", True, "2 s")
     report.target("acc", ">=", 99.5, "Accuracy", "%")
-    report.check("Overfits", True, "gap 0.3 points")
     report.add_model("m", params=10, test_acc=99.0, seconds=1.0)
     report.add_model("n", params=10, test_acc=98.0, seconds=1.0)
     report.add_model("m", params=10, test_acc=99.1, seconds=1.0)
     report.publish_table("t", [{"a": 1}])
     report.publish_table("u", [{"a": 3}])
     report.publish_table("t", [{"a": 2}])
+    report.check("Overfits", False, "gap 0.1 points")
+    report.check("Fast", True, "2 s")
+    report.check("Overfits", True, "gap 0.3 points")
     assert [(t.metric, t.threshold) for t in report.targets] == [("acc", 99.5), ("params", 8000)]
     assert [(c.claim, c.met) for c in report.checks] == [("Overfits", True), ("Fast", True)]
     assert [(m["name"], m["test_acc"]) for m in report.models] == [("m", 99.1), ("n", 98.0)]
     assert [(t["title"], t["rows"]) for t in report.tables] == [("t", [{"a": 2}]), ("u", [{"a": 3}])]
+
+
+def test_a_cell_above_the_checks_run_again_takes_the_last_runs_checks_and_analysis_away(report, tmp_path):
+    """In Jupyter a reader runs the training cell again, say with another config: the last run's checks and its
+    Analysis describe numbers that are gone, so they go too, and the results read as a run short of its Analysis
+    (which a later notebook, the README and the index refuse or mark) until the notebook reaches it again."""
+    from mnist_utils.results import unfinished
+
+    for measure in (lambda: report.record(acc=98.0), lambda: report.add_run("r", history=[]),
+                    lambda: report.forget("x"), lambda: report.add_model("m", params=1, test_acc=1.0, seconds=1.0),
+                    lambda: report.publish_table("t", [{"a": 1}])):
+        report.record(acc=99.0)
+        report.check("Accurate", True, "99.0%")
+        report.show_analysis("Done.")
+        assert unfinished(json.loads((tmp_path / "01_demo.json").read_text())) is None
+        measure()
+        assert (report.checks, report.analysis) == ([], [])
+        saved = json.loads((tmp_path / "01_demo.json").read_text())
+        assert saved["checks"] == [] and unfinished(saved).startswith("did not reach its Analysis")
+
+
+def test_a_training_cut_short_is_neither_saved_nor_put_on_the_leaderboard(tmp_path, monkeypatch):
+    """Notebook 01 trains in a loop written out in its cell: stopped there in Jupyter, its model and history hold
+    the epochs done so far, which the next cells would save and list as the notebook's model."""
+    from mnist_utils.checkpoints import save_and_record
+    from mnist_utils.engine import EpochStats, History
+    from mnist_utils.recipes import load_config
+    from models import Model_1
+
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path))
+    monkeypatch.delenv("MNIST_RESULTS_PENDING", raising=False)
+    history = History()
+    for epoch in (1, 2):
+        history.record(epoch, 0.1, EpochStats(1.0, 90.0, 100, 1.0))
+    report = Report("01_step1_skeleton", "test", seed=1)
+    with pytest.raises(ValueError, match=r"01 Model_1: its history has 2 epochs and the recipe 15, so the model is "
+                                         r"not that recipe's training .*: run the training cell again to its end"):
+        save_and_record(report, "01 Model_1", Model_1(), load_config("step1"), history, seed=1, test_acc=90.0,
+                        seconds=1.0)
+    assert report.models == [] and not (tmp_path / "models").exists(), "nothing saved, nothing on the leaderboard"
+    early = load_config("step1", ["val_fraction=1/12", "patience=2"])  # early stopping may end a training early
+    save_and_record(report, "01 Model_1", Model_1(), early, history, seed=1, test_acc=90.0, seconds=1.0)
+    assert [model["name"] for model in report.models] == ["01 Model_1"]
 
 
 def test_hardware_names_a_gpu_only_for_a_run_on_it(monkeypatch):

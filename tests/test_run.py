@@ -203,8 +203,8 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     # notebook that builds on them is told to run it again, not handed a run that stopped half-way.
     half = json.loads((smoke / "results" / "01_boom.json").read_text())
     assert half["title"] == "Fails half-way" and half["stopped"].startswith("ValueError: boom (cell [2])")
-    with pytest.raises(MissingResults, match=r"01_boom's results .* its last run there stopped early \(ValueError: "
-                                             r"boom .*\): run it again first \(`make notebooks NB=01 PROFILE=smoke`"):
+    with pytest.raises(MissingResults, match=r"01_boom's results .* there stopped early \(ValueError: boom .*\): "
+                                             r"run it to the end first \(`make notebooks NB=01 PROFILE=smoke`"):
         load_result("01_boom", "smoke", smoke / "results")
 
     # The kernel ran in the notebook's folder with the runner's profile and reports folder.
