@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
 from .batches import Batches
-from .config import counted, get_device, get_profile, pending_dir, reports_dir
+from .config import counted, exact_cudnn, get_device, get_profile, pending_dir, reports_dir
 from .config_values import BUILD_ERRORS
 from .data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
 from .engine import History, in_precision, precision_for
@@ -413,6 +413,7 @@ class Classifier:
     @classmethod
     def load(cls, path: Path | str, device: torch.device | str | None = None) -> "Classifier":
         device = torch.device(device or "cpu")
+        exact_cudnn()  # as it trained: on a GPU, float32 as float32 and the same kernels each run
         model, metadata = load_model(path, device)
         if trained_with(metadata, "channels_last"):
             model.to(memory_format=torch.channels_last)  # the layout it trained and was tested in
@@ -480,8 +481,8 @@ def save_and_record(report: Report, name: str, model: nn.Module, recipe: Recipe,
     config since changed): refused, naming the fix."""
     if recipe.patience is None and len(history) != recipe.epochs:
         raise ValueError(f"{name}: its history has {len(history)} epochs and the recipe {recipe.epochs}, so the model "
-                         f"is not that recipe's training (stopped part-way?): run the training cell again to its end, "
-                         f"then this one.")
+                         f"is not that recipe's training (stopped part-way, or trained with another recipe?): run the "
+                         f"training cell to its end, or pass the recipe it trained with.")
     checkpoint = save_trained(model, recipe, seed=seed, test_acc=test_acc, epochs=len(history),
                               notebook=report.notebook)
     report.add_model(name, params=count_parameters(model), test_acc=test_acc, seconds=seconds, epochs=len(history),

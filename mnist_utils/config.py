@@ -169,6 +169,16 @@ def get_device(prefer: str | None = None) -> torch.device:
     return device
 
 
+def exact_cudnn() -> None:
+    """Have cuDNN compute a GPU's convolutions the same way every run, and float32 as float32: its defaults allow
+    kernels that add up in no fixed order and TF32 (a 10-bit mantissa) for float32; timing candidates to pick one
+    (benchmark, off by default) would pick differently run to run. Training (`seed_everything`) and every test of a
+    checkpoint (`Classifier.load`) set it."""
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def generators_kept(device: torch.device) -> contextlib.AbstractContextManager:
     """A block whose draws and reseeding leave torch's generators as they were: the CPU's and, computing on a
     GPU, every GPU's (`torch.manual_seed` reseeds them all), so that a seeded run's draws do not shift."""
@@ -246,7 +256,7 @@ def lanes_shared(most: int) -> int:
 
 def pending_dir() -> Path | None:
     """The folder a notebook's results and models go to until it finishes (the runner then moves them into
-    place, so an unfinished run never replaces finished ones); None outside the runner: straight into place."""
+    place, so an interrupted run never replaces finished ones); None outside the runner: straight into place."""
     pending = os.environ.get(PENDING_ENV)
     return Path(pending) if pending else None
 

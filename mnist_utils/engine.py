@@ -24,7 +24,7 @@ from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm as auto_tqdm
 
 from .averaging import WeightAverage, holding
-from .config import headless
+from .config import exact_cudnn, headless
 
 
 def seed_everything(seed: int) -> None:
@@ -33,11 +33,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    # cuDNN's defaults allow kernels that add up in no fixed order and float32 convolutions in TF32 (a 10-bit
-    # mantissa); timing candidates to pick one (benchmark, off by default) would pick differently run to run.
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.allow_tf32 = False
+    exact_cudnn()
 
 
 FILE_INTERVAL = 30.0  # seconds between a text bar's updates where stderr is a file or a pipe, not a terminal

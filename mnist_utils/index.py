@@ -177,7 +177,7 @@ h1{font-size:1.5rem;margin-bottom:.3rem}.meta{color:#666;font-size:.9rem;margin:
 table{border-collapse:collapse;width:100%;margin-top:1rem}th,td{border-bottom:1px solid #ddd;padding:.5rem .6rem;text-align:left;vertical-align:top}
 th{background:#f5f5f7;font-weight:600}td.num{white-space:nowrap}ul{margin:0;padding-left:1rem}
 .stem{color:#888;font-size:.8rem}.ok{color:#1a7f37;font-weight:600}.error,.timeout{color:#cf222e;font-weight:600}
-.interrupted,.incomplete{color:#9a6700;font-weight:600}
+.interrupted,.unfinished{color:#9a6700;font-weight:600}
 .why{color:#cf222e;font-size:.8rem}.links a{margin-right:1rem}
 table{table-layout:fixed}td{overflow-wrap:anywhere}th:nth-child(1){width:15%}th:nth-child(2){width:13%}
 th:nth-child(3){width:32%}th:nth-child(4),th:nth-child(5){width:6%}th:nth-child(6){width:10%}
@@ -204,9 +204,10 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     targets = results.get("targets") or []
     target_items = "".join(f"<li>{_e(target_text(t))} {_e(mark(t['met']))}</li>" for t in targets)
     status, why = run.get("status", "—"), run.get("error")
-    if status == "ok" and (gap := unfinished(results)) and _after(results.get("saved"), run.get("finished")):
-        status, why = "incomplete", (f"results rewritten since (in Jupyter) by a run that {gap}; the HTML report is "
-                                     "the runner's, the headline and targets are not")
+    rewritten = status == "ok" and _after(results.get("saved"), run.get("finished"))  # in Jupyter, since the runner
+    if results and (gap := unfinished(results)) and (not run or rewritten):
+        why = f"results of a run in Jupyter that {gap}: the headline and targets are that run's"
+        status, why = "unfinished", why + (", the HTML report the runner's" if run else "")
     status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
     if why:
         status_cell += f"<div class='why'>{_e(why)}</div>"

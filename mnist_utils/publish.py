@@ -81,7 +81,7 @@ def publish_run(nb: Any, stem: str, folder: Path, pending: Path, status: str,
     be read), its HTML report and the results and models it wrote to `pending`; nothing new for an interrupted run.
     Returns the status and error, a report that cannot be rendered making an ok run an error."""
     executed, html = folder / f"{stem}.ipynb", folder / f"{stem}.html"
-    if status == "interrupted":  # an unfinished run replaces nothing
+    if status == "interrupted":  # an interrupted run replaces nothing
         discard(pending)
         if html.exists():
             error += "; the report and results shown are the previous run's"

@@ -1,7 +1,8 @@
 """Targets, results and checked claims for a notebook, rendered as Markdown and saved as JSON.
 
 A notebook declares its targets up front, records what its run measured, and shows Result and
-Analysis blocks built from those numbers: nothing in them is typed by hand. Every change is written
+Analysis blocks built from those numbers: nothing in them is typed by hand. It records every number before its
+first check (`_measuring` says why, and a test holds every notebook to it). Every change is written
 at once (atomically) to ``reports/results/<notebook>.json`` (under the runner, to the notebook's pending folder,
 which the runner moves there when the notebook finishes), which the index page and the leaderboard read (`results`).
 

@@ -32,11 +32,13 @@ def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
 def unfinished(results: dict[str, Any]) -> str | None:
     """Why `results` are not a whole run of their notebook, or None: the runner marks a run that stopped early, and
     a run in Jupyter that stopped short of the end, or ran a cell that records numbers again since (`Report.
-    _measuring`), has no Analysis, with which every notebook ends."""
+    _measuring`), has no Analysis, with which every notebook ends, or no checks, which every notebook makes."""
     if results.get("stopped"):
         return f"stopped early ({results['stopped']})"
     if not results.get("analysis"):
         return "did not reach its Analysis (stopped part-way, or a cell that records numbers ran again since)"
+    if not results.get("checks"):  # every notebook checks claims: an Analysis cell run again after they went
+        return "has no checked claims (a cell that records numbers ran again since, then the Analysis alone)"
     return None
 
 

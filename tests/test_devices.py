@@ -21,14 +21,20 @@ def test_bf16_is_native_from_ampere_on_not_where_torch_only_emulates_it(monkeypa
     assert precision_for(True, device) == ("bfloat16" if native else "float32")
 
 
-def test_a_seeded_run_sets_cudnns_choices_to_the_same_kernels_every_time_in_float32(monkeypatch):
+def test_training_and_testing_a_checkpoint_set_cudnn_to_the_same_kernels_every_time_in_float32(monkeypatch, tmp_path):
     """cuDNN's defaults allow kernels that add up in no fixed order and float32 convolutions in TF32 (a 10-bit
-    mantissa), and a caller may have had it time candidates to pick one: a seeded run takes each choice away."""
-    for flag, value in (("benchmark", True), ("deterministic", False), ("allow_tf32", True)):
-        monkeypatch.setattr(torch.backends.cudnn, flag, value)
-    seed_everything(3)
-    assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
-    assert torch.backends.cudnn.allow_tf32 is False
+    mantissa), and a caller may have had it time candidates to pick one: a seeded run takes each choice away, and so
+    does loading a checkpoint to test it or answer with it, so that it computes as it trained."""
+    from mnist_utils.checkpoints import Classifier, save_checkpoint
+    from models import Model_1
+
+    save_checkpoint(Model_1(), tmp_path / "m", model_name="Model_1")
+    for start in (lambda: seed_everything(3), lambda: Classifier.load(tmp_path / "m")):
+        for flag, value in (("benchmark", True), ("deterministic", False), ("allow_tf32", True)):
+            monkeypatch.setattr(torch.backends.cudnn, flag, value)
+        start()
+        assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
+        assert torch.backends.cudnn.allow_tf32 is False
 
 
 def test_generators_kept_leaves_the_cpus_generator_as_it_was_and_forks_every_gpus(monkeypatch):

@@ -2,6 +2,7 @@
 from results files and run records alone, no kernel."""
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -61,19 +62,23 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
     assert "http" not in page  # self-contained: no external assets
 
 
-def test_a_notebooks_results_cut_short_in_jupyter_since_its_run_read_incomplete_on_the_index(tmp_path: Path) -> None:
+def test_a_notebooks_results_cut_short_in_jupyter_read_unfinished_on_the_index(tmp_path: Path) -> None:
     report = Report("01_step1", "Step 1", output_dir=tmp_path / "results")
+    report.record(test_acc=99.1)  # run in Jupyter only, and cut short: no runner's entry
+    assert "<span class='unfinished'>unfinished</span>" in index.write_index(tmp_path).read_text()
     report.record(test_acc=99.1)
     report.check("Accurate", True, "99.1%")
     report.show_analysis("Done.")
     index.record_run(tmp_path, "01_step1", {"status": "ok", "seconds": 192.0, "profile": "smoke",
                                           "finished": "2024-01-01T00:00:00+00:00", "error": None})
     page = index.write_index(tmp_path).read_text()
-    assert "<span class='ok'>ok</span>" in page and "<span class='incomplete'>" not in page
+    assert "<span class='ok'>ok</span>" in page and "<span class='unfinished'>" not in page
     report.record(test_acc=98.0)  # a cell above the checks run again in Jupyter, and no further
     page = index.write_index(tmp_path).read_text()
-    assert "<span class='incomplete'>incomplete</span>" in page and "<span class='ok'>" not in page
-    assert "results rewritten since (in Jupyter) by a run that did not reach its Analysis (stopped part-way" in page
+    assert "<span class='unfinished'>unfinished</span>" in page and "<span class='ok'>" not in page
+    assert html.escape("results of a run in Jupyter that did not reach its Analysis (stopped part-way, or a cell that "
+                       "records numbers ran again since): the headline and targets are that run's, the HTML report "
+                       "the runner's") in page
     index.record_run(tmp_path, "01_step1", {"status": "ok", "seconds": 192.0, "profile": "smoke",  # the runner's own
                                           "finished": "2999-01-01T00:00:00+00:00", "error": None})
     assert "<span class='ok'>ok</span>" in index.write_index(tmp_path).read_text()
@@ -133,7 +138,8 @@ def test_the_index_and_the_readme_give_a_full_series_wall_time_against_its_budge
     assert f"their own times add up to {index.fmt_duration(300.0 * len(every))}" in page
 
     results = [{"notebook": stem, "title": stem, "profile": "full", "hardware": "CPU", "torch": "2.14.1",
-                "seconds": 300.0, "targets": [], "saved": "2026-12-03T00:00:00", "analysis": ["Done."]}
+                "seconds": 300.0, "targets": [], "saved": "2026-12-03T00:00:00", "analysis": ["Done."],
+                "checks": [{"claim": "c", "met": True, "evidence": "e"}]}
                for stem in NOTEBOOK_PLANS]
     series = json.loads((tmp_path / "series.json").read_text())
     text = results_markdown(results, series=series, runs=every)

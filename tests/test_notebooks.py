@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 from mnist_utils.config import PROJECT_ROOT, reports_dir
+from mnist_utils.results import unfinished
 from mnist_utils.run import execute_notebook, find_notebooks
 from mnist_utils.series import waits_for
 
@@ -54,3 +55,4 @@ def test_notebook_runs_in_the_smoke_profile(path, smoke_run):
     assert results["profile"] == "smoke"
     assert results["targets"], "every notebook declares its targets"
     assert results["analysis"], "every notebook shows an Analysis block"
+    assert unfinished(results) is None, "a whole run: it checks its claims and ends in its Analysis"

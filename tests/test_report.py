@@ -145,7 +145,8 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
     report.record(acc=99.51)
     report.add_model("Model_3", params=5000, test_acc=99.51, seconds=100.0)
     report.publish_table("Seeds", [{"seed": 1, "min last 3": 99.47}], units={"min last 3": "%"})
-    report.show_analysis("Done.")  # a whole run ends in its Analysis
+    report.check("Accurate", True, "99.51%")
+    report.show_analysis("Done.")  # a whole run checks its claims and ends in its Analysis
     full = report.to_dict()
     smoke = {**full, "notebook": "02_smoke", "profile": "smoke"}
     with pytest.raises(ValueError, match="make notebooks"):
@@ -175,7 +176,7 @@ def test_readme_table_counts_the_targets_met_names_those_not_and_adds_up_the_not
     report.headline("acc", "Test accuracy", "%")
     report.record(acc=99.51, params=9000, epochs=15)  # too large: 2 targets of 3 met, 1 not (neither way round)
     first = {**report.to_dict(), "profile": "full", "seconds": 100.0, "saved": "2025-01-02T23:30:00+00:00",
-             "analysis": ["Done."]}
+             "analysis": ["Done."], "checks": [{"claim": "c", "met": True, "evidence": "e"}]}
     second = {**first, "notebook": "02_demo", "seconds": 200.0, "saved": "2025-03-04T08:00:00+00:00"}
     text = results_markdown([first, second])
     assert "the notebooks took 5m00s in all." in text, "100 s + 200 s"
@@ -255,6 +256,10 @@ def test_a_later_notebook_reads_an_earlier_ones_results_or_says_what_to_run(repo
                                              r"first \(`make notebooks NB=01`, or run it to the end in Jupyter\)"):
         load_result("01_demo", report.profile.name, tmp_path)
     report.show_analysis("Done.")
+    with pytest.raises(MissingResults, match=r"its last run there has no checked claims \(a cell that records numbers "
+                                             r"ran again since, then the Analysis alone\)"):
+        load_result("01_demo", report.profile.name, tmp_path)
+    report.check("Accurate", True, "98.0%")
     assert load_result("01_demo", report.profile.name, tmp_path)["metrics"]["acc"] == 98.0
     with pytest.raises(MissingResults, match=r"builds on 02_other's results in the smoke profile.*"
                                              r"make notebooks NB=02 PROFILE=smoke`, or run it to the end in Jupyter "
@@ -285,6 +290,7 @@ def test_make_readme_names_unreadable_files_sets_them_aside_and_needs_the_benchm
     monkeypatch.setenv("MNIST_PROFILE", "full")
     full = Report("01_demo", "Demo", output_dir=tmp_path / "reports" / "results")
     full.record(acc=99.5)
+    full.check("Accurate", True, "99.5%")
     full.show_analysis("Done.")
     (tmp_path / "reports" / "results" / "02_cut.json").write_text('{"notebook": "02_cut", "tit')
     bench = tmp_path / "reports" / "bench.json"
@@ -405,6 +411,8 @@ def test_a_cell_above_the_checks_run_again_takes_the_last_runs_checks_and_analys
         assert (report.checks, report.analysis) == ([], [])
         saved = json.loads((tmp_path / "01_demo.json").read_text())
         assert saved["checks"] == [] and unfinished(saved).startswith("did not reach its Analysis")
+        report.show_analysis("Again.")  # the Analysis cell alone, its checks not run again
+        assert unfinished(report.to_dict()).startswith("has no checked claims")
 
 
 def test_a_training_cut_short_is_neither_saved_nor_put_on_the_leaderboard(tmp_path, monkeypatch):
@@ -422,7 +430,7 @@ def test_a_training_cut_short_is_neither_saved_nor_put_on_the_leaderboard(tmp_pa
         history.record(epoch, 0.1, EpochStats(1.0, 90.0, 100, 1.0))
     report = Report("01_step1_skeleton", "test", seed=1)
     with pytest.raises(ValueError, match=r"01 Model_1: its history has 2 epochs and the recipe 15, so the model is "
-                                         r"not that recipe's training .*: run the training cell again to its end"):
+                                         r"not that recipe's training .*: run the training cell to its end"):
         save_and_record(report, "01 Model_1", Model_1(), load_config("step1"), history, seed=1, test_acc=90.0,
                         seconds=1.0)
     assert report.models == [] and not (tmp_path / "models").exists(), "nothing saved, nothing on the leaderboard"

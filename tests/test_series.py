@@ -106,7 +106,7 @@ def test_the_runner_runs_first_the_inputs_with_no_whole_run(tmp_path: Path, monk
         nbformat.write(nbformat.v4.new_notebook(), notebooks / f"{stem}.ipynb")
     results.mkdir(parents=True)
     whole = {"title": "t", "profile": "smoke", "targets": [], "seconds": 1.0, "saved": "2026-12-05", "hardware": "CPU",
-             "torch": "2", "analysis": ["Done."]}
+             "torch": "2", "analysis": ["Done."], "checks": [{"claim": "c", "met": True, "evidence": "e"}]}
     (results / f"{stems[0]}.json").write_text(json.dumps({**whole, "notebook": stems[0]}))
     (results / f"{stems[1]}.json").write_text(json.dumps({**whole, "notebook": stems[1], "analysis": []}))  # cut short
     ran = []
@@ -173,7 +173,8 @@ def test_results_of_another_profile_are_no_input_and_the_runner_runs_that_notebo
     results.mkdir(parents=True)  # a full run's results, copied into the smoke folder: not this profile's
     (results / f"{stems[0]}.json").write_text(json.dumps({"notebook": stems[0], "title": "t", "profile": "full",
                                                           "targets": [], "seconds": 1.0, "saved": "2026-12-05",
-                                                          "hardware": "CPU", "torch": "2", "analysis": ["Done."]}))
+                                                          "hardware": "CPU", "torch": "2", "analysis": ["Done."],
+                                                          "checks": [{"claim": "c", "met": True, "evidence": "e"}]}))
     ran = []
     monkeypatch.setattr(run, "run_notebooks", lambda paths, *args, **kwargs: ran.extend(p.stem for p in paths) or {})
     arguments = ["02", "--profile", "smoke", "--notebooks", str(notebooks), "--reports", str(tmp_path / "reports")]
