@@ -424,8 +424,9 @@ class Classifier:
         """The arithmetic the model computes in here: bfloat16 where it trained in it (as recorded, else as its
         config asks) and this device computes it natively, else float32, so that its recorded accuracy is what it
         scores here (a bf16 config trained on a processor without bf16 trained in float32)."""
-        trained = self.metadata.get("precision") or ("bfloat16" if trained_with(self.metadata, "bf16") else "float32")
-        return precision_for(trained == "bfloat16", self.device)
+        recorded = self.metadata.get("precision")
+        in_bf16 = recorded == "bfloat16" if recorded else trained_with(self.metadata, "bf16")
+        return precision_for(in_bf16, self.device)
 
     def predict(self, images: ImageSet, desc: str | None = None) -> Predictions:
         """The model's predictions for every image of `images`, prepared and computed as it was tested when it

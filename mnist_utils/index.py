@@ -206,8 +206,9 @@ def _index_row(stem: str, run: dict[str, Any], results: dict[str, Any] | None, r
     status, why = run.get("status", "—"), run.get("error")
     rewritten = status == "ok" and _after(results.get("saved"), run.get("finished"))  # in Jupyter, since the runner
     if results and (gap := unfinished(results)) and (not run or rewritten):
-        why = f"results of a run in Jupyter that {gap}: the headline and targets are that run's"
-        status, why = "unfinished", why + (", the HTML report the runner's" if run else "")
+        status = "unfinished"
+        why = (f"results of a run in Jupyter that {gap}: the headline and targets are that run's"
+               + (", the HTML report the runner's" if run else ""))
     status_cell = f"<span class='{_e(status)}'>{_e(status)}</span>"
     if why:
         status_cell += f"<div class='why'>{_e(why)}</div>"
