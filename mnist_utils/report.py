@@ -22,13 +22,13 @@ import json
 import math
 import operator
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from .clock import CellClock
 from .config import get_device, get_profile, hardware, pending_dir, reports_dir
 from .config_files import config_files
 from .files import jsonable, write_atomic
@@ -212,7 +212,7 @@ class Report:
     output_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        self.started = time.perf_counter()
+        self.clock = CellClock()  # the notebook's cells' own time: a reader's pauses in Jupyter do not count
         self.profile = get_profile()
         self.device = get_device()
         pending = pending_dir() if self.output_dir is None else None
@@ -392,7 +392,7 @@ class Report:
             "device": str(self.device),
             "hardware": hardware(self.device),
             "torch": torch.__version__,
-            "seconds": round(time.perf_counter() - self.started, 2),
+            "seconds": round(self.clock.seconds(), 2),
             "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from mnist_utils.clock import CellClock
 from mnist_utils.config import PROJECT_ROOT, counted, get_profile, hardware, reports_dir
 from mnist_utils.report import Report, Target, fmt, markdown_table, typeset
 from mnist_utils.results import MissingResults, load_result, load_results
@@ -41,10 +42,13 @@ def test_results_json_holds_what_the_index_needs(report, tmp_path, monkeypatch):
     from mnist_utils import report as report_module
 
     monkeypatch.setattr(report_module, "hardware", lambda device=None: f"the machine, computing on {device}")
+    ticks = [0.0]
+    report.clock = CellClock(now=lambda: ticks[0])
     report.target("acc", ">", 50, "Accuracy", "%")
     report.headline("acc", "Test accuracy", "%")
     report.record(acc=99.5, history=[{"epoch": 1, "test_acc": 99.5}])
     report.add_model("Model_1", params=100, test_acc=99.5, seconds=1.5)
+    ticks[0] = 12.5
     report.check("It works", True, "acc 99.5")
     saved = json.loads((tmp_path / "01_demo.json").read_text())
     assert saved["headline"] == {"metric": "acc", "label": "Test accuracy", "unit": "%", "value": 99.5}
@@ -53,7 +57,7 @@ def test_results_json_holds_what_the_index_needs(report, tmp_path, monkeypatch):
     assert saved["seed"] == 3 and saved["metrics"]["acc"] == 99.5 and saved["title"] == "Demo"
     assert saved["profile"] == get_profile().name and saved["device"] == str(report.device)
     assert saved["torch"] == torch.__version__ and saved["hardware"] == f"the machine, computing on {report.device}"
-    assert saved["seconds"] >= 0
+    assert saved["seconds"] == 12.5, "the notebook's cells' time, from the report's clock"
     assert saved["models"][0] == {"name": "Model_1", "params": 100, "test_acc": 99.5, "seconds": 1.5}
     assert saved["checks"][0] == {"claim": "It works", "met": True, "evidence": "acc 99.5"}
     assert load_results(tmp_path)[0]["notebook"] == "01_demo"

@@ -1,0 +1,46 @@
+"""A notebook's own run time: the seconds its cells spent running, not the pauses between them.
+
+Run headless, a notebook's cells follow one another at once, and its cells' time is its wall time. Run by hand in
+Jupyter, a reader may stop between two cells for as long as they like: a wall clock would count that against the
+notebook's budget, this one does not. Outside IPython, where nothing runs cells, it is the wall clock.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+
+class CellClock:
+    """Seconds spent running cells since it was made (it starts inside the cell that makes it)."""
+
+    def __init__(self, shell: Any = None, now: Callable[[], float] = time.perf_counter) -> None:
+        self._now = now
+        self._finished = 0.0  # the seconds of cells that have finished
+        self._cell_started: float | None = now()  # the running cell's start, None between cells
+        shell = shell if shell is not None else _ipython()
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._cell_starts)
+            shell.events.register("post_run_cell", self._cell_ends)
+
+    def _cell_starts(self, info: Any = None) -> None:
+        self._cell_started = self._now()
+
+    def _cell_ends(self, result: Any = None) -> None:
+        if self._cell_started is not None:
+            self._finished += self._now() - self._cell_started
+        self._cell_started = None
+
+    def seconds(self) -> float:
+        """The cells' seconds so far, the running cell's up to now included."""
+        running = 0.0 if self._cell_started is None else self._now() - self._cell_started
+        return self._finished + running
+
+    def minutes(self) -> float:
+        return self.seconds() / 60
+
+
+def _ipython() -> Any:
+    """The IPython shell running this code, or None (a script, a test)."""
+    from IPython import get_ipython  # here, not above: a command line that never makes a clock never loads IPython
+
+    return get_ipython()

@@ -1,0 +1,43 @@
+from types import SimpleNamespace
+
+import pytest
+from IPython.core.events import EventManager, available_events
+
+from mnist_utils.clock import CellClock
+
+
+class Ticks:
+    """A clock the test sets by hand: no test here waits."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def test_in_ipython_the_cells_time_counts_and_the_pauses_between_cells_do_not():
+    shell = SimpleNamespace(events=EventManager(None, available_events))  # IPython's own event manager
+    ticks = Ticks(10.0)
+    clock = CellClock(shell=shell, now=ticks)  # made inside a cell, at 10 s
+    ticks.at = 12.0
+    shell.events.trigger("post_run_cell", None)  # that cell ends: 2 s
+    ticks.at = 100.0  # a reader pauses for 88 s
+    shell.events.trigger("pre_run_cell", None)
+    ticks.at = 103.0
+    assert clock.seconds() == pytest.approx(5.0), "the running cell counts up to now"
+    ticks.at = 104.0
+    shell.events.trigger("post_run_cell", None)
+    ticks.at = 500.0
+    assert clock.seconds() == pytest.approx(6.0), "between cells the clock stands still"
+    shell.events.trigger("pre_run_cell", None)
+    ticks.at = 530.0
+    shell.events.trigger("post_run_cell", None)
+    assert clock.seconds() == pytest.approx(36.0) and clock.minutes() == pytest.approx(0.6)
+
+
+def test_outside_ipython_it_is_the_wall_clock():
+    ticks = Ticks(3.0)
+    clock = CellClock(now=ticks)  # pytest runs no IPython shell
+    ticks.at = 63.0
+    assert clock.seconds() == pytest.approx(60.0) and clock.minutes() == pytest.approx(1.0)
