@@ -71,6 +71,17 @@ def test_the_report_shows_an_analysis_as_filled_in_without_its_template(tmp_path
     assert "seeds_met" not in html and "ANALYSIS" not in html, "not the template as well"
 
 
+def test_a_reports_page_the_notebook_links_is_linked_beside_the_report_in_any_reports_folder(tmp_path) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "The [leaderboard](../reports/leaderboard.html), the [data](https://example.org/reports/x.html)")])
+    folder = tmp_path / "elsewhere" / "smoke"  # not reports/: the notebook's own link would miss it
+    folder.mkdir(parents=True)
+    assert render_html(notebook, folder / "06_x.html") is None
+    html = (folder / "06_x.html").read_text()
+    assert 'href="leaderboard.html"' in html and "../reports/" not in html
+    assert 'href="https://example.org/reports/x.html"' in html, "a link elsewhere is left as it is"
+
+
 @pytest.mark.parametrize("path", find_notebooks(), ids=lambda path: path.stem)
 def test_every_cell_that_writes_an_analysis_and_no_other_is_tagged_to_hide_its_code_in_the_report(path) -> None:
     writes_analysis = re.compile(r'^[A-Z_]*ANALYSIS[A-Z_]* = """|show_analysis\(', re.M)
