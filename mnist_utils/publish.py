@@ -58,7 +58,8 @@ ANALYSIS_TAG = "remove-input"
 _TEXT_OUTPUT_CSS = "<style>.jp-RenderedText pre{white-space:pre;overflow-x:auto}</style>\n"
 # A notebook links another page of the reports as its folder sees it (../reports/leaderboard.html): its report lies
 # beside that page, in whichever folder the run wrote to (reports/smoke/, a --reports folder), and links it so.
-_REPORTS_LINK = re.compile(r'href="\.\./reports/')
+# Anchors only: code and printed output show a tag's "<" as "&lt;", and keep their text as written.
+_REPORTS_LINK = re.compile(r'(<a\b[^>]*?\bhref=")\.\./reports/')
 # A report opened on its own leads back to the index beside it, which lists every report and the leaderboard.
 _BACK_TO_INDEX = ("\n<nav style='padding:8px 16px;font:14px system-ui,sans-serif'>"
                   "<a href='index.html'>← all reports</a></nav>")
@@ -70,7 +71,7 @@ def render_html(nb: Any, html: Path) -> str | None:
         exporter = HTMLExporter(template_name="lab", embed_images=True, config=Config(
             TagRemovePreprocessor={"enabled": True, "remove_input_tags": {ANALYSIS_TAG}}))
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
-        body = _REPORTS_LINK.sub('href="', body.replace("</head>", _TEXT_OUTPUT_CSS + "</head>", 1))
+        body = _REPORTS_LINK.sub(r"\1", body.replace("</head>", _TEXT_OUTPUT_CSS + "</head>", 1))
         body = re.sub(r"<body[^>]*>", lambda tag: tag.group(0) + _BACK_TO_INDEX, body, count=1)
         write_atomic(html, body.encode())
     except Exception as exc:  # e.g. nbconvert installed without its templates

@@ -3,7 +3,9 @@ from types import SimpleNamespace
 import pytest
 from IPython.core.events import EventManager, available_events
 
+from mnist_utils import clock as clock_module
 from mnist_utils.clock import CellClock
+from mnist_utils.report import Report
 
 
 class Ticks:
@@ -41,3 +43,19 @@ def test_outside_ipython_it_is_the_wall_clock():
     clock = CellClock(now=ticks)  # pytest runs no IPython shell
     ticks.at = 63.0
     assert clock.seconds() == pytest.approx(60.0) and clock.minutes() == pytest.approx(1.0)
+
+
+def test_a_report_made_in_a_notebook_keeps_its_cells_time(tmp_path, monkeypatch):
+    shell = SimpleNamespace(events=EventManager(None, available_events))
+    monkeypatch.setattr(clock_module, "_ipython", lambda: shell)  # as if made in a Jupyter cell
+    report = Report("06_demo", "Demo", output_dir=tmp_path)
+    shell.events.trigger("post_run_cell", None)
+    assert report.clock.seconds() == report.clock.seconds(), "between cells its clock stands still"
+
+
+def test_the_clock_listens_to_the_ipython_shell_running_it(monkeypatch):
+    import IPython
+
+    shell = SimpleNamespace(events=EventManager(None, available_events))
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    assert clock_module._ipython() is shell

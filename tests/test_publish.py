@@ -72,13 +72,16 @@ def test_the_report_shows_an_analysis_as_filled_in_without_its_template(tmp_path
 
 
 def test_a_reports_page_the_notebook_links_is_linked_beside_the_report_in_any_reports_folder(tmp_path) -> None:
+    quoted = nbformat.v4.new_code_cell("print('<a href=\"../reports/x.html\">')")
+    quoted.outputs = [nbformat.v4.new_output("stream", name="stdout", text='<a href="../reports/x.html">\n')]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
-        "The [leaderboard](../reports/leaderboard.html), the [data](https://example.org/reports/x.html)")])
+        "The [leaderboard](../reports/leaderboard.html), the [data](https://example.org/reports/x.html)"), quoted])
     folder = tmp_path / "elsewhere" / "smoke"  # not reports/: the notebook's own link would miss it
     folder.mkdir(parents=True)
     assert render_html(notebook, folder / "06_x.html") is None
     html = (folder / "06_x.html").read_text()
-    assert 'href="leaderboard.html"' in html and "../reports/" not in html
+    assert 'href="leaderboard.html"' in html and '<a href="../reports/' not in html
+    assert html.count('&lt;a href="../reports/x.html"&gt;') == 2, "code and its output are shown as written"
     assert 'href="https://example.org/reports/x.html"' in html, "a link elsewhere is left as it is"
 
 
