@@ -96,3 +96,49 @@ def test_a_checkpoint_computes_in_the_precision_it_trained_in_wherever_it_is_loa
     assert recipe_fields(recipe, cpu)["precision"] == "bfloat16", "trained here, it would train in bf16"
     save_trained(model, recipe, seed=2, test_acc=99.0, epochs=1, notebook="06", directory=tmp_path / "models")
     assert Classifier.load(tmp_path / "models" / "cnn_simple-seed2").metadata["precision"] == "bfloat16"
+
+
+def test_a_checkpoint_records_the_precision_of_the_device_it_trained_on(tmp_path, monkeypatch):
+    """The precision is the device's that trained it, not the CPU's: a bf16 config trained on a GPU with bf16
+    records bfloat16 even where the processor has none (as save_trained finds it: on the notebook's device)."""
+    import json
+
+    from mnist_utils import checkpoints
+    from mnist_utils.checkpoints import recipe_fields, save_trained
+    from mnist_utils.recipes import load_config
+
+    recipe, gpu, cpu = load_config("cnn_simple"), torch.device("cuda:0"), torch.device("cpu")  # bf16: true
+    monkeypatch.setattr(engine, "bf16_native", lambda device: device.type == "cuda")  # a GPU with it, a CPU without
+    assert [recipe_fields(recipe, device)["precision"] for device in (gpu, cpu)] == ["bfloat16", "float32"]
+    fields = recipe_fields(recipe, cpu)
+    model = checkpoints.rebuild_model(fields["model_name"], fields["model_args"])  # on the CPU, as packed seeds return
+    monkeypatch.setattr(checkpoints, "get_device", lambda *args: gpu)  # the notebook's device
+    saved = save_trained(model, recipe, seed=1, test_acc=99.0, epochs=1, notebook="06", directory=tmp_path / "models")
+    assert json.loads((tmp_path / saved).with_suffix(".json").read_text())["precision"] == "bfloat16"
+
+
+def test_a_training_speed_and_a_feature_pass_read_their_clocks_after_the_gpus_work(monkeypatch, mnist):
+    """As the probe above: the speed a notebook measures, and the seconds a frozen backbone's features take."""
+    from collections import OrderedDict
+
+    from mnist_utils import inspection, training
+    from mnist_utils.data import MNIST
+    from mnist_utils.recipes import Recipe
+
+    events = []
+    for module in (inspection, training):
+        monkeypatch.setattr(module, "synchronize", lambda device: events.append("synchronize"))
+        monkeypatch.setattr(module.time, "perf_counter", lambda: events.append("clock") or float(len(events)))
+    monkeypatch.setattr(inspection, "training_step", lambda *args: events.append("step"))
+    inspection.training_speed(torch.nn.Linear(4, 2), torch.randn(8, 4), torch.randint(0, 2, (8,)),
+                              torch.device("cpu"), steps=1, repeats=1, warmup=0)
+    assert events == ["synchronize", "clock", "step", "synchronize", "clock"]
+    events.clear()
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+    model = torch.nn.Sequential(OrderedDict(backbone=backbone, head=torch.nn.Linear(8, 10)))
+    recipe = Recipe(model="pretrained", model_args={"family": "efficientnet-lite0"}, freeze_backbone=True,
+                    epochs=1, batch_size=32)
+    monkeypatch.setattr(training, "_fit_recipe", lambda *args, **kwargs: events.append("fit"))
+    training.train_head(model, recipe, MNIST(mnist.train.head(64), mnist.test.head(32)), torch.device("cpu"), seed=0,
+                        progress=None)
+    assert events[:3] == ["clock", "synchronize", "clock"], "the features' seconds end when they are done"

@@ -65,7 +65,8 @@ def test_index_lists_every_notebook_with_link_headline_and_targets(tmp_path: Pat
 def test_a_notebooks_results_cut_short_in_jupyter_read_unfinished_on_the_index(tmp_path: Path) -> None:
     report = Report("01_step1", "Step 1", output_dir=tmp_path / "results")
     report.record(test_acc=99.1)  # run in Jupyter only, and cut short: no runner's entry
-    assert "<span class='unfinished'>unfinished</span>" in index.write_index(tmp_path).read_text()
+    page = index.write_index(tmp_path).read_text()
+    assert "<span class='unfinished'>unfinished</span>" in page and html.escape("runner's") not in page, "no runner"
     report.record(test_acc=99.1)
     report.check("Accurate", True, "99.1%")
     report.show_analysis("Done.")
@@ -83,6 +84,22 @@ def test_a_notebooks_results_cut_short_in_jupyter_read_unfinished_on_the_index(t
                                           "finished": "2999-01-01T00:00:00+00:00", "error": None})
     assert "<span class='ok'>ok</span>" in index.write_index(tmp_path).read_text()
 
+
+
+def test_a_runners_error_stays_on_the_index_when_a_later_run_in_jupyter_was_cut_short(tmp_path: Path) -> None:
+    index.record_run(tmp_path, "01_step1", {"status": "error", "seconds": 4.0, "profile": "smoke",
+                                          "finished": "2024-01-01T00:00:00+00:00", "error": "ValueError: boom"})
+    Report("01_step1", "Step 1", output_dir=tmp_path / "results").record(test_acc=99.1)  # saved since, no Analysis
+    page = index.write_index(tmp_path).read_text()
+    assert "<span class='error'>error</span>" in page and "ValueError: boom" in page
+    assert "<span class='unfinished'>" not in page
+
+
+def test_a_time_missing_or_unreadable_is_never_after_another() -> None:
+    earlier, later = "2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00"
+    assert index._after(later, earlier) and not index._after(earlier, later)
+    assert not index._after(None, earlier) and not index._after(later, None) and not index._after("yesterday", earlier)
+    assert not index._after("2024-01-02T00:00:00", earlier), "a time without its zone cannot be compared"
 
 def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budget(tmp_path: Path) -> None:
     stem = "03_step3_augment_onecycle"  # budget: config.NOTEBOOK_PLANS

@@ -75,12 +75,13 @@ def test_a_reports_page_the_notebook_links_is_linked_beside_the_report_in_any_re
     quoted = nbformat.v4.new_code_cell("print('<a href=\"../reports/x.html\">')")
     quoted.outputs = [nbformat.v4.new_output("stream", name="stdout", text='<a href="../reports/x.html">\n')]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
-        "The [leaderboard](../reports/leaderboard.html), the [data](https://example.org/reports/x.html)"), quoted])
+        "The [leaderboard](../reports/leaderboard.html) beside the [index page](../reports/index.html), as 06 links "
+        "them; the [data](https://example.org/reports/x.html)"), quoted])
     folder = tmp_path / "elsewhere" / "smoke"  # not reports/: the notebook's own link would miss it
     folder.mkdir(parents=True)
     assert render_html(notebook, folder / "06_x.html") is None
     html = (folder / "06_x.html").read_text()
-    assert 'href="leaderboard.html"' in html and '<a href="../reports/' not in html
+    assert 'href="leaderboard.html"' in html and 'href="index.html"' in html and '<a href="../reports/' not in html
     assert html.count('&lt;a href="../reports/x.html"&gt;') == 2, "code and its output are shown as written"
     assert 'href="https://example.org/reports/x.html"' in html, "a link elsewhere is left as it is"
 

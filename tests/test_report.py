@@ -160,6 +160,8 @@ def test_readme_section_is_generated_from_full_results_only(report, tmp_path):
         results_markdown([{**full, "stopped": "ValueError: boom (cell [7])"}])
     with pytest.raises(ValueError, match=r"Not a whole run: 01_demo did not reach its Analysis \(stopped part-way"):
         results_markdown([{**full, "analysis": []}])  # a run in Jupyter cut short: no Analysis
+    with pytest.raises(ValueError, match=r'01_demo stopped early \(boom\); 02_demo has no checked claims .*NB="01 02"'):
+        results_markdown([{**full, "stopped": "boom"}, {**full, "notebook": "02_demo", "checks": []}])
     text = results_markdown([full, smoke])
     assert "Test accuracy: 99.51%" in text and "| 1 | 99.47% |" in text and "02_smoke" not in text
     assert "| Model_3 | 01_demo | 5,000 | — | 99.51% |" in text
@@ -437,6 +439,9 @@ def test_a_training_cut_short_is_neither_saved_nor_put_on_the_leaderboard(tmp_pa
                                          r"not that recipe's training .*: run the training cell to its end"):
         save_and_record(report, "01 Model_1", Model_1(), load_config("step1"), history, seed=1, test_acc=90.0,
                         seconds=1.0)
+    with pytest.raises(ValueError, match=r"its history has 2 epochs and the recipe 1,"):  # nor more than them
+        save_and_record(report, "01 Model_1", Model_1(), load_config("step1", ["epochs=1"]), history, seed=1,
+                        test_acc=90.0, seconds=1.0)
     assert report.models == [] and not (tmp_path / "models").exists(), "nothing saved, nothing on the leaderboard"
     early = load_config("step1", ["val_fraction=1/12", "patience=2"])  # early stopping may end a training early
     save_and_record(report, "01 Model_1", Model_1(), early, history, seed=1, test_acc=90.0, seconds=1.0)
