@@ -7,6 +7,7 @@ notebook's budget, this one does not. Outside IPython, where nothing runs cells,
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any, Callable
 
 
@@ -19,8 +20,8 @@ class CellClock:
         self._cell_started: float | None = now()  # the running cell's start, None between cells
         shell = shell if shell is not None else _ipython()
         if shell is not None:
-            shell.events.register("pre_run_cell", self._cell_starts)
-            shell.events.register("post_run_cell", self._cell_ends)
+            _listen(shell, "pre_run_cell", self._cell_starts)
+            _listen(shell, "post_run_cell", self._cell_ends)
 
     def _cell_starts(self, info: Any = None) -> None:
         self._cell_started = self._now()
@@ -37,6 +38,21 @@ class CellClock:
 
     def minutes(self) -> float:
         return self.seconds() / 60
+
+
+def _listen(shell: Any, event: str, method: Callable[..., None]) -> None:
+    """Call a clock's `method` on each of the shell's `event`s while the clock lives: a Report made again (its cell
+    run again) leaves its old clock to be collected, whose callback then takes itself off."""
+    clock_method = weakref.WeakMethod(method)
+
+    def callback(*args: Any) -> None:
+        live = clock_method()
+        if live is None:
+            shell.events.unregister(event, callback)  # the shell calls a copy of its list: safe while it runs
+        else:
+            live(*args)
+
+    shell.events.register(event, callback)
 
 
 def _ipython() -> Any:

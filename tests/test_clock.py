@@ -1,3 +1,4 @@
+import gc
 from types import SimpleNamespace
 
 import pytest
@@ -59,3 +60,17 @@ def test_the_clock_listens_to_the_ipython_shell_running_it(monkeypatch):
     shell = SimpleNamespace(events=EventManager(None, available_events))
     monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
     assert clock_module._ipython() is shell
+
+
+def test_a_clock_made_again_leaves_the_shell_listening_to_the_new_one_only():
+    shell = SimpleNamespace(events=EventManager(None, available_events))
+    ticks = Ticks(0.0)
+    first = CellClock(shell=shell, now=ticks)
+    second = CellClock(shell=shell, now=ticks)  # the Report's cell run again
+    del first
+    gc.collect()
+    shell.events.trigger("post_run_cell", None)
+    shell.events.trigger("pre_run_cell", None)
+    assert [len(shell.events.callbacks[event]) for event in ("pre_run_cell", "post_run_cell")] == [1, 1]
+    ticks.at = 5.0
+    assert second.seconds() == pytest.approx(5.0), "the clock still in use counts on"
