@@ -6,6 +6,7 @@ notebook's budget, this one does not. Outside IPython, where nothing runs cells,
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from typing import Any, Callable
@@ -41,14 +42,16 @@ class CellClock:
 
 
 def _listen(shell: Any, event: str, method: Callable[..., None]) -> None:
-    """Call a clock's `method` on each of the shell's `event`s while the clock lives: a Report made again (its cell
-    run again) leaves its old clock to be collected, whose callback then takes itself off."""
+    """Call a clock's `method` on each of the shell's `event`s while the clock lives. The shell holds the clock
+    weakly: a Report made again (its cell run again) leaves its old clock to be collected, and the callback of a
+    collected clock takes itself off the next time its event comes."""
     clock_method = weakref.WeakMethod(method)
 
     def callback(*args: Any) -> None:
         live = clock_method()
         if live is None:
-            shell.events.unregister(event, callback)  # the shell calls a copy of its list: safe while it runs
+            with contextlib.suppress(ValueError):  # already off; the shell calls a copy of its list, so either is safe
+                shell.events.unregister(event, callback)
         else:
             live(*args)
 
@@ -57,6 +60,6 @@ def _listen(shell: Any, event: str, method: Callable[..., None]) -> None:
 
 def _ipython() -> Any:
     """The IPython shell running this code, or None (a script, a test)."""
-    from IPython import get_ipython  # here, not above: a command line that never makes a clock never loads IPython
+    from IPython import get_ipython  # here, not above: importing this module loads no IPython
 
     return get_ipython()

@@ -56,10 +56,10 @@ ANALYSIS_TAG = "remove-input"
 # Printed output keeps its lines, as a terminal shows them: the template wraps them, which splits a progress bar's
 # last figures onto a line of their own (test_acc=99.2 / 5); a line wider than the page scrolls instead.
 _TEXT_OUTPUT_CSS = "<style>.jp-RenderedText pre{white-space:pre;overflow-x:auto}</style>\n"
-# A notebook links another page of the reports as its folder sees it (../reports/leaderboard.html): its report lies
-# beside that page, in whichever folder the run wrote to (reports/smoke/, a --reports folder), and links it so.
-# Anchors only: code and printed output show a tag's "<" as "&lt;", and keep their text as written.
-_REPORTS_LINK = re.compile(r'(<a\b[^>]*?\bhref=")\.\./reports/')
+# A notebook links another page of the reports as its folder sees it (../reports/leaderboard.html); its report lies
+# beside that page, in whichever folder the run wrote to (reports/smoke/, a --reports folder), so the report's link
+# drops the ../reports/. Anchors' href only: code and printed output show a tag's "<" as "&lt;" and stay as written.
+_REPORTS_LINK = re.compile(r"""(<a\s[^>]*?(?<![\w-])href=["'])\.\./reports/""")
 # A report opened on its own leads back to the index beside it, which lists every report and the leaderboard.
 _BACK_TO_INDEX = ("\n<nav style='padding:8px 16px;font:14px system-ui,sans-serif'>"
                   "<a href='index.html'>← all reports</a></nav>")

@@ -1,6 +1,8 @@
 """What the code does for the device it computes on, checked on any machine: the choices it makes from what torch
 reports of a GPU (stood in for here, where there may be none), the settings a seeded run leaves behind, and the
 precision a checkpoint computes in on a machine other than the one that trained it."""
+import time
+
 import pytest
 import torch
 
@@ -128,7 +130,7 @@ def test_a_training_speed_and_a_feature_pass_read_their_clocks_after_the_gpus_wo
     events = []
     for module in (inspection, training):
         monkeypatch.setattr(module, "synchronize", lambda device: events.append("synchronize"))
-        monkeypatch.setattr(module.time, "perf_counter", lambda: events.append("clock") or float(len(events)))
+    monkeypatch.setattr(time, "perf_counter", lambda: events.append("clock") or float(len(events)))
     monkeypatch.setattr(inspection, "training_step", lambda *args: events.append("step"))
     inspection.training_speed(torch.nn.Linear(4, 2), torch.randn(8, 4), torch.randint(0, 2, (8,)),
                               torch.device("cpu"), steps=1, repeats=1, warmup=0)

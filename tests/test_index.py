@@ -85,7 +85,6 @@ def test_a_notebooks_results_cut_short_in_jupyter_read_unfinished_on_the_index(t
     assert "<span class='ok'>ok</span>" in index.write_index(tmp_path).read_text()
 
 
-
 def test_a_runners_error_stays_on_the_index_when_a_later_run_in_jupyter_was_cut_short(tmp_path: Path) -> None:
     index.record_run(tmp_path, "01_step1", {"status": "error", "seconds": 4.0, "profile": "smoke",
                                           "finished": "2024-01-01T00:00:00+00:00", "error": "ValueError: boom"})
@@ -100,6 +99,7 @@ def test_a_time_missing_or_unreadable_is_never_after_another() -> None:
     assert index._after(later, earlier) and not index._after(earlier, later)
     assert not index._after(None, earlier) and not index._after(later, None) and not index._after("yesterday", earlier)
     assert not index._after("2024-01-02T00:00:00", earlier), "a time without its zone cannot be compared"
+
 
 def test_the_index_and_the_progress_line_show_a_full_runs_time_against_its_budget(tmp_path: Path) -> None:
     stem = "03_step3_augment_onecycle"  # budget: config.NOTEBOOK_PLANS

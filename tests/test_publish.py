@@ -76,14 +76,15 @@ def test_a_reports_page_the_notebook_links_is_linked_beside_the_report_in_any_re
     quoted.outputs = [nbformat.v4.new_output("stream", name="stdout", text='<a href="../reports/x.html">\n')]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
         "The [leaderboard](../reports/leaderboard.html) beside the [index page](../reports/index.html), as 06 links "
-        "them; the [data](https://example.org/reports/x.html)"), quoted])
+        "them; the [data](https://example.org/reports/x.html), <a data-href=\"../reports/y.html\">y</a>"), quoted])
     folder = tmp_path / "elsewhere" / "smoke"  # not reports/: the notebook's own link would miss it
     folder.mkdir(parents=True)
     assert render_html(notebook, folder / "06_x.html") is None
     html = (folder / "06_x.html").read_text()
     assert 'href="leaderboard.html"' in html and 'href="index.html"' in html and '<a href="../reports/' not in html
     assert html.count('&lt;a href="../reports/x.html"&gt;') == 2, "code and its output are shown as written"
-    assert 'href="https://example.org/reports/x.html"' in html, "a link elsewhere is left as it is"
+    assert 'href="https://example.org/reports/x.html"' in html and 'data-href="../reports/y.html"' in html, (
+        "a link elsewhere, or another attribute, is left as it is")
 
 
 @pytest.mark.parametrize("path", find_notebooks(), ids=lambda path: path.stem)
