@@ -1,21 +1,14 @@
 """The benchmark: a --quick run end to end (its figures in the JSON and in the printout), and its helpers.
 No assertion is about speed: these check that the figures are measured, kept and reported consistently."""
-import itertools
 import json
-import threading
 
 import pytest
 import torch
 
 from mnist_utils import bench
-from mnist_utils.batches import endless
-from mnist_utils.bench import Knob, Sizes
+from mnist_utils.bench import Sizes
 from mnist_utils.config import UsageError
 from mnist_utils.recipes import load_config
-
-TINY = Sizes(steps=1, warmup=1, repeats=1)
-
-STEP3 = load_config("step3")
 
 
 def test_quick_run_prints_and_writes_every_figure(tmp_path, monkeypatch, capsys):
@@ -106,75 +99,6 @@ def test_the_example_is_timed_against_the_fastest_recipe_to_the_same_accuracy(mo
                                       torch.device("cpu"), bench.QUICK)
     assert unreached["ratio"] is None and not unreached["met"]
     assert "a ratio cannot be given" in capsys.readouterr().out
-
-
-def test_verdict_needs_the_margin_to_say_helps():
-    assert bench.verdict(1.05) == "helps"
-    assert bench.verdict(1.04) == "does not help (within ±5%)"
-    assert bench.verdict(0.95) == "does not help (slower)"
-    assert bench.verdict(1.2, margin=0.25) == "does not help (within ±25%)"
-
-
-def test_knobs_start_with_the_baseline_and_change_one_thing_each():
-    knobs = bench.knobs_for(STEP3, lanes=2)
-    assert knobs[0] == Knob(knobs[0].name)
-    changed = [{f for f in ("batch_size", "channels_last", "compile", "autocast", "copies", "lanes")
-                if getattr(k, f) != getattr(knobs[0], f)} for k in knobs[1:]]
-    assert all(len(fields) == 1 for fields in changed)
-    assert {k.batch_size for k in knobs} == {None, STEP3.batch_size // 2, STEP3.batch_size * 2}
-
-
-def test_full_batches_drop_an_epochs_short_last_batch(mnist):
-    batches = STEP3.train_batches(mnist.train.head(300), torch.device("cpu"), 1)
-    batch = STEP3.batch_size  # 300 is no multiple of it: every epoch ends on a short batch
-    sizes = [len(y) for _, y in itertools.islice(bench.full_batches(endless(batches), batch), 5)]
-    assert sizes == [batch] * 5
-
-
-def test_packed_knob_counts_every_copys_images(mnist, monkeypatch):
-    seen = []
-    original = bench.take_steps
-    monkeypatch.setattr(bench, "take_steps", lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
-    result = bench.knob_speed(Knob("packed", copies=2), STEP3, mnist.train.head(512), torch.device("cpu"), TINY)
-    assert result["images_per_s"] > 0 and result["compile_s"] is None
-    assert seen == [2 * STEP3.batch_size] * 2, "warm-up and timed step: a batch for each of 2 copies"
-
-
-def test_lanes_knob_counts_every_lanes_images_over_the_slowest_lanes_time(mnist, monkeypatch):
-    calls, lock = [], threading.Lock()
-    lane_timings = [[(100, 1.0), (100, 0.5)], [(100, 2.0), (100, 0.5)]]  # (images, seconds) of each repeat
-
-    def fake_repeats(*args, **kwargs):
-        with lock:
-            calls.append((torch.get_num_threads(), kwargs.get("together") or args[-1]))
-            return lane_timings[len(calls) - 1]
-
-    monkeypatch.setattr(bench, "timed_repeats", fake_repeats)
-    result = bench.knob_speed(Knob("lanes", lanes=2), STEP3, mnist.train.head(512), torch.device("cpu"), TINY)
-    assert result == {"images_per_s": 400.0, "compile_s": None}, "repeat 2: 200 images in 0.5 s beats 200 in 2 s"
-    assert [threads for threads, _ in calls] == [1, 1], "each lane trains on one thread"
-    assert calls[0][1] is calls[1][1], "both lanes start their repeats at one barrier"
-
-
-def test_lanes_knob_only_where_there_are_two_lanes_or_more():
-    assert not any(k.lanes > 1 for k in bench.knobs_for(STEP3)) and not any(k.lanes > 1 for k in bench.knobs_for(STEP3, 1))
-    assert [k.lanes for k in bench.knobs_for(STEP3, 4)][-1] == 4
-
-
-def test_a_knob_that_fails_is_reported_not_raised(mnist, monkeypatch, capsys):
-    def fake_speed(knob, *args):
-        if knob.compile:
-            raise RuntimeError("no C++ compiler found\nmore detail")
-        return {"images_per_s": 200.0 if knob.copies > 1 else 100.0, "compile_s": None}
-
-    monkeypatch.setattr(bench, "knob_speed", fake_speed)
-    rows = bench.knob_table(STEP3, mnist.train.head(256), torch.device("cpu"), TINY)
-    by_name = {row["knob"]: row for row in rows}
-    assert by_name["torch.compile"]["error"] == "RuntimeError: no C++ compiler found"
-    assert by_name["torch.compile"]["ratio"] is None
-    packed = next(row for row in rows if "packed" in row["knob"])
-    assert packed["ratio"] == 2.0 and packed["verdict"] == "helps"
-    assert "failed: RuntimeError: no C++ compiler found" in capsys.readouterr().out
 
 
 def test_time_to_accuracy_refuses_a_schedule_stepped_per_epoch(mnist):
