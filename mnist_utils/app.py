@@ -29,8 +29,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, Classifier, default_checkpoint,
-                          list_checkpoints, make_command, models_dir, train_one, trained_with)
+from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, default_checkpoint, list_checkpoints, make_command,
+                          models_dir, train_one)
+from .classifier import Classifier, trained_with
 from .config import CommandParser, environment_help
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 

@@ -28,8 +28,9 @@ from typing import Any, Sequence
 
 import torch
 
-from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, Classifier, default_checkpoint, list_checkpoints,
-                          models_dir, paths, train_one)
+from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, default_checkpoint, list_checkpoints, models_dir, paths,
+                          train_one)
+from .classifier import Classifier
 from .config import (EXIT_BAD_INPUT, EXIT_STOPPED, CommandParser, UsageError, checked_settings, environment_help,
                      get_device, get_profile, reports_dir)
 from .config_values import misspelt, seed_problem

@@ -30,8 +30,8 @@ from typing import Callable, NamedTuple, Sequence, TextIO
 import torch
 import torch.nn as nn
 
-from .checkpoints import (Classifier, checkpoint_problem, models_dir, noted_title, paths, recipe_fields,
-                          save_checkpoint)
+from .checkpoints import checkpoint_problem, models_dir, noted_title, paths, recipe_fields, save_checkpoint
+from .classifier import Classifier
 from .config import PROJECT_ROOT, Profile, computing_on, counted, get_device, get_profile, reports_dir
 from .config_files import config_path
 from .data import MNIST, ImageSet, load_data

@@ -14,7 +14,7 @@ def closeness(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def read_right(classifier, pixels: torch.Tensor, labels: torch.Tensor) -> int:
-    """How many of the digits `pixels` (N, 28, 28) `classifier` (a checkpoints.Classifier) reads as their `labels`."""
+    """How many of the digits `pixels` (N, 28, 28) `classifier` (a classifier.Classifier) reads as their `labels`."""
     return sum(answer["digit"] == int(label) for answer, label in zip(classifier.answers(pixels), labels))
 
 

@@ -13,24 +13,14 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import mnist_utils.checkpoints as checkpoints
-from mnist_utils.checkpoints import (CheckpointError, Classifier, checkpoint_problem, default_checkpoint, input_batches,
-                                     list_checkpoints, load_model, paths, read_metadata, rebuild_model, recipe_fields,
-                                     save_checkpoint, save_trained)
+from mnist_utils.checkpoints import (CheckpointError, checkpoint_problem, default_checkpoint, list_checkpoints,
+                                     load_model, paths, rebuild_model, recipe_fields, save_checkpoint, save_trained)
 from mnist_utils.config import get_profile
-from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD, ImageSet
+from mnist_utils.data import FILES, MNIST_MEAN, MNIST_STD
 from mnist_utils.files import folder_lock
 from mnist_utils.recipes import load_config
-from models import Model_1, Model_2, Model_3, OneBlockVGG, SimpleCNN
-
-
-def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """`model` with random weights and BatchNorm statistics other than a fresh one's, in eval mode."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.1)
-    return model.eval()
+from models import Model_1, Model_2, Model_3, OneBlockVGG
+from weights import trained_like
 
 
 def save(model, path, name, args=None, **extra):
@@ -398,22 +388,6 @@ def test_a_pretrained_backbone_is_rebuilt_without_its_imagenet_weights(tmp_path)
     assert meta["normalization"]["std"] != MNIST_STD, "EfficientNet-Lite's own input scaling"
 
 
-def test_a_checkpoints_digits_are_prepared_as_it_says(tmp_path):
-    # a fine-tuned backbone's own input size and scaling, not MNIST's 28 px and statistics: what `test`, `predict`
-    # and the page feed it (Classifier.predict takes its batches from input_batches)
-    recipe = load_config("finetune_full").replace(model_args={"family": "efficientnet-lite0"}, image_size=32)
-    fields = recipe_fields(recipe, torch.device("cpu"))
-    model = rebuild_model(fields["model_name"], fields["model_args"], fields["input_size"])
-    save_checkpoint(model, tmp_path / "e", **fields)
-    pixels = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    resized = torch.nn.functional.interpolate(pixels.unsqueeze(1).float() / 255, size=(32, 32), mode="bilinear",
-                                              align_corners=False)
-    images = ImageSet(pixels, torch.zeros(4, dtype=torch.long))
-    batch, _ = next(iter(input_batches(images, read_metadata(tmp_path / "e"))))
-    assert (fields["mean"], fields["std"]) != (MNIST_MEAN, MNIST_STD)
-    assert torch.allclose(batch, (resized - fields["mean"]) / fields["std"], atol=1e-6)
-
-
 def test_a_notebook_saves_its_model_under_the_name_train_gives_it(tmp_path):
     recipe = load_config("step2")
     model = Model_2()
@@ -458,43 +432,3 @@ def test_save_and_record_saves_the_model_and_puts_it_on_the_leaderboard_with_its
     assert report.models == [{"name": "Model_2 here", "params": 7146, "test_acc": 98.5, "seconds": 12.0, "epochs": 2,
                               "checkpoint": path, "epoch_budget": 3}]
     assert report.runs == {"the run": {"history": history.rows}}
-
-
-def test_a_loaded_model_computes_in_the_precision_it_trained_in(tmp_path, monkeypatch, mnist):
-    """A checkpoint of a bf16 recipe scores with bf16 arithmetic where the device has it, as its training
-    validated and tested it, so `test` and the page reproduce its recorded accuracy; float32 elsewhere."""
-    from mnist_utils import engine
-    from mnist_utils.engine import Autocast
-    from mnist_utils.evaluation import predict
-
-    model = trained_like(Model_1())
-    save(model, tmp_path / "bf16", "Model_1", config={"bf16": True})
-    save(model, tmp_path / "fp32", "Model_1", config={"bf16": False})
-    images, cpu = mnist.test.head(64), torch.device("cpu")
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
-    bf16, fp32 = Classifier.load(tmp_path / "bf16"), Classifier.load(tmp_path / "fp32")
-    assert (bf16.precision, fp32.precision) == ("bfloat16", "float32")
-    batches = input_batches(images, bf16.metadata)
-    expected = predict(Autocast(bf16.model, torch.bfloat16, "cpu"), batches, cpu).probabilities
-    assert torch.equal(bf16.predict(images).probabilities, expected)
-    assert torch.equal(fp32.predict(images).probabilities, predict(fp32.model, batches, cpu).probabilities)
-    assert not torch.equal(expected, predict(bf16.model, batches, cpu).probabilities), "bf16 computes otherwise"
-    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
-    assert bf16.precision == "float32", "emulated bf16 is slower: float32 there"
-
-
-def test_the_test_command_reproduces_a_notebooks_figure_of_a_bf16_model(tmp_path, monkeypatch, mnist):
-    """A notebook tests a bf16 model with its recipe's batches (channels_last, eval_batch_size) under autocast;
-    the checkpoint it saves, reloaded, computes the very same probabilities."""
-    from mnist_utils import engine
-    from mnist_utils.evaluation import predict
-
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
-    cpu, images = torch.device("cpu"), mnist.test.head(120)
-    recipe = load_config("cnn_simple").replace(eval_batch_size=50)  # bf16, channels_last, batches of 50
-    model = trained_like(SimpleCNN()).to(memory_format=torch.channels_last)
-    in_notebook = predict(recipe.computing(model, cpu), recipe.eval_batches(images, cpu), cpu)
-    save_trained(model, recipe, seed=6, test_acc=in_notebook.accuracy, epochs=1, notebook="06_cnn_comparison",
-                 directory=tmp_path / "models")
-    reloaded = Classifier.load(tmp_path / "models" / "cnn_simple-seed6")
-    assert torch.equal(reloaded.predict(images).probabilities, in_notebook.probabilities)

@@ -27,7 +27,8 @@ def test_training_and_testing_a_checkpoint_set_cudnn_to_the_same_kernels_every_t
     """cuDNN's defaults allow kernels that add up in no fixed order and float32 convolutions in TF32 (a 10-bit
     mantissa), and a caller may have had it time candidates to pick one: a seeded run takes each choice away, and so
     does loading a checkpoint to test it or answer with it, so that it computes as it trained."""
-    from mnist_utils.checkpoints import Classifier, save_checkpoint
+    from mnist_utils.checkpoints import save_checkpoint
+    from mnist_utils.classifier import Classifier
     from models import Model_1
 
     save_checkpoint(Model_1(), tmp_path / "m", model_name="Model_1")
@@ -81,7 +82,8 @@ def test_a_checkpoint_computes_in_the_precision_it_trained_in_wherever_it_is_loa
     native, it computes in float32 still, so that it scores its recorded accuracy. A checkpoint that records no
     precision (saved before it was recorded) goes by its config."""
     from mnist_utils import checkpoints
-    from mnist_utils.checkpoints import Classifier, recipe_fields, save_checkpoint, save_trained
+    from mnist_utils.checkpoints import recipe_fields, save_checkpoint, save_trained
+    from mnist_utils.classifier import Classifier
     from mnist_utils.recipes import load_config
 
     recipe, cpu = load_config("cnn_simple"), torch.device("cpu")  # bf16: true

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from mnist_utils.checkpoints import Classifier
+from mnist_utils.classifier import Classifier
 from mnist_utils.preprocess import NOISE_LEVEL, ImageError, _border_light, _faint_marks, decode, preprocess, to_mnist
 from pictures import closeness, cropped_to_ink, read_right
 

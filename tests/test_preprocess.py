@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mnist_utils.checkpoints import Classifier
+from mnist_utils.classifier import Classifier
 from mnist_utils.preprocess import (MAX_BYTES, WORKING_SIZE, ImageError, _square_max, decode, preprocess, read_image_file,
                                     to_mnist)
 from pictures import blank, closeness, png_header_only
