@@ -10,11 +10,13 @@ metadata from which the model is rebuilt.
 normalised, its test metrics, the torch version, the SHA-256 of the MNIST files and of the weights, and the
 date. Both are written in full under temporary names before either is renamed into place, weights first: a
 failed save leaves the previous checkpoint whole, and the metadata's SHA-256 of the weights catches any other
-mismatch.
+mismatch. A save renames its two files while it holds the folder, and loading or listing reads them while holding
+it too, so that none sees a save half done.
 Loading checks everything it can and names the file and the problem when something is off.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -260,12 +262,14 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     """Rebuild the model saved at `path` (NAME, NAME.safetensors or NAME.json) from its metadata alone, in eval
     mode on `device` (default CPU); return it with its metadata. Anything missing, truncated or mismatched is a
     CheckpointError naming the file and what is wrong."""
-    metadata = read_metadata(path)
-    weights_path = Path(metadata["path"])
+    folder = paths(path)[0].parent
+    with folder_lock(folder) if folder.is_dir() else contextlib.nullcontext():  # as a save holds it: none half done
+        metadata = read_metadata(path)
+        weights_path = Path(metadata["path"])
+        if (problem := _weights_file_problem(metadata)) is not None:
+            raise CheckpointError(problem)
+        weights = _read(weights_path)
     expected = metadata["weights"]
-    if (problem := _weights_file_problem(metadata)) is not None:
-        raise CheckpointError(problem)
-    weights = _read(weights_path)
     if (problem := _digest_problem(weights_path, hashlib.sha256(weights).hexdigest(), expected["sha256"])) is not None:
         raise CheckpointError(problem)
     try:

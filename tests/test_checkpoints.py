@@ -184,6 +184,22 @@ def test_a_save_renames_its_files_only_while_it_holds_the_folder(tmp_path):
     assert done.wait(10) and load_model(tmp_path / "m")
 
 
+def test_a_load_waits_for_a_save_that_holds_the_folder_and_reads_its_files_together(tmp_path):
+    """Between a save's two renames the folder holds new weights beside old metadata: a load then would call the
+    weights damaged. It reads both while holding the folder, so it waits and gets the new checkpoint whole."""
+    save(trained_like(Model_3(), seed=1), tmp_path / "m", "Model_3")
+    save(trained_like(Model_3(), seed=2), tmp_path / "new" / "m", "Model_3")
+    loaded, done = [], threading.Event()
+    with folder_lock(tmp_path):  # a save of the second model, between its renames
+        os.replace(tmp_path / "new" / "m.safetensors", tmp_path / "m.safetensors")
+        threading.Thread(target=lambda: (loaded.append(load_model(tmp_path / "m")), done.set())).start()
+        assert not done.wait(0.5), "the load waits while a save holds the folder"
+        os.replace(tmp_path / "new" / "m.json", tmp_path / "m.json")
+    assert done.wait(10)
+    state, expected = loaded[0][0].state_dict(), trained_like(Model_3(), seed=2).state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in expected.items()), "the second save's model"
+
+
 @pytest.fixture
 def saved(tmp_path):
     """A saved Model_3 and a saved Model_1 in tmp_path: (weights, metadata) paths of the first."""
