@@ -32,10 +32,11 @@ from mnist_utils.inspection import (bf16_claim, channels_last_claim, count_param
 
 # Train: a recipe from configs/, the explicit epoch loop (train, test), fit, several recipes or seeds at once
 # (in lanes, one per core), searches.
-# mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/training.py, mnist_utils/lanes.py,
-# mnist_utils/batches.py, mnist_utils/search.py
+# mnist_utils/recipes.py, mnist_utils/engine.py, mnist_utils/optim.py, mnist_utils/training.py,
+# mnist_utils/lanes.py, mnist_utils/batches.py, mnist_utils/search.py
 from mnist_utils.batches import Batches
-from mnist_utils.engine import History, fit, make_optimizer, make_scheduler, test, train
+from mnist_utils.engine import History, fit, test, train
+from mnist_utils.optim import make_optimizer, make_scheduler
 from mnist_utils.recipes import Recipe, build_model, load_config
 from mnist_utils.training import (check_plain_loop, run_recipe, run_recipes, train_head, train_model, train_recipe,
                                   train_seeds)

@@ -48,11 +48,12 @@ from .averaging import WeightAverage
 from .batches import endless
 from .config import (CommandParser, checked_settings, counted, data_root, figures_path, hardware, run_command,
                      usable_cpus)
-from .engine import epochs_until, progress_bar, scheduler_step_kind, seed_everything, test, train
+from .engine import epochs_until, progress_bar, seed_everything, test, train
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
 from .files import write_atomic
 from .knobs import QUICK, SEED, Sizes, knob_table, seeded_models, take_steps
 from . import example_reference
+from .optim import scheduler_step_kind
 from .recipes import Recipe, build_model, load_config
 from .report import mark, markdown_table
 

@@ -15,8 +15,8 @@ from .batches import Batches
 from .checkpoints import load_model
 from .config import exact_cudnn
 from .data import ImageSet
-from .engine import in_precision, precision_for
 from .evaluation import Predictions, predict
+from .precision import in_precision, precision_for
 from .recipes import Recipe
 
 

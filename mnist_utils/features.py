@@ -11,8 +11,9 @@ import torch.nn as nn
 
 from .config import generators_kept, synchronize
 from .data import ImageSet
-from .engine import History, fit, make_optimizer, one_cycle, test
+from .engine import History, fit, test
 from .inspection import feature_map_size
+from .optim import make_optimizer, one_cycle
 from .recipes import Recipe, build_pretrained
 
 

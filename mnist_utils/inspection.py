@@ -16,7 +16,8 @@ import torchsummary
 from .batches import Batches
 from .config import computing_on, generators_kept, synchronize
 from .data import ImageSet
-from .engine import Autocast, bf16_native, training_step
+from .engine import training_step
+from .precision import Autocast, bf16_native
 from .recipes import Recipe, build_pretrained
 
 

@@ -20,9 +20,10 @@ from models import Model_3
 from .batches import endless
 from .config import first_line
 from .data import ImageSet
-from .engine import Autocast, progress_bar, seed_everything, training_step
+from .engine import progress_bar, seed_everything, training_step
 from .lanes import lanes_for, run_in_lanes
 from .packed import PackedModels, packed_loss, side_by_side
+from .precision import Autocast
 from .recipes import Recipe
 from .report import markdown_table
 

@@ -68,7 +68,7 @@ def lanes_to_evaluate(device: torch.device, batches: int) -> int | None:
     in lanes does. Each batch then computes on one thread in a lane or not, so the lanes change no number. None (in
     turn, on the caller's threads) on more threads, on a GPU, in another thread (a lane's job, a web request), and
     under autocast entered around the call: a torch mode holds for the thread that entered it, not for a lane (a
-    model that enters autocast in its forward, as `engine.Autocast` does, computes the same in a lane)."""
+    model that enters autocast in its forward, as `precision.Autocast` does, computes the same in a lane)."""
     if (torch.device(device).type != "cpu" or torch.get_num_threads() != 1 or torch.is_autocast_enabled("cpu")
             or threading.current_thread() is not threading.main_thread()):
         return None

@@ -28,8 +28,10 @@ from .config import counted, first_line
 from .config_values import BUILD_ERRORS, ConfigError, convert, misspelt, raise_own_fault, seed_problem, unknown_keys
 from .config_files import config_path, read_config
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
-from .engine import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, PLATEAU_DECAY, SCHEDULERS, STEP_DECAY, in_precision, make_loss,
-                     make_optimizer, make_scheduler, monitor_mode, one_cycle, precision_for)
+from .engine import monitor_mode
+from .optim import (ONE_CYCLE_MOMENTUM, OPTIMIZERS, PLATEAU_DECAY, SCHEDULERS, STEP_DECAY, make_loss, make_optimizer,
+                    make_scheduler, one_cycle)
+from .precision import in_precision, precision_for
 from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, resnet18_weights_available
 
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
@@ -65,7 +67,7 @@ class Recipe:
     lr: float = 0.05  # the peak rate with a one-cycle schedule
     momentum: float = 0.9
     weight_decay: float = 0.0
-    label_smoothing: float = 0.0  # ε: the target puts ε/10 on each wrong digit (see engine.make_loss)
+    label_smoothing: float = 0.0  # ε: the target puts ε/10 on each wrong digit (see optim.make_loss)
     ema: float | None = None  # test and keep an average of the weights over the steps, with this decay per step
     fused: bool | None = None  # Adam's single-kernel update
     scheduler: str = "none"  # none, onecycle, step or plateau

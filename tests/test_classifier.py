@@ -29,15 +29,15 @@ def test_a_checkpoints_digits_are_prepared_as_it_says(tmp_path):
 def test_a_loaded_model_computes_in_the_precision_it_trained_in(tmp_path, monkeypatch, mnist):
     """A checkpoint of a bf16 recipe scores with bf16 arithmetic where the device has it, as its training
     validated and tested it, so `test` and the page reproduce its recorded accuracy; float32 elsewhere."""
-    from mnist_utils import engine
-    from mnist_utils.engine import Autocast
+    from mnist_utils import precision
+    from mnist_utils.precision import Autocast
     from mnist_utils.evaluation import predict
 
     model = trained_like(Model_1())
     for name, bf16 in (("bf16", True), ("fp32", False)):
         save_checkpoint(model, tmp_path / name, model_name="Model_1", config={"bf16": bf16})
     images, cpu = mnist.test.head(64), torch.device("cpu")
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
     bf16, fp32 = Classifier.load(tmp_path / "bf16"), Classifier.load(tmp_path / "fp32")
     assert (bf16.precision, fp32.precision) == ("bfloat16", "float32")
     batches = input_batches(images, bf16.metadata)
@@ -45,17 +45,17 @@ def test_a_loaded_model_computes_in_the_precision_it_trained_in(tmp_path, monkey
     assert torch.equal(bf16.predict(images).probabilities, expected)
     assert torch.equal(fp32.predict(images).probabilities, predict(fp32.model, batches, cpu).probabilities)
     assert not torch.equal(expected, predict(bf16.model, batches, cpu).probabilities), "bf16 computes otherwise"
-    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
     assert bf16.precision == "float32", "emulated bf16 is slower: float32 there"
 
 
 def test_the_test_command_reproduces_a_notebooks_figure_of_a_bf16_model(tmp_path, monkeypatch, mnist):
     """A notebook tests a bf16 model with its recipe's batches (channels_last, eval_batch_size) under autocast;
     the checkpoint it saves, reloaded, computes the very same probabilities."""
-    from mnist_utils import engine
+    from mnist_utils import precision
     from mnist_utils.evaluation import predict
 
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
     cpu, images = torch.device("cpu"), mnist.test.head(120)
     recipe = load_config("cnn_simple").replace(eval_batch_size=50)  # bf16, channels_last, batches of 50
     model = trained_like(SimpleCNN()).to(memory_format=torch.channels_last)

@@ -4,16 +4,16 @@ import torch
 import torch.nn as nn
 
 import models
-from mnist_utils import engine
+from mnist_utils import inspection, precision
 from mnist_utils.batches import Batches, ShortEpochs
 from mnist_utils.data import ImageSet
-from mnist_utils.engine import fit, make_optimizer, make_scheduler
+from mnist_utils.engine import fit
 from mnist_utils.ensembles import most_shared, shared_errors, wrong_by_all
 from mnist_utils.evaluation import Predictions, confused_pairs, ensemble, head_to_head, mcnemar, top_confusions
-from mnist_utils import inspection
 from mnist_utils.inspection import (bf16_choices_fit, bf16_claim, channels_last_claim, count_parameters,
                                     precision_speeds, speed_probe, speed_table, training_speed)
 from mnist_utils.leaderboard import label_places, plot_leaderboard, plotted_error, write_leaderboard
+from mnist_utils.optim import make_optimizer, make_scheduler
 from mnist_utils.plots import plot_hard_images, plot_shared_errors
 from mnist_utils.recipes import Recipe
 from mnist_utils.results import leaderboard_rows
@@ -94,7 +94,7 @@ def test_training_speed_leaves_model_and_random_state_alone():
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = torch.get_rng_state()
-    for layout, dtype in ((False, None), (True, None), (True, torch.bfloat16)):  # bf16: through engine.Autocast
+    for layout, dtype in ((False, None), (True, None), (True, torch.bfloat16)):  # bf16: through precision.Autocast
         assert training_speed(model, x, y, torch.device("cpu"), steps=1, repeats=2, channels_last=layout,
                               autocast_dtype=dtype) > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -210,7 +210,7 @@ def test_precision_speeds_on_a_gpu_leaves_the_callers_cpu_threads_alone(monkeypa
 
 @pytest.mark.parametrize("native", [True, False], ids=["bf16 processor", "no bf16"])
 def test_precision_speeds_measures_each_model_three_ways_and_says_what_its_recipe_trains_in(monkeypatch, native):
-    monkeypatch.setattr(engine, "bf16_native", lambda device: native)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: native)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
     nets = {"asks": net, "does not": net}

@@ -6,9 +6,10 @@ import time
 import pytest
 import torch
 
-from mnist_utils import engine
+from mnist_utils import precision
 from mnist_utils.config import generators_kept, synchronize
-from mnist_utils.engine import bf16_native, precision_for, seed_everything
+from mnist_utils.engine import seed_everything
+from mnist_utils.precision import bf16_native, precision_for
 
 
 @pytest.mark.parametrize("capability, native", [((7, 5), False), ((8, 0), True), ((9, 0), True)])
@@ -87,14 +88,14 @@ def test_a_checkpoint_computes_in_the_precision_it_trained_in_wherever_it_is_loa
     from mnist_utils.recipes import load_config
 
     recipe, cpu = load_config("cnn_simple"), torch.device("cpu")  # bf16: true
-    monkeypatch.setattr(engine, "bf16_native", lambda device: False)  # the machine it trains on
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)  # the machine it trains on
     fields = recipe_fields(recipe, cpu)
     model = checkpoints.rebuild_model(fields["model_name"], fields["model_args"])
     save_checkpoint(model, tmp_path / "float32", **fields)
     save_checkpoint(model, tmp_path / "unrecorded", **{**fields, "precision": None})
     saved = save_trained(model, recipe, seed=1, test_acc=99.0, epochs=1, notebook="06", directory=tmp_path / "models")
     assert [Classifier.load(tmp_path / path).metadata["precision"] for path in ("float32", saved)] == ["float32"] * 2
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)  # the machine it is loaded on
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)  # the machine it is loaded on
     assert Classifier.load(tmp_path / "float32").precision == "float32"
     assert Classifier.load(tmp_path / "unrecorded").precision == "bfloat16"
     assert recipe_fields(recipe, cpu)["precision"] == "bfloat16", "trained here, it would train in bf16"
@@ -112,7 +113,7 @@ def test_a_checkpoint_records_the_precision_of_the_device_it_trained_on(tmp_path
     from mnist_utils.recipes import load_config
 
     recipe, gpu, cpu = load_config("cnn_simple"), torch.device("cuda:0"), torch.device("cpu")  # bf16: true
-    monkeypatch.setattr(engine, "bf16_native", lambda device: device.type == "cuda")  # a GPU with it, a CPU without
+    monkeypatch.setattr(precision, "bf16_native", lambda device: device.type == "cuda")  # a GPU with it, a CPU without
     assert [recipe_fields(recipe, device)["precision"] for device in (gpu, cpu)] == ["bfloat16", "float32"]
     fields = recipe_fields(recipe, cpu)
     model = checkpoints.rebuild_model(fields["model_name"], fields["model_args"])  # on the CPU, as packed seeds return

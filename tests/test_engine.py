@@ -11,12 +11,12 @@ from mnist_utils.augment import Augment
 from mnist_utils.averaging import WeightAverage
 from mnist_utils.batches import Batches
 from mnist_utils.data import ImageSet, train_val_split
-from mnist_utils.engine import (EarlyStopping, EpochStats, History, count_correct, fit, make_loss, make_optimizer,
-                                make_scheduler, monitor_mode, one_cycle, seed_everything)
+from mnist_utils.engine import EarlyStopping, EpochStats, History, count_correct, fit, monitor_mode, seed_everything
 from mnist_utils.evaluation import (ONE_PIXEL_SHIFTS, confusion_matrix, per_class_metrics, predict, predict_views,
                                     top_confusions, with_tta)
 from mnist_utils.exploration import count_repeats, exact_duplicates, split_facts
 from mnist_utils.inspection import count_parameters, last_convolution_field, last_layer, receptive_field, summary
+from mnist_utils.optim import make_loss, make_optimizer, make_scheduler, one_cycle
 from mnist_utils.plots import (plot_class_counts, plot_confusion, plot_history, plot_per_class,
                                plot_samples)
 from mnist_utils.recipes import Recipe
@@ -239,14 +239,14 @@ def test_a_plateau_schedule_without_the_validation_it_watches_is_refused(mnist):
         Recipe(scheduler="plateau", monitor="val_acc")
     model = tiny_cnn()
     optimizer = make_optimizer("sgd", model.parameters(), 0.1)
-    plateau = engine.make_scheduler("plateau", optimizer, mode="max")
+    plateau = make_scheduler("plateau", optimizer, mode="max")
     with pytest.raises(ValueError, match="plateau schedule.*needs val_batches"):
         fit(model, Batches(mnist.train.head(64), 32), None, optimizer, torch.device("cpu"), epochs=1,
             scheduler=plateau, monitor="val_acc", progress=None)
     # and one made to wait for a fall, watching an accuracy: it would cut the rate as the accuracy rises
     with pytest.raises(ValueError, match="watches 'val_acc' in mode 'min'.*mode='max'"):
         fit(model, Batches(mnist.train.head(64), 32), None, optimizer, torch.device("cpu"), epochs=1,
-            scheduler=engine.make_scheduler("plateau", optimizer, mode="min"), monitor="val_acc",
+            scheduler=make_scheduler("plateau", optimizer, mode="min"), monitor="val_acc",
             val_batches=Batches(mnist.train.head(64), 32), progress=None)
 
 

@@ -11,8 +11,9 @@ from mnist_utils.augment import Augment
 from mnist_utils.config import get_profile
 from mnist_utils.config_files import config_files, config_names
 from mnist_utils.data import ImageSet
-from mnist_utils.engine import ONE_CYCLE_MOMENTUM, History
+from mnist_utils.engine import History
 from mnist_utils.evaluation import clean_epochs_effect, run_summary
+from mnist_utils.optim import ONE_CYCLE_MOMENTUM
 from mnist_utils.recipes import PRETRAINED, ConfigError, Recipe, build_model, build_pretrained, load_config, model_names
 
 
@@ -293,23 +294,23 @@ def test_run_summary_reads_size_best_last_epochs_and_gap():
 
 
 def test_bf16_is_a_fixed_rule_the_config_asks_and_the_device_must_compute_it_natively(monkeypatch):
-    from mnist_utils import engine
-    from mnist_utils.engine import Autocast
+    from mnist_utils import precision
+    from mnist_utils.precision import Autocast
 
     cpu = torch.device("cpu")
     asks, plain = load_config("cnn_simple"), load_config("step1")
     assert asks.bf16 and not plain.bf16 and "bfloat16" in asks.describe()
     model = torch.nn.Linear(2, 2)
-    monkeypatch.setattr(engine, "bf16_native", lambda device: True)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
     assert asks.precision(cpu) == "bfloat16" and plain.precision(cpu) == "float32"
     wrapped = asks.computing(model, cpu)
     assert isinstance(wrapped, Autocast) and wrapped.model is model, "the same weights, trained under autocast"
     assert wrapped(torch.ones(3, 2)).dtype == torch.float32, "logits come back in float32 for the loss"
     assert plain.computing(model, cpu) is model
-    monkeypatch.setattr(engine, "bf16_native", lambda device: False)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
     assert asks.precision(cpu) == "float32" and asks.computing(model, cpu) is model, "emulated bf16 is slower"
     with pytest.raises(ValueError, match="precision must be 'bfloat16' or 'float32'"):
-        engine.in_precision(model, "float16", cpu)
+        precision.in_precision(model, "float16", cpu)
 
 
 def test_packed_seeds_refuse_a_bf16_recipe_rather_than_ignore_it(mnist):
