@@ -65,7 +65,7 @@ from mnist_utils.pretrained import resnet18_weights_available, stem_conversion_e
 from mnist_utils.recipes import build_pretrained
 
 # Keep a trained model: a checkpoint in reports/models that `python -m mnist_utils test` and the web page load.
-# mnist_utils/checkpoints.py
+# mnist_utils/checkpoints.py (mnist_utils/classifier.py reads digits with one)
 from mnist_utils.checkpoints import load_model, save_and_record, save_trained
 
 # Report: targets, the Result and Analysis blocks, checked claims, results files.

@@ -16,7 +16,6 @@ Loading checks everything it can and names the file and the problem when somethi
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -262,8 +261,7 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     """Rebuild the model saved at `path` (NAME, NAME.safetensors or NAME.json) from its metadata alone, in eval
     mode on `device` (default CPU); return it with its metadata. Anything missing, truncated or mismatched is a
     CheckpointError naming the file and what is wrong."""
-    folder = paths(path)[0].parent
-    with folder_lock(folder) if folder.is_dir() else contextlib.nullcontext():  # as a save holds it: none half done
+    with folder_lock(paths(path)[0].parent):  # as a save holds it to rename its files: none seen half done
         metadata = read_metadata(path)
         weights_path = Path(metadata["path"])
         if (problem := _weights_file_problem(metadata)) is not None:
@@ -334,8 +332,9 @@ def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | No
 
 def checkpoint_problem(path: Path | str) -> str | None:
     """What would keep the checkpoint at `path` from loading, as far as a verifying listing looks (the SHA-256
-    included); None when it looks whole."""
-    return _listed(path, verify=True)[1]
+    included); None when it looks whole. Read while holding the folder, as `load_model` reads it."""
+    with folder_lock(paths(path)[0].parent):
+        return _listed(path, verify=True)[1]
 
 
 def _safetensors_header(path: Path, size: int) -> bool:

@@ -104,16 +104,21 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold `folder` against every other writer that asks for it (an flock on the folder itself, so no lock file
-    is left behind; where the system has no flock, nothing is held)."""
+    """Hold `folder` against every other writer or reader that asks for it (an flock on the folder itself, so no
+    lock file is left behind). Where it cannot be held, nothing is, and the work goes on as it would without the
+    lock: a system without flock, a file system that refuses it (some network mounts), a folder that cannot be
+    opened (one that does not exist, or that may be entered but not listed)."""
     try:
         import fcntl
-    except ImportError:  # Windows
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # ImportError: Windows
+        fd = None
+    if fd is None:  # outside the except: an error of the work done under it must not chain to this one
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -1,8 +1,11 @@
-"""Files written whole, and whether a host answers (mnist_utils/files.py). Local sockets only: no network."""
+"""Files written whole, folders held, and whether a host answers (mnist_utils/files.py). Local sockets only: no
+network."""
 import socket
 import stat
 import threading
 import time
+
+import pytest
 
 from mnist_utils import files
 from mnist_utils.files import reachable, write_atomic
@@ -88,4 +91,23 @@ def test_cannot_append_tries_an_existing_file_itself_and_changes_nothing(tmp_pat
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr(files, "open", refused, raising=False)
     assert cannot_append(log) == f"cannot append to {log}: Permission denied"
+
+
+def test_a_folder_that_cannot_be_held_is_worked_in_without_the_lock(tmp_path, monkeypatch):
+    import fcntl
+
+    from mnist_utils.files import folder_lock
+    ran = []
+    with folder_lock(tmp_path / "missing"):
+        ran.append("a folder that cannot be opened")
+    with pytest.raises(KeyError) as raised, folder_lock(tmp_path / "missing"):
+        raise KeyError("the work's own error")
+    assert raised.value.__context__ is None, "not chained to the folder's"
+
+    def no_locks(fd, operation):  # what a file system without flock answers (some network mounts)
+        raise OSError(37, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with folder_lock(tmp_path):
+        ran.append("a folder that cannot be locked")
+    assert ran == ["a folder that cannot be opened", "a folder that cannot be locked"]
 
