@@ -154,14 +154,16 @@ def kernel_cpu_seconds(kernel_manager: Any) -> float | None:
     """CPU seconds the kernel's process has computed so far, all its threads (torch's, lanes) together: user
     and system time from /proc (Linux); None elsewhere, or when the kernel is gone."""
     process = _kernel_process(kernel_manager)
+    if process is None:
+        return None
     try:
         fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (AttributeError, OSError, IndexError):
+    except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
-class _CellClock:
+class _NotebookHooks:
     """nbclient's hooks for one notebook's run: its deadline (from the kernel's start), the cell it is at, its
     kernel's priority and CPU time. `client` is set once the client is built, since the client takes the hooks."""
 
@@ -191,13 +193,13 @@ class _CellClock:
         return max(1, math.ceil(self.deadline - time.monotonic()))
 
 
-def _notebook_client(nb: Any, path: Path, timeout: float, clock: _CellClock) -> NotebookClient:
-    """A client that runs `nb` in its folder with the project's kernel, timed by `clock`."""
+def _notebook_client(nb: Any, path: Path, timeout: float, hooks: _NotebookHooks) -> NotebookClient:
+    """A client that runs `nb` in its folder with the project's kernel, timed and watched by `hooks`."""
     return NotebookClient(
         nb, kernel_name=project_kernel(),
-        timeout=max(1, math.ceil(timeout)), timeout_func=clock.time_left,  # `timeout` covers non-cell waits
+        timeout=max(1, math.ceil(timeout)), timeout_func=hooks.time_left,  # `timeout` covers non-cell waits
         resources={"metadata": {"path": str(path.parent)}},
-        on_notebook_start=clock.start, on_cell_execute=clock.before_cell, on_cell_executed=clock.after_cell,
+        on_notebook_start=hooks.start, on_cell_execute=hooks.before_cell, on_cell_executed=hooks.after_cell,
         coalesce_streams=True,  # a progress bar's carriage-return updates collapse to its last line
         shutdown_kernel="immediate",  # results are saved as cells run; a stuck kernel must not hold us up
         log=_NBCLIENT_LOG, config=_KERNEL_CONFIG)
@@ -223,7 +225,7 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
     folder = profile_reports_dir(profile, reports_dir)
     pending = folder / ".pending" / path.stem  # where the Report writes until the notebook finishes
     discard(pending)  # left by a run that was killed
-    clock = _CellClock(timeout, nice, on_cell)
+    hooks = _NotebookHooks(timeout, nice, on_cell)
     nb, status, error, started = None, "ok", None, time.monotonic()
     with contextlib.ExitStack() as stack:
         try:
@@ -232,16 +234,16 @@ def execute_notebook(path: Path | str, reports_dir: Path | str, profile: str, ti
             for cell in nb.cells:  # cells that never run this time must not show an earlier run's output
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
-            clock.client = _notebook_client(nb, path, timeout, clock)
+            hooks.client = _notebook_client(nb, path, timeout, hooks)
             env = {**kernel_env(profile, reports_dir), PENDING_ENV: str(pending)}
             if lanes_file is not None:
                 env[LANES_FILE_ENV] = str(lanes_file)
-            execute_until_stopped(clock.client, env, stop)
+            execute_until_stopped(hooks.client, env, stop)
         except Exception as exc:  # a stop, a failing cell, a timeout, ...: reported, and the series goes on
-            status, error = _failure(exc, clock.cell, clock.index, timeout)
+            status, error = _failure(exc, hooks.cell, hooks.index, timeout)
     seconds = time.monotonic() - started
     # Read before a failed rendering below can make the status an error: the kernel's CPU time was measured.
-    cpu = clock.cpu if status == "ok" else None  # a stopped cell's CPU time was never read
+    cpu = hooks.cpu if status == "ok" else None  # a stopped cell's CPU time was never read
     status, error = publish_run(nb, path.stem, folder, pending, status, error)
     return {"status": status, "seconds": round(seconds, 1), "cpu_seconds": None if cpu is None else round(cpu, 1),
             "profile": profile, "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -1,4 +1,5 @@
-"""The training engine (train, test, fit and its early stopping, factories), evaluation, inspection and plots."""
+"""The training engine (train, test, fit and its early stopping), the optimizer, schedule and loss factories
+(optim.py), evaluation, inspection and plots."""
 import copy
 
 import pytest

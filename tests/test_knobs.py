@@ -7,8 +7,7 @@ import torch
 
 from mnist_utils import knobs
 from mnist_utils.batches import endless
-from mnist_utils.bench import Sizes
-from mnist_utils.knobs import Knob
+from mnist_utils.knobs import Knob, Sizes
 from mnist_utils.recipes import load_config
 
 TINY = Sizes(steps=1, warmup=1, repeats=1)

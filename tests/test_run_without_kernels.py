@@ -1,5 +1,5 @@
-"""The runner's pieces that need no kernel (mnist_utils/run.py): the clock that times a notebook's cells, a
-series that goes on when a notebook's run raises, and the run's last line with its exit status."""
+"""The runner's pieces that need no kernel (mnist_utils/run.py): the hooks that time and watch a notebook's
+cells, a series that goes on when a notebook's run raises, and the run's last line with its exit status."""
 from __future__ import annotations
 
 import json
@@ -13,19 +13,19 @@ from mnist_utils import run
 from mnist_utils.config import UNBUDGETED_TIMEOUT
 
 
-def test_the_cell_clock_counts_cells_from_1_and_never_gives_a_cell_a_timeout_of_0() -> None:
+def test_the_notebook_hooks_count_cells_from_1_and_never_give_a_cell_a_timeout_of_0() -> None:
     told = []
-    clock = run._CellClock(60, 0, lambda cell, cells: told.append((cell, cells)))
-    clock.client = SimpleNamespace(nb=SimpleNamespace(cells=[None] * 4))
-    clock.start()  # the kernel is up: the notebook's 60 s start now
-    clock.before_cell(cell="third", cell_index=2)
-    assert told == [(3, 4)] and (clock.cell, clock.index) == ("third", 2)
-    assert 58 <= clock.time_left("third") <= 60
-    clock.deadline = time.monotonic() - 5
-    assert clock.time_left("third") == 1, "nbclient reads a timeout of 0 as no timeout at all"
+    hooks = run._NotebookHooks(60, 0, lambda cell, cells: told.append((cell, cells)))
+    hooks.client = SimpleNamespace(nb=SimpleNamespace(cells=[None] * 4))
+    hooks.start()  # the kernel is up: the notebook's 60 s start now
+    hooks.before_cell(cell="third", cell_index=2)
+    assert told == [(3, 4)] and (hooks.cell, hooks.index) == ("third", 2)
+    assert 58 <= hooks.time_left("third") <= 60
+    hooks.deadline = time.monotonic() - 5
+    assert hooks.time_left("third") == 1, "nbclient reads a timeout of 0 as no timeout at all"
     # out of time: the next cell does not start, rather than run with the 1 s minimum
     with pytest.raises(TimeoutError, match="out of time before this cell started"):
-        clock.before_cell(cell="fourth", cell_index=3)
+        hooks.before_cell(cell="fourth", cell_index=3)
 
 
 def test_a_notebook_whose_run_raises_is_an_error_in_one_line_and_the_series_goes_on(tmp_path: Path,
