@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, default_checkpoint, list_checkpoints, make_command,
                           models_dir, train_one)
 from .classifier import Classifier, trained_with
-from .config import CommandParser, environment_help
+from .config import CommandParser, environment_help, user_path
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
@@ -69,7 +69,7 @@ class ModelShelf:
         removed or changed: saving a checkpoint replaces its files, copying one over another rewrites it."""
         try:
             stamp = _folder_stamp(self.directory)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # `main` refuses a file; one may take the folder's place later
             return [], []
         with self._lock:
             if self._listing[0] != stamp:
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the address to serve on (default: $HOST, else {DEFAULT_HOST}, this machine only; "
                              "0.0.0.0 serves other machines too)")
     parser.add_argument("--port", type=port_number, help=f"default: $PORT, else {DEFAULT_PORT}")
-    parser.add_argument("--models", type=Path, default=None, help="folder of checkpoints (default: REPORTS/models)")
+    parser.add_argument("--models", type=user_path, help="folder of checkpoints (default: REPORTS/models)")
     parser.add_argument("--check", action="store_true",
                         help="only say whether a Step 3 model (Model_3) is saved: exit status 0 if so, 1 if not")
     args = parser.parse_args(argv)
@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         except argparse.ArgumentTypeError as error:
             parser.error(f"the environment's PORT: {error} (or unset PORT)")
     directory = args.models or models_dir()
+    if directory.exists() and not directory.is_dir():
+        fix = "give --models the folder that holds them" if args.models else "move that file away"
+        parser.error(f"{directory} is a file, not a folder of checkpoints: {fix}")
     app = create_app(directory)
     listing, _ = app.state.shelf.listing()  # none where the folder is not there
     if args.check:

@@ -264,3 +264,13 @@ def test_a_bad_port_in_the_environment_is_named_as_the_environments(monkeypatch,
         "(or unset PORT)" in err
     assert main(["--port", "8001", "--check", "--models", "/nonexistent"]) == 1, "--port given: $PORT is not read"
 
+
+def test_a_models_folder_that_is_a_file_is_one_usage_error(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(SystemExit) as ended:  # every request would fail on it: a 500 without a message
+        main(["--models", str(tmp_path / "notes.txt"), "--check"])
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert ended.value.code == 2 and error == (f"error: {tmp_path / 'notes.txt'} is a file, not a folder of "
+                                               "checkpoints: give --models the folder that holds them. See `python "
+                                               "-m mnist_utils.app --help`.")
+
