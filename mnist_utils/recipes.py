@@ -402,7 +402,17 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
                                        for k, v in value.items()})
         else:
             settings[key] = convert(f"{name}: {key}", value, _FIELDS[key].type)
+    if "name" in values and (problem := name_problem(settings["name"])):
+        raise ConfigError(f"{name}: name: {problem}")
     return Recipe(**settings)
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a config's models and run folders (CONFIG-seedN in REPORTS/models and runs/): it is a
+    file name there, so a folder in it would put them elsewhere. None where it can."""
+    if not name or name in (".", "..") or any(sep in name for sep in "/\\") or name.startswith("."):
+        return f"{name!r} names the model's files (NAME-seedN): give a file name, without folders or a leading dot"
+    return None
 
 
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:

@@ -145,6 +145,9 @@ def test_overrides_change_keys_and_nested_keys():
     # a value its explicit tag cannot make raised PyYAML's own ValueError or KeyError, a traceback
     (["epochs=!!int x"], r"--set 'epochs=!!int x': the value is not valid YAML: a value its tag cannot make "
                          r"\(ValueError: invalid literal for int\(\) with base 10: 'x'\)$"),
+    # a name is the stem of the model's files and run folder: a folder in it would put them outside models/ and runs/
+    *((["name=" + name], r"step3: name: .* give a file name, without folders or a leading dot$")
+      for name in ("../../x", "sub/x", "a\\b", "..", ".hidden", "''")),
 ])
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
     with pytest.raises(ConfigError, match=message):
