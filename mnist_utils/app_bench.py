@@ -37,7 +37,8 @@ from PIL import Image, ImageOps
 
 from .bench import GOAL_CPU_CORES, machine_facts
 from .checkpoints import default_checkpoint, list_checkpoints, make_command, models_dir
-from .config import PROJECT_ROOT, CommandParser, checked_settings, figures_path, run_command, usable_cpus
+from .config import (PROJECT_ROOT, CommandParser, checked_settings, figures_path, run_command, usable_cpus,
+                     user_path)
 from .data import load_mnist
 from .files import write_atomic
 from .report import mark
@@ -184,9 +185,9 @@ def concurrent(port: int, picture: bytes, sizes: Sizes) -> dict[str, Any]:
 
 def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser = CommandParser(prog="python -m mnist_utils.app_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, help="folder of checkpoints (default: reports/models)")
+    parser.add_argument("--models", type=user_path, help="folder of checkpoints (default: reports/models)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
-    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench_app.json; with "
+    parser.add_argument("--json", type=user_path, help="where the figures go (default: reports/bench_app.json; with "
                                                   "--quick, reports/smoke/bench_app.json)")
     return parser.parse_args(argv)
 

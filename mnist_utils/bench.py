@@ -35,7 +35,6 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
@@ -47,7 +46,7 @@ from torchvision import transforms
 from .averaging import WeightAverage
 from .batches import endless
 from .config import (CommandParser, checked_settings, counted, data_root, figures_path, hardware, run_command,
-                     usable_cpus)
+                     usable_cpus, user_path)
 from .engine import epochs_until, progress_bar, seed_everything, test, train
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
 from .files import write_atomic
@@ -278,7 +277,7 @@ def parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"tiny sizes ({QUICK.steps} steps; accuracy on {QUICK.train_images:,} images, "
                              f"{counted(QUICK.epochs, 'epoch')}): checks that it runs, its numbers mean nothing")
-    parser.add_argument("--json", type=Path, help="where the figures go (default: reports/bench.json; those of a "
+    parser.add_argument("--json", type=user_path, help="where the figures go (default: reports/bench.json; those of a "
                                                   "--quick or partial run: reports/smoke/bench.json)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     for name in ("steps", "repeats"):

@@ -31,8 +31,8 @@ import torch
 from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, default_checkpoint, list_checkpoints, models_dir, paths,
                           train_one)
 from .classifier import Classifier
-from .config import (EXIT_BAD_INPUT, EXIT_STOPPED, CommandParser, UsageError, checked_settings, environment_help,
-                     get_device, get_profile, reports_dir)
+from .config import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_STOPPED, CommandParser, UsageError, checked_settings,
+                     environment_help, get_device, get_profile, one_line, reports_dir, stdout_to_nowhere)
 from .config_values import misspelt, seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
@@ -42,7 +42,6 @@ from .preprocess import FILE_MAX_BYTES, Digit, ImageError, preprocess, read_imag
 from .recipes import ConfigError
 from .trainer import TrainingDiverged, train_from_config
 
-EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader left (SIGPIPE)
 RESULT_FILES = ("metrics.json", "per_class.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png")  # a `test` results folder: what `result_files` writes
 PERFORMANCE_LOG = "performance_log.jsonl"  # one JSON object per `test` run, in the reports folder
@@ -171,8 +170,11 @@ def run_train(args: argparse.Namespace) -> int:
     # The profile picks the folders `test` reads and writes: run as printed, it tests where this run trained.
     profile = get_profile().name
     setting = f"MNIST_PROFILE={profile} " if profile != "full" else ""
-    print(f"checkpoint: {_shown(checkpoint)}; test it with "
-          f"`{setting}python -m mnist_utils test --model {_shown(checkpoint)}`")
+    try:
+        print(f"checkpoint: {_shown(checkpoint)}; test it with "
+              f"`{setting}python -m mnist_utils test --model {_shown(checkpoint)}`")
+    except BrokenPipeError:  # the reader left before this last line: the model is tested and published all the same
+        stdout_to_nowhere()
     return 0
 
 
@@ -305,7 +307,7 @@ def _seed(text: str) -> int:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="PATH",
+    parser.add_argument("--model", metavar="PATH", type=os.path.expanduser,  # ~ as the shell makes it
                         help="a checkpoint (NAME.safetensors beside NAME.json), or the id of one in REPORTS/models "
                              "(step3-seed1); default: the most accurate "
                              "Model_3 (Step 3's architecture, from any config) in REPORTS/models "
@@ -319,11 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     train = commands.add_parser("train", help="train a config file's recipe; checkpoint to its run folder, then "
                                 "to REPORTS/models", epilog=environment_help())
-    train.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/step3.yaml (or just step3)")
+    train.add_argument("--config", required=True, metavar="FILE", type=os.path.expanduser,
+                       help="e.g. configs/step3.yaml (or just step3)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change one key of the config, e.g. --set epochs=5 --set augment.rotation=10")
     train.add_argument("--seed", type=_seed, help="default: the config's first seed")
-    train.add_argument("--out", metavar="DIR",
+    train.add_argument("--out", metavar="DIR", type=os.path.expanduser,
                        help="a new or empty run folder (default: REPORTS/runs/CONFIG-seedN-TIME)")
     train.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
     train.add_argument("--replace", action="store_true",
@@ -333,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="evaluate a saved model on the MNIST test set, results to a folder",
                                epilog=environment_help())
     _add_model_options(test)
-    test.add_argument("--out", metavar="DIR", help="results folder (default: REPORTS/evaluations/NAME)")
-    test.add_argument("--log", metavar="FILE",
+    test.add_argument("--out", metavar="DIR", type=os.path.expanduser,
+                      help="results folder (default: REPORTS/evaluations/NAME)")
+    test.add_argument("--log", metavar="FILE", type=os.path.expanduser,
                       help=f"performance log to append to (default: REPORTS/{PERFORMANCE_LOG})")
     test.set_defaults(run=run_test)
 
@@ -360,16 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         checked_settings(args.device)
         return args.run(args)
     except BAD_INPUT as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever the message
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as stopped:  # train's says what its run folder keeps
         print(f"stopped (Ctrl-C): {stopped}" if str(stopped) else "stopped (Ctrl-C)", file=sys.stderr)
         return EXIT_STOPPED
     except BrokenPipeError:  # the reader of the output left (`| head`): stop quietly, as a shell command does
-        _stdout_to_nowhere()
+        stdout_to_nowhere()
         return EXIT_BROKEN_PIPE
-
-
-def _stdout_to_nowhere() -> None:
-    """After a broken pipe: what is still buffered for stdout goes nowhere, so the exit's flush fails no more."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

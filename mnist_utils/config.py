@@ -339,6 +339,11 @@ class _HelpFormatter(argparse.HelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
 
 
+def user_path(text: str) -> Path:
+    """A path option's value, `~` made the home folder as the shell makes it in `--out ~/x` but not `--out=~/x`."""
+    return Path(text).expanduser()
+
+
 class CommandParser(argparse.ArgumentParser):
     """argparse, but a mistake is one line naming the fix, exit status 2 (argparse's default prints the usage
     first): the parser of every command line of the project."""
@@ -365,6 +370,17 @@ class CommandParser(argparse.ArgumentParser):
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader left (SIGPIPE)
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line, whatever its own line breaks: a command's bad input ends in one line."""
+    return " ".join(str(error).split())
+
+
+def stdout_to_nowhere() -> None:
+    """After a broken pipe: what is still buffered for stdout goes nowhere, so the exit's flush fails no more."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class UsageError(ValueError):
@@ -392,13 +408,17 @@ def figures_path(given: Path | None, name: str, whole: bool) -> Path:
 
 def run_command(main: Callable[[], int | None], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
     """Exit with `main()`'s status, as a command of the project ends: an error of `bad_input` or a UsageError in one
-    line (EXIT_BAD_INPUT), Ctrl-C in one line (EXIT_STOPPED), never a traceback for either."""
+    line (EXIT_BAD_INPUT), Ctrl-C in one line (EXIT_STOPPED), a reader of the output that left (`| head`) quietly
+    (EXIT_BROKEN_PIPE), never a traceback for any of them."""
     try:
         status = main()
     except (UsageError, *bad_input) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         status = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("stopped (Ctrl-C)", file=sys.stderr)
         status = EXIT_STOPPED
+    except BrokenPipeError:
+        stdout_to_nowhere()
+        status = EXIT_BROKEN_PIPE
     sys.exit(status)

@@ -46,7 +46,7 @@ from traitlets.config import Config
 from .config import (HEADLESS_ENV, LANES_FILE_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
                      READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes,
                      find_notebooks, first_line, get_profile, notebook_timeout, reports_dir as profile_reports_dir,
-                     reports_root, usable_cpus)
+                     reports_root, usable_cpus, user_path)
 from .files import write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
@@ -405,9 +405,10 @@ def _parser() -> CommandParser:
                              f"see config.NOTEBOOK_PLANS; {SMOKE_TIMEOUT} in the smoke profile)")
     parser.add_argument("--at-once", "-j", type=int, metavar="N",
                         help="notebooks side by side at most (default: one per usable CPU; 1 on a GPU)")
-    parser.add_argument("--reports", type=Path, help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); "
-                                                     "the smoke profile writes to its smoke/ subfolder")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
+    parser.add_argument("--reports", type=user_path,
+                        help="reports folder (default: $MNIST_REPORTS_DIR, else reports/); the smoke profile writes to "
+                             "its smoke/ subfolder")
+    parser.add_argument("--notebooks", type=user_path, default=NOTEBOOKS_DIR, help="folder of NN_*.ipynb")
     return parser
 
 

@@ -30,7 +30,7 @@ import torch
 import yaml
 
 from .config import (EXIT_BAD_INPUT, PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line,
-                     get_device, get_profile, hardware, reports_dir, run_command)
+                     get_device, get_profile, hardware, reports_dir, run_command, user_path)
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, LAST_EPOCHS, last_epochs_summary, seed_table
@@ -229,7 +229,7 @@ def search_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = CommandParser(prog="python -m mnist_utils.search", description=__doc__.split("\n\n")[0])
-    parser.add_argument("search", type=Path, help="a search file, e.g. configs/searches/step3.yaml")
+    parser.add_argument("search", type=user_path, help="a search file, e.g. configs/searches/step3.yaml")
     parser.add_argument("--only", type=int, action="append", metavar="N",
                         help="run candidate N (from 0) even if it is recorded; repeat for more")
     args = parser.parse_args(list(argv) if argv is not None else None)

@@ -36,7 +36,7 @@ from .config import PROJECT_ROOT, Profile, computing_on, counted, get_device, ge
 from .config_files import config_path
 from .data import MNIST, ImageSet, load_data
 from .engine import History, row_summary, seed_everything
-from .files import held_besides, unwritable, write_atomic
+from .files import held_besides, jsonable, unwritable, write_atomic
 from .inspection import count_parameters
 from .plots import plot_history, png_bytes
 from .recipes import PRETRAINED, ConfigError, Recipe, build_model, load_config, pretrained_family
@@ -100,7 +100,8 @@ def _history_tables(rows: list[dict[str, float]]) -> dict[str, bytes]:
     writer = csv.DictWriter(text, columns)
     writer.writeheader()
     writer.writerows(rows)
-    return {"history.csv": text.getvalue().encode(), "history.json": (json.dumps(rows, indent=1) + "\n").encode()}
+    as_json = json.dumps(jsonable(rows), indent=1) + "\n"  # a diverged loss as null: JSON has no NaN
+    return {"history.csv": text.getvalue().encode(), "history.json": as_json.encode()}
 
 
 def _run_checkpoint(run_dir: Path) -> Path:

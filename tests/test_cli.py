@@ -377,6 +377,53 @@ def test_run_command_ends_as_a_command_does(capsys):
         run_command(bad)
 
 
+def test_a_command_whose_reader_left_ends_quietly_and_bad_input_in_one_line(capsys, monkeypatch):
+    from mnist_utils import config
+    silenced = []
+    monkeypatch.setattr(config, "stdout_to_nowhere", lambda: silenced.append(True))
+
+    def reader_left():  # `python -m mnist_utils.data | head -1`, once head has its line
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def two_lines():
+        raise config.UsageError("a bad value\n  give another")
+    for command, status, said in [(reader_left, 141, ""), (two_lines, 2, "error: a bad value give another\n")]:
+        with pytest.raises(SystemExit) as ended:
+            config.run_command(command)
+        assert ended.value.code == status and capsys.readouterr().err == said
+    assert silenced == [True]
+
+
+def test_train_whose_reader_left_before_its_last_line_exits_0_its_model_published(tmp_path, monkeypatch):
+    from mnist_utils import cli
+    silenced = []
+    monkeypatch.setattr(cli, "train_from_config", lambda *args, **kwargs: (tmp_path / "step1-seed1.safetensors", None))
+    monkeypatch.setattr(cli, "stdout_to_nowhere", lambda: silenced.append(True))
+
+    class LeftReader(io.TextIOBase):  # `train ... | head -1`, once head has its line
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(sys, "stdout", LeftReader())
+    assert main(["train", "--config", "step1"]) == 0 and silenced == [True]
+
+
+def test_a_path_option_makes_a_leading_tilde_the_home_folder_as_the_shell_does():
+    from mnist_utils.cli import build_parser
+    from mnist_utils.config import user_path
+    home = os.path.expanduser("~")
+    tested = build_parser().parse_args(["test", "--out=~/eval", "--log=~/log.jsonl", "--model=~/m"])
+    assert (tested.out, tested.log, tested.model) == (f"{home}/eval", f"{home}/log.jsonl", f"{home}/m")
+    trained = build_parser().parse_args(["train", "--config=~/c.yaml", "--out=~/run"])
+    assert (trained.config, trained.out) == (f"{home}/c.yaml", f"{home}/run")
+    assert user_path("~/reports") == Path(home) / "reports" and user_path("a/~b") == Path("a/~b")
+
+
+def test_a_diverged_runs_history_is_json_that_any_parser_reads():
+    from mnist_utils.trainer import _history_tables
+    tables = _history_tables([{"epoch": 1, "train_loss": float("nan")}])  # JSON has no NaN: strict parsers refuse it
+    assert json.loads(tables["history.json"], parse_constant=pytest.fail) == [{"epoch": 1, "train_loss": None}]
+
+
 def test_predict_keep_going_answers_the_good_images_and_names_the_bad_ones(step3_checkpoint, mnist, make_picture,
                                                                           tmp_path, capsys):
     good = [tmp_path / f"digit{index}.png" for index in range(2)]

@@ -322,7 +322,7 @@ def test_a_command_whose_reader_left_ends_quietly_with_the_shells_status(monkeyp
         raise BrokenPipeError(32, "Broken pipe")
 
     monkeypatch.setattr(cli, "run_predict", reader_left)
-    monkeypatch.setattr(cli, "_stdout_to_nowhere", lambda: silenced.append(True))
+    monkeypatch.setattr(cli, "stdout_to_nowhere", lambda: silenced.append(True))
     assert main(["predict", "x.png"]) == 141 and silenced == [True]
     assert capsys.readouterr().err == ""
 
