@@ -21,6 +21,7 @@ import datetime as _dt
 import io
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -167,12 +168,15 @@ def run_train(args: argparse.Namespace) -> int:
     # Where a model of its name was kept rather than replaced, the trainer's log has said so (and how to replace it).
     checkpoint, _ = train_from_config(args.config, args.set, args.out, seed=args.seed, device=args.device,
                                       replace=args.replace)
-    # The profile picks the folders `test` reads and writes: run as printed, it tests where this run trained.
-    profile = get_profile().name
-    setting = f"MNIST_PROFILE={profile} " if profile != "full" else ""
+    # The reports folder and the profile pick the folders `test` reads and writes: pasted as printed (quoted as a
+    # shell reads it), it tests where this run trained and writes beside it.
+    reports = os.environ.get("MNIST_REPORTS_DIR")
+    settings = [f"MNIST_REPORTS_DIR={shlex.quote(reports)}"] if reports else []
+    if (profile := get_profile().name) != "full":
+        settings.append(f"MNIST_PROFILE={profile}")
+    command = " ".join([*settings, "python -m mnist_utils test --model", shlex.quote(_shown(checkpoint))])
     try:
-        print(f"checkpoint: {_shown(checkpoint)}; test it with "
-              f"`{setting}python -m mnist_utils test --model {_shown(checkpoint)}`")
+        print(f"checkpoint: {_shown(checkpoint)}; test it with `{command}`")
     except BrokenPipeError:  # the reader left before this last line: the model is tested and published all the same
         stdout_to_nowhere()
     return 0

@@ -5,6 +5,7 @@ import io
 import itertools
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -405,6 +406,18 @@ def test_train_whose_reader_left_before_its_last_line_exits_0_its_model_publishe
             raise BrokenPipeError(32, "Broken pipe")
     monkeypatch.setattr(sys, "stdout", LeftReader())
     assert main(["train", "--config", "step1"]) == 0 and silenced == [True]
+
+
+def test_train_prints_a_test_command_that_works_pasted_as_it_is(tmp_path, monkeypatch, capsys):
+    from mnist_utils import cli
+    run = tmp_path / "my run" / "my run.safetensors"  # a space: the shell would read two arguments
+    monkeypatch.setattr(cli, "train_from_config", lambda *args, **kwargs: (run, None))
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "my reports"))  # where `test` then writes its results
+    monkeypatch.setenv("MNIST_PROFILE", "smoke")
+    assert main(["train", "--config", "step1"]) == 0
+    command = capsys.readouterr().out.splitlines()[-1].split("test it with `")[1].rstrip("`")
+    assert shlex.split(command) == [f"MNIST_REPORTS_DIR={tmp_path / 'my reports'}", "MNIST_PROFILE=smoke", "python",
+                                    "-m", "mnist_utils", "test", "--model", str(run)]
 
 
 def test_a_path_option_makes_a_leading_tilde_the_home_folder_as_the_shell_does():

@@ -382,7 +382,7 @@ def test_a_smoke_train_says_what_the_profile_cut_and_how_to_test_in_that_profile
     assert printed[0].split(" ", 1)[1].startswith("smoke profile: 1 of 200 epochs, the first 2,048 training and 1,024 "
                                                   "test images; step1: Model_1, 6,950 parameters; 1 epoch"), printed[0]
     # As printed, the command tests in the profile that trained it, into reports/smoke/, not the full run's.
-    assert "test it with `MNIST_PROFILE=smoke python -m mnist_utils test --model " in printed[-1], printed[-1]
+    assert " MNIST_PROFILE=smoke python -m mnist_utils test --model " in printed[-1], printed[-1]
     assert printed[-1].endswith("/reports/smoke/models/step1-seed1.safetensors`"), printed[-1]
     recipe = load_config("step1", ["epochs=200"])
     assert profile_cuts(recipe, recipe.for_profile(get_profile("full")), get_profile("full")) == "", \
