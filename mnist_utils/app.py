@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import os
 import socket
 import sys
@@ -188,15 +189,21 @@ def port_number(text: str) -> int:
     return int(text)
 
 
-def port_taken(host: str, port: int) -> str | None:
-    """Why `host`:`port` cannot be served on (in use, say), or None: asked before the page says it serves there."""
+def port_taken(host: str, port: int) -> tuple[str, str] | None:
+    """Why `host`:`port` cannot be served on and what to do, (reason, fix), or None: asked before the page says it
+    serves there. An address this machine does not have, or a name that does not resolve, is the host's fault; any
+    other (in use, say) the port's."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         if os.name != "nt":  # as the server binds; on Windows the option would let two programs share a port
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
-            return error.strerror or str(error)
+            reason = error.strerror or str(error)
+            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+                return reason, "check the host (HOST=127.0.0.1 serves this machine only, 0.0.0.0 every network)"
+            other = DEFAULT_PORT if port != DEFAULT_PORT else DEFAULT_PORT + 1
+            return reason, f"choose another port (e.g. `make app PORT={other}`), or check the host"
     return None
 
 
@@ -230,10 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no saved model in {directory}: {fix}.", file=sys.stderr)
         return 2
     if (problem := port_taken(args.host, args.port)) is not None:
-        other = DEFAULT_PORT if args.port != DEFAULT_PORT else DEFAULT_PORT + 1
-        print(f"error: cannot serve on {args.host}:{args.port} ({problem}): choose another port (e.g. "
-              f"`make app PORT={other}`), or check the host (HOST=127.0.0.1 serves this machine only).",
-              file=sys.stderr)
+        reason, fix = problem
+        print(f"error: cannot serve on {args.host}:{args.port} ({reason}): {fix}.", file=sys.stderr)
         return 2
     import uvicorn
 

@@ -227,7 +227,15 @@ def test_a_port_in_use_is_an_error_before_the_page_says_it_serves(models_dir, ca
         assert main(["--models", str(models_dir), "--port", str(port)]) == 2
     captured = capsys.readouterr()
     assert "Serving" not in captured.out and f"cannot serve on 127.0.0.1:{port}" in captured.err
+    assert "choose another port" in captured.err
     assert port_taken("127.0.0.1", port) is None, "free again once its holder closed"
+
+
+def test_an_address_this_machine_does_not_have_is_the_hosts_fault_not_the_ports(models_dir, capsys):
+    assert main(["--models", str(models_dir), "--host", "10.255.255.1", "--port", "8123"]) == 2  # no such interface
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot serve on 10.255.255.1:8123 (") and ": check the host (HOST=127.0.0.1" in error
+    assert "port" not in error.split("): ", 1)[1], error
 
 
 def test_check_says_whether_a_step3_model_is_saved_and_serving_needs_a_model(models_dir, tmp_path, capsys,
