@@ -191,14 +191,15 @@ def run_test(args: argparse.Namespace) -> int:
     test = load_data().test  # the profile's share: all 10,000 digits, or the smoke profile's few
     evaluation = evaluate(classifier, test)
     macro = evaluation["per_class"][-1]
-    summary = {"checkpoint": meta["path"], "weights_sha256": meta["weights"]["sha256"], "title": meta["title"],
+    # Paths whole: a log read from another folder must still find what each record names.
+    summary = {"checkpoint": str(Path(meta["path"]).resolve()), "weights_sha256": meta["weights"]["sha256"], "title": meta["title"],
                "model": meta["model"]["name"], "images": len(test), "accuracy": evaluation["accuracy"],
                "loss": evaluation["loss"], "macro_precision": macro["precision"], "macro_recall": macro["recall"],
                "macro_f1": macro["f1"], "profile": get_profile().name, "device": str(classifier.device),
                "seconds": round(evaluation["seconds"], 3),
                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     write_folder_atomic(folder, result_files(evaluation, summary, test.images))
-    append_line(log, {**summary, "results": str(folder)})
+    append_line(log, {**summary, "results": str(folder.resolve())})
 
     print(f"{meta['title']} ({meta['model']['name']}, {_shown(meta['path'])}) on {len(test):,} MNIST test images: "
           f"accuracy {evaluation['accuracy']:.2f}%, loss {evaluation['loss']:.4f}, macro F1 {macro['f1']:.2f}%")

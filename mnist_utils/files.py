@@ -23,9 +23,13 @@ DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers 
 
 def held_besides(folder: Path, expected: Iterable[str] = ()) -> str:
     """What `folder` holds besides the `expected` names and what file browsers leave (DESKTOP_FILES), for an error
-    message: "train.log", "train.log and 4 more" (the first by name); "" where it holds nothing else."""
+    message: "train.log", "train.log and 4 more" (the first by name); "" where it holds nothing else; where it
+    cannot be listed, it says so."""
     skip = {*expected, *DESKTOP_FILES}
-    others = sorted(p.name for p in folder.iterdir() if p.name not in skip)
+    try:
+        others = sorted(p.name for p in folder.iterdir() if p.name not in skip)
+    except OSError as error:  # a folder one may write in but not list: what it holds cannot be known, so not nothing
+        return f"files that cannot be listed ({error.strerror})"
     return f"{others[0]} and {len(others) - 1} more" if len(others) > 1 else "".join(others)
 
 

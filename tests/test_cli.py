@@ -25,7 +25,7 @@ def smoke(monkeypatch):
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
 
 
-def test_test_writes_every_result_and_logs_a_line(step3_checkpoint, tmp_path, smoke, capsys):
+def test_test_writes_every_result_and_logs_a_line(step3_checkpoint, tmp_path, smoke, capsys, monkeypatch):
     out, log = tmp_path / "results", tmp_path / "performance.jsonl"
     assert main(["test", "--model", str(step3_checkpoint), "--out", str(out), "--log", str(log)]) == 0
     captured = capsys.readouterr()
@@ -52,9 +52,11 @@ def test_test_writes_every_result_and_logs_a_line(step3_checkpoint, tmp_path, sm
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.width > 300
 
-    assert main(["test", "--model", str(step3_checkpoint), "--out", str(out), "--log", str(log)]) == 0
+    monkeypatch.chdir(tmp_path)  # given relative to here, logged whole: the log may be read from anywhere
+    assert main(["test", "--model", str(step3_checkpoint), "--out", "results", "--log", "performance.jsonl"]) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(lines) == 2 and lines[0]["accuracy"] == metrics["accuracy"] and lines[1]["results"] == str(out)
+    assert lines[1]["checkpoint"] == str(step3_checkpoint.resolve())
     assert lines[0]["weights_sha256"] == json.loads(paths(step3_checkpoint)[1].read_text())["weights"]["sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["performance.jsonl", "results"], "no staging folder left"
 

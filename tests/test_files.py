@@ -111,3 +111,14 @@ def test_a_folder_that_cannot_be_held_is_worked_in_without_the_lock(tmp_path, mo
         ran.append("a folder that cannot be locked")
     assert ran == ["a folder that cannot be opened", "a folder that cannot be locked"]
 
+
+def test_a_folder_that_cannot_be_listed_is_not_taken_for_an_empty_one(tmp_path, monkeypatch):
+    from mnist_utils.files import held_besides
+    (tmp_path / "train.log").write_text("")
+    assert held_besides(tmp_path) == "train.log" and held_besides(tmp_path, ["train.log"]) == ""
+
+    def refused(self):  # a folder one may write in but not list (as root, modes do not refuse it)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(type(tmp_path), "iterdir", refused)
+    assert held_besides(tmp_path, ["train.log"]) == "files that cannot be listed (Permission denied)"
+
