@@ -138,7 +138,7 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
         return JSONResponse({"error": f"{error.detail}: {request.method} {request.url.path}"},
                             status_code=error.status_code, headers=getattr(error, "headers", None))
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)  # HEAD: what uptime checks ask
     def index() -> str:
         return page
 
