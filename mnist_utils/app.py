@@ -189,7 +189,7 @@ def port_number(text: str) -> int:
     return int(text)
 
 
-def port_taken(host: str, port: int) -> tuple[str, str] | None:
+def serving_problem(host: str, port: int) -> tuple[str, str] | None:
     """Why `host`:`port` cannot be served on and what to do, (reason, fix), or None: asked before the page says it
     serves there. An address this machine does not have, or a name that does not resolve, is the host's fault; any
     other (in use, say) the port's."""
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                f"train one with {train_one()} and copy its .safetensors and .json there, or leave --models out")
         print(f"error: no saved model in {directory}: {fix}.", file=sys.stderr)
         return 2
-    if (problem := port_taken(args.host, args.port)) is not None:
+    if (problem := serving_problem(args.host, args.port)) is not None:
         reason, fix = problem
         print(f"error: cannot serve on {args.host}:{args.port} ({reason}): {fix}.", file=sys.stderr)
         return 2

@@ -174,9 +174,10 @@ def run_train(args: argparse.Namespace) -> int:
     settings = [f"MNIST_REPORTS_DIR={shlex.quote(reports)}"] if reports else []
     if (profile := get_profile().name) != "full":
         settings.append(f"MNIST_PROFILE={profile}")
-    command = " ".join([*settings, "python -m mnist_utils test --model", shlex.quote(_shown(checkpoint))])
+    shown = _shown(checkpoint)
+    command = " ".join([*settings, "python -m mnist_utils test --model", shlex.quote(shown)])
     try:
-        print(f"checkpoint: {_shown(checkpoint)}; test it with `{command}`")
+        print(f"checkpoint: {shown}; test it with `{command}`")
     except BrokenPipeError:  # the reader left before this last line: the model is tested and published all the same
         stdout_to_nowhere()
     return 0
@@ -192,11 +193,11 @@ def run_test(args: argparse.Namespace) -> int:
     evaluation = evaluate(classifier, test)
     macro = evaluation["per_class"][-1]
     # Paths whole: a log read from another folder must still find what each record names.
-    summary = {"checkpoint": str(Path(meta["path"]).resolve()), "weights_sha256": meta["weights"]["sha256"], "title": meta["title"],
-               "model": meta["model"]["name"], "images": len(test), "accuracy": evaluation["accuracy"],
-               "loss": evaluation["loss"], "macro_precision": macro["precision"], "macro_recall": macro["recall"],
-               "macro_f1": macro["f1"], "profile": get_profile().name, "device": str(classifier.device),
-               "seconds": round(evaluation["seconds"], 3),
+    summary = {"checkpoint": str(Path(meta["path"]).resolve()), "weights_sha256": meta["weights"]["sha256"],
+               "title": meta["title"], "model": meta["model"]["name"], "images": len(test),
+               "accuracy": evaluation["accuracy"], "loss": evaluation["loss"], "macro_precision": macro["precision"],
+               "macro_recall": macro["recall"], "macro_f1": macro["f1"], "profile": get_profile().name,
+               "device": str(classifier.device), "seconds": round(evaluation["seconds"], 3),
                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     write_folder_atomic(folder, result_files(evaluation, summary, test.images))
     append_line(log, {**summary, "results": str(folder.resolve())})

@@ -36,6 +36,14 @@ def seed_problem(seed: int) -> str | None:
     return None if 0 <= seed <= MAX_SEED else f"a seed is a whole number from 0 to 2**64 - 1, got {seed}"
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a config's models and run folders (CONFIG-seedN in REPORTS/models and runs/): it is a
+    file name there, so a folder in it would put them elsewhere. None where it can."""
+    if not name or name.startswith(".") or any(sep in name for sep in "/\\"):  # "." and ".." start with a dot
+        return f"{name!r} names the model's files (NAME-seedN): give a file name, without folders or a leading dot"
+    return None
+
+
 class _UniqueKeys(yaml.SafeLoader):
     """PyYAML's safe loader, but a key written twice in one mapping is an error: PyYAML keeps the last one silently,
     so `epochs: 1` above `epochs: 2` would train 2 epochs with nothing said. Checked as each mapping is composed,

@@ -25,7 +25,8 @@ import models
 from .augment import Augment
 from .batches import Batches, ShortEpochs
 from .config import counted, first_line
-from .config_values import BUILD_ERRORS, ConfigError, convert, misspelt, raise_own_fault, seed_problem, unknown_keys
+from .config_values import (BUILD_ERRORS, ConfigError, convert, misspelt, name_problem, raise_own_fault, seed_problem,
+                            unknown_keys)
 from .config_files import config_path, read_config
 from .data import MNIST_MEAN, MNIST_STD, ImageSet, train_val_split
 from .engine import monitor_mode
@@ -405,14 +406,6 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
     if "name" in values and (problem := name_problem(settings["name"])):
         raise ConfigError(f"{name}: name: {problem}")
     return Recipe(**settings)
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot name a config's models and run folders (CONFIG-seedN in REPORTS/models and runs/): it is a
-    file name there, so a folder in it would put them elsewhere. None where it can."""
-    if not name or name in (".", "..") or any(sep in name for sep in "/\\") or name.startswith("."):
-        return f"{name!r} names the model's files (NAME-seedN): give a file name, without folders or a leading dot"
-    return None
 
 
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:

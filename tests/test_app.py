@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette import formparsers
 
-from mnist_utils.app import create_app, main, port_number, port_taken
+from mnist_utils.app import create_app, main, port_number, serving_problem
 from mnist_utils.checkpoints import paths, save_checkpoint
 from mnist_utils.inspection import count_parameters
 from mnist_utils.preprocess import MAX_BYTES, preprocess
@@ -225,12 +225,12 @@ def test_a_port_in_use_is_an_error_before_the_page_says_it_serves(models_dir, ca
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        assert port_taken("127.0.0.1", port) is not None
+        assert serving_problem("127.0.0.1", port) is not None
         assert main(["--models", str(models_dir), "--port", str(port)]) == 2
     captured = capsys.readouterr()
     assert "Serving" not in captured.out and f"cannot serve on 127.0.0.1:{port}" in captured.err
     assert "choose another port" in captured.err
-    assert port_taken("127.0.0.1", port) is None, "free again once its holder closed"
+    assert serving_problem("127.0.0.1", port) is None, "free again once its holder closed"
 
 
 def test_an_address_this_machine_does_not_have_is_the_hosts_fault_not_the_ports(models_dir, capsys):
