@@ -171,7 +171,8 @@ def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Reci
     is timed on one thread, as a lane trains it (mnist_utils.lanes): on two threads, networks this small spend much
     of a step waiting for each other, and what bf16 saves shrinks to the size of a timing's noise. The three are
     timed in turn, `repeats` rounds, each keeping its best: other work on the machine (a notebook running beside
-    this one) then slows all three alike, not whichever happened to be timed while it was busiest."""
+    this one) then falls on all three, not only on whichever happened to be timed while it was busiest; a round's
+    ratios pair timings taken one after the other, which such work slows most nearly alike."""
     ways = {"float32": {}, "channels_last": {"channels_last": True},
             "bf16 + channels_last": {"channels_last": True, "autocast_dtype": torch.bfloat16}}
     rows = []
@@ -187,7 +188,8 @@ def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Reci
                      "channels_last speed-up, each round": [c / f for c, f in zip(rounds["channels_last"],
                                                                                    rounds["float32"])],
                      "bf16 speed-up": bf16 / fp32,
-                     "bf16 over channels_last": bf16 / channels_last,  # what the bf16 rule weighs
+                     "bf16 over channels_last": bf16 / channels_last,
+                     # what the bf16 rule weighs, round by round:
                      "bf16 over channels_last, each round": [b / c for c, b in zip(rounds["channels_last"],
                                                                                    rounds["bf16 + channels_last"])],
                      "bf16 in its config": recipes[name].bf16, "trains in": recipes[name].precision(device)})
@@ -239,8 +241,9 @@ def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
     bf16 natively, a choice fits unless every round of the probe says otherwise: bf16 on, yet under `margin` times
     as fast as float32 with channels_last (the layout every model trains in) in every round, or off, yet at least
     that fast in every round. Each round's ratio pairs timings taken one after the other; the ratio of the best
-    rounds mixes rounds that other work on the machine slowed unequally (ResNet + BN's read 0.95× in a series run;
-    its rounds, timed again beside a busy process, read 1.05–1.81×). Elsewhere: every model trains in float32."""
+    rounds can pair timings of different rounds, which other work on the machine slowed unequally (ResNet + BN's
+    read 0.95× in a series run; its rounds, timed again beside a busy process, 1.05–1.81×). Elsewhere: every model
+    trains in float32."""
     if native_bf16:
         fits = all(max(ratios) >= margin if row["bf16 in its config"] else min(ratios) < margin
                    for row in rows for ratios in [row["bf16 over channels_last, each round"]])
@@ -258,7 +261,7 @@ def bf16_claim(rows: Sequence[dict[str, Any]], device: torch.device,
     """The claim a notebook checks about its `precision_speeds` rows, whether it holds on `device`
     (`bf16_choices_fit`, with the device's native bf16 or not) and the evidence: `report.check(*bf16_claim(...))`."""
     claim = (f"Each config's bf16 choice fits this run's speed-ups: none has it on where bf16 was under "
-             f"{margin - 1:.0%} faster than float32 in every round of the probe, none off where it was at least that "
-             "much faster in every round (a difference a round does not repeat is a timing's noise; where the "
-             "processor has no bf16 instructions, nothing trains in bf16)")
+             f"{margin - 1:.0%} faster than channels_last alone (float32) in every round of the probe, none off "
+             "where it was at least that much faster in every round (a difference a round does not repeat is a "
+             "timing's noise; where the processor has no bf16 instructions, nothing trains in bf16)")
     return (claim, *bf16_choices_fit(rows, bf16_native(device), margin))
