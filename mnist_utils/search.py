@@ -30,14 +30,14 @@ import torch
 import yaml
 
 from .config import (EXIT_BAD_INPUT, PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line,
-                     get_device, get_profile, hardware, reports_dir, run_command, user_path)
+                     generators_kept, get_device, get_profile, hardware, reports_dir, run_command, user_path)
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, LAST_EPOCHS, last_epochs_summary, seed_table
 from .files import cannot_write, write_atomic
 from .inspection import count_parameters
-from .config_values import load_yaml
-from .recipes import ConfigError, Recipe, load_config
+from .config_values import load_yaml, yaml_problem
+from .recipes import ConfigError, Recipe, build_model, load_config
 from .training import check_packable, train_seeds
 
 
@@ -53,10 +53,19 @@ def read_search(path: Path | str) -> dict[str, Any]:
     path = Path(path) if Path(path).is_file() else in_project(path)
     try:
         spec = load_yaml(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+    except OSError as error:
         raise ConfigError(f"{path}: cannot read the search file: {error}") from None
-    if not isinstance(spec, dict) or set(spec) != {"config", "record", "candidates"}:
-        raise ConfigError(f"{path}: a search file has exactly the keys config, record and candidates")
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        where, what = yaml_problem(error) if isinstance(error, yaml.YAMLError) else ("", "not UTF-8 text")
+        raise ConfigError(f"{path}{', ' * bool(where)}{where}: not a valid search file (YAML): {what}") from None
+    keys = ("config", "record", "candidates")
+    if not isinstance(spec, dict) or set(spec) != set(keys):
+        found = sorted(map(str, spec)) if isinstance(spec, dict) else type(spec).__name__
+        raise ConfigError(f"{path}: a search file has exactly the keys config, record and candidates, got {found}")
+    for key in ("config", "record"):  # names of files, which a number, a list or an empty value is not
+        if not isinstance(spec[key], str) or not spec[key].strip():
+            raise ConfigError(f"{path}: {key} is a file name such as "
+                              f"{'step3' if key == 'config' else 'reports/searches/step3.json'}, got {spec[key]!r}")
     candidates = spec["candidates"]
     if not isinstance(candidates, list) or not candidates or not all(
             isinstance(c, list) and all(isinstance(change, str) for change in c) for c in candidates):
@@ -66,11 +75,13 @@ def read_search(path: Path | str) -> dict[str, Any]:
 
 def candidate_recipes(spec: dict[str, Any], profile: Profile = get_profile("full")) -> list[Recipe]:
     """Every candidate's recipe (the config with its changes, as `profile` runs it), checked before anything trains:
-    its keys and values, and that the packed trainer can train it."""
+    its keys and values, that its model can be built from its model_args, and that the packed trainer can train it."""
     config = spec["config"]
     config = in_project(config) if str(config).endswith((".yaml", ".yml")) else config  # a name: configs/NAME.yaml
     recipes = [load_config(config, changes).for_profile(profile) for changes in spec["candidates"]]
     for recipe in recipes:
+        with generators_kept(torch.device("cpu")):  # built to be checked: its draws must not shift a seeded run
+            build_model(recipe)
         check_packable(recipe)
     return recipes
 

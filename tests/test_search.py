@@ -44,6 +44,29 @@ def test_a_bad_search_file_is_one_clear_error_before_any_training(tmp_path, monk
     assert search.main([str(bad)]) == 2 and "packed seeds train in float32" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text, said", [
+    ("config: step3\nrecord: r.json\ncandidates: [[], [model_args.foo=1]]\n",  # a model its args cannot build:
+     "do not fit Model_3 on 28×28 digits"),  # said before the first candidate trains, not after it
+    ("config: step3\nrecord: r.json\ncandidates: [[], [\"model_args.widths=[0,0,0,0,0]\"]]\n", "do not fit Model_3"),
+    ("config: step3\nrecord:\ncandidates: [[]]\n",
+     "record is a file name such as reports/searches/step3.json, got None"),
+    ("config: [step3]\nrecord: r.json\ncandidates: [[]]\n", "config is a file name such as step3, got ['step3']"),
+    ("config: step3\nrecord: 5\ncandidates: [[]]\n", "record is a file name"),
+    ("config: [step3\n", "bad.yaml, line 2, column 1: not a valid search file (YAML): expected ',' or ']'"),
+    ("config: step3\ncandidates: [[]]\nextra: 1\n",
+     "exactly the keys config, record and candidates, got ['candidates', 'config', 'extra']")])
+def test_a_search_file_the_search_cannot_run_is_refused_in_one_line_before_any_training(text, said, tmp_path,
+                                                                                          monkeypatch, capsys):
+    monkeypatch.setattr(search, "train_seeds", lambda *a: pytest.fail("nothing may train"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    state = torch.get_rng_state()
+    assert search.main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert torch.equal(torch.get_rng_state(), state), "the models built to be checked drew nothing a run would"
+
+
 def test_each_candidate_is_recorded_and_a_rerun_skips_what_is_done(search_file, monkeypatch):
     trained = []
     monkeypatch.setattr(search, "train_seeds", lambda recipe, data, device: trained.append(recipe) or fake_runs(recipe, data, device))
