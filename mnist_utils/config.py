@@ -29,13 +29,15 @@ SOURCE_STEM = re.compile(r"[0-9]{2}_\w+")
 
 
 def data_root() -> Path:
-    """Folder holding `MNIST/raw/` (override with MNIST_DATA_ROOT)."""
-    return Path(os.environ.get("MNIST_DATA_ROOT", PROJECT_ROOT / "data"))
+    """Folder holding `MNIST/raw/` (override with MNIST_DATA_ROOT; set but empty, as `MNIST_DATA_ROOT= make`
+    leaves it, is the default, not the current folder)."""
+    return Path(os.environ.get("MNIST_DATA_ROOT") or PROJECT_ROOT / "data")
 
 
 def reports_root() -> Path:
-    """The reports folder (override with MNIST_REPORTS_DIR); each profile's outputs: see `reports_dir`."""
-    return Path(os.environ.get("MNIST_REPORTS_DIR", PROJECT_ROOT / "reports"))
+    """The reports folder (override with MNIST_REPORTS_DIR; empty is the default); each profile's outputs: see
+    `reports_dir`."""
+    return Path(os.environ.get("MNIST_REPORTS_DIR") or PROJECT_ROOT / "reports")
 
 
 def reports_dir(profile: str | None = None, base: Path | str | None = None) -> Path:

@@ -338,6 +338,14 @@ def test_each_profile_writes_its_own_results_so_a_smoke_run_never_replaces_a_ful
     assert reports_dir() == base / "smoke" and reports_dir("full") == base
 
 
+def test_a_folder_variable_set_but_empty_is_its_default_not_the_current_folder(monkeypatch):
+    # `MNIST_DATA_ROOT= make data` or an empty line in a .env file: the data and reports stay where they are
+    from mnist_utils.config import data_root, reports_root
+    monkeypatch.setenv("MNIST_DATA_ROOT", "")
+    monkeypatch.setenv("MNIST_REPORTS_DIR", "")
+    assert (data_root(), reports_root()) == (PROJECT_ROOT / "data", PROJECT_ROOT / "reports")
+
+
 def test_make_readme_fails_naming_each_notebook_without_full_profile_results(tmp_path, monkeypatch, capsys):
     from mnist_utils.readme import README_END, README_START, main
 
