@@ -172,7 +172,7 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         return rows
     if why := cannot_write(record_path):  # said before the first candidate trains, not after
         raise ConfigError(f"the record cannot be written: {why}. Move what is in the way, or give the search file "
-                          f"{path} another record:")
+                          f"{path} another `record:` (a JSON file, e.g. reports/searches/mine.json)")
     data, device = load_data(), get_device()
     for _, _, recipe in todo:  # what the data decide (a split, whole batches), for every candidate before the first
         recipe.check_data(len(data.train))

@@ -159,7 +159,9 @@ def test_a_record_that_cannot_be_written_is_refused_before_the_first_candidate_t
     monkeypatch.setattr(search, "train_seeds", lambda *a: pytest.fail("nothing may train"))
     (search_file.parent / "docs").write_text("a file where the record's folder would be")
     assert search.main([str(search_file)]) == 2
-    assert "error: the record cannot be written: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: the record cannot be written: " in err
+    assert err.rstrip().endswith("another `record:` (a JSON file, e.g. reports/searches/mine.json)"), "a whole sentence"
 
 
 def test_under_the_smoke_profile_a_search_trains_cut_runs_into_a_record_of_its_own(search_file, monkeypatch, tmp_path):
