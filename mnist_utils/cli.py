@@ -245,6 +245,8 @@ def run_predict(args: argparse.Namespace) -> int:
     for problem in problems:
         print("error: " + " ".join(str(problem).split()), file=sys.stderr)
     if not read:
+        if args.json:  # a reader parsing stdout gets JSON still: no answers
+            print("[]")
         return EXIT_BAD_INPUT
     images, digits = [image for image, _ in read], [digit for _, digit in read]
     answers = classifier.answers(torch.stack([d.pixels for d in digits]))

@@ -464,6 +464,8 @@ def test_predict_keep_going_answers_the_good_images_and_names_the_bad_ones(step3
     assert capsys.readouterr().out == ""
     assert main(["predict", "--model", str(step3_checkpoint), "--keep-going", str(text)]) == 2
     assert capsys.readouterr().out == "", "no image read: no answer"
+    assert main(["predict", "--model", str(step3_checkpoint), "--keep-going", "--json", str(text)]) == 2
+    assert json.loads(capsys.readouterr().out) == [], "what reads the JSON gets JSON: no answers"
 
 
 def test_a_model_id_not_saved_is_refused_naming_the_saved_ids_and_the_one_likely_meant(step3_checkpoint, tmp_path,
