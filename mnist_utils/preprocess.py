@@ -146,7 +146,11 @@ def _greyscale(image: Image.Image) -> torch.Tensor:
     has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
     if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit greyscale (scanners): convert("L") clips it
         wide = np.asarray(image, dtype=np.float32)
-        return torch.from_numpy(wide / 257 if wide.max() > 255 else wide.copy())  # 65535 / 257 = 255
+        # Scanners and cameras store 10, 12 or 14 bits in 16: tones scale by the fewest bits that hold the brightest
+        # (a 12-bit white, 4095, is 255), so that one grey level more at the top does not make the picture 257 times
+        # darker. 8 bits or fewer stay as they are; 16 divide by 257 (65535 / 257 = 255).
+        bits = max(8, int(np.ceil(np.log2(max(float(wide.max()), 0.0) + 1))))
+        return torch.from_numpy(wide / ((2 ** bits - 1) / 255))
     if not has_alpha:
         return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())
     rgba = image.convert("RGBA")

@@ -208,6 +208,20 @@ def test_a_16_bit_greyscale_scan_reads_like_its_8_bit_picture(mnist, make_pictur
     assert torch.equal(preprocess(scan.getvalue()).pixels, preprocess(narrow.getvalue()).pixels)
 
 
+@pytest.mark.parametrize("bits", [9, 10, 12, 14])
+def test_a_scan_of_fewer_bits_stored_in_16_reads_like_its_8_bit_picture(bits, mnist, make_picture):
+    # a 12-bit scanner's white is 4095: scaled as 16 bits it was 16 of 255, a blank picture, while 255 read whole
+    picture = Image.open(io.BytesIO(make_picture(mnist.test.images[0], dark_ink=True))).convert("L")
+    tones = np.asarray(picture, dtype=np.float64)
+    scan = io.BytesIO()
+    Image.fromarray(np.round(tones * (2 ** bits - 1) / 255).astype(np.uint16)).save(scan, format="PNG")
+    narrow = io.BytesIO()
+    picture.save(narrow, format="PNG")
+    read, reference = preprocess(scan.getvalue()), preprocess(narrow.getvalue())
+    assert read.pixels.shape == reference.pixels.shape and read.inverted == reference.inverted
+    assert (read.pixels.int() - reference.pixels.int()).abs().max() <= 1, "the same tones, to the scan's levels"
+
+
 def test_no_mnist_test_digit_as_it_is_is_taken_for_dark_ink(mnist):
     # the sheet rule must leave MNIST's own digits alone: a loop's ring (6, 8, 9, 0) once covered enough rows and
     # columns at a lower share to be cut as a sheet, its hole read as the ink
