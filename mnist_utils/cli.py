@@ -243,7 +243,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 raise
             problems.append(error)
     for problem in problems:
-        print("error: " + " ".join(str(problem).split()), file=sys.stderr)
+        print(f"error: {one_line(problem)}", file=sys.stderr)
     if not read:
         if args.json:  # a reader parsing stdout gets JSON still: no answers
             print("[]")

@@ -162,6 +162,11 @@ def training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 SPEED_MARGIN = 1.05  # a layout or bf16 is worth it where it trains at least 5% faster than without it
 
 
+def _each_round(ratios: Sequence[float], decimals: int) -> str:
+    """A probe's ratios, round by round, as the speed table and the claims' evidence show them: "1.337, 1.236"."""
+    return ", ".join(f"{ratio:.{decimals}f}" for ratio in ratios)
+
+
 def precision_speeds(models: Mapping[str, nn.Module], recipes: Mapping[str, Recipe], images: torch.Tensor,
                      labels: torch.Tensor, device: torch.device, *, repeats: int = 2) -> list[dict[str, Any]]:
     """What each config's layout and precision choice rests on: per model (`recipes` by the same names),
@@ -213,8 +218,7 @@ def speed_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
              "channels_last speed-up": f"{row['channels_last speed-up']:.2f}×",
              "bf16 speed-up": f"{row['bf16 speed-up']:.2f}×",
              "bf16 over channels_last": f"{row['bf16 over channels_last']:.3f}×",
-             "each round (the rule's ratios)": ", ".join(f"{ratio:.3f}"
-                                                        for ratio in row["bf16 over channels_last, each round"]),
+             "each round (the rule's ratios)": _each_round(row["bf16 over channels_last, each round"], 3),
              "bf16 in its config": row["bf16 in its config"],
              "trains in": row["trains in"]} for row in rows]
 
@@ -231,7 +235,7 @@ def channels_last_claim(rows: Sequence[dict[str, Any]], margin: float = SPEED_MA
              "the probe for some models, that much slower in every round for none (a difference a round does not "
              "repeat is a timing's noise)")
     evidence = ", ".join(f"{row['model']} {row['channels_last speed-up']:.2f}× (rounds "
-                         + ", ".join(f"{ratio:.2f}" for ratio in rounds[row["model"]]) + ")" for row in rows)
+                         f"{_each_round(rounds[row['model']], 2)})" for row in rows)
     return claim, bool(faster) and not slower, evidence
 
 
@@ -251,8 +255,8 @@ def bf16_choices_fit(rows: Sequence[dict[str, Any]], native_bf16: bool,
         fits = all(row["trains in"] == "float32" for row in rows)
     # three decimals: a ratio of 1.046 against a margin of 1.05 must not read as "1.05×"
     evidence = ", ".join(f"{row['model']} {row['bf16 over channels_last']:.3f}× (rounds "
-                         + ", ".join(f"{ratio:.3f}" for ratio in row["bf16 over channels_last, each round"])
-                         + f"; {'on' if row['bf16 in its config'] else 'off'})" for row in rows)
+                         f"{_each_round(row['bf16 over channels_last, each round'], 3)}; "
+                         f"{'on' if row['bf16 in its config'] else 'off'})" for row in rows)
     return fits, evidence
 
 

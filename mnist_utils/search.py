@@ -30,7 +30,8 @@ import torch
 import yaml
 
 from .config import (EXIT_BAD_INPUT, PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line,
-                     generators_kept, get_device, get_profile, hardware, reports_dir, run_command, user_path)
+                     generators_kept, get_device, get_profile, hardware, one_line, reports_dir, run_command,
+                     user_path)
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, LAST_EPOCHS, last_epochs_summary, seed_table
@@ -55,17 +56,17 @@ def read_search(path: Path | str) -> dict[str, Any]:
         spec = load_yaml(path.read_text())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the search file: {error}") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        where, what = yaml_problem(error) if isinstance(error, yaml.YAMLError) else ("", "not UTF-8 text")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a valid search file (YAML): not UTF-8 text") from None
+    except yaml.YAMLError as error:
+        where, what = yaml_problem(error)
         raise ConfigError(f"{path}{', ' * bool(where)}{where}: not a valid search file (YAML): {what}") from None
-    keys = ("config", "record", "candidates")
-    if not isinstance(spec, dict) or set(spec) != set(keys):
+    if not isinstance(spec, dict) or set(spec) != {"config", "record", "candidates"}:
         found = sorted(map(str, spec)) if isinstance(spec, dict) else type(spec).__name__
         raise ConfigError(f"{path}: a search file has exactly the keys config, record and candidates, got {found}")
-    for key in ("config", "record"):  # names of files, which a number, a list or an empty value is not
-        if not isinstance(spec[key], str) or not spec[key].strip():
-            raise ConfigError(f"{path}: {key} is a file name such as "
-                              f"{'step3' if key == 'config' else 'reports/searches/step3.json'}, got {spec[key]!r}")
+    for key, example in (("config", "step3"), ("record", "reports/searches/step3.json")):
+        if not isinstance(spec[key], str) or not spec[key].strip():  # names of files: not a number, list or nothing
+            raise ConfigError(f"{path}: {key} is a file name such as {example}, got {spec[key]!r}")
     candidates = spec["candidates"]
     if not isinstance(candidates, list) or not candidates or not all(
             isinstance(c, list) and all(isinstance(change, str) for change in c) for c in candidates):
@@ -248,7 +249,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         checked_settings()  # a profile or device that MNIST_PROFILE or MNIST_DEVICE does not name: said first
         run_search(args.search, args.only)
     except (ConfigError, UsageError, MNISTDataError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
 
