@@ -32,8 +32,9 @@ import torch
 from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, default_checkpoint, list_checkpoints, models_dir, paths,
                           train_one)
 from .classifier import Classifier
-from .config import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_STOPPED, CommandParser, UsageError, checked_settings,
-                     environment_help, get_device, get_profile, one_line, reports_dir, stdout_to_nowhere)
+from .config import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_STOPPED, CommandParser, UsageError,
+                     checked_settings, disk_full, environment_help, get_device, get_profile, one_line, reports_dir,
+                     stdout_to_nowhere)
 from .config_values import misspelt, seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
@@ -370,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         checked_settings(args.device)
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # here, where a full disk or a reader that left is told below, not at the exit
+        return status
     except BAD_INPUT as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -380,3 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output left (`| head`): stop quietly, as a shell command does
         stdout_to_nowhere()
         return EXIT_BROKEN_PIPE
+    except OSError as error:
+        if (message := disk_full(error)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_FAILED

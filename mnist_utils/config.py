@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import platform
 import re
@@ -370,6 +371,7 @@ class CommandParser(argparse.ArgumentParser):
 
 # ----------------------------------------------------------------------------- how a command ends
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130  # as a shell reports a command ended by Ctrl-C
 EXIT_BROKEN_PIPE = 141  # as a shell reports a command whose reader left (SIGPIPE)
@@ -383,6 +385,18 @@ def one_line(error: BaseException) -> str:
 def stdout_to_nowhere() -> None:
     """After a broken pipe: what is still buffered for stdout goes nowhere, so the exit's flush fails no more."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def disk_full(error: OSError) -> str | None:
+    """The one-line message for a write that a full disk (or a spent quota) refused, naming what was not written:
+    the file (every file the project writes goes through files.py, whose errors name it), else the command's output
+    (`> /dev/full`, a full disk under a redirect); None for any other error."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    if error.filename:
+        return f"{error.filename} could not be written ({error.strerror}): free some space there and run again"
+    stdout_to_nowhere()  # what is still buffered goes nowhere, so the exit's flush fails no more
+    return f"the output could not be written ({error.strerror}): send it where there is room"
 
 
 class UsageError(ValueError):
@@ -411,9 +425,10 @@ def figures_path(given: Path | None, name: str, whole: bool) -> Path:
 def run_command(main: Callable[[], int | None], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
     """Exit with `main()`'s status, as a command of the project ends: an error of `bad_input` or a UsageError in one
     line (EXIT_BAD_INPUT), Ctrl-C in one line (EXIT_STOPPED), a reader of the output that left (`| head`) quietly
-    (EXIT_BROKEN_PIPE), never a traceback for any of them."""
+    (EXIT_BROKEN_PIPE), a full disk in one line (EXIT_FAILED), never a traceback for any of them."""
     try:
         status = main()
+        sys.stdout.flush()  # here, where a full disk or a reader that left is told as above, not at the exit
     except (UsageError, *bad_input) as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         status = EXIT_BAD_INPUT
@@ -423,4 +438,9 @@ def run_command(main: Callable[[], int | None], bad_input: tuple[type[Exception]
     except BrokenPipeError:
         stdout_to_nowhere()
         status = EXIT_BROKEN_PIPE
+    except OSError as error:
+        if (message := disk_full(error)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        status = EXIT_FAILED
     sys.exit(status)

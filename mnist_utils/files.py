@@ -73,11 +73,16 @@ def cannot_append(path: Path) -> str:
     return ""
 
 
-def _write_synced(handle, data: bytes) -> None:
-    """Write `data` and wait until it is on disk: a rename that follows never publishes an empty or a partial file."""
-    handle.write(data)
-    handle.flush()
-    os.fsync(handle.fileno())
+def _write_synced(handle, data: bytes, path: Path) -> None:
+    """Write `data` and wait until it is on disk: a rename that follows never publishes an empty or a partial file.
+    An error (a full disk) names `path`, the file the data was for."""
+    try:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    except OSError as error:
+        error.filename = error.filename or str(path)  # a write's error names no file: "[Errno 28] No space left ..."
+        raise
 
 
 def write_staged(path: Path, data: bytes) -> Path:
@@ -87,7 +92,7 @@ def write_staged(path: Path, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            _write_synced(handle, data)
+            _write_synced(handle, data, path)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary data files
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -137,7 +142,7 @@ def write_folder_atomic(folder: Path, files: dict[str, bytes]) -> None:
     try:
         for name, data in files.items():
             with open(staging / name, "wb") as handle:
-                _write_synced(handle, data)
+                _write_synced(handle, data, folder / name)
         staging.chmod(0o755)  # mkdtemp makes it private; results are for everyone
         if not folder.exists():
             os.replace(staging, folder)

@@ -1,14 +1,19 @@
-"""Files written whole, folders held, and whether a host answers (mnist_utils/files.py). Local sockets only: no
-network."""
+"""Files written whole, folders held, and whether a host answers (mnist_utils/files.py), and a full disk told in
+one line. Local sockets only: no network."""
+import errno
+import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from mnist_utils import files
-from mnist_utils.files import reachable, write_atomic
+from mnist_utils.config import PROJECT_ROOT
+from mnist_utils.files import reachable, write_atomic, write_folder_atomic
 
 
 def test_a_file_written_atomically_replaces_the_old_one_and_is_readable_by_others(tmp_path):
@@ -122,3 +127,43 @@ def test_a_folder_that_cannot_be_listed_is_not_taken_for_an_empty_one(tmp_path, 
     monkeypatch.setattr(type(tmp_path), "iterdir", refused)
     assert held_besides(tmp_path, ["train.log"]) == "files that cannot be listed (Permission denied)"
 
+
+
+def test_a_write_a_full_disk_refuses_names_its_file_leaves_nothing_and_the_command_says_so_in_one_line(
+        tmp_path, monkeypatch, capsys):
+    from mnist_utils import cli, config
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write's own error: no file named
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    writes = [(lambda: write_atomic(tmp_path / "a.json", b"{}"), tmp_path / "a.json"),
+              (lambda: write_folder_atomic(tmp_path / "run", {"b.json": b"{}"}), tmp_path / "run" / "b.json")]
+    for write, wanted in writes:
+        with pytest.raises(OSError) as refused:
+            write()
+        assert refused.value.filename == str(wanted) and list(tmp_path.iterdir()) == []
+    said = f"error: {tmp_path / 'a.json'} could not be written (No space left on device): free some space there and " \
+           "run again\n"
+    with pytest.raises(SystemExit) as ended:
+        config.run_command(lambda: write_atomic(tmp_path / "a.json", b"{}"))
+    assert ended.value.code == 1 and capsys.readouterr().err == said
+    monkeypatch.setattr(cli, "checked_settings", lambda device: None)
+    monkeypatch.setattr(cli, "run_predict", lambda args: write_atomic(tmp_path / "a.json", b"{}"))
+    assert cli.main(["predict", "x.png"]) == 1 and capsys.readouterr().err == said
+
+    def refused():
+        raise PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(PermissionError):  # any other error stays itself, traceback and all
+        config.run_command(refused)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full, the device every write to fails")
+def test_output_sent_to_a_full_disk_ends_the_command_in_one_line(step3_checkpoint, mnist, make_picture, tmp_path):
+    image = tmp_path / "digit.png"
+    image.write_bytes(make_picture(mnist.test.images[0]))
+    with open("/dev/full", "w") as full:  # every write to it: ENOSPC
+        done = subprocess.run([sys.executable, "-m", "mnist_utils", "predict", "--model", str(step3_checkpoint),
+                               str(image)], stdout=full, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == ("error: the output could not be written (No space left on device): "
+                                           "send it where there is room")
