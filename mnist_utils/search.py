@@ -21,6 +21,7 @@ it, in seconds, and the record goes to the smoke folder (reports/smoke/), leavin
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -148,6 +149,8 @@ def summarise(recipe: Recipe, changes: list[str], runs: list[tuple[torch.nn.Modu
         "seeds_met": overall["seeds_met"],
         "final_mean": overall["final_mean"],
         "final_train_mean": sum(history["train_acc"][-1] for _, history in runs) / len(runs),
+        "diverged": [seed for seed, (_, history) in zip(recipe.seeds, runs)  # its training loss became nan or inf
+                     if not all(math.isfinite(loss) for loss in history["train_loss"] if loss is not None)],
         "seconds": round(seconds, 1),
         "recipe": recipe.to_dict(),  # the whole recipe, so a row still says what ran if the config changes
         "hardware": hardware(device),
@@ -185,8 +188,11 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         rows = [r for r in rows if not _same_run(r, changes, recipe)] + [row]  # a rerun replaces its own row only
         write_atomic(record_path, (json.dumps(rows, indent=1) + "\n").encode())
         judged = min(LAST_EPOCHS, recipe.epochs)  # a smoke run's one epoch: the last 1
+        seeds = f"seed{'s' * (len(row['diverged']) > 1)} {', '.join(map(str, row['diverged']))}"
+        diverged = f" · diverged on {seeds} (the training loss is not finite): a lower lr than {recipe.lr:g} may " \
+                   "hold" if row["diverged"] else ""
         print(f"    {row['parameters']:,} parameters · lowest last-{judged} {row['lowest']:.2f}% · "
-              f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL_ACC}% · {row['seconds']:.0f} s", flush=True)
+              f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL_ACC}% · {row['seconds']:.0f} s{diverged}", flush=True)
     return rows
 
 
@@ -228,12 +234,18 @@ def changes_from(start: Recipe, recipe: Recipe) -> list[str]:
     return changes
 
 
+def _diverged(row: dict[str, Any]) -> str:
+    """", 2 diverged" where seeds of a recorded candidate diverged (rows written before this was kept: none)."""
+    return f", {len(row['diverged'])} diverged" if row.get("diverged") else ""
+
+
 def search_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Recorded rows (`recorded_candidates`) as a table to show, one row each: what was changed, the size, every
     seed's lowest test accuracy of its last epochs, and the verdict."""
     return [{"changes": ", ".join(row["changes"]) or "(none: the starting point)", "parameters": row["parameters"],
              f"lowest of the last {LAST_EPOCHS} epochs, per seed": " ".join(f"{a:.2f}" for a in row["lowest_last3"]),
-             "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}",
+             "lowest": row["lowest"], "seeds meeting the goal": f"{row['seeds_met']}/{len(row['seeds'])}"
+                                                                + _diverged(row),
              "final accuracy, mean": row["final_mean"],
              "minutes, on the machine of its day": row["seconds"] / 60}
             for row in rows]

@@ -164,6 +164,27 @@ def test_a_record_that_cannot_be_written_is_refused_before_the_first_candidate_t
     assert err.rstrip().endswith("another `record:` (a JSON file, e.g. reports/searches/mine.json)"), "a whole sentence"
 
 
+def test_a_candidate_whose_training_diverged_on_some_seeds_says_so_in_its_row_line_and_table(search_file, monkeypatch,
+                                                                                            capsys):
+    def diverging(recipe, data, device):  # seeds 2 and 4: their loss became nan in the last epoch
+        runs = fake_runs(recipe, data, device)
+        for seed, (_, history) in zip(recipe.seeds, runs):
+            for row in history.rows:
+                row["train_loss"] = float("nan") if seed in (2, 4) and row["epoch"] == 3 else 0.1
+        return runs
+    monkeypatch.setattr(search, "train_seeds", diverging)
+    rows = search.run_search(search_file, only=[1])
+    assert rows[0]["diverged"] == [2, 4] and "diverged on seeds 2, 4 (the training loss is not finite): a lower lr " \
+        "than 0.1 may hold" in capsys.readouterr().out
+    monkeypatch.setattr(search, "train_seeds", fake_runs)  # no train_loss recorded: nothing said to diverge
+    rows = search.run_search(search_file, only=[0])
+    assert [row["diverged"] for row in rows] == [[2, 4], []]
+    table = search.search_table(search.recorded_candidates(search_file))
+    assert [row["seeds meeting the goal"] for row in table] == ["2/5", "2/5, 2 diverged"]
+    written_before = {key: value for key, value in rows[0].items() if key != "diverged"}  # before it was kept
+    assert search.search_table([written_before])[0]["seeds meeting the goal"] == "2/5"
+
+
 def test_under_the_smoke_profile_a_search_trains_cut_runs_into_a_record_of_its_own(search_file, monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_PROFILE", "smoke")
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
