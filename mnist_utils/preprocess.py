@@ -134,6 +134,8 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
     try:
         image.draft("L", (working_size, working_size))  # JPEG: decode at a reduced scale, far less memory
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+        if image.mode.startswith("I;16"):  # Pillow reduces no 16-bit picture 2× or more (a 2,048-pixel scan); 32-bit
+            image = image.convert("I")      # integers it does, with the same tones
         image.thumbnail((working_size, working_size), Image.Resampling.BOX)
         return _greyscale(image), (width, height)
     except (OSError, ValueError, SyntaxError):

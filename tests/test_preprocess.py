@@ -208,6 +208,17 @@ def test_a_16_bit_greyscale_scan_reads_like_its_8_bit_picture(mnist, make_pictur
     assert torch.equal(preprocess(scan.getvalue()).pixels, preprocess(narrow.getvalue()).pixels)
 
 
+def test_a_16_bit_scan_twice_the_working_size_or_more_reads_like_its_8_bit_picture(mnist, make_picture):
+    # Pillow cannot reduce a 16-bit picture 2× or more: a 2,048-pixel scan was refused as a damaged file
+    picture = Image.open(io.BytesIO(make_picture(mnist.test.images[0], dark_ink=True))).convert("L")
+    picture = picture.resize((2048, 2048), Image.Resampling.NEAREST)
+    scan, narrow = io.BytesIO(), io.BytesIO()
+    Image.fromarray((np.asarray(picture, dtype=np.uint32) * 257).astype(np.uint16)).save(scan, format="PNG")
+    picture.save(narrow, format="PNG")
+    read, reference = preprocess(scan.getvalue()), preprocess(narrow.getvalue())
+    assert read.inverted == reference.inverted and (read.pixels - reference.pixels).abs().max() <= 1
+
+
 @pytest.mark.parametrize("bits", [9, 10, 12, 14])
 def test_a_scan_of_fewer_bits_stored_in_16_reads_like_its_8_bit_picture(bits, mnist, make_picture):
     # a 12-bit scanner's white is 4095: scaled as 16 bits it was 16 of 255, a blank picture, while 255 read whole
