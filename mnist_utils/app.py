@@ -29,6 +29,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, default_checkpoint, list_checkpoints, make_command,
                           models_dir, train_one)
@@ -62,7 +64,7 @@ class ModelShelf:
         self.device = device
         self._lock = threading.Lock()
         self._listing: tuple[tuple | None, list[dict[str, Any]], list[dict[str, str]]] = (None, [], [])  # stamp first
-        self._loaded: dict[str, tuple[str, Classifier]] = {}  # id → (weights SHA-256, classifier)
+        self._loaded: dict[str, tuple[dict[str, Any], Classifier]] = {}  # id → (metadata as listed, classifier)
 
     def listing(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         """Every checkpoint's metadata, best first, and those left out with what is wrong with each ({"id",
@@ -94,8 +96,8 @@ class ModelShelf:
                               f"{train_one()}.")
         with self._lock:
             cached = self._loaded.get(chosen["id"])
-            if cached is None or cached[0] != chosen["weights"]["sha256"]:  # a new file under the same name
-                cached = (chosen["weights"]["sha256"], Classifier.load(chosen["path"], self.device))
+            if cached is None or cached[0] != chosen:  # new weights or metadata (its normalisation, say) under the name
+                cached = (chosen, Classifier.load(chosen["path"], self.device))
                 self._loaded[chosen["id"]] = cached
             return cached[1]
 
@@ -152,11 +154,14 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
 
     @app.post("/api/predict")
     async def api_predict(request: Request, model: str | None = None) -> Any:
-        start = time.perf_counter()
-        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        start, content_type = time.perf_counter(), request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/"):
             return _error(415, "Send the picture as the request body itself, not as a form: e.g. curl "
                                "--data-binary @digit.png -H 'Content-Type: image/png' .../api/predict")
-        data = await _read_body(request, MAX_BYTES)  # preprocess checks the same limit of a body read whole
+        try:
+            data = await _read_body(request, MAX_BYTES)  # preprocess checks the same limit of a body read whole
+        except ClientDisconnect:  # the sender left part-way through its upload: nobody to answer, nothing to log
+            return Response(status_code=400)
         if data is None:
             return _error(413, f"The image is larger than the {MAX_BYTES / 2**20:.0f} MB allowed: "
                                "crop or scale it down.")
@@ -164,6 +169,9 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
             classifier = await run_in_threadpool(shelf.get, model)
             digit, answer = await run_in_threadpool(_classify, classifier, data)
         except ImageError as error:
+            if error.kind == "not_image" and content_type.startswith("application/x-www-form-urlencoded"):
+                return _error(415, f"{error} Sent as form text (curl -d), a file loses its line breaks: send its "
+                                   "bytes as they are, e.g. curl --data-binary @digit.png .../api/predict")
             return _error(STATUS[error.kind], str(error))
         except LookupError as error:
             return _error(404, str(error))

@@ -216,23 +216,49 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
         what = ", ".join(missing) or "the model name or the weights' size and SHA-256"
         raise CheckpointError(f"{metadata_path} lacks {what}: the metadata was edited or is damaged. "
                               "Save the model again.")
-    if (problem := _inputs_problem(metadata)) is not None:
+    if (problem := _inputs_problem(metadata) or _recorded_problem(metadata)) is not None:
         raise CheckpointError(f"{metadata_path}: {problem}: the metadata was edited or is damaged. Save the model "
                               "again.")
     return {**metadata, "path": str(weights_path), "id": weights_path.stem}
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _inputs_problem(metadata: Mapping[str, Any]) -> str | None:
     """What is wrong with how a checkpoint's metadata says to prepare its inputs (the normalisation's mean and std,
     the input size), which every prediction uses; None when a model can be given them."""
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     normalization, size = metadata["normalization"], metadata.get("input_size", 28)
-    if not (number(normalization.get("mean")) and number(normalization.get("std")) and normalization["std"] > 0):
+    if not (_finite_number(normalization.get("mean")) and _finite_number(normalization.get("std"))
+            and normalization["std"] > 0):
         return f"its normalization {normalization} is not a finite mean and a std above 0"
-    if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+    if not (_whole_number(size) and size > 0):
         return f"its input_size {size!r} is not a number of pixels"
+    return None
+
+
+def _recorded_problem(metadata: Mapping[str, Any]) -> str | None:
+    """What is wrong with what a checkpoint's metadata records of its model for the page and the command line (its
+    title, size and test accuracy) and of the settings its predictions follow (its config's); None when each is of
+    the kind `save_checkpoint` writes."""
+    config = metadata.get("config") or {}
+    checks = [("its title", metadata.get("title"), lambda value: isinstance(value, str), "text"),
+              ("its parameters", metadata.get("parameters"), _whole_number, "a whole number"),
+              ("its model's args", metadata["model"].get("args") or {}, lambda value: isinstance(value, dict),
+               "a mapping of names to values"),
+              ("its config", config, lambda value: isinstance(value, dict), "a mapping of names to values"),
+              ("its test_acc", metadata["metrics"].get("test_acc"),
+               lambda value: value is None or _finite_number(value), "a finite number")]
+    for what, value, fits, kind in checks:
+        if not fits(value):
+            return f"{what} {value!r} is not {kind}"
+    if not (_whole_number(batch := config.get("eval_batch_size", 1)) and batch > 0):
+        return f"its config's eval_batch_size {batch!r} is not a whole number above 0"
     return None
 
 
@@ -275,7 +301,15 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     except (SafetensorError, ValueError) as error:
         raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error}). "
                               "Save the model again.") from None
-    spec = metadata["model"]
+    model = _rebuilt(metadata, state)
+    model.load_state_dict(state)
+    return model.to(device or "cpu").eval(), metadata
+
+
+def _rebuilt(metadata: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """The checkpoint's model, freshly initialised from its metadata, checked to take `state` (its tensors, or
+    tensors of their shapes alone); a CheckpointError where it cannot be built or does not fit."""
+    spec, weights_path = metadata["model"], metadata["path"]
     try:
         model = rebuild_model(spec["name"], spec.get("args"), metadata.get("input_size", 28))
     except CheckpointError as error:
@@ -283,8 +317,7 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     if (problem := _state_mismatch(model.state_dict(), state)) is not None:
         raise CheckpointError(f"{weights_path} does not fit {spec['name']}: {problem}. The weights are of another "
                               "architecture or other arguments than its metadata says.")
-    model.load_state_dict(state)
-    return model.to(device or "cpu").eval(), metadata
+    return model
 
 
 def _digest_problem(weights_path: Path, digest: str, sha256: str) -> str | None:
@@ -310,21 +343,23 @@ def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
     if size != expected:
         return (f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is truncated or "
                 "was replaced. Save the model again.")
-    if not _safetensors_header(weights_path, size):  # a few bytes read: quick (a verifying listing hashes the rest)
+    if _safetensors_header(weights_path, size) is None:  # a few bytes read: quick (a verifying listing hashes the rest)
         return f"{weights_path} does not start as a safetensors file does: it is corrupt. Save the model again."
     return None
 
 
 def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | None, str | None]:
     """The checkpoint at `path` as a listing looks at it (its metadata, its weights file's size and header, and with
-    `verify` the SHA-256 of the whole file): its metadata and None when it looks whole, else None and the error
-    message saying what is wrong."""
+    `verify` the SHA-256 of the whole file and its model, built and given the header's shapes): its metadata and
+    None when it looks whole, else None and the error message saying what is wrong."""
     try:
         metadata = read_metadata(path)
         problem = _weights_file_problem(metadata)
         if problem is None and verify:
             weights_path = Path(metadata["path"])
             problem = _digest_problem(weights_path, _sha256(weights_path), metadata["weights"]["sha256"])
+        if problem is None and verify:  # as loading it would: a model its code cannot build, weights that do not fit
+            _rebuilt(metadata, _header_shapes(_safetensors_header(weights_path, metadata["weights"]["bytes"]) or {}))
     except CheckpointError as error:
         return None, str(error)
     return (metadata, None) if problem is None else (None, problem)
@@ -337,25 +372,34 @@ def checkpoint_problem(path: Path | str) -> str | None:
         return _listed(path, verify=True)[1]
 
 
-def _safetensors_header(path: Path, size: int) -> bool:
-    """Whether the file at `path` (`size` bytes) starts as a safetensors file: 8 bytes giving the length of a JSON
-    header that fits in the file, then that header (not the tensors after it: `load_model`'s SHA-256 checks those)."""
+def _safetensors_header(path: Path, size: int) -> dict[str, Any] | None:
+    """The header of the safetensors file at `path` (`size` bytes): 8 bytes giving the length of a JSON header that
+    fits in the file, then that header, naming each tensor with its shape (the tensors after it are not read:
+    `load_model`'s SHA-256 checks those); None where the file does not start so."""
     try:
         with path.open("rb") as file:
             length = int.from_bytes(file.read(8), "little")
             if not 2 <= length <= min(size - 8, SAFETENSORS_HEADER_LIMIT):
-                return False
-            return isinstance(json.loads(file.read(length)), dict)
+                return None
+            header = json.loads(file.read(length))
+            return header if isinstance(header, dict) else None
     except (OSError, UnicodeDecodeError, ValueError):
-        return False
+        return None
+
+
+def _header_shapes(header: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors a safetensors header names, as tensors of their shapes holding no data (on the meta device)."""
+    return {name: torch.empty(entry.get("shape", []), device="meta") for name, entry in header.items()
+            if name != "__metadata__" and isinstance(entry, dict)}
 
 
 def list_checkpoints(directory: Path | str | None = None, skipped: list[dict[str, str]] | None = None, *,
                      verify: bool = False) -> list[dict[str, Any]]:
     """The metadata of every checkpoint in `directory` (default reports/models), best test accuracy first.
     A checkpoint whose metadata is not valid, or whose weights file is missing or not the size it records (with
-    `verify`, or whose SHA-256 is not the one it records: a whole read of every file, as the page does once per
-    change of the folder), is left out with a logged warning: a broken file must not become a default.
+    `verify`, or whose SHA-256 is not the one it records, or whose model cannot be built or does not take its
+    weights' shapes: a whole read of every file, as the page does once per change of the folder), is left out with
+    a logged warning: a broken file must not become a default.
     `skipped` (where given) gets each one left out, weights without metadata too: {"id", "problem"}, the problem
     naming files by their names in the folder. Read while holding the folder, as a save holds it to put its two
     files in place, so that no save is seen half done."""

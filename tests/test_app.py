@@ -1,8 +1,10 @@
 """The web page's JSON API through FastAPI's test client: answers for real digits, the choice of model, and a
 4xx answer with a message for every kind of bad input, after which the server still answers."""
 import argparse
+import asyncio
 import base64
 import io
+import json
 import shutil
 import socket
 import tempfile
@@ -199,6 +201,50 @@ def test_a_picture_sent_as_a_form_is_told_how_to_send_it(client, mnist, make_pic
     answer = client.post("/api/predict", files={"file": ("seven.png", make_picture(mnist.test.images[0]), "image/png")})
     assert answer.status_code == 415 and "not as a form" in answer.json()["error"]
     assert "--data-binary" in answer.json()["error"]
+    # `curl -d @seven.png`: sent as form text, without its line breaks, so no longer a picture
+    stripped = make_picture(mnist.test.images[0]).replace(b"\n", b"").replace(b"\r", b"")
+    answer = client.post("/api/predict", content=stripped,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 415 and "curl --data-binary @digit.png" in answer.json()["error"]
+
+
+def test_a_sender_that_leaves_part_way_through_its_upload_is_let_go_without_an_error(models_dir):
+    app, sent = create_app(models_dir), []
+    arriving = [{"type": "http.request", "body": b"x" * 100, "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive():
+        return arriving.pop(0)
+
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"test"), (b"content-length", b"100000")], "server": ("test", 80),
+             "client": ("test", 1)}
+    asyncio.run(app(scope, receive, send))  # raised ClientDisconnect, logged with its traceback, after a 500
+    assert sent[0]["status"] == 400 and not arriving
+
+
+def test_a_checkpoint_whose_metadata_changes_is_loaded_again_and_one_no_model_takes_is_left_out(models_dir, tmp_path,
+                                                                                               mnist, make_picture):
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    seven = make_picture(mnist.test.images[0])
+    def answer(model):
+        reply = client.post(f"/api/predict?model={model}", content=seven)
+        return reply.status_code, {key: reply.json().get(key) for key in ("digit", "confidence", "error")}
+    with TestClient(create_app(folder)) as client:
+        before = answer("step3")
+        assert before[1]["digit"] == 7
+        meta = json.loads((folder / "step3.json").read_text())  # used once, then a normalisation it never saw
+        (folder / "step3.json").write_text(json.dumps({**meta, "normalization": {"mean": 50.0, "std": 0.01}}))
+        assert answer("step3") != before, "the model loaded before its metadata changed answered as before"
+        meta = json.loads((folder / "untrained.json").read_text())
+        (folder / "untrained.json").write_text(json.dumps({**meta, "model": {"name": "Nope", "args": {}}}))
+        listed = client.get("/api/models").json()
+        assert [(s["id"], "unknown 'Nope'" in s["problem"]) for s in listed["skipped"]] == [("untrained", True)]
+        status, said = answer("untrained")
+        assert status == 404 and said["error"].startswith("Model 'untrained' cannot be loaded: untrained.safetensors:")
 
 
 @pytest.mark.parametrize("text", ["abc", "0", "99999", "-1", ""])

@@ -290,6 +290,11 @@ def test_metadata_claiming_another_architecture_is_caught(saved):
     edit_metadata(metadata, lambda m: m["model"].update(name="os.system"))
     with pytest.raises(CheckpointError, match=f"{re.escape(str(weights))}: .*unknown 'os.system'"):
         load_model(weights)
+    skipped = []  # a verifying listing (the page's) builds each model and gives it its weights' shapes, as a load
+    assert [m["id"] for m in list_checkpoints(weights.parent, skipped, verify=True)] == ["m1"]
+    assert skipped[0]["id"] == "m3" and "unknown 'os.system'" in skipped[0]["problem"]
+    edit_metadata(metadata, lambda m: m["model"].update(name="Model_1", args={}))
+    assert "m3.safetensors does not fit Model_1" in checkpoint_problem(weights)
 
 
 def test_same_names_other_shapes_are_caught(tmp_path):
@@ -336,8 +341,15 @@ def test_foreign_files_are_refused(tmp_path):
     ({"normalization": {"mean": 0.1}}, "its normalization {'mean': 0.1} is not a finite mean and a std above 0"),
     ({"normalization": {"mean": 0.1, "std": 0}}, "its normalization {'mean': 0.1, 'std': 0} is not a finite mean"),
     ({"input_size": "x"}, "its input_size 'x' is not a number of pixels"),
+    # what the page lists and sorts by, and what predictions follow: a 500 for every request of the page before
+    ({"title": None}, "its title None is not text"),
+    ({"parameters": "5458"}, "its parameters '5458' is not a whole number"),
+    ({"metrics": {"test_acc": "99.01"}}, "its test_acc '99.01' is not a finite number"),
+    ({"model": {"name": "Model_3", "args": [8]}}, "its model's args [8] is not a mapping of names to values"),
+    ({"config": ["step3"]}, "its config ['step3'] is not a mapping of names to values"),
+    ({"config": {"eval_batch_size": "x"}}, "its config's eval_batch_size 'x' is not a whole number above 0"),
 ])
-def test_metadata_that_would_prepare_inputs_no_model_can_take_is_one_error(saved, edit, problem):
+def test_metadata_no_model_can_be_given_inputs_listed_or_run_by_is_one_error(saved, edit, problem):
     weights, metadata = saved
     metadata.write_text(json.dumps({**json.loads(metadata.read_text()), **edit}))
     with pytest.raises(CheckpointError, match=re.escape(f"{metadata}: {problem}")):
