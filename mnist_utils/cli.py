@@ -32,9 +32,8 @@ import torch
 from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, default_checkpoint, list_checkpoints, models_dir, paths,
                           train_one)
 from .classifier import Classifier
-from .config import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_STOPPED, CommandParser, UsageError,
-                     checked_settings, disk_full, environment_help, get_device, get_profile, one_line, reports_dir,
-                     stdout_to_nowhere)
+from .config import (EXIT_BAD_INPUT, CommandParser, UsageError, checked_settings, command_status, environment_help,
+                     get_device, get_profile, one_line, reports_dir, stdout_to_nowhere)
 from .config_values import misspelt, seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
@@ -369,22 +368,8 @@ BAD_INPUT: tuple[type[Exception], ...] = (UsageError, CheckpointError, ConfigErr
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def command() -> int:
         checked_settings(args.device)
-        status = args.run(args)
-        sys.stdout.flush()  # here, where a full disk or a reader that left is told below, not at the exit
-        return status
-    except BAD_INPUT as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt as stopped:  # train's says what its run folder keeps
-        print(f"stopped (Ctrl-C): {stopped}" if str(stopped) else "stopped (Ctrl-C)", file=sys.stderr)
-        return EXIT_STOPPED
-    except BrokenPipeError:  # the reader of the output left (`| head`): stop quietly, as a shell command does
-        stdout_to_nowhere()
-        return EXIT_BROKEN_PIPE
-    except OSError as error:
-        if (message := disk_full(error)) is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_FAILED
+        return args.run(args)
+    return command_status(command, BAD_INPUT)  # bad input, Ctrl-C, a reader that left or a full disk: one line

@@ -422,25 +422,31 @@ def figures_path(given: Path | None, name: str, whole: bool) -> Path:
     return path
 
 
-def run_command(main: Callable[[], int | None], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
-    """Exit with `main()`'s status, as a command of the project ends: an error of `bad_input` or a UsageError in one
-    line (EXIT_BAD_INPUT), Ctrl-C in one line (EXIT_STOPPED), a reader of the output that left (`| head`) quietly
-    (EXIT_BROKEN_PIPE), a full disk in one line (EXIT_FAILED), never a traceback for any of them."""
+def command_status(main: Callable[[], int | None], bad_input: tuple[type[Exception], ...] = ()) -> int | None:
+    """`main()`'s exit status, as a command of the project ends: an error of `bad_input` or a UsageError in one line
+    (EXIT_BAD_INPUT), Ctrl-C in one line with what the command said of it (EXIT_STOPPED), a reader of the output that
+    left (`| head`) quietly (EXIT_BROKEN_PIPE), a full disk in one line (EXIT_FAILED), never a traceback for any of
+    them; any other error is raised."""
     try:
         status = main()
-        sys.stdout.flush()  # here, where a full disk or a reader that left is told as above, not at the exit
+        sys.stdout.flush()  # here, where a full disk or a reader that left is told as below, not at the exit
+        return status
     except (UsageError, *bad_input) as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
-        status = EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C)", file=sys.stderr)
-        status = EXIT_STOPPED
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt as stopped:  # `train` says what its run folder keeps
+        print(f"stopped (Ctrl-C): {stopped}" if str(stopped) else "stopped (Ctrl-C)", file=sys.stderr)
+        return EXIT_STOPPED
     except BrokenPipeError:
         stdout_to_nowhere()
-        status = EXIT_BROKEN_PIPE
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         if (message := disk_full(error)) is None:
             raise
         print(f"error: {message}", file=sys.stderr)
-        status = EXIT_FAILED
-    sys.exit(status)
+        return EXIT_FAILED
+
+
+def run_command(main: Callable[[], int | None], bad_input: tuple[type[Exception], ...] = ()) -> NoReturn:
+    """Exit with `main()`'s status, as `command_status` ends a command."""
+    sys.exit(command_status(main, bad_input))

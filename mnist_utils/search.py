@@ -30,9 +30,8 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import (EXIT_BAD_INPUT, PROJECT_ROOT, CommandParser, Profile, UsageError, checked_settings, first_line,
-                     generators_kept, get_device, get_profile, hardware, one_line, reports_dir, run_command,
-                     user_path)
+from .config import (PROJECT_ROOT, CommandParser, Profile, checked_settings, command_status, first_line,
+                     generators_kept, get_device, get_profile, hardware, reports_dir, user_path)
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, LAST_EPOCHS, last_epochs_summary, seed_table
@@ -257,14 +256,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", metavar="N",
                         help="run candidate N (from 0) even if it is recorded; repeat for more")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
+
+    def command() -> int:
         checked_settings()  # a profile or device that MNIST_PROFILE or MNIST_DEVICE does not name: said first
         run_search(args.search, args.only)
-    except (ConfigError, UsageError, MNISTDataError) as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+        return 0
+    return command_status(command, (ConfigError, MNISTDataError))
 
 
 if __name__ == "__main__":
-    run_command(main)
+    sys.exit(main())
