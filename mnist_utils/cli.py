@@ -127,7 +127,7 @@ def performance_log(given: str | None) -> Path:
     refuse = f"--log {given}" if given else f"The performance log {log}"
     if log.is_dir():
         raise UsageError(f"{refuse}: a folder is there; the performance log is a file: give a file's path")
-    if log.suffix != ".jsonl":  # a line appended to another file (a checkpoint's metadata, notes) spoils it
+    if not log.name.endswith(".jsonl"):  # a line appended to another file (a checkpoint's metadata, notes) spoils it
         raise UsageError(f"{refuse}: the performance log is a .jsonl file (one JSON record a line): give a path "
                          "ending in .jsonl")
     why = cannot_append(log)

@@ -69,6 +69,8 @@ def load_yaml(text: str) -> Any:
         return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a safe loader
     except (ValueError, KeyError, AttributeError, TypeError) as error:
         raise yaml.YAMLError(f"a value its tag cannot make ({type(error).__name__}: {error})") from None
+    except RecursionError:  # lists or mappings nested thousands deep
+        raise yaml.YAMLError("nested too deep to read: no setting takes more than a few levels") from None
 
 
 def yaml_problem(error: yaml.YAMLError) -> tuple[str, str]:
