@@ -128,8 +128,10 @@ class Augment:
         if len(self.erase_area) != 2 or not interval(*self.erase_area, 0, 1):
             found.append(f"erase_area: [smallest, largest] share of the image, within (0, 1], got "
                          f"{list(self.erase_area)}")
-        if len(self.erase_ratio) != 2 or not interval(*self.erase_ratio, 0, float("inf")):
-            found.append(f"erase_ratio: [smallest, largest] aspect ratio above 0, got {list(self.erase_ratio)}")
+        if len(self.erase_ratio) != 2 or not interval(*self.erase_ratio, 0, float("inf")) \
+                or self.erase_ratio[1] == float("inf"):
+            found.append(f"erase_ratio: [smallest, largest] aspect ratio, above 0 and finite, got "
+                         f"{list(self.erase_ratio)}")
         return found
 
     def describe(self) -> str:

@@ -36,8 +36,24 @@ from .precision import in_precision, precision_for
 from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, resnet18_weights_available
 
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
+PRETRAINED_ARGS = ("family", "pretrained")  # its model_args: which backbone, and whether with ImageNet's weights
 MONITORS = ("val_loss", "val_acc")
+MOST_THREADS = 1024  # beyond any machine's cores; torch takes a 32-bit count
+LARGEST_IMAGE = 1024  # pixels per side: the pretrained backbones take 32 to 224
 warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)  # build_model's error says it
+
+
+def _not_plain(value: Any) -> str | None:
+    """The first part of `value` that JSON cannot hold as it is (a set, a date, a key that is not text), shown as
+    Python shows it; None where there is none."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((part for part in map(_not_plain, value) if part is not None), None)
+    if isinstance(value, dict):
+        keys = [repr(key) for key in value if not isinstance(key, str)]
+        return keys[0] if keys else _not_plain(list(value.values()))
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,10 @@ class Recipe:
                                 f"{self.clean_epochs}")
         if self.clean_epochs and self.batches_per_epoch:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
+        if self.model == PRETRAINED and (other := [key for key in self.model_args if key not in PRETRAINED_ARGS]):
+            problems.append(f"model_args: a pretrained backbone takes {' and '.join(PRETRAINED_ARGS)}, not "
+                            f"{', '.join(map(str, other))} (its input size is the recipe's image_size)"
+                            f"{misspelt(map(str, other), PRETRAINED_ARGS)}")
         if self.freeze_backbone and self.model != PRETRAINED:
             problems.append(f"freeze_backbone: only model: {PRETRAINED} has a backbone to freeze, not {self.model}")
         if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
@@ -134,15 +154,22 @@ class Recipe:
             problems.append(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if (ema := self.ema) is not None and not 0 < ema < 1:
             problems.append(f"ema: a decay per step in (0, 1), 0.995 averaging about the last 200 steps, got {ema}")
-        if self.threads is not None and self.threads < 1:
-            problems.append(f"threads: must be at least 1 (or left out: one per core), got {self.threads}")
-        if self.image_size is not None and self.image_size < 1:
-            problems.append(f"image_size: must be a positive number of pixels, got {self.image_size}")
+        if self.threads is not None and not 1 <= self.threads <= MOST_THREADS:
+            problems.append(f"threads: from 1 to {MOST_THREADS:,} (or left out: one per core), got {self.threads}")
+        if self.image_size is not None and not 1 <= self.image_size <= LARGEST_IMAGE:
+            problems.append(f"image_size: pixels per side, from 1 to {LARGEST_IMAGE:,} (the digits have 28), got "
+                            f"{self.image_size}")
+        if self.patience is not None and self.patience < 1:
+            problems.append(f"patience: epochs without improvement before stopping, at least 1 (or left out: never "
+                            f"stop early), got {self.patience}")
         if not 0 < self.lr < math.inf:  # also refuses nan
             problems.append(f"lr: must be above 0 and finite, got {self.lr}")
-        if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
-            problems.append(f"momentum must be in [0, 1) and weight_decay at least 0, got {self.momentum} and "
-                            f"{self.weight_decay}")
+        if not 0 <= self.momentum < 1 or not 0 <= self.weight_decay < math.inf:
+            problems.append(f"momentum must be in [0, 1) and weight_decay at least 0 and finite, got {self.momentum} "
+                            f"and {self.weight_decay}")
+        if (value := _not_plain(self.model_args)) is not None:  # a checkpoint records them as JSON, to rebuild from
+            problems.append(f"model_args: numbers, text, true/false, null and lists or mappings of them, got "
+                            f"{value}")
         if not 0 < self.pct_start < 1 or not self.div_factor >= 1 or not self.final_div_factor >= 1:
             problems.append(f"pct_start must be in (0, 1), div_factor and final_div_factor at least 1, got "
                             f"{self.pct_start}, {self.div_factor} and {self.final_div_factor}")
@@ -253,6 +280,10 @@ class Recipe:
         elif self.drop_last and trained < self.batch_size:
             problems.append(f"{trained:,} training images make no whole batch of {self.batch_size}, and drop_last "
                             "drops the rest: lower batch_size, or set drop_last: false")
+        elif not self.drop_last and trained % self.batch_size == 1 and trained > 1:
+            problems.append(f"{trained:,} training images in batches of {self.batch_size} leave a last batch of 1 "
+                            "image, too few for BatchNorm to normalise by: choose another batch_size, or set "
+                            "drop_last: true")
         if problems:
             raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
 

@@ -138,8 +138,9 @@ def test_shear_slants_a_vertical_bar_by_at_most_the_allowed_angle():
                                      "got [0.2, 0.1]"),
     (Augment(erase_area=(0.1, 1.5)), "erase_area: [smallest, largest] share of the image, within (0, 1], "
                                      "got [0.1, 1.5]"),
-    (Augment(erase_ratio=(0, 3.3)), "erase_ratio: [smallest, largest] aspect ratio above 0, got [0, 3.3]"),
-    (Augment(erase_ratio=(3.3, 0.3)), "erase_ratio: [smallest, largest] aspect ratio above 0, got [3.3, 0.3]"),
+    (Augment(erase_ratio=(0, 3.3)), "erase_ratio: [smallest, largest] aspect ratio, above 0 and finite, got [0, 3.3]"),
+    (Augment(erase_ratio=(3.3, 0.3)), "erase_ratio: [smallest, largest] aspect ratio, above 0 and finite, "
+                                    "got [3.3, 0.3]"),
 ], ids=["shear-90", "shear-negative", "area-0", "area-reversed", "area-above-1", "ratio-0", "ratio-reversed"])
 def test_out_of_range_shear_and_erasing_are_named_with_their_range(recipe, message):
     assert recipe.problems() == [message]

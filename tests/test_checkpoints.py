@@ -97,13 +97,14 @@ def test_a_model_its_name_and_arguments_do_not_rebuild_is_not_saved(tmp_path):
 
 
 def test_a_pretrained_checkpoints_arguments_that_do_not_fit_say_what_it_takes():
-    with pytest.raises(CheckpointError, match=r"do not fit a pretrained backbone \(it takes family: auto, resnet18"):
+    with pytest.raises(CheckpointError, match=r"a pretrained backbone takes family and pretrained, not depth"):
         rebuild_model("pretrained", {"family": "resnet18", "depth": 3})  # was a TypeError's traceback
     with pytest.raises(CheckpointError, match=r"did you mean pretrained for pretraind\?$"):
         rebuild_model("pretrained", {"family": "resnet18", "pretraind": False})
-    # a ValueError of the backbone's own checks is the arguments' fault too, not its code's
-    with pytest.raises(CheckpointError, match=r"do not fit a pretrained backbone .*image_size"):
-        rebuild_model("pretrained", {"family": "resnet18", "image_size": 0})
+    with pytest.raises(CheckpointError, match=r"not image_size \(its input size is the recipe's image_size\)"):
+        rebuild_model("pretrained", {"family": "resnet18", "image_size": 64})  # built for 64 pixels, fed 28
+    with pytest.raises(CheckpointError, match=r"image_size: pixels per side, from 1 to 1,024"):
+        rebuild_model("pretrained", {"family": "resnet18"}, input_size=0)
 
 
 def test_a_fault_in_the_pretrained_code_is_its_own_error(monkeypatch):

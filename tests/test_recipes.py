@@ -107,7 +107,20 @@ def test_overrides_change_keys_and_nested_keys():
     (["epochs=0"], r"step3: epochs: must be at least 1, got 0$"),  # alone: not again as anneal_epochs' or clean_epochs'
     (["batches_per_epoch=0"], r"batches_per_epoch: must be at least 1 \(or left out: whole passes\), got 0"),
     (["train_fraction=0.9", "val_fraction=0.2"], r"add up to more than the whole training set: lower one"),
-    (["threads=0"], r"threads: must be at least 1 \(or left out: one per core\)"),
+    (["threads=0"], r"threads: from 1 to 1,024 \(or left out: one per core\), got 0$"),
+    (["threads=1099511627776"], r"threads: from 1 to 1,024 .*, got 1099511627776$"),  # torch's overflow, a traceback
+    (["image_size=200000"], r"image_size: pixels per side, from 1 to 1,024 \(the digits have 28\), got 200000$"),
+    # 0 stopped at the first epoch it watched, however it improved
+    (["val_fraction=0.1", "patience=0"], r"patience: epochs without improvement before stopping, at least 1 "),
+    (["weight_decay=.inf"], r"weight_decay at least 0 and finite, got 0.9 and inf$"),  # diverged, 'lower the lr'
+    (["augment.erase_p=1", "augment.erase_ratio=[1, .inf]"], r"erase_ratio: .* above 0 and finite, got \[1.0, inf\]$"),
+    # a checkpoint keeps model_args as JSON: a set was written as its text, found only when it would not load
+    (["model_args.widths=!!set {8, 10}"], r"model_args: numbers, text, .*, got \{(8, 10|10, 8)\}$"),
+    (["model=pretrained", "model_args={num_classes: 5}"],
+     r"model_args: a pretrained backbone takes family and pretrained, not num_classes \(its input size is the recipe's "
+     r"image_size\)$"),
+    (["model=pretrained", "model_args={famly: resnet18}"], r"not famly .*; did you mean family for famly\?$"),
+    (["epochs=" + "[" * 3000 + "]" * 3000], r"not valid YAML: nested too deep to read"),  # a RecursionError's traceback
     (["label_smoothing=1"], r"label_smoothing: must be in \[0, 1\), got 1"),
     (["ema=1"], r"ema: a decay per step in \(0, 1\), 0.995 averaging about the last 200 steps, got 1.0$"),
     (["ema=0"], r"ema: a decay per step in \(0, 1\), .*, got 0.0$"),
@@ -117,8 +130,8 @@ def test_overrides_change_keys_and_nested_keys():
     (["=3"], r"--set '=3': write key=value"),
     (["lr=0"], r"lr: must be above 0 and finite, got 0.0"),
     (["lr=1e400"], r"lr: must be above 0 and finite, got inf"),
-    (["momentum=1"], r"momentum must be in \[0, 1\) and weight_decay at least 0, got 1.0"),
-    (["weight_decay=-1e-4"], r"weight_decay at least 0, got 0.9 and -0.0001"),
+    (["momentum=1"], r"momentum must be in \[0, 1\) and weight_decay at least 0 and finite, got 1.0"),
+    (["weight_decay=-1e-4"], r"weight_decay at least 0 and finite, got 0.9 and -0.0001"),
     (["pct_start=0"], r"pct_start must be in \(0, 1\)"),
     (["augment.rotation=-5"], r"augment.rotation: degrees in \[0, 180\]"),
     (["augment.scale=[0,1]"], r"augment.scale: \[smallest, largest\] zoom, 0 < smallest"),
@@ -152,6 +165,16 @@ def test_overrides_change_keys_and_nested_keys():
 def test_a_bad_config_names_the_key_and_the_choices(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("step3", overrides)
+
+
+def test_batches_that_leave_one_image_last_are_refused_before_a_run_unless_it_drops_them():
+    # a backbone's 1×1 features cannot be normalised over one image: its run stopped at the last batch, a traceback
+    with pytest.raises(ConfigError, match=r"^step3: 60,000 training images in batches of 59999 leave a last batch of "
+                                          r"1 image, too few for BatchNorm to normalise by: choose another batch_size, "
+                                          r"or set drop_last: true$"):
+        load_config("step3", ["batch_size=59999"]).check_data(60_000)
+    load_config("step3", ["batch_size=59999", "drop_last=true"]).check_data(60_000)
+    load_config("step3", ["batch_size=1"]).check_data(60_000)
 
 
 def test_a_recipe_says_the_share_of_the_training_images_it_trains_on_and_holds_out():

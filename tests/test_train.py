@@ -77,7 +77,7 @@ def test_train_a_tiny_config_then_test_and_predict_with_its_checkpoint(tmp_path,
     (["--config", "finetune_full", "--set", "val_fraction=0.99"], "add up to more than the whole training set"),
     (["--config", "step3", "--set", "batch_size=100000", "--set", "drop_last=true"],  # what the data decide
      "training images make no whole batch of 100000, and drop_last drops the rest"),
-    (["--config", "finetune_full", "--set", "model_args.depth=3"], "efficientnet-lite0; pretrained: true or false): "),
+    (["--config", "finetune_full", "--set", "model_args.family=x"], "family: unknown 'x'; choose one of auto"),
 ])
 def test_train_refuses_a_bad_config_in_one_line_and_writes_nothing(arguments, message, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "reports"))
