@@ -103,6 +103,8 @@ def results_folder(given: str | None, default: Path) -> Path:
     cannot be written."""
     folder = Path(given) if given else default
     refuse = f"--out {given}" if given else f"The results folder {folder}"
+    if folder.is_symlink():  # results go where the link points; the swap would put a folder in the link's place
+        folder = folder.resolve()
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{refuse}: a file is there; `test` writes a folder of results: give a new folder")
     if folder.is_dir():
@@ -116,8 +118,14 @@ def results_folder(given: str | None, default: Path) -> Path:
                              "folder whole: give a new or empty folder, or one an earlier `test` wrote")
     why = unwritable(folder.parent)  # where write_folder_atomic stages the results
     if why:
-        raise UsageError(f"{refuse}: {why}; give a path you can write to")
+        raise UsageError(f"{refuse}: {why}; {_writable_fix(given, '--out a folder')}")
     return folder
+
+
+def _writable_fix(given: str | None, option: str) -> str:
+    """The fix for a place `test` cannot write to: the path given, else the reports folder it came from."""
+    return "give a path you can write to" if given else f"set MNIST_REPORTS_DIR to a folder you can write to, or " \
+                                                        f"give {option} you can write to"
 
 
 def performance_log(given: str | None) -> Path:
@@ -132,7 +140,7 @@ def performance_log(given: str | None) -> Path:
                          "ending in .jsonl")
     why = cannot_append(log)
     if why:
-        raise UsageError(f"{refuse}: {why}; give a path you can write to")
+        raise UsageError(f"{refuse}: {why}; {_writable_fix(given, '--log a file')}")
     if log.is_file() and not _ends_in_a_record(log):
         raise UsageError(f"{refuse}: its last line is not a JSON record, so it is not a performance log `test` "
                          "wrote: give a new .jsonl path")

@@ -34,6 +34,8 @@ def _chain(path: Path) -> list[tuple[Path, str, dict[str, Any]]]:
     while True:
         if path.is_dir():
             raise ConfigError(f"{path}: a folder; name a config file (a .yaml file) in it")
+        if path.exists() and not path.is_file():  # a device (/dev/null), a pipe: nothing a config is kept in
+            raise ConfigError(f"{path}: not a file; name a config file (a .yaml file)")
         if not path.is_file():
             if not chain:
                 raise ConfigError(f"{path}: no such config file; choose one of {', '.join(config_names())} in "

@@ -485,3 +485,16 @@ def test_a_model_id_not_saved_is_refused_naming_the_saved_ids_and_the_one_likely
         "models (saved: cnn_simple-seed6, step1-seed1, step2-seed1 and 1 more); did you mean step3-seed1 for "
         "step3-sed1?\n")
     assert sorted(p.name for p in (tmp_path / "reports" / "smoke").iterdir()) == ["models"], "a refusal writes nothing"
+
+
+def test_test_writes_where_a_link_points_and_names_the_reports_folder_it_cannot_write(step3_checkpoint, tmp_path,
+                                                                                      monkeypatch, capsys):
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")  # the link was replaced by a folder, the target left empty
+    log = ["--log", str(tmp_path / "log.jsonl")]
+    assert main(["test", "--model", str(step3_checkpoint), "--out", str(tmp_path / "link"), *log]) == 0
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "target" / "metrics.json").is_file()
+    (tmp_path / "a file").touch()
+    monkeypatch.setenv("MNIST_REPORTS_DIR", str(tmp_path / "a file"))
+    assert main(["test", "--model", str(step3_checkpoint)]) == 2 and capsys.readouterr().err.endswith(
+        "not a folder; set MNIST_REPORTS_DIR to a folder you can write to, or give --out a folder you can write to\n")

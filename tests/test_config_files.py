@@ -1,4 +1,5 @@
 """Config files: bases, names and paths, what a file must say, and a file that cannot be read, each one clear error."""
+import os
 import re
 
 import pytest
@@ -75,6 +76,9 @@ def test_a_missing_config_lists_the_ones_there_are(tmp_path):
         load_config(tmp_path / "binary.yaml")
     with pytest.raises(ConfigError, match=r"a folder; name a config file \(a .yaml file\) in it$"):
         load_config(tmp_path)
+    os.mkfifo(tmp_path / "pipe.yaml")  # there, but not a file: it was 'no such config file'
+    with pytest.raises(ConfigError, match=r"pipe.yaml: not a file; name a config file \(a .yaml file\)$"):
+        load_config(tmp_path / "pipe.yaml")
 
 
 def test_a_config_of_the_project_is_found_by_its_name_with_or_without_yaml(monkeypatch, tmp_path):
