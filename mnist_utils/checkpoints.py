@@ -358,8 +358,8 @@ def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | No
         if problem is None and verify:
             weights_path = Path(metadata["path"])
             problem = _digest_problem(weights_path, _sha256(weights_path), metadata["weights"]["sha256"])
-        if problem is None and verify:  # as loading it would: a model its code cannot build, weights that do not fit
-            _rebuilt(metadata, _header_shapes(_safetensors_header(weights_path, metadata["weights"]["bytes"]) or {}))
+            if problem is None:  # as loading it would: a model its code cannot build, weights that do not fit
+                _rebuilt(metadata, _header_shapes(weights_path, metadata["weights"]["bytes"]))
     except CheckpointError as error:
         return None, str(error)
     return (metadata, None) if problem is None else (None, problem)
@@ -387,10 +387,16 @@ def _safetensors_header(path: Path, size: int) -> dict[str, Any] | None:
         return None
 
 
-def _header_shapes(header: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The tensors a safetensors header names, as tensors of their shapes holding no data (on the meta device)."""
-    return {name: torch.empty(entry.get("shape", []), device="meta") for name, entry in header.items()
-            if name != "__metadata__" and isinstance(entry, dict)}
+def _header_shapes(path: Path, size: int) -> dict[str, torch.Tensor]:
+    """The tensors the header of the safetensors file at `path` (`size` bytes) names, as tensors of their shapes
+    holding no data (on the meta device); a CheckpointError where a shape is not one."""
+    header = _safetensors_header(path, size) or {}
+    try:
+        return {name: torch.empty(entry.get("shape", []), device="meta") for name, entry in header.items()
+                if name != "__metadata__" and isinstance(entry, dict)}
+    except (TypeError, ValueError, RuntimeError):  # ["a"], [-1], [2**70]: a file made by hand, its SHA-256 to match
+        raise CheckpointError(f"{path}: its header gives a tensor a shape that is not one: it is corrupt. Save the "
+                              "model again.") from None
 
 
 def list_checkpoints(directory: Path | str | None = None, skipped: list[dict[str, str]] | None = None, *,

@@ -37,7 +37,7 @@ from .config import (EXIT_BAD_INPUT, CommandParser, UsageError, checked_settings
 from .config_values import misspelt, seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
-from .files import cannot_append, held_besides, unwritable, write_folder_atomic
+from .files import append_whole, cannot_append, held_besides, unwritable, write_folder_atomic
 from .plots import plot_confusion, plot_misclassified, png_bytes
 from .preprocess import FILE_MAX_BYTES, Digit, ImageError, preprocess, read_image_file
 from .recipes import ConfigError
@@ -87,10 +87,8 @@ def result_files(evaluation: dict[str, Any], summary: dict[str, Any], images: to
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
-    """Append `record` to the JSON-lines file at `path` in one write, so concurrent runs never interleave."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
+    """Append `record` to the JSON-lines file at `path`, whole or not at all (`append_whole`)."""
+    append_whole(path, json.dumps(record) + "\n")
 
 
 def _classifier(args: argparse.Namespace) -> Classifier:

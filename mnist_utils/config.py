@@ -387,15 +387,14 @@ def stdout_to_nowhere() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def disk_full(error: OSError) -> str | None:
+def disk_full_message(error: OSError) -> str | None:
     """The one-line message for a write that a full disk (or a spent quota) refused, naming what was not written:
-    the file (every file the project writes goes through files.py, whose errors name it), else the command's output
+    the file (every file a command writes goes through files.py, whose errors name it), else the command's output
     (`> /dev/full`, a full disk under a redirect); None for any other error."""
     if error.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
     if error.filename:
         return f"{error.filename} could not be written ({error.strerror}): free some space there and run again"
-    stdout_to_nowhere()  # what is still buffered goes nowhere, so the exit's flush fails no more
     return f"the output could not be written ({error.strerror}): send it where there is room"
 
 
@@ -441,8 +440,10 @@ def command_status(main: Callable[[], int | None], bad_input: tuple[type[Excepti
         stdout_to_nowhere()
         return EXIT_BROKEN_PIPE
     except OSError as error:
-        if (message := disk_full(error)) is None:
+        if (message := disk_full_message(error)) is None:
             raise
+        if not error.filename:  # the output: what is still buffered goes nowhere, so the exit's flush fails no more
+            stdout_to_nowhere()
         print(f"error: {message}", file=sys.stderr)
         return EXIT_FAILED
 

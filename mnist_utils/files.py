@@ -111,6 +111,20 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def append_whole(path: Path, text: str) -> None:
+    """Append `text` to the file at `path` in one write, so that runs appending at once never interleave; where the
+    write fails (a full disk), the file is cut back to what it held, and the error names it: no line is left half
+    written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        held = handle.seek(0, os.SEEK_END)
+        try:
+            _write_synced(handle, text.encode(), path)
+        except OSError:
+            handle.truncate(held)
+            raise
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold `folder` against every other writer or reader that asks for it (an flock on the folder itself, so no

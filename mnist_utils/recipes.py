@@ -38,8 +38,9 @@ from .pretrained import FAMILIES, INPUT_NORMALIZATION, pretrained_for_mnist, res
 PRETRAINED = "pretrained"  # model name for an ImageNet backbone; model_args.family picks which
 PRETRAINED_ARGS = ("family", "pretrained")  # its model_args: which backbone, and whether with ImageNet's weights
 MONITORS = ("val_loss", "val_acc")
-MOST_THREADS = 1024  # beyond any machine's cores; torch takes a 32-bit count
+MOST_THREADS = 1024  # a sanity cap, beyond any machine's cores (torch overflows only past 2**31)
 LARGEST_IMAGE = 1024  # pixels per side: the pretrained backbones take 32 to 224
+ONE_BY_ONE_UP_TO = 32  # pixels per side up to which both backbones' last features are 1×1 (measured)
 warnings.filterwarnings("ignore", "Initializing zero-element tensors", UserWarning)  # build_model's error says it
 
 
@@ -143,9 +144,9 @@ class Recipe:
         if self.clean_epochs and self.batches_per_epoch:
             problems.append("clean_epochs counts whole passes: it cannot be combined with batches_per_epoch")
         if self.model == PRETRAINED and (other := [key for key in self.model_args if key not in PRETRAINED_ARGS]):
+            size = " (its input size is the recipe's image_size)" if "image_size" in other else ""
             problems.append(f"model_args: a pretrained backbone takes {' and '.join(PRETRAINED_ARGS)}, not "
-                            f"{', '.join(map(str, other))} (its input size is the recipe's image_size)"
-                            f"{misspelt(map(str, other), PRETRAINED_ARGS)}")
+                            f"{', '.join(map(str, other))}{size}{misspelt(map(str, other), PRETRAINED_ARGS)}")
         if self.freeze_backbone and self.model != PRETRAINED:
             problems.append(f"freeze_backbone: only model: {PRETRAINED} has a backbone to freeze, not {self.model}")
         if (self.patience is not None or self.keep_best or self.scheduler == "plateau") and not self.val_fraction:
@@ -280,10 +281,12 @@ class Recipe:
         elif self.drop_last and trained < self.batch_size:
             problems.append(f"{trained:,} training images make no whole batch of {self.batch_size}, and drop_last "
                             "drops the rest: lower batch_size, or set drop_last: false")
-        elif not self.drop_last and trained % self.batch_size == 1 and trained > 1:
-            problems.append(f"{trained:,} training images in batches of {self.batch_size} leave a last batch of 1 "
-                            "image, too few for BatchNorm to normalise by: choose another batch_size, or set "
-                            "drop_last: true")
+        elif (self.batch_size == 1 or not self.drop_last and trained % self.batch_size == 1) and self.model == \
+                PRETRAINED and not self.freeze_backbone and (size := self.image_size or 28) <= ONE_BY_ONE_UP_TO:
+            problems.append(f"{trained:,} training images in batches of {self.batch_size} make a batch of 1 image, "
+                            f"which a backbone's BatchNorm cannot normalise on {size}×{size} digits (its last "
+                            f"features are 1×1): choose another batch_size, set drop_last: true, or an image_size "
+                            f"above {ONE_BY_ONE_UP_TO}")
         if problems:
             raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
 
@@ -371,11 +374,10 @@ def build_pretrained(recipe: Recipe, **changes: Any):
     family = pretrained_family(recipe)
     try:
         return pretrained_for_mnist(family, **(defaults | given | changes))
-    except BUILD_ERRORS as error:  # a key other than family or pretrained; a value it cannot use
+    except BUILD_ERRORS as error:  # a value it cannot use (Recipe refuses any key but PRETRAINED_ARGS)
         raise_own_fault(lambda: pretrained_for_mnist(family, **(defaults | changes)))  # without the model_args
         raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit a pretrained backbone (it takes "
-                          f"family: auto, {', '.join(FAMILIES)}; pretrained: true or false): {error}"
-                          f"{misspelt(given, ('family', 'pretrained'))}") from None
+                          f"family: auto, {', '.join(FAMILIES)}; pretrained: true or false): {error}") from None
 
 
 def build_model(recipe: Recipe) -> nn.Module:

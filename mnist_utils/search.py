@@ -189,7 +189,7 @@ def run_search(path: Path | str, only: Iterable[int] | None = None) -> list[dict
         judged = min(LAST_EPOCHS, recipe.epochs)  # a smoke run's one epoch: the last 1
         seeds = f"seed{'s' * (len(row['diverged']) > 1)} {', '.join(map(str, row['diverged']))}"
         diverged = f" · diverged on {seeds} (the training loss is not finite): a lower lr than {recipe.lr:g} may " \
-                   "hold" if row["diverged"] else ""
+                   "keep it finite" if row["diverged"] else ""
         print(f"    {row['parameters']:,} parameters · lowest last-{judged} {row['lowest']:.2f}% · "
               f"{row['seeds_met']}/{len(runs)} seeds ≥ {GOAL_ACC}% · {row['seconds']:.0f} s{diverged}", flush=True)
     return rows

@@ -310,7 +310,7 @@ def _test_and_publish(checkpoint: Path, published: Path, test: ImageSet, device:
         log.info(f"{published}.safetensors is there already and is kept (pass --replace to put this run's "
                  f"model there); this run's checkpoint: {checkpoint}.safetensors")
         return Trained(paths(checkpoint)[0], published=False)
-    if broken is not None:  # damaged files (missing, cut short, not safetensors, not theirs) are nobody's to keep
-        log.info(f"the checkpoint there is damaged, so this run's replaces it: {broken}")
+    if broken is not None:  # damaged files (missing, cut short, not theirs), a model this code cannot build: unusable
+        log.info(f"the checkpoint there cannot be loaded, so this run's replaces it: {broken}")
     log.info(f"checkpoint published: {published}.safetensors")
     return Trained(save_checkpoint(classifier.model, published, **final), published=True)

@@ -13,7 +13,7 @@ import pytest
 
 from mnist_utils import files
 from mnist_utils.config import PROJECT_ROOT
-from mnist_utils.files import reachable, write_atomic, write_folder_atomic
+from mnist_utils.files import append_whole, reachable, write_atomic, write_folder_atomic
 
 
 def test_a_file_written_atomically_replaces_the_old_one_and_is_readable_by_others(tmp_path):
@@ -129,12 +129,14 @@ def test_a_folder_that_cannot_be_listed_is_not_taken_for_an_empty_one(tmp_path, 
 
 
 
+def disk_full(fd):
+    """os.fsync on a full disk: its error names no file, as a write's own does not."""
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 def test_a_write_a_full_disk_refuses_names_its_file_leaves_nothing_and_the_command_says_so_in_one_line(
         tmp_path, monkeypatch, capsys):
     from mnist_utils import cli, config
-
-    def disk_full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write's own error: no file named
     monkeypatch.setattr(files.os, "fsync", disk_full)
     writes = [(lambda: write_atomic(tmp_path / "a.json", b"{}"), tmp_path / "a.json"),
               (lambda: write_folder_atomic(tmp_path / "run", {"b.json": b"{}"}), tmp_path / "run" / "b.json")]
@@ -155,6 +157,15 @@ def test_a_write_a_full_disk_refuses_names_its_file_leaves_nothing_and_the_comma
         raise PermissionError(errno.EACCES, "Permission denied")
     with pytest.raises(PermissionError):  # any other error stays itself, traceback and all
         config.run_command(refused)
+
+
+def test_a_line_a_full_disk_refuses_is_not_left_half_written(tmp_path, monkeypatch):
+    log = tmp_path / "performance_log.jsonl"
+    append_whole(log, '{"run": 1}\n')
+    monkeypatch.setattr(files.os, "fsync", disk_full)  # the line is in the file, not yet on the disk: refused there
+    with pytest.raises(OSError) as refused:
+        append_whole(log, '{"run": 2}\n')
+    assert refused.value.filename == str(log) and log.read_text() == '{"run": 1}\n'
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full, the device every write to fails")

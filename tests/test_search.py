@@ -175,7 +175,7 @@ def test_a_candidate_whose_training_diverged_on_some_seeds_says_so_in_its_row_li
     monkeypatch.setattr(search, "train_seeds", diverging)
     rows = search.run_search(search_file, only=[1])
     assert rows[0]["diverged"] == [2, 4] and "diverged on seeds 2, 4 (the training loss is not finite): a lower lr " \
-        "than 0.1 may hold" in capsys.readouterr().out
+        "than 0.1 may keep it finite" in capsys.readouterr().out
     monkeypatch.setattr(search, "train_seeds", fake_runs)  # no train_loss recorded: nothing said to diverge
     rows = search.run_search(search_file, only=[0])
     assert [row["diverged"] for row in rows] == [[2, 4], []]

@@ -116,7 +116,7 @@ def test_train_publishes_to_reports_models_only_where_no_model_of_its_name_is(tm
     published.write_bytes(published.read_bytes()[:1000])
     assert main(["train", "--config", "step1", "--out", str(tmp_path / "fourth")]) == 0
     printed = capsys.readouterr().out
-    assert "the checkpoint there is damaged, so this run's replaces it" in printed
+    assert "the checkpoint there cannot be loaded, so this run's replaces it" in printed
     assert "is 1,000 bytes where its metadata" in printed
     assert same_weights(published, tmp_path / "fourth" / "fourth.safetensors")
 
