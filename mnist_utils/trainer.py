@@ -78,19 +78,38 @@ class Console(io.TextIOBase):
         return getattr(self.stream, "encoding", None)
 
 
+class _LogFile(logging.FileHandler):
+    """train.log: a line a full disk refuses ends the run as any other file's refused write does, its error naming
+    the file, where logging printed a traceback of its own for that line and every one after it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            return super().handleError(record)
+        error.filename = error.filename or self.baseFilename
+        raise error
+
+
 def _logger(log_file: Path) -> logging.Logger:
     """A logger writing to the console and to `log_file`, one line per message; a message logged with
     `extra=FILE_ONLY` goes to the file alone (how a run ended: the command line says it on the console)."""
     logger = logging.Logger(f"mnist_utils.train.{log_file}", logging.INFO)  # the run's own: not kept by logging
     console = logging.StreamHandler(sys.stdout)  # a Console while train_from_config runs
     console.addFilter(lambda record: not getattr(record, "file_only", False))
-    for handler in (console, logging.FileHandler(log_file)):
+    for handler in (console, _LogFile(log_file)):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     return logger
 
 
 FILE_ONLY = {"file_only": True}
+
+
+def _last_line(log: logging.Logger, line: str) -> None:
+    """How a run ended, in its train.log alone; where the disk has no room for it, the error that ended the run is
+    the one told."""
+    with contextlib.suppress(OSError):
+        log.error(line, extra=FILE_ONLY)
 
 
 def _history_tables(rows: list[dict[str, float]]) -> dict[str, bytes]:
@@ -174,14 +193,14 @@ def _train_from_config(config: str | Path, overrides: Sequence[str], out_dir: Pa
             return _train(model, recipe, data, seed, device, run_dir, log, replace, str(source), cuts)
     except KeyboardInterrupt:
         kept = _what_is_kept(run_dir)
-        log.error(f"stopped (Ctrl-C); {kept}: {run_dir}", extra=FILE_ONLY)
+        _last_line(log, f"stopped (Ctrl-C); {kept}: {run_dir}")
         raise TrainingStopped(f"{kept}: {run_dir}") from None
     except TrainingDiverged as error:  # as Ctrl-C's, its line says what the run folder keeps
         kept = _what_is_kept(run_dir)
-        log.error(f"stopped: {error}; {kept}", extra=FILE_ONLY)
+        _last_line(log, f"stopped: {error}; {kept}")
         raise TrainingDiverged(f"{error}; {kept}: {run_dir}") from None
     except Exception as error:  # the log keeps why the run ended; the caller reports it
-        log.error(f"stopped: {type(error).__name__}: {error}", extra=FILE_ONLY)
+        _last_line(log, f"stopped: {type(error).__name__}: {error}")
         raise
     finally:
         for handler in log.handlers:

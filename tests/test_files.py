@@ -1,6 +1,7 @@
 """Files written whole, folders held, and whether a host answers (mnist_utils/files.py), and a full disk told in
 one line. Local sockets only: no network."""
 import errno
+import io
 import os
 import socket
 import stat
@@ -178,3 +179,19 @@ def test_output_sent_to_a_full_disk_ends_the_command_in_one_line(step3_checkpoin
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines()[-1] == ("error: the output could not be written (No space left on device): "
                                            "send it where there is room")
+
+
+def test_a_train_log_line_a_full_disk_refuses_ends_the_run_naming_the_log(tmp_path):
+    from mnist_utils.trainer import _logger
+
+    class FullDisk(io.TextIOBase):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    log = _logger(tmp_path / "train.log")
+    log_file = log.handlers[1]
+    log_file.stream.close()
+    log_file.stream = FullDisk()  # logging printed its own traceback for this line and every one after it
+    with pytest.raises(OSError) as refused:
+        log.info("epoch 1/15: train loss 0.1")
+    assert refused.value.filename == str(tmp_path / "train.log")
+    log_file.close()
