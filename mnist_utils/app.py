@@ -144,7 +144,7 @@ def create_app(directory: Path | str | None = None, *, device: torch.device | st
     def index() -> str:
         return page
 
-    @app.get("/api/models")
+    @app.api_route("/api/models", methods=["GET", "HEAD"])  # HEAD: a health check of the API, as of the page
     def api_models() -> dict[str, Any]:
         listing, skipped = shelf.listing()
         default = default_checkpoint(listing)

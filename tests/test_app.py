@@ -93,6 +93,8 @@ def test_the_model_can_be_chosen(client, mnist, make_picture):
     assert wrong_method.status_code == 405 and wrong_method.json() == {"error": "Method Not Allowed: GET /api/predict"}
     asked = client.head("/")  # as an uptime check asks: the page's headers, no body
     assert asked.status_code == 200 and asked.headers["content-type"].startswith("text/html") and asked.content == b""
+    asked = client.head("/api/models")  # the API's health check: it answered 405
+    assert asked.status_code == 200 and asked.headers["content-type"] == "application/json" and asked.content == b""
 
 
 def too_many_bytes():
