@@ -13,6 +13,7 @@ so that pixels moved in from outside the frame are background.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -128,8 +129,7 @@ class Augment:
         if len(self.erase_area) != 2 or not interval(*self.erase_area, 0, 1):
             found.append(f"erase_area: [smallest, largest] share of the image, within (0, 1], got "
                          f"{list(self.erase_area)}")
-        if len(self.erase_ratio) != 2 or not interval(*self.erase_ratio, 0, float("inf")) \
-                or self.erase_ratio[1] == float("inf"):
+        if len(self.erase_ratio) != 2 or not interval(*self.erase_ratio, 0, sys.float_info.max):  # inf: nan sizes
             found.append(f"erase_ratio: [smallest, largest] aspect ratio, above 0 and finite, got "
                          f"{list(self.erase_ratio)}")
         return found

@@ -146,7 +146,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
 def _greyscale(image: Image.Image) -> torch.Tensor:
     """Luminance as float32 (H, W); transparent pixels become paper contrasting with the opaque ink."""
     has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
-    if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit greyscale (scanners): convert("L") clips it
+    if image.mode == "I":  # 16-bit greyscale (scanners), widened by `decode`: convert("L") clips it
         wide = np.asarray(image, dtype=np.float32)
         # Scanners and cameras store 10, 12 or 14 bits in 16: tones scale by the fewest bits that hold the brightest
         # (a 12-bit white, 4095, is 255), so that one grey level more at the top does not make the picture 257 times
