@@ -257,8 +257,13 @@ def _recorded_problem(metadata: Mapping[str, Any]) -> str | None:
     for what, value, fits, kind in checks:
         if not fits(value):
             return f"{what} {value!r} is not {kind}"
-    if not (_whole_number(batch := config.get("eval_batch_size", 1)) and batch > 0):
-        return f"its config's eval_batch_size {batch!r} is not a whole number above 0"
+    settings = [("eval_batch_size", lambda value: _whole_number(value) and value > 0, "a whole number above 0"),
+                ("channels_last", lambda value: isinstance(value, bool), "true or false"),  # "false" would read as true
+                ("bf16", lambda value: isinstance(value, bool), "true or false"),
+                ("label_smoothing", _finite_number, "a finite number")]  # the page explains a less sure model by it
+    for setting, fits, kind in settings:
+        if setting in config and not fits(config[setting]):
+            return f"its config's {setting} {config[setting]!r} is not {kind}"
     return None
 
 

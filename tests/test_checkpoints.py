@@ -349,6 +349,9 @@ def test_foreign_files_are_refused(tmp_path):
     ({"model": {"name": "Model_3", "args": [8]}}, "its model's args [8] is not a mapping of names to values"),
     ({"config": ["step3"]}, "its config ['step3'] is not a mapping of names to values"),
     ({"config": {"eval_batch_size": "x"}}, "its config's eval_batch_size 'x' is not a whole number above 0"),
+    ({"config": {"channels_last": "false"}}, "its config's channels_last 'false' is not true or false"),
+    ({"config": {"bf16": 1}}, "its config's bf16 1 is not true or false"),
+    ({"config": {"label_smoothing": None}}, "its config's label_smoothing None is not a finite number"),
 ])
 def test_metadata_no_model_can_be_given_inputs_listed_or_run_by_is_one_error(saved, edit, problem):
     weights, metadata = saved
