@@ -109,7 +109,7 @@ def _error(status: int, message: str) -> JSONResponse:
 async def _read_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None as soon as it grows past `limit` bytes (the rest is never read)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdecimal() and int(declared) > limit:
         return None
     body = bytearray()
     async for chunk in request.stream():
@@ -192,7 +192,7 @@ def _classify(classifier: Classifier, data: bytes):
 
 def port_number(text: str) -> int:
     """A TCP port, 1 to 65535, from the command line or $PORT."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+    if not text.strip().isdecimal() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535, e.g. 8000")
     return int(text)
 

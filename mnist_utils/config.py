@@ -236,7 +236,7 @@ def lanes_asked() -> int | None:
     """The lanes $MNIST_LANES asks for, or None where it is unset; anything but a whole number, 1 or more, is a
     ValueError that names the fix."""
     value = os.environ.get(LANES_ENV)
-    if value is not None and (not value.isdigit() or int(value) < 1):
+    if value is not None and (not value.isdecimal() or int(value) < 1):
         raise ValueError(f"{LANES_ENV}={value!r}: give a whole number of lanes, 1 or more, or unset it")
     return None if value is None else int(value)
 
@@ -300,7 +300,7 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
     chosen: set[Path] = set()
     for selector in selectors:
         name = Path(selector).name.removesuffix(".ipynb")
-        if name.isdigit():
+        if name.isdecimal():
             matches = [p for p in available if int(p.name[:2]) == int(name)]
         else:
             matches = [p for p in available if p.stem == name]

@@ -156,7 +156,7 @@ def test_make_notebooks_can_give_a_notebook_fewer_lanes_than_cpus(monkeypatch):
     assert lanes_for([models.Model_3()], torch.device("cpu")) == 4
     monkeypatch.setenv("MNIST_LANES", "1")
     assert lanes_for([models.Model_3()], torch.device("cpu")) == 1
-    for bad in ("0", "two", "-1", ""):
+    for bad in ("0", "two", "-1", "", "²"):  # "²" is a digit to str.isdigit, not to int
         monkeypatch.setenv("MNIST_LANES", bad)
         with pytest.raises(ValueError, match="MNIST_LANES.*whole number of lanes, 1 or more"):
             lanes_for([models.Model_3()], torch.device("cpu"))
