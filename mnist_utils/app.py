@@ -41,7 +41,7 @@ from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
 # HTTP status for each kind of bad picture.
-STATUS = {"empty": 400, "blank": 422, "not_image": 415, "too_large": 413, "too_many_pixels": 413}
+STATUS = {"empty": 400, "blank": 422, "too_small": 422, "not_image": 415, "too_large": 413, "too_many_pixels": 413}
 
 
 def _folder_stamp(directory: Path) -> tuple[tuple[str, int, int], ...]:

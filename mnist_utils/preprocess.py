@@ -33,6 +33,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_BYTES = 5 * 1024 * 1024  # an upload or image file larger than this is refused unread
 FILE_MAX_BYTES = 50 * 1024 * 1024  # a file on this machine (`predict`): a phone's photo of 3-12 MB passes
 MAX_PIXELS = 40_000_000  # width × height above which a picture is refused undecoded (a 40 MP photo passes)
+MIN_SIDE = 7  # px on the longer side below which a picture is refused: MNIST's own digits shrunk smaller read wrong
+# more often than right, and a picture of noise that small reads as some digit
 # Pillow warns of pictures above half its own, far higher, limit; MAX_PIXELS refuses them first, with a message
 # that says so plainly. Set once here: a filter set per call is not safe where the app decodes in threads.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -67,7 +69,7 @@ MAX_GAIN = 4.0  # ink in the shade counts up to this many times its contrast: mo
 
 class ImageError(ValueError):
     """A picture that cannot be read as a digit. `kind` says why: 'empty', 'too_large', 'too_many_pixels',
-    'not_image', 'blank', 'missing' or 'unreadable'; the message says what to do."""
+    'not_image', 'too_small', 'blank', 'missing' or 'unreadable'; the message says what to do."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -131,6 +133,9 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
                                       "use a picture of a digit.") from None
     if width * height > max_pixels:
         raise too_many_pixels(f"{width}×{height}")
+    if max(width, height) < MIN_SIDE:
+        raise ImageError("too_small", f"The image is only {width}×{height} pixels, too small to hold a digit: use a "
+                                      f"picture at least {MIN_SIDE} pixels on its longer side (MNIST's are 28×28).")
     try:
         image.draft("L", (working_size, working_size))  # JPEG: decode at a reduced scale, far less memory
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF

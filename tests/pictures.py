@@ -1,5 +1,5 @@
 """Pictures the tests of the page's reading share: how close two digits are, how many a model reads right, a digit
-cut to its ink, a blank picture and a PNG that claims more pixels than it holds."""
+cut to its ink, a picture's file, a blank picture and a PNG that claims more pixels than it holds."""
 import io
 import struct
 import zlib
@@ -33,8 +33,13 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
 
 
+def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    """`image` as the bytes of a file of format `fmt` (Pillow's save `options` passed on)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
 def blank(colour: int, size=(280, 280)) -> bytes:
     """A PNG of `size` in one grey `colour`: a picture with no digit on it."""
-    buffer = io.BytesIO()
-    Image.new("L", size, colour).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encoded(Image.new("L", size, colour))

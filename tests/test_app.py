@@ -107,10 +107,11 @@ def too_many_bytes():
     (b"", 400, "empty"),
     (b"hello, I am a text file", 415, "not an image"),
     (blank(255), 422, "No digit found"),
+    (blank(0, size=(2, 2)), 422, "too small to hold a digit"),
     (b"\0" * (MAX_BYTES + 1), 413, "larger than the 5 MB"),
     (too_many_bytes, 413, "larger than the 5 MB"),
     (png_header_only(20_000, 20_000), 413, "pixels, more than the 40 million allowed"),
-], ids=["empty", "text", "blank-canvas", "over-5-MB", "over-5-MB-streamed", "pixel-bomb"])
+], ids=["empty", "text", "blank-canvas", "2x2", "over-5-MB", "over-5-MB-streamed", "pixel-bomb"])
 def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(client, mnist, make_picture, body, status,
                                                                          words):
     answer = client.post("/api/predict", content=body() if callable(body) else body)
@@ -249,7 +250,7 @@ def test_a_checkpoint_whose_metadata_changes_is_loaded_again_and_one_no_model_ta
         assert status == 404 and said["error"].startswith("Model 'untrained' cannot be loaded: untrained.safetensors:")
 
 
-@pytest.mark.parametrize("text", ["abc", "0", "99999", "-1", ""])
+@pytest.mark.parametrize("text", ["abc", "0", "99999", "-1", "", "²"])  # "²": a digit to str.isdigit, not to int
 def test_a_port_that_is_not_one_is_refused_by_name(text):
     with pytest.raises(argparse.ArgumentTypeError, match="is not a port: give a number from 1 to 65535"):
         port_number(text)

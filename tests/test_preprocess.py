@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mnist_utils.classifier import Classifier
-from mnist_utils.preprocess import (MAX_BYTES, WORKING_SIZE, ImageError, _square_max, decode, preprocess, read_image_file,
-                                    to_mnist)
-from pictures import blank, closeness, png_header_only
+from mnist_utils.preprocess import (MAX_BYTES, MIN_SIDE, WORKING_SIZE, ImageError, _square_max, decode, preprocess,
+                                    read_image_file, to_mnist)
+from pictures import blank, closeness, encoded, png_header_only
 
 SUBSET = range(0, 10_000, 25)  # 400 fixed test digits, every class represented
 
@@ -119,10 +119,6 @@ def test_a_photo_stored_sideways_is_read_the_way_its_exif_orientation_says(orien
     # Phones save the sensor's pixels as they are and record in EXIF how to turn them (6: a quarter clockwise,
     # 8: a quarter anticlockwise); the digit must be read as the photographer saw it.
     upright = letter_l()
-    def encoded(image: Image.Image, **options) -> bytes:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", **options)
-        return buffer.getvalue()
     exif = Image.Exif()
     exif[0x0112] = orientation
     stored = upright.transpose(stored_turn)
@@ -176,6 +172,21 @@ def test_a_truncated_picture_is_refused(mnist, make_picture):
     with pytest.raises(ImageError) as refused:
         preprocess(data[: len(data) // 2])
     assert refused.value.kind == "not_image" and "truncated" in str(refused.value)
+
+
+def test_a_picture_too_small_to_hold_a_digit_is_refused_and_the_smallest_allowed_is_read(mnist):
+    """A few pixels of noise read as some digit: a picture under MIN_SIDE on its longer side is refused, saying how
+    large to make it; one MIN_SIDE wide (an MNIST digit shrunk to fit) is read, and so is a narrow one that tall."""
+    noise = torch.Generator().manual_seed(0)
+    for width, height in ((1, 1), (2, 2), (MIN_SIDE - 1, MIN_SIDE - 1), (MIN_SIDE - 1, 2)):
+        pixels = (torch.rand(height, width, generator=noise) * 255).to(torch.uint8).numpy()
+        with pytest.raises(ImageError) as refused:
+            preprocess(encoded(Image.fromarray(pixels)))
+        assert refused.value.kind == "too_small"
+        assert f"only {width}×{height} pixels" in str(refused.value) and f"at least {MIN_SIDE} pixels" in str(refused.value)
+    digit = Image.fromarray(mnist.test.images[0].numpy())
+    for size in ((MIN_SIDE, MIN_SIDE), (2, MIN_SIDE)):
+        assert preprocess(encoded(digit.resize(size, Image.Resampling.BOX))).source_size == size
 
 
 def test_image_files_missing_unreadable_or_too_large_are_refused(tmp_path):
