@@ -99,3 +99,16 @@ def test_the_runners_headless_and_pending_variables_count_as_unset_when_set_empt
     monkeypatch.setenv(HEADLESS_ENV, "1")
     monkeypatch.setenv(PENDING_ENV, str(tmp_path / ".pending" / "01_x"))
     assert headless() and pending_dir() == tmp_path / ".pending" / "01_x"
+
+
+def test_make_train_without_a_config_says_so_before_setting_up_or_fetching_anything(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "pyproject.toml"):  # no .venv here: setup would take minutes
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    done = subprocess.run(["make", "train"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and not (tmp_path / ".venv").exists()
+    assert done.stdout == "" and done.stderr.startswith("error: name a config: make train CONFIG=configs/step3.yaml")
+    planned = subprocess.run(["make", "-n", "train", "CONFIG=configs/step3.yaml"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60).stdout
+    assert "mnist_utils.data" in planned and "mnist_utils train --config configs/step3.yaml" in planned
