@@ -291,14 +291,18 @@ def find_notebooks(notebooks_dir: Path | str = NOTEBOOKS_DIR, selectors: Sequenc
 
     Only source notebooks count (`NN_name.ipynb`: two digits, an underscore, letters, digits and
     underscores), not the copies executors write beside them. A selector is a number (`00`, `3` for
-    `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too). An unknown selector raises ValueError
-    listing the notebooks there are.
+    `03_...`) or a stem (`00_eda`, `00_eda.ipynb` works too), or the path of one in `notebooks_dir`. An unknown
+    selector raises ValueError listing the notebooks there are; a path elsewhere, one naming the folder to give.
     """
     available = sorted(p for p in Path(notebooks_dir).glob(NOTEBOOK_GLOB) if SOURCE_STEM.fullmatch(p.stem))
     if not selectors:
         return available
     chosen: set[Path] = set()
     for selector in selectors:
+        folder = Path(selector).expanduser().parent
+        if folder != Path(".") and folder.resolve() != Path(notebooks_dir).resolve():  # not run from a copy
+            raise ValueError(f"{selector} is not in {notebooks_dir}, whose notebooks run: name one of those, or give "
+                             f"the notebooks' folder (--notebooks {folder})")
         name = Path(selector).name.removesuffix(".ipynb")
         if name.isdecimal():
             matches = [p for p in available if int(p.name[:2]) == int(name)]

@@ -18,6 +18,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+try:
+    import fcntl
+except ImportError:  # Windows: folders are not locked
+    fcntl = None
+
 DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what file browsers leave in a folder they showed
 
 
@@ -125,24 +130,54 @@ def append_whole(path: Path, text: str) -> None:
             raise
 
 
+def _opened_to_lock(folder: Path) -> int | None:
+    """`folder` opened for an flock, or None where none can be had: a system without flock (Windows), a folder
+    that cannot be opened (one that does not exist, or that may be entered but not listed)."""
+    if fcntl is None:
+        return None
+    try:
+        return os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold `folder` against every other writer or reader that asks for it (an flock on the folder itself, so no
     lock file is left behind). Where it cannot be held, nothing is, and the work goes on as it would without the
     lock: a system without flock, a file system that refuses it (some network mounts), a folder that cannot be
-    opened (one that does not exist, or that may be entered but not listed)."""
-    try:
-        import fcntl
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):  # ImportError: Windows
-        fd = None
-    if fd is None:  # outside the except: an error of the work done under it must not chain to this one
+    opened (`_opened_to_lock`)."""
+    fd = _opened_to_lock(folder)
+    if fd is None:  # outside a try: an error of the work done under it must not chain to anything here
         yield
         return
     try:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def sole_holder(folder: Path) -> Iterator[bool]:
+    """Hold `folder` (made where missing) for as long as the block runs, as the one process working in it: True,
+    or False at once where another holds it (the caller goes no further). True where it cannot be held at all, as
+    `folder_lock` goes on without its lock."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = _opened_to_lock(folder)
+    if fd is None:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:  # another holds it
+            held = False
+        except OSError:  # a file system that refuses flock
+            held = True
+        yield held
     finally:
         os.close(fd)  # closing releases the lock
 
@@ -228,7 +263,7 @@ def read_json(path: Path, what: str, fix: str, valid: Callable[[Any], str | None
     it: it is named on stderr with `fix`, set aside as <name>.corrupt for a look, and read as missing."""
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectoryError: a file where a folder on its path should be
         return None
     except (ValueError, IsADirectoryError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         why = f"{type(error).__name__}: {error}"

@@ -1,21 +1,20 @@
 """Run the notebooks headless and publish them: ``python -m mnist_utils.run [SELECTOR ...]``.
 
-Each notebook runs top to bottom in a fresh kernel, in its own folder, under one profile and one
-time limit. Its executed copy and an HTML rendering land in the profile's reports folder even when it
-fails (reports/ for the full profile, reports/smoke/ for the smoke one, so a quick check never replaces
-a full run's outputs), ``runs.json`` keeps how each notebook's last run went, and ``index.html`` links
-everything together with the headline numbers and targets that the notebooks' ``Report`` wrote to
-``results/``; ``series.json`` records the whole run's wall time.
+Each notebook runs top to bottom in a fresh kernel, in its own folder, under one profile and one time limit. Its
+executed copy and an HTML rendering land in the profile's reports folder even when it fails (reports/ for the full
+profile, reports/smoke/ for the smoke one, so a quick check never replaces a full run's outputs), ``runs.json``
+keeps how each notebook's last run went, and ``index.html`` links everything together with the headline numbers
+and targets that the notebooks' ``Report`` wrote to ``results/``; ``series.json`` records the whole run's wall time.
 
 Notebooks run side by side, one per usable CPU, each as soon as the notebooks whose results it reads have
-finished (series.py says which starts when). Their
-kernels are separate processes, so each has its own random generators, and a notebook's thread count is
-fixed by its configs: side by side changes no accuracy or loss, only the times, which share the machine.
+finished (series.py says which starts when). Their kernels are separate processes, so each has its own random
+generators, and a notebook's thread count is fixed by its configs: side by side changes no accuracy or loss, only
+the times, which share the machine. One run at a time writes to a reports folder.
 
-Ctrl-C (SIGINT) or SIGTERM stops the whole run within seconds: the running notebooks' kernels are shut
-down, those notebooks are recorded as interrupted, no other notebook starts, and the exit status is 130
-(143 for SIGTERM). A notebook's new executed copy, HTML and results replace the previous run's only
-when it finishes: while it runs, its Report and the models it saves write to a pending folder, so an
+Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal) stops the whole run within seconds: the running notebooks'
+kernels are shut down, those notebooks are recorded as interrupted, no other notebook starts, and the exit status
+is 130 (143 for SIGTERM, 129 for SIGHUP). A notebook's new executed copy, HTML and results replace the previous
+run's only when it finishes: while it runs, its Report and the models it saves write to a pending folder, so an
 interrupted (or killed) run leaves the last finished run's outputs as they were.
 
     python -m mnist_utils.run                     # every notebooks/NN_*.ipynb
@@ -44,10 +43,10 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from traitlets.config import Config
 
 from .config import (HEADLESS_ENV, LANES_FILE_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
-                     READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, budget_minutes,
-                     find_notebooks, first_line, get_profile, notebook_timeout, reports_dir as profile_reports_dir,
-                     reports_root, usable_cpus, user_path)
-from .files import write_atomic
+                     READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, UsageError,
+                     budget_minutes, command_status, data_root, find_notebooks, first_line, get_profile,
+                     notebook_timeout, reports_dir as profile_reports_dir, reports_root, usable_cpus, user_path)
+from .files import sole_holder, unwritable, write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
 from .publish import discard, publish_run
@@ -80,11 +79,12 @@ def project_kernel() -> str:
 
 
 def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
-    """The kernel's environment: ours, plus the profile and the reports folder (whose subfolder for the
-    profile the notebook's Report writes to)."""
+    """The kernel's environment: ours, plus the profile, the reports folder (whose subfolder for the profile the
+    notebook's Report writes to) and the data's folder."""
     env = dict(os.environ)
     env["MNIST_PROFILE"] = profile
     env["MNIST_REPORTS_DIR"] = str(Path(reports_dir).resolve())
+    env["MNIST_DATA_ROOT"] = str(data_root().resolve())  # the kernel runs in notebooks/: a relative one is ours
     env[HEADLESS_ENV] = "1"  # progress bars as text lines, which coalescing folds to their final state
     # The kernel runs in notebooks/, so make the project importable even without `pip install -e .`.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -372,18 +372,20 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them
     does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks
     are stopped and no other starts. `timeout`: seconds per notebook; by default each notebook's own
-    (`config.notebook_timeout`)."""
+    (`config.notebook_timeout`). A UsageError where another run is writing to the profile's folder."""
     at_once = default_at_once() if at_once is None else at_once
     check_at_once(at_once)
     if not paths:
         return {}
     folder = profile_reports_dir(profile, Path(reports_dir).resolve())
-    # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
-    read_runs(folder)
-    read_series(folder)
-    results_by_stem(folder)
-    series = _Series(paths, folder, reports_dir, profile, timeout, at_once, reads)
     with contextlib.ExitStack() as stack:
+        if not stack.enter_context(sole_holder(folder / ".pending")):  # a run's start discards the other's pending
+            raise UsageError(f"another run of the notebooks is writing to {folder}: wait for it to end, or give "
+                             "--reports another folder")
+        # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
+        for read in (read_runs, read_series, results_by_stem):
+            read(folder)
+        series = _Series(paths, folder, reports_dir, profile, timeout, at_once, reads)
         series.run(stop or stack.enter_context(Stop()))
         entries = dict(sorted(series.entries.items(), key=lambda item: series.number[item[0]]))
         if series.stop.signum is None:
@@ -456,8 +458,9 @@ def _with_inputs(paths: list[Path], notebooks: Path, profile: str, reports: Path
     return wanted
 
 
-def main(argv: Iterable[str] | None = None) -> int:
-    args = _parser().parse_args(list(argv) if argv is not None else None)
+def _checked(args: Any) -> tuple[str, list[Path], int, Path]:
+    """The profile, the notebooks (and before them those whose results they read), how many run at once and the
+    reports folder that `args` ask for; a UsageError naming the fix for any that cannot be."""
     try:
         profile = get_profile(args.profile).name
         paths = find_notebooks(args.notebooks, args.selectors)
@@ -467,23 +470,29 @@ def main(argv: Iterable[str] | None = None) -> int:
             raise ValueError(f"--timeout is a number of seconds above 0, got {args.timeout:g}")
         if not paths:
             raise ValueError(f"no {NOTEBOOK_GLOB} in {args.notebooks}")
+        reports = Path(args.reports or reports_root()).resolve()
+        if why := unwritable(profile_reports_dir(profile, reports)):  # before any notebook's minutes are spent
+            raise ValueError(f"the reports cannot be written: {why}. Give --reports (or MNIST_REPORTS_DIR) a folder "
+                             "that can be")
+        return profile, _with_inputs(paths, args.notebooks, profile, reports), at_once, reports
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    reports = Path(args.reports or reports_root()).resolve()
-    try:
-        paths = _with_inputs(paths, args.notebooks, profile, reports)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    return command_status(lambda: _run(*_checked(args), args.timeout))
+
+
+def _run(profile: str, paths: list[Path], at_once: int, reports: Path, timeout: float | None) -> int:
     unbudgeted = [path.stem for path in paths if profile == "full" and budget_minutes(path.stem, profile) is None]
-    if unbudgeted and args.timeout is None:  # it runs, but its budget would judge its time and set its timeout
+    if unbudgeted and timeout is None:  # it runs, but its budget would judge its time and set its timeout
         print(f"note: no budget for {', '.join(unbudgeted)} in config.NOTEBOOK_PLANS: the index shows each one's time "
               f"without one, and the runner stops each after {notebook_timeout(unbudgeted[0], profile) / 60:g} "
               "minutes", file=sys.stderr)
     started = time.monotonic()
     with Stop() as stop:
-        entries = run_notebooks(paths, reports, profile, args.timeout, stop=stop, at_once=at_once)
+        entries = run_notebooks(paths, reports, profile, timeout, stop=stop, at_once=at_once)
         return _summarize(entries, len(paths), profile, reports, stop, started)
 
 

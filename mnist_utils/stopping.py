@@ -1,4 +1,4 @@
-"""Stopping a run on Ctrl-C or SIGTERM: `Stop` turns the signals into a request that every running notebook's
+"""Stopping a run on Ctrl-C, SIGTERM or SIGHUP: `Stop` turns the signals into a request that every running notebook's
 execution honours (its kernel shut down, `Interrupted` raised), instead of a runner killed half-way."""
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any, Callable
 from nbclient import NotebookClient
 from nbclient.util import ensure_async
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP: the terminal or the ssh session closed (Windows has none)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Stop:
-    """While active (a context manager, in the main thread), SIGINT and SIGTERM stop the run instead of
+    """While active (a context manager, in the main thread), SIGINT, SIGTERM and SIGHUP stop the run instead of
     killing the runner: the first one is recorded and cancels every notebook that is running (each registers
     its cancel with `add`), and the runner starts no other. The previous handlers come back on exit."""
 
@@ -66,7 +67,7 @@ class Interrupted(Exception):
 
 def execute_until_stopped(client: NotebookClient, env: dict[str, str], stop: Stop) -> None:
     """`client.execute(env=env)`, in a worker thread with an event loop of its own, so that this thread
-    keeps SIGINT and SIGTERM (nbclient's own handlers would shut the kernel down and let the series go on).
+    keeps the stop signals (nbclient's own handlers would shut the kernel down and let the series go on).
     A stop signal cancels the execution, nbclient shuts the kernel down, and this raises Interrupted;
     otherwise whatever the execution raised is raised here."""
     outcome: dict[str, BaseException] = {}

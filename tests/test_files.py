@@ -195,3 +195,20 @@ def test_a_train_log_line_a_full_disk_refuses_ends_the_run_naming_the_log(tmp_pa
         log.info("epoch 1/15: train loss 0.1")
     assert refused.value.filename == str(tmp_path / "train.log")
     log_file.close()
+
+
+def test_a_json_file_below_a_file_reads_as_missing_and_a_damaged_one_is_set_aside(tmp_path, capsys):
+    (tmp_path / "reports").write_text("")  # a file where a folder on the path should be: nothing in it to read
+    assert files.read_json(tmp_path / "reports" / "runs.json", "runs file", "Run again.") is None
+    (tmp_path / "runs.json").write_text("{")
+    assert files.read_json(tmp_path / "runs.json", "runs file", "Run again.") is None
+    assert (tmp_path / "runs.json.corrupt").read_text() == "{"
+    assert f"warning: {tmp_path / 'runs.json'} is not a readable runs file" in capsys.readouterr().err
+
+
+def test_a_folder_has_one_sole_holder_at_a_time(tmp_path):
+    with files.sole_holder(tmp_path / "made") as first:
+        with files.sole_holder(tmp_path / "made") as second:
+            assert (first, second) == (True, False)
+    with files.sole_holder(tmp_path / "made") as again:
+        assert again, "released when the first block ended"

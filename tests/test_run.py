@@ -321,7 +321,7 @@ def alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous_outputs(tmp_path: Path, signum) -> None:
     notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
     started = tmp_path / "kernel.pid"

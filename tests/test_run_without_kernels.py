@@ -3,6 +3,7 @@ cells, a series that goes on when a notebook's run raises, and the run's last li
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +12,9 @@ import pytest
 
 from mnist_utils import run
 from mnist_utils.config import UNBUDGETED_TIMEOUT
+
+RAN = {"status": "ok", "seconds": 1.0, "cpu_seconds": None, "profile": "smoke", "finished": "2026-12-05T10:00:00+00:00",
+       "error": None}  # a notebook's runs.json entry, for a run that executes none
 
 
 def test_the_notebook_hooks_count_cells_from_1_and_never_give_a_cell_a_timeout_of_0() -> None:
@@ -33,8 +37,7 @@ def test_a_notebook_whose_run_raises_is_an_error_in_one_line_and_the_series_goes
     def execute(path, *args, **kwargs):  # e.g. a full disk while its outputs are written
         if path.stem == "01_a":
             raise OSError("No space left on device\nwhile writing 01_a.html")
-        return {"status": "ok", "seconds": 1.0, "cpu_seconds": None, "profile": "smoke",
-                "finished": "2026-12-05T10:00:00+00:00", "error": None}
+        return RAN
 
     monkeypatch.setattr(run, "execute_notebook", execute)
     paths = [tmp_path / "nb" / f"{stem}.ipynb" for stem in ("01_a", "02_b")]
@@ -78,3 +81,64 @@ def test_a_full_run_names_a_notebook_without_a_budget_before_it_starts(tmp_path:
     assert run.main([*arguments, "--profile", "smoke"]) == 0 and capsys.readouterr().err == "", "budgets: full only"
     assert run.main([*arguments, "--profile", "full", "--timeout", "60"]) == 0 and capsys.readouterr().err == "", \
         "a timeout given: the budget would set none"
+
+
+def notebooks_folder(tmp_path: Path) -> Path:
+    """A folder with one notebook that no test here runs."""
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "01_a.ipynb").write_text("{}")
+    return tmp_path / "nb"
+
+
+@pytest.mark.parametrize("reports", ["a-file", "a-file/below"])
+def test_reports_that_cannot_be_written_are_one_line_before_any_notebook_starts(tmp_path: Path, capsys,
+                                                                                 reports: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    arguments = ["--notebooks", str(notebooks_folder(tmp_path)), "--reports", str(tmp_path / reports)]
+    assert run.main([*arguments, "--profile", "smoke"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"error: the reports cannot be written: {tmp_path / 'a-file'} is a file, not a folder. "
+                                 "Give --reports (or MNIST_REPORTS_DIR) a folder that can be\n")
+
+
+def test_a_second_run_into_the_same_reports_is_refused_and_a_run_into_others_is_not(tmp_path: Path, monkeypatch,
+                                                                                   capsys) -> None:
+    # The second run's start would discard the first's pending results, and its end the first's.
+    monkeypatch.setattr(run, "execute_notebook", lambda *args, **kwargs: RAN)
+    paths = [notebooks_folder(tmp_path) / "01_a.ipynb"]
+    with run.sole_holder(tmp_path / "reports" / "smoke" / ".pending") as alone:  # the first run
+        assert alone
+        with pytest.raises(run.UsageError, match="another run of the notebooks is writing to .*reports.smoke: wait"):
+            run.run_notebooks(paths, tmp_path / "reports", "smoke", timeout=60, at_once=1, reads={})
+        assert run.main(["01", "--notebooks", str(paths[0].parent), "--reports", str(tmp_path / "reports"),
+                         "--profile", "smoke"]) == 2
+        assert "error: another run of the notebooks is writing to" in capsys.readouterr().err
+        assert run.run_notebooks(paths, tmp_path / "elsewhere", "smoke", timeout=60, at_once=1, reads={})["01_a"]
+    assert run.run_notebooks(paths, tmp_path / "reports", "smoke", timeout=60, at_once=1, reads={})["01_a"], "ended"
+
+
+def test_a_full_disk_during_a_run_ends_it_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    runs = tmp_path / "r" / "smoke" / "runs.json"
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(runs))
+    monkeypatch.setattr(run, "run_notebooks", full_disk)
+    assert run.main(["--notebooks", str(notebooks_folder(tmp_path)), "--reports", str(tmp_path / "r"),
+                     "--profile", "smoke"]) == 1
+    assert capsys.readouterr().err == (f"error: {runs} could not be written (No space left on device): free some "
+                                       "space there and run again\n")
+
+
+def test_a_kernel_reads_the_data_where_the_runner_does_though_it_runs_in_notebooks(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_DATA_ROOT", "data-here")  # relative to where the command ran, not to notebooks/
+    assert run.kernel_env("smoke", "reports")["MNIST_DATA_ROOT"] == str(tmp_path / "data-here")
+
+
+def test_a_notebook_named_by_a_path_elsewhere_is_refused_not_run_from_the_folder(tmp_path: Path) -> None:
+    folder = notebooks_folder(tmp_path)
+    assert run.find_notebooks(folder, [str(folder / "01_a.ipynb")]) == [folder / "01_a.ipynb"]
+    copy = tmp_path / "copy" / "01_a.ipynb"
+    with pytest.raises(ValueError, match=re.escape(f"{copy} is not in {folder}, whose notebooks run: name one of "
+                                                   f"those, or give the notebooks' folder (--notebooks {copy.parent})")):
+        run.find_notebooks(folder, [str(copy)])
