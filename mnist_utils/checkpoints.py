@@ -44,6 +44,7 @@ FORMAT = "mnist-notebooks checkpoint 1"  # bump when the metadata's meaning chan
 SAFETENSORS_HEADER_LIMIT = 100_000_000  # bytes: the format's own limit on its JSON header
 WEIGHTS_SUFFIX, METADATA_SUFFIX = ".safetensors", ".json"
 REQUIRED = ("model", "weights", "normalization", "metrics")  # metadata entries loading relies on
+_DAMAGED = "the metadata was edited or is damaged. Save the model again."  # how a bad entry's message ends
 
 _log = logging.getLogger(__name__)
 
@@ -210,15 +211,14 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
         found = metadata.get("format") if isinstance(metadata, dict) else None
         raise CheckpointError(f"{metadata_path} is not a checkpoint's metadata (format {found!r}, expected "
                               f"{FORMAT!r}). Point to a model saved by this project.")
-    missing = [key for key in REQUIRED if not isinstance(metadata.get(key), dict)]
-    if missing or not isinstance(metadata["model"].get("name"), str) or not all(
-            isinstance(metadata["weights"].get(key), kind) for key, kind in (("bytes", int), ("sha256", str))):
-        what = ", ".join(missing) or "the model name or the weights' size and SHA-256"
-        raise CheckpointError(f"{metadata_path} lacks {what}: the metadata was edited or is damaged. "
-                              "Save the model again.")
+    if missing := [key for key in REQUIRED if not isinstance(metadata.get(key), dict)]:
+        raise CheckpointError(f"{metadata_path} lacks {', '.join(missing)}: {_DAMAGED}")
+    weights = metadata["weights"]
+    if not (isinstance(metadata["model"].get("name"), str) and isinstance(weights.get("bytes"), int)
+            and isinstance(weights.get("sha256"), str)):
+        raise CheckpointError(f"{metadata_path} lacks the model name or the weights' size and SHA-256: {_DAMAGED}")
     if (problem := _inputs_problem(metadata) or _recorded_problem(metadata)) is not None:
-        raise CheckpointError(f"{metadata_path}: {problem}: the metadata was edited or is damaged. Save the model "
-                              "again.")
+        raise CheckpointError(f"{metadata_path}: {problem}: {_DAMAGED}")
     return {**metadata, "path": str(weights_path), "id": weights_path.stem}
 
 
@@ -295,12 +295,9 @@ def load_model(path: Path | str, device: torch.device | str | None = None) -> tu
     with folder_lock(paths(path)[0].parent):  # as a save holds it to rename its files: none seen half done
         metadata = read_metadata(path)
         weights_path = Path(metadata["path"])
-        if (problem := _weights_file_problem(metadata)) is not None:
-            raise CheckpointError(problem)
+        _check_weights_file(metadata)
         weights = _read(weights_path)
-    expected = metadata["weights"]
-    if (problem := _digest_problem(weights_path, hashlib.sha256(weights).hexdigest(), expected["sha256"])) is not None:
-        raise CheckpointError(problem)
+    _check_digest(weights_path, hashlib.sha256(weights).hexdigest(), metadata["weights"]["sha256"])
     try:
         state = load_safetensors(weights)
     except (SafetensorError, ValueError) as error:
@@ -325,32 +322,33 @@ def _rebuilt(metadata: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> 
     return model
 
 
-def _digest_problem(weights_path: Path, digest: str, sha256: str) -> str | None:
-    """The error message for weights whose SHA-256 (`digest`) is not the one their metadata records; None when it
-    is."""
-    if digest == sha256:
-        return None
-    return (f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or belongs to another "
-            "checkpoint. Save the model again.")
+def _check_digest(weights_path: Path, found: str, recorded: str) -> None:
+    """Refuse weights whose SHA-256 (`found`) is not the one their metadata records (`recorded`): a
+    CheckpointError."""
+    if found != recorded:
+        raise CheckpointError(f"{weights_path} does not match the SHA-256 in its metadata: the file is corrupt or "
+                              "belongs to another checkpoint. Save the model again.")
 
 
-def _weights_file_problem(metadata: Mapping[str, Any]) -> str | None:
-    """What is wrong with a checkpoint's weights file that a look at the file alone shows (missing, or not the
-    size its metadata records), as an error message; None when it looks whole (`load_model` checks the rest)."""
+def _check_weights_file(metadata: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint's weights file where a look at the file alone shows it is not whole (missing, not the
+    size its metadata records, or not starting as a safetensors file): a CheckpointError (`load_model` checks the
+    rest)."""
     weights_path, expected = Path(metadata["path"]), metadata["weights"]["bytes"]
     try:
         size = weights_path.stat().st_size
     except FileNotFoundError:
-        return (f"{weights_path} is missing, though its metadata is there: copy the weights file next to it, or save "
-                "the model again.")
+        raise CheckpointError(f"{weights_path} is missing, though its metadata is there: copy the weights file next "
+                              "to it, or save the model again.") from None
     except OSError as error:  # a link to itself, no permission: one unreadable file must not stop the listing
-        return f"{weights_path} cannot be read ({error.strerror or error}): save the model again."
+        raise CheckpointError(f"{weights_path} cannot be read ({error.strerror or error}): save the model "
+                              "again.") from None
     if size != expected:
-        return (f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is truncated or "
-                "was replaced. Save the model again.")
+        raise CheckpointError(f"{weights_path} is {size:,} bytes where its metadata says {expected:,}: the file is "
+                              "truncated or was replaced. Save the model again.")
     if _safetensors_header(weights_path, size) is None:  # a few bytes read: quick (a verifying listing hashes the rest)
-        return f"{weights_path} does not start as a safetensors file does: it is corrupt. Save the model again."
-    return None
+        raise CheckpointError(f"{weights_path} does not start as a safetensors file does: it is corrupt. Save the "
+                              "model again.")
 
 
 def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | None, str | None]:
@@ -359,15 +357,15 @@ def _listed(path: Path | str, verify: bool = False) -> tuple[dict[str, Any] | No
     None when it looks whole, else None and the error message saying what is wrong."""
     try:
         metadata = read_metadata(path)
-        problem = _weights_file_problem(metadata)
-        if problem is None and verify:
+        _check_weights_file(metadata)
+        if verify:
             weights_path = Path(metadata["path"])
-            problem = _digest_problem(weights_path, _sha256(weights_path), metadata["weights"]["sha256"])
-            if problem is None:  # as loading it would: a model its code cannot build, weights that do not fit
-                _rebuilt(metadata, _header_shapes(weights_path, metadata["weights"]["bytes"]))
+            _check_digest(weights_path, _sha256(weights_path), metadata["weights"]["sha256"])
+            # as loading it would: a model its code cannot build, weights that do not fit
+            _rebuilt(metadata, _header_shapes(weights_path, metadata["weights"]["bytes"]))
     except CheckpointError as error:
         return None, str(error)
-    return (metadata, None) if problem is None else (None, problem)
+    return metadata, None
 
 
 def checkpoint_problem(path: Path | str) -> str | None:
