@@ -86,14 +86,23 @@ def _fix_hint(root: Path | str | None) -> str:
 
 def check_file(path: Path) -> str | None:
     """None if `path` is the published file, else what is wrong with it (a bad file is removed, and the
-    answer says whether that worked: in a read-only folder it cannot be)."""
+    answer says whether that worked: in a read-only folder it cannot be). A folder in its place, or a file that
+    cannot be read, is an MNISTDataError naming the fix: neither is removed, as neither can be checked."""
     size, sha = FILES[path.name]
-    if not path.exists():
-        return "missing"
-    actual_size = path.stat().st_size
+    try:
+        if not path.exists():
+            return "missing"
+        if path.is_dir():
+            raise MNISTDataError(f"{path} is a folder, not a file: remove it, then run `make data` to fetch MNIST "
+                                 "again.")
+        actual_size = path.stat().st_size
+        actual_sha = sha256_of(path) if actual_size == size else ""
+    except OSError as error:
+        raise MNISTDataError(f"{path} cannot be read ({error.strerror or error}): make it readable, or remove it "
+                             "so that `make data` fetches it again.") from error
     if actual_size != size:
         problem = f"truncated or wrong size ({actual_size:,} bytes, expected {size:,})"
-    elif (actual_sha := sha256_of(path)) != sha:
+    elif actual_sha != sha:
         problem = f"SHA-256 mismatch (got {actual_sha[:16]}…, expected {sha[:16]}…)"
     else:
         return None

