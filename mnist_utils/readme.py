@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir
+from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir, run_command
 from .files import read_json, write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, target_text, time_against_budget)
@@ -152,11 +152,21 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
     """Replace the text between the results markers in `readme` (atomically), adding the benchmark's
     figures when `bench` (the JSON `make bench` writes) is given; every notebook of `expected` (stems)
     must have full-profile results."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
+    restore = "restore README.md with `git checkout README.md` and run `make readme` again"
+    if readme.is_dir():
+        raise ValueError(f"{readme} is a folder, not a file: remove it, then {restore}.")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"{readme} cannot be read ({error.strerror or error}): {restore}.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{readme} is not UTF-8 text (byte {error.start:,}: {error.reason}): save it as UTF-8 "
+                         "and run `make readme` again.") from None
+    head, start, rest = text.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not (start and end):  # missing, or the end marker before the start
+        raise ValueError(f"{readme} lacks the markers {README_START} … {README_END}, in that order: put them around "
+                         "its results section and run `make readme` again.")
     try:  # a file that is JSON, but not as `make bench` writes it
         speed = "\n" + bench_markdown(bench) if bench else ""
     except (KeyError, TypeError, AttributeError, IndexError) as error:
@@ -197,5 +207,5 @@ def main(readme: Path | None = None, reports: Path | None = None, notebooks: Pat
 
 if __name__ == "__main__":
     CommandParser(prog="python -m mnist_utils.readme",
-                            description=main.__doc__.split(";")[0].replace("`make readme`: r", "R")).parse_args()
-    sys.exit(main())
+                  description=main.__doc__.split(";")[0].replace("`make readme`: r", "R")).parse_args()
+    run_command(main)  # a full disk under its output in one line, as every command

@@ -2,6 +2,7 @@
 one notebook's, for a later notebook that builds on it; and the leaderboard's rows, every model any of them trained."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -9,15 +10,25 @@ from .config import get_profile, reports_dir
 from .files import read_json
 
 
-# What every results file holds (Report.to_dict writes them); the index and the README read them by name.
-RESULTS_KEYS = ("notebook", "title", "profile", "targets", "seconds", "saved", "hardware", "torch")
+# What every results file holds (Report.to_dict writes them), with its JSON type: the index and the README read them
+# by name, and a hand-edited null among them would stop the README midway
+RESULTS_TYPES = {"notebook": "a string", "title": "a string", "profile": "a string", "targets": "a list",
+                 "seconds": "a number", "saved": "a string", "hardware": "a string", "torch": "a string"}
+_TYPES = {"a string": str, "a list": list, "a number": (int, float)}
 
 
 def _results_problem(data: Any) -> str | None:
     if not isinstance(data, dict):
         return f"a JSON {type(data).__name__}, not an object"
-    missing = [key for key in RESULTS_KEYS if key not in data]
-    return f"no {', '.join(repr(k) for k in missing)}" if missing else None
+    missing = [key for key in RESULTS_TYPES if key not in data]
+    if missing:
+        return f"no {', '.join(repr(k) for k in missing)}"
+    for key, kind in RESULTS_TYPES.items():
+        if not isinstance(data[key], _TYPES[kind]) or isinstance(data[key], bool):  # JSON's true is no number
+            return f"{key!r} is {json.dumps(data[key])[:40]}, not {kind}"
+    if not all(isinstance(target, dict) for target in data["targets"]):
+        return "'targets' holds something other than objects"
+    return None
 
 
 def load_results(directory: Path | None = None) -> list[dict[str, Any]]:
