@@ -106,9 +106,10 @@ def test_make_train_without_a_config_says_so_before_setting_up_or_fetching_anyth
         pytest.skip("make is not installed")
     for name in ("Makefile", "pyproject.toml"):  # no .venv here: setup would take minutes
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
-    done = subprocess.run(["make", "train"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    alone = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    done = subprocess.run(["make", "train"], cwd=tmp_path, capture_output=True, text=True, env=alone, timeout=60)
     assert done.returncode == 2 and not (tmp_path / ".venv").exists()
     assert done.stdout == "" and done.stderr.startswith("error: name a config: make train CONFIG=configs/step3.yaml")
     planned = subprocess.run(["make", "-n", "train", "CONFIG=configs/step3.yaml"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=60).stdout
+                             text=True, env=alone, timeout=60).stdout
     assert "mnist_utils.data" in planned and "mnist_utils train --config configs/step3.yaml" in planned
