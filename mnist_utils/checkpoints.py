@@ -30,6 +30,8 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors, save as save_safetensors
 
+from models import IMAGE_SIZE
+
 from .config import counted, get_device, get_profile, pending_dir, reports_dir
 from .config_values import BUILD_ERRORS
 from .data import FILES, MNIST_MEAN, MNIST_STD
@@ -70,7 +72,7 @@ def train_one() -> str:
     return make_command("train CONFIG=configs/step3.yaml")
 
 
-def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = 28) -> nn.Module:
+def rebuild_model(name: str, args: Mapping[str, Any] | None = None, input_size: int = IMAGE_SIZE) -> nn.Module:
     """A freshly initialised model: `name` is a class of models.py or 'pretrained' (an ImageNet backbone, built
     here without its ImageNet weights, which the checkpoint replaces), `args` its keyword arguments."""
     try:
@@ -92,7 +94,7 @@ def recipe_fields(recipe: Recipe, device: torch.device) -> dict[str, Any]:
         args["family"] = pretrained_family(recipe)  # 'auto' would depend on the machine that loads it
     normalization = input_normalization(recipe)
     return {"model_name": recipe.model, "model_args": args, "config": recipe.to_dict(),
-            "mean": normalization["mean"], "std": normalization["std"], "input_size": recipe.image_size or 28,
+            "mean": normalization["mean"], "std": normalization["std"], "input_size": recipe.input_size,
             "precision": recipe.precision(device)}
 
 
@@ -135,7 +137,7 @@ def _same_header_order(weights: bytes) -> bytes:
 
 def save_checkpoint(model: nn.Module, path: Path | str, *, model_name: str, model_args: Mapping[str, Any] | None = None,
                     config: Any = None, seed: int | None = None, mean: float = MNIST_MEAN, std: float = MNIST_STD,
-                    input_size: int = 28, metrics: Mapping[str, Any] | None = None, epochs: int | None = None,
+                    input_size: int = IMAGE_SIZE, metrics: Mapping[str, Any] | None = None, epochs: int | None = None,
                     title: str | None = None, source: str | None = None, precision: str | None = None) -> Path:
     """Write `model`'s weights to PATH.safetensors and its metadata to PATH.json; return the weights' path.
 
@@ -233,7 +235,7 @@ def _whole_number(value: Any) -> bool:
 def _inputs_problem(metadata: Mapping[str, Any]) -> str | None:
     """What is wrong with how a checkpoint's metadata says to prepare its inputs (the normalisation's mean and std,
     the input size), which every prediction uses; None when a model can be given them."""
-    normalization, size = metadata["normalization"], metadata.get("input_size", 28)
+    normalization, size = metadata["normalization"], metadata.get("input_size", IMAGE_SIZE)
     if not (_finite_number(normalization.get("mean")) and _finite_number(normalization.get("std"))
             and normalization["std"] > 0):
         return f"its normalization {normalization} is not a finite mean and a std above 0"
@@ -313,7 +315,7 @@ def _rebuilt(metadata: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> 
     tensors of their shapes alone); a CheckpointError where it cannot be built or does not fit."""
     spec, weights_path = metadata["model"], metadata["path"]
     try:
-        model = rebuild_model(spec["name"], spec.get("args"), metadata.get("input_size", 28))
+        model = rebuild_model(spec["name"], spec.get("args"), metadata.get("input_size", IMAGE_SIZE))
     except CheckpointError as error:
         raise CheckpointError(f"{weights_path}: {error}") from None
     if (problem := _state_mismatch(model.state_dict(), state)) is not None:

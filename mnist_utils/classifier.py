@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
+from models import IMAGE_SIZE
+
 from .batches import Batches
 from .checkpoints import load_model
 from .config import exact_cudnn
@@ -30,10 +32,10 @@ def input_batches(images: ImageSet, metadata: Mapping[str, Any], device: torch.d
     """Unshuffled batches of `images` prepared as the checkpoint's model was validated and tested on them: its
     normalisation, input size, memory layout and evaluation batch size (kernels may add up in another order for
     another layout or batch size: the same preparation leaves them no choice)."""
-    size = metadata.get("input_size", 28)
+    size = metadata.get("input_size", IMAGE_SIZE)
     return Batches(images, trained_with(metadata, "eval_batch_size"), device=device,
                    mean=metadata["normalization"]["mean"], std=metadata["normalization"]["std"],
-                   size=None if size == 28 else size, channels_last=trained_with(metadata, "channels_last"))
+                   size=None if size == IMAGE_SIZE else size, channels_last=trained_with(metadata, "channels_last"))
 
 
 @dataclass(frozen=True)

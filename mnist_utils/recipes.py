@@ -15,7 +15,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 import torch
 import torch.nn as nn
@@ -175,6 +175,10 @@ class Recipe:
             problems.append(f"pct_start must be in (0, 1), div_factor and final_div_factor at least 1, got "
                             f"{self.pct_start}, {self.div_factor} and {self.final_div_factor}")
         problems += [f"augment.{problem}" for problem in self.augment.problems()]
+        self._refuse(problems)
+
+    def _refuse(self, problems: list[str]) -> None:
+        """Raise one ConfigError naming the recipe and every one of `problems`; nothing where there are none."""
         if problems:
             raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
 
@@ -198,11 +202,13 @@ class Recipe:
             optimizer = f"SGD lr {self.lr:g}, Nesterov momentum {cycled or f'{self.momentum:g}'}"
         else:
             optimizer = f"{self.optimizer} lr {self.lr:g}" + (f", β1 {cycled}" if cycled else "")
-        optimizer += (f", weight decay {self.weight_decay:g}" if self.weight_decay else "") + (
-            f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else "") + (
-            f", its weights averaged over the steps (EMA, decay {self.ema:g})" if self.ema else "")
+        extras = [f"weight decay {self.weight_decay:g}" if self.weight_decay else None,
+                  f"label smoothing {self.label_smoothing:g}" if self.label_smoothing else None,
+                  f"its weights averaged over the steps (EMA, decay {self.ema:g})" if self.ema else None]
+        optimizer = ", ".join([optimizer, *filter(None, extras)])
         clean = "the last epoch" if self.clean_epochs == 1 else f"the last {self.clean_epochs} epochs"
-        augmentation = self.augment.describe() + (f" ({clean} without)" if self.clean_epochs and self.augment.enabled else "")
+        without = f" ({clean} without)" if self.clean_epochs and self.augment.enabled else ""
+        augmentation = self.augment.describe() + without
         epochs = counted(self.epochs, "short epoch" if self.batches_per_epoch else "epoch")
         if (trained := min(self.train_fraction, 1 - self.val_fraction)) < 1:  # the shares of `split_sizes`
             held = f" ({self.val_fraction * 100:.3g}% held out for validation)" if self.val_fraction else ""
@@ -228,6 +234,11 @@ class Recipe:
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def input_size(self) -> int:
+        """Pixels per side of the images the model takes: `image_size`, or the digits' own 28."""
+        return self.image_size or models.IMAGE_SIZE
 
     # ------------------------------------------------------------------ changing it
 
@@ -271,6 +282,7 @@ class Recipe:
         """Refuse (ConfigError) a recipe whose split and batches `images` training images cannot make: checked
         before a run makes anything, where the profile's data are known."""
         trained, held_out = self.split_sizes(images)
+        leaves_one = self.batch_size == 1 or (not self.drop_last and trained % self.batch_size == 1)
         problems = []
         if self.val_fraction and held_out < 1:
             problems.append(f"val_fraction {self.val_fraction:g} of {images:,} training images holds out none: "
@@ -281,14 +293,19 @@ class Recipe:
         elif self.drop_last and trained < self.batch_size:
             problems.append(f"{trained:,} training images make no whole batch of {self.batch_size}, and drop_last "
                             "drops the rest: lower batch_size, or set drop_last: false")
-        elif (self.batch_size == 1 or not self.drop_last and trained % self.batch_size == 1) and self.model == \
-                PRETRAINED and not self.freeze_backbone and (size := self.image_size or 28) <= ONE_BY_ONE_UP_TO:
+        elif leaves_one and self._trains_one_by_one_backbone:
+            size = self.input_size
             problems.append(f"{trained:,} training images in batches of {self.batch_size} make a batch of 1 image, "
                             f"which a backbone's BatchNorm cannot normalise on {size}×{size} digits (its last "
                             f"features are 1×1): choose another batch_size, set drop_last: true, or an image_size "
                             f"above {ONE_BY_ONE_UP_TO}")
-        if problems:
-            raise ConfigError(f"{self.name or 'recipe'}: " + "; ".join(problems))
+        self._refuse(problems)
+
+    @property
+    def _trains_one_by_one_backbone(self) -> bool:
+        """Whether it trains a whole pretrained backbone (not frozen) on images so small that its last features are
+        1×1, where BatchNorm cannot normalise a batch of one image."""
+        return self.model == PRETRAINED and not self.freeze_backbone and self.input_size <= ONE_BY_ONE_UP_TO
 
     def train_batches(self, images: ImageSet, device: torch.device, seed: int, **inputs: Any) -> Iterable:
         """Shuffled, augmented training batches: `seed` fixes the order and the augmentation; with `batches_per_epoch`,
@@ -369,7 +386,7 @@ def build_pretrained(recipe: Recipe, **changes: Any):
     """The pretrained backbone a 'pretrained' recipe names, adapted to MNIST at the recipe's image size
     (a `PretrainedNet`: the module, its input normalisation and where its weights came from); `changes` are the
     caller's, over the recipe's model_args."""
-    defaults = {"pretrained": True, "image_size": recipe.image_size or 28}
+    defaults = {"pretrained": True, "image_size": recipe.input_size}
     given = {k: v for k, v in recipe.model_args.items() if k != "family"}
     family = pretrained_family(recipe)
     try:
@@ -384,21 +401,29 @@ def build_model(recipe: Recipe) -> nn.Module:
     """A freshly initialised model (from the global torch seed: call `seed_everything` first)."""
     if recipe.model == PRETRAINED:
         return build_pretrained(recipe).model
-    model, size, built = getattr(models, recipe.model), recipe.image_size or models.IMAGE_SIZE, None
-    try:  # built, then a blank batch through it in eval mode (nothing drawn, nothing changed): widths of 0, say,
-        built = model(**recipe.model_args)  # build a network that fails only at its first batch
+    model, size = getattr(models, recipe.model), recipe.input_size
+    try:
+        built = model(**recipe.model_args)
+    except BUILD_ERRORS as error:  # an unknown argument; a wrong type or count
+        _refuse_model_args(recipe, error, ". Give it the model_args it takes (model_args={} for its defaults)")
+    try:  # a blank batch, in eval mode (nothing drawn or changed): widths of 0, say, build but fail there
         with torch.no_grad():
             built.eval()(torch.zeros(2, 1, size, size))
         return built.train()
-    except BUILD_ERRORS as error:  # an unknown argument; a wrong type, count or size
-        raise_own_fault(lambda: model().eval()(torch.zeros(2, 1, models.IMAGE_SIZE, models.IMAGE_SIZE)))
-        signature = inspect.signature(model)  # a misspelt argument gets the one it likely stands for, else advice
-        fix = misspelt(recipe.model_args, signature.parameters) or (
-            ". Give it the model_args it takes (model_args={} for its defaults)" if built is None  # not built at all
-            else ". Give it model_args and an image_size that fit")  # built, but its first batch failed
-        raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
-                          f"digits (it takes {recipe.model}{signature}): "
-                          f"{(first_line(error) or type(error).__name__).rstrip('.')}{fix}") from None
+    except BUILD_ERRORS as error:  # an image_size it cannot take, or model_args that fail on it
+        _refuse_model_args(recipe, error, ". Give it model_args and an image_size that fit")
+
+
+def _refuse_model_args(recipe: Recipe, error: Exception, advice: str) -> NoReturn:
+    """Refuse `recipe`'s model_args for `error`: a ConfigError ending in the argument a misspelt one likely stands
+    for, else in `advice`; or, where the model fails on its own defaults too, that fault of its code."""
+    model, size = getattr(models, recipe.model), recipe.input_size
+    raise_own_fault(lambda: model().eval()(torch.zeros(2, 1, models.IMAGE_SIZE, models.IMAGE_SIZE)))
+    signature = inspect.signature(model)
+    fix = misspelt(recipe.model_args, signature.parameters) or advice
+    raise ConfigError(f"{recipe.name}: model_args {recipe.model_args} do not fit {recipe.model} on {size}×{size} "
+                      f"digits (it takes {recipe.model}{signature}): "
+                      f"{(first_line(error) or type(error).__name__).rstrip('.')}{fix}") from None
 
 
 def input_normalization(recipe: Recipe) -> dict[str, float]:
@@ -421,17 +446,13 @@ _AUGMENT_SYNONYMS = {"shift": "translate", "zoom": "scale", "erasing": "erase_p"
 
 def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
     """A validated recipe from a config's keys; unknown keys and wrong types are errors naming the key."""
-    unknown = sorted(str(key) for key in set(values) - set(_FIELDS))  # `3: 4` in a file is a key too
-    if unknown:
-        raise unknown_keys(f"{name or 'config'}: ", unknown, _FIELDS, _SYNONYMS)
+    _refuse_unknown_keys(f"{name or 'config'}: ", values, _FIELDS, _SYNONYMS)
     settings = {"name": name}
     for key, value in values.items():
         if key == "augment":
             if not isinstance(value, dict):
                 raise ConfigError(f"{name}: augment: expected keys such as rotation, translate; got {value!r}")
-            wrong = sorted(str(key) for key in set(value) - set(_AUGMENT_FIELDS))
-            if wrong:
-                raise unknown_keys(f"{name}: augment: ", wrong, _AUGMENT_FIELDS, _AUGMENT_SYNONYMS)
+            _refuse_unknown_keys(f"{name}: augment: ", value, _AUGMENT_FIELDS, _AUGMENT_SYNONYMS)
             settings[key] = Augment(**{k: convert(f"{name}: augment.{k}", v, _AUGMENT_FIELDS[k].type)
                                        for k, v in value.items()})
         else:
@@ -441,14 +462,22 @@ def recipe_from_dict(values: dict[str, Any], name: str = "") -> Recipe:
     return Recipe(**settings)
 
 
+def _refuse_unknown_keys(where: str, values: dict, known: dict[str, Any], synonyms: dict[str, str]) -> None:
+    """Refuse (ConfigError) the keys of `values` that are not `known`, sorted, each with the key it likely means;
+    nothing where every key is known."""
+    unknown = sorted(str(key) for key in set(values) - set(known))  # `3: 4` in a file is a key too
+    if unknown:
+        raise unknown_keys(where, unknown, known, synonyms)
+
+
 def load_config(name: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """The recipe of `configs/NAME.yaml` (or a path), with `overrides` such as 'epochs=3' or
     'model_args.dropout=0.1' applied last (see config_files.read_config). The file, or a file it builds on, must
     name the `model` (the Recipe's default is for code): an empty file is refused rather than trained as Model_1."""
     path = config_path(name)
     values = read_config(path, overrides)
-    # A file must name its model (the Recipe's default is for code); unknown keys first: `modle:` is a typo.
-    if "model" not in values and not set(values) - set(_FIELDS):
+    _refuse_unknown_keys(f"{path.stem or 'config'}: ", values, _FIELDS, _SYNONYMS)  # first: `modle:` is a typo
+    if "model" not in values:
         raise ConfigError(f"{path}: no model; name the architecture, e.g. model: Model_3 (models.py has "
                           f"{', '.join(model_names())}; or model: {PRETRAINED} for an ImageNet backbone)")
     return recipe_from_dict(values, path.stem)
