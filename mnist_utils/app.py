@@ -35,7 +35,7 @@ from starlette.responses import Response
 from .checkpoints import (DEFAULT_ARCHITECTURE, CheckpointError, default_checkpoint, list_checkpoints, make_command,
                           models_dir, train_one)
 from .classifier import Classifier, trained_with
-from .config import CommandParser, environment_help, user_path
+from .commands import CommandParser, environment_help, user_path
 from .preprocess import MAX_BYTES, ImageError, pixels_png, preprocess
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
@@ -63,7 +63,9 @@ class ModelShelf:
         self.directory = directory
         self.device = device
         self._lock = threading.Lock()
-        self._listing: tuple[tuple | None, list[dict[str, Any]], list[dict[str, str]]] = (None, [], [])  # stamp first
+        self._stamp: tuple | None = None  # the folder's files as last listed (`_folder_stamp`)
+        self._models: list[dict[str, Any]] = []  # their metadata, best first
+        self._skipped: list[dict[str, str]] = []  # those left out, with why
         self._loaded: dict[str, tuple[dict[str, Any], Classifier]] = {}  # id → (metadata as listed, classifier)
 
     def listing(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -75,11 +77,12 @@ class ModelShelf:
         except (FileNotFoundError, NotADirectoryError):  # `main` refuses a file; one may take the folder's place later
             return [], []
         with self._lock:
-            if self._listing[0] != stamp:
+            if self._stamp != stamp:
                 skipped: list[dict[str, str]] = []
                 # each file hashed: one replaced by another of its size is left out, not served and refused
-                self._listing = (stamp, list_checkpoints(self.directory, skipped, verify=True), skipped)
-            return self._listing[1], self._listing[2]
+                self._models = list_checkpoints(self.directory, skipped, verify=True)
+                self._stamp, self._skipped = stamp, skipped
+            return self._models, self._skipped
 
     def get(self, model_id: str | None) -> Classifier:
         """The classifier of checkpoint `model_id` (the default when None); a LookupError for an unknown one."""

@@ -37,8 +37,8 @@ from PIL import Image, ImageOps
 
 from .bench import GOAL_CPU_CORES, machine_facts
 from .checkpoints import default_checkpoint, list_checkpoints, make_command, models_dir
-from .config import (PROJECT_ROOT, CommandParser, checked_settings, figures_path, run_command, usable_cpus,
-                     user_path)
+from .commands import CommandParser, checked_settings, figures_path, run_command, user_path
+from .config import PROJECT_ROOT, usable_cpus
 from .data import load_mnist
 from .files import write_atomic
 from .report import mark

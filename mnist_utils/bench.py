@@ -45,8 +45,8 @@ from torchvision import transforms
 
 from .averaging import WeightAverage
 from .batches import endless
-from .config import (CommandParser, checked_settings, counted, data_root, figures_path, hardware, run_command,
-                     usable_cpus, user_path)
+from .commands import CommandParser, checked_settings, figures_path, run_command, user_path
+from .config import counted, data_root, hardware, usable_cpus
 from .engine import epochs_until, progress_bar, seed_everything, test, train
 from .data import MNIST, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, load_mnist
 from .files import write_atomic

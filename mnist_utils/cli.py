@@ -32,9 +32,10 @@ import torch
 from .checkpoints import (WEIGHTS_SUFFIX, CheckpointError, default_checkpoint, list_checkpoints, models_dir, paths,
                           train_one)
 from .classifier import Classifier
-from .config import (EXIT_BAD_INPUT, CommandParser, UsageError, checked_settings, command_status, environment_help,
-                     get_device, get_profile, one_line, reports_dir, stdout_to_nowhere)
-from .config_values import misspelt, seed_problem
+from .commands import (EXIT_BAD_INPUT, CommandParser, UsageError, checked_settings, command_status, environment_help,
+                       one_line, stdout_to_nowhere)
+from .config import get_device, get_profile, reports_dir
+from .config_values import SEEDS, misspelt, seed_problem
 from .data import ImageSet, MNISTDataError, load_data
 from .evaluation import confusion_matrix, log_loss, per_class_metrics
 from .files import append_whole, cannot_append, held_besides, unwritable, write_folder_atomic
@@ -300,9 +301,9 @@ def _checkpoint_path(given: str | None) -> Path:
         if any(file.exists() for file in paths(saved)):
             return saved
         ids = sorted(file.stem for file in models_dir().glob(f"*{WEIGHTS_SUFFIX}"))  # a checkpoint's id, as listed
+        held = f"saved: {_some(ids)}" if ids else f"none yet: train one with {train_one()}"
         raise UsageError(f"--model {given}: no checkpoint of that name here, nor a saved model of that id in "
-                         f"{_shown(models_dir())} (" + (f"saved: {_some(ids)}" if ids else f"none yet: train one with "
-                         f"{train_one()}") + f"){misspelt([paths(given)[0].stem], ids)}")
+                         f"{_shown(models_dir())} ({held}){misspelt([paths(given)[0].stem], ids)}")
     chosen = default_checkpoint(list_checkpoints(models_dir()))
     if chosen is None:
         raise UsageError(f"No saved model in {models_dir()}: pass --model PATH, or train one with {train_one()}.")
@@ -314,10 +315,14 @@ def _seed(text: str) -> int:
     try:
         problem = seed_problem(int(text))
     except ValueError:
-        problem = f"a seed is a whole number from 0 to 2**64 - 1, got {text!r}"
+        problem = f"{SEEDS}, got {text!r}"
     if problem:
         raise argparse.ArgumentTypeError(f"{problem}: give e.g. --seed 2")
     return int(text)
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -326,7 +331,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "(step3-seed1); default: the most accurate "
                              "Model_3 (Step 3's architecture, from any config) in REPORTS/models "
                              "(REPORTS/smoke/models under MNIST_PROFILE=smoke)")
-    parser.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
+    _add_device_option(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_seed, help="default: the config's first seed")
     train.add_argument("--out", metavar="DIR", type=os.path.expanduser,
                        help="a new or empty run folder (default: REPORTS/runs/CONFIG-seedN-TIME)")
-    train.add_argument("--device", help="e.g. cpu or cuda (default: CUDA when present, else CPU)")
+    _add_device_option(train)
     train.add_argument("--replace", action="store_true",
                        help="put the checkpoint in REPORTS/models even where one of its name is (a notebook's)")
     train.set_defaults(run=run_train)

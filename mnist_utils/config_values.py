@@ -29,11 +29,12 @@ def raise_own_fault(build_on_defaults: Callable[[], Any]) -> None:
 
 
 MAX_SEED = 2**64 - 1  # torch's generators take none larger
+SEEDS = "a seed is a whole number from 0 to 2**64 - 1"  # what a bad seed's message begins with
 
 
 def seed_problem(seed: int) -> str | None:
     """Why `seed` cannot seed a run (None where it can): a seed names a model (CONFIG-seedN: no minus sign)."""
-    return None if 0 <= seed <= MAX_SEED else f"a seed is a whole number from 0 to 2**64 - 1, got {seed}"
+    return None if 0 <= seed <= MAX_SEED else f"{SEEDS}, got {seed}"
 
 
 def name_problem(name: str) -> str | None:

@@ -26,7 +26,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .config import CommandParser, Profile, data_root, get_profile, run_command
+from .commands import CommandParser, run_command
+from .config import Profile, data_root, get_profile
 from .files import reachable, sha256_of, write_atomic
 
 # name -> (size in bytes, SHA-256) of the published, uncompressed originals.

@@ -92,6 +92,13 @@ def _too_large(what: str, size: int, max_bytes: int) -> ImageError:
                                    "an image may have: crop or scale it down.")
 
 
+def _too_many_pixels(size: str, max_pixels: int) -> ImageError:
+    """The error for a picture of `size` pixels (its width×height, or 'far too many') against the `max_pixels`
+    allowed."""
+    return ImageError("too_many_pixels", f"The image has {size} pixels, more than the {max_pixels / 1e6:.0f} "
+                                         "million allowed: scale it down.")
+
+
 def read_image_file(path: Path | str, *, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of an image file, refusing a missing, unreadable or oversized one with an ImageError."""
     path = Path(path)
@@ -119,28 +126,25 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIX
         raise ImageError("empty", "The image is empty (0 bytes): choose a PNG or JPEG file, or draw a digit.")
     if len(data) > max_bytes:
         raise _too_large("The image", len(data), max_bytes)
-    def too_many_pixels(size: str) -> ImageError:
-        return ImageError("too_many_pixels", f"The image has {size} pixels, more than the {max_pixels / 1e6:.0f} "
-                                             "million allowed: scale it down.")
-
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
         width, height = image.size  # read from the header: nothing is decoded yet
     except Image.DecompressionBombError:  # Pillow's own, far higher, limit
-        raise too_many_pixels("far too many") from None
+        raise _too_many_pixels("far too many", max_pixels) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageError("not_image", "This is not an image that can be read as PNG, JPEG, WebP, GIF or BMP: "
                                       "use a picture of a digit.") from None
     if width * height > max_pixels:
-        raise too_many_pixels(f"{width}×{height}")
+        raise _too_many_pixels(f"{width}×{height}", max_pixels)
     if max(width, height) < MIN_SIDE:
         raise ImageError("too_small", f"The image is only {width}×{height} pixels, too small to hold a digit: use a "
                                       f"picture at least {MIN_SIDE} pixels on its longer side (MNIST's are 28×28).")
     try:
         image.draft("L", (working_size, working_size))  # JPEG: decode at a reduced scale, far less memory
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
-        if image.mode.startswith("I;16"):  # Pillow reduces no 16-bit picture 2× or more (a 2,048-pixel scan); 32-bit
-            image = image.convert("I")      # integers it does, with the same tones
+        # Pillow reduces no 16-bit picture 2× or more (a 2,048-pixel scan); 32-bit integers, the same tones, it does
+        if image.mode.startswith("I;16"):
+            image = image.convert("I")
         image.thumbnail((working_size, working_size), Image.Resampling.BOX)
         return _greyscale(image), (width, height)
     except (OSError, ValueError, SyntaxError):

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import NOTEBOOKS_DIR, PROJECT_ROOT, CommandParser, find_notebooks, reports_dir, run_command
+from .commands import CommandParser, run_command
+from .config import NOTEBOOKS_DIR, PROJECT_ROOT, find_notebooks, reports_dir
 from .files import read_json, write_atomic
 from .index import (cpu_busy, fmt_duration, headline_text, is_full_series, notebook_seconds, read_runs, read_series,
                     series_time, target_text, time_against_budget)

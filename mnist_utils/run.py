@@ -42,10 +42,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 from traitlets.config import Config
 
-from .config import (HEADLESS_ENV, LANES_FILE_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, PROJECT_ROOT,
-                     READS_RESULTS_OF, SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, CommandParser, UsageError,
-                     budget_minutes, command_status, data_root, find_notebooks, first_line, get_profile,
-                     notebook_timeout, reports_dir as profile_reports_dir, reports_root, usable_cpus, user_path)
+from .commands import CommandParser, UsageError, command_status, user_path
+from .config import (LANES_FILE_ENV, NOTEBOOK_GLOB, NOTEBOOKS_DIR, PENDING_ENV, PROFILES, READS_RESULTS_OF,
+                     SMOKE_TIMEOUT, START_ORDER, TIMEOUT_HEADROOM, budget_minutes, find_notebooks, first_line,
+                     get_profile, kernel_env, notebook_timeout, reports_dir as profile_reports_dir, reports_root,
+                     usable_cpus)
 from .files import sole_holder, unwritable, write_atomic
 from .index import (cpu_busy, fmt_duration, progress_suffix, read_runs, read_series, record_run, record_series,
                     results_by_stem, write_index)
@@ -76,24 +77,6 @@ _KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}}) if 
 def project_kernel() -> str:
     """`mnist-notebooks` when that kernelspec is installed, else this interpreter's `python3`."""
     return PROJECT_KERNEL if PROJECT_KERNEL in KernelSpecManager().find_kernel_specs() else FALLBACK_KERNEL
-
-
-def kernel_env(profile: str, reports_dir: Path | str) -> dict[str, str]:
-    """The kernel's environment: ours, plus the profile, the reports folder (whose subfolder for the profile the
-    notebook's Report writes to) and the data's folder."""
-    env = dict(os.environ)
-    env["MNIST_PROFILE"] = profile
-    env["MNIST_REPORTS_DIR"] = str(Path(reports_dir).resolve())
-    env["MNIST_DATA_ROOT"] = str(data_root().resolve())  # the kernel runs in notebooks/: a relative one is ours
-    env[HEADLESS_ENV] = "1"  # progress bars as text lines, which coalescing folds to their final state
-    # The kernel runs in notebooks/, so make the project importable even without `pip install -e .`.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    # A headless shell often sets MPLBACKEND=Agg; ipykernel only picks its inline backend (figures
-    # embedded in the report) when the variable is unset.
-    env.pop("MPLBACKEND", None)
-    # debugpy's "frozen modules" warning goes to our stderr in the middle of a progress line.
-    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    return env
 
 
 def _cell_label(cell: Any, index: int | None) -> str:
@@ -365,14 +348,14 @@ class _Series:
 def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, timeout: float | None = None,
                   stop: Stop | None = None, at_once: int | None = None,
                   reads: Mapping[str, Sequence[str]] = READS_RESULTS_OF) -> dict[str, dict[str, Any]]:
-    """Run `paths`, up to `at_once` at a time (default: `default_at_once`), each as soon as the notebooks whose results it
-    `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a
+    """Run `paths`, up to `at_once` at a time (default: `default_at_once`), each as soon as the notebooks whose results
+    it `reads` have finished (see `waits_for`), those first in config.START_ORDER first (see `ready_to_start`). Print a
     line as each starts and as each ends; keep the profile's runs.json and index.html current after each, and at the
-    end, unless stopped, its series.json (see index.record_series). Side by side, the notebooks off the series'
-    longest chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them
-    does not slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks
-    are stopped and no other starts. `timeout`: seconds per notebook; by default each notebook's own
-    (`config.notebook_timeout`). A UsageError where another run is writing to the profile's folder."""
+    end, unless stopped, its series.json (see index.record_series). Side by side, the notebooks off the series' longest
+    chain (by their budgets, see `longest_chain`) compute at a lower priority, so that a notebook beside them does not
+    slow the chain down. After a stop signal (`stop`: the caller's, to learn of it) the running notebooks are stopped
+    and no other starts. `timeout`: seconds per notebook; by default each notebook's own (`config.notebook_timeout`). A
+    UsageError where another run is writing to the profile's folder."""
     at_once = default_at_once() if at_once is None else at_once
     check_at_once(at_once)
     if not paths:

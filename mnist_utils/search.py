@@ -30,8 +30,8 @@ from typing import Any, Iterable
 import torch
 import yaml
 
-from .config import (PROJECT_ROOT, CommandParser, Profile, checked_settings, command_status, first_line,
-                     generators_kept, get_device, get_profile, hardware, reports_dir, user_path)
+from .commands import CommandParser, checked_settings, command_status, user_path
+from .config import PROJECT_ROOT, Profile, first_line, generators_kept, get_device, get_profile, hardware, reports_dir
 from .data import MNISTDataError, load_data
 from .engine import History
 from .evaluation import GOAL_ACC, LAST_EPOCHS, last_epochs_summary, seed_table

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mnist_utils import app_bench
-from mnist_utils.config import UsageError
+from mnist_utils.commands import UsageError
 
 
 def test_quick_run_measures_through_a_real_server_and_reports_every_figure(step3_checkpoint, tmp_path, monkeypatch,

@@ -7,7 +7,7 @@ import torch
 
 from mnist_utils import bench
 from mnist_utils.bench import Sizes
-from mnist_utils.config import UsageError
+from mnist_utils.commands import UsageError
 from mnist_utils.recipes import load_config
 
 

@@ -371,7 +371,7 @@ def test_ctrl_c_in_the_middle_of_the_bench_or_a_search_ends_with_one_line(module
 
 
 def test_run_command_ends_as_a_command_does(capsys):
-    from mnist_utils.config import run_command
+    from mnist_utils.commands import run_command
 
     def bad():
         raise ValueError("a bad value: give another")
@@ -384,18 +384,18 @@ def test_run_command_ends_as_a_command_does(capsys):
 
 
 def test_a_command_whose_reader_left_ends_quietly_and_bad_input_in_one_line(capsys, monkeypatch):
-    from mnist_utils import config
+    from mnist_utils import commands
     silenced = []
-    monkeypatch.setattr(config, "stdout_to_nowhere", lambda: silenced.append(True))
+    monkeypatch.setattr(commands, "stdout_to_nowhere", lambda: silenced.append(True))
 
     def reader_left():  # `python -m mnist_utils.data | head -1`, once head has its line
         raise BrokenPipeError(32, "Broken pipe")
 
     def two_lines():
-        raise config.UsageError("a bad value\n  give another")
+        raise commands.UsageError("a bad value\n  give another")
     for command, status, said in [(reader_left, 141, ""), (two_lines, 2, "error: a bad value give another\n")]:
         with pytest.raises(SystemExit) as ended:
-            config.run_command(command)
+            commands.run_command(command)
         assert ended.value.code == status and capsys.readouterr().err == said
     assert silenced == [True]
 
@@ -427,7 +427,7 @@ def test_train_prints_a_test_command_that_works_pasted_as_it_is(tmp_path, monkey
 
 def test_a_path_option_makes_a_leading_tilde_the_home_folder_as_the_shell_does():
     from mnist_utils.cli import build_parser
-    from mnist_utils.config import user_path
+    from mnist_utils.commands import user_path
     home = os.path.expanduser("~")
     tested = build_parser().parse_args(["test", "--out=~/eval", "--log=~/log.jsonl", "--model=~/m"])
     assert (tested.out, tested.log, tested.model) == (f"{home}/eval", f"{home}/log.jsonl", f"{home}/m")

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from mnist_utils import config
+from mnist_utils import commands
 from mnist_utils import data as mdata
 from mnist_utils.data import (FILES, MNIST_MEAN, MNIST_STD, ImageSet, MNISTDataError, SourceUnavailable,
                               check_file, fetch_mnist, idx_bytes, load_mnist, normalization_stats, raw_dir,
@@ -167,7 +167,7 @@ def test_a_folder_in_place_of_a_file_is_named_with_the_fix_and_left_alone(raw_co
     victim.mkdir()
     sources_must_not_run(monkeypatch)  # a fetch would fail to write there, and blame the folder's permissions
     monkeypatch.setenv("MNIST_DATA_ROOT", str(raw_copy))
-    assert config.command_status(lambda: mdata.main([]), (MNISTDataError,)) == config.EXIT_BAD_INPUT
+    assert commands.command_status(lambda: mdata.main([]), (MNISTDataError,)) == commands.EXIT_BAD_INPUT
     assert capsys.readouterr().err == (f"error: {victim} is a folder, not a file: remove it, then run `make data` "
                                        "to fetch MNIST again.\n")
     assert victim.is_dir()
@@ -190,7 +190,7 @@ def test_a_file_that_cannot_be_read_is_named_with_the_fix_and_kept(raw_copy, mon
         monkeypatch.setattr(mdata, "sha256_of", refuse)
     sources_must_not_run(monkeypatch)
     monkeypatch.setenv("MNIST_DATA_ROOT", str(raw_copy))
-    assert config.command_status(lambda: mdata.main([]), (MNISTDataError,)) == config.EXIT_BAD_INPUT
+    assert commands.command_status(lambda: mdata.main([]), (MNISTDataError,)) == commands.EXIT_BAD_INPUT
     assert capsys.readouterr().err == (f"error: {victim} cannot be read (Permission denied): make it readable, or "
                                        "remove it so that `make data` fetches it again.\n")
     monkeypatch.undo()

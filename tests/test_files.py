@@ -137,7 +137,7 @@ def disk_full(fd):
 
 def test_a_write_a_full_disk_refuses_names_its_file_leaves_nothing_and_the_command_says_so_in_one_line(
         tmp_path, monkeypatch, capsys):
-    from mnist_utils import cli, config
+    from mnist_utils import cli, commands
     monkeypatch.setattr(files.os, "fsync", disk_full)
     writes = [(lambda: write_atomic(tmp_path / "a.json", b"{}"), tmp_path / "a.json"),
               (lambda: write_folder_atomic(tmp_path / "run", {"b.json": b"{}"}), tmp_path / "run" / "b.json")]
@@ -148,7 +148,7 @@ def test_a_write_a_full_disk_refuses_names_its_file_leaves_nothing_and_the_comma
     said = f"error: {tmp_path / 'a.json'} could not be written (No space left on device): free some space there and " \
            "run again\n"
     with pytest.raises(SystemExit) as ended:
-        config.run_command(lambda: write_atomic(tmp_path / "a.json", b"{}"))
+        commands.run_command(lambda: write_atomic(tmp_path / "a.json", b"{}"))
     assert ended.value.code == 1 and capsys.readouterr().err == said
     monkeypatch.setattr(cli, "checked_settings", lambda device: None)
     monkeypatch.setattr(cli, "run_predict", lambda args: write_atomic(tmp_path / "a.json", b"{}"))
@@ -157,7 +157,7 @@ def test_a_write_a_full_disk_refuses_names_its_file_leaves_nothing_and_the_comma
     def refused():
         raise PermissionError(errno.EACCES, "Permission denied")
     with pytest.raises(PermissionError):  # any other error stays itself, traceback and all
-        config.run_command(refused)
+        commands.run_command(refused)
 
 
 def test_a_line_a_full_disk_refuses_is_not_left_half_written(tmp_path, monkeypatch):

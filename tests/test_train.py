@@ -316,13 +316,13 @@ def test_a_run_whose_progress_bars_reader_left_goes_on_to_publish_its_model(tmp_
 
 
 def test_a_command_whose_reader_left_ends_quietly_with_the_shells_status(monkeypatch, capsys):
-    from mnist_utils import cli, config
+    from mnist_utils import cli, commands
     silenced = []
     def reader_left(args):  # as print does once `| head` has read its lines
         raise BrokenPipeError(32, "Broken pipe")
 
     monkeypatch.setattr(cli, "run_predict", reader_left)
-    monkeypatch.setattr(config, "stdout_to_nowhere", lambda: silenced.append(True))
+    monkeypatch.setattr(commands, "stdout_to_nowhere", lambda: silenced.append(True))
     assert main(["predict", "x.png"]) == 141 and silenced == [True]
     assert capsys.readouterr().err == ""
 
