@@ -30,6 +30,8 @@ from .optim import scheduler_step_kind
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (the weight initialisation), and have cuDNN compute a GPU's convolutions
     the same way every run. Data order and augmentation are seeded separately, by `Batches(seed=...)`."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):  # "1" or 1.5 fail deep in NumPy
+        raise TypeError(f"a seed is a whole number, e.g. 1; got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -68,11 +70,41 @@ class EpochStats:
         return self.images / self.seconds if self.seconds else float("nan")
 
 
+def class_scores(logits: Any, labels: torch.Tensor) -> torch.Tensor:
+    """`logits`, checked to hold one row of class scores per label: (N, classes) for labels (N,), and (N, copies,
+    classes) for packed copies' (N, copies). A ValueError naming the fix otherwise: a network that returns its last
+    feature map unflattened, (N, 10, 1, 1), fails inside the loss, and would be scored wrongly without a word."""
+    if not isinstance(logits, torch.Tensor) or logits.shape[:-1] != labels.shape:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"the model gave {shape} for {len(labels)} images, where a classifier gives one row of class "
+                         f"scores per image, ({len(labels)}, classes): flatten its last features (x.flatten(1)) "
+                         "before its last layer, and return the scores alone")
+    return logits
+
+
+def check_loss_fn(loss_fn: Callable) -> None:
+    """Refuse (TypeError) a loss module: `test` sums each batch's loss with loss_fn(..., reduction='sum'), which a
+    function such as F.cross_entropy takes and nn.CrossEntropyLoss() does not (it fails after a whole epoch)."""
+    if isinstance(loss_fn, nn.Module):
+        raise TypeError(f"loss_fn: give a function such as F.cross_entropy, not a module such as "
+                        f"{type(loss_fn).__name__}() (functools.partial(F.cross_entropy, label_smoothing=0.1) sets "
+                        "its options)")
+
+
+def check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse (ValueError) an optimizer that holds none of `model`'s parameters: one made for another model (in a
+    notebook, the model's cell run again after the optimizer's), which would leave this one untrained."""
+    held = {id(parameter) for group in optimizer.param_groups for parameter in group["params"]}
+    if not any(id(parameter) in held for parameter in model.parameters()):
+        raise ValueError("the optimizer holds none of the model's parameters: it was made for another model (in a "
+                         "notebook, run the cell that makes the optimizer again after the model's)")
+
+
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
                   scheduler: Any = None, loss_fn: Callable = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
     """One update: forward, loss, backward, optimizer step, then the per-batch scheduler if any.
     Returns the logits and the loss (still attached to the graph)."""
-    logits = model(images)
+    logits = class_scores(model(images), labels)
     loss = loss_fn(logits, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -87,6 +119,7 @@ def train(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer,
           averaged: WeightAverage | None = None) -> EpochStats:
     """One epoch of training. `scheduler`, if given, is stepped after every batch (e.g. OneCycleLR), and
     `averaged` updated."""
+    check_optimizer(model, optimizer)
     model.train()
     start = time.perf_counter()
     total_loss = torch.zeros((), device=device)
@@ -125,6 +158,7 @@ def epochs_until(run_epoch: Callable[[int], float], epochs: int, stop_at: float,
 def test(model: nn.Module, batches: Iterable, device: torch.device, *,
          loss_fn: Callable = F.cross_entropy) -> EpochStats:
     """Mean loss and accuracy (%) of `model` on `batches`, in eval mode, without gradients."""
+    check_loss_fn(loss_fn)
     model.eval()
     start = time.perf_counter()
     # Summed on the device, in float64 as Python sums floats: the same figures, without waiting for each batch.
@@ -133,7 +167,7 @@ def test(model: nn.Module, batches: Iterable, device: torch.device, *,
     seen = 0
     for images, labels in batches:
         images, labels = images.to(device), labels.to(device)
-        logits = model(images)
+        logits = class_scores(model(images), labels)
         total_loss += loss_fn(logits, labels, reduction="sum").double()
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += len(labels)
@@ -285,6 +319,7 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     """
     if progress not in ("batches", "epochs", None):
         raise ValueError(f"progress: 'batches', 'epochs' or None, got {progress!r}")
+    check_loss_fn(loss_fn)  # before an epoch is spent: `test` would refuse it only after one
     step_kind = scheduler_step_kind(scheduler)
     watched = patience is not None or keep_best or step_kind == "plateau"  # what reads `monitor`
     _check_monitor(monitor, scheduler if step_kind == "plateau" else None, watched, val_batches is not None,

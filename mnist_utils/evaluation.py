@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .batches import Batches
 from .config import generators_kept
-from .engine import PROBED, History, progress_bar
+from .engine import PROBED, History, class_scores, progress_bar
 from .inspection import count_parameters
 from .lanes import lanes_to_evaluate, run_in_lanes
 
@@ -60,6 +60,9 @@ def predict_views(model: nn.Module, batches: Batches, device: torch.device,
     ink wrap to the other side). The views are computed in one pass over the batches, side by side in lanes where
     the caller computes on one CPU thread (`lanes_to_evaluate`; same numbers; a hook on `model` sees batches in any
     order). `desc`: a progress bar with that label (a long evaluation outside a notebook's training loop)."""
+    if not isinstance(batches, Batches):  # data.test, say: an ImageSet has no batches
+        raise TypeError(f"predictions read Batches, not {type(batches).__name__}: give Batches(images, 1000), e.g. "
+                        "Batches(data.test, 1000)")
     if batches.shuffle:
         raise ValueError("predictions need batches in a fixed order: make them with shuffle=False")
     if not shifts:
@@ -71,7 +74,7 @@ def predict_views(model: nn.Module, batches: Batches, device: torch.device,
         images, views = images.to(device), []
         for shift in shifts:
             shown = torch.roll(images, shift, dims=(2, 3)) if any(shift) else images
-            views.append(F.softmax(model(shown).float(), dim=1).cpu())
+            views.append(F.softmax(class_scores(model(shown), labels).float(), dim=1).cpu())
         return views, labels.cpu()
 
     listed = progress_bar(batches, desc=desc, unit="batch", leave=False) if desc else batches
@@ -121,7 +124,13 @@ def accuracy_with_dropout(model: nn.Module, batches: Batches, device: torch.devi
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
-    """counts[true, predicted]."""
+    """counts[true, predicted]; a ValueError for a class outside 0 to `num_classes` - 1, which would be counted in
+    another cell without a word (a model with more outputs than the digits' 10 can predict one)."""
+    for what, classes in (("label", labels), ("predicted class", predicted)):
+        if len(classes) and not 0 <= int(classes.min()) <= int(classes.max()) < num_classes:
+            outside = int(classes.max()) if int(classes.max()) >= num_classes else int(classes.min())
+            raise ValueError(f"a {what} is {outside}, outside 0 to {num_classes - 1}: give num_classes as many as the "
+                             "model has outputs, or a model with one output per class")
     index = labels.long() * num_classes + predicted.long()
     return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
 
@@ -216,6 +225,9 @@ def fitting_diagnosis(history: History, last: int = LAST_EPOCHS, tolerance: floa
     Given `images`, how many training images the probe scores and how many test images, `gap_se` is one standard
     error of the last epoch's gap, and a verdict other than "fits well" on a mean gap within `LEAN_SE` of them is a
     `lean`, not a finding (the luck of which images fall in the two sets could make it); `verdict_text` says so."""
+    if not history.rows or any(row.get("test_acc") is None for row in history.rows):
+        raise ValueError("a fitting diagnosis reads every epoch's test accuracy, which this history lacks ("
+                         f"{'no epoch' if not history.rows else 'epochs without one'}): train with test batches")
     def gaps_of(column: str) -> tuple[list[float], float, str]:
         gaps = [train - test for train, test in zip(history[column], history["test_acc"])]
         mean_gap = sum(gaps[-last:]) / len(gaps[-last:])

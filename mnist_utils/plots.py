@@ -97,7 +97,7 @@ def plot_class_counts(train_labels: torch.Tensor, test_labels: torch.Tensor) -> 
 def plot_samples(images: torch.Tensor, labels: torch.Tensor, per_class: int = 8, seed: int = 0) -> plt.Figure:
     """A grid: one row per digit, `per_class` random examples each."""
     generator = torch.Generator().manual_seed(seed)
-    fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.9, 10 * 0.9))
+    fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.9, 10 * 0.9), squeeze=False)  # per_class 1 too
     for digit in CLASSES:
         pool = torch.nonzero(labels == digit).flatten()
         chosen = pool[torch.randperm(len(pool), generator=generator)[:per_class]]
@@ -270,8 +270,17 @@ def plot_confusion(confusion: torch.Tensor, title: str = "") -> plt.Figure:
     return _finish(fig)
 
 
+def _check_images_predicted(images: torch.Tensor, predicted: int) -> None:
+    """Refuse (ValueError) `images` that are not the `predicted` ones, image for image: the training set's under the
+    test set's answers would draw the wrong digits without a word."""
+    if len(images) != predicted:
+        raise ValueError(f"{len(images):,} images for {predicted:,} predictions: give the images the predictions were "
+                         "made on (e.g. data.test.images for a model's test predictions)")
+
+
 def plot_misclassified(images: torch.Tensor, predictions: Predictions, n: int = 24, columns: int = 8) -> plt.Figure:
     """The most confident mistakes: image, true → predicted, confidence."""
+    _check_images_predicted(images, len(predictions.labels))
     wrong = predictions.wrong[:n]
     rows = max(1, -(-len(wrong) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.6), squeeze=False)
@@ -323,6 +332,8 @@ def plot_shared_errors(counts: torch.Tensor, names: Sequence[str], images: str =
 def plot_hard_images(images: torch.Tensor, indices: torch.Tensor, predictions: dict[str, Predictions],
                      n: int = 32, columns: int = 8) -> plt.Figure:
     """The first `n` images at `indices`, each titled with its true label and every model's answer, in model order."""
+    labels = next(iter(predictions.values())).labels
+    _check_images_predicted(images, len(labels))
     total, indices = len(indices), indices[:n].tolist()
     if not indices:
         fig, ax = plt.subplots(figsize=(6, 0.8))
@@ -333,7 +344,6 @@ def plot_hard_images(images: torch.Tensor, indices: torch.Tensor, predictions: d
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55 + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    labels = next(iter(predictions.values())).labels
     for ax, index in zip(axes.flat, indices):
         ax.imshow(images[index].cpu().numpy(), cmap="gray_r")
         answers = " ".join(str(int(p.predicted[index])) for p in predictions.values())  # apart: not one number

@@ -41,6 +41,10 @@ MINUS = "\u2212"  # the minus sign: −0.02 as print sets it, a hyphen's length 
 NEGATIVE_OR_CODE = re.compile(r"(```.*?```|`[^`\n]*`)|(?:^|(?<=[\s(\[|*_:,\"]))-(?=\d)", re.MULTILINE | re.DOTALL)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class Target:
     """A measurable goal: `metric` `op` `threshold`, e.g. params < 8000."""
@@ -54,9 +58,17 @@ class Target:
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
             raise ValueError(f"Unknown comparison {self.op!r}: use one of {' '.join(OPERATORS)}")
+        if not _is_number(self.threshold):
+            raise ValueError(f"the target on {self.metric!r} compares with {self.threshold!r}, not a number: give "
+                             f"one, e.g. target({self.metric!r}, {self.op!r}, 8000, ...)")
 
     def evaluate(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The target with the value `metrics` hold of its metric and whether it meets it; a ValueError where that
+        value is not a number (a list, say), which no comparison can judge."""
         actual = metrics.get(self.metric)
+        if actual is not None and not _is_number(actual):
+            raise ValueError(f"{self.metric!r} is recorded as {json.dumps(actual)[:60]}, not a number, and a target "
+                             f"compares it with {self.threshold}: record one number under that name")
         met = actual is not None and bool(OPERATORS[self.op](actual, self.threshold))
         return {**asdict(self), "actual": actual, "met": met}
 
@@ -222,9 +234,11 @@ class Report:
     # ------------------------------------------------------------------ declaring
 
     def target(self, metric: str, op: str, threshold: float, label: str, unit: str = "") -> Target:
-        """Declare a target on a metric that the run will record."""
+        """Declare a target on a metric that the run will record: one per metric (a cell run again after its
+        comparison or threshold was edited replaces the target it declared before)."""
         goal = Target(metric, op, threshold, label, unit)
-        _put(self.targets, goal, lambda t: (t.metric, t.op) == (metric, op))
+        goal.evaluate(self.metrics)  # a value recorded already that it cannot compare: refused before it is kept
+        _put(self.targets, goal, lambda t: t.metric == metric)
         self.save()
         return goal
 
@@ -249,7 +263,10 @@ class Report:
     def record(self, **metrics: Any) -> None:
         """Record measured metrics (numbers, lists, small dicts)."""
         self._measuring()
-        self.metrics.update(jsonable(metrics))
+        recorded = {**self.metrics, **jsonable(metrics)}
+        for goal in self.targets:  # a value its target cannot compare: refused, and the metrics kept as they were
+            goal.evaluate(recorded)
+        self.metrics = recorded
         self.save()
 
     def add_run(self, name: str, **details: Any) -> None:
@@ -309,7 +326,9 @@ class Report:
         return "\n".join(lines)
 
     def result_markdown(self, metrics: dict[str, str | tuple[str, str]] | None = None) -> str:
-        seeds = [self.seed] if isinstance(self.seed, int) else list(self.seed or [])
+        # one seed of any kind (a NumPy integer, a string) or several: "12" is seed 12, not seeds 1 and 2
+        seeds = (list(self.seed) if isinstance(self.seed, (list, tuple, range))
+                 else [] if self.seed is None else [self.seed])
         seed = f", seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" if seeds else ""
         header = (f"**Result** ({self.profile.name} profile{seed}, {self.device.type}, "
                   f"torch {torch.__version__.split('+')[0]})")

@@ -112,6 +112,10 @@ def build_seeded(recipe: Recipe, seed: int) -> nn.Module:
 def run_recipe(recipe: Recipe, data: MNIST, device: torch.device, *, seed: int | None = None,
                progress: str | None = "epochs", desc: str = "") -> tuple[nn.Module, History]:
     """A model built and trained from `recipe` alone: seeded with `seed` (the recipe's first by default)."""
+    if not isinstance(recipe, Recipe):  # a config's name, say
+        name = repr(recipe) if isinstance(recipe, str) else None
+        raise TypeError(f"run_recipe trains a Recipe, not {name or type(recipe).__name__}: give "
+                        f"load_config({name or 'NAME'})")
     seed = recipe.seeds[0] if seed is None else seed
     model = build_seeded(recipe, seed)
     history = train_recipe(model, recipe, data, device, seed=seed, progress=progress, desc=desc or recipe.name)
