@@ -33,7 +33,7 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 from models import IMAGE_SIZE
 
 from .config import counted, get_device, get_profile, pending_dir, reports_dir
-from .config_values import BUILD_ERRORS
+from .config_values import BUILD_ERRORS, is_number
 from .data import FILES, MNIST_MEAN, MNIST_STD
 from .engine import History
 from .files import folder_lock, jsonable, sha256_of, write_staged
@@ -225,7 +225,7 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
 
 
 def _finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _whole_number(value: Any) -> bool:

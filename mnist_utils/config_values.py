@@ -28,6 +28,11 @@ def raise_own_fault(build_on_defaults: Callable[[], Any]) -> None:
         raise own from None
 
 
+def is_number(value: Any) -> bool:
+    """Whether `value` is an int or a float, and not a bool (JSON's and YAML's true is no number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 MAX_SEED = 2**64 - 1  # torch's generators take none larger
 SEEDS = "a seed is a whole number from 0 to 2**64 - 1"  # what a bad seed's message begins with
 
@@ -132,7 +137,7 @@ def convert(where: str, value: Any, kind: Any) -> Any:
                 continue
         if origin is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
             return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
-        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if origin is float and is_number(value):
             return float(value)
         if origin is tuple and isinstance(value, (list, tuple)):
             inner = typing.get_args(option)[0]

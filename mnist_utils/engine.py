@@ -9,6 +9,7 @@ batches, the optimizer and the device as arguments, and nothing here keeps state
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 import sys
 import time
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm as auto_tqdm
 
 from .averaging import WeightAverage, holding
 from .config import exact_cudnn, headless
+from .config_values import SEEDS, seed_problem
 from .optim import scheduler_step_kind
 
 
@@ -31,7 +33,9 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (the weight initialisation), and have cuDNN compute a GPU's convolutions
     the same way every run. Data order and augmentation are seeded separately, by `Batches(seed=...)`."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):  # "1" or 1.5 fail deep in NumPy
-        raise TypeError(f"a seed is a whole number, e.g. 1; got {seed!r}")
+        raise TypeError(f"{SEEDS}, e.g. 1; got {seed!r}")
+    if problem := seed_problem(int(seed)):
+        raise ValueError(problem)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -83,12 +87,18 @@ def class_scores(logits: Any, labels: torch.Tensor) -> torch.Tensor:
 
 
 def check_loss_fn(loss_fn: Callable) -> None:
-    """Refuse (TypeError) a loss module: `test` sums each batch's loss with loss_fn(..., reduction='sum'), which a
-    function such as F.cross_entropy takes and nn.CrossEntropyLoss() does not (it fails after a whole epoch)."""
-    if isinstance(loss_fn, nn.Module):
-        raise TypeError(f"loss_fn: give a function such as F.cross_entropy, not a module such as "
-                        f"{type(loss_fn).__name__}() (functools.partial(F.cross_entropy, label_smoothing=0.1) sets "
-                        "its options)")
+    """Refuse (TypeError) a loss that takes no `reduction`: `test` sums each batch's loss with loss_fn(...,
+    reduction='sum'), which a function such as F.cross_entropy takes and nn.CrossEntropyLoss() does not (it failed
+    after a whole epoch)."""
+    called = loss_fn.forward if isinstance(loss_fn, nn.Module) else loss_fn  # a module's own signature is *args
+    try:
+        parameters = inspect.signature(called).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: it is tried as it is
+        return
+    if not any(p.name == "reduction" or p.kind is p.VAR_KEYWORD for p in parameters):
+        raise TypeError(f"loss_fn: give a function that takes reduction=, such as F.cross_entropy, not "
+                        f"{getattr(loss_fn, '__name__', type(loss_fn).__name__ + '()')} "
+                        "(functools.partial(F.cross_entropy, label_smoothing=0.1) sets its options)")
 
 
 def check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -319,7 +329,8 @@ def fit(model: nn.Module, train_batches: Iterable, test_batches: Iterable | None
     """
     if progress not in ("batches", "epochs", None):
         raise ValueError(f"progress: 'batches', 'epochs' or None, got {progress!r}")
-    check_loss_fn(loss_fn)  # before an epoch is spent: `test` would refuse it only after one
+    if any(batches is not None for batches in (test_batches, val_batches, probe_batches)):
+        check_loss_fn(loss_fn)  # before an epoch is spent: `test` would refuse it only after one
     step_kind = scheduler_step_kind(scheduler)
     watched = patience is not None or keep_best or step_kind == "plateau"  # what reads `monitor`
     _check_monitor(monitor, scheduler if step_kind == "plateau" else None, watched, val_batches is not None,

@@ -61,8 +61,8 @@ def predict_views(model: nn.Module, batches: Batches, device: torch.device,
     the caller computes on one CPU thread (`lanes_to_evaluate`; same numbers; a hook on `model` sees batches in any
     order). `desc`: a progress bar with that label (a long evaluation outside a notebook's training loop)."""
     if not isinstance(batches, Batches):  # data.test, say: an ImageSet has no batches
-        raise TypeError(f"predictions read Batches, not {type(batches).__name__}: give Batches(images, 1000), e.g. "
-                        "Batches(data.test, 1000)")
+        raise TypeError(f"predictions read Batches, not {type(batches).__name__}: give the recipe's, e.g. "
+                        "recipe.eval_batches(data.test, device), prepared as the model was trained")
     if batches.shuffle:
         raise ValueError("predictions need batches in a fixed order: make them with shuffle=False")
     if not shifts:

@@ -159,7 +159,8 @@ def update_readme(readme: Path, results: Sequence[dict[str, Any]], bench: dict[s
     try:
         text = readme.read_text(encoding="utf-8")
     except OSError as error:
-        raise ValueError(f"{readme} cannot be read ({error.strerror or error}): {restore}.") from None
+        fix = "make it readable and run `make readme` again" if isinstance(error, PermissionError) else restore
+        raise ValueError(f"{readme} cannot be read ({error.strerror or error}): {fix}.") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{readme} is not UTF-8 text (byte {error.start:,}: {error.reason}): save it as UTF-8 "
                          "and run `make readme` again.") from None

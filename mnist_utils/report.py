@@ -31,6 +31,7 @@ import torch
 from .clock import CellClock
 from .config import get_device, get_profile, hardware, pending_dir, reports_dir
 from .config_files import config_files
+from .config_values import is_number
 from .files import jsonable, write_atomic
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -39,10 +40,6 @@ MINUS = "\u2212"  # the minus sign: −0.02 as print sets it, a hyphen's length 
 # code (group 1) is matched to be kept as it is (`head -1`, a config's `lr: -1`); any other hyphen before a digit
 # where a number starts is a minus: not 1e-05, 2026-12-05 or --seed
 NEGATIVE_OR_CODE = re.compile(r"(```.*?```|`[^`\n]*`)|(?:^|(?<=[\s(\[|*_:,\"]))-(?=\d)", re.MULTILINE | re.DOTALL)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -58,7 +55,7 @@ class Target:
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
             raise ValueError(f"Unknown comparison {self.op!r}: use one of {' '.join(OPERATORS)}")
-        if not _is_number(self.threshold):
+        if not is_number(self.threshold):
             raise ValueError(f"the target on {self.metric!r} compares with {self.threshold!r}, not a number: give "
                              f"one, e.g. target({self.metric!r}, {self.op!r}, 8000, ...)")
 
@@ -66,7 +63,7 @@ class Target:
         """The target with the value `metrics` hold of its metric and whether it meets it; a ValueError where that
         value is not a number (a list, say), which no comparison can judge."""
         actual = metrics.get(self.metric)
-        if actual is not None and not _is_number(actual):
+        if actual is not None and not is_number(actual):
             raise ValueError(f"{self.metric!r} is recorded as {json.dumps(actual)[:60]}, not a number, and a target "
                              f"compares it with {self.threshold}: record one number under that name")
         met = actual is not None and bool(OPERATORS[self.op](actual, self.threshold))
@@ -89,8 +86,7 @@ def _float_text(value: float) -> str:
 
 def formatted(value: Any, spec: str | None) -> Any:
     """`value` in the format `spec` where it is a number and a spec is given; else as it is, for `fmt`."""
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return format(value, spec) if spec and numeric else value
+    return format(value, spec) if spec and is_number(value) else value
 
 
 def typeset(text: str) -> str:
@@ -262,10 +258,10 @@ class Report:
 
     def record(self, **metrics: Any) -> None:
         """Record measured metrics (numbers, lists, small dicts)."""
-        self._measuring()
         recorded = {**self.metrics, **jsonable(metrics)}
-        for goal in self.targets:  # a value its target cannot compare: refused, and the metrics kept as they were
+        for goal in self.targets:  # a value its target cannot compare: refused, and the report kept as it was
             goal.evaluate(recorded)
+        self._measuring()
         self.metrics = recorded
         self.save()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import get_profile, reports_dir
+from .config_values import is_number
 from .files import read_json
 
 
@@ -14,7 +15,8 @@ from .files import read_json
 # by name, and a hand-edited null among them would stop the README midway
 RESULTS_TYPES = {"notebook": "a string", "title": "a string", "profile": "a string", "targets": "a list",
                  "seconds": "a number", "saved": "a string", "hardware": "a string", "torch": "a string"}
-_TYPES = {"a string": str, "a list": list, "a number": (int, float)}
+_KINDS = {"a string": lambda value: isinstance(value, str), "a list": lambda value: isinstance(value, list),
+          "a number": is_number}
 
 
 def _results_problem(data: Any) -> str | None:
@@ -24,7 +26,7 @@ def _results_problem(data: Any) -> str | None:
     if missing:
         return f"no {', '.join(repr(k) for k in missing)}"
     for key, kind in RESULTS_TYPES.items():
-        if not isinstance(data[key], _TYPES[kind]) or isinstance(data[key], bool):  # JSON's true is no number
+        if not _KINDS[kind](data[key]):
             return f"{key!r} is {json.dumps(data[key])[:40]}, not {kind}"
     if not all(isinstance(target, dict) for target in data["targets"]):
         return "'targets' holds something other than objects"

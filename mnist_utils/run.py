@@ -364,7 +364,7 @@ def run_notebooks(paths: Sequence[Path], reports_dir: Path | str, profile: str, 
     with contextlib.ExitStack() as stack:
         if not stack.enter_context(sole_holder(folder / ".pending")):  # a run's start discards the other's pending
             raise UsageError(f"another run of the notebooks is writing to {folder}: wait for it to end, or give "
-                             "--reports another folder")
+                             "--reports (or MNIST_REPORTS_DIR) another folder")
         # Name and set aside unreadable files now, before the first progress line, rather than in the middle of one.
         for read in (read_runs, read_series, results_by_stem):
             read(folder)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import stat
+import sys
 import threading
 from typing import Any, Callable
 
@@ -28,7 +31,9 @@ class Stop:
 
     def __enter__(self) -> "Stop":
         if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
-            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+            # A signal ignored stays ignored: `nohup make notebooks` must outlive the terminal it started from.
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS
+                              if signal.getsignal(signum) is not signal.SIG_IGN}
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -37,6 +42,8 @@ class Stop:
         self._previous = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            _terminal_gone()
         if self.signum is None:
             self.signum = signum
             with self._lock:
@@ -59,6 +66,17 @@ class Stop:
     @property
     def name(self) -> str:
         return signal.Signals(self.signum).name if self.signum else ""
+
+
+def _terminal_gone() -> None:
+    """After SIGHUP: what the run still says to a terminal (each notebook's last line, the summary) goes nowhere,
+    where a write to the closed terminal would fail and end the run before its notebooks are recorded; output sent
+    to a file or a pipe is kept."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or no file behind it
+            # a terminal's device (isatty is False once it has hung up), not a file or a pipe
+            if stat.S_ISCHR(os.fstat(stream.fileno()).st_mode):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 class Interrupted(Exception):

@@ -2,6 +2,7 @@
 cell was run again, a loss module, a seed as text, a list recorded under a target's metric, the wrong images for a
 plot) get an error that names the fix, before an epoch is spent and never as a wrong number."""
 import functools
+import re
 
 import pytest
 import torch
@@ -64,17 +65,20 @@ def test_a_loss_module_is_refused_before_an_epoch_and_a_function_with_options_is
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     optimizer, batches = torch.optim.SGD(model.parameters(), lr=0.1), Batches(digits(), 20)
     before = [p.clone() for p in model.parameters()]
-    with pytest.raises(TypeError, match=r"loss_fn: give a function such as F.cross_entropy, not a module such as "
-                                        r"CrossEntropyLoss\(\)"):
+    with pytest.raises(TypeError, match=r"loss_fn: give a function that takes reduction=, such as F.cross_entropy, "
+                                        r"not CrossEntropyLoss\(\)"):
         fit(model, batches, batches, optimizer, CPU, epochs=1, loss_fn=nn.CrossEntropyLoss(), progress=None)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "refused before training"
     smoothed = functools.partial(F.cross_entropy, label_smoothing=0.1)
     assert len(fit(model, batches, batches, optimizer, CPU, epochs=1, loss_fn=smoothed, progress=None)) == 1
+    untested = fit(model, batches, None, optimizer, CPU, epochs=1, loss_fn=nn.CrossEntropyLoss(), progress=None)
+    assert len(untested) == 1, "nothing tested: the module is never asked for a sum"
 
 
-@pytest.mark.parametrize("seed", ["1", 1.5, True, None])
-def test_a_seed_that_is_not_a_whole_number_is_named(seed):
-    with pytest.raises(TypeError, match=f"a seed is a whole number, e.g. 1; got {seed!r}"):
+@pytest.mark.parametrize("seed", ["1", 1.5, True, None, -1])
+def test_a_seed_that_is_not_a_whole_number_from_0_is_named(seed):
+    with pytest.raises((TypeError, ValueError), match=r"a seed is a whole number from 0 to 2\*\*64 - 1, .*"
+                                                      f"{re.escape(repr(seed))}"):
         seed_everything(seed)
 
 
@@ -140,7 +144,8 @@ def test_plots_of_predictions_refuse_other_images_and_a_grid_of_one_column_draws
 
 def test_images_where_batches_go_and_a_config_name_where_a_recipe_goes_are_named():
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    with pytest.raises(TypeError, match=r"predictions read Batches, not ImageSet: give Batches\(images, 1000\)"):
+    with pytest.raises(TypeError, match=r"predictions read Batches, not ImageSet: give the recipe's, e.g. "
+                                        r"recipe.eval_batches\(data.test, device\)"):
         predict(model, digits(), CPU)
     with pytest.raises(TypeError, match=r"run_recipe trains a Recipe, not 'step2': give load_config\('step2'\)"):
         run_recipe("step2", None, CPU)

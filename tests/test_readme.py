@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,16 @@ def test_make_readme_with_its_output_on_a_full_disk_ends_in_one_line(project):
     assert (done.returncode, done.stderr) == (1, "error: the output could not be written (No space left on device): "
                                                  "send it where there is room\n")
     assert "01_demo: Demo" in (project / "README.md").read_text(), "the README itself was written"
+
+
+def test_a_readme_it_may_not_read_is_told_to_be_made_readable(project, capsys, monkeypatch):
+    readme, read = project / "README.md", Path.read_text
+    def refused(path, *args, **kwargs):  # as a README of another user's, mode 600, reads (root reads anything)
+        if path == readme:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    assert make_readme(project) == 1
+    assert capsys.readouterr().err == (f"error: {readme} cannot be read (Permission denied): make it readable and run "
+                                       "`make readme` again.\n")

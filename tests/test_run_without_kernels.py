@@ -3,7 +3,12 @@ cells, a series that goes on when a notebook's run raises, and the run's last li
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from mnist_utils import run
-from mnist_utils.config import UNBUDGETED_TIMEOUT
+from mnist_utils.config import PROJECT_ROOT, UNBUDGETED_TIMEOUT
 
 RAN = {"status": "ok", "seconds": 1.0, "cpu_seconds": None, "profile": "smoke", "finished": "2026-12-05T10:00:00+00:00",
        "error": None}  # a notebook's runs.json entry, for a run that executes none
@@ -142,3 +147,29 @@ def test_a_notebook_named_by_a_path_elsewhere_is_refused_not_run_from_the_folder
     with pytest.raises(ValueError, match=re.escape(f"{copy} is not in {folder}, whose notebooks run: name one of "
                                                    f"those, or give the notebooks' folder (--notebooks {copy.parent})")):
         run.find_notebooks(folder, [str(copy)])
+
+
+def test_a_stop_signal_ignored_stays_ignored_so_that_nohup_outlives_the_terminal() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup make notebooks` leaves it
+    try:
+        with run.Stop() as stop:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle, "the others stop the run"
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_after_a_hangup_a_run_writes_to_its_closed_terminal_no_more() -> None:
+    # What the run says after the signal (its notebooks' last lines, the summary) must not end it before they are
+    # recorded: a write to a terminal that has gone fails (EIO).
+    script = ("import os, signal, sys, time\nfrom mnist_utils.stopping import Stop\nwith Stop() as stop:\n"
+              "    os.kill(os.getpid(), signal.SIGHUP)\n    time.sleep(0.1)\n    print('the summary', flush=True)\n"
+              "print(stop.name, file=sys.stderr)\n")
+    terminal, its_end = pty.openpty()
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=its_end, stderr=subprocess.PIPE, text=True,
+                              cwd=PROJECT_ROOT)
+    os.close(its_end)
+    os.close(terminal)  # the terminal closes: its window, or the ssh session
+    _, err = runner.communicate(timeout=120)
+    assert (runner.returncode, err) == (0, "SIGHUP\n")
