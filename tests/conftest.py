@@ -1,4 +1,5 @@
 import io
+import signal
 
 import pytest
 import torch
@@ -51,3 +52,19 @@ def picture(digit: torch.Tensor, *, size: int = 140, canvas: tuple[int, int] = (
 def make_picture():
     """`picture`, for tests: an MNIST digit turned into an uploadable picture."""
     return picture
+
+
+def default_stop_signals() -> None:
+    """In a child process (Popen's preexec_fn): SIGINT, SIGTERM and SIGHUP as a terminal's foreground job has them,
+    whatever the test run inherited (a shell ignores SIGINT in what it starts in the background; nohup, SIGHUP)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+@pytest.fixture
+def python_handles_ctrl_c():
+    """Python's own SIGINT handler for the test's length: Python raises KeyboardInterrupt only where SIGINT was not
+    ignored when it started, and a shell ignores it in what it starts in the background (`make test &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

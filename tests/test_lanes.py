@@ -111,15 +111,6 @@ def test_after_a_job_fails_no_lane_starts_another():
     assert not started, "the lane whose job ended after the failure took no new one"
 
 
-@pytest.fixture
-def python_handles_ctrl_c():
-    """Python's own SIGINT handler for the test's length: Python raises KeyboardInterrupt only where SIGINT was not
-    ignored when it started, and a shell ignores it in what it starts in the background (`make test &`)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def test_ctrl_c_stops_every_lane(python_handles_ctrl_c):
     steps = []
 

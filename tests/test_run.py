@@ -22,6 +22,7 @@ from mnist_utils import publish, run
 from mnist_utils.config import PROJECT_ROOT
 from mnist_utils.report import Report
 from mnist_utils.results import MissingResults, load_result
+from conftest import default_stop_signals
 
 
 def make_notebook(folder: Path, stem: str, *sources: str) -> Path:
@@ -128,8 +129,7 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
     nb = nbformat.read(boom, as_version=4)
     nb.cells[3].outputs = [new_output("stream", name="stdout", text="STALE OUTPUT\n")]
     nbformat.write(nb, boom)
-    make_notebook(
-        notebooks, "02_ok",
+    make_notebook(notebooks, "02_ok",
         "import os\nprint(os.environ['MNIST_PROFILE'], os.environ['MNIST_REPORTS_DIR'], os.getcwd(), sep='\\n')",
         "from mnist_utils.report import Report\n"
         "report = Report('02_ok', 'Tiny but fine')\n"
@@ -138,8 +138,7 @@ def test_a_failing_notebook_is_reported_and_the_series_goes_on(tmp_path: Path, m
         "report.headline('acc', 'Test accuracy', '%')\n"
         "report.record(acc=99.32, params=100)",
         "import time\nbusy_until = time.process_time() + 0.6  # the last cell computes: its CPU time must count\n"
-        "while time.process_time() < busy_until:\n    pass",
-    )
+        "while time.process_time() < busy_until:\n    pass")
     # A full run's outputs, which a smoke run must leave alone.
     full_outputs = {"runs.json": '{"02_ok": {"status": "ok"}}', "index.html": "full index", "02_ok.html": "full report",
                     "02_ok.ipynb": "full executed copy", "results/02_ok.json": '{"notebook": "02_ok", "profile": "full"}'}
@@ -339,8 +338,9 @@ def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous
     previous["results/01_sleeps.json"] = (reports / "results" / "01_sleeps.json").read_text()
 
     runner = subprocess.Popen(
-        [sys.executable, "-m", "mnist_utils.run", "--notebooks", str(notebooks), "--reports", str(reports),
-         "--profile", "full", "--timeout", "600"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "mnist_utils.run", "--notebooks", str(notebooks), "--reports", str(reports), "--profile",
+         "full", "--timeout", "600"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_stop_signals)  # as a terminal's foreground job has them
     try:
         for _ in range(1200):  # until the second cell runs (or two minutes pass: then the test fails below)
             if started.exists() and started.read_text() or runner.poll() is not None:
@@ -375,7 +375,7 @@ def test_a_stop_signal_ends_the_run_shuts_the_kernel_down_and_keeps_the_previous
 
 
 def test_notebooks_that_read_nothing_of_each_other_run_side_by_side_and_a_stop_ends_both(tmp_path: Path, monkeypatch,
-                                                                                         capsys) -> None:
+                                                                                         capsys, python_handles_ctrl_c):
     notebooks, reports = tmp_path / "notebooks", tmp_path / "reports"
     marks = tmp_path / "marks"
     marks.mkdir()

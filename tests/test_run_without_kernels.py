@@ -17,6 +17,7 @@ import pytest
 
 from mnist_utils import run
 from mnist_utils.config import PROJECT_ROOT, UNBUDGETED_TIMEOUT
+from conftest import default_stop_signals
 
 RAN = {"status": "ok", "seconds": 1.0, "cpu_seconds": None, "profile": "smoke", "finished": "2026-12-05T10:00:00+00:00",
        "error": None}  # a notebook's runs.json entry, for a run that executes none
@@ -150,14 +151,17 @@ def test_a_notebook_named_by_a_path_elsewhere_is_refused_not_run_from_the_folder
 
 
 def test_a_stop_signal_ignored_stays_ignored_so_that_nohup_outlives_the_terminal() -> None:
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup make notebooks` leaves it
+    # SIGHUP as `nohup make notebooks` leaves it, SIGTERM as a terminal's job has it
+    previous = {signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
     try:
         with run.Stop() as stop:
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGTERM) == stop._handle, "the others stop the run"
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGHUP, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_after_a_hangup_a_run_writes_to_its_closed_terminal_no_more() -> None:
@@ -168,7 +172,7 @@ def test_after_a_hangup_a_run_writes_to_its_closed_terminal_no_more() -> None:
               "print(stop.name, file=sys.stderr)\n")
     terminal, its_end = pty.openpty()
     runner = subprocess.Popen([sys.executable, "-c", script], stdout=its_end, stderr=subprocess.PIPE, text=True,
-                              cwd=PROJECT_ROOT)
+                              cwd=PROJECT_ROOT, preexec_fn=default_stop_signals)
     os.close(its_end)
     os.close(terminal)  # the terminal closes: its window, or the ssh session
     _, err = runner.communicate(timeout=120)
