@@ -371,6 +371,8 @@ def load_mnist(root: Path | str | None = None, *, fetch: bool = True) -> MNIST:
 
 def load_data(profile: Profile | None = None) -> MNIST:
     """MNIST as tensors, cut to the profile's sizes (the smoke profile uses small subsets)."""
+    if isinstance(profile, str):  # load_data("smoke"): a profile's name
+        raise TypeError(f"load_data takes a Profile, not its name: give get_profile({profile!r})")
     profile = profile or get_profile()
     data = load_mnist()
     return MNIST(train=data.train.head(profile.subset(len(data.train), "train")),

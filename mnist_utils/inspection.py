@@ -23,6 +23,8 @@ from .recipes import Recipe, build_pretrained
 
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
+    if isinstance(model, type):  # models.Model_3, not models.Model_3()
+        raise TypeError(f"count_parameters counts a model's parameters, not a class's: give {model.__name__}()")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

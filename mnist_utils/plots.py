@@ -154,6 +154,9 @@ def plot_history(histories: History | dict[str, History], title: str = "", loss_
     (`zoom_past_first_epochs`)."""
     if isinstance(histories, History):
         histories = {"": histories}
+    if not isinstance(histories, dict) or not all(isinstance(h, History) for h in histories.values()):
+        raise TypeError("plot_history draws a History, or several by name ({name: history}): run_recipe gives "
+                        "(model, history), so take its second")
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 3.8))
     palette = sns.color_palette("tab10", len(histories))
     several, styles = len(histories) > 1, {}  # styles: each measurement drawn, by its line style

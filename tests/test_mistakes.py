@@ -9,12 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import models
 from mnist_utils import engine
 from mnist_utils.batches import Batches
-from mnist_utils.data import ImageSet
+from mnist_utils.data import ImageSet, load_data
 from mnist_utils.engine import History, fit, seed_everything
 from mnist_utils.evaluation import confusion_matrix, fitting_diagnosis, predict
-from mnist_utils.plots import plot_hard_images, plot_misclassified, plot_samples
+from mnist_utils.inspection import count_parameters
+from mnist_utils.plots import plot_hard_images, plot_history, plot_misclassified, plot_samples
 from mnist_utils.report import Report
 from mnist_utils.training import run_recipe
 
@@ -149,3 +151,15 @@ def test_images_where_batches_go_and_a_config_name_where_a_recipe_goes_are_named
         predict(model, digits(), CPU)
     with pytest.raises(TypeError, match=r"run_recipe trains a Recipe, not 'step2': give load_config\('step2'\)"):
         run_recipe("step2", None, CPU)
+
+
+def test_a_profiles_name_a_class_and_a_run_recipe_pair_are_named_where_they_go():
+    with pytest.raises(TypeError, match=r"load_data takes a Profile, not its name: give get_profile\('smoke'\)"):
+        load_data("smoke")
+    with pytest.raises(TypeError, match=r"not a class's: give Model_3\(\)"):
+        count_parameters(models.Model_3)
+    assert count_parameters(models.Model_3()) == 5_458
+    history = History([{"epoch": 1, "lr": 0.1, "train_loss": 1.0, "train_acc": 90.0, "test_acc": 90.0}])
+    with pytest.raises(TypeError, match=r"run_recipe gives \(model, history\), so take its second"):
+        plot_history((nn.Linear(1, 1), history))
+    plot_history(history)
