@@ -76,9 +76,14 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
+def to_nowhere(stream: Any) -> None:
+    """What is still to be written to `stream` (a file object with a descriptor) goes to the null device."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def stdout_to_nowhere() -> None:
     """After a broken pipe: what is still buffered for stdout goes nowhere, so the exit's flush fails no more."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    to_nowhere(sys.stdout)
 
 
 def disk_full_message(error: OSError) -> str | None:

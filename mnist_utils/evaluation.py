@@ -127,8 +127,9 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes:
     """counts[true, predicted]; a ValueError for a class outside 0 to `num_classes` - 1, which would be counted in
     another cell without a word (a model with more outputs than the digits' 10 can predict one)."""
     for what, classes in (("label", labels), ("predicted class", predicted)):
-        if len(classes) and not 0 <= int(classes.min()) <= int(classes.max()) < num_classes:
-            outside = int(classes.max()) if int(classes.max()) >= num_classes else int(classes.min())
+        low, high = (int(classes.min()), int(classes.max())) if len(classes) else (0, 0)
+        if low < 0 or high >= num_classes:
+            outside = high if high >= num_classes else low
             raise ValueError(f"a {what} is {outside}, outside 0 to {num_classes - 1}: give num_classes as many as the "
                              "model has outputs, or a model with one output per class")
     index = labels.long() * num_classes + predicted.long()

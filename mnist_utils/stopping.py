@@ -14,6 +14,8 @@ from typing import Any, Callable
 from nbclient import NotebookClient
 from nbclient.util import ensure_async
 
+from .commands import to_nowhere
+
 # SIGHUP: the terminal or the ssh session closed (Windows has none)
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -76,7 +78,7 @@ def _terminal_gone() -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or no file behind it
             # a terminal's device (isatty is False once it has hung up), not a file or a pipe
             if stat.S_ISCHR(os.fstat(stream.fileno()).st_mode):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+                to_nowhere(stream)
 
 
 class Interrupted(Exception):
